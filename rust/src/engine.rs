@@ -1,0 +1,586 @@
+//! The engine: one universe's ready set, timers, virtual clock, choice source, tape
+//! and event log, stepping callbacks in the order the source decides.
+//!
+//! The engine is generic over the payload it schedules, so it has no idea what a
+//! callback is; the Python layer (`py/`) stores its handles here and runs them.
+//!
+//! Decision points exist only where there is a real alternative: two or more ready
+//! callbacks (a timer that fell due counts as a ready callback), or a labelled choice
+//! with a bound of two or more.
+
+use crate::eventlog::EventLog;
+use crate::ready::ReadySet;
+use crate::strategy::{Question, Strategy, StrategyKind};
+use crate::tape::{Tape, MAX_GAP};
+use crate::timers::{SeqMap, TimerHeap};
+use rand_core::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use std::collections::BTreeMap;
+
+/// Raised out of an external draw (a Python exception is stashed by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceAbort;
+
+/// Draws of the sparse encoding, answered by someone else (Hypothesis).
+pub trait ExternalDraws: Send + Sync {
+    /// Is there another deviation?
+    fn more(&mut self) -> Result<bool, SourceAbort>;
+    /// Decisions to skip before it (0 = the very next decision).
+    fn gap(&mut self) -> Result<u64, SourceAbort>;
+    /// Its value, in `1 ..= bound-1`, for the decision labelled `label`.
+    fn value(&mut self, label: &str, bound: u64) -> Result<u64, SourceAbort>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    /// The external source raised; the caller holds the reason.
+    Aborted,
+    /// Strict replay: the tape's value does not fit this decision.
+    Misaligned { index: u64, label: String, bound: u64, value: u64 },
+    /// Strict replay: the universe ended before the tape's deviations were used.
+    UnusedDeviations { first_index: u64, count: usize },
+}
+
+pub enum Source {
+    Seeded { strategy: Strategy, rng: Box<Pcg64Mcg> },
+    Replay { tape: Tape, cursor: usize, strict: bool },
+    External { draws: Box<dyn ExternalDraws>, next_deviation: Option<u64> },
+}
+
+impl Source {
+    pub fn seeded(seed: u64, kind: &StrategyKind) -> Source {
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        let strategy = Strategy::new(kind, &mut rng);
+        Source::Seeded {
+            strategy,
+            rng: Box::new(rng),
+        }
+    }
+
+    pub fn replay(tape: Tape, strict: bool) -> Source {
+        Source::Replay { tape, cursor: 0, strict }
+    }
+
+    pub fn external(draws: Box<dyn ExternalDraws>) -> Source {
+        Source::External {
+            draws,
+            next_deviation: None,
+        }
+    }
+}
+
+/// A scheduled callback as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    pub payload: T,
+    /// Event-log label of the callback (task name or function name).
+    pub label: u32,
+    /// Who the callback acts for (its task), for PCT priorities.
+    pub owner: u32,
+    /// The handle id it was scheduled under (differs from its ready seq for timers).
+    pub handle: u64,
+    pub from_timer: bool,
+}
+
+pub enum Next<T> {
+    /// Run this callback.
+    Run(Entry<T>),
+    /// Nothing is ready and no timer is pending.
+    Idle,
+    /// Too many steps without the virtual clock moving.
+    Livelock { steps: u64 },
+}
+
+pub struct Engine<T> {
+    now_ns: u64,
+    next_seq: u64,
+    ready: ReadySet<Entry<T>>,
+    timers: TimerHeap<Entry<T>>,
+    moved_timers: SeqMap<u64>,
+    timers_in_ready: usize,
+    source: Source,
+    tape: Tape,
+    decisions: u64,
+    steps: u64,
+    steps_since_clock_moved: u64,
+    livelock_steps: u64,
+    misaligned: bool,
+    log: EventLog,
+    sched_label: u32,
+    timer_label: u32,
+    coverage: BTreeMap<String, u64>,
+}
+
+impl<T> Engine<T> {
+    pub fn new(source: Source, livelock_steps: u64) -> Result<Engine<T>, EngineError> {
+        let mut log = EventLog::new();
+        let sched_label = log.label("sched.pick");
+        let timer_label = log.label("timer.order");
+        let mut engine = Engine {
+            now_ns: 0,
+            next_seq: 0,
+            ready: ReadySet::new(),
+            timers: TimerHeap::new(),
+            moved_timers: SeqMap::default(),
+            timers_in_ready: 0,
+            source,
+            tape: Tape::new(),
+            decisions: 0,
+            steps: 0,
+            steps_since_clock_moved: 0,
+            livelock_steps,
+            misaligned: false,
+            log,
+            sched_label,
+            timer_label,
+            coverage: BTreeMap::new(),
+        };
+        // The sparse encoding always starts with one `more?` draw, so a FIFO universe
+        // is exactly the draw sequence [0] whether or not it makes decisions.
+        if let Source::External { draws, next_deviation } = &mut engine.source {
+            *next_deviation = next_from(draws.as_mut(), 0)?;
+        }
+        Ok(engine)
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    pub fn decisions(&self) -> u64 {
+        self.decisions
+    }
+
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
+    pub fn misaligned(&self) -> bool {
+        self.misaligned
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    pub fn log_mut(&mut self) -> &mut EventLog {
+        &mut self.log
+    }
+
+    pub fn coverage(&self) -> &BTreeMap<String, u64> {
+        &self.coverage
+    }
+
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    pub fn timers_len(&self) -> usize {
+        self.timers.len()
+    }
+
+    pub fn set_livelock_steps(&mut self, steps: u64) {
+        self.livelock_steps = steps;
+    }
+
+    /// A fresh handle id. Ids increase, so they double as ready-set arrival order.
+    #[inline]
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_seq;
+        self.next_seq += 1;
+        id
+    }
+
+    /// Make `payload` ready now; returns its handle id.
+    #[inline]
+    pub fn schedule_ready(&mut self, payload: T, label: u32, owner: u32) -> u64 {
+        let id = self.next_id();
+        self.push_ready(
+            id,
+            Entry {
+                payload,
+                label,
+                owner,
+                handle: id,
+                from_timer: false,
+            },
+        );
+        id
+    }
+
+    /// Run `payload` once the clock reaches `deadline_ns`; returns its handle id.
+    pub fn schedule_timer(&mut self, deadline_ns: u64, payload: T, label: u32, owner: u32) -> u64 {
+        let id = self.next_id();
+        self.timers.push(
+            deadline_ns.max(self.now_ns),
+            id,
+            Entry {
+                payload,
+                label,
+                owner,
+                handle: id,
+                from_timer: true,
+            },
+        );
+        id
+    }
+
+    /// Cancel a handle wherever it is. Returns its payload if it was still pending.
+    pub fn cancel(&mut self, handle: u64) -> Option<T> {
+        if let Some(entry) = self.timers.cancel(handle) {
+            return Some(entry.payload);
+        }
+        let seq = self.moved_timers.remove(&handle).unwrap_or(handle);
+        let entry = self.ready.remove(seq)?;
+        self.unready(seq, &entry);
+        Some(entry.payload)
+    }
+
+    /// Is this handle still waiting (ready or timer)?
+    pub fn is_pending(&self, handle: u64) -> bool {
+        if self.timers.contains(handle) {
+            return true;
+        }
+        let seq = self.moved_timers.get(&handle).copied().unwrap_or(handle);
+        self.ready.get(seq).is_some_and(|e| e.handle == handle)
+    }
+
+    #[inline]
+    fn push_ready(&mut self, seq: u64, entry: Entry<T>) {
+        if let Source::Seeded { strategy, rng } = &mut self.source {
+            strategy.on_ready(seq, entry.owner, rng);
+        }
+        if entry.from_timer {
+            self.timers_in_ready += 1;
+            self.moved_timers.insert(entry.handle, seq);
+        }
+        self.ready.push(seq, entry);
+    }
+
+    #[inline]
+    fn unready(&mut self, seq: u64, entry: &Entry<T>) {
+        if let Source::Seeded { strategy, .. } = &mut self.source {
+            strategy.on_unready(seq);
+        }
+        if entry.from_timer {
+            self.timers_in_ready -= 1;
+            self.moved_timers.remove(&entry.handle);
+        }
+    }
+
+    fn move_due_timers(&mut self) {
+        while let Some((_, _, entry)) = self.timers.pop_due(self.now_ns) {
+            let seq = self.next_id();
+            self.push_ready(seq, entry);
+        }
+    }
+
+    /// The next callback to run, advancing the virtual clock if nothing is ready.
+    pub fn next(&mut self) -> Result<Next<T>, EngineError> {
+        self.move_due_timers();
+        if self.ready.is_empty() {
+            let Some(deadline) = self.timers.next_deadline() else {
+                return Ok(Next::Idle);
+            };
+            self.log.clock(deadline - self.now_ns);
+            self.now_ns = deadline;
+            self.steps_since_clock_moved = 0;
+            self.move_due_timers();
+        }
+        let count = self.ready.len() as u64;
+        let rank = if count >= 2 {
+            let label = if self.timers_in_ready as u64 == count {
+                self.timer_label
+            } else {
+                self.sched_label
+            };
+            self.decide(Question::Schedule, label, count)?
+        } else {
+            0
+        };
+        let (seq, entry) = self.ready.take(rank as usize).expect("rank is within the ready set");
+        self.unready(seq, &entry);
+        if count >= 2 {
+            if let Source::Seeded { strategy, .. } = &mut self.source {
+                strategy.after_schedule(self.decisions - 1, entry.owner);
+            }
+        }
+        self.steps += 1;
+        self.steps_since_clock_moved += 1;
+        if self.steps_since_clock_moved > self.livelock_steps {
+            return Ok(Next::Livelock {
+                steps: self.steps_since_clock_moved,
+            });
+        }
+        self.log.step(entry.label);
+        Ok(Next::Run(entry))
+    }
+
+    /// A labelled choice in `[0, bound)` (`sometimes`, `draw`, faults). Bounds below
+    /// two are not decisions and answer 0 without touching the tape.
+    pub fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> Result<u64, EngineError> {
+        if bound < 2 {
+            return Ok(0);
+        }
+        let label_id = self.log.label(label);
+        self.decide(Question::Choice { percent }, label_id, bound)
+    }
+
+    /// Count a coverage hit for `label`.
+    pub fn cover(&mut self, label: &str) {
+        if let Some(count) = self.coverage.get_mut(label) {
+            *count += 1;
+        } else {
+            self.coverage.insert(label.to_string(), 1);
+        }
+    }
+
+    fn decide(&mut self, question: Question, label: u32, bound: u64) -> Result<u64, EngineError> {
+        let index = self.decisions;
+        let value = match &mut self.source {
+            Source::Seeded { strategy, rng } => strategy.answer(question, bound, &self.ready, rng),
+            Source::Replay { tape, cursor, strict } => match tape.deviations().get(*cursor) {
+                Some(deviation) if deviation.index == index => {
+                    *cursor += 1;
+                    if deviation.value < bound {
+                        deviation.value
+                    } else if *strict {
+                        return Err(EngineError::Misaligned {
+                            index,
+                            label: self.log.label_text(label).to_string(),
+                            bound,
+                            value: deviation.value,
+                        });
+                    } else {
+                        self.misaligned = true;
+                        self.log.misalign(index);
+                        0
+                    }
+                }
+                _ => 0,
+            },
+            Source::External { draws, next_deviation } => {
+                if *next_deviation == Some(index) {
+                    let value = draws.value(self.log.label_text(label), bound).map_err(|_| EngineError::Aborted)?;
+                    *next_deviation = next_from(draws.as_mut(), index + 1)?;
+                    value.clamp(1, bound - 1)
+                } else {
+                    0
+                }
+            }
+        };
+        debug_assert!(value < bound);
+        self.decisions += 1;
+        self.tape.record(index, value);
+        self.log.decision(label, bound, value);
+        Ok(value)
+    }
+
+    /// Close the universe: check that a replayed tape was used up, log the outcome.
+    pub fn finish(&mut self, outcome: &str) -> Result<(), EngineError> {
+        let outcome_label = self.log.label(outcome);
+        self.log.end(outcome_label);
+        if let Source::Replay { tape, cursor, strict } = &self.source {
+            let unused = &tape.deviations()[*cursor..];
+            if let Some(first) = unused.first() {
+                if *strict {
+                    return Err(EngineError::UnusedDeviations {
+                        first_index: first.index,
+                        count: unused.len(),
+                    });
+                }
+                self.misaligned = true;
+                self.log.misalign(first.index);
+            }
+        }
+        Ok(())
+    }
+
+    /// Take every pending callback out (teardown), ready ones first, oldest first.
+    pub fn drain(&mut self) -> Vec<Entry<T>> {
+        let mut out: Vec<Entry<T>> = self.ready.drain().into_iter().map(|(_, e)| e).collect();
+        out.extend(self.timers.drain().into_iter().map(|(_, _, e)| e));
+        self.moved_timers.clear();
+        self.timers_in_ready = 0;
+        out
+    }
+
+    /// Pending entries, for diagnostics: ready ones oldest first, then timers.
+    pub fn pending(&self) -> impl Iterator<Item = &Entry<T>> {
+        self.ready.iter().map(|(_, e)| e).chain(self.timers.iter().map(|(_, _, e)| e))
+    }
+}
+
+fn next_from(draws: &mut dyn ExternalDraws, base: u64) -> Result<Option<u64>, EngineError> {
+    if !draws.more().map_err(|_| EngineError::Aborted)? {
+        return Ok(None);
+    }
+    let gap = draws.gap().map_err(|_| EngineError::Aborted)?.min(MAX_GAP);
+    Ok(Some(base + gap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy program: `tasks` tasks each take `rounds` steps; each step re-schedules
+    /// its task, and every third step also sets a timer. Returns (order run, engine).
+    fn run_program(source: Source, tasks: u32, rounds: u32) -> (Vec<u32>, Engine<u32>) {
+        let mut engine: Engine<u32> = Engine::new(source, 1_000_000).unwrap();
+        let mut remaining = vec![rounds; tasks as usize];
+        for task in 0..tasks {
+            let label = engine.log_mut().label(&format!("Task-{task}"));
+            engine.schedule_ready(task, label, label);
+        }
+        let mut order = Vec::new();
+        loop {
+            match engine.next().unwrap() {
+                Next::Run(entry) => {
+                    let task = entry.payload;
+                    order.push(task);
+                    let left = &mut remaining[task as usize];
+                    if *left > 0 {
+                        *left -= 1;
+                        if *left % 3 == 0 {
+                            let deadline = engine.now_ns() + 1_000;
+                            engine.schedule_timer(deadline, task, entry.label, entry.owner);
+                        } else {
+                            engine.schedule_ready(task, entry.label, entry.owner);
+                        }
+                    }
+                }
+                Next::Idle => break,
+                Next::Livelock { .. } => panic!("livelock"),
+            }
+        }
+        engine.finish("completed").unwrap();
+        (order, engine)
+    }
+
+    #[test]
+    fn fifo_makes_no_deviations_and_an_empty_tape() {
+        let (order, engine) = run_program(Source::seeded(1, &StrategyKind::Fifo), 3, 5);
+        assert!(engine.tape().is_empty());
+        assert!(engine.decisions() > 0);
+        assert_eq!(&order[..3], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn a_single_task_makes_no_decisions() {
+        let (_, engine) = run_program(Source::seeded(9, &StrategyKind::Random), 1, 50);
+        assert_eq!(engine.decisions(), 0);
+        assert!(engine.now_ns() > 0, "timers advanced the clock");
+    }
+
+    #[test]
+    fn same_seed_same_trace_and_replay_reproduces_it() {
+        for kind in [StrategyKind::Random, StrategyKind::Pct { depth: 3, horizon: 40 }] {
+            for seed in 0..50 {
+                let (order_a, a) = run_program(Source::seeded(seed, &kind), 4, 12);
+                let (order_b, b) = run_program(Source::seeded(seed, &kind), 4, 12);
+                assert_eq!(order_a, order_b);
+                assert_eq!(a.log().bytes(), b.log().bytes());
+                let (order_c, c) = run_program(Source::replay(a.tape().clone(), true), 4, 12);
+                assert_eq!(order_a, order_c);
+                assert_eq!(a.log().digest_hex(), c.log().digest_hex());
+                assert!(!c.misaligned());
+            }
+        }
+    }
+
+    #[test]
+    fn lenient_replay_of_a_misfit_tape_falls_back_and_says_so() {
+        let tape = Tape::from_deviations([(0, 99), (100_000, 1)]).unwrap();
+        let (_, engine) = run_program(Source::replay(tape.clone(), false), 3, 3);
+        assert!(engine.misaligned());
+        assert!(engine.tape().is_empty());
+        let mut strict: Engine<u32> = Engine::new(Source::replay(tape, true), 10).unwrap();
+        strict.schedule_ready(0, 0, 0);
+        strict.schedule_ready(1, 0, 0);
+        assert!(matches!(strict.next(), Err(EngineError::Misaligned { index: 0, value: 99, bound: 2, .. })));
+    }
+
+    #[test]
+    fn cancelled_handles_leave_the_ready_set_and_the_heap() {
+        let mut engine: Engine<&str> = Engine::new(Source::seeded(0, &StrategyKind::Fifo), 100).unwrap();
+        let a = engine.schedule_ready("a", 0, 0);
+        let b = engine.schedule_ready("b", 0, 0);
+        let t = engine.schedule_timer(5, "t", 0, 0);
+        assert_eq!(engine.cancel(a), Some("a"));
+        assert_eq!(engine.cancel(t), Some("t"));
+        assert!(engine.is_pending(b));
+        match engine.next().unwrap() {
+            Next::Run(entry) => assert_eq!(entry.payload, "b"),
+            _ => panic!(),
+        }
+        assert!(matches!(engine.next().unwrap(), Next::Idle));
+        assert_eq!(engine.decisions(), 0, "a cancelled handle is no alternative");
+    }
+
+    #[test]
+    fn a_timer_due_with_a_ready_callback_is_an_alternative() {
+        let mut engine: Engine<&str> = Engine::new(Source::seeded(0, &StrategyKind::Fifo), 100).unwrap();
+        engine.schedule_timer(0, "timer", 0, 0);
+        engine.schedule_ready("callback", 0, 0);
+        let Next::Run(first) = engine.next().unwrap() else { panic!() };
+        assert_eq!(engine.decisions(), 1);
+        assert_eq!(first.payload, "callback", "FIFO: the ready callback came first");
+    }
+
+    #[test]
+    fn spinning_without_the_clock_moving_is_a_livelock() {
+        let mut engine: Engine<()> = Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1000).unwrap();
+        engine.schedule_ready((), 0, 0);
+        let mut steps = 0;
+        loop {
+            match engine.next().unwrap() {
+                Next::Run(_) => {
+                    steps += 1;
+                    engine.schedule_ready((), 0, 0);
+                }
+                Next::Livelock { steps: s } => {
+                    assert_eq!(s, 1001);
+                    break;
+                }
+                Next::Idle => panic!(),
+            }
+        }
+        assert_eq!(steps, 1000);
+    }
+
+    #[test]
+    fn a_fifo_run_of_100k_steps_records_a_tiny_tape() {
+        let (order, engine) = run_program(Source::seeded(0, &StrategyKind::Fifo), 10, 10_000);
+        assert!(order.len() >= 100_000);
+        assert!(engine.tape().to_cbor().len() <= 16);
+    }
+
+    struct Scripted(Vec<u64>, usize);
+    impl ExternalDraws for Scripted {
+        fn more(&mut self) -> Result<bool, SourceAbort> {
+            self.1 += 1;
+            Ok(self.0.get(self.1 - 1).copied().unwrap_or(0) == 1)
+        }
+        fn gap(&mut self) -> Result<u64, SourceAbort> {
+            self.1 += 1;
+            Ok(self.0[self.1 - 1])
+        }
+        fn value(&mut self, _label: &str, _bound: u64) -> Result<u64, SourceAbort> {
+            self.1 += 1;
+            Ok(self.0[self.1 - 1])
+        }
+    }
+
+    #[test]
+    fn external_draws_decode_the_sparse_encoding() {
+        let (order_a, a) = run_program(Source::seeded(5, &StrategyKind::Random), 3, 6);
+        let draws = a.tape().to_draws();
+        let (order_b, b) = run_program(Source::external(Box::new(Scripted(draws, 0))), 3, 6);
+        assert_eq!(order_a, order_b);
+        assert_eq!(a.tape(), b.tape());
+    }
+}

@@ -1,0 +1,15 @@
+//! simloom's engine: deterministic scheduling, a virtual clock and the choice tape.
+//!
+//! The engine modules build and test with no Python present (`cargo test`); the
+//! `python` feature adds `py/`, the only place that knows about Python objects.
+
+pub mod engine;
+pub mod eventlog;
+pub mod ready;
+pub mod sha256;
+pub mod strategy;
+pub mod tape;
+pub mod timers;
+
+#[cfg(feature = "python")]
+mod py;

@@ -1,0 +1,228 @@
+//! Scheduling strategies: how a *seeded* universe answers each decision.
+//!
+//! A strategy only decides which alternative to take; the tape records the answer as
+//! a rank (0 = canonical). FIFO always answers 0; the random walk answers uniformly;
+//! PCT (Burckhardt et al., "A randomized scheduler with probabilistic guarantees of
+//! finding bugs") runs the ready callback whose *owner* (task) has the highest random
+//! priority and lowers the running owner's priority at d−1 random change points
+//! within a horizon of k decisions. Every random number comes from the universe's one
+//! seeded generator.
+//!
+//! Owns: the answer to a decision. Must not: touch the tape or the ready set.
+
+use crate::ready::ReadySet;
+use crate::timers::SeqMap;
+use rand_core::Rng;
+use rand_pcg::Pcg64Mcg;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+/// Uniform integer in `[0, bound)` by the multiply-shift method (no modulo bias worth
+/// speaking of for bounds far below 2^64).
+#[inline]
+pub fn uniform(rng: &mut Pcg64Mcg, bound: u64) -> u64 {
+    if bound <= 1 {
+        return 0;
+    }
+    ((rng.next_u64() as u128 * bound as u128) >> 64) as u64
+}
+
+/// What a decision asks.
+#[derive(Debug, Clone, Copy)]
+pub enum Question {
+    /// Which ready callback runs next; the bound is the ready set's size.
+    Schedule,
+    /// A labelled choice in `[0, bound)`; `percent` is the chance of a nonzero answer
+    /// for yes/no choices (`sometimes`), `None` for uniform draws.
+    Choice { percent: Option<u32> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrategyKind {
+    Fifo,
+    Random,
+    Pct { depth: u32, horizon: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Pct {
+    depth: u32,
+    horizon: u64,
+    change_points: Vec<u64>,
+    next_change: usize,
+    priorities: HashMap<u32, u64>,
+    /// Ready entries by (priority high → low, age old → new).
+    ordered: BTreeSet<(Reverse<u64>, u64)>,
+    owner_of: SeqMap<u32>,
+    ready_of_owner: HashMap<u32, Vec<u64>>,
+}
+
+impl Pct {
+    fn new(depth: u32, horizon: u64, rng: &mut Pcg64Mcg) -> Pct {
+        let horizon = horizon.max(1);
+        let mut change_points: Vec<u64> = (1..depth.max(1)).map(|_| uniform(rng, horizon)).collect();
+        change_points.sort_unstable();
+        Pct {
+            depth: depth.max(1),
+            horizon,
+            change_points,
+            next_change: 0,
+            priorities: HashMap::new(),
+            ordered: BTreeSet::new(),
+            owner_of: SeqMap::default(),
+            ready_of_owner: HashMap::new(),
+        }
+    }
+
+    fn priority(&mut self, owner: u32, rng: &mut Pcg64Mcg) -> u64 {
+        let depth = self.depth as u64;
+        *self
+            .priorities
+            .entry(owner)
+            .or_insert_with(|| depth + 1 + (rng.next_u64() >> 2))
+    }
+
+    fn on_ready(&mut self, seq: u64, owner: u32, rng: &mut Pcg64Mcg) {
+        let priority = self.priority(owner, rng);
+        self.ordered.insert((Reverse(priority), seq));
+        self.owner_of.insert(seq, owner);
+        self.ready_of_owner.entry(owner).or_default().push(seq);
+    }
+
+    fn on_unready(&mut self, seq: u64) {
+        let Some(owner) = self.owner_of.remove(&seq) else {
+            return;
+        };
+        let priority = self.priorities[&owner];
+        self.ordered.remove(&(Reverse(priority), seq));
+        if let Some(list) = self.ready_of_owner.get_mut(&owner) {
+            if let Some(at) = list.iter().position(|&s| s == seq) {
+                list.swap_remove(at);
+            }
+        }
+    }
+
+    fn pick<E>(&mut self, ready: &ReadySet<E>) -> u64 {
+        match self.ordered.first() {
+            Some(&(_, seq)) => ready.rank_of(seq).unwrap_or(0) as u64,
+            None => 0,
+        }
+    }
+
+    /// After decision `index` chose an entry owned by `owner`: at a change point the
+    /// owner drops below every initial priority.
+    fn after_pick(&mut self, index: u64, owner: u32) {
+        while self.next_change < self.change_points.len() && self.change_points[self.next_change] < index {
+            self.next_change += 1;
+        }
+        if self.next_change < self.change_points.len() && self.change_points[self.next_change] == index {
+            self.next_change += 1;
+            let lowered = self.next_change as u64; // 1 ..= depth-1, all below depth+1
+            let old = self.priorities.insert(owner, lowered).unwrap_or(lowered);
+            if let Some(seqs) = self.ready_of_owner.get(&owner) {
+                for &seq in seqs {
+                    self.ordered.remove(&(Reverse(old), seq));
+                    self.ordered.insert((Reverse(lowered), seq));
+                }
+            }
+        }
+    }
+
+    pub fn horizon(&self) -> u64 {
+        self.horizon
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Strategy {
+    Fifo,
+    Random,
+    Pct(Box<Pct>),
+}
+
+impl Strategy {
+    pub fn new(kind: &StrategyKind, rng: &mut Pcg64Mcg) -> Strategy {
+        match *kind {
+            StrategyKind::Fifo => Strategy::Fifo,
+            StrategyKind::Random => Strategy::Random,
+            StrategyKind::Pct { depth, horizon } => Strategy::Pct(Box::new(Pct::new(depth, horizon, rng))),
+        }
+    }
+
+    #[inline]
+    pub fn on_ready(&mut self, seq: u64, owner: u32, rng: &mut Pcg64Mcg) {
+        if let Strategy::Pct(pct) = self {
+            pct.on_ready(seq, owner, rng);
+        }
+    }
+
+    #[inline]
+    pub fn on_unready(&mut self, seq: u64) {
+        if let Strategy::Pct(pct) = self {
+            pct.on_unready(seq);
+        }
+    }
+
+    pub fn answer<E>(&mut self, question: Question, bound: u64, ready: &ReadySet<E>, rng: &mut Pcg64Mcg) -> u64 {
+        match (self, question) {
+            (Strategy::Fifo, _) => 0,
+            (Strategy::Pct(pct), Question::Schedule) => pct.pick(ready),
+            (_, Question::Schedule) => uniform(rng, bound),
+            (_, Question::Choice { percent: Some(percent) }) => {
+                if uniform(rng, 100) < percent as u64 {
+                    1 + uniform(rng, bound - 1)
+                } else {
+                    0
+                }
+            }
+            (_, Question::Choice { percent: None }) => uniform(rng, bound),
+        }
+    }
+
+    #[inline]
+    pub fn after_schedule(&mut self, index: u64, owner: u32) {
+        if let Strategy::Pct(pct) = self {
+            pct.after_pick(index, owner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn pct_runs_the_highest_priority_owner_until_a_change_point() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let mut strategy = Strategy::new(&StrategyKind::Pct { depth: 1, horizon: 10 }, &mut rng);
+        let mut ready = ReadySet::new();
+        // Two owners, each with one ready entry; with depth 1 there are no change
+        // points, so the same owner wins every time its entry is ready.
+        for (seq, owner) in [(0u64, 7u32), (1, 9)] {
+            ready.push(seq, owner);
+            strategy.on_ready(seq, owner, &mut rng);
+        }
+        let first = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
+        let (seq, owner) = ready.take(first).unwrap();
+        strategy.on_unready(seq);
+        for round in 0..20u64 {
+            ready.push(10 + round, owner);
+            strategy.on_ready(10 + round, owner, &mut rng);
+            let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
+            let (seq, again) = ready.take(rank).unwrap();
+            strategy.on_unready(seq);
+            assert_eq!(again, owner, "the winning owner keeps running");
+        }
+    }
+
+    #[test]
+    fn uniform_stays_in_bounds() {
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        for bound in [1u64, 2, 3, 1000] {
+            for _ in 0..1000 {
+                assert!(uniform(&mut rng, bound) < bound);
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The choice tape: every nondeterministic decision of a universe, recorded as its
+//! deviations from the canonical choice 0.
+//!
+//! A decision is one point where there was a real alternative. Choice 0 is canonical
+//! (the oldest ready callback, no fault, the minimum). A tape stores only the
+//! decisions whose value was not 0, as `(decision index, value)` pairs in increasing
+//! index order, so a FIFO universe of any length has an empty tape.
+//!
+//! The same tape is also a *draw sequence* (the sparse encoding that Hypothesis sees):
+//! `more?` (0/1), then for each deviation `gap` (decisions skipped since the previous
+//! deviation) and `value` (1 ..= bound-1), then `more?` again. FIFO is the single
+//! draw `[0]`.
+//!
+//! Serialised forms: JSON (human-readable artifact) and CBOR (compact), each carrying
+//! a format marker and version so a foreign, newer, corrupt or truncated file is a
+//! named error.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const TAPE_FORMAT: &str = "simloom.tape";
+/// The CBOR form starts with this short marker instead of the long format name.
+pub const TAPE_CBOR_MAGIC: &str = "sltp";
+pub const TAPE_VERSION: u64 = 1;
+/// Largest gap the draw encoding can express between two deviations.
+pub const MAX_GAP: u64 = u32::MAX as u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapeError {
+    /// Not a simloom tape at all.
+    Foreign(String),
+    /// Written by a newer simloom.
+    NewerVersion { found: u64, supported: u64 },
+    /// Structurally a tape, but its content is invalid.
+    Corrupt(String),
+    /// The bytes end before the tape does.
+    Truncated(String),
+}
+
+impl fmt::Display for TapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TapeError::Foreign(why) => write!(f, "not a simloom tape: {why}"),
+            TapeError::NewerVersion { found, supported } => write!(
+                f,
+                "tape format version {found} is newer than this simloom supports (version {supported}); upgrade simloom to replay it"
+            ),
+            TapeError::Corrupt(why) => write!(f, "corrupt simloom tape: {why}"),
+            TapeError::Truncated(why) => write!(f, "truncated simloom tape: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TapeError {}
+
+/// One recorded deviation: at decision `index` the choice was `value` (never 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deviation {
+    pub index: u64,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tape {
+    deviations: Vec<Deviation>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonTape {
+    format: String,
+    version: u64,
+    deviations: Vec<(u64, u64)>,
+}
+
+impl Tape {
+    pub fn new() -> Self {
+        Tape::default()
+    }
+
+    /// Build a tape from deviations; indexes must strictly increase and values be ≥ 1.
+    pub fn from_deviations(pairs: impl IntoIterator<Item = (u64, u64)>) -> Result<Tape, TapeError> {
+        let mut tape = Tape::new();
+        for (index, value) in pairs {
+            tape.check_next(index, value)?;
+            tape.deviations.push(Deviation { index, value });
+        }
+        Ok(tape)
+    }
+
+    fn check_next(&self, index: u64, value: u64) -> Result<(), TapeError> {
+        if value == 0 {
+            return Err(TapeError::Corrupt(format!(
+                "deviation at decision {index} has value 0 (the canonical choice is never recorded)"
+            )));
+        }
+        if let Some(last) = self.deviations.last() {
+            if index <= last.index {
+                return Err(TapeError::Corrupt(format!(
+                    "deviation indexes must increase, got {index} after {}",
+                    last.index
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Record a decision's outcome; zeros are not stored.
+    pub fn record(&mut self, index: u64, value: u64) {
+        if value != 0 {
+            debug_assert!(self.deviations.last().is_none_or(|d| d.index < index));
+            self.deviations.push(Deviation { index, value });
+        }
+    }
+
+    pub fn deviations(&self) -> &[Deviation] {
+        &self.deviations
+    }
+
+    pub fn len(&self) -> usize {
+        self.deviations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deviations.is_empty()
+    }
+
+    /// The sparse draw sequence Hypothesis records for this tape.
+    pub fn to_draws(&self) -> Vec<u64> {
+        let mut draws = Vec::with_capacity(1 + 3 * self.deviations.len());
+        let mut next_index = 0u64;
+        for deviation in &self.deviations {
+            draws.push(1);
+            draws.push(deviation.index - next_index);
+            draws.push(deviation.value);
+            next_index = deviation.index + 1;
+        }
+        draws.push(0);
+        draws
+    }
+
+    /// Inverse of [`Tape::to_draws`].
+    pub fn from_draws(draws: &[u64]) -> Result<Tape, TapeError> {
+        let mut tape = Tape::new();
+        let mut next_index = 0u64;
+        let mut cursor = draws.iter();
+        loop {
+            match cursor.next() {
+                Some(0) => break,
+                Some(1) => {}
+                Some(other) => {
+                    return Err(TapeError::Corrupt(format!("`more?` draw must be 0 or 1, got {other}")))
+                }
+                None => return Err(TapeError::Truncated("draw sequence ends without a final `more? = 0`".into())),
+            }
+            let (Some(&gap), Some(&value)) = (cursor.next(), cursor.next()) else {
+                return Err(TapeError::Truncated("a deviation is missing its gap or value".into()));
+            };
+            let index = next_index
+                .checked_add(gap)
+                .ok_or_else(|| TapeError::Corrupt("decision index overflows".into()))?;
+            tape.check_next(index, value)?;
+            tape.deviations.push(Deviation { index, value });
+            next_index = index + 1;
+        }
+        if cursor.next().is_some() {
+            return Err(TapeError::Corrupt("draws continue after the final `more? = 0`".into()));
+        }
+        Ok(tape)
+    }
+
+    pub fn to_json(&self) -> String {
+        let doc = JsonTape {
+            format: TAPE_FORMAT.to_string(),
+            version: TAPE_VERSION,
+            deviations: self.deviations.iter().map(|d| (d.index, d.value)).collect(),
+        };
+        serde_json::to_string(&doc).expect("a tape always serialises")
+    }
+
+    pub fn from_json(text: &str) -> Result<Tape, TapeError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            if e.is_eof() {
+                TapeError::Truncated(format!("JSON ends early ({e})"))
+            } else {
+                TapeError::Foreign(format!("not valid JSON ({e})"))
+            }
+        })?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| TapeError::Foreign("the JSON document is not an object".into()))?;
+        match object.get("format").and_then(|f| f.as_str()) {
+            Some(TAPE_FORMAT) => {}
+            Some(other) => return Err(TapeError::Foreign(format!("format is {other:?}, expected {TAPE_FORMAT:?}"))),
+            None => return Err(TapeError::Foreign(format!("no \"format\": {TAPE_FORMAT:?} field"))),
+        }
+        let version = object
+            .get("version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| TapeError::Corrupt("missing or non-integer \"version\"".into()))?;
+        check_version(version)?;
+        let list = object
+            .get("deviations")
+            .and_then(|d| d.as_array())
+            .ok_or_else(|| TapeError::Corrupt("missing \"deviations\" list".into()))?;
+        let mut pairs = Vec::with_capacity(list.len());
+        for item in list {
+            let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(|| {
+                TapeError::Corrupt(format!("each deviation must be [index, value], got {item}"))
+            })?;
+            match (pair[0].as_u64(), pair[1].as_u64()) {
+                (Some(i), Some(v)) => pairs.push((i, v)),
+                _ => return Err(TapeError::Corrupt(format!("deviation {item} is not two non-negative integers"))),
+            }
+        }
+        Tape::from_deviations(pairs)
+    }
+
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let doc = (
+            TAPE_CBOR_MAGIC,
+            TAPE_VERSION,
+            self.deviations.iter().map(|d| (d.index, d.value)).collect::<Vec<_>>(),
+        );
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(&doc, &mut out).expect("a tape always serialises");
+        out
+    }
+
+    pub fn from_cbor(bytes: &[u8]) -> Result<Tape, TapeError> {
+        use ciborium::value::Value;
+        let value: Value = ciborium::de::from_reader(bytes).map_err(|e| match e {
+            ciborium::de::Error::Io(_) => TapeError::Truncated("CBOR data ends early".into()),
+            ciborium::de::Error::Syntax(at) => TapeError::Foreign(format!("not CBOR (syntax error at byte {at})")),
+            other => TapeError::Foreign(format!("not a CBOR tape ({other})")),
+        })?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| TapeError::Foreign("the CBOR item is not an array".into()))?;
+        if items.first().and_then(|m| m.as_text()) != Some(TAPE_CBOR_MAGIC) {
+            return Err(TapeError::Foreign(format!("missing the {TAPE_CBOR_MAGIC:?} marker")));
+        }
+        let version = items
+            .get(1)
+            .and_then(|v| v.as_integer())
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| TapeError::Corrupt("missing or invalid version".into()))?;
+        check_version(version)?;
+        let list = items
+            .get(2)
+            .and_then(|d| d.as_array())
+            .ok_or_else(|| TapeError::Corrupt("missing deviations array".into()))?;
+        if items.len() != 3 {
+            return Err(TapeError::Corrupt(format!("expected 3 fields, found {}", items.len())));
+        }
+        let mut pairs = Vec::with_capacity(list.len());
+        for item in list {
+            let pair = item
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or_else(|| TapeError::Corrupt("each deviation must be [index, value]".into()))?;
+            let as_u64 = |v: &Value| v.as_integer().and_then(|i| u64::try_from(i).ok());
+            match (as_u64(&pair[0]), as_u64(&pair[1])) {
+                (Some(i), Some(v)) => pairs.push((i, v)),
+                _ => return Err(TapeError::Corrupt("a deviation is not two non-negative integers".into())),
+            }
+        }
+        Tape::from_deviations(pairs)
+    }
+
+    /// Decode either serialised form, telling them apart by the first byte.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Tape, TapeError> {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        match first {
+            None => Err(TapeError::Truncated("the tape file is empty".into())),
+            Some(b'{') => {
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| TapeError::Foreign("JSON tape is not valid UTF-8".into()))?;
+                Tape::from_json(text)
+            }
+            Some(_) => Tape::from_cbor(bytes),
+        }
+    }
+}
+
+fn check_version(version: u64) -> Result<(), TapeError> {
+    if version > TAPE_VERSION {
+        return Err(TapeError::NewerVersion {
+            found: version,
+            supported: TAPE_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(TapeError::Corrupt("version 0 does not exist".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Tape {
+        Tape::from_deviations([(0, 1), (7, 3), (8, 2), (1_000_000, 41)]).unwrap()
+    }
+
+    #[test]
+    fn fifo_tape_is_a_single_draw_and_tiny_in_cbor() {
+        let tape = Tape::new();
+        assert_eq!(tape.to_draws(), vec![0]);
+        assert!(tape.to_cbor().len() <= 16, "{} bytes", tape.to_cbor().len());
+    }
+
+    #[test]
+    fn draws_round_trip() {
+        let tape = sample();
+        assert_eq!(tape.to_draws(), vec![1, 0, 1, 1, 6, 3, 1, 0, 2, 1, 999_991, 41, 0]);
+        assert_eq!(Tape::from_draws(&tape.to_draws()).unwrap(), tape);
+    }
+
+    #[test]
+    fn json_and_cbor_round_trip() {
+        let tape = sample();
+        assert_eq!(Tape::from_json(&tape.to_json()).unwrap(), tape);
+        assert_eq!(Tape::from_cbor(&tape.to_cbor()).unwrap(), tape);
+        assert_eq!(Tape::from_bytes(tape.to_json().as_bytes()).unwrap(), tape);
+        assert_eq!(Tape::from_bytes(&tape.to_cbor()).unwrap(), tape);
+    }
+
+    #[test]
+    fn bad_input_gives_named_errors() {
+        let cbor = sample().to_cbor();
+        assert!(matches!(Tape::from_cbor(&cbor[..cbor.len() - 2]), Err(TapeError::Truncated(_))));
+        let json = sample().to_json();
+        assert!(matches!(Tape::from_json(&json[..json.len() - 3]), Err(TapeError::Truncated(_))));
+        assert!(matches!(Tape::from_bytes(b""), Err(TapeError::Truncated(_))));
+        assert!(matches!(Tape::from_json("{\"format\": \"other\"}"), Err(TapeError::Foreign(_))));
+        assert!(matches!(Tape::from_json("[1, 2]"), Err(TapeError::Foreign(_))));
+        assert!(matches!(Tape::from_bytes(b"\x89PNG\r\n"), Err(TapeError::Foreign(_)) | Err(TapeError::Truncated(_))));
+        assert!(matches!(
+            Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 9, \"deviations\": []}"),
+            Err(TapeError::NewerVersion { found: 9, supported: 1 })
+        ));
+        assert!(matches!(
+            Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 1, \"deviations\": [[3, 1], [2, 1]]}"),
+            Err(TapeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 1, \"deviations\": [[3, 0]]}"),
+            Err(TapeError::Corrupt(_))
+        ));
+        assert!(matches!(Tape::from_draws(&[1, 2]), Err(TapeError::Truncated(_))));
+        assert!(matches!(Tape::from_draws(&[0, 5]), Err(TapeError::Corrupt(_))));
+    }
+}
