@@ -17,6 +17,9 @@ use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use std::collections::BTreeMap;
 
+/// The deadline of a timer that never fires (`asyncio.sleep(math.inf)`).
+pub const NEVER: u64 = u64::MAX;
+
 /// Raised out of an external draw (a Python exception is stashed by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceAbort;
@@ -105,6 +108,8 @@ pub struct Engine<T> {
     steps_since_clock_moved: u64,
     livelock_steps: u64,
     misaligned: bool,
+    /// Teardown: run the canonical order without making decisions.
+    quiet: bool,
     log: EventLog,
     sched_label: u32,
     timer_label: u32,
@@ -130,6 +135,7 @@ impl<T> Engine<T> {
             steps_since_clock_moved: 0,
             livelock_steps,
             misaligned: false,
+            quiet: false,
             log,
             sched_label,
             timer_label,
@@ -183,8 +189,20 @@ impl<T> Engine<T> {
         self.timers.len()
     }
 
+    /// In quiet mode (teardown) every decision takes the canonical choice and is
+    /// neither a decision point nor recorded on the tape.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
     pub fn set_livelock_steps(&mut self, steps: u64) {
         self.livelock_steps = steps;
+    }
+
+    /// The id the next scheduled handle will get.
+    #[inline]
+    pub fn peek_id(&self) -> u64 {
+        self.next_seq
     }
 
     /// A fresh handle id. Ids increase, so they double as ready-set arrival order.
@@ -283,8 +301,10 @@ impl<T> Engine<T> {
     pub fn next(&mut self) -> Result<Next<T>, EngineError> {
         self.move_due_timers();
         if self.ready.is_empty() {
-            let Some(deadline) = self.timers.next_deadline() else {
-                return Ok(Next::Idle);
+            let deadline = match self.timers.next_deadline() {
+                Some(deadline) if deadline != NEVER => deadline,
+                // Only timers that never fire (an infinite sleep) are left: idle.
+                _ => return Ok(Next::Idle),
             };
             self.log.clock(deadline - self.now_ns);
             self.now_ns = deadline;
@@ -292,7 +312,7 @@ impl<T> Engine<T> {
             self.move_due_timers();
         }
         let count = self.ready.len() as u64;
-        let rank = if count >= 2 {
+        let rank = if count >= 2 && !self.quiet {
             let label = if self.timers_in_ready as u64 == count {
                 self.timer_label
             } else {
@@ -304,7 +324,7 @@ impl<T> Engine<T> {
         };
         let (seq, entry) = self.ready.take(rank as usize).expect("rank is within the ready set");
         self.unready(seq, &entry);
-        if count >= 2 {
+        if count >= 2 && !self.quiet {
             if let Source::Seeded { strategy, .. } = &mut self.source {
                 strategy.after_schedule(self.decisions - 1, entry.owner);
             }
@@ -323,7 +343,7 @@ impl<T> Engine<T> {
     /// A labelled choice in `[0, bound)` (`sometimes`, `draw`, faults). Bounds below
     /// two are not decisions and answer 0 without touching the tape.
     pub fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> Result<u64, EngineError> {
-        if bound < 2 {
+        if bound < 2 || self.quiet {
             return Ok(0);
         }
         let label_id = self.log.label(label);

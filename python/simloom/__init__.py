@@ -1,0 +1,63 @@
+"""simloom: deterministic simulation testing for asyncio.
+
+Run an unmodified asyncio program in a simulated universe whose every scheduling
+choice comes from one choice tape: seeded, replayable, shrinkable.
+
+    result = simloom.run(main, seed=17, scheduler="pct")
+    again = simloom.replay(main, result.tape)
+    assert again.digest == result.digest
+"""
+
+from __future__ import annotations
+
+from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
+from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
+from .errors import (
+    CorruptTapeError,
+    EscapedSimulationError,
+    EventLogError,
+    ForeignTapeError,
+    SimDeadlockError,
+    SimLivelockError,
+    SimloomError,
+    SimloomUsageError,
+    TapeError,
+    TapeMisalignedError,
+    TapeVersionError,
+    TruncatedTapeError,
+    UnhandledExceptionError,
+)
+from .loop import SimLoop
+from .tape import Tape
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEDULERS",
+    "CorruptTapeError",
+    "EscapedSimulationError",
+    "Event",
+    "EventLogError",
+    "ForeignTapeError",
+    "RunResult",
+    "SchedulerSpec",
+    "SimDeadlockError",
+    "SimLivelockError",
+    "SimLoop",
+    "SimloomError",
+    "SimloomUsageError",
+    "Tape",
+    "TapeError",
+    "TapeMisalignedError",
+    "TapeVersionError",
+    "TruncatedTapeError",
+    "UnhandledExceptionError",
+    "__version__",
+    "decode_events",
+    "draw",
+    "parse_scheduler",
+    "reached",
+    "replay",
+    "run",
+    "sometimes",
+]

@@ -1,0 +1,309 @@
+"""Running one universe: ``run``, ``replay``, ``RunResult``, and the in-program
+choices ``sometimes``, ``draw`` and ``reached``.
+
+Owns: the life of one universe (set-up, the main coroutine, deterministic teardown,
+the result). Must not: decide choices (the engine does) or know about pytest or
+Hypothesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from . import _core
+from ._scheduler import SchedulerSpec, parse_scheduler
+from .errors import SimloomUsageError
+from .loop import SimLoop
+from .tape import Tape
+
+__all__ = [
+    "Event",
+    "RunResult",
+    "decode_events",
+    "draw",
+    "reached",
+    "replay",
+    "run",
+    "sometimes",
+]
+
+Main = Callable[[], Awaitable[Any]]
+
+#: Teardown gets this many steps to let cancelled tasks finish their cleanup.
+TEARDOWN_STEPS = 100_000
+
+
+class Event(NamedTuple):
+    """One decoded event-log entry. ``kind`` is ``step`` (``label`` ran), ``clock``
+    (the clock advanced to ``time_ns``), ``decision`` (``label`` chose ``value`` of
+    ``bound``), ``mark`` (a named point such as ``reached``), ``end`` (the outcome)
+    or ``misalign`` (a replayed value did not fit decision ``value``)."""
+
+    kind: str
+    time_ns: int
+    label: str | None = None
+    bound: int | None = None
+    value: int | None = None
+
+
+def decode_events(log: bytes) -> list[Event]:
+    """Decode event-log bytes (format v1, see docs/event-log.md) into events."""
+    labels: list[str] = []
+    events: list[Event] = []
+    now = 0
+    for raw in _core.decode_event_log(log):
+        kind = raw[0]
+        if kind == "label":
+            labels.append(raw[2])
+        elif kind == "clock":
+            now += raw[1]
+            events.append(Event("clock", now))
+        elif kind == "decision":
+            events.append(Event("decision", now, labels[raw[1]], raw[2], raw[3]))
+        elif kind == "misalign":
+            events.append(Event("misalign", now, value=raw[1]))
+        else:
+            events.append(Event(kind, now, labels[raw[1]]))
+    return events
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one universe did.
+
+    ``value`` is what ``main`` returned and ``error`` what it raised (``None`` if it
+    returned). ``tape`` replays the universe exactly (:func:`replay`); ``digest`` is
+    the SHA-256 of the canonical event log, equal in every run of the same universe.
+    """
+
+    value: Any
+    error: BaseException | None
+    tape: Tape
+    digest: str
+    event_log_bytes: bytes = field(repr=False)
+    steps: int
+    decisions: int
+    deviations: int
+    virtual_time_ns: int
+    coverage: dict[str, int]
+    seed: int | None
+    scheduler: str
+    misaligned: bool
+
+    @property
+    def ok(self) -> bool:
+        """True if ``main`` returned normally."""
+        return self.error is None
+
+    @property
+    def virtual_time(self) -> float:
+        """Virtual seconds the universe lasted."""
+        return self.virtual_time_ns / 1e9
+
+    @property
+    def event_log(self) -> list[Event]:
+        """The decoded event log."""
+        return decode_events(self.event_log_bytes)
+
+    def raise_error(self) -> None:
+        """Re-raise the universe's error, if it had one."""
+        if self.error is not None:
+            raise self.error
+
+
+def _check_main(main: object) -> None:
+    if inspect.iscoroutine(main):
+        main.close()
+        raise SimloomUsageError(
+            "pass the async function itself (run(main)), not a coroutine (run(main())): "
+            "simloom may need to run it more than once"
+        )
+    if not callable(main):
+        raise SimloomUsageError(f"main must be an async callable, got {type(main).__name__}")
+
+
+async def _call_main(main: Main) -> Any:
+    awaitable = main()
+    if not inspect.isawaitable(awaitable):
+        raise SimloomUsageError(
+            f"main must be an async function (returning an awaitable); it returned "
+            f"{type(awaitable).__name__}"
+        )
+    return await awaitable
+
+
+def _teardown(loop: SimLoop) -> None:
+    """Cancel leftover tasks in creation order, close async generators in first-use
+    order, and close the loop, all in the canonical order (no decisions)."""
+    loop._set_quiet(True)
+    leftovers = [t for t in loop._tasks_in_creation_order() if not t.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        gathered = asyncio.gather(*leftovers, return_exceptions=True)
+        try:
+            loop.run_until_complete(gathered)
+        except Exception:
+            pass
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except Exception:
+        pass
+    loop.close()
+
+
+def _universe(main: Main, loop: SimLoop, seed: int | None) -> RunResult:
+    """Run ``main`` to completion in ``loop`` and tear down deterministically."""
+    _check_main(main)
+    gc_was_enabled = gc.isenabled()
+    # Objects alive before the universe are frozen out of the collector, so the
+    # collections a run makes cost what the universe allocated, not the whole heap.
+    gc.freeze()
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        try:
+            value = loop.run_until_complete(_call_main(main))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except (Exception, asyncio.CancelledError) as exc:
+            error = exc
+        _teardown(loop)
+        gc.collect()
+        late_failure = loop._take_failure()
+        if error is None and late_failure is not None:
+            error = late_failure
+        outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
+        loop._finish(outcome)
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        gc.unfreeze()
+        if gc_was_enabled:
+            gc.enable()
+    return RunResult(
+        value=value,
+        error=error,
+        tape=Tape._wrap(loop._tape()),
+        digest=loop._digest(),
+        event_log_bytes=bytes(loop._log_bytes()),
+        steps=loop._steps(),
+        decisions=loop._decisions(),
+        deviations=loop._deviations(),
+        virtual_time_ns=loop._now_ns(),
+        coverage=dict(loop._coverage()),
+        seed=seed,
+        scheduler=loop.scheduler.name,
+        misaligned=loop._misaligned(),
+    )
+
+
+def _resolve_horizon(main: Main, spec: SchedulerSpec, livelock_steps: int) -> SchedulerSpec:
+    """``pct:auto``: measure the horizon as the decision count of a FIFO probe run."""
+    if not spec.auto_horizon:
+        return spec
+    probe = _universe(main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps), None)
+    horizon = max(1, probe.decisions)
+    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon, auto_horizon=True)
+
+
+def run(
+    main: Main,
+    *,
+    seed: int = 0,
+    scheduler: str | SchedulerSpec = "random",
+    livelock_steps: int = 500_000,
+) -> RunResult:
+    """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
+
+    ``seed`` picks the universe: the same seed, scheduler and program give the same
+    schedule, the same virtual time and a byte-identical event log. ``scheduler`` is
+    ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``) or ``"pct:auto"``.
+    The program's exception does not propagate; it is ``RunResult.error``.
+    """
+    spec = _resolve_horizon(main, parse_scheduler(scheduler), livelock_steps)
+    loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps)
+    return _universe(main, loop, seed)
+
+
+def replay(
+    main: Main, tape: Tape, *, strict: bool = False, livelock_steps: int = 500_000
+) -> RunResult:
+    """Run ``main()`` with every choice taken from ``tape``.
+
+    If the program no longer fits the tape (a value out of range, deviations left
+    over), lenient replay takes the canonical choice there and sets
+    ``RunResult.misaligned``; ``strict=True`` raises
+    :class:`~simloom.errors.TapeMisalignedError` instead.
+    """
+    if not isinstance(tape, _core.Tape):
+        raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
+    loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps)
+    return _universe(main, loop, None)
+
+
+# ------------------------------------------------------------ in-program choices
+
+
+def _simulation() -> SimLoop | None:
+    loop = asyncio.events._get_running_loop()
+    return loop if isinstance(loop, SimLoop) else None
+
+
+def _check_label(function: str, label: object) -> str:
+    if not isinstance(label, str) or not label:
+        raise SimloomUsageError(f"{function}() needs a non-empty string label, got {label!r}")
+    return label
+
+
+def sometimes(label: str, percent: int = 10) -> bool:
+    """A tape-driven yes/no for rare branches (a dropped cache, an injected fault).
+
+    Inside a simulation the answer is a choice labelled ``sometimes:<label>``: the
+    canonical (shrunk) answer is ``False``; seeded strategies answer ``True`` with
+    probability ``percent``/100. Outside a simulation it is always ``False``, so it
+    is safe to leave in production code. Every ``True`` counts towards the label's
+    coverage.
+    """
+    _check_label("sometimes", label)
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise SimloomUsageError(f"sometimes() percent must be an int in [0, 100], got {percent!r}")
+    loop = _simulation()
+    if loop is None or percent == 0:
+        return False
+    if percent == 100:
+        fired = True
+    else:
+        fired = loop._choose(f"sometimes:{label}", 2, percent) == 1
+    if fired:
+        loop._cover(label)
+    return fired
+
+
+def draw(label: str, bound: int) -> int:
+    """A tape-driven integer in ``[0, bound)``, labelled ``draw:<label>``.
+
+    Shrinks toward 0; outside a simulation it is always 0.
+    """
+    _check_label("draw", label)
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise SimloomUsageError(f"draw() bound must be a positive int, got {bound!r}")
+    loop = _simulation()
+    if loop is None:
+        return 0
+    return int(loop._choose(f"draw:{label}", bound))
+
+
+def reached(label: str) -> None:
+    """Record that the program reached a named point (coverage, and a mark in the
+    event log). A no-op outside a simulation."""
+    _check_label("reached", label)
+    loop = _simulation()
+    if loop is not None:
+        loop._cover(label)
+        loop._mark(f"reached:{label}")

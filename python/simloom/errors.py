@@ -1,0 +1,89 @@
+"""Every error simloom raises: one hierarchy under :class:`SimloomError`.
+
+Errors that stand for a standard failure also subclass the standard exception users
+already catch (a corrupt tape is a ``ValueError``, a misused API a ``TypeError`` or
+``ValueError``), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CorruptTapeError",
+    "EscapedSimulationError",
+    "EventLogError",
+    "ForeignTapeError",
+    "SimDeadlockError",
+    "SimLivelockError",
+    "SimloomError",
+    "SimloomUsageError",
+    "TapeError",
+    "TapeMisalignedError",
+    "TapeVersionError",
+    "TruncatedTapeError",
+    "UnhandledExceptionError",
+]
+
+
+class SimloomError(Exception):
+    """Base class of every simloom error."""
+
+
+class SimloomUsageError(SimloomError, ValueError):
+    """A simloom API was called with an invalid argument or in the wrong place."""
+
+
+class EscapedSimulationError(SimloomError, RuntimeError):
+    """Code under test reached for the real world (a socket, a signal, a thread...).
+
+    Raised at the call site, naming the API, instead of letting the universe depend on
+    something simloom cannot replay.
+    """
+
+
+class SimDeadlockError(SimloomError, RuntimeError):
+    """Nothing can run, no timer is pending, and the main task has not finished."""
+
+
+class SimLivelockError(SimloomError, RuntimeError):
+    """Too many steps ran without the virtual clock moving (a task spins)."""
+
+
+class UnhandledExceptionError(SimloomError, RuntimeError):
+    """An exception reached the loop's exception handler (an exception in a callback,
+    a task exception that was never retrieved...). In a simulation that fails the
+    universe instead of being logged and forgotten. ``__cause__`` is the original
+    exception, when there is one; ``context`` is the handler's context dict."""
+
+    def __init__(self, message: str, context: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.context: dict[str, Any] = dict(context or {})
+
+
+class TapeError(SimloomError, ValueError):
+    """A tape could not be read."""
+
+
+class ForeignTapeError(TapeError):
+    """The data is not a simloom tape at all."""
+
+
+class TapeVersionError(TapeError):
+    """The tape was written by a newer simloom (a newer format version)."""
+
+
+class CorruptTapeError(TapeError):
+    """The data is a simloom tape, but its content is invalid."""
+
+
+class TruncatedTapeError(TapeError):
+    """The data ends before the tape does."""
+
+
+class TapeMisalignedError(SimloomError):
+    """Strict replay: the program no longer makes the decisions the tape recorded."""
+
+
+class EventLogError(SimloomError, ValueError):
+    """Event-log bytes could not be decoded."""

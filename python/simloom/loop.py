@@ -1,0 +1,623 @@
+"""``SimLoop``: the whole ``asyncio.AbstractEventLoop`` surface over the Rust engine.
+
+``call_soon``, ``call_later``, ``call_at``, ``time`` and ``stop`` are the Rust methods
+of :class:`simloom._core.LoopCore` (this class's base), so a task step costs one FFI
+call to schedule and the step loop itself runs in Rust. This module keeps what must
+be Python: running state, tasks and futures, async-generator bookkeeping, error
+reporting, and the APIs that would escape the simulation.
+
+Owns: asyncio semantics of the loop. Must not: decide scheduling order (the engine
+does) or touch real file descriptors, sockets, threads, signals or processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import inspect
+import logging
+import sys
+import threading
+import weakref
+from asyncio import events, futures, tasks
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from . import _core
+from ._scheduler import SchedulerSpec, parse_scheduler
+from .errors import (
+    EscapedSimulationError,
+    SimDeadlockError,
+    SimLivelockError,
+    SimloomUsageError,
+    UnhandledExceptionError,
+)
+from .tape import Tape
+
+if TYPE_CHECKING:
+    from asyncio.futures import Future
+
+__all__ = ["GC_INTERVAL_STEPS", "SimLoop"]
+
+_T = TypeVar("_T")
+
+logger = logging.getLogger("simloom")
+
+#: Garbage is collected every this many steps (GC is otherwise off during a run), so
+#: finalizers run at the same step in every replay.
+GC_INTERVAL_STEPS = 10_000
+
+_ESCAPE_HINT = (
+    "simloom runs the program in a simulated world; this would reach the real one and "
+    "make the universe impossible to replay"
+)
+
+
+def _escape(api: str, what: str) -> NoReturn:
+    raise EscapedSimulationError(f"{api}: {what} ({_ESCAPE_HINT}).")
+
+
+class _StopMarker:
+    """Done callback of the future ``run_until_complete`` waits for. The engine
+    recognises it and stops without queueing it, so it never takes a decision."""
+
+    __slots__ = ()
+
+    def __call__(self, future: object) -> None:  # pragma: no cover - never queued
+        pass
+
+
+def _describe_awaitable(obj: object) -> str:
+    if isinstance(obj, asyncio.Task):
+        return f"task {obj.get_name()!r}"
+    if isinstance(obj, asyncio.Future):
+        return "a Future" + (" (done)" if obj.done() else "")
+    return type(obj).__qualname__
+
+
+def _suspension_point(task: asyncio.Task[Any]) -> str:
+    """Where a task's coroutine chain is suspended, innermost frame last."""
+    coro: Any = task.get_coro()
+    places: list[str] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            places.append(f"{code.co_qualname} ({code.co_filename}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if coro is not None and not hasattr(coro, "cr_frame") and not hasattr(coro, "gi_frame"):
+            break
+    return " → ".join(places) if places else "(not started)"
+
+
+class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
+    """A deterministic asyncio event loop with a virtual clock.
+
+    Every choice between alternatives (which ready callback runs next, which of two
+    timers due at the same instant fires first, ``simloom.sometimes``) comes from one
+    choice source: a seeded strategy (``seed`` + ``scheduler``), a recorded ``tape``,
+    or an external source (Hypothesis). ``SimLoop()`` with no arguments runs the FIFO
+    schedule, i.e. the order the stock loop would use.
+
+    Works with ``asyncio.run(main(), loop_factory=simloom.SimLoop)`` and
+    ``asyncio.Runner(loop_factory=simloom.SimLoop)``. Time is virtual: the clock jumps
+    to the next timer when nothing is ready, so ``asyncio.sleep(3600)`` returns at
+    once in wall time.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        scheduler: str | SchedulerSpec = "fifo",
+        tape: Tape | None = None,
+        strict: bool = False,
+        livelock_steps: int = 500_000,
+        draws: object | None = None,
+    ) -> None:
+        spec = parse_scheduler(scheduler)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+            raise SimloomUsageError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        if not isinstance(livelock_steps, int) or livelock_steps < 1:
+            raise SimloomUsageError(
+                f"livelock_steps must be a positive integer, got {livelock_steps!r}"
+            )
+        if tape is not None and not isinstance(tape, _core.Tape):
+            raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
+        self._configure(
+            seed=seed,
+            strategy=spec.strategy,
+            depth=spec.depth,
+            horizon=spec.horizon,
+            tape=tape,
+            strict=strict,
+            draws=draws,
+            livelock_steps=livelock_steps,
+        )
+        self.scheduler = spec
+        self.seed = seed
+        self._stop_marker = _StopMarker()
+        self._set_stop_marker(self._stop_marker)
+        self._owner_thread = threading.get_ident()
+        self._thread_id: int | None = None
+        self._running = False
+        self._debug = False
+        self._task_factory: Any = None
+        self._task_factory_takes_name = False
+        self._exception_handler: Any = None
+        self._failure: BaseException | None = None
+        self._task_count = 0
+        self._task_order: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Insertion-ordered (unlike the stock loop's WeakSet), so async generators are
+        # finalised in first-use order.
+        self._asyncgens: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
+        self._asyncgens_shutdown_called = False
+        self._executor_shutdown_called = False
+        self._default_executor: Any = None
+        self.slow_callback_duration = 0.1
+
+    # ------------------------------------------------------------------ running
+
+    def _check_closed(self) -> None:
+        if self._is_closed():
+            raise RuntimeError("Event loop is closed")
+
+    def _check_running(self) -> None:
+        if self._running:
+            raise RuntimeError("This event loop is already running")
+        if events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def run_forever(self) -> None:
+        """Run steps until :meth:`stop` (or the main future of
+        :meth:`run_until_complete`) ends the run.
+
+        Raises :class:`SimDeadlockError` when nothing can run and no timer is pending,
+        and :class:`SimLivelockError` when too many steps pass without the virtual
+        clock moving: a simulated loop never hangs.
+        """
+        self._check_closed()
+        self._check_running()
+        old_hooks = sys.get_asyncgen_hooks()
+        gc_was_enabled = gc.isenabled()
+        self._thread_id = threading.get_ident()
+        self._running = True
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        events._set_running_loop(self)
+        gc.disable()
+        try:
+            if self._stop_requested():
+                # asyncio semantics: stop() before run_forever() runs what is ready once.
+                self._clear_stop()
+                self._run_steps(self._ready_count())
+                return
+            while True:
+                budget = GC_INTERVAL_STEPS - self._steps() % GC_INTERVAL_STEPS
+                status = self._run_steps(budget)
+                if status == "budget":
+                    gc.collect()
+                elif status == "stopped":
+                    return
+                elif status == "idle":
+                    raise SimDeadlockError(self._deadlock_report())
+                else:
+                    raise SimLivelockError(self._livelock_report())
+        finally:
+            self._running = False
+            self._thread_id = None
+            events._set_running_loop(None)
+            sys.set_asyncgen_hooks(*old_hooks)
+            if gc_was_enabled:
+                gc.enable()
+
+    def run_until_complete(self, future: Any) -> Any:
+        """Run until ``future`` (a coroutine, task or future) is done; return its
+        result or raise its exception. A failure recorded by the exception handler
+        (an exception in a callback, an unretrieved task exception) is raised instead."""
+        self._check_closed()
+        self._check_running()
+        new_task = not futures.isfuture(future)
+        future = tasks.ensure_future(future, loop=self)
+        if new_task:
+            future._log_destroy_pending = False  # type: ignore[attr-defined]
+        future.add_done_callback(self._stop_marker)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                future.exception()  # the error propagates; don't also log it as lost
+            raise
+        finally:
+            future.remove_done_callback(self._stop_marker)
+        failure = self._take_failure()
+        if failure is not None:
+            if new_task and future.done() and not future.cancelled():
+                future.exception()
+            raise failure
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return bool(self._is_closed())
+
+    def close(self) -> None:
+        """Close the loop, dropping every pending callback. Deterministic: nothing is
+        left for the garbage collector to finalise at an arbitrary moment."""
+        if self._running:
+            raise RuntimeError("Cannot close a running event loop")
+        if self._is_closed():
+            return
+        self._set_closed(True)
+        pending = self._drain()
+        for handle in pending:
+            handle.cancel()
+        self._asyncgens.clear()
+
+    async def shutdown_asyncgens(self) -> None:
+        """Close every async generator still open, in first-use order."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await tasks.gather(*[agen.aclose() for agen in closing], return_exceptions=True)
+        for result, agen in zip(results, closing, strict=True):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of asynchronous generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Nothing to shut down: executor jobs run inline in the simulation."""
+        self._executor_shutdown_called = True
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._asyncgens_shutdown_called:
+            import warnings
+
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                "loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
+        self._asyncgens[agen] = None
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self._asyncgens.pop(agen, None)
+        if not self._is_closed():
+            self.call_soon(self.create_task, agen.aclose())
+
+    # ------------------------------------------------------------ tasks, futures
+
+    def create_future(self) -> Future[Any]:
+        return futures.Future(loop=self)
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> asyncio.Task[_T]:
+        """Create a task. Unnamed tasks get loop-owned names ``Task-1``, ``Task-2``...
+        in creation order, so names (and the event log) are the same in every run."""
+        self._check_closed()
+        self._task_count += 1
+        if name is None:
+            name = f"Task-{self._task_count}"
+        if self._task_factory is None:
+            task: asyncio.Task[_T] = tasks.Task(coro, loop=self, name=name, context=context, **kwargs)
+        else:
+            factory_kwargs: dict[str, Any] = dict(kwargs)
+            if context is not None:
+                factory_kwargs["context"] = context
+            if self._task_factory_takes_name:
+                factory_kwargs["name"] = name
+            task = self._task_factory(self, coro, **factory_kwargs)
+            if task.get_name() != name:
+                task.set_name(name)
+        self._task_order[task] = self._task_count
+        return task
+
+    def set_task_factory(self, factory: Any) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+        self._task_factory_takes_name = False
+        if factory is not None:
+            try:
+                parameters = inspect.signature(factory).parameters
+            except (TypeError, ValueError):
+                parameters = {}  # type: ignore[assignment]
+            self._task_factory_takes_name = "name" in parameters or any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+            )
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    def _tasks_in_creation_order(self) -> list[asyncio.Task[Any]]:
+        live = [t for t in tasks.all_tasks(self)]
+        order = self._task_order
+        return sorted(live, key=lambda t: (order.get(t, 1 << 62), t.get_name()))
+
+    # ---------------------------------------------------------------- callbacks
+
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> Any:
+        """Like ``call_soon`` from the loop's own thread; from another thread it is an
+        escape (a real thread racing the simulation cannot be replayed)."""
+        if threading.get_ident() != (self._thread_id or self._owner_thread):
+            _escape(
+                "loop.call_soon_threadsafe() from another thread",
+                "a real thread is handing work to the simulated loop",
+            )
+        return self.call_soon(callback, *args, context=context)
+
+    def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Run ``func(*args)`` inline, as its own step at a decision point (no thread is
+        started), and return a future for its result."""
+        self._check_closed()
+        if inspect.iscoroutinefunction(func) or inspect.iscoroutine(func):
+            raise TypeError("coroutines cannot be used with run_in_executor()")
+        future: Future[_T] = self.create_future()
+        self.call_soon(_ExecutorJob(future, func, args))
+        return future
+
+    def set_default_executor(self, executor: Any) -> None:
+        self._default_executor = executor
+
+    # ----------------------------------------------------------------- errors
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log the context, as the stock loop does (used by custom handlers that
+        delegate; without a custom handler a simulation fails the run instead)."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info: Any = (
+            (type(exception), exception, exception.__traceback__) if exception else False
+        )
+        details = "".join(
+            f"\n{key}: {value!r}"
+            for key, value in sorted(context.items())
+            if key not in ("message", "exception")
+        )
+        logger.error("%s%s", message, details, exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """With a custom handler, call it. Otherwise the exception does not vanish
+        into a log: it fails the universe (raised from ``run_until_complete``)."""
+        if self._exception_handler is not None:
+            try:
+                self._exception_handler(self, context)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                context = {
+                    "message": "Unhandled error in exception handler",
+                    "exception": exc,
+                    "context": context,
+                }
+        self._record_failure(context)
+
+    def _record_failure(self, context: dict[str, Any]) -> None:
+        message = str(context.get("message") or "Unhandled exception in event loop")
+        exception = context.get("exception")
+        if exception is not None:
+            message = f"{message}: {type(exception).__name__}: {exception}"
+        task = context.get("task") or context.get("future")
+        if isinstance(task, asyncio.Task):
+            message = f"{message} (task {task.get_name()!r})"
+        if self._is_closed() and not self._running:
+            # Too late to fail a run: say it loudly rather than drop it.
+            self.default_exception_handler(context)
+            return
+        if self._failure is None:
+            failure = UnhandledExceptionError(message, context)
+            if isinstance(exception, BaseException):
+                failure.__cause__ = exception
+            self._failure = failure
+        self.stop()
+
+    def _take_failure(self) -> BaseException | None:
+        failure, self._failure = self._failure, None
+        return failure
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = bool(enabled)
+
+    # ------------------------------------------------------------- diagnostics
+
+    def _deadlock_report(self) -> str:
+        lines = [
+            "deadlock: no callback is ready and no timer is pending, "
+            f"at virtual time {self.time():.6f}s after {self._steps()} steps."
+        ]
+        waiting = [t for t in self._tasks_in_creation_order() if not t.done()]
+        if waiting:
+            lines.append("Waiting tasks:")
+            for task in waiting:
+                awaited = getattr(task, "_fut_waiter", None)
+                what = _describe_awaitable(awaited) if awaited is not None else "nothing"
+                lines.append(
+                    f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}"
+                )
+        else:
+            lines.append("No task is waiting: the loop was asked to run with nothing to do.")
+        return "\n".join(lines)
+
+    def _livelock_report(self) -> str:
+        ready = self._pending_labels()[: self._ready_count()]
+        shown = ", ".join(dict.fromkeys(ready)) or "nothing"
+        return (
+            f"livelock: {self._livelock_steps()} steps ran without the virtual clock moving "
+            f"(at virtual time {self.time():.6f}s). Some task is spinning — e.g. "
+            "`while True: await asyncio.sleep(0)` or polling a flag that only a timer "
+            f"would set. Ready now: {shown}. Raise `livelock_steps` if this is real work."
+        )
+
+    # ------------------------------------------------- escapes: the real world
+
+    def add_reader(self, fd: Any, callback: Any, *args: Any) -> NoReturn:
+        _escape("loop.add_reader()", "it watches a real file descriptor")
+
+    def remove_reader(self, fd: Any) -> NoReturn:
+        _escape("loop.remove_reader()", "it watches a real file descriptor")
+
+    def add_writer(self, fd: Any, callback: Any, *args: Any) -> NoReturn:
+        _escape("loop.add_writer()", "it watches a real file descriptor")
+
+    def remove_writer(self, fd: Any) -> NoReturn:
+        _escape("loop.remove_writer()", "it watches a real file descriptor")
+
+    def sock_recv(self, sock: Any, nbytes: int) -> NoReturn:
+        _escape("loop.sock_recv()", "it reads from a real socket")
+
+    def sock_recv_into(self, sock: Any, buf: Any) -> NoReturn:
+        _escape("loop.sock_recv_into()", "it reads from a real socket")
+
+    def sock_recvfrom(self, sock: Any, bufsize: int) -> NoReturn:
+        _escape("loop.sock_recvfrom()", "it reads from a real socket")
+
+    def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: int = 0) -> NoReturn:
+        _escape("loop.sock_recvfrom_into()", "it reads from a real socket")
+
+    def sock_sendall(self, sock: Any, data: Any) -> NoReturn:
+        _escape("loop.sock_sendall()", "it writes to a real socket")
+
+    def sock_sendto(self, sock: Any, data: Any, address: Any) -> NoReturn:
+        _escape("loop.sock_sendto()", "it writes to a real socket")
+
+    def sock_connect(self, sock: Any, address: Any) -> NoReturn:
+        _escape("loop.sock_connect()", "it connects a real socket")
+
+    def sock_accept(self, sock: Any) -> NoReturn:
+        _escape("loop.sock_accept()", "it accepts on a real socket")
+
+    def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.sock_sendfile()", "it sends a real file over a real socket")
+
+    def create_connection(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape(
+            "loop.create_connection() / asyncio.open_connection()",
+            "it opens a real network connection",
+        )
+
+    def create_server(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.create_server() / asyncio.start_server()", "it listens on a real socket")
+
+    def create_unix_connection(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape(
+            "loop.create_unix_connection() / asyncio.open_unix_connection()",
+            "it opens a real Unix socket",
+        )
+
+    def create_unix_server(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape(
+            "loop.create_unix_server() / asyncio.start_unix_server()",
+            "it listens on a real Unix socket",
+        )
+
+    def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.create_datagram_endpoint()", "it opens a real UDP socket")
+
+    def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.connect_accepted_socket()", "it wraps a real socket")
+
+    def sendfile(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.sendfile()", "it sends a real file over a transport")
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.start_tls()", "it upgrades a real connection to TLS")
+
+    def getaddrinfo(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.getaddrinfo()", "it resolves a name with real DNS")
+
+    def getnameinfo(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.getnameinfo()", "it resolves an address with real DNS")
+
+    def subprocess_exec(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape(
+            "loop.subprocess_exec() / asyncio.create_subprocess_exec()",
+            "it starts a real process",
+        )
+
+    def subprocess_shell(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape(
+            "loop.subprocess_shell() / asyncio.create_subprocess_shell()",
+            "it starts a real process",
+        )
+
+    def connect_read_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.connect_read_pipe()", "it reads from a real pipe")
+
+    def connect_write_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _escape("loop.connect_write_pipe()", "it writes to a real pipe")
+
+    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> NoReturn:
+        _escape("loop.add_signal_handler()", "it installs a real signal handler")
+
+    def remove_signal_handler(self, sig: int) -> NoReturn:
+        _escape("loop.remove_signal_handler()", "it removes a real signal handler")
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else ("closed" if self.is_closed() else "idle")
+        return (
+            f"<SimLoop {state} scheduler={self.scheduler.name} seed={self.seed} "
+            f"time={self.time():.6f}s steps={self._steps()}>"
+        )
+
+
+class _ExecutorJob:
+    """A ``run_in_executor`` job, run inline as one step."""
+
+    __slots__ = ("args", "func", "future")
+
+    def __init__(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.future = future
+        self.func = func
+        self.args = args
+
+    def __call__(self) -> None:
+        if self.future.cancelled():
+            return
+        try:
+            result = self.func(*self.args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if not self.future.cancelled():
+                self.future.set_exception(exc)
+        else:
+            if not self.future.cancelled():
+                self.future.set_result(result)
+

@@ -1,0 +1,125 @@
+//! Naming callbacks for the event log without addresses.
+//!
+//! A task's step or wakeup is named by the task's (loop-assigned) name; a plain
+//! function by its qualified name; anything else by its type's name. Lookups are
+//! cached by object identity, and the cache holds a strong reference to each key
+//! object so an address is never reused for a different key within a universe.
+
+use crate::eventlog::EventLog;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub(crate) struct Describer {
+    task_type: Option<Py<PyType>>,
+    step_wrapper_type: usize,
+    by_key: HashMap<usize, u32>,
+    held: Vec<Py<PyAny>>,
+}
+
+/// What a callback is, as the engine needs it.
+pub(crate) struct Description {
+    pub label: u32,
+    /// The task it acts for, if it is a task's step or wakeup.
+    pub task: Option<u32>,
+}
+
+impl Describer {
+    pub fn new(task_type: Py<PyType>) -> Describer {
+        Describer {
+            task_type: Some(task_type),
+            ..Describer::default()
+        }
+    }
+
+    fn is_task(&self, object: *mut ffi::PyObject) -> bool {
+        match &self.task_type {
+            // SAFETY: both pointers are live objects while the GIL is held.
+            Some(task_type) => unsafe { ffi::PyObject_TypeCheck(object, task_type.as_ptr().cast()) != 0 },
+            None => false,
+        }
+    }
+
+    /// Label for an object identified by `key_object`; `text` computes the label text
+    /// the first time it is seen.
+    fn cached(
+        &mut self,
+        key_object: &Bound<'_, PyAny>,
+        log: &mut EventLog,
+        text: impl FnOnce() -> PyResult<String>,
+    ) -> PyResult<u32> {
+        let key = key_object.as_ptr() as usize;
+        if let Some(&label) = self.by_key.get(&key) {
+            return Ok(label);
+        }
+        let label = log.label(&text()?);
+        self.by_key.insert(key, label);
+        self.held.push(key_object.clone().unbind());
+        Ok(label)
+    }
+
+    fn task_label(&mut self, task: &Bound<'_, PyAny>, log: &mut EventLog) -> PyResult<u32> {
+        let name = task.call_method0(pyo3::intern!(task.py(), "get_name"))?;
+        let shown = name.clone();
+        self.cached(&name, log, || Ok(shown.str()?.to_string()))
+    }
+
+    pub fn describe(&mut self, callback: &Bound<'_, PyAny>, log: &mut EventLog) -> PyResult<Description> {
+        let py = callback.py();
+        let raw = callback.as_ptr();
+        // SAFETY: `raw` is a live object; the checks only read its type.
+        unsafe {
+            if ffi::PyCFunction_Check(raw) != 0 {
+                let bound_self = ffi::PyCFunction_GET_SELF(raw);
+                if !bound_self.is_null() && self.is_task(bound_self) {
+                    let task = Bound::from_borrowed_ptr(py, bound_self);
+                    let label = self.task_label(&task, log)?;
+                    return Ok(Description { label, task: Some(label) });
+                }
+                let label = self.cached(callback, log, || qualname(callback))?;
+                return Ok(Description { label, task: None });
+            }
+            let type_ptr = ffi::Py_TYPE(raw) as usize;
+            if type_ptr == self.step_wrapper_type && self.step_wrapper_type != 0 {
+                let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
+                let label = self.task_label(&task, log)?;
+                return Ok(Description { label, task: Some(label) });
+            }
+            if ffi::PyFunction_Check(raw) != 0 {
+                let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(raw));
+                let label = self.cached(&code, log, || qualname(callback))?;
+                return Ok(Description { label, task: None });
+            }
+        }
+        let kind = callback.get_type();
+        let type_name = kind.name()?.to_string();
+        if type_name == "TaskStepMethWrapper" {
+            self.step_wrapper_type = kind.as_ptr() as usize;
+            let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
+            let label = self.task_label(&task, log)?;
+            return Ok(Description { label, task: Some(label) });
+        }
+        if type_name == "method" {
+            // A bound Python method: name it by its function (stable code object).
+            let function = callback.getattr(pyo3::intern!(py, "__func__"))?;
+            return self.describe(&function, log);
+        }
+        if type_name == "partial" {
+            let function = callback.getattr(pyo3::intern!(py, "func"))?;
+            return self.describe(&function, log);
+        }
+        let kind_any = kind.into_any();
+        let label = self.cached(&kind_any, log, || Ok(kind_any.cast::<PyType>()?.qualname()?.to_string()))?;
+        Ok(Description { label, task: None })
+    }
+}
+
+fn qualname(object: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = object.py();
+    match object.getattr_opt(pyo3::intern!(py, "__qualname__"))? {
+        Some(name) => Ok(name.str()?.to_string()),
+        None => Ok(object.get_type().qualname()?.to_string()),
+    }
+}

@@ -1,0 +1,515 @@
+//! `simloom._core.LoopCore`: the engine behind `simloom.SimLoop`.
+//!
+//! `SimLoop` (Python) subclasses this class, so `loop.call_soon`, `call_later`,
+//! `call_at`, `time` and `stop` resolve straight to the Rust methods below: a task
+//! step costs one FFI call to schedule and one to run. The step loop itself
+//! (`_run_steps`) runs in Rust and calls each callback in its context.
+
+use super::describe::Describer;
+use super::external::{ErrorSlot, PyDraws};
+use super::handle::Handle;
+use super::simloom_error;
+use super::tape::Tape;
+use crate::engine::{Engine, EngineError, Next, Source, NEVER};
+use crate::strategy::StrategyKind;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// Default: this many steps in a row without the virtual clock moving is a livelock.
+pub const DEFAULT_LIVELOCK_STEPS: u64 = 500_000;
+/// Deadlines further away than this (about 317 years) never fire.
+const NEVER_SECONDS: f64 = 1e10;
+
+/// Seconds (float) to whole virtual nanoseconds, rounded to the microsecond so that
+/// `loop.time() + delay` and `call_later(delay)` land on the same instant.
+fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<u64> {
+    if seconds.is_nan() {
+        return Err(PyValueError::new_err(format!("{what} must not be NaN")));
+    }
+    if seconds >= NEVER_SECONDS {
+        return Ok(NEVER);
+    }
+    if seconds <= 0.0 {
+        return Ok(0);
+    }
+    Ok((seconds * 1e6).round() as u64 * 1_000)
+}
+
+#[pyclass(module = "simloom._core", subclass)]
+pub struct LoopCore {
+    engine: Engine<Py<Handle>>,
+    describer: Describer,
+    stop_requested: bool,
+    stop_marker: Option<Py<PyAny>>,
+    current_owner: u32,
+    draw_error: ErrorSlot,
+    task_type: Py<PyType>,
+    closed: bool,
+    livelock_steps: u64,
+}
+
+fn fresh_engine(source: Source, livelock_steps: u64) -> Result<Engine<Py<Handle>>, EngineError> {
+    Engine::new(source, livelock_steps)
+}
+
+/// Run a handle's callback in its context. `PyContext_Enter` + vectorcall is what
+/// `Context.run(callback, *args)` does, without building an argument tuple.
+pub(crate) fn invoke(py: Python<'_>, handle: &Handle) -> PyResult<Py<PyAny>> {
+    let args = handle.args.bind(py);
+    let count = args.len();
+    let callback = handle.callback.as_ptr();
+    // SAFETY: every pointer is a live object owned by `handle` for the whole call,
+    // and the argument array outlives the vectorcall.
+    unsafe {
+        if let Some(context) = &handle.context {
+            if ffi::PyContext_Enter(context.as_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        let result = if count <= 6 {
+            let mut stack: [*mut ffi::PyObject; 7] = [std::ptr::null_mut(); 7];
+            for index in 0..count {
+                stack[index + 1] = ffi::PyTuple_GET_ITEM(args.as_ptr(), index as ffi::Py_ssize_t);
+            }
+            ffi::PyObject_Vectorcall(
+                callback,
+                stack.as_ptr().add(1),
+                count | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+                std::ptr::null_mut(),
+            )
+        } else {
+            ffi::PyObject_Call(callback, args.as_ptr(), std::ptr::null_mut())
+        };
+        let outcome = Bound::from_owned_ptr_or_err(py, result).map(Bound::unbind);
+        if let Some(context) = &handle.context {
+            if ffi::PyContext_Exit(context.as_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        outcome
+    }
+}
+
+fn is_coroutine_callback(callback: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let raw = callback.as_ptr();
+    // SAFETY: type checks on a live object.
+    unsafe {
+        if ffi::PyCoro_CheckExact(raw) != 0 {
+            return Ok(true);
+        }
+        if ffi::PyFunction_Check(raw) != 0 {
+            let code = Bound::from_borrowed_ptr(callback.py(), ffi::PyFunction_GetCode(raw));
+            let flags: u32 = code.getattr(pyo3::intern!(callback.py(), "co_flags"))?.extract()?;
+            // CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+            return Ok(flags & (0x80 | 0x100 | 0x200) != 0);
+        }
+    }
+    Ok(false)
+}
+
+impl LoopCore {
+    pub(crate) fn cancel_handle(&mut self, id: u64) -> Option<Py<Handle>> {
+        self.engine.cancel(id)
+    }
+
+    pub(crate) fn label_text(&self, label: u32) -> String {
+        self.engine.log().label_text(label).to_string()
+    }
+
+    fn engine_error(&self, py: Python<'_>, error: EngineError) -> PyErr {
+        match error {
+            EngineError::Aborted => self
+                .draw_error
+                .lock()
+                .expect("error slot")
+                .take()
+                .unwrap_or_else(|| PyRuntimeError::new_err("the choice source stopped without an error")),
+            EngineError::Misaligned { index, label, bound, value } => simloom_error(
+                py,
+                "TapeMisalignedError",
+                format!(
+                    "strict replay: decision #{index} ({label}) has {bound} alternatives, but the tape says {value}; the program no longer matches the tape"
+                ),
+            ),
+            EngineError::UnusedDeviations { first_index, count } => simloom_error(
+                py,
+                "TapeMisalignedError",
+                format!(
+                    "strict replay: the universe ended after its last decision, but the tape still has {count} deviation(s), the first at decision #{first_index}"
+                ),
+            ),
+        }
+    }
+
+    fn schedule(
+        slf: &Bound<'_, Self>,
+        method: &str,
+        when_ns: Option<u64>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let is_marker = {
+            let core = slf.borrow();
+            if core.closed {
+                return Err(PyRuntimeError::new_err("Event loop is closed"));
+            }
+            core.stop_marker.as_ref().is_some_and(|m| m.as_ptr() == callback.as_ptr())
+        };
+        // SAFETY: PyCallable_Check only reads the object's type.
+        if unsafe { ffi::PyCallable_Check(callback.as_ptr()) } == 0 {
+            return Err(PyTypeError::new_err(format!(
+                "a callable object was expected by {method}(), got {}",
+                callback.repr()?
+            )));
+        }
+        if is_coroutine_callback(callback)? {
+            return Err(PyTypeError::new_err(format!("coroutines cannot be used with {method}()")));
+        }
+        let context = match context {
+            Some(context) if !context.is_none() => context.unbind(),
+            // asyncio runs a callback without an explicit context in a copy of the
+            // context current when it was scheduled.
+            // SAFETY: returns a new reference or NULL with an exception set.
+            _ => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())?.unbind() },
+        };
+        let mut core = slf.borrow_mut();
+        let id = core.engine.peek_id();
+        if is_marker {
+            // The loop's own "main future finished" callback: stop, without ever
+            // occupying the ready set, a decision point or the event log.
+            core.stop_requested = true;
+            return Py::new(
+                py,
+                Handle {
+                    callback: callback.clone().unbind(),
+                    args: args.clone().unbind(),
+                    context: Some(context),
+                    owner_loop: slf.clone().unbind(),
+                    id,
+                    label: core.current_owner,
+                    when_ns,
+                    cancelled: Default::default(),
+                },
+            );
+        }
+        let description = {
+            let LoopCore { describer, engine, .. } = &mut *core;
+            describer.describe(callback, engine.log_mut())?
+        };
+        let owner = description.task.unwrap_or(core.current_owner);
+        let handle = Py::new(
+            py,
+            Handle {
+                callback: callback.clone().unbind(),
+                args: args.clone().unbind(),
+                context: Some(context),
+                owner_loop: slf.clone().unbind(),
+                id,
+                label: description.label,
+                when_ns,
+                cancelled: Default::default(),
+            },
+        )?;
+        let scheduled = match when_ns {
+            None => core.engine.schedule_ready(handle.clone_ref(py), description.label, owner),
+            Some(deadline) => core.engine.schedule_timer(deadline, handle.clone_ref(py), description.label, owner),
+        };
+        debug_assert_eq!(scheduled, id);
+        Ok(handle)
+    }
+}
+
+#[pymethods]
+impl LoopCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(py: Python<'_>, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<LoopCore> {
+        let task_type = py.import("asyncio")?.getattr("Task")?.cast_into::<PyType>()?.unbind();
+        let mut engine = fresh_engine(Source::seeded(0, &StrategyKind::Fifo), DEFAULT_LIVELOCK_STEPS)
+            .map_err(|_| PyRuntimeError::new_err("engine start failed"))?;
+        let current_owner = engine.log_mut().label("<loop>");
+        Ok(LoopCore {
+            engine,
+            describer: Describer::new(task_type.clone_ref(py)),
+            stop_requested: false,
+            stop_marker: None,
+            current_owner,
+            draw_error: Arc::new(Mutex::new(None)),
+            task_type,
+            closed: false,
+            livelock_steps: DEFAULT_LIVELOCK_STEPS,
+        })
+    }
+
+    /// Start a fresh universe: `strategy` is "fifo", "random" or "pct"; a `tape`
+    /// replays recorded choices; `draws` answers choices from Python (Hypothesis).
+    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = 3, horizon = 100, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS))]
+    #[allow(clippy::too_many_arguments)]
+    fn _configure(
+        &mut self,
+        py: Python<'_>,
+        seed: u64,
+        strategy: &str,
+        depth: u32,
+        horizon: u64,
+        tape: Option<PyRef<'_, Tape>>,
+        strict: bool,
+        draws: Option<Py<PyAny>>,
+        livelock_steps: u64,
+    ) -> PyResult<()> {
+        if self.engine.steps() > 0 || self.engine.ready_len() > 0 || self.engine.timers_len() > 0 {
+            return Err(PyRuntimeError::new_err(
+                "a SimLoop universe can only be configured before it runs",
+            ));
+        }
+        let kind = match strategy {
+            "fifo" => StrategyKind::Fifo,
+            "random" => StrategyKind::Random,
+            "pct" => StrategyKind::Pct { depth, horizon },
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown strategy {other:?}; expected \"fifo\", \"random\" or \"pct\""
+                )))
+            }
+        };
+        let source = match (tape, draws) {
+            (Some(_), Some(_)) => return Err(PyValueError::new_err("pass a tape or draws, not both")),
+            (Some(tape), None) => Source::replay(tape.to_core(py)?, strict),
+            (None, Some(draws)) => Source::external(Box::new(PyDraws {
+                source: draws,
+                error: self.draw_error.clone(),
+            })),
+            (None, None) => Source::seeded(seed, &kind),
+        };
+        let mut engine = fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
+        self.current_owner = engine.log_mut().label("<loop>");
+        self.engine = engine;
+        self.livelock_steps = livelock_steps;
+        self.describer = Describer::new(self.task_type.clone_ref(py));
+        self.stop_requested = false;
+        Ok(())
+    }
+
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        LoopCore::schedule(slf, "call_soon", None, callback, args, context)
+    }
+
+    #[pyo3(signature = (delay, callback, *args, context = None))]
+    fn call_later(
+        slf: &Bound<'_, Self>,
+        delay: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let now = slf.borrow().engine.now_ns();
+        let deadline = match seconds_to_ns(delay, "delay")? {
+            NEVER => NEVER,
+            offset => now.saturating_add(offset),
+        };
+        LoopCore::schedule(slf, "call_later", Some(deadline), callback, args, context)
+    }
+
+    #[pyo3(signature = (when, callback, *args, context = None))]
+    fn call_at(
+        slf: &Bound<'_, Self>,
+        when: f64,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let deadline = seconds_to_ns(when, "when")?;
+        LoopCore::schedule(slf, "call_at", Some(deadline), callback, args, context)
+    }
+
+    /// Virtual time in seconds since the universe began.
+    fn time(&self) -> f64 {
+        self.engine.now_ns() as f64 / 1e9
+    }
+
+    /// Stop after the current step.
+    fn stop(&mut self) {
+        self.stop_requested = true;
+    }
+
+    fn _set_stop_marker(&mut self, marker: Option<Py<PyAny>>) {
+        self.stop_marker = marker;
+    }
+
+    fn _stop_requested(&self) -> bool {
+        self.stop_requested
+    }
+
+    fn _clear_stop(&mut self) {
+        self.stop_requested = false;
+    }
+
+    /// Teardown mode: canonical order, no decisions, nothing recorded on the tape.
+    fn _set_quiet(&mut self, quiet: bool) {
+        self.engine.set_quiet(quiet);
+    }
+
+    fn _set_closed(&mut self, closed: bool) {
+        self.closed = closed;
+    }
+
+    fn _is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Run up to `budget` steps. Returns "stopped", "idle" (nothing ready, no timer
+    /// pending), "livelock" or "budget". Exceptions from callbacks go to
+    /// `self.call_exception_handler`; KeyboardInterrupt and SystemExit propagate.
+    fn _run_steps(slf: &Bound<'_, Self>, budget: u64) -> PyResult<&'static str> {
+        let py = slf.py();
+        for _ in 0..budget {
+            let entry = {
+                let mut core = slf.borrow_mut();
+                if core.stop_requested {
+                    core.stop_requested = false;
+                    return Ok("stopped");
+                }
+                match core.engine.next() {
+                    Ok(Next::Run(entry)) => {
+                        core.current_owner = entry.owner;
+                        entry
+                    }
+                    Ok(Next::Idle) => return Ok("idle"),
+                    Ok(Next::Livelock { .. }) => return Ok("livelock"),
+                    Err(error) => return Err(core.engine_error(py, error)),
+                }
+            };
+            let handle = entry.payload.get();
+            if handle.cancelled.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(error) = invoke(py, handle) {
+                if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                    || error.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+                {
+                    return Err(error);
+                }
+                let label = slf.borrow().label_text(handle.label);
+                let context = PyDict::new(py);
+                context.set_item("message", format!("Exception in callback {label}"))?;
+                context.set_item("exception", error.value(py))?;
+                context.set_item("handle", &entry.payload)?;
+                slf.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
+            }
+        }
+        Ok("budget")
+    }
+
+    /// A labelled choice in `[0, bound)`; `percent` is the chance of nonzero for
+    /// yes/no choices under seeded strategies.
+    #[pyo3(signature = (label, bound, percent = None))]
+    fn _choose(&mut self, py: Python<'_>, label: &str, bound: u64, percent: Option<u32>) -> PyResult<u64> {
+        self.engine.choose(label, bound, percent).map_err(|e| self.engine_error(py, e))
+    }
+
+    /// Count a coverage hit.
+    fn _cover(&mut self, label: &str) {
+        self.engine.cover(label);
+    }
+
+    /// Record a named point in the event log.
+    fn _mark(&mut self, label: &str) {
+        let id = self.engine.log_mut().label(label);
+        self.engine.log_mut().mark(id);
+    }
+
+    fn _finish(&mut self, py: Python<'_>, outcome: &str) -> PyResult<()> {
+        self.engine.finish(outcome).map_err(|e| self.engine_error(py, e))
+    }
+
+    fn _tape(&self) -> Tape {
+        Tape::from_core(self.engine.tape())
+    }
+
+    fn _log_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.engine.log().bytes())
+    }
+
+    fn _digest(&self) -> String {
+        self.engine.log().digest_hex()
+    }
+
+    fn _steps(&self) -> u64 {
+        self.engine.steps()
+    }
+
+    fn _decisions(&self) -> u64 {
+        self.engine.decisions()
+    }
+
+    fn _deviations(&self) -> usize {
+        self.engine.tape().len()
+    }
+
+    fn _misaligned(&self) -> bool {
+        self.engine.misaligned()
+    }
+
+    fn _now_ns(&self) -> u64 {
+        self.engine.now_ns()
+    }
+
+    fn _ready_count(&self) -> usize {
+        self.engine.ready_len()
+    }
+
+    fn _timer_count(&self) -> usize {
+        self.engine.timers_len()
+    }
+
+    fn _livelock_steps(&self) -> u64 {
+        self.livelock_steps
+    }
+
+    fn _coverage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (label, count) in self.engine.coverage() {
+            out.set_item(label, count)?;
+        }
+        Ok(out)
+    }
+
+    /// Labels of the pending callbacks (ready first, then timers), for diagnostics.
+    fn _pending_labels(&self) -> Vec<String> {
+        self.engine.pending().map(|entry| self.label_text(entry.label)).collect()
+    }
+
+    /// Remove every pending handle (closing the loop); returns them, ready first.
+    fn _drain(&mut self) -> Vec<Py<Handle>> {
+        self.engine.drain().into_iter().map(|entry| entry.payload).collect()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for entry in self.engine.pending() {
+            visit.call(&entry.payload)?;
+        }
+        if let Some(marker) = &self.stop_marker {
+            visit.call(marker)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        let drained = self.engine.drain();
+        self.stop_marker = None;
+        drop(drained);
+    }
+}
