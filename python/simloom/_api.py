@@ -34,8 +34,8 @@ __all__ = [
 
 Main = Callable[[], Awaitable[Any]]
 
-#: Teardown gets this many steps to let cancelled tasks finish their cleanup.
-TEARDOWN_STEPS = 100_000
+#: Teardown cancels leftovers at most this many times (cleanup can start new tasks).
+TEARDOWN_ROUNDS = 8
 
 
 class Event(NamedTuple):
@@ -139,22 +139,47 @@ async def _call_main(main: Main) -> Any:
 
 def _teardown(loop: SimLoop) -> None:
     """Cancel leftover tasks in creation order, close async generators in first-use
-    order, and close the loop, all in the canonical order (no decisions)."""
+    order, and close the loop, all in the canonical order (no decisions).
+
+    Cancelled tasks may start new work while they unwind (an async generator's
+    ``aclose``, a cleanup task), so this repeats until nothing is left or a bounded
+    number of rounds has passed.
+    """
     loop._set_quiet(True)
-    leftovers = [t for t in loop._tasks_in_creation_order() if not t.done()]
-    for task in leftovers:
-        task.cancel()
-    if leftovers:
-        gathered = asyncio.gather(*leftovers, return_exceptions=True)
-        try:
-            loop.run_until_complete(gathered)
-        except Exception:
-            pass
-    try:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    except Exception:
-        pass
+    for _ in range(TEARDOWN_ROUNDS):
+        leftovers = [t for t in loop._tasks_in_creation_order() if not t.done()]
+        if not leftovers and not loop._ready_count():
+            break
+        for task in leftovers:
+            task.cancel()
+        _run_quietly(loop, _settle(loop, leftovers))
+    _run_quietly(loop, loop.shutdown_asyncgens())
     loop.close()
+
+
+async def _settle(loop: SimLoop, leftovers: list[asyncio.Task[Any]]) -> None:
+    if leftovers:
+        await asyncio.gather(*leftovers, return_exceptions=True)
+    for task in leftovers:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "unhandled exception while the universe was torn down",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+    while loop._ready_count():
+        await asyncio.sleep(0)
+
+
+def _run_quietly(loop: SimLoop, coro: Any) -> None:
+    """Run a teardown coroutine; a failure there is recorded by the loop's exception
+    handler, not raised."""
+    try:
+        loop.run_until_complete(coro)
+    except Exception:
+        coro.close()
 
 
 def _universe(main: Main, loop: SimLoop, seed: int | None) -> RunResult:

@@ -17,6 +17,7 @@ import contextvars
 import gc
 import inspect
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -47,6 +48,8 @@ logger = logging.getLogger("simloom")
 #: Garbage is collected every this many steps (GC is otherwise off during a run), so
 #: finalizers run at the same step in every replay.
 GC_INTERVAL_STEPS = 10_000
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _ESCAPE_HINT = (
     "simloom runs the program in a simulated world; this would reach the real one and "
@@ -82,7 +85,7 @@ def _suspension_point(task: asyncio.Task[Any]) -> str:
     places: list[str] = []
     while coro is not None:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
+        if frame is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
             code = frame.f_code
             places.append(f"{code.co_qualname} ({code.co_filename}:{frame.f_lineno})")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)

@@ -195,6 +195,11 @@ impl<T> Engine<T> {
         self.quiet = quiet;
     }
 
+    /// Forget the steps taken since the clock last moved (teardown after a livelock).
+    pub fn reset_livelock(&mut self) {
+        self.steps_since_clock_moved = 0;
+    }
+
     pub fn set_livelock_steps(&mut self, steps: u64) {
         self.livelock_steps = steps;
     }
@@ -311,6 +316,13 @@ impl<T> Engine<T> {
             self.steps_since_clock_moved = 0;
             self.move_due_timers();
         }
+        if self.steps_since_clock_moved >= self.livelock_steps {
+            // Reported before anything is taken, so the spinning callback stays
+            // ready and teardown can still cancel its task.
+            return Ok(Next::Livelock {
+                steps: self.steps_since_clock_moved,
+            });
+        }
         let count = self.ready.len() as u64;
         let rank = if count >= 2 && !self.quiet {
             let label = if self.timers_in_ready as u64 == count {
@@ -331,11 +343,6 @@ impl<T> Engine<T> {
         }
         self.steps += 1;
         self.steps_since_clock_moved += 1;
-        if self.steps_since_clock_moved > self.livelock_steps {
-            return Ok(Next::Livelock {
-                steps: self.steps_since_clock_moved,
-            });
-        }
         self.log.step(entry.label);
         Ok(Next::Run(entry))
     }
@@ -563,7 +570,8 @@ mod tests {
                     engine.schedule_ready((), 0, 0);
                 }
                 Next::Livelock { steps: s } => {
-                    assert_eq!(s, 1001);
+                    assert_eq!(s, 1000);
+                    assert_eq!(engine.ready_len(), 1, "the spinner is still ready");
                     break;
                 }
                 Next::Idle => panic!(),

@@ -360,6 +360,7 @@ impl LoopCore {
     /// Teardown mode: canonical order, no decisions, nothing recorded on the tape.
     fn _set_quiet(&mut self, quiet: bool) {
         self.engine.set_quiet(quiet);
+        self.engine.reset_livelock();
     }
 
     fn _set_closed(&mut self, closed: bool) {
