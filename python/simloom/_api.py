@@ -301,10 +301,7 @@ def sometimes(label: str, percent: int = 10) -> bool:
     loop = _simulation()
     if loop is None or percent == 0:
         return False
-    if percent == 100:
-        fired = True
-    else:
-        fired = loop._choose(f"sometimes:{label}", 2, percent) == 1
+    fired = True if percent == 100 else loop._choose(f"sometimes:{label}", 2, percent) == 1
     if fired:
         loop._cover(label)
     return fired

@@ -23,7 +23,7 @@ import threading
 import weakref
 from asyncio import events, futures, tasks
 from collections.abc import Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from . import _core
 from ._scheduler import SchedulerSpec, parse_scheduler
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["GC_INTERVAL_STEPS", "SimLoop"]
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 logger = logging.getLogger("simloom")
 
@@ -94,7 +95,9 @@ def _suspension_point(task: asyncio.Task[Any]) -> str:
     return " → ".join(places) if places else "(not started)"
 
 
-class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
+# call_soon/call_later/call_at come from LoopCore and return simloom's own Rust
+# ``Handle`` (same methods as asyncio's), hence the ignore on the class line.
+class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """A deterministic asyncio event loop with a virtual clock.
 
     Every choice between alternatives (which ready callback runs next, which of two
@@ -227,7 +230,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
         new_task = not futures.isfuture(future)
         future = tasks.ensure_future(future, loop=self)
         if new_task:
-            future._log_destroy_pending = False  # type: ignore[attr-defined]
+            future._log_destroy_pending = False
         future.add_done_callback(self._stop_marker)
         try:
             self.run_forever()
@@ -310,7 +313,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
     def create_future(self) -> Future[Any]:
         return futures.Future(loop=self)
 
-    def create_task(  # type: ignore[override]
+    def create_task(
         self,
         coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
         *,
@@ -325,7 +328,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
         if name is None:
             name = f"Task-{self._task_count}"
         if self._task_factory is None:
-            task: asyncio.Task[_T] = tasks.Task(coro, loop=self, name=name, context=context, **kwargs)
+            task: asyncio.Task[_T] = tasks.Task(
+                coro,  # type: ignore[arg-type]  # generator-based coroutines are legal too
+                loop=self,
+                name=name,
+                context=context,
+                **kwargs,
+            )
         else:
             factory_kwargs: dict[str, Any] = dict(kwargs)
             if context is not None:
@@ -345,11 +354,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
         self._task_factory_takes_name = False
         if factory is not None:
             try:
-                parameters = inspect.signature(factory).parameters
+                parameters = list(inspect.signature(factory).parameters.values())
             except (TypeError, ValueError):
-                parameters = {}  # type: ignore[assignment]
-            self._task_factory_takes_name = "name" in parameters or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+                parameters = []
+            self._task_factory_takes_name = any(
+                p.name == "name" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
             )
 
     def get_task_factory(self) -> Any:
@@ -362,9 +371,12 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
 
     # ---------------------------------------------------------------- callbacks
 
-    def call_soon_threadsafe(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
-    ) -> Any:
+    def call_soon_threadsafe(  # type: ignore[override]  # returns simloom's Handle
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> _core.Handle:
         """Like ``call_soon`` from the loop's own thread; from another thread it is an
         escape (a real thread racing the simulation cannot be replayed)."""
         if threading.get_ident() != (self._thread_id or self._owner_thread):
@@ -374,7 +386,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
             )
         return self.call_soon(callback, *args, context=context)
 
-    def run_in_executor(self, executor: Any, func: Callable[..., _T], *args: Any) -> Future[_T]:
+    def run_in_executor(
+        self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
+    ) -> Future[_T]:
         """Run ``func(*args)`` inline, as its own step at a decision point (no thread is
         started), and return a future for its result."""
         self._check_closed()
@@ -471,9 +485,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
             for task in waiting:
                 awaited = getattr(task, "_fut_waiter", None)
                 what = _describe_awaitable(awaited) if awaited is not None else "nothing"
-                lines.append(
-                    f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}"
-                )
+                lines.append(f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}")
         else:
             lines.append("No task is waiting: the loop was asked to run with nothing to do.")
         return "\n".join(lines)
@@ -490,13 +502,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
 
     # ------------------------------------------------- escapes: the real world
 
-    def add_reader(self, fd: Any, callback: Any, *args: Any) -> NoReturn:
+    def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
         _escape("loop.add_reader()", "it watches a real file descriptor")
 
     def remove_reader(self, fd: Any) -> NoReturn:
         _escape("loop.remove_reader()", "it watches a real file descriptor")
 
-    def add_writer(self, fd: Any, callback: Any, *args: Any) -> NoReturn:
+    def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
         _escape("loop.add_writer()", "it watches a real file descriptor")
 
     def remove_writer(self, fd: Any) -> NoReturn:
@@ -586,7 +598,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):
     def connect_write_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
         _escape("loop.connect_write_pipe()", "it writes to a real pipe")
 
-    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> NoReturn:
+    def add_signal_handler(
+        self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> NoReturn:
         _escape("loop.add_signal_handler()", "it installs a real signal handler")
 
     def remove_signal_handler(self, sig: int) -> NoReturn:
@@ -605,7 +619,9 @@ class _ExecutorJob:
 
     __slots__ = ("args", "func", "future")
 
-    def __init__(self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
         self.future = future
         self.func = func
         self.args = args
@@ -623,4 +639,3 @@ class _ExecutorJob:
         else:
             if not self.future.cancelled():
                 self.future.set_result(result)
-

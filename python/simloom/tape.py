@@ -10,11 +10,12 @@ place), so a crash never leaves half a tape behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from . import _core
 from .errors import SimloomUsageError, TruncatedTapeError
@@ -37,10 +38,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -51,7 +50,7 @@ class Tape(_core.Tape):
     :func:`simloom.replay`.
     """
 
-    def __new__(cls, deviations: Iterable[tuple[int, int]] = ()) -> Tape:
+    def __new__(cls, deviations: Iterable[tuple[int, int]] = ()) -> Self:
         return super().__new__(cls, [(int(i), int(v)) for i, v in deviations])
 
     @classmethod
