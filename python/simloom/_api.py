@@ -110,6 +110,24 @@ class RunResult:
         """The decoded event log."""
         return decode_events(self.event_log_bytes)
 
+    def explain(self) -> str:
+        """The schedule in words, as deviations from FIFO::
+
+        FIFO everywhere except:
+          decision #3: sched.pick = 1 (of 3)
+        """
+        lines = []
+        index = 0
+        for event in self.event_log:
+            if event.kind != "decision":
+                continue
+            if event.value:
+                lines.append(f"  decision #{index}: {event.label} = {event.value} (of {event.bound})")
+            index += 1
+        if not lines:
+            return "FIFO everywhere (no deviations)"
+        return "FIFO everywhere except:\n" + "\n".join(lines)
+
     def raise_error(self) -> None:
         """Re-raise the universe's error, if it had one."""
         if self.error is not None:
