@@ -19,7 +19,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bank_race  # noqa: E402
-
 import simloom  # noqa: E402
 
 RUNS = 2_000
@@ -41,10 +40,14 @@ def main() -> int:
         print(f"no failure in {RUNS} universes")
         return 1
     elapsed = time.perf_counter() - started
-    print(f"FAILED after {seed + 1} universes ({elapsed * 1000:.1f} ms) — simloom found a failing universe")
+    print(
+        f"FAILED after {seed + 1} universes ({elapsed * 1000:.1f} ms) — simloom found a failing universe"
+    )
     print(f"  seed: {seed}   (scheduler: random)")
     print(f"  error: {type(result.error).__name__}: {result.error}")
-    print(f"  steps: {result.steps}, decisions: {result.decisions}, deviations: {result.deviations}")
+    print(
+        f"  steps: {result.steps}, decisions: {result.decisions}, deviations: {result.deviations}"
+    )
     print("  " + result.explain().replace("\n", "\n  "))
 
     artifact = HERE.parent / ".sim" / "demo" / f"bank_race-seed{seed}.tape.json"
