@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from . import _core
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import SimloomUsageError
-from .loop import SimLoop
+from .loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from .tape import Tape
 
 __all__ = [
@@ -122,7 +122,9 @@ class RunResult:
             if event.kind != "decision":
                 continue
             if event.value:
-                lines.append(f"  decision #{index}: {event.label} = {event.value} (of {event.bound})")
+                lines.append(
+                    f"  decision #{index}: {event.label} = {event.value} (of {event.bound})"
+                )
             index += 1
         if not lines:
             return "FIFO everywhere (no deviations)"
@@ -260,7 +262,7 @@ def run(
     *,
     seed: int = 0,
     scheduler: str | SchedulerSpec = "random",
-    livelock_steps: int = 500_000,
+    livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
 ) -> RunResult:
     """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
 
@@ -275,7 +277,7 @@ def run(
 
 
 def replay(
-    main: Main, tape: Tape, *, strict: bool = False, livelock_steps: int = 500_000
+    main: Main, tape: Tape, *, strict: bool = False, livelock_steps: int = DEFAULT_LIVELOCK_STEPS
 ) -> RunResult:
     """Run ``main()`` with every choice taken from ``tape``.
 

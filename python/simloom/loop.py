@@ -39,12 +39,17 @@ from .tape import Tape
 if TYPE_CHECKING:
     from asyncio.futures import Future
 
-__all__ = ["GC_INTERVAL_STEPS", "SimLoop"]
+__all__ = ["DEFAULT_LIVELOCK_STEPS", "GC_INTERVAL_STEPS", "SimLoop"]
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 logger = logging.getLogger("simloom")
+
+#: Steps in a row without the virtual clock moving that count as a livelock. About a
+#: quarter of a second of spinning; raise it (``livelock_steps=``) for programs that do
+#: that much real work at one virtual instant.
+DEFAULT_LIVELOCK_STEPS = 250_000
 
 #: Garbage is collected every this many steps (GC is otherwise off during a run), so
 #: finalizers run at the same step in every replay.
@@ -119,7 +124,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         scheduler: str | SchedulerSpec = "fifo",
         tape: Tape | None = None,
         strict: bool = False,
-        livelock_steps: int = 500_000,
+        livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
         draws: object | None = None,
     ) -> None:
         spec = parse_scheduler(scheduler)
@@ -196,6 +201,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         )
         events._set_running_loop(self)
         gc.disable()
+        # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
+        # teardown must still be able to cancel the spinner.
+        self._reset_livelock()
         try:
             if self._stop_requested():
                 # asyncio semantics: stop() before run_forever() runs what is ready once.

@@ -39,15 +39,30 @@ pub enum EngineError {
     /// The external source raised; the caller holds the reason.
     Aborted,
     /// Strict replay: the tape's value does not fit this decision.
-    Misaligned { index: u64, label: String, bound: u64, value: u64 },
+    Misaligned {
+        index: u64,
+        label: String,
+        bound: u64,
+        value: u64,
+    },
     /// Strict replay: the universe ended before the tape's deviations were used.
     UnusedDeviations { first_index: u64, count: usize },
 }
 
 pub enum Source {
-    Seeded { strategy: Strategy, rng: Box<Pcg64Mcg> },
-    Replay { tape: Tape, cursor: usize, strict: bool },
-    External { draws: Box<dyn ExternalDraws>, next_deviation: Option<u64> },
+    Seeded {
+        strategy: Strategy,
+        rng: Box<Pcg64Mcg>,
+    },
+    Replay {
+        tape: Tape,
+        cursor: usize,
+        strict: bool,
+    },
+    External {
+        draws: Box<dyn ExternalDraws>,
+        next_deviation: Option<u64>,
+    },
 }
 
 impl Source {
@@ -61,7 +76,11 @@ impl Source {
     }
 
     pub fn replay(tape: Tape, strict: bool) -> Source {
-        Source::Replay { tape, cursor: 0, strict }
+        Source::Replay {
+            tape,
+            cursor: 0,
+            strict,
+        }
     }
 
     pub fn external(draws: Box<dyn ExternalDraws>) -> Source {
@@ -143,7 +162,11 @@ impl<T> Engine<T> {
         };
         // The sparse encoding always starts with one `more?` draw, so a FIFO universe
         // is exactly the draw sequence [0] whether or not it makes decisions.
-        if let Source::External { draws, next_deviation } = &mut engine.source {
+        if let Source::External {
+            draws,
+            next_deviation,
+        } = &mut engine.source
+        {
             *next_deviation = next_from(draws.as_mut(), 0)?;
         }
         Ok(engine)
@@ -303,7 +326,7 @@ impl<T> Engine<T> {
     }
 
     /// The next callback to run, advancing the virtual clock if nothing is ready.
-    pub fn next(&mut self) -> Result<Next<T>, EngineError> {
+    pub fn next_step(&mut self) -> Result<Next<T>, EngineError> {
         self.move_due_timers();
         if self.ready.is_empty() {
             let deadline = match self.timers.next_deadline() {
@@ -334,7 +357,10 @@ impl<T> Engine<T> {
         } else {
             0
         };
-        let (seq, entry) = self.ready.take(rank as usize).expect("rank is within the ready set");
+        let (seq, entry) = self
+            .ready
+            .take(rank as usize)
+            .expect("rank is within the ready set");
         self.unready(seq, &entry);
         if count >= 2 && !self.quiet {
             if let Source::Seeded { strategy, .. } = &mut self.source {
@@ -349,7 +375,12 @@ impl<T> Engine<T> {
 
     /// A labelled choice in `[0, bound)` (`sometimes`, `draw`, faults). Bounds below
     /// two are not decisions and answer 0 without touching the tape.
-    pub fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> Result<u64, EngineError> {
+    pub fn choose(
+        &mut self,
+        label: &str,
+        bound: u64,
+        percent: Option<u32>,
+    ) -> Result<u64, EngineError> {
         if bound < 2 || self.quiet {
             return Ok(0);
         }
@@ -370,7 +401,11 @@ impl<T> Engine<T> {
         let index = self.decisions;
         let value = match &mut self.source {
             Source::Seeded { strategy, rng } => strategy.answer(question, bound, &self.ready, rng),
-            Source::Replay { tape, cursor, strict } => match tape.deviations().get(*cursor) {
+            Source::Replay {
+                tape,
+                cursor,
+                strict,
+            } => match tape.deviations().get(*cursor) {
                 Some(deviation) if deviation.index == index => {
                     *cursor += 1;
                     if deviation.value < bound {
@@ -390,9 +425,14 @@ impl<T> Engine<T> {
                 }
                 _ => 0,
             },
-            Source::External { draws, next_deviation } => {
+            Source::External {
+                draws,
+                next_deviation,
+            } => {
                 if *next_deviation == Some(index) {
-                    let value = draws.value(self.log.label_text(label), bound).map_err(|_| EngineError::Aborted)?;
+                    let value = draws
+                        .value(self.log.label_text(label), bound)
+                        .map_err(|_| EngineError::Aborted)?;
                     *next_deviation = next_from(draws.as_mut(), index + 1)?;
                     value.clamp(1, bound - 1)
                 } else {
@@ -411,7 +451,12 @@ impl<T> Engine<T> {
     pub fn finish(&mut self, outcome: &str) -> Result<(), EngineError> {
         let outcome_label = self.log.label(outcome);
         self.log.end(outcome_label);
-        if let Source::Replay { tape, cursor, strict } = &self.source {
+        if let Source::Replay {
+            tape,
+            cursor,
+            strict,
+        } = &self.source
+        {
             let unused = &tape.deviations()[*cursor..];
             if let Some(first) = unused.first() {
                 if *strict {
@@ -438,7 +483,10 @@ impl<T> Engine<T> {
 
     /// Pending entries, for diagnostics: ready ones oldest first, then timers.
     pub fn pending(&self) -> impl Iterator<Item = &Entry<T>> {
-        self.ready.iter().map(|(_, e)| e).chain(self.timers.iter().map(|(_, _, e)| e))
+        self.ready
+            .iter()
+            .map(|(_, e)| e)
+            .chain(self.timers.iter().map(|(_, _, e)| e))
     }
 }
 
@@ -465,14 +513,14 @@ mod tests {
         }
         let mut order = Vec::new();
         loop {
-            match engine.next().unwrap() {
+            match engine.next_step().unwrap() {
                 Next::Run(entry) => {
                     let task = entry.payload;
                     order.push(task);
                     let left = &mut remaining[task as usize];
                     if *left > 0 {
                         *left -= 1;
-                        if *left % 3 == 0 {
+                        if (*left).is_multiple_of(3) {
                             let deadline = engine.now_ns() + 1_000;
                             engine.schedule_timer(deadline, task, entry.label, entry.owner);
                         } else {
@@ -505,7 +553,13 @@ mod tests {
 
     #[test]
     fn same_seed_same_trace_and_replay_reproduces_it() {
-        for kind in [StrategyKind::Random, StrategyKind::Pct { depth: 3, horizon: 40 }] {
+        for kind in [
+            StrategyKind::Random,
+            StrategyKind::Pct {
+                depth: 3,
+                horizon: 40,
+            },
+        ] {
             for seed in 0..50 {
                 let (order_a, a) = run_program(Source::seeded(seed, &kind), 4, 12);
                 let (order_b, b) = run_program(Source::seeded(seed, &kind), 4, 12);
@@ -528,43 +582,63 @@ mod tests {
         let mut strict: Engine<u32> = Engine::new(Source::replay(tape, true), 10).unwrap();
         strict.schedule_ready(0, 0, 0);
         strict.schedule_ready(1, 0, 0);
-        assert!(matches!(strict.next(), Err(EngineError::Misaligned { index: 0, value: 99, bound: 2, .. })));
+        assert!(matches!(
+            strict.next_step(),
+            Err(EngineError::Misaligned {
+                index: 0,
+                value: 99,
+                bound: 2,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn cancelled_handles_leave_the_ready_set_and_the_heap() {
-        let mut engine: Engine<&str> = Engine::new(Source::seeded(0, &StrategyKind::Fifo), 100).unwrap();
+        let mut engine: Engine<&str> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 100).unwrap();
         let a = engine.schedule_ready("a", 0, 0);
         let b = engine.schedule_ready("b", 0, 0);
         let t = engine.schedule_timer(5, "t", 0, 0);
         assert_eq!(engine.cancel(a), Some("a"));
         assert_eq!(engine.cancel(t), Some("t"));
         assert!(engine.is_pending(b));
-        match engine.next().unwrap() {
+        match engine.next_step().unwrap() {
             Next::Run(entry) => assert_eq!(entry.payload, "b"),
             _ => panic!(),
         }
-        assert!(matches!(engine.next().unwrap(), Next::Idle));
-        assert_eq!(engine.decisions(), 0, "a cancelled handle is no alternative");
+        assert!(matches!(engine.next_step().unwrap(), Next::Idle));
+        assert_eq!(
+            engine.decisions(),
+            0,
+            "a cancelled handle is no alternative"
+        );
     }
 
     #[test]
     fn a_timer_due_with_a_ready_callback_is_an_alternative() {
-        let mut engine: Engine<&str> = Engine::new(Source::seeded(0, &StrategyKind::Fifo), 100).unwrap();
+        let mut engine: Engine<&str> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 100).unwrap();
         engine.schedule_timer(0, "timer", 0, 0);
         engine.schedule_ready("callback", 0, 0);
-        let Next::Run(first) = engine.next().unwrap() else { panic!() };
+        let Next::Run(first) = engine.next_step().unwrap() else {
+            panic!()
+        };
         assert_eq!(engine.decisions(), 1);
-        assert_eq!(first.payload, "callback", "FIFO: the ready callback came first");
+        assert_eq!(
+            first.payload, "callback",
+            "FIFO: the ready callback came first"
+        );
     }
 
     #[test]
     fn spinning_without_the_clock_moving_is_a_livelock() {
-        let mut engine: Engine<()> = Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1000).unwrap();
+        let mut engine: Engine<()> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1000).unwrap();
         engine.schedule_ready((), 0, 0);
         let mut steps = 0;
         loop {
-            match engine.next().unwrap() {
+            match engine.next_step().unwrap() {
                 Next::Run(_) => {
                     steps += 1;
                     engine.schedule_ready((), 0, 0);

@@ -171,22 +171,40 @@ impl EventLog {
             let event = match tag {
                 TAG_LABEL => {
                     let length = read_varint(bytes, &mut cursor)? as usize;
-                    let end = cursor.checked_add(length).filter(|&e| e <= bytes.len()).ok_or("label runs past the end")?;
-                    let text = std::str::from_utf8(&bytes[cursor..end]).map_err(|_| "label is not UTF-8")?.to_string();
+                    let end = cursor
+                        .checked_add(length)
+                        .filter(|&e| e <= bytes.len())
+                        .ok_or("label runs past the end")?;
+                    let text = std::str::from_utf8(&bytes[cursor..end])
+                        .map_err(|_| "label is not UTF-8")?
+                        .to_string();
                     cursor = end;
                     next_label += 1;
-                    Event::Label { id: next_label - 1, text }
+                    Event::Label {
+                        id: next_label - 1,
+                        text,
+                    }
                 }
-                TAG_STEP => Event::Step { label: read_varint(bytes, &mut cursor)? },
-                TAG_CLOCK => Event::Clock { advanced_ns: read_varint(bytes, &mut cursor)? },
+                TAG_STEP => Event::Step {
+                    label: read_varint(bytes, &mut cursor)?,
+                },
+                TAG_CLOCK => Event::Clock {
+                    advanced_ns: read_varint(bytes, &mut cursor)?,
+                },
                 TAG_DECISION => Event::Decision {
                     label: read_varint(bytes, &mut cursor)?,
                     bound: read_varint(bytes, &mut cursor)?,
                     value: read_varint(bytes, &mut cursor)?,
                 },
-                TAG_MARK => Event::Mark { label: read_varint(bytes, &mut cursor)? },
-                TAG_END => Event::End { label: read_varint(bytes, &mut cursor)? },
-                TAG_MISALIGN => Event::Misalign { index: read_varint(bytes, &mut cursor)? },
+                TAG_MARK => Event::Mark {
+                    label: read_varint(bytes, &mut cursor)?,
+                },
+                TAG_END => Event::End {
+                    label: read_varint(bytes, &mut cursor)?,
+                },
+                TAG_MISALIGN => Event::Misalign {
+                    index: read_varint(bytes, &mut cursor)?,
+                },
                 other => return Err(format!("unknown event tag {other} at byte {}", cursor - 1)),
             };
             events.push(event);
@@ -215,11 +233,23 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                Event::Label { id: 0, text: "Task-1".into() },
-                Event::Label { id: 1, text: "sched.pick".into() },
+                Event::Label {
+                    id: 0,
+                    text: "Task-1".into()
+                },
+                Event::Label {
+                    id: 1,
+                    text: "sched.pick".into()
+                },
                 Event::Step { label: 0 },
-                Event::Decision { label: 1, bound: 3, value: 2 },
-                Event::Clock { advanced_ns: 1_000_000_000 },
+                Event::Decision {
+                    label: 1,
+                    bound: 3,
+                    value: 2
+                },
+                Event::Clock {
+                    advanced_ns: 1_000_000_000
+                },
                 Event::Mark { label: 0 },
                 Event::Misalign { index: 7 },
                 Event::End { label: 1 },

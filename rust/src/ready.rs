@@ -227,7 +227,9 @@ mod tests {
         let mut next_seq = 0u64;
         let mut state = 12345u64;
         for _ in 0..20_000 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let roll = (state >> 33) % 10;
             if roll < 6 || naive.is_empty() {
                 ready.push(next_seq, next_seq);

@@ -60,7 +60,8 @@ pub struct Pct {
 impl Pct {
     fn new(depth: u32, horizon: u64, rng: &mut Pcg64Mcg) -> Pct {
         let horizon = horizon.max(1);
-        let mut change_points: Vec<u64> = (1..depth.max(1)).map(|_| uniform(rng, horizon)).collect();
+        let mut change_points: Vec<u64> =
+            (1..depth.max(1)).map(|_| uniform(rng, horizon)).collect();
         change_points.sort_unstable();
         Pct {
             depth: depth.max(1),
@@ -112,10 +113,14 @@ impl Pct {
     /// After decision `index` chose an entry owned by `owner`: at a change point the
     /// owner drops below every initial priority.
     fn after_pick(&mut self, index: u64, owner: u32) {
-        while self.next_change < self.change_points.len() && self.change_points[self.next_change] < index {
+        while self.next_change < self.change_points.len()
+            && self.change_points[self.next_change] < index
+        {
             self.next_change += 1;
         }
-        if self.next_change < self.change_points.len() && self.change_points[self.next_change] == index {
+        if self.next_change < self.change_points.len()
+            && self.change_points[self.next_change] == index
+        {
             self.next_change += 1;
             let lowered = self.next_change as u64; // 1 ..= depth-1, all below depth+1
             let old = self.priorities.insert(owner, lowered).unwrap_or(lowered);
@@ -145,7 +150,9 @@ impl Strategy {
         match *kind {
             StrategyKind::Fifo => Strategy::Fifo,
             StrategyKind::Random => Strategy::Random,
-            StrategyKind::Pct { depth, horizon } => Strategy::Pct(Box::new(Pct::new(depth, horizon, rng))),
+            StrategyKind::Pct { depth, horizon } => {
+                Strategy::Pct(Box::new(Pct::new(depth, horizon, rng)))
+            }
         }
     }
 
@@ -163,12 +170,23 @@ impl Strategy {
         }
     }
 
-    pub fn answer<E>(&mut self, question: Question, bound: u64, ready: &ReadySet<E>, rng: &mut Pcg64Mcg) -> u64 {
+    pub fn answer<E>(
+        &mut self,
+        question: Question,
+        bound: u64,
+        ready: &ReadySet<E>,
+        rng: &mut Pcg64Mcg,
+    ) -> u64 {
         match (self, question) {
             (Strategy::Fifo, _) => 0,
             (Strategy::Pct(pct), Question::Schedule) => pct.pick(ready),
             (_, Question::Schedule) => uniform(rng, bound),
-            (_, Question::Choice { percent: Some(percent) }) => {
+            (
+                _,
+                Question::Choice {
+                    percent: Some(percent),
+                },
+            ) => {
                 if uniform(rng, 100) < percent as u64 {
                     1 + uniform(rng, bound - 1)
                 } else {
@@ -195,7 +213,13 @@ mod tests {
     #[test]
     fn pct_runs_the_highest_priority_owner_until_a_change_point() {
         let mut rng = Pcg64Mcg::seed_from_u64(3);
-        let mut strategy = Strategy::new(&StrategyKind::Pct { depth: 1, horizon: 10 }, &mut rng);
+        let mut strategy = Strategy::new(
+            &StrategyKind::Pct {
+                depth: 1,
+                horizon: 10,
+            },
+            &mut rng,
+        );
         let mut ready = ReadySet::new();
         // Two owners, each with one ready entry; with depth 1 there are no change
         // points, so the same owner wins every time its entry is ready.

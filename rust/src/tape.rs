@@ -148,12 +148,20 @@ impl Tape {
                 Some(0) => break,
                 Some(1) => {}
                 Some(other) => {
-                    return Err(TapeError::Corrupt(format!("`more?` draw must be 0 or 1, got {other}")))
+                    return Err(TapeError::Corrupt(format!(
+                        "`more?` draw must be 0 or 1, got {other}"
+                    )))
                 }
-                None => return Err(TapeError::Truncated("draw sequence ends without a final `more? = 0`".into())),
+                None => {
+                    return Err(TapeError::Truncated(
+                        "draw sequence ends without a final `more? = 0`".into(),
+                    ))
+                }
             }
             let (Some(&gap), Some(&value)) = (cursor.next(), cursor.next()) else {
-                return Err(TapeError::Truncated("a deviation is missing its gap or value".into()));
+                return Err(TapeError::Truncated(
+                    "a deviation is missing its gap or value".into(),
+                ));
             };
             let index = next_index
                 .checked_add(gap)
@@ -163,7 +171,9 @@ impl Tape {
             next_index = index + 1;
         }
         if cursor.next().is_some() {
-            return Err(TapeError::Corrupt("draws continue after the final `more? = 0`".into()));
+            return Err(TapeError::Corrupt(
+                "draws continue after the final `more? = 0`".into(),
+            ));
         }
         Ok(tape)
     }
@@ -190,8 +200,16 @@ impl Tape {
             .ok_or_else(|| TapeError::Foreign("the JSON document is not an object".into()))?;
         match object.get("format").and_then(|f| f.as_str()) {
             Some(TAPE_FORMAT) => {}
-            Some(other) => return Err(TapeError::Foreign(format!("format is {other:?}, expected {TAPE_FORMAT:?}"))),
-            None => return Err(TapeError::Foreign(format!("no \"format\": {TAPE_FORMAT:?} field"))),
+            Some(other) => {
+                return Err(TapeError::Foreign(format!(
+                    "format is {other:?}, expected {TAPE_FORMAT:?}"
+                )))
+            }
+            None => {
+                return Err(TapeError::Foreign(format!(
+                    "no \"format\": {TAPE_FORMAT:?} field"
+                )))
+            }
         }
         let version = object
             .get("version")
@@ -209,7 +227,11 @@ impl Tape {
             })?;
             match (pair[0].as_u64(), pair[1].as_u64()) {
                 (Some(i), Some(v)) => pairs.push((i, v)),
-                _ => return Err(TapeError::Corrupt(format!("deviation {item} is not two non-negative integers"))),
+                _ => {
+                    return Err(TapeError::Corrupt(format!(
+                        "deviation {item} is not two non-negative integers"
+                    )))
+                }
             }
         }
         Tape::from_deviations(pairs)
@@ -219,7 +241,10 @@ impl Tape {
         let doc = (
             TAPE_CBOR_MAGIC,
             TAPE_VERSION,
-            self.deviations.iter().map(|d| (d.index, d.value)).collect::<Vec<_>>(),
+            self.deviations
+                .iter()
+                .map(|d| (d.index, d.value))
+                .collect::<Vec<_>>(),
         );
         let mut out = Vec::new();
         ciborium::ser::into_writer(&doc, &mut out).expect("a tape always serialises");
@@ -230,14 +255,18 @@ impl Tape {
         use ciborium::value::Value;
         let value: Value = ciborium::de::from_reader(bytes).map_err(|e| match e {
             ciborium::de::Error::Io(_) => TapeError::Truncated("CBOR data ends early".into()),
-            ciborium::de::Error::Syntax(at) => TapeError::Foreign(format!("not CBOR (syntax error at byte {at})")),
+            ciborium::de::Error::Syntax(at) => {
+                TapeError::Foreign(format!("not CBOR (syntax error at byte {at})"))
+            }
             other => TapeError::Foreign(format!("not a CBOR tape ({other})")),
         })?;
         let items = value
             .as_array()
             .ok_or_else(|| TapeError::Foreign("the CBOR item is not an array".into()))?;
         if items.first().and_then(|m| m.as_text()) != Some(TAPE_CBOR_MAGIC) {
-            return Err(TapeError::Foreign(format!("missing the {TAPE_CBOR_MAGIC:?} marker")));
+            return Err(TapeError::Foreign(format!(
+                "missing the {TAPE_CBOR_MAGIC:?} marker"
+            )));
         }
         let version = items
             .get(1)
@@ -250,18 +279,24 @@ impl Tape {
             .and_then(|d| d.as_array())
             .ok_or_else(|| TapeError::Corrupt("missing deviations array".into()))?;
         if items.len() != 3 {
-            return Err(TapeError::Corrupt(format!("expected 3 fields, found {}", items.len())));
+            return Err(TapeError::Corrupt(format!(
+                "expected 3 fields, found {}",
+                items.len()
+            )));
         }
         let mut pairs = Vec::with_capacity(list.len());
         for item in list {
-            let pair = item
-                .as_array()
-                .filter(|p| p.len() == 2)
-                .ok_or_else(|| TapeError::Corrupt("each deviation must be [index, value]".into()))?;
+            let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(|| {
+                TapeError::Corrupt("each deviation must be [index, value]".into())
+            })?;
             let as_u64 = |v: &Value| v.as_integer().and_then(|i| u64::try_from(i).ok());
             match (as_u64(&pair[0]), as_u64(&pair[1])) {
                 (Some(i), Some(v)) => pairs.push((i, v)),
-                _ => return Err(TapeError::Corrupt("a deviation is not two non-negative integers".into())),
+                _ => {
+                    return Err(TapeError::Corrupt(
+                        "a deviation is not two non-negative integers".into(),
+                    ))
+                }
             }
         }
         Tape::from_deviations(pairs)
@@ -313,7 +348,10 @@ mod tests {
     #[test]
     fn draws_round_trip() {
         let tape = sample();
-        assert_eq!(tape.to_draws(), vec![1, 0, 1, 1, 6, 3, 1, 0, 2, 1, 999_991, 41, 0]);
+        assert_eq!(
+            tape.to_draws(),
+            vec![1, 0, 1, 1, 6, 3, 1, 0, 2, 1, 999_991, 41, 0]
+        );
         assert_eq!(Tape::from_draws(&tape.to_draws()).unwrap(), tape);
     }
 
@@ -329,26 +367,57 @@ mod tests {
     #[test]
     fn bad_input_gives_named_errors() {
         let cbor = sample().to_cbor();
-        assert!(matches!(Tape::from_cbor(&cbor[..cbor.len() - 2]), Err(TapeError::Truncated(_))));
+        assert!(matches!(
+            Tape::from_cbor(&cbor[..cbor.len() - 2]),
+            Err(TapeError::Truncated(_))
+        ));
         let json = sample().to_json();
-        assert!(matches!(Tape::from_json(&json[..json.len() - 3]), Err(TapeError::Truncated(_))));
-        assert!(matches!(Tape::from_bytes(b""), Err(TapeError::Truncated(_))));
-        assert!(matches!(Tape::from_json("{\"format\": \"other\"}"), Err(TapeError::Foreign(_))));
-        assert!(matches!(Tape::from_json("[1, 2]"), Err(TapeError::Foreign(_))));
-        assert!(matches!(Tape::from_bytes(b"\x89PNG\r\n"), Err(TapeError::Foreign(_)) | Err(TapeError::Truncated(_))));
+        assert!(matches!(
+            Tape::from_json(&json[..json.len() - 3]),
+            Err(TapeError::Truncated(_))
+        ));
+        assert!(matches!(
+            Tape::from_bytes(b""),
+            Err(TapeError::Truncated(_))
+        ));
+        assert!(matches!(
+            Tape::from_json("{\"format\": \"other\"}"),
+            Err(TapeError::Foreign(_))
+        ));
+        assert!(matches!(
+            Tape::from_json("[1, 2]"),
+            Err(TapeError::Foreign(_))
+        ));
+        assert!(matches!(
+            Tape::from_bytes(b"\x89PNG\r\n"),
+            Err(TapeError::Foreign(_)) | Err(TapeError::Truncated(_))
+        ));
         assert!(matches!(
             Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 9, \"deviations\": []}"),
-            Err(TapeError::NewerVersion { found: 9, supported: 1 })
+            Err(TapeError::NewerVersion {
+                found: 9,
+                supported: 1
+            })
         ));
         assert!(matches!(
-            Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 1, \"deviations\": [[3, 1], [2, 1]]}"),
+            Tape::from_json(
+                "{\"format\": \"simloom.tape\", \"version\": 1, \"deviations\": [[3, 1], [2, 1]]}"
+            ),
             Err(TapeError::Corrupt(_))
         ));
         assert!(matches!(
-            Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 1, \"deviations\": [[3, 0]]}"),
+            Tape::from_json(
+                "{\"format\": \"simloom.tape\", \"version\": 1, \"deviations\": [[3, 0]]}"
+            ),
             Err(TapeError::Corrupt(_))
         ));
-        assert!(matches!(Tape::from_draws(&[1, 2]), Err(TapeError::Truncated(_))));
-        assert!(matches!(Tape::from_draws(&[0, 5]), Err(TapeError::Corrupt(_))));
+        assert!(matches!(
+            Tape::from_draws(&[1, 2]),
+            Err(TapeError::Truncated(_))
+        ));
+        assert!(matches!(
+            Tape::from_draws(&[0, 5]),
+            Err(TapeError::Corrupt(_))
+        ));
     }
 }

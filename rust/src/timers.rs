@@ -142,7 +142,8 @@ mod tests {
         timers.push(5, 2, "b");
         timers.push(1, 9, "early");
         assert_eq!(timers.pop_due(0), None);
-        let order: Vec<&str> = std::iter::from_fn(|| timers.pop_due(5).map(|(_, _, p)| p)).collect();
+        let order: Vec<&str> =
+            std::iter::from_fn(|| timers.pop_due(5).map(|(_, _, p)| p)).collect();
         assert_eq!(order, vec!["early", "a", "b", "c"]);
     }
 

@@ -37,7 +37,9 @@ impl Describer {
     fn is_task(&self, object: *mut ffi::PyObject) -> bool {
         match &self.task_type {
             // SAFETY: both pointers are live objects while the GIL is held.
-            Some(task_type) => unsafe { ffi::PyObject_TypeCheck(object, task_type.as_ptr().cast()) != 0 },
+            Some(task_type) => unsafe {
+                ffi::PyObject_TypeCheck(object, task_type.as_ptr().cast()) != 0
+            },
             None => false,
         }
     }
@@ -66,7 +68,11 @@ impl Describer {
         self.cached(&name, log, || Ok(shown.str()?.to_string()))
     }
 
-    pub fn describe(&mut self, callback: &Bound<'_, PyAny>, log: &mut EventLog) -> PyResult<Description> {
+    pub fn describe(
+        &mut self,
+        callback: &Bound<'_, PyAny>,
+        log: &mut EventLog,
+    ) -> PyResult<Description> {
         let py = callback.py();
         let raw = callback.as_ptr();
         // SAFETY: `raw` is a live object; the checks only read its type.
@@ -76,7 +82,10 @@ impl Describer {
                 if !bound_self.is_null() && self.is_task(bound_self) {
                     let task = Bound::from_borrowed_ptr(py, bound_self);
                     let label = self.task_label(&task, log)?;
-                    return Ok(Description { label, task: Some(label) });
+                    return Ok(Description {
+                        label,
+                        task: Some(label),
+                    });
                 }
                 let label = self.cached(callback, log, || qualname(callback))?;
                 return Ok(Description { label, task: None });
@@ -85,7 +94,10 @@ impl Describer {
             if type_ptr == self.step_wrapper_type && self.step_wrapper_type != 0 {
                 let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
                 let label = self.task_label(&task, log)?;
-                return Ok(Description { label, task: Some(label) });
+                return Ok(Description {
+                    label,
+                    task: Some(label),
+                });
             }
             if ffi::PyFunction_Check(raw) != 0 {
                 let code = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetCode(raw));
@@ -99,7 +111,10 @@ impl Describer {
             self.step_wrapper_type = kind.as_ptr() as usize;
             let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
             let label = self.task_label(&task, log)?;
-            return Ok(Description { label, task: Some(label) });
+            return Ok(Description {
+                label,
+                task: Some(label),
+            });
         }
         if type_name == "method" {
             // A bound Python method: name it by its function (stable code object).
@@ -111,7 +126,9 @@ impl Describer {
             return self.describe(&function, log);
         }
         let kind_any = kind.into_any();
-        let label = self.cached(&kind_any, log, || Ok(kind_any.cast::<PyType>()?.qualname()?.to_string()))?;
+        let label = self.cached(&kind_any, log, || {
+            Ok(kind_any.cast::<PyType>()?.qualname()?.to_string())
+        })?;
         Ok(Description { label, task: None })
     }
 }

@@ -17,7 +17,10 @@ pub(crate) struct PyDraws {
 }
 
 impl PyDraws {
-    fn call<T>(&self, f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T>) -> Result<T, SourceAbort> {
+    fn call<T>(
+        &self,
+        f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T>,
+    ) -> Result<T, SourceAbort> {
         Python::attach(|py| {
             f(py, self.source.bind(py)).map_err(|err| {
                 *self.error.lock().expect("error slot") = Some(err);
@@ -37,6 +40,10 @@ impl ExternalDraws for PyDraws {
     }
 
     fn value(&mut self, label: &str, bound: u64) -> Result<u64, SourceAbort> {
-        self.call(|py, source| source.call_method1(pyo3::intern!(py, "value"), (label, bound))?.extract())
+        self.call(|py, source| {
+            source
+                .call_method1(pyo3::intern!(py, "value"), (label, bound))?
+                .extract()
+        })
     }
 }

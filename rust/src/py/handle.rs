@@ -67,7 +67,11 @@ impl Handle {
 
     #[getter]
     fn _label(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.owner_loop.bind(py).try_borrow()?.label_text(self.label))
+        Ok(self
+            .owner_loop
+            .bind(py)
+            .try_borrow()?
+            .label_text(self.label))
     }
 
     /// Run the callback now, in its context (as asyncio's `Handle._run`).

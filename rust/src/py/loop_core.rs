@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// Default: this many steps in a row without the virtual clock moving is a livelock.
-pub const DEFAULT_LIVELOCK_STEPS: u64 = 500_000;
+pub const DEFAULT_LIVELOCK_STEPS: u64 = 250_000;
 /// Deadlines further away than this (about 317 years) never fire.
 const NEVER_SECONDS: f64 = 1e10;
 
@@ -104,7 +104,9 @@ fn is_coroutine_callback(callback: &Bound<'_, PyAny>) -> PyResult<bool> {
         }
         if ffi::PyFunction_Check(raw) != 0 {
             let code = Bound::from_borrowed_ptr(callback.py(), ffi::PyFunction_GetCode(raw));
-            let flags: u32 = code.getattr(pyo3::intern!(callback.py(), "co_flags"))?.extract()?;
+            let flags: u32 = code
+                .getattr(pyo3::intern!(callback.py(), "co_flags"))?
+                .extract()?;
             // CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
             return Ok(flags & (0x80 | 0x100 | 0x200) != 0);
         }
@@ -160,7 +162,9 @@ impl LoopCore {
             if core.closed {
                 return Err(PyRuntimeError::new_err("Event loop is closed"));
             }
-            core.stop_marker.as_ref().is_some_and(|m| m.as_ptr() == callback.as_ptr())
+            core.stop_marker
+                .as_ref()
+                .is_some_and(|m| m.as_ptr() == callback.as_ptr())
         };
         // SAFETY: PyCallable_Check only reads the object's type.
         if unsafe { ffi::PyCallable_Check(callback.as_ptr()) } == 0 {
@@ -170,14 +174,18 @@ impl LoopCore {
             )));
         }
         if is_coroutine_callback(callback)? {
-            return Err(PyTypeError::new_err(format!("coroutines cannot be used with {method}()")));
+            return Err(PyTypeError::new_err(format!(
+                "coroutines cannot be used with {method}()"
+            )));
         }
         let context = match context {
             Some(context) if !context.is_none() => context.unbind(),
             // asyncio runs a callback without an explicit context in a copy of the
             // context current when it was scheduled.
             // SAFETY: returns a new reference or NULL with an exception set.
-            _ => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())?.unbind() },
+            _ => unsafe {
+                Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())?.unbind()
+            },
         };
         let mut core = slf.borrow_mut();
         let id = core.engine.peek_id();
@@ -200,7 +208,9 @@ impl LoopCore {
             );
         }
         let description = {
-            let LoopCore { describer, engine, .. } = &mut *core;
+            let LoopCore {
+                describer, engine, ..
+            } = &mut *core;
             describer.describe(callback, engine.log_mut())?
         };
         let owner = description.task.unwrap_or(core.current_owner);
@@ -218,8 +228,13 @@ impl LoopCore {
             },
         )?;
         let scheduled = match when_ns {
-            None => core.engine.schedule_ready(handle.clone_ref(py), description.label, owner),
-            Some(deadline) => core.engine.schedule_timer(deadline, handle.clone_ref(py), description.label, owner),
+            None => core
+                .engine
+                .schedule_ready(handle.clone_ref(py), description.label, owner),
+            Some(deadline) => {
+                core.engine
+                    .schedule_timer(deadline, handle.clone_ref(py), description.label, owner)
+            }
         };
         debug_assert_eq!(scheduled, id);
         Ok(handle)
@@ -230,10 +245,21 @@ impl LoopCore {
 impl LoopCore {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn new(py: Python<'_>, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<LoopCore> {
-        let task_type = py.import("asyncio")?.getattr("Task")?.cast_into::<PyType>()?.unbind();
-        let mut engine = fresh_engine(Source::seeded(0, &StrategyKind::Fifo), DEFAULT_LIVELOCK_STEPS)
-            .map_err(|_| PyRuntimeError::new_err("engine start failed"))?;
+    fn new(
+        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<LoopCore> {
+        let task_type = py
+            .import("asyncio")?
+            .getattr("Task")?
+            .cast_into::<PyType>()?
+            .unbind();
+        let mut engine = fresh_engine(
+            Source::seeded(0, &StrategyKind::Fifo),
+            DEFAULT_LIVELOCK_STEPS,
+        )
+        .map_err(|_| PyRuntimeError::new_err("engine start failed"))?;
         let current_owner = engine.log_mut().label("<loop>");
         Ok(LoopCore {
             engine,
@@ -280,7 +306,9 @@ impl LoopCore {
             }
         };
         let source = match (tape, draws) {
-            (Some(_), Some(_)) => return Err(PyValueError::new_err("pass a tape or draws, not both")),
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err("pass a tape or draws, not both"))
+            }
             (Some(tape), None) => Source::replay(tape.to_core(py)?, strict),
             (None, Some(draws)) => Source::external(Box::new(PyDraws {
                 source: draws,
@@ -288,7 +316,8 @@ impl LoopCore {
             })),
             (None, None) => Source::seeded(seed, &kind),
         };
-        let mut engine = fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
+        let mut engine =
+            fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
         self.current_owner = engine.log_mut().label("<loop>");
         self.engine = engine;
         self.livelock_steps = livelock_steps;
@@ -360,6 +389,10 @@ impl LoopCore {
     /// Teardown mode: canonical order, no decisions, nothing recorded on the tape.
     fn _set_quiet(&mut self, quiet: bool) {
         self.engine.set_quiet(quiet);
+    }
+
+    /// Forget the steps taken since the clock last moved.
+    fn _reset_livelock(&mut self) {
         self.engine.reset_livelock();
     }
 
@@ -383,7 +416,7 @@ impl LoopCore {
                     core.stop_requested = false;
                     return Ok("stopped");
                 }
-                match core.engine.next() {
+                match core.engine.next_step() {
                     Ok(Next::Run(entry)) => {
                         core.current_owner = entry.owner;
                         entry
@@ -417,8 +450,16 @@ impl LoopCore {
     /// A labelled choice in `[0, bound)`; `percent` is the chance of nonzero for
     /// yes/no choices under seeded strategies.
     #[pyo3(signature = (label, bound, percent = None))]
-    fn _choose(&mut self, py: Python<'_>, label: &str, bound: u64, percent: Option<u32>) -> PyResult<u64> {
-        self.engine.choose(label, bound, percent).map_err(|e| self.engine_error(py, e))
+    fn _choose(
+        &mut self,
+        py: Python<'_>,
+        label: &str,
+        bound: u64,
+        percent: Option<u32>,
+    ) -> PyResult<u64> {
+        self.engine
+            .choose(label, bound, percent)
+            .map_err(|e| self.engine_error(py, e))
     }
 
     /// Count a coverage hit.
@@ -433,7 +474,9 @@ impl LoopCore {
     }
 
     fn _finish(&mut self, py: Python<'_>, outcome: &str) -> PyResult<()> {
-        self.engine.finish(outcome).map_err(|e| self.engine_error(py, e))
+        self.engine
+            .finish(outcome)
+            .map_err(|e| self.engine_error(py, e))
     }
 
     fn _tape(&self) -> Tape {
@@ -490,12 +533,19 @@ impl LoopCore {
 
     /// Labels of the pending callbacks (ready first, then timers), for diagnostics.
     fn _pending_labels(&self) -> Vec<String> {
-        self.engine.pending().map(|entry| self.label_text(entry.label)).collect()
+        self.engine
+            .pending()
+            .map(|entry| self.label_text(entry.label))
+            .collect()
     }
 
     /// Remove every pending handle (closing the loop); returns them, ready first.
     fn _drain(&mut self) -> Vec<Py<Handle>> {
-        self.engine.drain().into_iter().map(|entry| entry.payload).collect()
+        self.engine
+            .drain()
+            .into_iter()
+            .map(|entry| entry.payload)
+            .collect()
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -26,7 +26,11 @@ pub struct Tape {
 impl Tape {
     pub(crate) fn from_core(tape: &CoreTape) -> Tape {
         Tape {
-            deviations: tape.deviations().iter().map(|d| (d.index, d.value)).collect(),
+            deviations: tape
+                .deviations()
+                .iter()
+                .map(|d| (d.index, d.value))
+                .collect(),
         }
     }
 
@@ -102,7 +106,11 @@ pub fn decode_event_log<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Vec<Bound
             Event::Label { id, text } => ("label", id, text).into_pyobject(py),
             Event::Step { label } => ("step", label).into_pyobject(py),
             Event::Clock { advanced_ns } => ("clock", advanced_ns).into_pyobject(py),
-            Event::Decision { label, bound, value } => ("decision", label, bound, value).into_pyobject(py),
+            Event::Decision {
+                label,
+                bound,
+                value,
+            } => ("decision", label, bound, value).into_pyobject(py),
             Event::Mark { label } => ("mark", label).into_pyobject(py),
             Event::End { label } => ("end", label).into_pyobject(py),
             Event::Misalign { index } => ("misalign", index).into_pyobject(py),
