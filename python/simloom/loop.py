@@ -51,8 +51,8 @@ logger = logging.getLogger("simloom")
 #: that much real work at one virtual instant.
 DEFAULT_LIVELOCK_STEPS = 250_000
 
-#: Garbage is collected every this many steps (GC is otherwise off during a run), so
-#: finalizers run at the same step in every replay.
+#: The young generations are collected every this many steps (GC is otherwise off
+#: during a run), so finalizers run at the same step in every replay.
 GC_INTERVAL_STEPS = 10_000
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -214,7 +214,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 budget = GC_INTERVAL_STEPS - self._steps() % GC_INTERVAL_STEPS
                 status = self._run_steps(budget)
                 if status == "budget":
-                    gc.collect()
+                    # Young generations only: cheap, and what a run allocates lives
+                    # there; simloom.run collects fully (over a frozen heap) at the end.
+                    gc.collect(1)
                 elif status == "stopped":
                     return
                 elif status == "idle":

@@ -11,11 +11,15 @@
 //! Owns: the answer to a decision. Must not: touch the tape or the ready set.
 
 use crate::ready::ReadySet;
-use crate::timers::SeqMap;
+use crate::timers::{SeqHasher, SeqMap};
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
+
+/// Owner-keyed maps on the hot path: a multiply hash, not SipHash.
+type OwnerMap<V> = HashMap<u32, V, BuildHasherDefault<SeqHasher>>;
 
 /// Uniform integer in `[0, bound)` by the multiply-shift method (no modulo bias worth
 /// speaking of for bounds far below 2^64).
@@ -50,11 +54,11 @@ pub struct Pct {
     horizon: u64,
     change_points: Vec<u64>,
     next_change: usize,
-    priorities: HashMap<u32, u64>,
+    priorities: OwnerMap<u64>,
     /// Ready entries by (priority high → low, age old → new).
     ordered: BTreeSet<(Reverse<u64>, u64)>,
     owner_of: SeqMap<u32>,
-    ready_of_owner: HashMap<u32, Vec<u64>>,
+    ready_of_owner: OwnerMap<Vec<u64>>,
 }
 
 impl Pct {
@@ -68,10 +72,10 @@ impl Pct {
             horizon,
             change_points,
             next_change: 0,
-            priorities: HashMap::new(),
+            priorities: OwnerMap::default(),
             ordered: BTreeSet::new(),
             owner_of: SeqMap::default(),
-            ready_of_owner: HashMap::new(),
+            ready_of_owner: OwnerMap::default(),
         }
     }
 

@@ -27,6 +27,9 @@ impl Hasher for SeqHasher {
     fn write_u64(&mut self, value: u64) {
         self.0 = (value ^ (value >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(value as u64)
+    }
     fn write_usize(&mut self, value: usize) {
         self.write_u64(value as u64)
     }

@@ -6,16 +6,16 @@
 //! object so an address is never reused for a different key within a universe.
 
 use crate::eventlog::EventLog;
+use crate::timers::SeqMap;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
-use std::collections::HashMap;
 
 #[derive(Default)]
 pub(crate) struct Describer {
     task_type: Option<Py<PyType>>,
     step_wrapper_type: usize,
-    by_key: HashMap<usize, u32>,
+    by_key: SeqMap<u32>,
     held: Vec<Py<PyAny>>,
 }
 
@@ -52,7 +52,7 @@ impl Describer {
         log: &mut EventLog,
         text: impl FnOnce() -> PyResult<String>,
     ) -> PyResult<u32> {
-        let key = key_object.as_ptr() as usize;
+        let key = key_object.as_ptr() as u64;
         if let Some(&label) = self.by_key.get(&key) {
             return Ok(label);
         }
