@@ -51,6 +51,8 @@ pub struct LoopCore {
     task_type: Py<PyType>,
     closed: bool,
     livelock_steps: u64,
+    /// The thread that owns the loop; scheduling from another one is an escape.
+    thread: std::thread::ThreadId,
 }
 
 fn fresh_engine(source: Source, livelock_steps: u64) -> Result<Engine<Py<Handle>>, EngineError> {
@@ -162,6 +164,15 @@ impl LoopCore {
             if core.closed {
                 return Err(PyRuntimeError::new_err("Event loop is closed"));
             }
+            if std::thread::current().id() != core.thread {
+                return Err(simloom_error(
+                    py,
+                    "EscapedSimulationError",
+                    format!(
+                        "loop.{method}() from another thread: a real thread is handing work to the simulated loop (simloom runs the program in a simulated world; this would reach the real one and make the universe impossible to replay)."
+                    ),
+                ));
+            }
             core.stop_marker
                 .as_ref()
                 .is_some_and(|m| m.as_ptr() == callback.as_ptr())
@@ -271,6 +282,7 @@ impl LoopCore {
             task_type,
             closed: false,
             livelock_steps: DEFAULT_LIVELOCK_STEPS,
+            thread: std::thread::current().id(),
         })
     }
 
