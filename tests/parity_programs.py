@@ -2034,6 +2034,170 @@ async def main_returning_none_is_a_result() -> Any:
     await asyncio.sleep(0)
 
 
+@program
+async def coroutine_raising_stop_iteration_becomes_runtime_error() -> Any:
+    async def leaky() -> None:
+        await asyncio.sleep(0.001)
+        raise StopIteration("leaked")
+
+    try:
+        await asyncio.create_task(leaky())
+    except RuntimeError as exc:
+        return [_exc(exc), type(exc.__cause__).__name__]
+    return "no error"
+
+
+@program
+async def system_exit_in_a_task_escapes_the_loop() -> Any:
+    async def quitter() -> None:
+        await asyncio.sleep(0.001)
+        raise SystemExit("bye")
+
+    task = asyncio.create_task(quitter())
+    task.add_done_callback(lambda t: t.exception())  # mark it retrieved: no GC warning
+    await asyncio.sleep(0.01)
+    return ["not reached", task.done()]
+
+
+# ------------------------------------------------------------- loop odds and ends
+
+
+@program
+async def exception_in_callback_goes_to_the_loop_exception_handler() -> Any:
+    loop = asyncio.get_running_loop()
+    seen = loop.create_future()
+
+    def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not seen.done():
+            seen.set_result([_exc(exc) if exc else None, "message" in context])
+
+    def bad_callback() -> None:
+        raise AppError("callback failed")
+
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(handler)
+    try:
+        loop.call_soon(bad_callback)
+        reported = await seen
+        handler_installed = loop.get_exception_handler() is handler
+    finally:
+        loop.set_exception_handler(previous)
+    return [reported, handler_installed]
+
+
+@program
+async def current_task_is_none_inside_a_plain_callback() -> Any:
+    loop = asyncio.get_running_loop()
+    seen = loop.create_future()
+    loop.call_soon(lambda: seen.set_result(asyncio.current_task() is None))
+    inside_task = asyncio.current_task() is not None
+    return [await seen, inside_task]
+
+
+@program
+async def running_loop_introspection() -> Any:
+    loop = asyncio.get_running_loop()
+    return [
+        asyncio.get_event_loop() is loop,
+        loop.is_running(),
+        loop.is_closed(),
+        isinstance(loop, asyncio.AbstractEventLoop),
+    ]
+
+
+@program
+async def nested_run_until_complete_raises_runtime_error() -> Any:
+    loop = asyncio.get_running_loop()
+    coro = asyncio.sleep(0)
+    try:
+        loop.run_until_complete(coro)
+        outcome: Any = "ran"
+    except RuntimeError as exc:
+        outcome = type(exc).__name__
+    finally:
+        coro.close()
+    return [outcome, loop.is_running()]
+
+
+@program
+async def negative_delays_act_like_zero() -> Any:
+    loop = asyncio.get_running_loop()
+    value = await asyncio.sleep(-1, result="negative sleep")
+    fired = loop.create_future()
+    loop.call_later(-5, fired.set_result, "negative call_later")
+    return [value, await fired]
+
+
+@program
+async def timeout_context_cannot_be_entered_twice() -> Any:
+    cm = asyncio.timeout(0.05)
+    async with cm:
+        await asyncio.sleep(0)
+    try:
+        async with cm:
+            pass
+    except RuntimeError as exc:
+        return [type(exc).__name__, cm.expired()]
+    return "no error"
+
+
+@program
+async def wait_for_returns_value_when_inner_swallows_the_cancel() -> Any:
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            return "swallowed"
+        return "finished"
+
+    try:
+        return ["returned", await asyncio.wait_for(stubborn(), timeout=0.005)]
+    except TimeoutError:
+        return ["timeout"]
+
+
+@program
+async def queue_get_with_timeout_keeps_the_item_for_later() -> Any:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await asyncio.wait_for(queue.get(), timeout=0.005)
+        first: Any = "got"
+    except TimeoutError:
+        first = "timeout"
+    queue.put_nowait("later")
+    second = await asyncio.wait_for(queue.get(), timeout=0.05)
+    return [first, second, queue.empty()]
+
+
+@program
+async def event_waiter_cancelled_does_not_block_others() -> Any:
+    event = asyncio.Event()
+    doomed = asyncio.create_task(event.wait())
+    survivor = asyncio.create_task(event.wait())
+    await asyncio.sleep(0.002)
+    doomed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await doomed
+    event.set()
+    return [doomed.cancelled(), await survivor]
+
+
+@program
+async def condition_wait_for_true_predicate_does_not_wait() -> Any:
+    cond = asyncio.Condition()
+    async with cond:
+        result = await cond.wait_for(lambda: "already true")
+    return [result, cond.locked()]
+
+
+@program
+async def loop_create_task_accepts_a_name() -> Any:
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(asyncio.sleep(0.001, result="named"), name="via-loop")
+    return [task.get_name(), await task]
+
+
 # ============================================================ FIFO-only programs
 # Their results depend on the order in which ready callbacks run; stock asyncio runs
 # them first-in first-out, and so must SimLoop's FIFO schedule.

@@ -47,8 +47,14 @@ def outcome(fn: Callable[[], Any]) -> Outcome:
         return ("raise", describe(exc))
 
 
-def outcome_of_run(result: Any) -> Outcome:
-    """The outcome of a ``simloom.RunResult``."""
+def sim_outcome(prog: pp.Program, scheduler: str, seed: int) -> Outcome:
+    """The outcome of ``simloom.run``: main's value or error from the ``RunResult``,
+    or what ``simloom.run`` itself raised (a ``SystemExit`` escapes it, as it escapes
+    ``asyncio.run``)."""
+    try:
+        result = simloom.run(prog, seed=seed, scheduler=scheduler)
+    except BaseException as exc:
+        return ("raise", describe(exc))
     if result.error is not None:
         return ("raise", describe(result.error))
     return ("ok", result.value)
@@ -71,9 +77,9 @@ def run_variant(prog: pp.Program, variant: str) -> Outcome:
     if variant == "simloop":
         return outcome(lambda: asyncio.run(prog(), loop_factory=simloom.SimLoop))
     if variant == "fifo":
-        return outcome_of_run(simloom.run(prog, seed=0, scheduler="fifo"))
+        return sim_outcome(prog, "fifo", 0)
     scheduler, _, seed = variant.partition("-seed")
-    return outcome_of_run(simloom.run(prog, seed=int(seed), scheduler=scheduler))
+    return sim_outcome(prog, scheduler, int(seed))
 
 
 def test_enough_programs() -> None:
