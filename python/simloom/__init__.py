@@ -8,8 +8,6 @@ choice comes from one choice tape: seeded, replayable, shrinkable.
     assert again.digest == result.digest
 """
 
-from __future__ import annotations
-
 from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from .errors import (

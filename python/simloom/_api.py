@@ -198,11 +198,11 @@ def _run_quietly(loop: SimLoop, coro: Any) -> None:
     handler, not raised."""
     try:
         loop.run_until_complete(coro)
-    except Exception:
+    except (Exception, SystemExit):
         coro.close()
 
 
-def _universe(main: Main, loop: SimLoop, seed: int | None) -> RunResult:
+def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> RunResult:
     """Run ``main`` to completion in ``loop`` and tear down deterministically."""
     _check_main(main)
     gc_was_enabled = gc.isenabled()
@@ -215,8 +215,21 @@ def _universe(main: Main, loop: SimLoop, seed: int | None) -> RunResult:
         try:
             value = loop.run_until_complete(_call_main(main))
         except (KeyboardInterrupt, SystemExit):
+            # Interrupted: still cancel what is left (as asyncio.run does), then go.
+            # The interrupt is what propagates; tasks it passed through are settled.
+            _teardown(loop)
+            for task in list(loop._task_order):
+                if task.done() and not task.cancelled():
+                    task.exception()
             raise
-        except (Exception, asyncio.CancelledError) as exc:
+        except BaseException as exc:
+            if loop._fatal_error() is not None or not isinstance(
+                exc, Exception | asyncio.CancelledError
+            ):
+                # The choice source failed, or something outside the program's own
+                # errors (Hypothesis stopping the test): not the universe's outcome.
+                _teardown(loop)
+                raise
             error = exc
         _teardown(loop)
         gc.collect()
@@ -243,7 +256,7 @@ def _universe(main: Main, loop: SimLoop, seed: int | None) -> RunResult:
         virtual_time_ns=loop._now_ns(),
         coverage=dict(loop._coverage()),
         seed=seed,
-        scheduler=loop.scheduler.name,
+        scheduler=scheduler,
         misaligned=loop._misaligned(),
     )
 
@@ -252,7 +265,7 @@ def _resolve_horizon(main: Main, spec: SchedulerSpec, livelock_steps: int) -> Sc
     """``pct:auto``: measure the horizon as the decision count of a FIFO probe run."""
     if not spec.auto_horizon:
         return spec
-    probe = _universe(main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps), None)
+    probe = _universe(main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps), None, "fifo")
     horizon = max(1, probe.decisions)
     return SchedulerSpec("pct", depth=spec.depth, horizon=horizon, auto_horizon=True)
 
@@ -273,7 +286,7 @@ def run(
     """
     spec = _resolve_horizon(main, parse_scheduler(scheduler), livelock_steps)
     loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps)
-    return _universe(main, loop, seed)
+    return _universe(main, loop, seed, spec.name)
 
 
 def replay(
@@ -289,7 +302,7 @@ def replay(
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
     loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps)
-    return _universe(main, loop, None)
+    return _universe(main, loop, None, "replay")
 
 
 # ------------------------------------------------------------ in-program choices

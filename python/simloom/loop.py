@@ -25,7 +25,7 @@ from asyncio import events, futures, tasks
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _core
+from . import _core, _patches
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import (
     EscapedSimulationError,
@@ -117,6 +117,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     once in wall time.
     """
 
+    #: Marks simloom's loop for helpers that must not import this module.
+    _simloom_loop = True
+
     def __init__(
         self,
         *,
@@ -200,6 +203,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
         )
         events._set_running_loop(self)
+        _patches.install()
         gc.disable()
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner.
@@ -227,6 +231,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._running = False
             self._thread_id = None
             events._set_running_loop(None)
+            _patches.uninstall()
             sys.set_asyncgen_hooks(*old_hooks)
             if gc_was_enabled:
                 gc.enable()
@@ -247,9 +252,17 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         except BaseException:
             if new_task and future.done() and not future.cancelled():
                 future.exception()  # the error propagates; don't also log it as lost
+            fatal = self._fatal_error()
+            if fatal is not None:
+                raise fatal from None
             raise
         finally:
             future.remove_done_callback(self._stop_marker)
+        fatal = self._fatal_error()
+        if fatal is not None:
+            # The choice source failed (strict replay misaligned, Hypothesis stopped
+            # the test): that ends the universe whatever the program did with it.
+            raise fatal
         failure = self._take_failure()
         if failure is not None:
             if new_task and future.done() and not future.cancelled():
@@ -323,6 +336,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def create_future(self) -> Future[Any]:
         return futures.Future(loop=self)
 
+    def _new_task(self, coro: Any, number: int, **kwargs: Any) -> asyncio.Task[Any]:
+        return _SimTask(coro, loop=self, simloom_number=number, **kwargs)
+
     def create_task(
         self,
         coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
@@ -337,13 +353,12 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._task_count += 1
         if name is None:
             name = f"Task-{self._task_count}"
+        task: asyncio.Task[_T]
         if self._task_factory is None:
-            task: asyncio.Task[_T] = tasks.Task(
-                coro,  # type: ignore[arg-type]  # generator-based coroutines are legal too
-                loop=self,
-                name=name,
-                context=context,
-                **kwargs,
+            task = self._new_task(coro, self._task_count, name=name, context=context, **kwargs)
+        elif self._task_factory is tasks.eager_task_factory:
+            task = self._new_task(
+                coro, self._task_count, name=name, context=context, eager_start=True, **kwargs
             )
         else:
             factory_kwargs: dict[str, Any] = dict(kwargs)
@@ -622,6 +637,29 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             f"<SimLoop {state} scheduler={self.scheduler.name} seed={self.seed} "
             f"time={self.time():.6f}s steps={self._steps()}>"
         )
+
+
+class _SimTask(asyncio.Task):  # type: ignore[type-arg]
+    """An asyncio task whose hash is its creation number in the universe.
+
+    The stock ``Task`` hashes by address, so every set of tasks — a TaskGroup's
+    children, ``asyncio.wait``'s results, ``all_tasks()`` — iterates in an order that
+    changes from run to run, and with it the order of cancellations and wake-ups.
+    Numbered hashes make that order part of the universe. Equality stays identity.
+    """
+
+    __slots__ = ("_simloom_number",)
+
+    def __init__(self, coro: Any, *, loop: Any, simloom_number: int, **kwargs: Any) -> None:
+        self._simloom_number = simloom_number
+        super().__init__(coro, loop=loop, **kwargs)
+
+    def __hash__(self) -> int:
+        return self._simloom_number
+
+
+# Reprs and asyncio's own messages ("Task exception was never retrieved") name the type.
+_SimTask.__name__ = _SimTask.__qualname__ = "Task"
 
 
 class _ExecutorJob:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from . import _core
-from .errors import SimloomUsageError, TruncatedTapeError
+from .errors import CorruptTapeError, SimloomUsageError, TruncatedTapeError
 
 __all__ = ["Tape", "atomic_write"]
 
@@ -51,7 +51,21 @@ class Tape(_core.Tape):
     """
 
     def __new__(cls, deviations: Iterable[tuple[int, int]] = ()) -> Self:
-        return super().__new__(cls, [(int(i), int(v)) for i, v in deviations])
+        pairs = []
+        for pair in deviations:
+            try:
+                index, value = (int(x) for x in pair)
+            except (TypeError, ValueError) as exc:
+                raise CorruptTapeError(
+                    f"each deviation must be an (index, value) pair of integers, got {pair!r}"
+                ) from exc
+            if not (0 <= index < 2**64 and 0 <= value < 2**64):
+                raise CorruptTapeError(
+                    f"deviation {pair!r} is out of range: indexes and values are unsigned "
+                    "64-bit integers"
+                )
+            pairs.append((index, value))
+        return super().__new__(cls, pairs)
 
     @classmethod
     def _wrap(cls, core: _core.Tape) -> Tape:

@@ -253,6 +253,25 @@ impl Tape {
 
     pub fn from_cbor(bytes: &[u8]) -> Result<Tape, TapeError> {
         use ciborium::value::Value;
+        // Every CBOR tape starts with these bytes: an array of 3, then the marker.
+        // Data that ends inside them is a truncated tape; data that differs from
+        // them is not a tape at all (even if it happens to look like CBOR).
+        // (The array length itself is checked after decoding: a wrong count is a
+        // corrupt tape, not a foreign file.)
+        let mut header = vec![0x83, 0x60 | TAPE_CBOR_MAGIC.len() as u8];
+        header.extend_from_slice(TAPE_CBOR_MAGIC.as_bytes());
+        let shared = bytes.len().min(header.len());
+        let is_array = |byte: u8| byte >> 5 == 4;
+        if !is_array(bytes[0]) || bytes[1..shared] != header[1..shared] {
+            return Err(TapeError::Foreign(format!(
+                "does not start with the CBOR tape marker {TAPE_CBOR_MAGIC:?}"
+            )));
+        }
+        if bytes.len() < header.len() {
+            return Err(TapeError::Truncated(
+                "CBOR data ends inside the tape marker".into(),
+            ));
+        }
         let value: Value = ciborium::de::from_reader(bytes).map_err(|e| match e {
             ciborium::de::Error::Io(_) => TapeError::Truncated("CBOR data ends early".into()),
             ciborium::de::Error::Syntax(at) => {
@@ -388,9 +407,21 @@ mod tests {
             Tape::from_json("[1, 2]"),
             Err(TapeError::Foreign(_))
         ));
+        for foreign in [
+            &b"\x89PNG\r\n"[..],
+            b"[1, 2]",
+            b"null",
+            b"GIF89a",
+            b"\x83\x01\x02",
+        ] {
+            assert!(
+                matches!(Tape::from_bytes(foreign), Err(TapeError::Foreign(_))),
+                "{foreign:?}"
+            );
+        }
         assert!(matches!(
-            Tape::from_bytes(b"\x89PNG\r\n"),
-            Err(TapeError::Foreign(_)) | Err(TapeError::Truncated(_))
+            Tape::from_bytes(&cbor[..3]),
+            Err(TapeError::Truncated(_))
         ));
         assert!(matches!(
             Tape::from_json("{\"format\": \"simloom.tape\", \"version\": 9, \"deviations\": []}"),

@@ -51,6 +51,9 @@ pub struct LoopCore {
     task_type: Py<PyType>,
     closed: bool,
     livelock_steps: u64,
+    /// An error of the choice source (strict misalignment, Hypothesis stopping the
+    /// test). It ends the universe even if the program catches it.
+    fatal: Option<Py<PyAny>>,
     /// The thread that owns the loop; scheduling from another one is an escape.
     thread: std::thread::ThreadId,
 }
@@ -123,6 +126,16 @@ impl LoopCore {
 
     pub(crate) fn label_text(&self, label: u32) -> String {
         self.engine.log().label_text(label).to_string()
+    }
+
+    /// Turn a source error into a Python exception, remember it as fatal and stop.
+    fn source_error(&mut self, py: Python<'_>, error: EngineError) -> PyErr {
+        let err = self.engine_error(py, error);
+        if self.fatal.is_none() {
+            self.fatal = Some(err.value(py).clone().into_any().unbind());
+        }
+        self.stop_requested = true;
+        err
     }
 
     fn engine_error(&self, py: Python<'_>, error: EngineError) -> PyErr {
@@ -282,6 +295,7 @@ impl LoopCore {
             task_type,
             closed: false,
             livelock_steps: DEFAULT_LIVELOCK_STEPS,
+            fatal: None,
             thread: std::thread::current().id(),
         })
     }
@@ -335,6 +349,7 @@ impl LoopCore {
         self.livelock_steps = livelock_steps;
         self.describer = Describer::new(self.task_type.clone_ref(py));
         self.stop_requested = false;
+        self.fatal = None;
         Ok(())
     }
 
@@ -435,7 +450,7 @@ impl LoopCore {
                     }
                     Ok(Next::Idle) => return Ok("idle"),
                     Ok(Next::Livelock { .. }) => return Ok("livelock"),
-                    Err(error) => return Err(core.engine_error(py, error)),
+                    Err(error) => return Err(core.source_error(py, error)),
                 }
             };
             let handle = entry.payload.get();
@@ -469,9 +484,10 @@ impl LoopCore {
         bound: u64,
         percent: Option<u32>,
     ) -> PyResult<u64> {
-        self.engine
-            .choose(label, bound, percent)
-            .map_err(|e| self.engine_error(py, e))
+        match self.engine.choose(label, bound, percent) {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.source_error(py, error)),
+        }
     }
 
     /// Count a coverage hit.
@@ -486,9 +502,15 @@ impl LoopCore {
     }
 
     fn _finish(&mut self, py: Python<'_>, outcome: &str) -> PyResult<()> {
-        self.engine
-            .finish(outcome)
-            .map_err(|e| self.engine_error(py, e))
+        match self.engine.finish(outcome) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.source_error(py, error)),
+        }
+    }
+
+    /// The choice source's fatal error, if it failed.
+    fn _fatal_error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.fatal.as_ref().map(|e| e.clone_ref(py))
     }
 
     fn _tape(&self) -> Tape {
