@@ -156,7 +156,6 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._owner_thread = threading.get_ident()
         self._thread_id: int | None = None
         self._running = False
-        self._debug = False
         self._task_factory: Any = None
         self._task_factory_takes_name = False
         self._exception_handler: Any = None
@@ -333,9 +332,6 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     # ------------------------------------------------------------ tasks, futures
 
-    def create_future(self) -> Future[Any]:
-        return futures.Future(loop=self)
-
     def _new_task(self, coro: Any, number: int, **kwargs: Any) -> asyncio.Task[Any]:
         return _SimTask(coro, loop=self, simloom_number=number, **kwargs)
 
@@ -490,12 +486,6 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def _take_failure(self) -> BaseException | None:
         failure, self._failure = self._failure, None
         return failure
-
-    def get_debug(self) -> bool:
-        return self._debug
-
-    def set_debug(self, enabled: bool) -> None:
-        self._debug = bool(enabled)
 
     # ------------------------------------------------------------- diagnostics
 

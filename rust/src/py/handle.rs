@@ -19,13 +19,15 @@ pub struct Handle {
     /// Virtual deadline in nanoseconds, for timer handles.
     pub(crate) when_ns: Option<u64>,
     pub(crate) cancelled: AtomicBool,
+    /// Taken out of the engine to run: cancelling it now has nothing to remove.
+    pub(crate) started: AtomicBool,
 }
 
 #[pymethods]
 impl Handle {
     /// Cancel the callback; a no-op once it has run or been cancelled.
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
-        if self.cancelled.swap(true, Ordering::Relaxed) {
+        if self.cancelled.swap(true, Ordering::Relaxed) || self.started.load(Ordering::Relaxed) {
             return Ok(());
         }
         let dropped = {

@@ -54,6 +54,10 @@ pub struct LoopCore {
     /// An error of the choice source (strict misalignment, Hypothesis stopping the
     /// test). It ends the universe even if the program catches it.
     fatal: Option<Py<PyAny>>,
+    future_type: Py<PyAny>,
+    /// `("loop",)`: keyword names for creating futures by vectorcall.
+    loop_kwnames: Py<PyTuple>,
+    debug: bool,
     /// The thread that owns the loop; scheduling from another one is an escape.
     thread: std::thread::ThreadId,
 }
@@ -228,6 +232,7 @@ impl LoopCore {
                     label: core.current_owner,
                     when_ns,
                     cancelled: Default::default(),
+                    started: Default::default(),
                 },
             );
         }
@@ -249,6 +254,7 @@ impl LoopCore {
                 label: description.label,
                 when_ns,
                 cancelled: Default::default(),
+                started: Default::default(),
             },
         )?;
         let scheduled = match when_ns {
@@ -274,11 +280,10 @@ impl LoopCore {
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<LoopCore> {
-        let task_type = py
-            .import("asyncio")?
-            .getattr("Task")?
-            .cast_into::<PyType>()?
-            .unbind();
+        let asyncio = py.import("asyncio")?;
+        let task_type = asyncio.getattr("Task")?.cast_into::<PyType>()?.unbind();
+        let future_type = asyncio.getattr("Future")?.unbind();
+        let loop_kwnames = PyTuple::new(py, ["loop"])?.unbind();
         let mut engine = fresh_engine(
             Source::seeded(0, &StrategyKind::Fifo),
             DEFAULT_LIVELOCK_STEPS,
@@ -296,6 +301,9 @@ impl LoopCore {
             closed: false,
             livelock_steps: DEFAULT_LIVELOCK_STEPS,
             fatal: None,
+            future_type,
+            loop_kwnames,
+            debug: false,
             thread: std::thread::current().id(),
         })
     }
@@ -391,6 +399,33 @@ impl LoopCore {
         LoopCore::schedule(slf, "call_at", Some(deadline), callback, args, context)
     }
 
+    /// A new `asyncio.Future` bound to this loop.
+    fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let core = slf.borrow();
+        let args = [std::ptr::null_mut(), slf.as_ptr()];
+        // SAFETY: `Future(loop=self)` by vectorcall: one keyword argument, named by
+        // `loop_kwnames`; every pointer is live for the call.
+        unsafe {
+            let result = ffi::PyObject_Vectorcall(
+                core.future_type.as_ptr(),
+                args.as_ptr().add(1),
+                ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+                core.loop_kwnames.as_ptr(),
+            );
+            Ok(Bound::from_owned_ptr_or_err(py, result)?.unbind())
+        }
+    }
+
+    fn get_debug(&self) -> bool {
+        self.debug
+    }
+
+    fn set_debug(&mut self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.debug = enabled.is_truthy()?;
+        Ok(())
+    }
+
     /// Virtual time in seconds since the universe began.
     fn time(&self) -> f64 {
         self.engine.now_ns() as f64 / 1e9
@@ -454,6 +489,7 @@ impl LoopCore {
                 }
             };
             let handle = entry.payload.get();
+            handle.started.store(true, Ordering::Relaxed);
             if handle.cancelled.load(Ordering::Relaxed) {
                 continue;
             }
