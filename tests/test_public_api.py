@@ -13,6 +13,7 @@ import simloom
 EXPECTED_ALL = {
     "SCHEDULERS",
     "CorruptTapeError",
+    "CoverageNotReachedError",
     "EscapedSimulationError",
     "Event",
     "EventLogError",
@@ -30,6 +31,7 @@ EXPECTED_ALL = {
     "TapeVersionError",
     "TruncatedTapeError",
     "UnhandledExceptionError",
+    "Universe",
     "__version__",
     "decode_events",
     "draw",
@@ -38,10 +40,13 @@ EXPECTED_ALL = {
     "replay",
     "run",
     "sometimes",
+    "test",
+    "universes",
 }
 
 ERRORS = [
     "CorruptTapeError",
+    "CoverageNotReachedError",
     "EscapedSimulationError",
     "EventLogError",
     "ForeignTapeError",

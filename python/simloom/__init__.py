@@ -12,6 +12,7 @@ from ._api import Event, RunResult, decode_events, draw, reached, replay, run, s
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from .errors import (
     CorruptTapeError,
+    CoverageNotReachedError,
     EscapedSimulationError,
     EventLogError,
     ForeignTapeError,
@@ -27,12 +28,25 @@ from .errors import (
 )
 from .loop import SimLoop
 from .tape import Tape
+from .testing import test
+
+
+def __getattr__(name: str) -> object:
+    # ``universes`` needs Hypothesis; import it on first use so ``import simloom``
+    # stays fast.
+    if name in ("universes", "Universe"):
+        from . import hypothesis as _hypothesis
+
+        return getattr(_hypothesis, name)
+    raise AttributeError(f"module 'simloom' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCHEDULERS",
     "CorruptTapeError",
+    "CoverageNotReachedError",
     "EscapedSimulationError",
     "Event",
     "EventLogError",
@@ -50,6 +64,7 @@ __all__ = [
     "TapeVersionError",
     "TruncatedTapeError",
     "UnhandledExceptionError",
+    "Universe",
     "__version__",
     "decode_events",
     "draw",
@@ -58,4 +73,6 @@ __all__ = [
     "replay",
     "run",
     "sometimes",
+    "test",
+    "universes",
 ]

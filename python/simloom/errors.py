@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "CorruptTapeError",
+    "CoverageNotReachedError",
     "EscapedSimulationError",
     "EventLogError",
     "ForeignTapeError",
@@ -83,6 +84,11 @@ class TruncatedTapeError(TapeError):
 
 class TapeMisalignedError(SimloomError):
     """Strict replay: the program no longer makes the decisions the tape recorded."""
+
+
+class CoverageNotReachedError(SimloomError, AssertionError):
+    """``@simloom.test(require_coverage=...)`` named labels that no universe of the
+    exploration reached."""
 
 
 class EventLogError(SimloomError, ValueError):

@@ -20,7 +20,10 @@ from typing import Literal, Self
 from . import _core
 from .errors import CorruptTapeError, SimloomUsageError, TruncatedTapeError
 
-__all__ = ["Tape", "atomic_write"]
+__all__ = ["MAX_GAP", "Tape", "atomic_write"]
+
+#: Largest gap the draw encoding expresses between two deviations (as in Rust).
+MAX_GAP = 2**32 - 1
 
 TapeFormat = Literal["json", "cbor"]
 

@@ -264,7 +264,7 @@ impl Tape {
         let is_array = |byte: u8| byte >> 5 == 4;
         if !is_array(bytes[0]) || bytes[1..shared] != header[1..shared] {
             return Err(TapeError::Foreign(format!(
-                "does not start with the CBOR tape marker {TAPE_CBOR_MAGIC:?}"
+                "neither a JSON tape (which starts with '{{') nor a CBOR tape (which starts with the {TAPE_CBOR_MAGIC:?} marker)"
             )));
         }
         if bytes.len() < header.len() {

@@ -1,0 +1,99 @@
+"""Every Hypothesis internal simloom touches, in one place.
+
+Hypothesis's public API has no way to draw raw choices from inside a running test,
+to label spans, to seed its example database with a choice sequence, or to compute a
+test's database key; these internals move between minor releases. Everything that
+imports them lives here, and ``tests/test_hypothesis_compat.py`` pins their
+behaviour so an upgrade that breaks them fails loudly in one place.
+
+Owns: the names and call shapes of Hypothesis internals. Must not: contain simloom
+logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import hypothesis
+from hypothesis.database import ExampleDatabase, choices_from_bytes, choices_to_bytes
+from hypothesis.internal.conjecture.data import ConjectureData
+from hypothesis.internal.conjecture.providers import AVAILABLE_PROVIDERS, PrimitiveProvider
+from hypothesis.internal.conjecture.utils import calc_label_from_name
+from hypothesis.internal.reflection import function_digest
+from hypothesis.strategies._internal.strategies import SearchStrategy
+
+__all__ = [
+    "AVAILABLE_PROVIDERS",
+    "HYPOTHESIS_VERSION",
+    "ConjectureData",
+    "PrimitiveProvider",
+    "SearchStrategy",
+    "database_key",
+    "decode_choices",
+    "draw_boolean",
+    "draw_integer",
+    "encode_choices",
+    "saved_choices",
+    "secondary_key",
+    "span_label",
+    "start_span",
+    "stop_span",
+]
+
+HYPOTHESIS_VERSION: tuple[int, ...] = hypothesis.__version_info__
+
+
+def span_label(name: str) -> int:
+    """The integer label Hypothesis uses for a span called ``name``."""
+    return int(calc_label_from_name(name))
+
+
+def start_span(data: ConjectureData, label: int) -> None:
+    data.start_span(label)
+
+
+def stop_span(data: ConjectureData) -> None:
+    data.stop_span()
+
+
+def draw_boolean(data: ConjectureData, p: float) -> bool:
+    """One boolean choice (shrinks toward ``False``)."""
+    return bool(data.draw_boolean(p))
+
+
+def draw_integer(data: ConjectureData, min_value: int, max_value: int) -> int:
+    """One integer choice in ``[min_value, max_value]`` (shrinks toward
+    ``min_value``)."""
+    return int(data.draw_integer(min_value, max_value, shrink_towards=min_value))
+
+
+def encode_choices(choices: Sequence[bool | int]) -> bytes:
+    """A choice sequence as the bytes Hypothesis stores in its example database."""
+    return bytes(choices_to_bytes(list(choices)))
+
+
+def decode_choices(buffer: bytes) -> tuple[Any, ...] | None:
+    """Inverse of :func:`encode_choices` (``None`` if not a choice sequence)."""
+    return choices_from_bytes(buffer)
+
+
+def database_key(test: Any, extra: bytes) -> bytes:
+    """The example-database key Hypothesis uses for ``test`` when
+    ``test._hypothesis_internal_add_digest`` is ``extra``."""
+    test._hypothesis_internal_add_digest = extra
+    return bytes(function_digest(test))
+
+
+def secondary_key(key: bytes) -> bytes:
+    """Where Hypothesis keeps failures it has not shrunk yet. Entries under the
+    primary key are taken as already minimal and never re-shrunk; a failure found
+    elsewhere is saved here so that Hypothesis replays *and shrinks* it."""
+    return b".".join((key, b"secondary"))
+
+
+def saved_choices(database: ExampleDatabase | None, key: bytes) -> Iterable[bytes]:
+    """The choice sequences saved under ``key``."""
+    if database is None:
+        return []
+    return list(database.fetch(key))

@@ -1,0 +1,169 @@
+"""The pytest plugin (loaded automatically through the ``pytest11`` entry point).
+
+Adds the ``--simloom-*`` options, validates them up front, runs ``async def`` tests
+that take a ``simloom.universes()`` argument inside their universe (through
+Hypothesis's ``inner_test`` hook), and prints what each ``@simloom.test`` explored.
+
+Owns: pytest integration. Must not: explore or shrink (``testing.py`` does).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import testing
+from .errors import SimloomUsageError, TapeError
+
+__all__: list[str] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("simloom", "simloom: deterministic simulation testing")
+    group.addoption(
+        "--simloom-seed",
+        type=int,
+        metavar="N",
+        help="replay universe N (seed N) of each selected @simloom.test exactly",
+    )
+    group.addoption(
+        "--simloom-tape",
+        metavar="PATH",
+        help="replay a saved tape (an artifact from .sim/failures/) in the test it belongs to",
+    )
+    group.addoption(
+        "--simloom-runs",
+        type=int,
+        metavar="N",
+        help="universes to explore per @simloom.test (overrides runs= and max_examples)",
+    )
+    group.addoption(
+        "--simloom-scheduler",
+        metavar="NAME",
+        help="scheduler for every @simloom.test: mixed, random, pct, pct:auto, fifo",
+    )
+    group.addoption(
+        "--simloom-no-shrink",
+        action="store_true",
+        default=False,
+        help="report the first failing universe as found, without shrinking it",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "simloom: a test explored by simloom (added by @simloom.test)"
+    )
+    seed = config.getoption("simloom_seed")
+    tape = config.getoption("simloom_tape")
+    runs = config.getoption("simloom_runs")
+    scheduler = config.getoption("simloom_scheduler")
+    if seed is not None and seed < 0:
+        raise pytest.UsageError(f"--simloom-seed must be a non-negative integer, got {seed}")
+    if runs is not None and runs < 1:
+        raise pytest.UsageError(f"--simloom-runs must be a positive integer, got {runs}")
+    if seed is not None and tape is not None:
+        raise pytest.UsageError(
+            "--simloom-seed and --simloom-tape replay different things; pass one"
+        )
+    if scheduler is not None:
+        try:
+            testing._check_scheduler(scheduler)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--simloom-scheduler: {exc}") from None
+    tape_path = None
+    if tape is not None:
+        tape_path = Path(tape)
+        if not tape_path.is_file():
+            raise pytest.UsageError(f"--simloom-tape: no such file: {tape}")
+        from .tape import Tape
+
+        try:
+            Tape.load(tape_path)
+        except TapeError as exc:
+            raise pytest.UsageError(f"--simloom-tape={tape}: {type(exc).__name__}: {exc}") from None
+    testing.configure(
+        testing.Options(
+            seed=seed,
+            tape=tape_path,
+            runs=runs,
+            scheduler=scheduler,
+            shrink=not config.getoption("simloom_no_shrink"),
+        )
+    )
+
+
+def _is_simloom_test(item: pytest.Item) -> bool:
+    return bool(getattr(getattr(item, "obj", None), "_simloom_test", False))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tape = config.getoption("simloom_tape")
+    owner = testing._artifact_test(Path(tape)) if tape else None
+    simloom_items = [item for item in items if _is_simloom_test(item)]
+    for item in simloom_items:
+        item.add_marker(pytest.mark.simloom)
+    if owner is not None and simloom_items:
+        matching = [item for item in simloom_items if item.nodeid == owner]
+        if not matching:
+            if len(simloom_items) == 1:
+                return  # the test itself refuses it, naming both tests
+            raise pytest.UsageError(
+                f"--simloom-tape={tape} belongs to test {owner!r}, which is not among the "
+                "selected tests; select it by node id or -k"
+            )
+        for item in simloom_items:
+            if item.nodeid != owner:
+                item.add_marker(pytest.mark.skip(reason=f"--simloom-tape belongs to {owner}"))
+    for item in items:
+        _run_async_given_tests_in_their_universe(item)
+
+
+def _run_async_given_tests_in_their_universe(item: pytest.Item) -> None:
+    """``@given(..., simloom.universes())`` on an ``async def`` test: run the body
+    inside the drawn universe, through Hypothesis's ``inner_test`` hook."""
+    handle: Any = getattr(getattr(item, "obj", None), "hypothesis", None)
+    inner = getattr(handle, "inner_test", None)
+    if handle is None or inner is None or not inspect.iscoroutinefunction(inner):
+        return
+    from .hypothesis import Universe
+
+    @functools.wraps(inner)
+    def run_in_universe(*args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True
+        drawn = [v for v in (*args, *kwargs.values()) if isinstance(v, Universe)]
+        if len(drawn) != 1:
+            raise SimloomUsageError(
+                f"async test {inner.__qualname__} needs exactly one simloom.universes() "
+                f"argument to run in, got {len(drawn)}"
+            )
+        drawn[0].run(lambda: inner(*args, **kwargs))
+
+    handle.inner_test = run_in_universe
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    testing._set_current_test(item.nodeid if _is_simloom_test(item) else None)
+    try:
+        return (yield)
+    finally:
+        testing._set_current_test(None)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    stats = testing.session_stats
+    if not stats:
+        return
+    terminalreporter.section("simloom")
+    for entry in stats:
+        coverage = ", ".join(f"{k}={v}" for k, v in sorted(entry.coverage.items()))
+        line = f"{entry.test_id}: {entry.universes} universes, {entry.outcome}"
+        if coverage:
+            line += f"; coverage: {coverage}"
+        terminalreporter.write_line(line)

@@ -1,0 +1,638 @@
+"""``@simloom.test``: explore seeded universes, shrink the first failure with
+Hypothesis, save it, report it, replay it.
+
+    @simloom.test(runs=2000)
+    async def test_counter_is_atomic():
+        ...
+
+pytest collects the decorated function like any test (every parameter other than
+``world`` is an ordinary fixture). Calling it:
+
+1. replays failures saved in Hypothesis's example database for this test, if any;
+2. explores ``runs`` seeded universes on the Rust fast path (seed ``i`` is universe
+   ``i``, so ``--simloom-seed=i`` replays it);
+3. hands the first failing universe's tape to Hypothesis, which re-checks it,
+   shrinks it with its own shrinker and saves it under the test's database key;
+4. raises the program's own error, with the report (seed, re-run command, shrink
+   story, minimal schedule in words, artifact paths) attached as a note, and writes
+   the artifacts to ``.sim/failures/``.
+
+Owns: the exploration policy, the report and the artifacts. Must not: import
+pytest (the plugin, ``pytest_plugin.py``, feeds options in through
+:func:`configure`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import re
+import sys
+import time
+import types
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _api
+from ._api import RunResult, decode_events
+from ._scheduler import SchedulerSpec, parse_scheduler
+from .errors import CoverageNotReachedError, SimloomUsageError
+from .loop import DEFAULT_LIVELOCK_STEPS
+from .tape import Tape, atomic_write
+
+__all__ = [
+    "DEFAULT_RUNS",
+    "DEFAULT_SCHEDULER",
+    "CoverageNotReachedError",
+    "Options",
+    "TestStats",
+    "configure",
+    "test",
+]
+
+#: Universes explored per test when neither ``runs`` nor Hypothesis's
+#: ``max_examples`` (from an explicit ``@settings``) says otherwise.
+DEFAULT_RUNS = 2000
+#: Seeds alternate between a uniform random walk (even seeds) and PCT with a
+#: measured horizon (odd seeds): each finds bug classes the other rarely does.
+DEFAULT_SCHEDULER = "mixed"
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+ARTIFACT_DIR = Path(".sim") / "failures"
+
+
+@dataclass
+class Options:
+    """Command-line options, set by the pytest plugin (``--simloom-*``)."""
+
+    seed: int | None = None
+    tape: Path | None = None
+    runs: int | None = None
+    scheduler: str | None = None
+    shrink: bool = True
+    artifact_dir: Path = ARTIFACT_DIR
+
+
+@dataclass
+class TestStats:
+    """What one ``@simloom.test`` run did, for the end-of-session summary."""
+
+    test_id: str
+    universes: int = 0
+    coverage: dict[str, int] = field(default_factory=dict)
+    outcome: str = "passed"
+    note: str = ""
+
+
+_options = Options()
+#: The pytest node id of the test being run (set by the plugin), else None.
+_current_test_id: str | None = None
+#: Every test run this session, in order (the plugin prints them).
+session_stats: list[TestStats] = []
+
+
+def configure(options: Options) -> None:
+    """Install command-line options (the pytest plugin calls this)."""
+    global _options
+    _options = options
+
+
+def _set_current_test(test_id: str | None) -> None:
+    global _current_test_id
+    _current_test_id = test_id
+
+
+# ------------------------------------------------------------------ schedulers
+
+
+def _scheduler_for_seed(name: str, seed: int) -> str:
+    if name == "mixed":
+        return "random" if seed % 2 == 0 else "pct:auto"
+    return name
+
+
+def _check_scheduler(name: str) -> str:
+    if name == "mixed":
+        return name
+    try:
+        parse_scheduler(name)
+    except SimloomUsageError as exc:
+        raise SimloomUsageError(
+            f"{exc} (or 'mixed', the exploration default: random and pct:auto on alternate seeds)"
+        ) from None
+    return name
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def _strip_simloom_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback without simloom's own frames, so a report shows the user's
+    code and nothing of the machinery."""
+    frames: list[types.TracebackType] = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            frames.append(tb)
+        tb = tb.tb_next
+    rebuilt: types.TracebackType | None = None
+    for frame in reversed(frames):
+        rebuilt = types.TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return rebuilt
+
+
+def _safe_name(test_id: str) -> str:
+    name = test_id.split("::", 1)[-1] if "::" in test_id else test_id.rsplit(".", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "test"
+
+
+def _error_line(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _write_artifacts(
+    options: Options,
+    test_id: str,
+    seed: int | None,
+    scheduler: str,
+    result: RunResult,
+    original: Tape | None,
+) -> list[Path]:
+    stem = f"{_safe_name(test_id)}-seed{seed}" if seed is not None else _safe_name(test_id)
+    tape_path = options.artifact_dir / f"{stem}.tape.json"
+    events_path = options.artifact_dir / f"{stem}.events.jsonl"
+    from . import __version__
+
+    document: dict[str, Any] = json.loads(result.tape.to_json())
+    document.update(
+        {
+            "test": test_id,
+            "seed": seed,
+            "scheduler": scheduler,
+            "error": _error_line(result.error) if result.error else None,
+            "digest": result.digest,
+            "python": sys.version.split()[0],
+            "simloom": __version__,
+        }
+    )
+    if original is not None:
+        document["unshrunk_deviations"] = [list(d) for d in original.deviations]
+    atomic_write(tape_path, (json.dumps(document, indent=2) + "\n").encode())
+    lines = []
+    decision = 0
+    for index, event in enumerate(decode_events(result.event_log_bytes)):
+        record: dict[str, Any] = {"i": index, "kind": event.kind, "t_ns": event.time_ns}
+        if event.label is not None:
+            record["label"] = event.label
+        if event.kind == "decision":
+            record.update(decision=decision, bound=event.bound, value=event.value)
+            decision += 1
+        elif event.value is not None:
+            record["value"] = event.value
+        lines.append(json.dumps(record))
+    atomic_write(events_path, ("\n".join(lines) + "\n").encode())
+    return [tape_path, events_path]
+
+
+def _draw_count(tape: Tape) -> int:
+    return len(tape.to_draws())
+
+
+@dataclass
+class _Shrink:
+    result: RunResult
+    candidates: int
+    seconds: float
+
+
+def _report(
+    test_id: str,
+    *,
+    how: str,
+    seed: int | None,
+    scheduler: str,
+    found: RunResult,
+    final: RunResult,
+    shrink: _Shrink | None,
+    artifacts: Sequence[Path],
+    universes: int,
+) -> str:
+    assert final.error is not None
+    name = test_id.split("::")[-1]
+    lines = [f"simloom found a failing universe in {name} ({how})"]
+    quoted = f"'{test_id}'" if "::" in test_id else test_id
+    if seed is not None:
+        lines.append(
+            f"  seed: {seed}   (scheduler {scheduler}; re-run: pytest {quoted} --simloom-seed={seed})"
+        )
+    lines.append(f"  error: {_error_line(final.error)}")
+    if universes:
+        lines.append(f"  universes explored: {universes}")
+    if shrink is not None:
+        lines.append(
+            f"  shrunk: {_draw_count(found.tape)} draws → {_draw_count(final.tape)}, "
+            f"schedule deviations {found.deviations} → {final.deviations} "
+            f"({shrink.candidates} candidate runs, {shrink.seconds:.2f} s)"
+        )
+    story = final.explain().replace("\n", "\n  ")
+    lines.append(f"  minimal schedule: {story}")
+    if artifacts:
+        lines.append(f"  replay it: pytest {quoted} --simloom-tape={artifacts[0]}")
+        lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ shrinking
+
+
+def _hypothesis_settings(fn: Any, wrapper: Any) -> Any:
+    """The Hypothesis settings that apply: an explicit ``@settings`` on the test,
+    else the current profile."""
+    from hypothesis import settings
+
+    explicit = getattr(wrapper, "_hypothesis_internal_use_settings", None) or getattr(
+        fn, "_hypothesis_internal_use_settings", None
+    )
+    return explicit if explicit is not None else settings.default
+
+
+class _HypothesisRun:
+    """One Hypothesis test over ``universes()`` for a simloom test: it replays
+    database entries and shrinks, sharing the simloom test's database key."""
+
+    def __init__(self, test_id: str, main: Callable[[], Awaitable[Any]], base: Any) -> None:
+        from hypothesis import HealthCheck, Phase, given, settings
+
+        from .hypothesis import _compat, universes
+
+        self.candidates = 0
+        #: The program's own notes on each error, before Hypothesis adds its own.
+        self.notes: dict[int, list[str]] = {}
+        self.last: RunResult | None = None
+        self.first: RunResult | None = None
+        outer = self
+
+        def replay_universe(universe: Any) -> None:
+            outer.candidates += 1
+            result = universe.run_result(main)
+            if outer.first is None:
+                outer.first = result
+            outer.last = result
+            if result.error is not None:
+                outer.notes[id(result.error)] = list(getattr(result.error, "__notes__", ()))
+                raise result.error
+
+        self.extra = b"simloom.test:" + test_id.encode()
+        self.key = _compat.database_key(replay_universe, self.extra)
+        # Without a database (``settings(database=None)``) the failure still reaches
+        # the shrinker through a throwaway in-memory one.
+        self.database = base.database
+        if self.database is None:
+            from hypothesis.database import InMemoryExampleDatabase
+
+            self.database = InMemoryExampleDatabase()
+        phases = [p for p in (Phase.reuse, Phase.shrink) if p in base.phases]
+        wrapped = settings(
+            base,
+            database=self.database,
+            phases=phases or [Phase.reuse],
+            deadline=None,
+            max_examples=1,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+        )(given(universes())(replay_universe))
+        self.test = wrapped
+
+    def saved(self) -> list[bytes]:
+        from .hypothesis import _compat
+
+        return [
+            *_compat.saved_choices(self.database, self.key),
+            *_compat.saved_choices(self.database, _compat.secondary_key(self.key)),
+        ]
+
+    def restore_notes(self, error: BaseException) -> None:
+        """Drop the notes Hypothesis attached ("Failing test case: ..."): the
+        simloom report replaces them."""
+        if id(error) in self.notes:
+            error.__notes__ = list(self.notes[id(error)])
+
+    def save(self, tape: Tape) -> None:
+        from .hypothesis import _compat
+
+        draws = tape.to_draws()
+        choices: list[bool | int] = []
+        position = 0
+        while True:
+            more = bool(draws[position])
+            choices.append(more)
+            if not more:
+                break
+            choices.extend(draws[position + 1 : position + 3])
+            position += 3
+        self.database.save(_compat.secondary_key(self.key), _compat.encode_choices(choices))
+
+    def run(self) -> BaseException | None:
+        """Run it; return the failure it ended with (``None`` if it passed)."""
+        try:
+            self.test()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return exc
+        return None
+
+
+# ------------------------------------------------------------------ the decorator
+
+
+def test(
+    fn: Callable[..., Awaitable[Any]] | None = None,
+    *,
+    runs: int | None = None,
+    scheduler: str | None = None,
+    require_coverage: Iterable[str] = (),
+    livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+) -> Any:
+    """Turn an ``async def`` test into a simloom exploration collected by pytest.
+
+    ``runs``: universes to explore (default 2000, or ``max_examples`` from an
+    explicit Hypothesis ``@settings``; ``--simloom-runs`` overrides both).
+    ``scheduler``: ``"mixed"`` (default: random walk and PCT on alternate seeds),
+    ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``.
+    ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
+    reach, or the test fails.
+    """
+    if fn is None:
+        return functools.partial(
+            test,
+            runs=runs,
+            scheduler=scheduler,
+            require_coverage=require_coverage,
+            livelock_steps=livelock_steps,
+        )
+    if not inspect.iscoroutinefunction(fn):
+        raise SimloomUsageError(
+            f"@simloom.test decorates an async def test; {getattr(fn, '__qualname__', fn)!r} "
+            "is not a coroutine function"
+        )
+    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
+        raise SimloomUsageError(f"runs must be a positive integer, got {runs!r}")
+    if scheduler is not None:
+        _check_scheduler(scheduler)
+    required = [require_coverage] if isinstance(require_coverage, str) else list(require_coverage)
+    for label in required:
+        if not isinstance(label, str) or not label:
+            raise SimloomUsageError(
+                f"require_coverage labels must be non-empty strings, got {label!r}"
+            )
+
+    signature = inspect.signature(fn)
+    wants_world = "world" in signature.parameters
+    visible = signature.replace(
+        parameters=[p for name, p in signature.parameters.items() if name != "world"]
+    )
+
+    @functools.wraps(fn)
+    def run_simloom_test(*args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True
+        if wants_world:
+            raise SimloomUsageError(
+                "the `world` parameter (hosts, network, disk) is not available in this "
+                "release of simloom yet"
+            )
+        _Exploration(
+            fn,
+            run_simloom_test,
+            args,
+            kwargs,
+            runs=runs,
+            scheduler=scheduler,
+            required=required,
+            livelock_steps=livelock_steps,
+        ).run()
+
+    del run_simloom_test.__wrapped__  # pytest must see the visible signature below
+    run_simloom_test.__signature__ = visible  # type: ignore[attr-defined]
+    run_simloom_test._simloom_test = True  # type: ignore[attr-defined]
+    return run_simloom_test
+
+
+class _Exploration:
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        wrapper: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        runs: int | None,
+        scheduler: str | None,
+        required: list[str],
+        livelock_steps: int,
+    ) -> None:
+        self.fn = fn
+        self.options = _options
+        self.test_id = _current_test_id or f"{fn.__module__}.{fn.__qualname__}"
+        self.settings = _hypothesis_settings(fn, wrapper)
+        explicit_settings = getattr(wrapper, "_hypothesis_internal_use_settings", None) or getattr(
+            fn, "_hypothesis_internal_use_settings", None
+        )
+        default_runs = explicit_settings.max_examples if explicit_settings else DEFAULT_RUNS
+        self.runs = self.options.runs or runs or default_runs
+        self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
+        self.required = required
+        self.livelock_steps = livelock_steps
+        self.stats = TestStats(self.test_id)
+        session_stats.append(self.stats)
+
+        def main() -> Awaitable[Any]:
+            return fn(*args, **kwargs)
+
+        self.main = main
+
+    # -- helpers
+
+    def _run_seed(self, seed: int) -> RunResult:
+        spec: str | SchedulerSpec = _scheduler_for_seed(self.scheduler, seed)
+        return _api.run(self.main, seed=seed, scheduler=spec, livelock_steps=self.livelock_steps)
+
+    def _count(self, result: RunResult) -> None:
+        self.stats.universes += 1
+        for label, hits in result.coverage.items():
+            self.stats.coverage[label] = self.stats.coverage.get(label, 0) + hits
+
+    def _fail(
+        self,
+        *,
+        how: str,
+        seed: int | None,
+        found: RunResult,
+        hypothesis_run: _HypothesisRun | None,
+        shrink_seconds: float,
+    ) -> None:
+        __tracebackhide__ = True
+        final = found
+        shrink: _Shrink | None = None
+        if hypothesis_run is not None and hypothesis_run.last is not None:
+            if hypothesis_run.last.error is not None:
+                final = hypothesis_run.last
+            shrink = _Shrink(final, hypothesis_run.candidates, shrink_seconds)
+        assert final.error is not None
+        scheduler = _scheduler_for_seed(self.scheduler, seed) if seed is not None else "replay"
+        artifacts = _write_artifacts(
+            self.options,
+            self.test_id,
+            seed,
+            scheduler,
+            final,
+            found.tape if final is not found else None,
+        )
+        report = _report(
+            self.test_id,
+            how=how,
+            seed=seed,
+            scheduler=scheduler,
+            found=found,
+            final=final,
+            shrink=shrink,
+            artifacts=artifacts,
+            universes=self.stats.universes,
+        )
+        self.stats.outcome = "failed"
+        self.stats.note = report
+        error = final.error
+        if hypothesis_run is not None:
+            hypothesis_run.restore_notes(error)
+        error.add_note(report)
+        raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
+
+    def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, float]:
+        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings)
+        hypothesis_run.save(tape)
+        started = time.perf_counter()
+        hypothesis_run.run()
+        return hypothesis_run, time.perf_counter() - started
+
+    # -- the modes
+
+    def run(self) -> None:
+        __tracebackhide__ = True
+        if self.options.tape is not None:
+            return self._replay_tape(self.options.tape)
+        if self.options.seed is not None:
+            return self._replay_seed(self.options.seed)
+        from hypothesis import Phase
+
+        if Phase.reuse in self.settings.phases:
+            self._replay_database()
+        if Phase.generate in self.settings.phases:
+            self._explore()
+        self._check_coverage()
+        return None
+
+    def _replay_tape(self, path: Path) -> None:
+        __tracebackhide__ = True
+        owner = _artifact_test(path)
+        if owner is not None and owner != self.test_id:
+            raise SimloomUsageError(
+                f"--simloom-tape={path} belongs to test {owner!r}, not {self.test_id!r}; "
+                "select that test (or drop --simloom-tape)"
+            )
+        result = _api.replay(self.main, Tape.load(path), livelock_steps=self.livelock_steps)
+        self._count(result)
+        if result.error is not None:
+            self._fail(
+                how=f"replayed {path}",
+                seed=None,
+                found=result,
+                hypothesis_run=None,
+                shrink_seconds=0,
+            )
+        if result.misaligned:
+            self.stats.note = f"--simloom-tape={path} no longer fits this test (misaligned replay)"
+
+    def _replay_seed(self, seed: int) -> None:
+        __tracebackhide__ = True
+        result = self._run_seed(seed)
+        self._count(result)
+        if result.error is not None:
+            self._fail(
+                how=f"seed {seed} replayed",
+                seed=seed,
+                found=result,
+                hypothesis_run=None,
+                shrink_seconds=0,
+            )
+
+    def _replay_database(self) -> None:
+        __tracebackhide__ = True
+        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings)
+        if not hypothesis_run.saved():
+            return
+        started = time.perf_counter()
+        failure = hypothesis_run.run()
+        if failure is None or hypothesis_run.first is None or hypothesis_run.last is None:
+            return
+        self.stats.universes += hypothesis_run.candidates
+        self._fail(
+            how="a failure saved in the example database, replayed",
+            seed=None,
+            found=hypothesis_run.first if hypothesis_run.first.error else hypothesis_run.last,
+            hypothesis_run=hypothesis_run,
+            shrink_seconds=time.perf_counter() - started,
+        )
+
+    def _explore(self) -> None:
+        __tracebackhide__ = True
+        from hypothesis import Phase
+
+        for seed in range(self.runs):
+            result = self._run_seed(seed)
+            self._count(result)
+            if result.error is None:
+                continue
+            if not self.options.shrink or Phase.shrink not in self.settings.phases:
+                self._fail(
+                    how=f"universe {seed + 1} of {self.runs}",
+                    seed=seed,
+                    found=result,
+                    hypothesis_run=None,
+                    shrink_seconds=0,
+                )
+            hypothesis_run, seconds = self._shrink(result.tape)
+            self._fail(
+                how=f"universe {seed + 1} of {self.runs}",
+                seed=seed,
+                found=result,
+                hypothesis_run=hypothesis_run,
+                shrink_seconds=seconds,
+            )
+
+    def _check_coverage(self) -> None:
+        missing = [label for label in self.required if not self.stats.coverage.get(label)]
+        if missing:
+            self.stats.outcome = "failed"
+            raise CoverageNotReachedError(
+                f"no universe of {self.stats.universes} reached "
+                + ", ".join(repr(m) for m in missing)
+                + " (require_coverage); reached: "
+                + (
+                    ", ".join(f"{k}={v}" for k, v in sorted(self.stats.coverage.items()))
+                    or "nothing"
+                )
+            )
+
+
+def _artifact_test(path: Path) -> str | None:
+    """The test id recorded in an artifact tape file, if any."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    test_id = document.get("test") if isinstance(document, dict) else None
+    return test_id if isinstance(test_id, str) else None
