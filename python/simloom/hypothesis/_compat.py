@@ -18,7 +18,11 @@ from typing import Any
 import hypothesis
 from hypothesis.database import ExampleDatabase, choices_from_bytes, choices_to_bytes
 from hypothesis.internal.conjecture.data import ConjectureData
-from hypothesis.internal.conjecture.providers import AVAILABLE_PROVIDERS, PrimitiveProvider
+from hypothesis.internal.conjecture.providers import (
+    AVAILABLE_PROVIDERS,
+    HypothesisProvider,
+    PrimitiveProvider,
+)
 from hypothesis.internal.conjecture.utils import calc_label_from_name
 from hypothesis.internal.reflection import function_digest
 from hypothesis.strategies._internal.strategies import SearchStrategy
@@ -27,6 +31,7 @@ __all__ = [
     "AVAILABLE_PROVIDERS",
     "HYPOTHESIS_VERSION",
     "ConjectureData",
+    "HypothesisProvider",
     "PrimitiveProvider",
     "SearchStrategy",
     "database_key",
@@ -34,6 +39,8 @@ __all__ = [
     "draw_boolean",
     "draw_integer",
     "encode_choices",
+    "provider_of",
+    "provider_random",
     "saved_choices",
     "secondary_key",
     "span_label",
@@ -42,6 +49,10 @@ __all__ = [
 ]
 
 HYPOTHESIS_VERSION: tuple[int, ...] = hypothesis.__version_info__
+
+# Make ``settings(backend="simloom")`` valid even where the entry point did not run
+# (an uninstalled checkout, HYPOTHESIS_NO_PLUGINS).
+AVAILABLE_PROVIDERS.setdefault("simloom", "simloom.hypothesis._provider.SimloomProvider")
 
 
 def span_label(name: str) -> int:
@@ -57,15 +68,29 @@ def stop_span(data: ConjectureData) -> None:
     data.stop_span()
 
 
-def draw_boolean(data: ConjectureData, p: float) -> bool:
-    """One boolean choice (shrinks toward ``False``)."""
-    return bool(data.draw_boolean(p))
+def draw_boolean(data: ConjectureData, p: float, forced: bool | None = None) -> bool:
+    """One boolean choice (shrinks toward ``False``); ``forced`` fixes the value
+    while still recording it as a choice."""
+    return bool(data.draw_boolean(p, forced=forced))
 
 
-def draw_integer(data: ConjectureData, min_value: int, max_value: int) -> int:
+def draw_integer(
+    data: ConjectureData, min_value: int, max_value: int, forced: int | None = None
+) -> int:
     """One integer choice in ``[min_value, max_value]`` (shrinks toward
     ``min_value``)."""
-    return int(data.draw_integer(min_value, max_value, shrink_towards=min_value))
+    return int(data.draw_integer(min_value, max_value, shrink_towards=min_value, forced=forced))
+
+
+def provider_of(data: ConjectureData) -> PrimitiveProvider | None:
+    """The backend generating this test case's choices."""
+    provider = getattr(data, "provider", None)
+    return provider if isinstance(provider, PrimitiveProvider) else None
+
+
+def provider_random(provider: HypothesisProvider) -> Any:
+    """The ``random.Random`` a Hypothesis provider generates from."""
+    return provider._random
 
 
 def encode_choices(choices: Sequence[bool | int]) -> bytes:
