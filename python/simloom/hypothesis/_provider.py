@@ -25,4 +25,4 @@ class SimloomProvider(_compat.HypothesisProvider):
 
     def universe_seed(self) -> int:
         """A seed for the Rust strategy, from this test case's randomness."""
-        return _compat.provider_random(self).getrandbits(64)
+        return int(_compat.provider_random(self).getrandbits(64))
