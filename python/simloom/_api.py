@@ -267,7 +267,8 @@ def _resolve_horizon(main: Main, spec: SchedulerSpec, livelock_steps: int) -> Sc
         return spec
     probe = _universe(main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps), None, "fifo")
     horizon = max(1, probe.decisions)
-    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon, auto_horizon=True)
+    # The measured horizon is part of the spec now; running it will not probe again.
+    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon)
 
 
 def run(
@@ -284,9 +285,10 @@ def run(
     ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``) or ``"pct:auto"``.
     The program's exception does not propagate; it is ``RunResult.error``.
     """
-    spec = _resolve_horizon(main, parse_scheduler(scheduler), livelock_steps)
+    requested = parse_scheduler(scheduler)
+    spec = _resolve_horizon(main, requested, livelock_steps)
     loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps)
-    return _universe(main, loop, seed, spec.name)
+    return _universe(main, loop, seed, requested.name)
 
 
 def replay(

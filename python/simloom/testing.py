@@ -447,6 +447,7 @@ class _Exploration:
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
         self.livelock_steps = livelock_steps
+        self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
         session_stats.append(self.stats)
 
@@ -458,7 +459,13 @@ class _Exploration:
     # -- helpers
 
     def _run_seed(self, seed: int) -> RunResult:
-        spec: str | SchedulerSpec = _scheduler_for_seed(self.scheduler, seed)
+        name = _scheduler_for_seed(self.scheduler, seed)
+        spec = self.resolved.get(name)
+        if spec is None:
+            # pct:auto's horizon comes from a FIFO probe run, which is the same for
+            # every seed: measure it once per exploration, not once per universe.
+            spec = _api._resolve_horizon(self.main, parse_scheduler(name), self.livelock_steps)
+            self.resolved[name] = spec
         return _api.run(self.main, seed=seed, scheduler=spec, livelock_steps=self.livelock_steps)
 
     def _count(self, result: RunResult) -> None:
