@@ -108,6 +108,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     simloom_items = [item for item in items if _is_simloom_test(item)]
     for item in simloom_items:
         item.add_marker(pytest.mark.simloom)
+        # `@settings(...)` over `@simloom.test` is how Hypothesis settings reach the
+        # exploration; Hypothesis's own plugin would reject it as "settings without
+        # @given", so the marker it looks for is dropped (the settings stay).
+        obj = getattr(item, "obj", None)
+        if hasattr(obj, "_hypothesis_internal_settings_applied"):
+            delattr(obj, "_hypothesis_internal_settings_applied")
     if owner is not None and simloom_items:
         matching = [item for item in simloom_items if item.nodeid == owner]
         if not matching:
