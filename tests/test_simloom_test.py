@@ -190,8 +190,8 @@ def test_a_race_that_passes_under_fifo_fails_with_a_report(explored: Session) ->
     )
     assert "minimal schedule: FIFO everywhere except:" in text
     assert "decision #" in text
-    tape = f".sim/failures/test_never_overdrawn-seed{seed}.tape.json"
-    events = f".sim/failures/test_never_overdrawn-seed{seed}.events.jsonl"
+    tape = f".sim/failures/test_bank.test_never_overdrawn-seed{seed}.tape.json"
+    events = f".sim/failures/test_bank.test_never_overdrawn-seed{seed}.events.jsonl"
     assert f"replay it: pytest '{NODE}' --simloom-tape={tape}" in text
     assert f"artifacts: {tape}, {events}" in text
 
@@ -265,8 +265,8 @@ def test_artifacts_are_a_tape_and_an_event_log(explored: Session) -> None:
     text = explored.text
     seed = reported_seed(text)
     directory = explored.directory / ".sim" / "failures"
-    tape_path = directory / f"test_never_overdrawn-seed{seed}.tape.json"
-    events_path = directory / f"test_never_overdrawn-seed{seed}.events.jsonl"
+    tape_path = directory / f"test_bank.test_never_overdrawn-seed{seed}.tape.json"
+    events_path = directory / f"test_bank.test_never_overdrawn-seed{seed}.events.jsonl"
     assert sorted(p.name for p in directory.iterdir()) == sorted(
         [tape_path.name, events_path.name]
     )  # and no temporary files left behind
@@ -567,7 +567,7 @@ def test_fixtures_parametrize_marks_and_runs(pytester: pytest.Pytester) -> None:
     # the artifacts of a parametrized test name the parameter
     names = [p.name for p in (pytester.path / ".sim" / "failures").iterdir()]
     assert len(names) == 2, names
-    assert all(re.fullmatch(r"test_parametrized.70.?-seed\d+\..+", n) for n in names), names
+    assert all(re.fullmatch(r"test_like.test_parametrized.70.?-seed\d+\..+", n) for n in names), names
 
 
 def test_marks_are_kept_and_the_runs_option_overrides_runs(pytester: pytest.Pytester) -> None:

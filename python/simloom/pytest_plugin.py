@@ -87,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
             Tape.load(tape_path)
         except TapeError as exc:
             raise pytest.UsageError(f"--simloom-tape={tape}: {type(exc).__name__}: {exc}") from None
+    testing.session_stats.clear()
     testing.configure(
         testing.Options(
             seed=seed,

@@ -145,13 +145,17 @@ def _strip_simloom_frames(tb: types.TracebackType | None) -> types.TracebackType
 
 
 def _safe_name(test_id: str) -> str:
-    name = test_id.split("::", 1)[-1] if "::" in test_id else test_id.rsplit(".", 1)[-1]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "test"
+    """A file name for a test: its whole node id (module included, so same-named
+    tests in different modules never share artifacts), filesystem-safe."""
+    name = test_id.replace(".py::", ".").replace("::", ".").replace("/", ".")
+    return re.sub(r"[^A-Za-z0-9_.\[\]-]+", "_", name).strip("_.") or "test"
 
 
 def _error_line(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """``Type: first line of the message`` (pytest's assertion rewriting adds lines
+    with object addresses, which would make artifacts differ from run to run)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def _write_artifacts(
@@ -161,8 +165,12 @@ def _write_artifacts(
     scheduler: str,
     result: RunResult,
     original: Tape | None,
+    shrunk: bool,
 ) -> list[Path]:
     stem = f"{_safe_name(test_id)}-seed{seed}" if seed is not None else _safe_name(test_id)
+    if not shrunk:
+        # Never overwrite a shrunk failure with an unshrunk one or a replay.
+        stem += "-unshrunk" if seed is not None else "-replay"
     tape_path = options.artifact_dir / f"{stem}.tape.json"
     events_path = options.artifact_dir / f"{stem}.events.jsonl"
     from . import __version__
@@ -322,18 +330,9 @@ class _HypothesisRun:
             error.__notes__ = list(self.notes[id(error)])
 
     def save(self, tape: Tape) -> None:
-        from .hypothesis import _compat
+        from .hypothesis import _compat, choices_for_tape
 
-        draws = tape.to_draws()
-        choices: list[bool | int] = []
-        position = 0
-        while True:
-            more = bool(draws[position])
-            choices.append(more)
-            if not more:
-                break
-            choices.extend(draws[position + 1 : position + 3])
-            position += 3
+        choices = choices_for_tape(tape)
         self.database.save(_compat.secondary_key(self.key), _compat.encode_choices(choices))
 
     def run(self) -> BaseException | None:
@@ -498,6 +497,7 @@ class _Exploration:
             scheduler,
             final,
             found.tape if final is not found else None,
+            shrunk=hypothesis_run is not None,
         )
         report = _report(
             self.test_id,
@@ -528,6 +528,15 @@ class _Exploration:
     # -- the modes
 
     def run(self) -> None:
+        __tracebackhide__ = True
+        try:
+            self._run()
+        except BaseException:
+            if self.stats.outcome == "passed":
+                self.stats.outcome = "error"
+            raise
+
+    def _run(self) -> None:
         __tracebackhide__ = True
         if self.options.tape is not None:
             return self._replay_tape(self.options.tape)
@@ -568,13 +577,7 @@ class _Exploration:
         result = self._run_seed(seed)
         self._count(result)
         if result.error is not None:
-            self._fail(
-                how=f"seed {seed} replayed",
-                seed=seed,
-                found=result,
-                hypothesis_run=None,
-                shrink_seconds=0,
-            )
+            self._fail_and_shrink(how=f"seed {seed} replayed", seed=seed, found=result)
 
     def _replay_database(self) -> None:
         __tracebackhide__ = True
@@ -596,29 +599,24 @@ class _Exploration:
 
     def _explore(self) -> None:
         __tracebackhide__ = True
-        from hypothesis import Phase
-
         for seed in range(self.runs):
             result = self._run_seed(seed)
             self._count(result)
-            if result.error is None:
-                continue
-            if not self.options.shrink or Phase.shrink not in self.settings.phases:
-                self._fail(
-                    how=f"universe {seed + 1} of {self.runs}",
-                    seed=seed,
-                    found=result,
-                    hypothesis_run=None,
-                    shrink_seconds=0,
+            if result.error is not None:
+                self._fail_and_shrink(
+                    how=f"universe {seed + 1} of {self.runs}", seed=seed, found=result
                 )
-            hypothesis_run, seconds = self._shrink(result.tape)
-            self._fail(
-                how=f"universe {seed + 1} of {self.runs}",
-                seed=seed,
-                found=result,
-                hypothesis_run=hypothesis_run,
-                shrink_seconds=seconds,
-            )
+
+    def _fail_and_shrink(self, *, how: str, seed: int, found: RunResult) -> None:
+        __tracebackhide__ = True
+        from hypothesis import Phase
+
+        if not self.options.shrink or Phase.shrink not in self.settings.phases:
+            self._fail(how=how, seed=seed, found=found, hypothesis_run=None, shrink_seconds=0)
+        hypothesis_run, seconds = self._shrink(found.tape)
+        self._fail(
+            how=how, seed=seed, found=found, hypothesis_run=hypothesis_run, shrink_seconds=seconds
+        )
 
     def _check_coverage(self) -> None:
         missing = [label for label in self.required if not self.stats.coverage.get(label)]

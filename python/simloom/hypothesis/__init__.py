@@ -36,14 +36,22 @@ from .._api import RunResult, _check_main, _universe, run
 from .._scheduler import SchedulerSpec, parse_scheduler
 from ..errors import SimloomUsageError
 from ..loop import DEFAULT_LIVELOCK_STEPS, SimLoop
-from ..tape import MAX_GAP
+from ..tape import MAX_GAP, Tape
 from ._provider import SimloomProvider
 
-__all__ = ["Universe", "universes"]
+__all__ = ["Universe", "choices_for_tape", "universes"]
 
 #: Chance, while generating, that one more deviation follows (so about four per
 #: universe on average). Shrinking drives every ``more?`` toward ``False``.
 MORE_DEVIATIONS_P = 0.8
+#: Where the next deviation falls is recorded as ``far?`` (a boolean, shrinks to
+#: ``False``) and then the deviation's *absolute* decision index: within the next
+#: ``NEAR_GAPS`` decisions, or anywhere after them. Generated deviations are then
+#: mostly close together (they land inside short programs) while any index stays
+#: reachable; and because the index is absolute, the shrinker can delete an earlier
+#: deviation without moving the later ones.
+NEAR_GAPS = 32
+FAR_GAP_P = 0.1
 _SPAN_DEVIATION = _compat.span_label("simloom.deviation")
 _span_labels: dict[str, int] = {}
 
@@ -68,6 +76,8 @@ class _HypothesisDraws:
         self.open_spans = 0
         self.draws = 0
         self.forced = forced
+        #: The first decision index the next deviation may have.
+        self.next_index = 0
 
     def _forced(self) -> int | None:
         if self.forced is None or self.draws >= len(self.forced):
@@ -89,7 +99,16 @@ class _HypothesisDraws:
     def gap(self) -> int:
         forced = self._forced()
         self.draws += 1
-        return _compat.draw_integer(self.data, 0, MAX_GAP, forced)
+        base = self.next_index
+        far = _compat.draw_boolean(
+            self.data, FAR_GAP_P, None if forced is None else forced >= NEAR_GAPS
+        )
+        low, high = (base + NEAR_GAPS, base + MAX_GAP) if far else (base, base + NEAR_GAPS - 1)
+        index = _compat.draw_integer(
+            self.data, low, high, None if forced is None else base + forced
+        )
+        self.next_index = index + 1
+        return index - base
 
     def value(self, label: str, bound: int) -> int:
         forced = self._forced()
@@ -107,6 +126,19 @@ class _HypothesisDraws:
         if self.open_spans:
             _compat.stop_span(self.data)
             self.open_spans -= 1
+
+
+def choices_for_tape(tape: Tape) -> list[bool | int]:
+    """The Hypothesis choice sequence a universe with this tape draws: per
+    deviation ``more? = True``, ``far?``, its decision index, its value; then
+    ``more? = False``."""
+    choices: list[bool | int] = []
+    next_index = 0
+    for index, value in tape.deviations:
+        choices += [True, index - next_index >= NEAR_GAPS, index, value]
+        next_index = index + 1
+    choices.append(False)
+    return choices
 
 
 class Universe:
@@ -159,7 +191,13 @@ class Universe:
     def run(self, main: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``main`` in this universe; return its value or raise its error."""
         result = self.run_result(main)
-        result.raise_error()
+        if result.error is not None:
+            # Hypothesis prints the universe as drawn, before it ran; say which
+            # schedule failed.
+            result.error.add_note(
+                f"simloom universe: tape {list(result.tape.deviations)!r}; {result.explain()}"
+            )
+            result.raise_error()
         return result.value
 
     def __repr__(self) -> str:
