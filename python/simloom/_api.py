@@ -9,9 +9,10 @@ Hypothesis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -202,13 +203,43 @@ def _run_quietly(loop: SimLoop, coro: Any) -> None:
         coro.close()
 
 
+#: Standalone runs (not inside an exploration) collect the whole heap once every this
+#: many runs, before freezing it: garbage a previous universe left (a failure's
+#: traceback cycles, dropped by the caller) must not stay frozen out of reach.
+FULL_COLLECT_EVERY = 256
+_frozen_depth = 0
+_runs_since_full_collect = 0
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Freeze the objects alive now out of the collector (``gc.freeze``) for the
+    duration, so the collections a universe makes cost what universes allocate, not
+    the whole heap. Nested uses share the outermost freeze: an exploration freezes
+    once, and each universe's final collection then also reclaims what earlier
+    universes left behind."""
+    global _frozen_depth, _runs_since_full_collect
+    if _frozen_depth == 0:
+        _runs_since_full_collect += 1
+        if _runs_since_full_collect >= FULL_COLLECT_EVERY:
+            _runs_since_full_collect = 0
+            gc.collect()
+        gc.freeze()
+    _frozen_depth += 1
+    try:
+        yield
+    finally:
+        _frozen_depth -= 1
+        if _frozen_depth == 0:
+            gc.unfreeze()
+
+
 def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> RunResult:
     """Run ``main`` to completion in ``loop`` and tear down deterministically."""
     _check_main(main)
     gc_was_enabled = gc.isenabled()
-    # Objects alive before the universe are frozen out of the collector, so the
-    # collections a run makes cost what the universe allocated, not the whole heap.
-    gc.freeze()
+    heap = frozen_heap()
+    heap.__enter__()
     value: Any = None
     error: BaseException | None = None
     try:
@@ -241,7 +272,7 @@ def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> Ru
     finally:
         if not loop.is_closed():
             loop.close()
-        gc.unfreeze()
+        heap.__exit__(None, None, None)
         if gc_was_enabled:
             gc.enable()
     return RunResult(

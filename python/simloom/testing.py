@@ -530,7 +530,8 @@ class _Exploration:
     def run(self) -> None:
         __tracebackhide__ = True
         try:
-            self._run()
+            with _api.frozen_heap():
+                self._run()
         except BaseException:
             if self.stats.outcome == "passed":
                 self.stats.outcome = "error"
