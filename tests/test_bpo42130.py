@@ -12,8 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-simloom = pytest.importorskip("simloom")
+import simloom
 
 SEEDS = 2000
 SCHEDULERS = ("random", "pct")

@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import simloom
 import torture_programs as tp
-
-simloom = pytest.importorskip("simloom")
 
 N_SEEDS = int(os.environ.get("SIMLOOM_TORTURE_SEEDS", "2000"))
 CHUNK = 100

@@ -21,9 +21,8 @@ import inspect
 import os
 
 import pytest
+import simloom
 import zoo
-
-simloom = pytest.importorskip("simloom")
 
 #: Seeds per scheduler for the controls (2,000 is the acceptance figure).
 N = int(os.environ.get("SIMLOOM_ZOO_SEEDS", "300"))
