@@ -1,68 +1,104 @@
-"""The simloom demo: explore a racy program, find the failing universe, replay it.
+"""The simloom demo: explore racy programs, shrink the failure, replay it forever.
 
     make demo        (or: python examples/demo.py)
 
-It runs ``examples/bank_race.py`` — which passes on the stock asyncio loop — in
-seeded universes until one fails, prints the seed, the error and the schedule as
-deviations from FIFO, writes the tape, and replays the failure twice (from the seed
-and from the tape file) to show the event-log digests are byte-identical.
+1. ``examples/bank_race.py`` — a check-then-act race that passes on the stock asyncio
+   loop. ``@simloom.test`` explores seeded universes, finds the race, hands the
+   failing tape to Hypothesis to shrink, and reports the minimal schedule; the
+   minimal universe then replays byte-for-byte from its tape and from its seed.
+2. ``examples/bpo42130.py`` — the pre-3.12 ``asyncio.wait_for`` that could swallow a
+   cancellation delivered in the same instant the inner future completed. The same
+   exploration finds it; this Python's own ``asyncio.wait_for`` survives it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bank_race  # noqa: E402
+import bpo42130  # noqa: E402
 import simloom  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from hypothesis.database import InMemoryExampleDatabase  # noqa: E402
+from simloom import testing  # noqa: E402
 
 RUNS = 2_000
 
 
+def explore(name: str, program: Callable[[], Awaitable[Any]]) -> BaseException | None:
+    """Run ``program`` as a ``@simloom.test`` would; return the failure, if any."""
+
+    async def body() -> None:
+        await program()
+
+    body.__qualname__ = name
+    test = settings(database=InMemoryExampleDatabase())(simloom.test(runs=RUNS)(body))
+    try:
+        test()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def replay_twice(program: Callable[[], Awaitable[Any]], report: str) -> bool:
+    """Replay the minimal universe from its artifact tape and from its seed."""
+    tape_path = Path(re.search(r"artifacts: (\S+?),", report)[1])  # type: ignore[index]
+    seed = int(re.search(r"seed: (\d+)", report)[1])  # type: ignore[index]
+    scheduler = re.search(r"scheduler (\S+?);", report)[1]  # type: ignore[index]
+    tape = simloom.Tape.load(tape_path)
+    first = simloom.replay(program, tape, strict=True)
+    second = simloom.replay(program, tape, strict=True)
+    by_seed = simloom.run(program, seed=seed, scheduler=scheduler)
+    print(f"  replay of the minimal tape  {first.digest}  ({type(first.error).__name__})")
+    print(f"  and again                   {second.digest}  ({type(second.error).__name__})")
+    print(
+        f"  seed {seed} as first found     {by_seed.digest[:16]}…  "
+        f"({type(by_seed.error).__name__}, {by_seed.deviations} deviations)"
+    )
+    return first.digest == second.digest and first.error is not None
+
+
+def show(failure: BaseException) -> str:
+    report = next(n for n in failure.__notes__ if "simloom found" in n)
+    print("FAILED — " + report)
+    return report
+
+
 def main() -> int:
-    print("simloom demo: a check-then-act race in examples/bank_race.py\n")
-    stock = asyncio.run(bank_race.main())
-    print(f"  stock asyncio loop: passes (final balance {stock})")
-    fifo = simloom.run(bank_race.main, scheduler="fifo")
-    print(f"  simloom FIFO universe: passes too ({fifo.decisions} decisions, 0 deviations)\n")
+    testing.configure(testing.Options(artifact_dir=Path(".sim") / "failures"))
+    status = 0
 
-    started = time.perf_counter()
-    for seed in range(RUNS):
-        result = simloom.run(bank_race.main, seed=seed, scheduler="random")
-        if not result.ok:
-            break
-    else:
-        print(f"no failure in {RUNS} universes")
+    print("== 1. examples/bank_race.py: two withdrawals, one check-then-act race\n")
+    print(f"  stock asyncio loop: passes (final balance {asyncio.run(bank_race.main())})\n")
+    failure = explore("test_bank_race", bank_race.main)
+    if failure is None:
+        print(f"  no failure in {RUNS} universes")
         return 1
-    elapsed = time.perf_counter() - started
-    print(
-        f"FAILED after {seed + 1} universes ({elapsed * 1000:.1f} ms) — simloom found a failing universe"
-    )
-    print(f"  seed: {seed}   (scheduler: random)")
-    print(f"  error: {type(result.error).__name__}: {result.error}")
-    print(
-        f"  steps: {result.steps}, decisions: {result.decisions}, deviations: {result.deviations}"
-    )
-    print("  " + result.explain().replace("\n", "\n  "))
+    report = show(failure)
+    status |= not replay_twice(bank_race.main, report)
 
-    artifact = HERE.parent / ".sim" / "demo" / f"bank_race-seed{seed}.tape.json"
-    result.tape.dump(artifact)
-    print(f"  tape: {artifact.relative_to(HERE.parent)}")
-
-    by_seed = simloom.run(bank_race.main, seed=seed, scheduler="random")
-    by_tape = simloom.replay(bank_race.main, simloom.Tape.load(artifact), strict=True)
-    print("\nReplay:")
-    print(f"  original digest    {result.digest}")
-    print(f"  replay from seed   {by_seed.digest}  ({type(by_seed.error).__name__})")
-    print(f"  replay from tape   {by_tape.digest}  ({type(by_tape.error).__name__})")
-    identical = result.digest == by_seed.digest == by_tape.digest
-    print("  byte-identical event logs:", "yes" if identical else "NO")
-    return 0 if identical and not by_tape.ok else 1
+    print("\n== 2. examples/bpo42130.py: the swallowed cancellation (bpo-42130)\n")
+    print(f"  stock loop, legacy wait_for: {asyncio.run(bpo42130.main_legacy())}")
+    print(f"  stock loop, asyncio.wait_for: {asyncio.run(bpo42130.main_stdlib())}\n")
+    failure = explore("test_legacy_wait_for", bpo42130.main_legacy)
+    if failure is None:
+        print(f"  legacy wait_for: no failure in {RUNS} universes")
+        return 1
+    report = show(failure)
+    status |= not replay_twice(bpo42130.main_legacy, report)
+    survivor = explore("test_stdlib_wait_for", bpo42130.main_stdlib)
+    verdict = "survives" if survivor is None else f"FAILS: {survivor!r}"
+    print(f"\n  Python {sys.version.split()[0]}'s asyncio.wait_for {verdict} {RUNS} universes.")
+    status |= survivor is not None
+    return status
 
 
 if __name__ == "__main__":

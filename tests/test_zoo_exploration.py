@@ -66,7 +66,7 @@ def test_the_default_exploration_finds_and_shrinks_every_zoo_bug(name: str) -> N
     limit = 3 if name in DEEP else 2
     assert after <= limit, f"{name}: minimal schedule has {after} deviations\n{report}"
     # The minimal universe is replayable from its artifact and fails the same way.
-    tape_path = Path(re.search(r"--simloom-tape=(\S+)", report)[1])  # type: ignore[index]
+    tape_path = Path(re.search(r"artifacts: (\S+?),", report)[1])  # type: ignore[index]
     replayed = simloom.replay(zoo.BUGS[name], simloom.Tape.load(tape_path), strict=True)
     assert isinstance(replayed.error, expected)
     assert replayed.deviations == after

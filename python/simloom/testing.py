@@ -147,7 +147,8 @@ def _strip_simloom_frames(tb: types.TracebackType | None) -> types.TracebackType
 def _safe_name(test_id: str) -> str:
     """A file name for a test: its whole node id (module included, so same-named
     tests in different modules never share artifacts), filesystem-safe."""
-    name = test_id.replace(".py::", ".").replace("::", ".").replace("/", ".")
+    name = test_id.removeprefix("__main__.")
+    name = name.replace(".py::", ".").replace("::", ".").replace("/", ".")
     return re.sub(r"[^A-Za-z0-9_.\[\]-]+", "_", name).strip("_.") or "test"
 
 
@@ -232,11 +233,15 @@ def _report(
     assert final.error is not None
     name = test_id.split("::")[-1]
     lines = [f"simloom found a failing universe in {name} ({how})"]
-    quoted = f"'{test_id}'" if "::" in test_id else test_id
+    under_pytest = "::" in test_id
+    quoted = f"'{test_id}'"
     if seed is not None:
-        lines.append(
-            f"  seed: {seed}   (scheduler {scheduler}; re-run: pytest {quoted} --simloom-seed={seed})"
+        rerun = (
+            f"pytest {quoted} --simloom-seed={seed}"
+            if under_pytest
+            else f"simloom.run(main, seed={seed}, scheduler={scheduler!r})"
         )
+        lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
     lines.append(f"  error: {_error_line(final.error)}")
     if universes:
         lines.append(f"  universes explored: {universes}")
@@ -249,7 +254,12 @@ def _report(
     story = final.explain().replace("\n", "\n  ")
     lines.append(f"  minimal schedule: {story}")
     if artifacts:
-        lines.append(f"  replay it: pytest {quoted} --simloom-tape={artifacts[0]}")
+        replay = (
+            f"pytest {quoted} --simloom-tape={artifacts[0]}"
+            if under_pytest
+            else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r}))"
+        )
+        lines.append(f"  replay it: {replay}")
         lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
     return "\n".join(lines)
 
