@@ -567,7 +567,9 @@ def test_fixtures_parametrize_marks_and_runs(pytester: pytest.Pytester) -> None:
     # the artifacts of a parametrized test name the parameter
     names = [p.name for p in (pytester.path / ".sim" / "failures").iterdir()]
     assert len(names) == 2, names
-    assert all(re.fullmatch(r"test_like.test_parametrized.70.?-seed\d+\..+", n) for n in names), names
+    assert all(re.fullmatch(r"test_like.test_parametrized.70.?-seed\d+\..+", n) for n in names), (
+        names
+    )
 
 
 def test_marks_are_kept_and_the_runs_option_overrides_runs(pytester: pytest.Pytester) -> None:
