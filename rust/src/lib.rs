@@ -3,8 +3,10 @@
 //! The engine modules build and test with no Python present (`cargo test`); the
 //! `python` feature adds `py/`, the only place that knows about Python objects.
 
+pub mod disk;
 pub mod engine;
 pub mod eventlog;
+pub mod net;
 pub mod ready;
 pub mod sha256;
 pub mod strategy;

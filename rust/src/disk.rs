@@ -1,0 +1,1 @@
+//! Simulated disk model (issue: the simulated world). Work in progress.

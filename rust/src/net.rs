@@ -1,0 +1,1 @@
+//! Simulated network model (issue: the simulated world). Work in progress.
