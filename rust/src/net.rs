@@ -1,1 +1,3186 @@
-//! Simulated network model (issue: the simulated world). Work in progress.
+//! The simulated network: hosts and their addresses, TCP-like streams between
+//! `(host, port)` endpoints, listeners with accept queues, UDP datagrams, and the
+//! faults the world injects (latency, loss, partitions, clogs, resets, crashes).
+//!
+//! Owns: which bytes reach which endpoint and at what virtual time, the order of
+//! everything it delivers, and the state of every connection, listener and datagram
+//! socket. Must not: know about Python or asyncio, read or advance a clock (every
+//! call that can schedule something is told `now_ns`), or draw randomness of its
+//! own. Every nondeterministic decision goes through [`Choices`], which the engine
+//! implements with its tape; choice 0 is always canonical.
+//!
+//! # How a driver uses it
+//!
+//! The driver (later: the FFI layer behind the Python transports) calls the API as
+//! the program acts (`connect`, `send`, `close`, ...) and as the world injects faults
+//! (`partition`, `heal`, `crash_host`, ...). Results come back only as [`NetEvent`]s:
+//! the driver asks [`Network::next_event_time`], lets the clock reach it, and takes
+//! [`Network::pop_due`]. Events come out ordered by (virtual time, sequence number),
+//! so the same calls with the same choices give the same event sequence. Every map
+//! whose order can show is a `BTreeMap`; `pop_due` itself never makes a choice.
+//!
+//! Time never runs backwards: the network keeps the latest `now_ns` it was given
+//! (by any call, `pop_due` included) and treats an older one as that. A driver pops
+//! everything due up to `now` before acting at `now`, as the engine's clock does.
+//!
+//! # Choices it makes
+//!
+//! A choice is asked only when there is a real alternative (a latency range wider
+//! than one value, a fault percentage above zero), so an unshaped network adds
+//! nothing to the tape.
+//!
+//! | label               | bound                     | percent          | 0 means          | a value `k > 0` means |
+//! |---------------------|---------------------------|------------------|------------------|-----------------------|
+//! | `net.latency`       | `max - min + 1` ns        | none (uniform)   | minimum latency  | `min + k` ns           |
+//! | `net.loss`          | `max_retransmissions + 1` | `loss_percent`   | not lost         | lost `k` times: arrives `timeout × (2^k − 1)` later (backoff doubles) |
+//! | `net.dgram.drop`    | 2                         | drop percent     | delivered        | dropped               |
+//! | `net.dgram.dup`     | 2                         | duplicate percent| delivered once   | delivered twice       |
+//! | `net.dgram.reorder` | 2                         | reorder percent  | in order         | held back by the reorder delay, so later datagrams overtake it |
+//!
+//! A stream segment asks `net.latency` then `net.loss` on the link it crosses; a
+//! connect asks them for the SYN (client → server) and then for the reply (server →
+//! client) when the SYN leaves. A datagram asks `net.dgram.drop`, then (if it was not
+//! dropped) `net.latency`, `net.dgram.dup`, `net.dgram.reorder`.
+//!
+//! # Semantics
+//!
+//! - **Streams never corrupt.** Each direction of a connection is a pipe: a segment
+//!   arrives at `max(now + transit, previous arrival in that direction)`, so bytes
+//!   arrive in order, exactly once. Loss is retransmission delay, never a drop.
+//! - **Partitions hold.** While a path is blocked (a partition, an asymmetric block,
+//!   a clogged node), a stream segment sent across it, or still in flight when it
+//!   closed, is held; when the path reopens the held segments leave in order, each
+//!   drawing its transit then. A connect across a blocked path hangs (no event) until
+//!   it reopens; the caller's timeout decides what that means. A host's traffic to
+//!   itself is never blocked.
+//! - **Datagrams are not retransmitted.** One sent across a blocked path, or in
+//!   flight when its path is blocked, is dropped; one sent to an address no socket is
+//!   bound to when it arrives is dropped silently. Otherwise they are delivered in
+//!   order per (socket, destination), exactly once, unless the datagram faults say
+//!   otherwise.
+//! - **Resets and crashes are immediate**: the sides told get a [`NetEvent::Reset`]
+//!   (or [`NetEvent::Refused`] for a connect still waiting for its answer) at `now`,
+//!   and whatever was in flight or held on those connections is discarded. A crash
+//!   is a process crash on a host whose kernel stays up: peers are reset, and later
+//!   connects are refused until something listens again.
+//! - Connecting to an address with nobody listening, or to a paused listener whose
+//!   accept queue is full, is refused after a round trip. Data sent to a side that
+//!   has closed resets the sender when it arrives (as a real peer's RST would).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Label of the latency choice (streams and datagrams).
+pub const LATENCY_LABEL: &str = "net.latency";
+/// Label of the stream-segment loss choice (how many times it is retransmitted).
+pub const LOSS_LABEL: &str = "net.loss";
+/// Label of the datagram drop choice.
+pub const DATAGRAM_DROP_LABEL: &str = "net.dgram.drop";
+/// Label of the datagram duplication choice.
+pub const DATAGRAM_DUPLICATE_LABEL: &str = "net.dgram.dup";
+/// Label of the datagram reordering choice.
+pub const DATAGRAM_REORDER_LABEL: &str = "net.dgram.reorder";
+
+/// Longest latency, retransmission timeout or reorder delay accepted (one hour), so
+/// that no sum of them can overflow the nanosecond clock.
+pub const MAX_DELAY_NS: u64 = 3_600 * 1_000_000_000;
+/// Most retransmissions a lost segment may need (the backoff doubles each time).
+pub const MAX_RETRANSMISSIONS: u32 = 16;
+
+/// The link every pair of hosts uses unless shaped otherwise: 0.1 ms to 1 ms, no loss.
+pub const DEFAULT_LINK: LinkShape = LinkShape {
+    min_latency_ns: 100_000,
+    max_latency_ns: 1_000_000,
+    loss_percent: 0,
+};
+/// The first retransmission timeout of a lost segment (Linux's minimum RTO).
+pub const DEFAULT_RETRANSMIT_TIMEOUT_NS: u64 = 200_000_000;
+pub const DEFAULT_MAX_RETRANSMISSIONS: u32 = 3;
+/// How long a reordered datagram is held back.
+pub const DEFAULT_DATAGRAM_REORDER_DELAY_NS: u64 = 10_000_000;
+
+const FIRST_EPHEMERAL_PORT: u16 = 49152;
+
+/// Where the network's decisions come from. The engine answers from its tape; tests
+/// answer from scripts.
+pub trait Choices {
+    /// A choice in `[0, bound)` labelled `label`; 0 is canonical. `percent` is the
+    /// chance of a nonzero answer for a fault, `None` for a uniform draw. Answers at or
+    /// above `bound` are clamped to `bound - 1`.
+    fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostId(pub u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenerId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DatagramSocketId(pub u64);
+
+/// One end of a stream connection: the side that connected or the side that accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
+
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
+}
+
+/// Latency range and loss of one directed link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkShape {
+    pub min_latency_ns: u64,
+    pub max_latency_ns: u64,
+    /// Chance that a stream segment is lost (and retransmitted), 0..=100.
+    pub loss_percent: u32,
+}
+
+impl LinkShape {
+    /// A link with one latency and no loss: it makes no choices at all.
+    pub fn fixed(latency_ns: u64) -> LinkShape {
+        LinkShape {
+            min_latency_ns: latency_ns,
+            max_latency_ns: latency_ns,
+            loss_percent: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), NetError> {
+        if self.max_latency_ns > MAX_DELAY_NS {
+            return Err(NetError::invalid(
+                "max_latency_ns",
+                format!(
+                    "must be at most {MAX_DELAY_NS}, got {}",
+                    self.max_latency_ns
+                ),
+            ));
+        }
+        if self.min_latency_ns > self.max_latency_ns {
+            return Err(NetError::invalid(
+                "min_latency_ns",
+                format!(
+                    "must be at most max_latency_ns ({}), got {}",
+                    self.max_latency_ns, self.min_latency_ns
+                ),
+            ));
+        }
+        check_percent("loss_percent", self.loss_percent)
+    }
+}
+
+impl Default for LinkShape {
+    fn default() -> Self {
+        DEFAULT_LINK
+    }
+}
+
+/// What the network tells the driver. `side` is always the side the event is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A connection reached `listener` and was accepted; its server side is open.
+    Accept {
+        listener: ListenerId,
+        conn: ConnId,
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
+    /// The client side of `conn` is connected.
+    Connected {
+        conn: ConnId,
+        local: SocketAddr,
+        peer: SocketAddr,
+    },
+    /// The connect of `conn` was refused; the connection is gone.
+    Refused { conn: ConnId },
+    /// Bytes for `side` of `conn`, in the order its peer sent them.
+    Data {
+        conn: ConnId,
+        side: Side,
+        bytes: Vec<u8>,
+    },
+    /// The peer of `side` shut its write side; nothing more will arrive.
+    Eof { conn: ConnId, side: Side },
+    /// `conn` was reset; the connection is gone for `side`.
+    Reset { conn: ConnId, side: Side },
+    /// A datagram for `socket` from `from`.
+    Datagram {
+        socket: DatagramSocketId,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    UnknownHost(HostId),
+    UnknownListener(ListenerId),
+    UnknownDatagramSocket(DatagramSocketId),
+    /// The connection never existed, or it was reset, refused or closed on both sides.
+    NoSuchConnection(ConnId),
+    /// That side is not open (still connecting, or closed).
+    NotOpen {
+        conn: ConnId,
+        side: Side,
+    },
+    /// That side already shut its write side.
+    WriteShut {
+        conn: ConnId,
+        side: Side,
+    },
+    /// The address belongs to another host already.
+    AddressTaken(IpAddr),
+    /// The host cannot bind this IP: it is not one of its addresses.
+    AddressNotOnHost {
+        host: HostId,
+        ip: IpAddr,
+    },
+    AddressInUse(SocketAddr),
+    /// No host has this address.
+    NoRouteToHost(IpAddr),
+    /// Every ephemeral port of the host is in use.
+    PortsExhausted(HostId),
+    InvalidArgument {
+        name: &'static str,
+        message: String,
+    },
+}
+
+impl NetError {
+    fn invalid(name: &'static str, message: String) -> NetError {
+        NetError::InvalidArgument { name, message }
+    }
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::UnknownHost(host) => write!(f, "no host {}", host.0),
+            NetError::UnknownListener(id) => write!(f, "no listener {}", id.0),
+            NetError::UnknownDatagramSocket(id) => write!(f, "no datagram socket {}", id.0),
+            NetError::NoSuchConnection(conn) => write!(f, "no connection {}", conn.0),
+            NetError::NotOpen { conn, side } => {
+                write!(f, "the {side:?} side of connection {} is not open", conn.0)
+            }
+            NetError::WriteShut { conn, side } => write!(
+                f,
+                "the {side:?} side of connection {} has shut its write side",
+                conn.0
+            ),
+            NetError::AddressTaken(ip) => write!(f, "{ip} belongs to another host"),
+            NetError::AddressNotOnHost { host, ip } => {
+                write!(f, "{ip} is not an address of host {}", host.0)
+            }
+            NetError::AddressInUse(address) => write!(f, "{address} is already in use"),
+            NetError::NoRouteToHost(ip) => write!(f, "no host has the address {ip}"),
+            NetError::PortsExhausted(host) => {
+                write!(f, "host {} has no free ephemeral port", host.0)
+            }
+            NetError::InvalidArgument { name, message } => write!(f, "{name}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+fn check_percent(name: &'static str, percent: u32) -> Result<(), NetError> {
+    if percent > 100 {
+        return Err(NetError::invalid(
+            name,
+            format!("must be a percentage in 0..=100, got {percent}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_delay(name: &'static str, delay_ns: u64) -> Result<(), NetError> {
+    if delay_ns > MAX_DELAY_NS {
+        return Err(NetError::invalid(
+            name,
+            format!("must be at most {MAX_DELAY_NS} ns, got {delay_ns}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Ask for a choice only when there is an alternative; clamp a careless answer.
+fn ask(choices: &mut dyn Choices, label: &str, bound: u64, percent: Option<u32>) -> u64 {
+    if bound < 2 {
+        return 0;
+    }
+    choices.choose(label, bound, percent).min(bound - 1)
+}
+
+/// Ports of one protocol on one host: how many sockets use each, and where the next
+/// ephemeral search starts.
+#[derive(Debug, Clone)]
+struct PortTable {
+    users: BTreeMap<u16, u32>,
+    next_ephemeral: u16,
+}
+
+impl PortTable {
+    fn new() -> PortTable {
+        PortTable {
+            users: BTreeMap::new(),
+            next_ephemeral: FIRST_EPHEMERAL_PORT,
+        }
+    }
+
+    fn take(&mut self, port: u16) {
+        *self.users.entry(port).or_insert(0) += 1;
+    }
+
+    fn release(&mut self, port: u16) {
+        if let Some(count) = self.users.get_mut(&port) {
+            *count -= 1;
+            if *count == 0 {
+                self.users.remove(&port);
+            }
+        }
+    }
+
+    /// The next free ephemeral port, searching round-robin like a kernel does.
+    fn ephemeral(&mut self) -> Option<u16> {
+        let range_len = (u16::MAX - FIRST_EPHEMERAL_PORT) as u32 + 1;
+        for _ in 0..range_len {
+            let port = self.next_ephemeral;
+            self.next_ephemeral = if port == u16::MAX {
+                FIRST_EPHEMERAL_PORT
+            } else {
+                port + 1
+            };
+            if !self.users.contains_key(&port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    addresses: Vec<IpAddr>,
+    stream_ports: PortTable,
+    datagram_ports: PortTable,
+}
+
+/// Which directed host-to-host paths are closed right now.
+#[derive(Debug, Clone, Default)]
+struct Reachability {
+    blocked_paths: BTreeSet<(HostId, HostId)>,
+    clogged_out: BTreeSet<HostId>,
+    clogged_in: BTreeSet<HostId>,
+}
+
+impl Reachability {
+    fn is_open(&self, src: HostId, dst: HostId) -> bool {
+        src == dst
+            || !(self.blocked_paths.contains(&(src, dst))
+                || self.clogged_out.contains(&src)
+                || self.clogged_in.contains(&dst))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Listener {
+    host: HostId,
+    address: SocketAddr,
+    backlog: usize,
+    accepting: bool,
+    /// Connections that arrived while not accepting, oldest first.
+    accept_queue: VecDeque<ConnId>,
+}
+
+/// What travels through one direction of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// The connect request (client → server).
+    Syn,
+    /// The connect was accepted (server → client).
+    SynAck,
+    /// Nobody listens there, or the accept queue is full (server → client).
+    Refusal,
+    Data(Vec<u8>),
+    /// The sender shut its write side.
+    Fin,
+}
+
+/// An arrival for a server side that the application has not accepted yet.
+#[derive(Debug, Clone)]
+enum StashedArrival {
+    Data(Vec<u8>),
+    Eof,
+}
+
+/// Where a queued event sits: (virtual time, sequence number).
+type QueueKey = (u64, u64);
+
+/// One direction of a connection.
+#[derive(Debug, Clone, Default)]
+struct Pipe {
+    /// Segments on their way, in order; each also has an entry in the event queue.
+    in_flight: VecDeque<(QueueKey, Segment)>,
+    /// Segments waiting for the path to reopen, in order (after `in_flight`).
+    held: VecDeque<Segment>,
+    /// Arrival time of the last segment put in flight (FIFO: none may arrive earlier).
+    last_scheduled_ns: u64,
+    last_arrived_ns: u64,
+}
+
+impl Pipe {
+    fn is_empty(&self) -> bool {
+        self.in_flight.is_empty() && self.held.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SideState {
+    /// Client: waiting for the answer to its connect. Server: the connect has not
+    /// arrived yet.
+    Connecting,
+    /// Server: arrived, waiting in a paused listener's accept queue.
+    Queued(ListenerId),
+    /// Server: taken from the accept queue; its `Accept` event is scheduled.
+    Accepting(ListenerId),
+    Open,
+    /// The application closed it (or, server, the connect was refused).
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Endpoint {
+    host: HostId,
+    address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+struct Connection {
+    /// Indexed by `Side::index`: client, server.
+    endpoints: [Endpoint; 2],
+    states: [SideState; 2],
+    write_shut: [bool; 2],
+    /// `pipes[side]` carries what `side` sends to its peer.
+    pipes: [Pipe; 2],
+    /// Transit of the answer to the SYN, drawn when the SYN leaves.
+    reply_transit_ns: u64,
+    /// What arrived for the server side before its `Accept` event.
+    server_stash: Vec<StashedArrival>,
+}
+
+impl Connection {
+    fn state(&self, side: Side) -> SideState {
+        self.states[side.index()]
+    }
+
+    fn endpoint(&self, side: Side) -> Endpoint {
+        self.endpoints[side.index()]
+    }
+
+    fn pipe(&mut self, from: Side) -> &mut Pipe {
+        &mut self.pipes[from.index()]
+    }
+
+    /// The server side has seen the connect (accepted, queued or refused it).
+    fn connect_arrived(&self) -> bool {
+        self.state(Side::Server) != SideState::Connecting
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DatagramSocket {
+    host: HostId,
+    address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+struct DatagramInFlight {
+    src_host: HostId,
+    dst_host: HostId,
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum Scheduled {
+    /// The front segment of `conn`'s pipe from `from` arrives.
+    SegmentArrival {
+        conn: ConnId,
+        from: Side,
+    },
+    /// A queued connection is handed to the application.
+    Accept {
+        listener: ListenerId,
+        conn: ConnId,
+    },
+    Datagram(DatagramInFlight),
+    /// Already decided (resets, refusals); delivered as is.
+    Notify(NetEvent),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DatagramFaults {
+    drop_percent: u32,
+    duplicate_percent: u32,
+    reorder_percent: u32,
+    reorder_delay_ns: u64,
+}
+
+/// The simulated network of one universe.
+#[derive(Debug, Clone)]
+pub struct Network {
+    now_ns: u64,
+    next_sequence: u64,
+    next_conn: u64,
+    next_listener: u64,
+    next_datagram_socket: u64,
+    hosts: Vec<Host>,
+    host_by_ip: BTreeMap<IpAddr, HostId>,
+    default_link: LinkShape,
+    links: BTreeMap<(HostId, HostId), LinkShape>,
+    retransmit_timeout_ns: u64,
+    max_retransmissions: u32,
+    datagram_faults: DatagramFaults,
+    reachability: Reachability,
+    listeners: BTreeMap<ListenerId, Listener>,
+    connections: BTreeMap<ConnId, Connection>,
+    datagram_sockets: BTreeMap<DatagramSocketId, DatagramSocket>,
+    /// Arrival time of the last datagram per (socket, destination), for FIFO.
+    datagram_flows: BTreeMap<(DatagramSocketId, SocketAddr), u64>,
+    queue: BTreeMap<QueueKey, Scheduled>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Network {
+    pub fn new() -> Network {
+        Network {
+            now_ns: 0,
+            next_sequence: 0,
+            next_conn: 0,
+            next_listener: 0,
+            next_datagram_socket: 0,
+            hosts: Vec::new(),
+            host_by_ip: BTreeMap::new(),
+            default_link: DEFAULT_LINK,
+            links: BTreeMap::new(),
+            retransmit_timeout_ns: DEFAULT_RETRANSMIT_TIMEOUT_NS,
+            max_retransmissions: DEFAULT_MAX_RETRANSMISSIONS,
+            datagram_faults: DatagramFaults {
+                drop_percent: 0,
+                duplicate_percent: 0,
+                reorder_percent: 0,
+                reorder_delay_ns: DEFAULT_DATAGRAM_REORDER_DELAY_NS,
+            },
+            reachability: Reachability::default(),
+            listeners: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            datagram_sockets: BTreeMap::new(),
+            datagram_flows: BTreeMap::new(),
+            queue: BTreeMap::new(),
+        }
+    }
+
+    // ------------------------------------------------------------------ hosts
+
+    /// Add a host owning `addresses` (none of them loopback, unspecified or owned by
+    /// another host). Every host also answers on loopback, to itself.
+    pub fn add_host(&mut self, addresses: &[IpAddr]) -> Result<HostId, NetError> {
+        for (at, ip) in addresses.iter().enumerate() {
+            if ip.is_loopback() || ip.is_unspecified() {
+                return Err(NetError::invalid(
+                    "addresses",
+                    format!("{ip} is loopback or unspecified; every host has those already"),
+                ));
+            }
+            if self.host_by_ip.contains_key(ip) || addresses[..at].contains(ip) {
+                return Err(NetError::AddressTaken(*ip));
+            }
+        }
+        let host = HostId(self.hosts.len() as u32);
+        for ip in addresses {
+            self.host_by_ip.insert(*ip, host);
+        }
+        self.hosts.push(Host {
+            addresses: addresses.to_vec(),
+            stream_ports: PortTable::new(),
+            datagram_ports: PortTable::new(),
+        });
+        Ok(host)
+    }
+
+    /// The host that owns `ip`, if any (loopback belongs to every host, so: none).
+    pub fn host_of(&self, ip: IpAddr) -> Option<HostId> {
+        self.host_by_ip.get(&ip).copied()
+    }
+
+    pub fn addresses(&self, host: HostId) -> Result<&[IpAddr], NetError> {
+        Ok(&self.host(host)?.addresses)
+    }
+
+    fn host(&self, host: HostId) -> Result<&Host, NetError> {
+        self.hosts
+            .get(host.0 as usize)
+            .ok_or(NetError::UnknownHost(host))
+    }
+
+    fn host_mut(&mut self, host: HostId) -> &mut Host {
+        &mut self.hosts[host.0 as usize]
+    }
+
+    /// The host `ip` names when `from` sends to it.
+    fn resolve(&self, from: HostId, ip: IpAddr) -> Option<HostId> {
+        if ip.is_loopback() {
+            Some(from)
+        } else {
+            self.host_of(ip)
+        }
+    }
+
+    /// The source address `from` uses toward `destination`.
+    fn source_ip(&self, from: HostId, destination: IpAddr) -> IpAddr {
+        let (loopback, unspecified) = match destination {
+            IpAddr::V4(_) => (
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ),
+            IpAddr::V6(_) => (
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ),
+        };
+        if destination.is_loopback() {
+            return loopback;
+        }
+        let addresses = &self.hosts[from.0 as usize].addresses;
+        addresses
+            .iter()
+            .find(|ip| ip.is_ipv4() == destination.is_ipv4())
+            .or(addresses.first())
+            .copied()
+            .unwrap_or(unspecified)
+    }
+
+    /// Can `host` bind `ip`: unspecified, loopback, or one of its own addresses.
+    fn check_bindable(&self, host: HostId, ip: IpAddr) -> Result<(), NetError> {
+        let owned = &self.host(host)?.addresses;
+        if ip.is_unspecified() || ip.is_loopback() || owned.contains(&ip) {
+            Ok(())
+        } else {
+            Err(NetError::AddressNotOnHost { host, ip })
+        }
+    }
+
+    // ---------------------------------------------------------------- shaping
+
+    /// The link every directed pair of hosts uses unless [`Network::set_link`] says
+    /// otherwise.
+    pub fn set_default_link(&mut self, shape: LinkShape) -> Result<(), NetError> {
+        shape.validate()?;
+        self.default_link = shape;
+        Ok(())
+    }
+
+    /// Shape the directed link `src → dst` (the reverse direction is separate).
+    pub fn set_link(&mut self, src: HostId, dst: HostId, shape: LinkShape) -> Result<(), NetError> {
+        self.host(src)?;
+        self.host(dst)?;
+        shape.validate()?;
+        self.links.insert((src, dst), shape);
+        Ok(())
+    }
+
+    /// Return `src → dst` to the default link.
+    pub fn clear_link(&mut self, src: HostId, dst: HostId) {
+        self.links.remove(&(src, dst));
+    }
+
+    /// A lost segment is retransmitted after `timeout_ns`, then twice that, and so on,
+    /// at most `max_retransmissions` times.
+    pub fn set_retransmission(
+        &mut self,
+        timeout_ns: u64,
+        max_retransmissions: u32,
+    ) -> Result<(), NetError> {
+        check_delay("timeout_ns", timeout_ns)?;
+        if max_retransmissions > MAX_RETRANSMISSIONS {
+            return Err(NetError::invalid(
+                "max_retransmissions",
+                format!("must be at most {MAX_RETRANSMISSIONS}, got {max_retransmissions}"),
+            ));
+        }
+        self.retransmit_timeout_ns = timeout_ns;
+        self.max_retransmissions = max_retransmissions;
+        Ok(())
+    }
+
+    pub fn set_datagram_loss(&mut self, percent: u32) -> Result<(), NetError> {
+        check_percent("percent", percent)?;
+        self.datagram_faults.drop_percent = percent;
+        Ok(())
+    }
+
+    pub fn set_datagram_duplication(&mut self, percent: u32) -> Result<(), NetError> {
+        check_percent("percent", percent)?;
+        self.datagram_faults.duplicate_percent = percent;
+        Ok(())
+    }
+
+    pub fn set_datagram_reorder(&mut self, percent: u32) -> Result<(), NetError> {
+        check_percent("percent", percent)?;
+        self.datagram_faults.reorder_percent = percent;
+        Ok(())
+    }
+
+    /// How long a reordered datagram is held back (datagrams sent within that time
+    /// after it overtake it).
+    pub fn set_datagram_reorder_delay(&mut self, delay_ns: u64) -> Result<(), NetError> {
+        check_delay("delay_ns", delay_ns)?;
+        self.datagram_faults.reorder_delay_ns = delay_ns;
+        Ok(())
+    }
+
+    fn link(&self, src: HostId, dst: HostId) -> LinkShape {
+        self.links
+            .get(&(src, dst))
+            .copied()
+            .unwrap_or(self.default_link)
+    }
+
+    fn draw_latency(&self, choices: &mut dyn Choices, src: HostId, dst: HostId) -> u64 {
+        let shape = self.link(src, dst);
+        let spread = shape.max_latency_ns - shape.min_latency_ns;
+        shape.min_latency_ns + ask(choices, LATENCY_LABEL, spread + 1, None)
+    }
+
+    /// Latency plus the retransmission delay of a stream segment.
+    fn draw_transit(&self, choices: &mut dyn Choices, src: HostId, dst: HostId) -> u64 {
+        let latency = self.draw_latency(choices, src, dst);
+        let loss_percent = self.link(src, dst).loss_percent;
+        if loss_percent == 0 {
+            return latency;
+        }
+        let bound = self.max_retransmissions as u64 + 1;
+        let losses = ask(choices, LOSS_LABEL, bound, Some(loss_percent)) as u32;
+        // Exponential backoff: timeout, 2 × timeout, 4 × timeout, ...
+        latency + self.retransmit_timeout_ns * ((1u64 << losses) - 1)
+    }
+
+    // ------------------------------------------------------------ event queue
+
+    /// When the earliest pending event is due, if any.
+    pub fn next_event_time(&self) -> Option<u64> {
+        self.queue.keys().next().map(|(time, _)| *time)
+    }
+
+    /// Every event due at or before `now_ns`, ordered by (time, sequence). Makes no
+    /// choices.
+    pub fn pop_due(&mut self, now_ns: u64) -> Vec<NetEvent> {
+        self.advance(now_ns);
+        let mut out = Vec::new();
+        while let Some(entry) = self.queue.first_entry() {
+            if entry.key().0 > self.now_ns {
+                break;
+            }
+            let (key, scheduled) = entry.remove_entry();
+            match scheduled {
+                Scheduled::SegmentArrival { conn, from } => {
+                    self.segment_arrives(key, conn, from, &mut out)
+                }
+                Scheduled::Accept { listener, conn } => self.hand_over(listener, conn, &mut out),
+                Scheduled::Datagram(datagram) => self.datagram_arrives(datagram, &mut out),
+                Scheduled::Notify(event) => out.push(event),
+            }
+        }
+        out
+    }
+
+    /// Time never runs backwards: a stale `now_ns` counts as the latest seen.
+    fn advance(&mut self, now_ns: u64) -> u64 {
+        self.now_ns = self.now_ns.max(now_ns);
+        self.now_ns
+    }
+
+    fn schedule(&mut self, at_ns: u64, scheduled: Scheduled) -> QueueKey {
+        let key = (at_ns, self.next_sequence);
+        self.next_sequence += 1;
+        self.queue.insert(key, scheduled);
+        key
+    }
+
+    fn notify(&mut self, event: NetEvent, now_ns: u64) {
+        self.schedule(now_ns, Scheduled::Notify(event));
+    }
+
+    // -------------------------------------------------------------- listeners
+
+    /// Listen for stream connections on `address` (port 0: an ephemeral port; an
+    /// unspecified IP: every address of the host). The listener starts accepting;
+    /// `backlog` bounds its accept queue while paused.
+    pub fn listen(
+        &mut self,
+        host: HostId,
+        address: SocketAddr,
+        backlog: usize,
+    ) -> Result<ListenerId, NetError> {
+        self.check_bindable(host, address.ip())?;
+        let port = if address.port() == 0 {
+            self.host_mut(host)
+                .stream_ports
+                .ephemeral()
+                .ok_or(NetError::PortsExhausted(host))?
+        } else {
+            let clash = self.listeners.values().any(|listener| {
+                listener.host == host
+                    && listener.address.port() == address.port()
+                    && addresses_overlap(listener.address.ip(), address.ip())
+            });
+            if clash {
+                return Err(NetError::AddressInUse(address));
+            }
+            address.port()
+        };
+        self.host_mut(host).stream_ports.take(port);
+        let id = ListenerId(self.next_listener);
+        self.next_listener += 1;
+        self.listeners.insert(
+            id,
+            Listener {
+                host,
+                address: SocketAddr::new(address.ip(), port),
+                backlog,
+                accepting: true,
+                accept_queue: VecDeque::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The address a listener is bound to (with its ephemeral port filled in).
+    pub fn listener_address(&self, listener: ListenerId) -> Result<SocketAddr, NetError> {
+        self.listeners
+            .get(&listener)
+            .map(|l| l.address)
+            .ok_or(NetError::UnknownListener(listener))
+    }
+
+    /// Pause or resume accepting. While paused, arriving connections wait in the accept
+    /// queue (up to the backlog; beyond it they are refused); resuming hands the queued
+    /// ones over, oldest first, each with whatever arrived for it meanwhile.
+    pub fn set_accepting(
+        &mut self,
+        listener: ListenerId,
+        accepting: bool,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        let entry = self
+            .listeners
+            .get_mut(&listener)
+            .ok_or(NetError::UnknownListener(listener))?;
+        entry.accepting = accepting;
+        if !accepting {
+            return Ok(());
+        }
+        let queued: Vec<ConnId> = entry.accept_queue.drain(..).collect();
+        for conn in queued {
+            if let Some(connection) = self.connections.get_mut(&conn) {
+                connection.states[Side::Server.index()] = SideState::Accepting(listener);
+                self.schedule(now, Scheduled::Accept { listener, conn });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop listening. Connections not yet handed to the application are reset (their
+    /// clients see a reset, or a refusal if still connecting); accepted ones live on.
+    pub fn close_listener(&mut self, listener: ListenerId, now_ns: u64) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        let removed = self
+            .listeners
+            .remove(&listener)
+            .ok_or(NetError::UnknownListener(listener))?;
+        self.host_mut(removed.host)
+            .stream_ports
+            .release(removed.address.port());
+        let unaccepted: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                matches!(
+                    c.state(Side::Server),
+                    SideState::Queued(l) | SideState::Accepting(l) if l == listener
+                )
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in unaccepted {
+            self.tear_down(conn, [true, false], now);
+        }
+        Ok(())
+    }
+
+    /// The listener on `host` that takes connections to `address`: an exact address
+    /// match first, then one bound to the unspecified address.
+    fn listener_for(&self, host: HostId, address: SocketAddr) -> Option<ListenerId> {
+        let on_port = || {
+            self.listeners
+                .iter()
+                .filter(move |(_, l)| l.host == host && l.address.port() == address.port())
+        };
+        on_port()
+            .find(|(_, l)| l.address.ip() == address.ip())
+            .or_else(|| on_port().find(|(_, l)| l.address.ip().is_unspecified()))
+            .map(|(id, _)| *id)
+    }
+
+    // ---------------------------------------------------------------- streams
+
+    /// Open a stream connection from `from` to `to`. The answer is an event: the
+    /// server side gets `Accept`, the client `Connected` (or `Refused`). Across a
+    /// blocked path nothing happens until the path reopens.
+    pub fn connect(
+        &mut self,
+        choices: &mut dyn Choices,
+        from: HostId,
+        to: SocketAddr,
+        now_ns: u64,
+    ) -> Result<ConnId, NetError> {
+        let now = self.advance(now_ns);
+        self.host(from)?;
+        if to.port() == 0 || to.ip().is_unspecified() {
+            return Err(NetError::invalid(
+                "to",
+                format!("cannot connect to {to}: it names no endpoint"),
+            ));
+        }
+        let server_host = self
+            .resolve(from, to.ip())
+            .ok_or(NetError::NoRouteToHost(to.ip()))?;
+        let local_ip = self.source_ip(from, to.ip());
+        let ports = &mut self.host_mut(from).stream_ports;
+        let port = ports.ephemeral().ok_or(NetError::PortsExhausted(from))?;
+        ports.take(port);
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.connections.insert(
+            conn,
+            Connection {
+                endpoints: [
+                    Endpoint {
+                        host: from,
+                        address: SocketAddr::new(local_ip, port),
+                    },
+                    Endpoint {
+                        host: server_host,
+                        address: to,
+                    },
+                ],
+                states: [SideState::Connecting, SideState::Connecting],
+                write_shut: [false, false],
+                pipes: [Pipe::default(), Pipe::default()],
+                reply_transit_ns: 0,
+                server_stash: Vec::new(),
+            },
+        );
+        self.transmit(choices, conn, Side::Client, Segment::Syn, now);
+        Ok(conn)
+    }
+
+    /// Send `bytes` from `from_side` of `conn` to its peer.
+    pub fn send(
+        &mut self,
+        choices: &mut dyn Choices,
+        conn: ConnId,
+        from_side: Side,
+        bytes: Vec<u8>,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        self.check_writable(conn, from_side)?;
+        if !bytes.is_empty() {
+            self.transmit(choices, conn, from_side, Segment::Data(bytes), now);
+        }
+        Ok(())
+    }
+
+    /// Half-close: the peer gets `Eof` after everything sent before. Shutting an
+    /// already shut side does nothing.
+    pub fn shutdown_write(
+        &mut self,
+        choices: &mut dyn Choices,
+        conn: ConnId,
+        side: Side,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        match self.check_writable(conn, side) {
+            Err(NetError::WriteShut { .. }) => Ok(()),
+            Err(error) => Err(error),
+            Ok(()) => {
+                self.shut_write(choices, conn, side, now);
+                Ok(())
+            }
+        }
+    }
+
+    /// Close `side`: shut its write side (the peer gets `Eof` after the data sent
+    /// before) and stop reading; data arriving later resets the sender. Closing a
+    /// client that is still connecting abandons the connect. Closing twice does
+    /// nothing.
+    pub fn close(
+        &mut self,
+        choices: &mut dyn Choices,
+        conn: ConnId,
+        side: Side,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        let connection = self
+            .connections
+            .get(&conn)
+            .ok_or(NetError::NoSuchConnection(conn))?;
+        match connection.state(side) {
+            SideState::Closed => Ok(()),
+            SideState::Open => {
+                if !connection.write_shut[side.index()] {
+                    self.shut_write(choices, conn, side, now);
+                }
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.states[side.index()] = SideState::Closed;
+                }
+                self.forget_if_finished(conn);
+                Ok(())
+            }
+            SideState::Connecting if side == Side::Client => {
+                self.tear_down(conn, [false, true], now);
+                Ok(())
+            }
+            _ => Err(NetError::NotOpen { conn, side }),
+        }
+    }
+
+    /// Abort `side` (like `transport.abort()`): the connection is gone at once and its
+    /// peer gets a reset; data in flight either way is discarded.
+    pub fn abort(&mut self, conn: ConnId, side: Side, now_ns: u64) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        if !self.connections.contains_key(&conn) {
+            return Err(NetError::NoSuchConnection(conn));
+        }
+        let mut notify = [false, false];
+        notify[side.peer().index()] = true;
+        self.tear_down(conn, notify, now);
+        Ok(())
+    }
+
+    fn check_writable(&self, conn: ConnId, side: Side) -> Result<(), NetError> {
+        let connection = self
+            .connections
+            .get(&conn)
+            .ok_or(NetError::NoSuchConnection(conn))?;
+        if connection.state(side) != SideState::Open {
+            return Err(NetError::NotOpen { conn, side });
+        }
+        if connection.write_shut[side.index()] {
+            return Err(NetError::WriteShut { conn, side });
+        }
+        Ok(())
+    }
+
+    fn shut_write(&mut self, choices: &mut dyn Choices, conn: ConnId, side: Side, now: u64) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.write_shut[side.index()] = true;
+        }
+        self.transmit(choices, conn, side, Segment::Fin, now);
+    }
+
+    /// Is the direction from `from` free to carry a new segment now: its path open and
+    /// nothing held before it?
+    fn direction_clear(&self, connection: &Connection, from: Side) -> bool {
+        let src = connection.endpoint(from).host;
+        let dst = connection.endpoint(from.peer()).host;
+        self.reachability.is_open(src, dst) && connection.pipes[from.index()].held.is_empty()
+    }
+
+    /// Send a segment drawing its transit, or hold it if the direction is not clear.
+    /// A SYN also draws the transit of its answer.
+    fn transmit(
+        &mut self,
+        choices: &mut dyn Choices,
+        conn: ConnId,
+        from: Side,
+        segment: Segment,
+        now: u64,
+    ) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let src = connection.endpoint(from).host;
+        let dst = connection.endpoint(from.peer()).host;
+        if !self.direction_clear(connection, from) {
+            self.hold(conn, from, segment);
+            return;
+        }
+        let transit = self.draw_transit(choices, src, dst);
+        if segment == Segment::Syn {
+            let reply_transit = self.draw_transit(choices, dst, src);
+            if let Some(connection) = self.connections.get_mut(&conn) {
+                connection.reply_transit_ns = reply_transit;
+            }
+        }
+        self.put_in_flight(conn, from, segment, now.saturating_add(transit));
+    }
+
+    /// The server's answer to a SYN, with the transit drawn when the SYN left.
+    fn answer_connect(&mut self, conn: ConnId, answer: Segment, now: u64) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        if !self.direction_clear(connection, Side::Server) {
+            self.hold(conn, Side::Server, answer);
+            return;
+        }
+        let at = now.saturating_add(connection.reply_transit_ns);
+        self.put_in_flight(conn, Side::Server, answer, at);
+    }
+
+    fn hold(&mut self, conn: ConnId, from: Side, segment: Segment) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.pipe(from).held.push_back(segment);
+        }
+    }
+
+    fn put_in_flight(&mut self, conn: ConnId, from: Side, segment: Segment, earliest_ns: u64) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let at = earliest_ns.max(connection.pipes[from.index()].last_scheduled_ns);
+        let key = self.schedule(at, Scheduled::SegmentArrival { conn, from });
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            let pipe = connection.pipe(from);
+            pipe.last_scheduled_ns = at;
+            pipe.in_flight.push_back((key, segment));
+        }
+    }
+
+    fn segment_arrives(
+        &mut self,
+        key: QueueKey,
+        conn: ConnId,
+        from: Side,
+        out: &mut Vec<NetEvent>,
+    ) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let pipe = connection.pipe(from);
+        let Some((front_key, segment)) = pipe.in_flight.pop_front() else {
+            return;
+        };
+        debug_assert_eq!(front_key, key, "a pipe's segments arrive in order");
+        pipe.last_arrived_ns = key.0;
+        let now = key.0;
+        let to = from.peer();
+        match segment {
+            Segment::Syn => self.connect_arrives(conn, now, out),
+            Segment::SynAck => {
+                if connection.state(Side::Client) == SideState::Connecting {
+                    connection.states[Side::Client.index()] = SideState::Open;
+                    out.push(NetEvent::Connected {
+                        conn,
+                        local: connection.endpoint(Side::Client).address,
+                        peer: connection.endpoint(Side::Server).address,
+                    });
+                }
+            }
+            Segment::Refusal => {
+                out.push(NetEvent::Refused { conn });
+                self.tear_down(conn, [false, false], now);
+            }
+            Segment::Data(bytes) => match connection.state(to) {
+                SideState::Open => out.push(NetEvent::Data {
+                    conn,
+                    side: to,
+                    bytes,
+                }),
+                SideState::Queued(_) | SideState::Accepting(_) => {
+                    connection.server_stash.push(StashedArrival::Data(bytes))
+                }
+                SideState::Closed => {
+                    // Nobody reads there any more: the receiver answers with a reset.
+                    let mut notify = [false, false];
+                    notify[from.index()] = true;
+                    self.tear_down(conn, notify, now);
+                }
+                SideState::Connecting => {}
+            },
+            Segment::Fin => {
+                match connection.state(to) {
+                    SideState::Open => out.push(NetEvent::Eof { conn, side: to }),
+                    SideState::Queued(_) | SideState::Accepting(_) => {
+                        connection.server_stash.push(StashedArrival::Eof)
+                    }
+                    SideState::Closed | SideState::Connecting => {}
+                }
+                self.forget_if_finished(conn);
+            }
+        }
+    }
+
+    fn connect_arrives(&mut self, conn: ConnId, now: u64, out: &mut Vec<NetEvent>) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        let server = connection.endpoint(Side::Server);
+        let client = connection.endpoint(Side::Client);
+        let listener = self.listener_for(server.host, server.address);
+        let (state, answer) = match listener.and_then(|id| Some((id, self.listeners.get(&id)?))) {
+            Some((id, listener)) if listener.accepting => {
+                out.push(NetEvent::Accept {
+                    listener: id,
+                    conn,
+                    local: server.address,
+                    peer: client.address,
+                });
+                (SideState::Open, Segment::SynAck)
+            }
+            Some((id, listener)) if listener.accept_queue.len() < listener.backlog => {
+                (SideState::Queued(id), Segment::SynAck)
+            }
+            _ => (SideState::Closed, Segment::Refusal),
+        };
+        if let SideState::Queued(id) = state {
+            if let Some(listener) = self.listeners.get_mut(&id) {
+                listener.accept_queue.push_back(conn);
+            }
+        }
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.states[Side::Server.index()] = state;
+        }
+        self.answer_connect(conn, answer, now);
+    }
+
+    /// A connection leaves a resumed listener's queue: `Accept`, then what arrived
+    /// for it meanwhile.
+    fn hand_over(&mut self, listener: ListenerId, conn: ConnId, out: &mut Vec<NetEvent>) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if connection.state(Side::Server) != SideState::Accepting(listener) {
+            return;
+        }
+        connection.states[Side::Server.index()] = SideState::Open;
+        out.push(NetEvent::Accept {
+            listener,
+            conn,
+            local: connection.endpoint(Side::Server).address,
+            peer: connection.endpoint(Side::Client).address,
+        });
+        for arrival in std::mem::take(&mut connection.server_stash) {
+            out.push(match arrival {
+                StashedArrival::Data(bytes) => NetEvent::Data {
+                    conn,
+                    side: Side::Server,
+                    bytes,
+                },
+                StashedArrival::Eof => NetEvent::Eof {
+                    conn,
+                    side: Side::Server,
+                },
+            });
+        }
+    }
+
+    /// Drop a connection both of whose sides closed once nothing is left to deliver.
+    fn forget_if_finished(&mut self, conn: ConnId) {
+        let finished = self.connections.get(&conn).is_some_and(|c| {
+            c.states.iter().all(|s| *s == SideState::Closed) && c.pipes.iter().all(Pipe::is_empty)
+        });
+        if finished {
+            self.tear_down(conn, [false, false], self.now_ns);
+        }
+    }
+
+    /// Remove a connection at once: discard what is in flight or held, free its port,
+    /// and tell each side in `notify` that knows of it (`Reset` if open, `Refused` for
+    /// a client still connecting).
+    fn tear_down(&mut self, conn: ConnId, notify: [bool; 2], now: u64) {
+        let Some(connection) = self.connections.remove(&conn) else {
+            return;
+        };
+        for pipe in &connection.pipes {
+            for (key, _) in &pipe.in_flight {
+                self.queue.remove(key);
+            }
+        }
+        let client = connection.endpoint(Side::Client);
+        self.host_mut(client.host)
+            .stream_ports
+            .release(client.address.port());
+        match connection.state(Side::Server) {
+            SideState::Queued(listener) => {
+                if let Some(listener) = self.listeners.get_mut(&listener) {
+                    listener.accept_queue.retain(|queued| *queued != conn);
+                }
+            }
+            SideState::Accepting(_) => self.queue.retain(|_, scheduled| {
+                !matches!(scheduled, Scheduled::Accept { conn: c, .. } if *c == conn)
+            }),
+            _ => {}
+        }
+        for side in Side::BOTH {
+            if !notify[side.index()] {
+                continue;
+            }
+            match (side, connection.state(side)) {
+                (_, SideState::Open) => self.notify(NetEvent::Reset { conn, side }, now),
+                (Side::Client, SideState::Connecting) => {
+                    self.notify(NetEvent::Refused { conn }, now)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- datagrams
+
+    /// Bind a datagram socket on `address` (port 0: an ephemeral port).
+    pub fn bind_datagram(
+        &mut self,
+        host: HostId,
+        address: SocketAddr,
+    ) -> Result<DatagramSocketId, NetError> {
+        self.check_bindable(host, address.ip())?;
+        let port = if address.port() == 0 {
+            self.host_mut(host)
+                .datagram_ports
+                .ephemeral()
+                .ok_or(NetError::PortsExhausted(host))?
+        } else {
+            let clash = self.datagram_sockets.values().any(|socket| {
+                socket.host == host
+                    && socket.address.port() == address.port()
+                    && addresses_overlap(socket.address.ip(), address.ip())
+            });
+            if clash {
+                return Err(NetError::AddressInUse(address));
+            }
+            address.port()
+        };
+        self.host_mut(host).datagram_ports.take(port);
+        let id = DatagramSocketId(self.next_datagram_socket);
+        self.next_datagram_socket += 1;
+        self.datagram_sockets.insert(
+            id,
+            DatagramSocket {
+                host,
+                address: SocketAddr::new(address.ip(), port),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The address a datagram socket is bound to (with its ephemeral port filled in).
+    pub fn datagram_address(&self, socket: DatagramSocketId) -> Result<SocketAddr, NetError> {
+        self.datagram_sockets
+            .get(&socket)
+            .map(|s| s.address)
+            .ok_or(NetError::UnknownDatagramSocket(socket))
+    }
+
+    /// Close a datagram socket; datagrams arriving for it later are dropped.
+    pub fn close_datagram(&mut self, socket: DatagramSocketId) -> Result<(), NetError> {
+        let removed = self
+            .datagram_sockets
+            .remove(&socket)
+            .ok_or(NetError::UnknownDatagramSocket(socket))?;
+        self.host_mut(removed.host)
+            .datagram_ports
+            .release(removed.address.port());
+        self.datagram_flows.retain(|(id, _), _| *id != socket);
+        Ok(())
+    }
+
+    /// Send one datagram from `socket` to `to`. Sending to an address no host has, or
+    /// across a blocked path, loses it silently, as the real network would.
+    pub fn send_datagram(
+        &mut self,
+        choices: &mut dyn Choices,
+        socket: DatagramSocketId,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        let sender = self
+            .datagram_sockets
+            .get(&socket)
+            .ok_or(NetError::UnknownDatagramSocket(socket))?;
+        let src_host = sender.host;
+        let from_ip = if sender.address.ip().is_unspecified() {
+            self.source_ip(src_host, to.ip())
+        } else {
+            sender.address.ip()
+        };
+        let from = SocketAddr::new(from_ip, sender.address.port());
+        let Some(dst_host) = self.resolve(src_host, to.ip()) else {
+            return Ok(());
+        };
+        if !self.reachability.is_open(src_host, dst_host) {
+            return Ok(());
+        }
+        let faults = self.datagram_faults;
+        if faults.drop_percent > 0
+            && ask(choices, DATAGRAM_DROP_LABEL, 2, Some(faults.drop_percent)) == 1
+        {
+            return Ok(());
+        }
+        let latency = self.draw_latency(choices, src_host, dst_host);
+        let flow = (socket, to);
+        let previous = self.datagram_flows.get(&flow).copied().unwrap_or(0);
+        let in_order_at = now.saturating_add(latency).max(previous);
+        self.datagram_flows.insert(flow, in_order_at);
+        let copies = if faults.duplicate_percent > 0
+            && ask(
+                choices,
+                DATAGRAM_DUPLICATE_LABEL,
+                2,
+                Some(faults.duplicate_percent),
+            ) == 1
+        {
+            2
+        } else {
+            1
+        };
+        let reordered = faults.reorder_percent > 0
+            && ask(
+                choices,
+                DATAGRAM_REORDER_LABEL,
+                2,
+                Some(faults.reorder_percent),
+            ) == 1;
+        // A reordered datagram does not move the flow's FIFO mark, so later ones pass it.
+        let at = if reordered {
+            in_order_at.saturating_add(faults.reorder_delay_ns)
+        } else {
+            in_order_at
+        };
+        for _ in 0..copies {
+            let datagram = DatagramInFlight {
+                src_host,
+                dst_host,
+                from,
+                to,
+                bytes: bytes.clone(),
+            };
+            self.schedule(at, Scheduled::Datagram(datagram));
+        }
+        Ok(())
+    }
+
+    fn datagram_arrives(&mut self, datagram: DatagramInFlight, out: &mut Vec<NetEvent>) {
+        let bound_to = |exact: bool| {
+            self.datagram_sockets.iter().find(|(_, s)| {
+                s.host == datagram.dst_host
+                    && s.address.port() == datagram.to.port()
+                    && if exact {
+                        s.address.ip() == datagram.to.ip()
+                    } else {
+                        s.address.ip().is_unspecified()
+                    }
+            })
+        };
+        if let Some((socket, _)) = bound_to(true).or_else(|| bound_to(false)) {
+            out.push(NetEvent::Datagram {
+                socket: *socket,
+                from: datagram.from,
+                bytes: datagram.bytes,
+            });
+        }
+    }
+
+    // ----------------------------------------------------------------- faults
+
+    /// Block both directions between every host of `side_a` and every host of
+    /// `side_b` until healed.
+    pub fn partition(&mut self, side_a: &[HostId], side_b: &[HostId]) -> Result<(), NetError> {
+        for host in side_a.iter().chain(side_b) {
+            self.host(*host)?;
+        }
+        for &a in side_a {
+            for &b in side_b {
+                if a != b {
+                    self.reachability.blocked_paths.insert((a, b));
+                    self.reachability.blocked_paths.insert((b, a));
+                }
+            }
+        }
+        self.hold_blocked_traffic();
+        Ok(())
+    }
+
+    /// Reopen both directions between `side_a` and `side_b` (whatever closed them with
+    /// `partition` or `block`); held segments leave in order.
+    pub fn heal_between(
+        &mut self,
+        choices: &mut dyn Choices,
+        side_a: &[HostId],
+        side_b: &[HostId],
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        for host in side_a.iter().chain(side_b) {
+            self.host(*host)?;
+        }
+        for &a in side_a {
+            for &b in side_b {
+                self.reachability.blocked_paths.remove(&(a, b));
+                self.reachability.blocked_paths.remove(&(b, a));
+            }
+        }
+        self.release_held(choices, now);
+        Ok(())
+    }
+
+    /// Lift every partition, block and clog; held segments leave in order.
+    pub fn heal(&mut self, choices: &mut dyn Choices, now_ns: u64) {
+        let now = self.advance(now_ns);
+        self.reachability = Reachability::default();
+        self.release_held(choices, now);
+    }
+
+    /// Block the one direction `src → dst`.
+    pub fn block(&mut self, src: HostId, dst: HostId) -> Result<(), NetError> {
+        self.host(src)?;
+        self.host(dst)?;
+        if src != dst {
+            self.reachability.blocked_paths.insert((src, dst));
+            self.hold_blocked_traffic();
+        }
+        Ok(())
+    }
+
+    pub fn unblock(
+        &mut self,
+        choices: &mut dyn Choices,
+        src: HostId,
+        dst: HostId,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        self.host(src)?;
+        self.host(dst)?;
+        self.reachability.blocked_paths.remove(&(src, dst));
+        self.release_held(choices, now);
+        Ok(())
+    }
+
+    /// Hold everything `host` sends to other hosts.
+    pub fn clog_node_out(&mut self, host: HostId) -> Result<(), NetError> {
+        self.host(host)?;
+        self.reachability.clogged_out.insert(host);
+        self.hold_blocked_traffic();
+        Ok(())
+    }
+
+    /// Hold everything other hosts send to `host`.
+    pub fn clog_node_in(&mut self, host: HostId) -> Result<(), NetError> {
+        self.host(host)?;
+        self.reachability.clogged_in.insert(host);
+        self.hold_blocked_traffic();
+        Ok(())
+    }
+
+    pub fn unclog_node_out(
+        &mut self,
+        choices: &mut dyn Choices,
+        host: HostId,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        self.host(host)?;
+        self.reachability.clogged_out.remove(&host);
+        self.release_held(choices, now);
+        Ok(())
+    }
+
+    pub fn unclog_node_in(
+        &mut self,
+        choices: &mut dyn Choices,
+        host: HostId,
+        now_ns: u64,
+    ) -> Result<(), NetError> {
+        let now = self.advance(now_ns);
+        self.host(host)?;
+        self.reachability.clogged_in.remove(&host);
+        self.release_held(choices, now);
+        Ok(())
+    }
+
+    /// Reset every connection between hosts `a` and `b` (either way; `a == b` for a
+    /// host's connections to itself) whose connect has arrived: both sides are told,
+    /// data in flight is discarded. Returns the connections reset, in id order.
+    pub fn reset_connections(
+        &mut self,
+        a: HostId,
+        b: HostId,
+        now_ns: u64,
+    ) -> Result<Vec<ConnId>, NetError> {
+        let now = self.advance(now_ns);
+        self.host(a)?;
+        self.host(b)?;
+        let between: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                let hosts = (c.endpoint(Side::Client).host, c.endpoint(Side::Server).host);
+                (hosts == (a, b) || hosts == (b, a)) && c.connect_arrived()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for &conn in &between {
+            self.tear_down(conn, [true, true], now);
+        }
+        Ok(between)
+    }
+
+    /// The processes on `host` crash: its listeners and datagram sockets vanish, its
+    /// connections are gone (their peers on other hosts see a reset, or a refusal if
+    /// still connecting), and what it had in flight or held is dropped. Connects to it
+    /// that have not arrived yet carry on and find whatever listens when they do.
+    /// Returns the connections that had a side on `host`, in id order; the crashed
+    /// side gets no event.
+    pub fn crash_host(&mut self, host: HostId, now_ns: u64) -> Result<Vec<ConnId>, NetError> {
+        let now = self.advance(now_ns);
+        self.host(host)?;
+        self.listeners.retain(|_, listener| listener.host != host);
+        self.datagram_sockets
+            .retain(|_, socket| socket.host != host);
+        let sockets = &self.datagram_sockets;
+        self.datagram_flows
+            .retain(|(socket, _), _| sockets.contains_key(socket));
+        let crashed = self.host_mut(host);
+        crashed.stream_ports = PortTable::new();
+        crashed.datagram_ports = PortTable::new();
+        let affected: Vec<(ConnId, [bool; 2])> = self
+            .connections
+            .iter()
+            .filter_map(|(id, c)| {
+                let client_here = c.endpoint(Side::Client).host == host;
+                let server_here = c.endpoint(Side::Server).host == host;
+                if client_here {
+                    Some((*id, [false, !server_here]))
+                } else if server_here && c.connect_arrived() {
+                    Some((*id, [true, false]))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for &(conn, notify) in &affected {
+            self.tear_down(conn, notify, now);
+        }
+        self.queue.retain(
+            |_, scheduled| !matches!(scheduled, Scheduled::Datagram(d) if d.src_host == host),
+        );
+        Ok(affected.into_iter().map(|(conn, _)| conn).collect())
+    }
+
+    /// After a path closed: stream segments in flight across it go back to the front
+    /// of their pipe's held queue; datagrams in flight across it are lost.
+    fn hold_blocked_traffic(&mut self) {
+        let reachability = &self.reachability;
+        for connection in self.connections.values_mut() {
+            for from in Side::BOTH {
+                let src = connection.endpoint(from).host;
+                let dst = connection.endpoint(from.peer()).host;
+                let pipe = connection.pipe(from);
+                if reachability.is_open(src, dst) || pipe.in_flight.is_empty() {
+                    continue;
+                }
+                let mut held: VecDeque<Segment> = VecDeque::new();
+                for (key, segment) in pipe.in_flight.drain(..) {
+                    self.queue.remove(&key);
+                    held.push_back(segment);
+                }
+                held.append(&mut pipe.held);
+                pipe.held = held;
+                pipe.last_scheduled_ns = pipe.last_arrived_ns;
+            }
+        }
+        self.queue.retain(|_, scheduled| match scheduled {
+            Scheduled::Datagram(d) => reachability.is_open(d.src_host, d.dst_host),
+            _ => true,
+        });
+    }
+
+    /// After paths reopened: held segments leave, connection by connection (id order),
+    /// client direction first, each in order, drawing its transit now.
+    fn release_held(&mut self, choices: &mut dyn Choices, now: u64) {
+        let waiting: Vec<(ConnId, Side)> = self
+            .connections
+            .iter()
+            .flat_map(|(id, c)| {
+                Side::BOTH
+                    .into_iter()
+                    .filter(|from| !c.pipes[from.index()].held.is_empty())
+                    .map(move |from| (*id, from))
+            })
+            .collect();
+        for (conn, from) in waiting {
+            let Some(connection) = self.connections.get_mut(&conn) else {
+                continue;
+            };
+            let src = connection.endpoint(from).host;
+            let dst = connection.endpoint(from.peer()).host;
+            if !self.reachability.is_open(src, dst) {
+                continue;
+            }
+            let held = std::mem::take(&mut connection.pipe(from).held);
+            for segment in held {
+                self.transmit(choices, conn, from, segment, now);
+            }
+        }
+    }
+}
+
+/// Do two bound IPs of one host overlap (equal, or either the unspecified address)?
+fn addresses_overlap(a: IpAddr, b: IpAddr) -> bool {
+    a == b || a.is_unspecified() || b.is_unspecified()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    /// The canonical universe: answers 0 to everything, remembering what it was asked.
+    #[derive(Default)]
+    struct Canonical {
+        asked: Vec<String>,
+    }
+
+    impl Choices for Canonical {
+        fn choose(&mut self, label: &str, _bound: u64, _percent: Option<u32>) -> u64 {
+            self.asked.push(label.to_string());
+            0
+        }
+    }
+
+    /// Replays scripted answers per label, in order; 0 once a label's script runs out.
+    #[derive(Default)]
+    struct Scripted {
+        answers: BTreeMap<&'static str, VecDeque<u64>>,
+    }
+
+    impl Scripted {
+        fn new(script: &[(&'static str, &[u64])]) -> Scripted {
+            Scripted {
+                answers: script
+                    .iter()
+                    .map(|(label, answers)| (*label, answers.iter().copied().collect()))
+                    .collect(),
+            }
+        }
+
+        fn exhausted(&self) -> bool {
+            self.answers.values().all(VecDeque::is_empty)
+        }
+    }
+
+    impl Choices for Scripted {
+        fn choose(&mut self, label: &str, bound: u64, _percent: Option<u32>) -> u64 {
+            let answer = self
+                .answers
+                .get_mut(label)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(0);
+            assert!(answer < bound, "{label}: scripted {answer} ≥ bound {bound}");
+            answer
+        }
+    }
+
+    /// A seeded linear congruential generator that honours `percent` like the seeded
+    /// strategies do.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+
+        fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound.max(1)
+        }
+    }
+
+    impl Choices for Lcg {
+        fn choose(&mut self, _label: &str, bound: u64, percent: Option<u32>) -> u64 {
+            match percent {
+                Some(percent) if self.below(100) < percent as u64 => 1 + self.below(bound - 1),
+                Some(_) => 0,
+                None => self.below(bound),
+            }
+        }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+    }
+
+    fn address(last: u8, port: u16) -> SocketAddr {
+        SocketAddr::new(ip(last), port)
+    }
+
+    /// Hosts 10.0.0.1 ..= 10.0.0.`count` on a network whose every link is `link`.
+    fn network(count: u8, link: LinkShape) -> (Network, Vec<HostId>) {
+        let mut net = Network::new();
+        net.set_default_link(link).unwrap();
+        let hosts = (1..=count)
+            .map(|n| net.add_host(&[ip(n)]).unwrap())
+            .collect();
+        (net, hosts)
+    }
+
+    /// Deliver every event due up to `until_ns`, stamped with its time.
+    fn run_until(net: &mut Network, until_ns: u64) -> Vec<(u64, NetEvent)> {
+        let mut events = Vec::new();
+        while let Some(at) = net.next_event_time().filter(|at| *at <= until_ns) {
+            events.extend(net.pop_due(at).into_iter().map(|event| (at, event)));
+        }
+        events
+    }
+
+    fn run_until_idle(net: &mut Network) -> Vec<(u64, NetEvent)> {
+        run_until(net, u64::MAX)
+    }
+
+    /// A connection from `client` to a listener on `server`:80, established with
+    /// canonical choices. Returns it and the time it was established.
+    fn established(net: &mut Network, client: HostId, server: HostId) -> (ConnId, u64) {
+        let server_ip = net.addresses(server).unwrap()[0];
+        let to = SocketAddr::new(server_ip, 80);
+        if net.listener_for(server, to).is_none() {
+            net.listen(server, to, 16).unwrap();
+        }
+        let now = net.now_ns;
+        let conn = net
+            .connect(&mut Canonical::default(), client, to, now)
+            .unwrap();
+        let events = run_until_idle(net);
+        assert!(
+            events
+                .iter()
+                .any(|(_, e)| matches!(e, NetEvent::Connected { conn: c, .. } if *c == conn)),
+            "{events:?}"
+        );
+        (conn, net.now_ns)
+    }
+
+    /// The bytes `side` of `conn` received, concatenated.
+    fn received(events: &[(u64, NetEvent)], conn: ConnId, side: Side) -> Vec<u8> {
+        events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                NetEvent::Data {
+                    conn: c,
+                    side: s,
+                    bytes,
+                } if *c == conn && *s == side => Some(bytes.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn data(conn: ConnId, side: Side, bytes: &[u8]) -> NetEvent {
+        NetEvent::Data {
+            conn,
+            side,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    // ------------------------------------------------------------ connecting
+
+    #[test]
+    fn connect_to_a_listener_is_accepted_then_connected_after_a_round_trip() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let listener = net.listen(hosts[1], address(2, 80), 8).unwrap();
+        let conn = net
+            .connect(&mut Canonical::default(), hosts[0], address(2, 80), 0)
+            .unwrap();
+        let client = address(1, FIRST_EPHEMERAL_PORT);
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (
+                    MS,
+                    NetEvent::Accept {
+                        listener,
+                        conn,
+                        local: address(2, 80),
+                        peer: client
+                    }
+                ),
+                (
+                    2 * MS,
+                    NetEvent::Connected {
+                        conn,
+                        local: client,
+                        peer: address(2, 80)
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn connect_to_an_address_nobody_listens_on_is_refused_after_a_round_trip() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let conn = net
+            .connect(&mut Canonical::default(), hosts[0], address(2, 80), 0)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(2 * MS, NetEvent::Refused { conn })]
+        );
+        assert_eq!(
+            net.send(
+                &mut Canonical::default(),
+                conn,
+                Side::Client,
+                b"x".to_vec(),
+                0
+            ),
+            Err(NetError::NoSuchConnection(conn))
+        );
+        assert!(net.connections.is_empty());
+    }
+
+    #[test]
+    fn connect_to_an_address_no_host_has_is_no_route() {
+        let (mut net, hosts) = network(1, LinkShape::fixed(MS));
+        assert_eq!(
+            net.connect(&mut Canonical::default(), hosts[0], address(9, 80), 0),
+            Err(NetError::NoRouteToHost(ip(9)))
+        );
+    }
+
+    #[test]
+    fn loopback_connections_stay_on_the_host_and_ignore_clogs() {
+        let (mut net, hosts) = network(1, LinkShape::fixed(MS));
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
+        net.listen(hosts[0], any, 8).unwrap();
+        net.clog_node_out(hosts[0]).unwrap();
+        net.clog_node_in(hosts[0]).unwrap();
+        let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80);
+        let conn = net
+            .connect(&mut Canonical::default(), hosts[0], loopback, 0)
+            .unwrap();
+        let events = run_until_idle(&mut net);
+        let client = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), FIRST_EPHEMERAL_PORT);
+        assert_eq!(
+            events.last(),
+            Some(&(
+                2 * MS,
+                NetEvent::Connected {
+                    conn,
+                    local: client,
+                    peer: loopback
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn a_paused_listener_queues_connects_and_refuses_beyond_its_backlog() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let listener = net.listen(hosts[1], address(2, 80), 1).unwrap();
+        net.set_accepting(listener, false, 0).unwrap();
+        let queued = net
+            .connect(&mut choices, hosts[0], address(2, 80), 0)
+            .unwrap();
+        let refused = net
+            .connect(&mut choices, hosts[0], address(2, 80), 0)
+            .unwrap();
+        let events = run_until_idle(&mut net);
+        assert!(matches!(
+            events.as_slice(),
+            [(_, NetEvent::Connected { conn: a, .. }), (_, NetEvent::Refused { conn: b })]
+                if *a == queued && *b == refused
+        ));
+        // The kernel completed the handshake, so the client may talk already.
+        net.send(
+            &mut choices,
+            queued,
+            Side::Client,
+            b"early".to_vec(),
+            2 * MS,
+        )
+        .unwrap();
+        net.shutdown_write(&mut choices, queued, Side::Client, 2 * MS)
+            .unwrap();
+        assert!(
+            run_until(&mut net, 10 * MS).is_empty(),
+            "nobody accepted yet"
+        );
+        net.set_accepting(listener, true, 10 * MS).unwrap();
+        let events: Vec<NetEvent> = run_until_idle(&mut net)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                NetEvent::Accept {
+                    listener,
+                    conn: queued,
+                    local: address(2, 80),
+                    peer: address(1, FIRST_EPHEMERAL_PORT)
+                },
+                data(queued, Side::Server, b"early"),
+                NetEvent::Eof {
+                    conn: queued,
+                    side: Side::Server
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn closing_a_listener_resets_the_connections_it_had_not_handed_over() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let listener = net.listen(hosts[1], address(2, 80), 4).unwrap();
+        let accepted = net
+            .connect(&mut choices, hosts[0], address(2, 80), 0)
+            .unwrap();
+        run_until_idle(&mut net);
+        net.set_accepting(listener, false, 5 * MS).unwrap();
+        let queued = net
+            .connect(&mut choices, hosts[0], address(2, 80), 5 * MS)
+            .unwrap();
+        run_until_idle(&mut net);
+        net.close_listener(listener, 10 * MS).unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(
+                10 * MS,
+                NetEvent::Reset {
+                    conn: queued,
+                    side: Side::Client
+                }
+            )]
+        );
+        assert!(net.connections.contains_key(&accepted));
+        let again = net
+            .connect(&mut choices, hosts[0], address(2, 80), 10 * MS)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(12 * MS, NetEvent::Refused { conn: again })]
+        );
+        // Resumed and closed at the same instant: the handover is cancelled too.
+        let listener = net.listen(hosts[1], address(2, 80), 4).unwrap();
+        net.set_accepting(listener, false, 20 * MS).unwrap();
+        let queued = net
+            .connect(&mut choices, hosts[0], address(2, 80), 20 * MS)
+            .unwrap();
+        run_until_idle(&mut net);
+        net.set_accepting(listener, true, 30 * MS).unwrap();
+        net.close_listener(listener, 30 * MS).unwrap();
+        assert_eq!(net.queue.len(), 1, "only the reset is pending, no handover");
+        assert_eq!(
+            net.pop_due(30 * MS),
+            vec![NetEvent::Reset {
+                conn: queued,
+                side: Side::Client
+            }]
+        );
+    }
+
+    #[test]
+    fn addresses_bind_once_and_ephemeral_ports_are_distinct() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        net.listen(hosts[0], address(1, 80), 8).unwrap();
+        assert_eq!(
+            net.listen(hosts[0], address(1, 80), 8),
+            Err(NetError::AddressInUse(address(1, 80)))
+        );
+        let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
+        assert_eq!(
+            net.listen(hosts[0], any, 8),
+            Err(NetError::AddressInUse(any))
+        );
+        assert_eq!(
+            net.listen(hosts[0], address(2, 81), 8),
+            Err(NetError::AddressNotOnHost {
+                host: hosts[0],
+                ip: ip(2)
+            })
+        );
+        let first = net.listen(hosts[0], address(1, 0), 8).unwrap();
+        let second = net.listen(hosts[0], address(1, 0), 8).unwrap();
+        assert_ne!(
+            net.listener_address(first).unwrap(),
+            net.listener_address(second).unwrap()
+        );
+        let socket = net.bind_datagram(hosts[0], address(1, 80)).unwrap();
+        assert_eq!(net.datagram_address(socket), Ok(address(1, 80)));
+        assert_eq!(net.add_host(&[ip(2)]), Err(NetError::AddressTaken(ip(2))));
+    }
+
+    // -------------------------------------------------------------- streams
+
+    #[test]
+    fn stream_bytes_arrive_in_order_exactly_once_under_random_latency() {
+        let (mut net, hosts) = network(
+            2,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: 10 * MS,
+                loss_percent: 0,
+            },
+        );
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        // Later segments draw shorter latencies; they must still arrive after earlier ones.
+        let extra = [9 * MS, 0, 5 * MS, 0, 2 * MS, 8 * MS, 0];
+        let mut choices = Scripted::new(&[(LATENCY_LABEL, &extra)]);
+        let mut expected = Vec::new();
+        let mut previous_arrival = 0;
+        for (i, extra_ns) in extra.iter().enumerate() {
+            let now = start + i as u64 * MS;
+            net.send(&mut choices, conn, Side::Client, vec![i as u8; 3], now)
+                .unwrap();
+            previous_arrival = (now + MS + extra_ns).max(previous_arrival);
+            expected.push((previous_arrival, data(conn, Side::Server, &[i as u8; 3])));
+        }
+        assert!(choices.exhausted());
+        assert_eq!(run_until_idle(&mut net), expected);
+    }
+
+    #[test]
+    fn lost_segments_arrive_late_but_never_reorder_or_vanish() {
+        let (mut net, hosts) = network(
+            2,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: MS,
+                loss_percent: 50,
+            },
+        );
+        net.set_retransmission(100 * MS, 3).unwrap();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        let mut choices = Scripted::new(&[(LOSS_LABEL, &[0, 2, 0])]);
+        for (i, bytes) in [b"one", b"two", b"six"].iter().enumerate() {
+            let now = start + i as u64 * MS;
+            net.send(&mut choices, conn, Side::Client, bytes.to_vec(), now)
+                .unwrap();
+        }
+        // "two" is lost twice: retransmitted after 100 ms, then 200 ms more.
+        let two_arrives = start + MS + MS + 300 * MS;
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (start + MS, data(conn, Side::Server, b"one")),
+                (two_arrives, data(conn, Side::Server, b"two")),
+                (two_arrives, data(conn, Side::Server, b"six")),
+            ]
+        );
+    }
+
+    #[test]
+    fn shutdown_write_delivers_eof_after_earlier_data() {
+        let (mut net, hosts) = network(
+            2,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: 5 * MS,
+                loss_percent: 0,
+            },
+        );
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        let mut choices = Scripted::new(&[(LATENCY_LABEL, &[4 * MS, 0, 0])]);
+        net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start)
+            .unwrap();
+        net.send(&mut choices, conn, Side::Client, b"y".to_vec(), start)
+            .unwrap();
+        net.shutdown_write(&mut choices, conn, Side::Client, start)
+            .unwrap();
+        net.shutdown_write(&mut choices, conn, Side::Client, start)
+            .unwrap();
+        assert_eq!(
+            net.send(&mut choices, conn, Side::Client, b"z".to_vec(), start),
+            Err(NetError::WriteShut {
+                conn,
+                side: Side::Client
+            })
+        );
+        // The other direction still works.
+        net.send(&mut choices, conn, Side::Server, b"back".to_vec(), start)
+            .unwrap();
+        let events: Vec<NetEvent> = run_until_idle(&mut net)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                data(conn, Side::Client, b"back"),
+                data(conn, Side::Server, b"x"),
+                data(conn, Side::Server, b"y"),
+                NetEvent::Eof {
+                    conn,
+                    side: Side::Server
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn closing_both_sides_forgets_the_connection_and_frees_its_port() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        net.close(&mut choices, conn, Side::Client, start).unwrap();
+        assert_eq!(
+            net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start),
+            Err(NetError::NotOpen {
+                conn,
+                side: Side::Client
+            })
+        );
+        let events = run_until_idle(&mut net);
+        assert_eq!(
+            events,
+            vec![(
+                start + MS,
+                NetEvent::Eof {
+                    conn,
+                    side: Side::Server
+                }
+            )]
+        );
+        net.close(&mut choices, conn, Side::Server, start + MS)
+            .unwrap();
+        assert!(
+            run_until_idle(&mut net).is_empty(),
+            "nobody is left to tell"
+        );
+        assert!(net.connections.is_empty());
+        assert!(net.hosts[hosts[0].0 as usize].stream_ports.users.is_empty());
+        assert_eq!(
+            net.close(&mut choices, conn, Side::Server, start + MS),
+            Err(NetError::NoSuchConnection(conn))
+        );
+    }
+
+    #[test]
+    fn data_sent_to_a_closed_side_resets_the_sender() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        net.close(&mut choices, conn, Side::Server, start).unwrap();
+        net.send(&mut choices, conn, Side::Client, b"late".to_vec(), start)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (
+                    start + MS,
+                    NetEvent::Eof {
+                        conn,
+                        side: Side::Client
+                    }
+                ),
+                (
+                    start + MS,
+                    NetEvent::Reset {
+                        conn,
+                        side: Side::Client
+                    }
+                ),
+            ]
+        );
+        assert!(net.connections.is_empty());
+    }
+
+    // ----------------------------------------------------------- partitions
+
+    #[test]
+    fn a_partition_holds_bytes_and_heal_delivers_them_in_order() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        net.send(
+            &mut choices,
+            conn,
+            Side::Client,
+            b"in flight".to_vec(),
+            start,
+        )
+        .unwrap();
+        net.partition(&[hosts[0]], &[hosts[1]]).unwrap();
+        assert_eq!(net.next_event_time(), None, "the segment in flight is held");
+        net.send(
+            &mut choices,
+            conn,
+            Side::Client,
+            b", sent".to_vec(),
+            start + MS,
+        )
+        .unwrap();
+        net.send(
+            &mut choices,
+            conn,
+            Side::Server,
+            b"reply".to_vec(),
+            start + MS,
+        )
+        .unwrap();
+        assert!(run_until(&mut net, start + 1_000 * MS).is_empty());
+        let heal_at = start + 1_000 * MS;
+        net.heal(&mut choices, heal_at);
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (heal_at + MS, data(conn, Side::Server, b"in flight")),
+                (heal_at + MS, data(conn, Side::Server, b", sent")),
+                (heal_at + MS, data(conn, Side::Client, b"reply")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_segment_held_by_a_partition_draws_its_transit_again_when_released() {
+        let (mut net, hosts) = network(
+            2,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: 10 * MS,
+                loss_percent: 0,
+            },
+        );
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        let mut choices = Scripted::new(&[(LATENCY_LABEL, &[9 * MS, 0])]);
+        net.send(&mut choices, conn, Side::Client, b"slow".to_vec(), start)
+            .unwrap();
+        net.partition(&[hosts[0]], &[hosts[1]]).unwrap();
+        net.heal(&mut choices, start + MS);
+        // Retransmitted at the heal with the minimum latency, not its old 10 ms.
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 2 * MS, data(conn, Side::Server, b"slow"))]
+        );
+    }
+
+    #[test]
+    fn a_shaped_link_overrides_the_default_in_one_direction() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        net.set_link(hosts[0], hosts[1], LinkShape::fixed(7 * MS))
+            .unwrap();
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        assert_eq!(start, 8 * MS, "7 ms there, 1 ms back");
+        net.send(&mut choices, conn, Side::Client, b"there".to_vec(), start)
+            .unwrap();
+        net.send(&mut choices, conn, Side::Server, b"back".to_vec(), start)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (start + MS, data(conn, Side::Client, b"back")),
+                (start + 7 * MS, data(conn, Side::Server, b"there")),
+            ]
+        );
+        net.clear_link(hosts[0], hosts[1]);
+        net.send(
+            &mut choices,
+            conn,
+            Side::Client,
+            b"fast".to_vec(),
+            start + 7 * MS,
+        )
+        .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 8 * MS, data(conn, Side::Server, b"fast"))]
+        );
+    }
+
+    #[test]
+    fn heal_between_reopens_only_that_pair() {
+        let (mut net, hosts) = network(3, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (to_b, _) = established(&mut net, hosts[0], hosts[1]);
+        let (to_c, start) = established(&mut net, hosts[0], hosts[2]);
+        net.partition(&[hosts[0]], &[hosts[1], hosts[2]]).unwrap();
+        net.send(&mut choices, to_b, Side::Client, b"b".to_vec(), start)
+            .unwrap();
+        net.send(&mut choices, to_c, Side::Client, b"c".to_vec(), start)
+            .unwrap();
+        net.heal_between(&mut choices, &[hosts[1]], &[hosts[0]], start + 10 * MS)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 11 * MS, data(to_b, Side::Server, b"b"))]
+        );
+        net.heal(&mut choices, start + 20 * MS);
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 21 * MS, data(to_c, Side::Server, b"c"))]
+        );
+    }
+
+    #[test]
+    fn an_asymmetric_block_holds_one_direction_only() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        net.block(hosts[0], hosts[1]).unwrap();
+        net.send(&mut choices, conn, Side::Client, b"held".to_vec(), start)
+            .unwrap();
+        net.send(&mut choices, conn, Side::Server, b"flows".to_vec(), start)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + MS, data(conn, Side::Client, b"flows"))]
+        );
+        net.unblock(&mut choices, hosts[0], hosts[1], start + 5 * MS)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 6 * MS, data(conn, Side::Server, b"held"))]
+        );
+    }
+
+    #[test]
+    fn a_connect_across_a_partition_hangs_until_heal() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let listener = net.listen(hosts[1], address(2, 80), 8).unwrap();
+        net.partition(&[hosts[0]], &[hosts[1]]).unwrap();
+        let conn = net
+            .connect(&mut choices, hosts[0], address(2, 80), 0)
+            .unwrap();
+        // A second connect is given up by its caller's timeout before the heal.
+        let abandoned = net
+            .connect(&mut choices, hosts[0], address(2, 80), 0)
+            .unwrap();
+        assert_eq!(net.next_event_time(), None, "no event: the connect hangs");
+        net.close(&mut choices, abandoned, Side::Client, 5_000 * MS)
+            .unwrap();
+        net.heal(&mut choices, 10_000 * MS);
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (
+                    10_001 * MS,
+                    NetEvent::Accept {
+                        listener,
+                        conn,
+                        local: address(2, 80),
+                        peer: address(1, FIRST_EPHEMERAL_PORT)
+                    }
+                ),
+                (
+                    10_002 * MS,
+                    NetEvent::Connected {
+                        conn,
+                        local: address(1, FIRST_EPHEMERAL_PORT),
+                        peer: address(2, 80)
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_connect_whose_answer_is_blocked_is_accepted_but_hangs_until_unblocked() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        net.listen(hosts[1], address(2, 80), 8).unwrap();
+        net.block(hosts[1], hosts[0]).unwrap();
+        let conn = net
+            .connect(&mut choices, hosts[0], address(2, 80), 0)
+            .unwrap();
+        let events = run_until_idle(&mut net);
+        assert!(
+            matches!(events.as_slice(), [(at, NetEvent::Accept { .. })] if *at == MS),
+            "{events:?}"
+        );
+        net.send(&mut choices, conn, Side::Server, b"hello".to_vec(), MS)
+            .unwrap();
+        net.unblock(&mut choices, hosts[1], hosts[0], 50 * MS)
+            .unwrap();
+        let events = run_until_idle(&mut net);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [(at, NetEvent::Connected { .. }), (_, NetEvent::Data { .. })] if *at == 51 * MS
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn clogged_nodes_hold_their_outgoing_or_incoming_traffic() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        net.clog_node_out(hosts[0]).unwrap();
+        net.send(&mut choices, conn, Side::Client, b"out".to_vec(), start)
+            .unwrap();
+        net.send(&mut choices, conn, Side::Server, b"in".to_vec(), start)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + MS, data(conn, Side::Client, b"in"))]
+        );
+        net.clog_node_in(hosts[0]).unwrap();
+        net.unclog_node_out(&mut choices, hosts[0], start + 10 * MS)
+            .unwrap();
+        net.send(
+            &mut choices,
+            conn,
+            Side::Server,
+            b"in again".to_vec(),
+            start + 10 * MS,
+        )
+        .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 11 * MS, data(conn, Side::Server, b"out"))]
+        );
+        net.unclog_node_in(&mut choices, hosts[0], start + 20 * MS)
+            .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + 21 * MS, data(conn, Side::Client, b"in again"))]
+        );
+    }
+
+    // ------------------------------------------------------ resets, crashes
+
+    #[test]
+    fn reset_connections_tells_both_sides_and_discards_data_in_flight() {
+        let (mut net, hosts) = network(3, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, _) = established(&mut net, hosts[0], hosts[1]);
+        let (other, start) = established(&mut net, hosts[0], hosts[2]);
+        net.block(hosts[1], hosts[0]).unwrap();
+        net.send(
+            &mut choices,
+            conn,
+            Side::Client,
+            b"in flight".to_vec(),
+            start,
+        )
+        .unwrap();
+        net.send(&mut choices, conn, Side::Server, b"held".to_vec(), start)
+            .unwrap();
+        assert_eq!(net.next_event_time(), Some(start + MS));
+        assert_eq!(
+            net.reset_connections(hosts[1], hosts[0], start),
+            Ok(vec![conn])
+        );
+        net.heal(&mut choices, start);
+        assert_eq!(
+            net.pop_due(start),
+            vec![
+                NetEvent::Reset {
+                    conn,
+                    side: Side::Client
+                },
+                NetEvent::Reset {
+                    conn,
+                    side: Side::Server
+                },
+            ]
+        );
+        assert_eq!(
+            net.next_event_time(),
+            None,
+            "discarded data leaves no wake-up behind"
+        );
+        assert_eq!(
+            net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start),
+            Err(NetError::NoSuchConnection(conn))
+        );
+        assert!(net.connections.contains_key(&other));
+    }
+
+    #[test]
+    fn a_crashed_host_resets_its_peers_and_loses_its_listeners_sockets_and_outgoing_data() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, _) = established(&mut net, hosts[0], hosts[1]);
+        // The crashing host is also the client of a connection to the survivor.
+        let (outgoing, start) = established(&mut net, hosts[1], hosts[0]);
+        net.send(
+            &mut choices,
+            outgoing,
+            Side::Client,
+            b"dropped".to_vec(),
+            start,
+        )
+        .unwrap();
+        let receiver = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
+        let sender = net.bind_datagram(hosts[1], address(2, 53)).unwrap();
+        net.send(&mut choices, conn, Side::Server, b"dropped".to_vec(), start)
+            .unwrap();
+        net.send_datagram(
+            &mut choices,
+            sender,
+            address(1, 53),
+            b"dropped".to_vec(),
+            start,
+        )
+        .unwrap();
+        // A connect on its way to the crashing host finds no listener when it arrives.
+        let late = net
+            .connect(&mut choices, hosts[0], address(2, 80), start)
+            .unwrap();
+        assert_eq!(net.crash_host(hosts[1], start), Ok(vec![conn, outgoing]));
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (
+                    start,
+                    NetEvent::Reset {
+                        conn,
+                        side: Side::Client
+                    }
+                ),
+                (
+                    start,
+                    NetEvent::Reset {
+                        conn: outgoing,
+                        side: Side::Server
+                    }
+                ),
+                (start + 2 * MS, NetEvent::Refused { conn: late }),
+            ]
+        );
+        assert_eq!(
+            net.datagram_address(sender),
+            Err(NetError::UnknownDatagramSocket(sender))
+        );
+        assert!(net.datagram_address(receiver).is_ok());
+        // The host comes back and listens again.
+        net.listen(hosts[1], address(2, 80), 8).unwrap();
+        let (_, _) = established(&mut net, hosts[0], hosts[1]);
+    }
+
+    // ------------------------------------------------------------ datagrams
+
+    #[test]
+    fn datagrams_arrive_in_order_exactly_once_by_default() {
+        let (mut net, hosts) = network(
+            2,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: 50 * MS,
+                loss_percent: 0,
+            },
+        );
+        let mut choices = Lcg(7);
+        let sender = net.bind_datagram(hosts[0], address(1, 0)).unwrap();
+        let receiver = net.bind_datagram(hosts[1], address(2, 53)).unwrap();
+        for i in 0..200u64 {
+            net.send_datagram(
+                &mut choices,
+                sender,
+                address(2, 53),
+                i.to_be_bytes().to_vec(),
+                i * MS / 10,
+            )
+            .unwrap();
+        }
+        let from = net.datagram_address(sender).unwrap();
+        let expected: Vec<NetEvent> = (0..200u64)
+            .map(|i| NetEvent::Datagram {
+                socket: receiver,
+                from,
+                bytes: i.to_be_bytes().to_vec(),
+            })
+            .collect();
+        let events: Vec<NetEvent> = run_until_idle(&mut net)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn datagram_faults_drop_duplicate_and_reorder_by_choice() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        net.set_datagram_loss(50).unwrap();
+        net.set_datagram_duplication(50).unwrap();
+        net.set_datagram_reorder(50).unwrap();
+        net.set_datagram_reorder_delay(10 * MS).unwrap();
+        let sender = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
+        let receiver = net.bind_datagram(hosts[1], address(2, 53)).unwrap();
+        // Datagram 1 is dropped; of the rest (0, 2, 3), 0 is duplicated and 2 reordered.
+        let mut choices = Scripted::new(&[
+            (DATAGRAM_DROP_LABEL, &[0, 1, 0, 0]),
+            (DATAGRAM_DUPLICATE_LABEL, &[1, 0, 0]),
+            (DATAGRAM_REORDER_LABEL, &[0, 1, 0]),
+        ]);
+        for i in 0..4u8 {
+            net.send_datagram(&mut choices, sender, address(2, 53), vec![i], i as u64 * MS)
+                .unwrap();
+        }
+        assert!(choices.exhausted());
+        let datagram = |i: u8| NetEvent::Datagram {
+            socket: receiver,
+            from: address(1, 53),
+            bytes: vec![i],
+        };
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (MS, datagram(0)),
+                (MS, datagram(0)),
+                (4 * MS, datagram(3)),
+                (13 * MS, datagram(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn datagrams_across_a_partition_or_to_nobody_are_lost() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let sender = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
+        let receiver = net.bind_datagram(hosts[1], address(2, 53)).unwrap();
+        net.send_datagram(
+            &mut choices,
+            sender,
+            address(2, 53),
+            b"in flight".to_vec(),
+            0,
+        )
+        .unwrap();
+        net.partition(&[hosts[0]], &[hosts[1]]).unwrap();
+        net.send_datagram(&mut choices, sender, address(2, 53), b"during".to_vec(), 0)
+            .unwrap();
+        net.heal(&mut choices, 5 * MS);
+        assert!(run_until_idle(&mut net).is_empty());
+        net.send_datagram(
+            &mut choices,
+            sender,
+            address(2, 54),
+            b"nobody".to_vec(),
+            5 * MS,
+        )
+        .unwrap();
+        net.send_datagram(
+            &mut choices,
+            sender,
+            address(9, 53),
+            b"no host".to_vec(),
+            5 * MS,
+        )
+        .unwrap();
+        net.send_datagram(
+            &mut choices,
+            sender,
+            address(2, 53),
+            b"after".to_vec(),
+            5 * MS,
+        )
+        .unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(
+                6 * MS,
+                NetEvent::Datagram {
+                    socket: receiver,
+                    from: address(1, 53),
+                    bytes: b"after".to_vec()
+                }
+            )]
+        );
+    }
+
+    // ------------------------------------------------------------- choices
+
+    #[test]
+    fn choices_are_asked_only_where_there_is_an_alternative() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start)
+            .unwrap();
+        let socket = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
+        net.send_datagram(&mut choices, socket, address(2, 53), b"x".to_vec(), start)
+            .unwrap();
+        assert!(choices.asked.is_empty(), "{:?}", choices.asked);
+
+        net.set_default_link(LinkShape {
+            min_latency_ns: MS,
+            max_latency_ns: 2 * MS,
+            loss_percent: 10,
+        })
+        .unwrap();
+        net.set_datagram_loss(1).unwrap();
+        net.set_datagram_duplication(1).unwrap();
+        net.set_datagram_reorder(1).unwrap();
+        net.listen(hosts[1], address(2, 81), 8).unwrap();
+        net.connect(&mut choices, hosts[0], address(2, 81), start)
+            .unwrap();
+        net.send_datagram(&mut choices, socket, address(2, 53), b"x".to_vec(), start)
+            .unwrap();
+        assert_eq!(
+            choices.asked,
+            [
+                LATENCY_LABEL,
+                LOSS_LABEL,
+                LATENCY_LABEL,
+                LOSS_LABEL,
+                DATAGRAM_DROP_LABEL,
+                LATENCY_LABEL,
+                DATAGRAM_DUPLICATE_LABEL,
+                DATAGRAM_REORDER_LABEL
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_settings_name_the_argument() {
+        let mut net = Network::new();
+        let name_of = |result: Result<(), NetError>| match result {
+            Err(NetError::InvalidArgument { name, .. }) => name,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            name_of(net.set_default_link(LinkShape {
+                min_latency_ns: 2,
+                max_latency_ns: 1,
+                loss_percent: 0
+            })),
+            "min_latency_ns"
+        );
+        assert_eq!(
+            name_of(net.set_default_link(LinkShape {
+                min_latency_ns: 0,
+                max_latency_ns: MAX_DELAY_NS + 1,
+                loss_percent: 0
+            })),
+            "max_latency_ns"
+        );
+        assert_eq!(
+            name_of(net.set_default_link(LinkShape {
+                loss_percent: 101,
+                ..DEFAULT_LINK
+            })),
+            "loss_percent"
+        );
+        assert_eq!(name_of(net.set_datagram_reorder(101)), "percent");
+        assert_eq!(
+            name_of(net.set_retransmission(MS, MAX_RETRANSMISSIONS + 1)),
+            "max_retransmissions"
+        );
+        assert_eq!(net.default_link, DEFAULT_LINK, "nothing invalid was kept");
+    }
+
+    /// What one randomly driven universe did.
+    struct Universe {
+        events: Vec<(u64, NetEvent)>,
+        /// Bytes each side sent, in order.
+        sent: BTreeMap<(ConnId, Side), Vec<u8>>,
+        /// Sides whose write side was shut.
+        shut: BTreeSet<(ConnId, Side)>,
+        /// Connections reset, refused or crashed: their streams may stop early.
+        broken: BTreeSet<ConnId>,
+        datagrams_sent: u64,
+    }
+
+    /// Three hosts, listeners on the second and third, lossy shaped links and every
+    /// datagram fault; a workload of connects, sends, half-closes, partitions, blocks,
+    /// clogs, resets and crashes driven by `seed`, with choices from `choices`.
+    fn random_universe(seed: u64, choices: &mut dyn Choices) -> Universe {
+        let (mut net, hosts) = network(
+            3,
+            LinkShape {
+                min_latency_ns: MS / 10,
+                max_latency_ns: 5 * MS,
+                loss_percent: 20,
+            },
+        );
+        net.set_retransmission(10 * MS, 3).unwrap();
+        net.set_datagram_loss(20).unwrap();
+        net.set_datagram_duplication(20).unwrap();
+        net.set_datagram_reorder(20).unwrap();
+        net.set_link(
+            hosts[0],
+            hosts[2],
+            LinkShape {
+                min_latency_ns: 2 * MS,
+                max_latency_ns: 30 * MS,
+                loss_percent: 50,
+            },
+        )
+        .unwrap();
+        for n in [1, 2] {
+            net.listen(hosts[n], address(n as u8 + 1, 80), 64).unwrap();
+        }
+        let sockets: Vec<DatagramSocketId> = (0..3)
+            .map(|n| {
+                net.bind_datagram(hosts[n], address(n as u8 + 1, 53))
+                    .unwrap()
+            })
+            .collect();
+        let mut workload = Lcg(seed ^ 0x5EED);
+        let mut universe = Universe {
+            events: Vec::new(),
+            sent: BTreeMap::new(),
+            shut: BTreeSet::new(),
+            broken: BTreeSet::new(),
+            datagrams_sent: 0,
+        };
+        let mut open: BTreeSet<(ConnId, Side)> = BTreeSet::new();
+        let mut now = 0;
+        let mut counter = 0u8;
+        for _ in 0..300 {
+            now += workload.below(3 * MS);
+            for (at, event) in run_until(&mut net, now) {
+                match &event {
+                    NetEvent::Connected { conn, .. } => {
+                        open.insert((*conn, Side::Client));
+                    }
+                    NetEvent::Accept { conn, .. } => {
+                        open.insert((*conn, Side::Server));
+                    }
+                    NetEvent::Reset { conn, .. } | NetEvent::Refused { conn } => {
+                        universe.broken.insert(*conn);
+                        open.retain(|(c, _)| c != conn);
+                    }
+                    _ => {}
+                }
+                universe.events.push((at, event));
+            }
+            let pick_host = |workload: &mut Lcg| hosts[workload.below(3) as usize];
+            let pick_open = |workload: &mut Lcg, open: &BTreeSet<(ConnId, Side)>| {
+                let at = workload.below(open.len() as u64) as usize;
+                open.iter().nth(at).copied()
+            };
+            match workload.below(100) {
+                0..=19 => {
+                    let from = pick_host(&mut workload);
+                    let to = address(2 + workload.below(2) as u8, 80);
+                    net.connect(choices, from, to, now).unwrap();
+                }
+                20..=59 => {
+                    if let Some((conn, side)) = pick_open(&mut workload, &open) {
+                        let bytes: Vec<u8> = (0..1 + workload.below(8))
+                            .map(|_| {
+                                counter = counter.wrapping_add(1);
+                                counter
+                            })
+                            .collect();
+                        if net.send(choices, conn, side, bytes.clone(), now).is_ok() {
+                            universe.sent.entry((conn, side)).or_default().extend(bytes);
+                        }
+                    }
+                }
+                60..=62 => {
+                    if let Some((conn, side)) = pick_open(&mut workload, &open) {
+                        net.shutdown_write(choices, conn, side, now).unwrap();
+                        universe.shut.insert((conn, side));
+                    }
+                }
+                63..=67 => {
+                    let lonely = pick_host(&mut workload);
+                    let rest: Vec<HostId> =
+                        hosts.iter().copied().filter(|h| *h != lonely).collect();
+                    net.partition(&[lonely], &rest).unwrap();
+                }
+                68..=74 => net.heal(choices, now),
+                75..=77 => net
+                    .block(pick_host(&mut workload), pick_host(&mut workload))
+                    .unwrap(),
+                78..=79 => {
+                    let (src, dst) = (pick_host(&mut workload), pick_host(&mut workload));
+                    net.unblock(choices, src, dst, now).unwrap();
+                }
+                80..=81 => {
+                    let (a, b) = (pick_host(&mut workload), pick_host(&mut workload));
+                    let reset = net.reset_connections(a, b, now).unwrap();
+                    universe.broken.extend(reset);
+                }
+                82 => {
+                    let crashed = net.crash_host(hosts[2], now).unwrap();
+                    for conn in &crashed {
+                        open.retain(|(c, _)| c != conn);
+                    }
+                    universe.broken.extend(crashed);
+                    net.listen(hosts[2], address(3, 80), 64).unwrap();
+                }
+                83..=94 => {
+                    let from = workload.below(3) as usize;
+                    let to = address(1 + workload.below(3) as u8, 53);
+                    if net.datagram_address(sockets[from]).is_ok() {
+                        universe.datagrams_sent += 1;
+                        let bytes = universe.datagrams_sent.to_be_bytes().to_vec();
+                        net.send_datagram(choices, sockets[from], to, bytes, now)
+                            .unwrap();
+                    }
+                }
+                95..=97 => net.clog_node_out(pick_host(&mut workload)).unwrap(),
+                _ => net.clog_node_in(pick_host(&mut workload)).unwrap(),
+            }
+        }
+        net.heal(choices, now);
+        universe.events.extend(run_until_idle(&mut net));
+        universe
+    }
+
+    #[test]
+    fn same_choices_give_identical_event_sequences() {
+        for seed in 0..100 {
+            let first = random_universe(seed, &mut Lcg(seed));
+            let second = random_universe(seed, &mut Lcg(seed));
+            assert_eq!(first.events, second.events, "seed {seed}");
+            assert!(!first.events.is_empty());
+        }
+        let one = random_universe(1, &mut Lcg(1)).events;
+        let other = random_universe(1, &mut Lcg(2)).events;
+        assert_ne!(one, other, "the choices do matter");
+    }
+
+    #[test]
+    fn streams_never_corrupt_under_random_faults() {
+        for seed in 0..100 {
+            let universe = random_universe(seed, &mut Lcg(seed));
+            let times: Vec<u64> = universe.events.iter().map(|(at, _)| *at).collect();
+            assert!(times.is_sorted(), "seed {seed}: events in time order");
+            for (&(conn, sender), sent) in &universe.sent {
+                let receiver = sender.peer();
+                let got = received(&universe.events, conn, receiver);
+                if universe.broken.contains(&conn) {
+                    assert!(sent.starts_with(&got), "seed {seed}: {conn:?} corrupt");
+                } else {
+                    assert_eq!(&got, sent, "seed {seed}: {conn:?} {sender:?}");
+                }
+            }
+            for &(conn, sender) in &universe.shut {
+                let receiver = sender.peer();
+                let mut after_eof = universe.events.iter().skip_while(|(_, e)| {
+                    *e != NetEvent::Eof {
+                        conn,
+                        side: receiver,
+                    }
+                });
+                let saw_eof = after_eof.next().is_some();
+                assert!(saw_eof || universe.broken.contains(&conn), "seed {seed}");
+                assert!(
+                    !after_eof.any(|(_, e)| matches!(
+                        e,
+                        NetEvent::Data { conn: c, side, .. } if *c == conn && *side == receiver
+                    )),
+                    "seed {seed}: no data after Eof"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_choices_never_fault() {
+        // Every fault is as likely as it can be; the canonical answer still declines all.
+        let (mut net, hosts) = network(
+            3,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: 100 * MS,
+                loss_percent: 100,
+            },
+        );
+        net.set_datagram_loss(100).unwrap();
+        net.set_datagram_duplication(100).unwrap();
+        net.set_datagram_reorder(100).unwrap();
+        let mut choices = Canonical::default();
+        let (to_b, _) = established(&mut net, hosts[0], hosts[1]);
+        let (to_c, start) = established(&mut net, hosts[2], hosts[1]);
+        let sockets: Vec<DatagramSocketId> = (0..3)
+            .map(|n| {
+                net.bind_datagram(hosts[n], address(n as u8 + 1, 53))
+                    .unwrap()
+            })
+            .collect();
+        let mut workload = Lcg(11);
+        let mut now = start;
+        let mut expected = Vec::new();
+        let mut delivered = Vec::new();
+        for i in 0..500u32 {
+            now += workload.below(2 * MS);
+            delivered.extend(run_until(&mut net, now));
+            let bytes = i.to_be_bytes().to_vec();
+            match workload.below(3) {
+                0 => {
+                    let (conn, side) = if workload.below(2) == 0 {
+                        (to_b, Side::Client)
+                    } else {
+                        (to_c, Side::Server)
+                    };
+                    net.send(&mut choices, conn, side, bytes.clone(), now)
+                        .unwrap();
+                    expected.push((now + MS, data(conn, side.peer(), &bytes)));
+                }
+                _ => {
+                    let from = workload.below(3) as usize;
+                    let to = (from + 1 + workload.below(2) as usize) % 3;
+                    let to_address = net.datagram_address(sockets[to]).unwrap();
+                    net.send_datagram(&mut choices, sockets[from], to_address, bytes.clone(), now)
+                        .unwrap();
+                    expected.push((
+                        now + MS,
+                        NetEvent::Datagram {
+                            socket: sockets[to],
+                            from: net.datagram_address(sockets[from]).unwrap(),
+                            bytes,
+                        },
+                    ));
+                }
+            }
+        }
+        delivered.extend(run_until_idle(&mut net));
+        expected.sort_by_key(|(at, _)| *at);
+        assert_eq!(delivered, expected);
+        assert!(choices.asked.len() > 1000, "the faults were asked about");
+    }
+}
