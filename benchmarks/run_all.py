@@ -58,10 +58,12 @@ def text_summary(info: dict[str, str], results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         lines.append(f"\n{r['title']}")
+        case_w = max((len(m["case"]) for m in r["measurements"]), default=0)
+        contender_w = max((len(m["contender"]) for m in r["measurements"]), default=0)
         for m in r["measurements"]:
             lines.append(
-                f"  {m['case']:<20} {m['contender']:<26} {fmt_value(m['value'], m['unit']):>22}"
-                f"   {m['ratios']}"
+                f"  {m['case']:<{case_w}} {m['contender']:<{contender_w}}"
+                f" {fmt_value(m['value'], m['unit']):>22}   {m['ratios']}"
             )
         for n in r["notes"]:
             lines.append(f"  note: {n}")
