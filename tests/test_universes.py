@@ -414,3 +414,54 @@ def test_a_saved_universe_replays_first_in_the_next_session(pytester: pytest.Pyt
     )
     assert found_at > 1  # the first session had to search ...
     assert replayed_at == 1  # ... the next one fails on its first call: the saved universe
+
+
+def test_loops_of_failing_hypothesis_universes_are_garbage_collected() -> None:
+    # A universe's loop holds its Hypothesis draws, which hold the failure, whose
+    # traceback holds the loop: the collector must see and break that cycle, or
+    # every failing test case leaks a loop and its tasks.
+    import gc
+    import weakref
+
+    loops: list[weakref.ref[simloom.SimLoop]] = []
+
+    async def fails() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        raise AssertionError("always")
+
+    @settings(database=None, max_examples=20, derandomize=True)
+    @given(simloom.universes())
+    def test(universe: simloom.Universe) -> None:
+        universe.run(fails)
+
+    with pytest.raises(AssertionError):
+        test()
+    gc.collect()
+    assert len(loops) > 1
+    assert [ref for ref in loops if ref() is not None] == []
+
+
+def test_a_loop_that_references_its_draws_object_is_collected() -> None:
+    import gc
+    import weakref
+
+    class Draws:
+        loop: object = None
+
+        def more(self) -> bool:
+            return False
+
+        def gap(self) -> int:
+            return 0
+
+        def value(self, label: str, bound: int) -> int:
+            return 1
+
+    draws = Draws()
+    loop = simloom.SimLoop(draws=draws)
+    draws.loop = loop
+    ref = weakref.ref(loop)
+    del loop, draws
+    gc.collect()
+    assert ref() is None

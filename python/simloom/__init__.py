@@ -8,6 +8,8 @@ choice comes from one choice tape: seeded, replayable, shrinkable.
     assert again.digest == result.digest
 """
 
+import typing as _typing
+
 from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from .errors import (
@@ -29,6 +31,9 @@ from .errors import (
 from .loop import SimLoop
 from .tape import Tape
 from .testing import test
+
+if _typing.TYPE_CHECKING:
+    from .hypothesis import Universe, universes
 
 
 def __getattr__(name: str) -> object:

@@ -203,12 +203,15 @@ def _run_quietly(loop: SimLoop, coro: Any) -> None:
         coro.close()
 
 
-#: Standalone runs (not inside an exploration) collect the whole heap once every this
-#: many runs, before freezing it: garbage a previous universe left (a failure's
-#: traceback cycles, dropped by the caller) must not stay frozen out of reach.
-FULL_COLLECT_EVERY = 256
+#: Standalone runs (not inside an exploration) collect the whole heap before freezing
+#: it once this many earlier runs failed (a failure's traceback holds reference
+#: cycles, which the caller drops later and which must not stay frozen out of
+#: reach), and at least once every ``FULL_COLLECT_EVERY`` runs.
+FULL_COLLECT_AFTER_FAILURES = 32
+FULL_COLLECT_EVERY = 4096
 _frozen_depth = 0
 _runs_since_full_collect = 0
+_failures_since_full_collect = 0
 
 
 @contextlib.contextmanager
@@ -218,11 +221,14 @@ def frozen_heap() -> Iterator[None]:
     the whole heap. Nested uses share the outermost freeze: an exploration freezes
     once, and each universe's final collection then also reclaims what earlier
     universes left behind."""
-    global _frozen_depth, _runs_since_full_collect
+    global _frozen_depth, _runs_since_full_collect, _failures_since_full_collect
     if _frozen_depth == 0:
         _runs_since_full_collect += 1
-        if _runs_since_full_collect >= FULL_COLLECT_EVERY:
-            _runs_since_full_collect = 0
+        if (
+            _runs_since_full_collect >= FULL_COLLECT_EVERY
+            or _failures_since_full_collect >= FULL_COLLECT_AFTER_FAILURES
+        ):
+            _runs_since_full_collect = _failures_since_full_collect = 0
             gc.collect()
         gc.freeze()
     _frozen_depth += 1
@@ -232,6 +238,11 @@ def frozen_heap() -> Iterator[None]:
         _frozen_depth -= 1
         if _frozen_depth == 0:
             gc.unfreeze()
+
+
+def _count_failure() -> None:
+    global _failures_since_full_collect
+    _failures_since_full_collect += 1
 
 
 def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> RunResult:
@@ -267,6 +278,8 @@ def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> Ru
         late_failure = loop._take_failure()
         if error is None and late_failure is not None:
             error = late_failure
+        if error is not None:
+            _count_failure()
         outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
         loop._finish(outcome)
     finally:

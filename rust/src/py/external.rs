@@ -10,9 +10,12 @@ use pyo3::prelude::*;
 use std::sync::{Arc, Mutex};
 
 pub(crate) type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
+/// The one strong reference to the Python draws object, shared with the loop so
+/// the garbage collector can see it (and clear it) through the loop.
+pub(crate) type DrawsSlot = Arc<Mutex<Option<Py<PyAny>>>>;
 
 pub(crate) struct PyDraws {
-    pub source: Py<PyAny>,
+    pub source: DrawsSlot,
     pub error: ErrorSlot,
 }
 
@@ -22,7 +25,19 @@ impl PyDraws {
         f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T>,
     ) -> Result<T, SourceAbort> {
         Python::attach(|py| {
-            f(py, self.source.bind(py)).map_err(|err| {
+            let source = self
+                .source
+                .lock()
+                .expect("draws slot")
+                .as_ref()
+                .map(|s| s.clone_ref(py));
+            let outcome = match source {
+                Some(source) => f(py, source.bind(py)),
+                None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "the universe's choice source was released",
+                )),
+            };
+            outcome.map_err(|err| {
                 *self.error.lock().expect("error slot") = Some(err);
                 SourceAbort
             })

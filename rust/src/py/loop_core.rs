@@ -6,7 +6,7 @@
 //! (`_run_steps`) runs in Rust and calls each callback in its context.
 
 use super::describe::Describer;
-use super::external::{ErrorSlot, PyDraws};
+use super::external::{DrawsSlot, ErrorSlot, PyDraws};
 use super::handle::Handle;
 use super::simloom_error;
 use super::tape::Tape;
@@ -54,6 +54,8 @@ pub struct LoopCore {
     /// An error of the choice source (strict misalignment, Hypothesis stopping the
     /// test). It ends the universe even if the program catches it.
     fatal: Option<Py<PyAny>>,
+    /// The Python object answering draws, shared with the engine's source.
+    draws_slot: DrawsSlot,
     future_type: Py<PyAny>,
     /// `("loop",)`: keyword names for creating futures by vectorcall.
     loop_kwnames: Py<PyTuple>,
@@ -301,6 +303,7 @@ impl LoopCore {
             closed: false,
             livelock_steps: DEFAULT_LIVELOCK_STEPS,
             fatal: None,
+            draws_slot: Arc::new(Mutex::new(None)),
             future_type,
             loop_kwnames,
             debug: false,
@@ -344,10 +347,13 @@ impl LoopCore {
                 return Err(PyValueError::new_err("pass a tape or draws, not both"))
             }
             (Some(tape), None) => Source::replay(tape.to_core(py)?, strict),
-            (None, Some(draws)) => Source::external(Box::new(PyDraws {
-                source: draws,
-                error: self.draw_error.clone(),
-            })),
+            (None, Some(draws)) => {
+                *self.draws_slot.lock().expect("draws slot") = Some(draws);
+                Source::external(Box::new(PyDraws {
+                    source: self.draws_slot.clone(),
+                    error: self.draw_error.clone(),
+                }))
+            }
             (None, None) => Source::seeded(seed, &kind),
         };
         let mut engine =
@@ -622,15 +628,38 @@ impl LoopCore {
         for entry in self.engine.pending() {
             visit.call(&entry.payload)?;
         }
-        if let Some(marker) = &self.stop_marker {
-            visit.call(marker)?;
+        for object in [&self.stop_marker, &self.fatal].into_iter().flatten() {
+            visit.call(object)?;
+        }
+        if let Ok(slot) = self.draws_slot.lock() {
+            if let Some(draws) = slot.as_ref() {
+                visit.call(draws)?;
+            }
         }
         Ok(())
     }
 
     fn __clear__(&mut self) {
         let drained = self.engine.drain();
-        self.stop_marker = None;
-        drop(drained);
+        // A fresh engine drops the old choice source and, with it, the draws object.
+        let fresh = fresh_engine(Source::seeded(0, &StrategyKind::Fifo), self.livelock_steps);
+        let old_engine = fresh
+            .ok()
+            .map(|engine| std::mem::replace(&mut self.engine, engine));
+        let released = (
+            self.stop_marker.take(),
+            self.fatal.take(),
+            self.draws_slot
+                .lock()
+                .map(|mut slot| slot.take())
+                .ok()
+                .flatten(),
+            self.draw_error
+                .lock()
+                .map(|mut slot| slot.take())
+                .ok()
+                .flatten(),
+        );
+        drop((drained, old_engine, released));
     }
 }
