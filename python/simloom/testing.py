@@ -267,15 +267,12 @@ def _report(
 # ------------------------------------------------------------------ shrinking
 
 
-def _hypothesis_settings(fn: Any, wrapper: Any) -> Any:
-    """The Hypothesis settings that apply: an explicit ``@settings`` on the test,
-    else the current profile."""
-    from hypothesis import settings
-
-    explicit = getattr(wrapper, "_hypothesis_internal_use_settings", None) or getattr(
+def _explicit_settings(fn: Any, wrapper: Any) -> Any:
+    """Hypothesis settings applied to the test with ``@settings`` (above or below
+    ``@simloom.test``), or ``None``."""
+    return getattr(wrapper, "_hypothesis_internal_use_settings", None) or getattr(
         fn, "_hypothesis_internal_use_settings", None
     )
-    return explicit if explicit is not None else settings.default
 
 
 class _HypothesisRun:
@@ -447,11 +444,12 @@ class _Exploration:
         self.fn = fn
         self.options = _options
         self.test_id = _current_test_id or f"{fn.__module__}.{fn.__qualname__}"
-        self.settings = _hypothesis_settings(fn, wrapper)
-        explicit_settings = getattr(wrapper, "_hypothesis_internal_use_settings", None) or getattr(
-            fn, "_hypothesis_internal_use_settings", None
-        )
-        default_runs = explicit_settings.max_examples if explicit_settings else DEFAULT_RUNS
+        from hypothesis import settings
+
+        explicit = _explicit_settings(fn, wrapper)
+        # An explicit @settings applies (max_examples as runs); else the profile.
+        self.settings = explicit if explicit is not None else settings.default
+        default_runs = explicit.max_examples if explicit is not None else DEFAULT_RUNS
         self.runs = self.options.runs or runs or default_runs
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
