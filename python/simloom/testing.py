@@ -448,7 +448,7 @@ class _Exploration:
 
         explicit = _explicit_settings(fn, wrapper)
         # An explicit @settings applies (max_examples as runs); else the profile.
-        self.settings = explicit if explicit is not None else settings.default
+        self.settings: Any = explicit if explicit is not None else settings.default
         default_runs = explicit.max_examples if explicit is not None else DEFAULT_RUNS
         self.runs = self.options.runs or runs or default_runs
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
