@@ -386,6 +386,22 @@ struct Host {
     datagram_ports: PortTable,
 }
 
+/// Streams and datagrams have separate port spaces, as in TCP and UDP.
+#[derive(Debug, Clone, Copy)]
+enum PortKind {
+    Stream,
+    Datagram,
+}
+
+impl Host {
+    fn ports(&mut self, kind: PortKind) -> &mut PortTable {
+        match kind {
+            PortKind::Stream => &mut self.stream_ports,
+            PortKind::Datagram => &mut self.datagram_ports,
+        }
+    }
+}
+
 /// Which directed host-to-host paths are closed right now.
 #[derive(Debug, Clone, Default)]
 struct Reachability {
@@ -688,6 +704,36 @@ impl Network {
     }
 
     /// Can `host` bind `ip`: unspecified, loopback, or one of its own addresses.
+    /// Check that `address` can be bound on `host` (none of `bound_to` holds it) and
+    /// reserve its port, an ephemeral one for port 0; the address actually bound.
+    fn reserve_port(
+        &mut self,
+        host: HostId,
+        address: SocketAddr,
+        kind: PortKind,
+        bound_to: &[(HostId, SocketAddr)],
+    ) -> Result<SocketAddr, NetError> {
+        self.check_bindable(host, address.ip())?;
+        let port = if address.port() == 0 {
+            self.host_mut(host)
+                .ports(kind)
+                .ephemeral()
+                .ok_or(NetError::PortsExhausted(host))?
+        } else {
+            let clash = bound_to.iter().any(|&(owner, bound)| {
+                owner == host
+                    && bound.port() == address.port()
+                    && addresses_overlap(bound.ip(), address.ip())
+            });
+            if clash {
+                return Err(NetError::AddressInUse(address));
+            }
+            address.port()
+        };
+        self.host_mut(host).ports(kind).take(port);
+        Ok(SocketAddr::new(address.ip(), port))
+    }
+
     fn check_bindable(&self, host: HostId, ip: IpAddr) -> Result<(), NetError> {
         let owned = &self.host(host)?.addresses;
         if ip.is_unspecified() || ip.is_loopback() || owned.contains(&ip) {
@@ -849,31 +895,19 @@ impl Network {
         address: SocketAddr,
         backlog: usize,
     ) -> Result<ListenerId, NetError> {
-        self.check_bindable(host, address.ip())?;
-        let port = if address.port() == 0 {
-            self.host_mut(host)
-                .stream_ports
-                .ephemeral()
-                .ok_or(NetError::PortsExhausted(host))?
-        } else {
-            let clash = self.listeners.values().any(|listener| {
-                listener.host == host
-                    && listener.address.port() == address.port()
-                    && addresses_overlap(listener.address.ip(), address.ip())
-            });
-            if clash {
-                return Err(NetError::AddressInUse(address));
-            }
-            address.port()
-        };
-        self.host_mut(host).stream_ports.take(port);
+        let bound_to: Vec<(HostId, SocketAddr)> = self
+            .listeners
+            .values()
+            .map(|listener| (listener.host, listener.address))
+            .collect();
+        let address = self.reserve_port(host, address, PortKind::Stream, &bound_to)?;
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
         self.listeners.insert(
             id,
             Listener {
                 host,
-                address: SocketAddr::new(address.ip(), port),
+                address,
                 backlog,
                 accepting: true,
                 accept_queue: VecDeque::new(),
@@ -1376,33 +1410,16 @@ impl Network {
         host: HostId,
         address: SocketAddr,
     ) -> Result<DatagramSocketId, NetError> {
-        self.check_bindable(host, address.ip())?;
-        let port = if address.port() == 0 {
-            self.host_mut(host)
-                .datagram_ports
-                .ephemeral()
-                .ok_or(NetError::PortsExhausted(host))?
-        } else {
-            let clash = self.datagram_sockets.values().any(|socket| {
-                socket.host == host
-                    && socket.address.port() == address.port()
-                    && addresses_overlap(socket.address.ip(), address.ip())
-            });
-            if clash {
-                return Err(NetError::AddressInUse(address));
-            }
-            address.port()
-        };
-        self.host_mut(host).datagram_ports.take(port);
+        let bound_to: Vec<(HostId, SocketAddr)> = self
+            .datagram_sockets
+            .values()
+            .map(|socket| (socket.host, socket.address))
+            .collect();
+        let address = self.reserve_port(host, address, PortKind::Datagram, &bound_to)?;
         let id = DatagramSocketId(self.next_datagram_socket);
         self.next_datagram_socket += 1;
-        self.datagram_sockets.insert(
-            id,
-            DatagramSocket {
-                host,
-                address: SocketAddr::new(address.ip(), port),
-            },
-        );
+        self.datagram_sockets
+            .insert(id, DatagramSocket { host, address });
         Ok(id)
     }
 
