@@ -20,7 +20,6 @@ measures how fast each scheduler finds each bug.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -69,9 +68,6 @@ CONTROLS: dict[str, Program] = {
 #: Every program, bugs first.
 PROGRAMS: dict[str, Program] = {**BUGS, **CONTROLS}
 
-#: ``explore`` runs a full collection this often (in universes); see its docstring.
-COLLECT_EVERY = 100
-
 
 def describe(program: Program) -> str:
     """The first line of a program's docstring: its bug class."""
@@ -87,18 +83,9 @@ def scheduler_for(scheduler: str, seed: int) -> str:
 
 def explore(program: Program, scheduler: str, seeds: range) -> Iterator[simloom.RunResult]:
     """``simloom.run(program, seed=s, scheduler=scheduler_for(scheduler, s))`` for each
-    seed, in order (``"random|pct"`` alternates schedulers across seeds).
-
-    A full ``gc.collect()`` runs every ``COLLECT_EVERY`` universes. Without it a long
-    exploration of a *failing* program slows down universe after universe: each failed
-    universe leaves a reference cycle (error -> traceback -> frames -> tasks) that the
-    next universe's ``gc.freeze()`` moves out of the collector's reach, and every
-    teardown walks ``asyncio.all_tasks()``, which still holds those tasks.
-    """
-    for count, seed in enumerate(seeds, 1):
+    seed, in order (``"random|pct"`` alternates schedulers across seeds)."""
+    for seed in seeds:
         yield simloom.run(program, seed=seed, scheduler=scheduler_for(scheduler, seed))
-        if count % COLLECT_EVERY == 0:
-            gc.collect()
 
 
 def first_failure(program: Program, scheduler: str, seeds: range) -> simloom.RunResult | None:
@@ -111,7 +98,6 @@ def first_failure(program: Program, scheduler: str, seeds: range) -> simloom.Run
 
 __all__ = [
     "BUGS",
-    "COLLECT_EVERY",
     "CONTROLS",
     "PROGRAMS",
     "Program",
