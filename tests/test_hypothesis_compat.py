@@ -275,3 +275,23 @@ def test_provider_of_something_without_a_provider_is_none() -> None:
 def test_the_simloom_backend_is_registered_with_hypothesis() -> None:
     assert "simloom" in _compat.AVAILABLE_PROVIDERS
     settings(backend="simloom")  # accepted: no InvalidArgument
+
+
+def test_ci_environment_variables_are_the_ones_that_load_the_ci_profile() -> None:
+    names = _compat.ci_environment_variables()
+    assert "CI" in names
+    assert "GITHUB_ACTIONS" in names
+    code = "import hypothesis; from hypothesis import settings; print(settings._current_profile)"
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    outside = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert outside.stdout.strip() == "default"
+    inside = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "CI": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert inside.stdout.strip() == "ci"

@@ -415,6 +415,26 @@ def test_a_saved_failure_replays_first_in_the_next_session(
     assert universes_in_summary(out(third), NODE) == 50
 
 
+def test_under_hypothesis_ci_profile_failures_are_found_shrunk_and_replayable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI=1 makes Hypothesis load its ``ci`` profile: no example database,
+    # derandomized. The failure is still found and shrunk, and its artifact replays.
+    bank(pytester)
+    monkeypatch.setenv("CI", "1")
+    first = run(pytester, NODE)
+    first.assert_outcomes(failed=1)
+    text = out(first)
+    assert "simloom found a failing universe in test_never_overdrawn" in text
+    assert re.search(r"schedule deviations \d+ → [12]\b", text), text
+    assert not (pytester.path / ".hypothesis").exists()
+    tape = replay_command_tape(text)
+    assert (pytester.path / tape).is_file()
+    replayed = run(pytester, NODE, f"--simloom-tape={tape}")
+    replayed.assert_outcomes(failed=1)
+    assert ERROR in out(replayed)
+
+
 # ------------------------------------------------------------------ options
 #
 # A bad option is refused in pytest_configure, before simloom's state is touched,

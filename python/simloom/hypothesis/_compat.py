@@ -122,3 +122,11 @@ def saved_choices(database: ExampleDatabase | None, key: bytes) -> Iterable[byte
     if database is None:
         return []
     return list(database.fetch(key))
+
+
+def ci_environment_variables() -> tuple[str, ...]:
+    """The environment variables whose presence makes Hypothesis load its ``ci``
+    settings profile (no example database, derandomized) at import time."""
+    from hypothesis import _settings
+
+    return tuple(_settings._CI_VARS)
