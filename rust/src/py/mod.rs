@@ -4,9 +4,11 @@
 //! Must not: decide scheduling or encode tapes (the engine does).
 
 mod describe;
+mod disk;
 mod external;
 mod handle;
 mod loop_core;
+mod net;
 mod tape;
 
 use pyo3::prelude::*;
@@ -31,6 +33,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<handle::Handle>()?;
     module.add_class::<tape::Tape>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
+    disk::register(module)?;
+    net::register(module)?;
     module.add("TAPE_VERSION", crate::tape::TAPE_VERSION)?;
     module.add("EVENT_LOG_VERSION", crate::eventlog::LOG_VERSION)?;
     Ok(())
