@@ -148,8 +148,25 @@ def _check_main(main: object) -> None:
         raise SimloomUsageError(f"main must be an async callable, got {type(main).__name__}")
 
 
-async def _call_main(main: Main) -> Any:
-    awaitable = main()
+def _wants_world(main: object) -> bool:
+    """Does ``main`` take a parameter named ``world``?"""
+    try:
+        parameters = inspect.signature(main).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return "world" in parameters
+
+
+async def _call_main(main: Main, loop: SimLoop) -> Any:
+    if _wants_world(main):
+        world = loop._get_world()
+        if world is None:
+            raise SimloomUsageError(
+                "main takes a `world` parameter, but the universe runs with world=False"
+            )
+        awaitable = main(world=world)  # type: ignore[call-arg]
+    else:
+        awaitable = main()
     if not inspect.isawaitable(awaitable):
         raise SimloomUsageError(
             f"main must be an async function (returning an awaitable); it returned "
@@ -167,8 +184,11 @@ def _teardown(loop: SimLoop) -> None:
     number of rounds has passed.
     """
     loop._set_quiet(True)
+    world = loop._world
+    # Tasks of crashed hosts never run again, not even to unwind.
+    dead = world._tasks_of_dead_hosts() if world is not None else set()
     for _ in range(TEARDOWN_ROUNDS):
-        leftovers = [t for t in loop._tasks_in_creation_order() if not t.done()]
+        leftovers = [t for t in loop._tasks_in_creation_order() if not t.done() and t not in dead]
         if not leftovers and not loop._ready_count():
             break
         for task in leftovers:
@@ -176,6 +196,8 @@ def _teardown(loop: SimLoop) -> None:
         _run_quietly(loop, _settle(loop, leftovers))
     _run_quietly(loop, loop.shutdown_asyncgens())
     loop.close()
+    if world is not None:
+        world._end()
 
 
 async def _settle(loop: SimLoop, leftovers: list[asyncio.Task[Any]]) -> None:
@@ -255,7 +277,7 @@ def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> Ru
     error: BaseException | None = None
     try:
         try:
-            value = loop.run_until_complete(_call_main(main))
+            value = loop.run_until_complete(_call_main(main, loop))
         except (KeyboardInterrupt, SystemExit):
             # Interrupted: still cancel what is left (as asyncio.run does), then go.
             # The interrupt is what propagates; tasks it passed through are settled.
@@ -305,11 +327,15 @@ def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> Ru
     )
 
 
-def _resolve_horizon(main: Main, spec: SchedulerSpec, livelock_steps: int) -> SchedulerSpec:
+def _resolve_horizon(
+    main: Main, spec: SchedulerSpec, livelock_steps: int, world: bool = True
+) -> SchedulerSpec:
     """``pct:auto``: measure the horizon as the decision count of a FIFO probe run."""
     if not spec.auto_horizon:
         return spec
-    probe = _universe(main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps), None, "fifo")
+    probe = _universe(
+        main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps, world=world), None, "fifo"
+    )
     horizon = max(1, probe.decisions)
     # The measured horizon is part of the spec now; running it will not probe again.
     return SchedulerSpec("pct", depth=spec.depth, horizon=horizon)
@@ -321,6 +347,7 @@ def run(
     seed: int = 0,
     scheduler: str | SchedulerSpec = "random",
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    world: bool = True,
 ) -> RunResult:
     """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
 
@@ -328,15 +355,24 @@ def run(
     schedule, the same virtual time and a byte-identical event log. ``scheduler`` is
     ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``) or ``"pct:auto"``.
     The program's exception does not propagate; it is ``RunResult.error``.
+
+    If ``main`` takes a parameter named ``world`` it receives the universe's
+    :class:`~simloom.World` (hosts, network, disks, faults). Network calls go to the
+    simulated network in any case; ``world=False`` makes them escapes instead.
     """
     requested = parse_scheduler(scheduler)
-    spec = _resolve_horizon(main, requested, livelock_steps)
-    loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps)
+    spec = _resolve_horizon(main, requested, livelock_steps, world)
+    loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world)
     return _universe(main, loop, seed, requested.name)
 
 
 def replay(
-    main: Main, tape: Tape, *, strict: bool = False, livelock_steps: int = DEFAULT_LIVELOCK_STEPS
+    main: Main,
+    tape: Tape,
+    *,
+    strict: bool = False,
+    livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    world: bool = True,
 ) -> RunResult:
     """Run ``main()`` with every choice taken from ``tape``.
 
@@ -347,7 +383,7 @@ def replay(
     """
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
-    loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps)
+    loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps, world=world)
     return _universe(main, loop, None, "replay")
 
 

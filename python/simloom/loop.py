@@ -18,6 +18,8 @@ import gc
 import inspect
 import logging
 import os
+import re
+import socket
 import sys
 import threading
 import weakref
@@ -26,6 +28,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from . import _core, _patches
+from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import (
     EscapedSimulationError,
@@ -38,6 +41,8 @@ from .tape import Tape
 
 if TYPE_CHECKING:
     from asyncio.futures import Future
+
+    from .world import World
 
 __all__ = ["DEFAULT_LIVELOCK_STEPS", "GC_INTERVAL_STEPS", "SimLoop"]
 
@@ -54,6 +59,9 @@ DEFAULT_LIVELOCK_STEPS = 250_000
 #: The young generations are collected every this many steps (GC is otherwise off
 #: during a run), so finalizers run at the same step in every replay.
 GC_INTERVAL_STEPS = 10_000
+
+#: The name asyncio gives a task created without one (from a process-wide counter).
+_DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -129,6 +137,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         strict: bool = False,
         livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
         draws: object | None = None,
+        world: bool = True,
     ) -> None:
         spec = parse_scheduler(scheduler)
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
@@ -161,6 +170,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._exception_handler: Any = None
         self._failure: BaseException | None = None
         self._task_count = 0
+        self._creating_task: int | None = None
         self._task_order: weakref.WeakKeyDictionary[asyncio.Task[Any], int] = (
             weakref.WeakKeyDictionary()
         )
@@ -171,6 +181,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._executor_shutdown_called = False
         self._default_executor: Any = None
         self.slow_callback_duration = 0.1
+        #: The simulated world, made on first use (``world=False``: none, and the
+        #: network is an escape).
+        self._world_enabled = bool(world)
+        self._world: World | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -347,14 +361,33 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         in creation order, so names (and the event log) are the same in every run."""
         self._check_closed()
         self._task_count += 1
+        number = self._task_count
         if name is None:
-            name = f"Task-{self._task_count}"
-        task: asyncio.Task[_T]
+            name = f"Task-{number}"
+        # A task schedules its first step while it is constructed: that number is its
+        # (a custom factory's task does not carry it).
+        outer, self._creating_task = self._creating_task, number
+        try:
+            task: asyncio.Task[_T] = self._construct_task(coro, number, name, context, kwargs)
+        finally:
+            self._creating_task = outer
+        self._task_order[task] = number
+        return task
+
+    def _construct_task(
+        self,
+        coro: Any,
+        number: int,
+        name: str,
+        context: contextvars.Context | None,
+        kwargs: dict[str, Any],
+    ) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any]
         if self._task_factory is None:
-            task = self._new_task(coro, self._task_count, name=name, context=context, **kwargs)
+            task = self._new_task(coro, number, name=name, context=context, **kwargs)
         elif self._task_factory is tasks.eager_task_factory:
             task = self._new_task(
-                coro, self._task_count, name=name, context=context, eager_start=True, **kwargs
+                coro, number, name=name, context=context, eager_start=True, **kwargs
             )
         else:
             factory_kwargs: dict[str, Any] = dict(kwargs)
@@ -365,8 +398,23 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             task = self._task_factory(self, coro, **factory_kwargs)
             if task.get_name() != name:
                 task.set_name(name)
-        self._task_order[task] = self._task_count
         return task
+
+    def _adopt_task(self, task: asyncio.Task[Any]) -> str:
+        """Name a task the first time the engine sees it. Tasks made by
+        ``create_task`` already have their number; one created directly
+        (``asyncio.Task(coro)``, as aiohttp does for eager request handlers) gets the
+        next one, and a default name from asyncio's process-wide counter is replaced
+        by the loop-owned ``Task-<n>``, so the event log is the same in every run."""
+        if task not in self._task_order:
+            number = getattr(task, "_simloom_number", None) or self._creating_task
+            if number is None:
+                self._task_count += 1
+                number = self._task_count
+                if _DEFAULT_TASK_NAME.fullmatch(task.get_name()):
+                    task.set_name(f"Task-{number}")
+            self._task_order[task] = number
+        return task.get_name()
 
     def set_task_factory(self, factory: Any) -> None:
         if factory is not None and not callable(factory):
@@ -547,8 +595,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def sock_sendto(self, sock: Any, data: Any, address: Any) -> NoReturn:
         _escape("loop.sock_sendto()", "it writes to a real socket")
 
-    def sock_connect(self, sock: Any, address: Any) -> NoReturn:
-        _escape("loop.sock_connect()", "it connects a real socket")
+    async def sock_connect(self, sock: Any, address: Any) -> None:
+        """Connect a stream socket on the simulated network (as happy-eyeballs
+        clients do before ``create_connection(sock=sock)``)."""
+        await _net.sock_connect(self._require_world("loop.sock_connect()"), sock, address)
 
     def sock_accept(self, sock: Any) -> NoReturn:
         _escape("loop.sock_accept()", "it accepts on a real socket")
@@ -556,29 +606,150 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> NoReturn:
         _escape("loop.sock_sendfile()", "it sends a real file over a real socket")
 
-    def create_connection(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.create_connection() / asyncio.open_connection()",
-            "it opens a real network connection",
+    # ----------------------------------------------------------- the network
+    #
+    # With a world (every universe has one unless run with world=False) these go to
+    # the simulated network; without one they are escapes.
+
+    def _require_world(self, api: str) -> World:
+        world = self._get_world()
+        if world is None:
+            _escape(api, "it uses the network, and this loop has no simulated world (world=False)")
+        return world
+
+    def _get_world(self) -> World | None:
+        if self._world is None and self._world_enabled:
+            from .world import World
+
+            self._world = World(self)
+        return self._world
+
+    async def create_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], Any],
+        host: Any = None,
+        port: Any = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        local_addr: Any = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+        all_errors: bool = False,
+    ) -> tuple[Any, Any]:
+        """Open a connection on the simulated network (with TLS over memory BIOs when
+        ``ssl`` is given)."""
+        world = self._require_world("loop.create_connection() / asyncio.open_connection()")
+        if server_hostname is not None and not ssl:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if server_hostname is None and ssl:
+            if not host:
+                raise ValueError("You must set server_hostname when using ssl without a host")
+            server_hostname = host
+        _net._check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if sock is not None:
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            transport = _net.take_connected_socket(sock)
+            if transport is None:
+                _escape(
+                    "loop.create_connection(sock=...)",
+                    "the socket was not connected by loop.sock_connect() on the simulated "
+                    "network, so it is a real one",
+                )
+            return await _net.open_stream(
+                world,
+                protocol_factory,
+                "",
+                0,
+                ssl=ssl,
+                server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+                transport=transport,
+            )
+        if host is None and port is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        infos = await self.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+        ip, number = infos[0][4][0], infos[0][4][1]
+        return await _net.open_stream(
+            world,
+            protocol_factory,
+            ip,
+            number,
+            ssl=ssl,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
-    def create_server(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.create_server() / asyncio.start_server()", "it listens on a real socket")
+    async def create_server(  # type: ignore[override]
+        self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Any:
+        """Listen on the simulated network, on the host of the calling code."""
+        world = self._require_world("loop.create_server() / asyncio.start_server()")
+        return await _net.create_server(world, protocol_factory, host, port, **kwargs)
 
-    def create_unix_connection(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.create_unix_connection() / asyncio.open_unix_connection()",
-            "it opens a real Unix socket",
+    async def create_unix_connection(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], Any],
+        path: str | None = None,
+        *,
+        ssl: Any = None,
+        sock: Any = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[Any, Any]:
+        """Connect to a Unix socket path of the calling code's host (simulated)."""
+        world = self._require_world(
+            "loop.create_unix_connection() / asyncio.open_unix_connection()"
+        )
+        if sock is not None or path is None:
+            _escape("loop.create_unix_connection(sock=...)", "it wraps a real Unix socket")
+        if ssl and server_hostname is None:
+            raise ValueError("you have to pass server_hostname when using ssl")
+        _net._check_ssl_arguments(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        path = os.fspath(path)
+        port = world._unix_port(path)
+        transport = await _net.connect(world, "127.0.0.1", port, unix_path=path)
+        return await _net.open_stream(
+            world,
+            protocol_factory,
+            "127.0.0.1",
+            port,
+            ssl=ssl,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            transport=transport,
         )
 
-    def create_unix_server(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.create_unix_server() / asyncio.start_unix_server()",
-            "it listens on a real Unix socket",
-        )
+    async def create_unix_server(  # type: ignore[override]
+        self, protocol_factory: Callable[[], Any], path: Any = None, **kwargs: Any
+    ) -> Any:
+        """Listen on a Unix socket path of the calling code's host (simulated)."""
+        world = self._require_world("loop.create_unix_server() / asyncio.start_unix_server()")
+        return await _net.create_unix_server(world, protocol_factory, path, **kwargs)
 
-    def create_datagram_endpoint(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.create_datagram_endpoint()", "it opens a real UDP socket")
+    async def create_datagram_endpoint(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], Any],
+        local_addr: Any = None,
+        remote_addr: Any = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """A UDP endpoint on the simulated network."""
+        world = self._require_world("loop.create_datagram_endpoint()")
+        return await _net.create_datagram_endpoint(
+            world, protocol_factory, local_addr, remote_addr, **kwargs
+        )
 
     def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> NoReturn:
         _escape("loop.connect_accepted_socket()", "it wraps a real socket")
@@ -586,14 +757,76 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def sendfile(self, *args: Any, **kwargs: Any) -> NoReturn:
         _escape("loop.sendfile()", "it sends a real file over a transport")
 
-    def start_tls(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.start_tls()", "it upgrades a real connection to TLS")
+    async def start_tls(  # type: ignore[override]
+        self,
+        transport: Any,
+        protocol: Any,
+        sslcontext: Any,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> Any:
+        """Upgrade a simulated connection to TLS (memory BIOs, real certificates)."""
+        import ssl as ssl_module
+        from asyncio import sslproto
 
-    def getaddrinfo(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.getaddrinfo()", "it resolves a name with real DNS")
+        self._require_world("loop.start_tls()")
+        if not isinstance(transport, _net.StreamTransport):
+            _escape("loop.start_tls()", "it upgrades a real connection to TLS")
+        if not isinstance(sslcontext, ssl_module.SSLContext):
+            raise TypeError(
+                f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}"
+            )
+        if not getattr(transport, "_start_tls_compatible", False):
+            raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+        waiter = self.create_future()
+        ssl_protocol = sslproto.SSLProtocol(
+            self,
+            protocol,
+            sslcontext,
+            waiter,
+            server_side,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            call_connection_made=False,
+        )
+        transport.pause_reading()
+        transport.set_protocol(ssl_protocol)
+        connection_made = self.call_soon(ssl_protocol.connection_made, transport)
+        resume = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            connection_made.cancel()
+            resume.cancel()
+            raise
+        return ssl_protocol._app_transport
 
-    def getnameinfo(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.getnameinfo()", "it resolves an address with real DNS")
+    async def getaddrinfo(  # type: ignore[override]
+        self,
+        host: Any,
+        port: Any,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[tuple[Any, ...]]:
+        """Resolve on the simulated network: host names, names given to
+        ``world.register_name``, ``localhost`` and IP literals. Unknown names raise
+        ``socket.gaierror``."""
+        world = self._require_world("loop.getaddrinfo()")
+        return await _net.getaddrinfo(
+            world, host, port, family=family, type=type, proto=proto, flags=flags
+        )
+
+    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:  # type: ignore[override]
+        world = self._require_world("loop.getnameinfo()")
+        return await _net.getnameinfo(world, sockaddr, flags)
 
     def subprocess_exec(self, *args: Any, **kwargs: Any) -> NoReturn:
         _escape(
@@ -646,6 +879,11 @@ class _SimTask(asyncio.Task):  # type: ignore[type-arg]
 
     def __hash__(self) -> int:
         return self._simloom_number
+
+    def set_name(self, value: object) -> None:
+        super().set_name(value)
+        # asyncio.create_task(name=...) names the task after creating it.
+        self.get_loop()._task_renamed(self)  # type: ignore[attr-defined]
 
 
 # Reprs and asyncio's own messages ("Task exception was never retrieved") name the type.

@@ -812,6 +812,16 @@ impl Network {
         Ok(())
     }
 
+    /// The shape of links that have none of their own.
+    pub fn default_link(&self) -> LinkShape {
+        self.default_link
+    }
+
+    /// The shape the link `src → dst` has now (its own, or the default).
+    pub fn link_shape(&self, src: HostId, dst: HostId) -> LinkShape {
+        self.link(src, dst)
+    }
+
     fn link(&self, src: HostId, dst: HostId) -> LinkShape {
         self.links
             .get(&(src, dst))

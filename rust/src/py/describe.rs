@@ -9,7 +9,7 @@ use crate::eventlog::EventLog;
 use crate::timers::SeqMap;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyType, PyWeakrefMethods, PyWeakrefReference};
 
 #[derive(Default)]
 pub(crate) struct Describer {
@@ -17,6 +17,10 @@ pub(crate) struct Describer {
     step_wrapper_type: usize,
     by_key: SeqMap<u32>,
     held: Vec<Py<PyAny>>,
+    /// Task address → index into `task_labels`; the weak reference tells a task
+    /// from a later one at the same address without keeping either alive.
+    tasks: SeqMap<usize>,
+    task_labels: Vec<(u32, Py<PyWeakrefReference>)>,
 }
 
 /// What a callback is, as the engine needs it.
@@ -62,16 +66,45 @@ impl Describer {
         Ok(label)
     }
 
-    fn task_label(&mut self, task: &Bound<'_, PyAny>, log: &mut EventLog) -> PyResult<u32> {
-        let name = task.call_method0(pyo3::intern!(task.py(), "get_name"))?;
-        let shown = name.clone();
-        self.cached(&name, log, || Ok(shown.str()?.to_string()))
+    /// A task's label: its loop-owned name. The first time a task is seen the loop
+    /// names it (`loop._adopt_task`), so tasks created directly with `asyncio.Task`
+    /// get loop-owned names too, not ones from a process-wide counter.
+    fn task_label(
+        &mut self,
+        task: &Bound<'_, PyAny>,
+        log: &mut EventLog,
+        owner: &Bound<'_, PyAny>,
+    ) -> PyResult<u32> {
+        let key = task.as_ptr() as u64;
+        if let Some(&index) = self.tasks.get(&key) {
+            let (label, weak) = &self.task_labels[index];
+            if weak
+                .bind(task.py())
+                .upgrade()
+                .is_some_and(|alive| alive.as_ptr() == task.as_ptr())
+            {
+                return Ok(*label);
+            }
+        }
+        let name = owner.call_method1(pyo3::intern!(task.py(), "_adopt_task"), (task,))?;
+        let label = log.label(&name.str()?.to_string());
+        let weak = PyWeakrefReference::new(task)?.unbind();
+        self.tasks.insert(key, self.task_labels.len());
+        self.task_labels.push((label, weak));
+        Ok(label)
     }
 
+    /// Forget a task's label (it was renamed): the next schedule names it again.
+    pub fn forget_task(&mut self, task: &Bound<'_, PyAny>) {
+        self.tasks.remove(&(task.as_ptr() as u64));
+    }
+
+    /// Describe `callback`; `owner` is the loop (it names tasks seen first here).
     pub fn describe(
         &mut self,
         callback: &Bound<'_, PyAny>,
         log: &mut EventLog,
+        owner: &Bound<'_, PyAny>,
     ) -> PyResult<Description> {
         let py = callback.py();
         let raw = callback.as_ptr();
@@ -81,7 +114,7 @@ impl Describer {
                 let bound_self = ffi::PyCFunction_GET_SELF(raw);
                 if !bound_self.is_null() && self.is_task(bound_self) {
                     let task = Bound::from_borrowed_ptr(py, bound_self);
-                    let label = self.task_label(&task, log)?;
+                    let label = self.task_label(&task, log, owner)?;
                     return Ok(Description {
                         label,
                         task: Some(label),
@@ -93,7 +126,7 @@ impl Describer {
             let type_ptr = ffi::Py_TYPE(raw) as usize;
             if type_ptr == self.step_wrapper_type && self.step_wrapper_type != 0 {
                 let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
-                let label = self.task_label(&task, log)?;
+                let label = self.task_label(&task, log, owner)?;
                 return Ok(Description {
                     label,
                     task: Some(label),
@@ -110,7 +143,7 @@ impl Describer {
         if type_name == "TaskStepMethWrapper" {
             self.step_wrapper_type = kind.as_ptr() as usize;
             let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
-            let label = self.task_label(&task, log)?;
+            let label = self.task_label(&task, log, owner)?;
             return Ok(Description {
                 label,
                 task: Some(label),
@@ -119,11 +152,11 @@ impl Describer {
         if type_name == "method" {
             // A bound Python method: name it by its function (stable code object).
             let function = callback.getattr(pyo3::intern!(py, "__func__"))?;
-            return self.describe(&function, log);
+            return self.describe(&function, log, owner);
         }
         if type_name == "partial" {
             let function = callback.getattr(pyo3::intern!(py, "func"))?;
-            return self.describe(&function, log);
+            return self.describe(&function, log, owner);
         }
         let kind_any = kind.into_any();
         let label = self.cached(&kind_any, log, || {

@@ -17,6 +17,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -25,8 +26,11 @@ pub const DEFAULT_LIVELOCK_STEPS: u64 = 250_000;
 /// Deadlines further away than this (about 317 years) never fire.
 const NEVER_SECONDS: f64 = 1e10;
 
-/// Seconds (float) to whole virtual nanoseconds, rounded to the microsecond so that
-/// `loop.time() + delay` and `call_later(delay)` land on the same instant.
+/// A deadline in seconds (float) to the virtual nanosecond it fires at: the nearest
+/// one, moved one nanosecond later if that reads as earlier than `seconds`. So when a
+/// timer fires, `loop.time() >= when` holds exactly, as code that re-checks its
+/// deadline (anyio's cancel scopes, `asyncio.timeout`) expects; a deadline a float
+/// sum such as `0.1 + 0.2` produced would otherwise fire "early" forever.
 fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<u64> {
     if seconds.is_nan() {
         return Err(PyValueError::new_err(format!("{what} must not be NaN")));
@@ -37,7 +41,12 @@ fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<u64> {
     if seconds <= 0.0 {
         return Ok(0);
     }
-    Ok((seconds * 1e6).round() as u64 * 1_000)
+    let nearest = (seconds * 1e9).round() as u64;
+    Ok(if (nearest as f64) / 1e9 < seconds {
+        nearest + 1
+    } else {
+        nearest
+    })
 }
 
 #[pyclass(module = "simloom._core", subclass)]
@@ -62,6 +71,19 @@ pub struct LoopCore {
     debug: bool,
     /// The thread that owns the loop; scheduling from another one is an escape.
     thread: std::thread::ThreadId,
+    /// The `ContextVar` naming the host incarnation a callback belongs to (an int,
+    /// absent for the world's own code), and the incarnations that have crashed:
+    /// their callbacks are never scheduled again.
+    host_var: Option<Py<PyAny>>,
+    dead_incarnations: HashSet<u64>,
+}
+
+/// The host incarnation `context` belongs to, or 0.
+fn incarnation_in(context: &Bound<'_, PyAny>, host_var: &Bound<'_, PyAny>) -> u64 {
+    context
+        .get_item(host_var)
+        .and_then(|value| value.extract::<u64>())
+        .unwrap_or(0)
 }
 
 fn fresh_engine(source: Source, livelock_steps: u64) -> Result<Engine<Py<Handle>>, EngineError> {
@@ -129,16 +151,18 @@ impl LoopCore {
     /// The engine, for the world's models (network, disks) to draw their choices
     /// from the universe's tape. Turn an error of a draw into a Python exception
     /// with [`LoopCore::fail_source`].
-    #[allow(dead_code)] // until the world models use it
     pub(crate) fn engine_mut(&mut self) -> &mut Engine<Py<Handle>> {
         &mut self.engine
     }
 
     /// An error of the choice source met by a world model: raise it, remember it
     /// as fatal (the universe ends even if the program catches it) and stop.
-    #[allow(dead_code)] // until the world models use it
     pub(crate) fn fail_source(&mut self, py: Python<'_>, error: EngineError) -> PyErr {
         self.source_error(py, error)
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.engine.now_ns()
     }
 
     pub(crate) fn cancel_handle(&mut self, id: u64) -> Option<Py<Handle>> {
@@ -184,7 +208,9 @@ impl LoopCore {
         }
     }
 
-    fn schedule(
+    /// Schedule `callback(*args)` as ready (`when_ns` None) or as a timer at an exact
+    /// virtual nanosecond; the world's models use this for their deliveries.
+    pub(crate) fn schedule(
         slf: &Bound<'_, Self>,
         method: &str,
         when_ns: Option<u64>,
@@ -234,6 +260,30 @@ impl LoopCore {
         };
         let mut core = slf.borrow_mut();
         let id = core.engine.peek_id();
+        if !core.dead_incarnations.is_empty() {
+            let incarnation = match &core.host_var {
+                Some(var) => incarnation_in(context.bind(py), var.bind(py)),
+                None => 0,
+            };
+            if core.dead_incarnations.contains(&incarnation) {
+                // Work for a crashed host: it never runs (a power cut has no
+                // `finally`). The handle is born cancelled and never scheduled.
+                return Py::new(
+                    py,
+                    Handle {
+                        callback: callback.clone().unbind(),
+                        args: args.clone().unbind(),
+                        context: Some(context),
+                        owner_loop: slf.clone().unbind(),
+                        id,
+                        label: core.current_owner,
+                        when_ns,
+                        cancelled: std::sync::atomic::AtomicBool::new(true),
+                        started: Default::default(),
+                    },
+                );
+            }
+        }
         if is_marker {
             // The loop's own "main future finished" callback: stop, without ever
             // occupying the ready set, a decision point or the event log.
@@ -257,7 +307,7 @@ impl LoopCore {
             let LoopCore {
                 describer, engine, ..
             } = &mut *core;
-            describer.describe(callback, engine.log_mut())?
+            describer.describe(callback, engine.log_mut(), slf.as_any())?
         };
         let owner = description.task.unwrap_or(core.current_owner);
         let handle = Py::new(
@@ -323,6 +373,8 @@ impl LoopCore {
             loop_kwnames,
             debug: false,
             thread: std::thread::current().id(),
+            host_var: None,
+            dead_incarnations: HashSet::new(),
         })
     }
 
@@ -379,6 +431,7 @@ impl LoopCore {
         self.describer = Describer::new(self.task_type.clone_ref(py));
         self.stop_requested = false;
         self.fatal = None;
+        self.dead_incarnations.clear();
         Ok(())
     }
 
@@ -400,11 +453,13 @@ impl LoopCore {
         args: &Bound<'_, PyTuple>,
         context: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        let now = slf.borrow().engine.now_ns();
-        let deadline = match seconds_to_ns(delay, "delay")? {
-            NEVER => NEVER,
-            offset => now.saturating_add(offset),
-        };
+        if delay.is_nan() {
+            return Err(PyValueError::new_err("delay must not be NaN"));
+        }
+        // As asyncio does: the deadline is `time() + delay`, so `call_later(d)` and
+        // `call_at(time() + d)` are the same instant.
+        let now = slf.borrow().engine.now_ns() as f64 / 1e9;
+        let deadline = seconds_to_ns(now + delay, "delay")?;
         LoopCore::schedule(slf, "call_later", Some(deadline), callback, args, context)
     }
 
@@ -547,6 +602,53 @@ impl LoopCore {
         }
     }
 
+    /// The `ContextVar` whose value (an int) names the host incarnation of the
+    /// code running; see `_kill_incarnation`.
+    fn _set_host_var(&mut self, var: Option<Py<PyAny>>) {
+        self.host_var = var;
+        self.dead_incarnations.clear();
+    }
+
+    /// A host incarnation crashed: drop its pending callbacks and timers, and never
+    /// schedule one of its callbacks again in this universe. Returns the dropped
+    /// handles (the caller keeps what they reference alive until the universe ends,
+    /// so no `finally` runs early through garbage collection).
+    fn _kill_incarnation(&mut self, py: Python<'_>, incarnation: u64) -> PyResult<Vec<Py<Handle>>> {
+        if incarnation == 0 {
+            return Err(PyValueError::new_err(
+                "incarnation 0 is the world's own code",
+            ));
+        }
+        let Some(var) = self.host_var.as_ref().map(|var| var.clone_ref(py)) else {
+            return Err(PyRuntimeError::new_err("no host variable is set"));
+        };
+        self.dead_incarnations.insert(incarnation);
+        let doomed: Vec<u64> = self
+            .engine
+            .pending()
+            .filter(|entry| {
+                let handle = entry.payload.get();
+                handle.context.as_ref().is_some_and(|context| {
+                    incarnation_in(context.bind(py), var.bind(py)) == incarnation
+                })
+            })
+            .map(|entry| entry.payload.get().id)
+            .collect();
+        let mut dropped = Vec::with_capacity(doomed.len());
+        for id in doomed {
+            if let Some(handle) = self.engine.cancel(id) {
+                handle.get().cancelled.store(true, Ordering::Relaxed);
+                dropped.push(handle);
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// A task was renamed: label its next steps with the new name.
+    fn _task_renamed(&mut self, task: &Bound<'_, PyAny>) {
+        self.describer.forget_task(task);
+    }
+
     /// Count a coverage hit.
     fn _cover(&mut self, label: &str) {
         self.engine.cover(label);
@@ -643,7 +745,10 @@ impl LoopCore {
         for entry in self.engine.pending() {
             visit.call(&entry.payload)?;
         }
-        for object in [&self.stop_marker, &self.fatal].into_iter().flatten() {
+        for object in [&self.stop_marker, &self.fatal, &self.host_var]
+            .into_iter()
+            .flatten()
+        {
             visit.call(object)?;
         }
         if let Ok(slot) = self.draws_slot.lock() {
@@ -662,6 +767,7 @@ impl LoopCore {
             .ok()
             .map(|engine| std::mem::replace(&mut self.engine, engine));
         let released = (
+            self.host_var.take(),
             self.stop_marker.take(),
             self.fatal.take(),
             self.draws_slot

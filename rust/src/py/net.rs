@@ -1,7 +1,582 @@
-//! Placeholder: the Python face of the net model (filled in by the world work).
+//! `simloom._core.NetCore`: the simulated network (`crate::net`) behind the Python
+//! transports of `simloom.net`.
+//!
+//! Owns: converting addresses, ids and events between Python and the model, drawing
+//! the model's choices from the universe's tape, and keeping one timer armed in the
+//! loop for the network's next event. Must not: decide delivery order or timing (the
+//! model does) or touch protocols (the Python transports do).
+//!
+//! Deliveries reach Python through one callable, `deliver`, that the loop runs as an
+//! ordinary timer at the exact virtual nanosecond the next event is due. It runs in
+//! the world's own context, never a host's, so crashing a host never drops it.
 
+use super::handle::Handle;
+use super::loop_core::LoopCore;
+use crate::engine::{Engine, EngineError};
+use crate::net::{
+    ConnId, DatagramSocketId, HostId, LinkShape, ListenerId, NetError, NetEvent, Network, Side,
+};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
+use std::net::{IpAddr, SocketAddr};
 
-pub(crate) fn register(_module: &Bound<'_, PyModule>) -> PyResult<()> {
-    Ok(())
+/// The engine answering the network's questions. The model's `Choices` cannot fail,
+/// so the first error of the source is kept here and raised after the call.
+struct TapeChoices<'a> {
+    engine: &'a mut Engine<Py<Handle>>,
+    error: Option<EngineError>,
+}
+
+impl crate::net::Choices for TapeChoices<'_> {
+    fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> u64 {
+        if self.error.is_some() {
+            return 0;
+        }
+        match self.engine.choose(label, bound, percent) {
+            Ok(value) => value,
+            Err(error) => {
+                self.error = Some(error);
+                0
+            }
+        }
+    }
+}
+
+fn side_of(index: u8) -> PyResult<Side> {
+    match index {
+        0 => Ok(Side::Client),
+        1 => Ok(Side::Server),
+        other => Err(PyValueError::new_err(format!(
+            "side must be 0 (client) or 1 (server), got {other}"
+        ))),
+    }
+}
+
+fn side_index(side: Side) -> u8 {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+fn parse_ip(ip: &str) -> PyResult<IpAddr> {
+    ip.parse()
+        .map_err(|_| PyValueError::new_err(format!("not an IP address: {ip:?}")))
+}
+
+fn socket_addr(ip: &str, port: u16) -> PyResult<SocketAddr> {
+    Ok(SocketAddr::new(parse_ip(ip)?, port))
+}
+
+fn address_tuple(address: SocketAddr) -> (String, u16) {
+    (address.ip().to_string(), address.port())
+}
+
+/// Model errors as the exceptions the real socket calls raise.
+fn net_error(error: NetError) -> PyErr {
+    let message = error.to_string();
+    match error {
+        NetError::AddressInUse(_) => PyOSError::new_err((libc_errno::EADDRINUSE, message)),
+        NetError::NoRouteToHost(_) => PyOSError::new_err((libc_errno::EHOSTUNREACH, message)),
+        NetError::AddressNotOnHost { .. } | NetError::PortsExhausted(_) => {
+            PyOSError::new_err((libc_errno::EADDRNOTAVAIL, message))
+        }
+        NetError::InvalidArgument { .. } | NetError::AddressTaken(_) => {
+            PyValueError::new_err(message)
+        }
+        NetError::NotOpen { .. } | NetError::WriteShut { .. } | NetError::NoSuchConnection(_) => {
+            PyOSError::new_err((libc_errno::ENOTCONN, message))
+        }
+        NetError::UnknownHost(_)
+        | NetError::UnknownListener(_)
+        | NetError::UnknownDatagramSocket(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// Linux errno values (the simulation reports Linux's numbers on every platform).
+mod libc_errno {
+    pub const EADDRINUSE: i32 = 98;
+    pub const EADDRNOTAVAIL: i32 = 99;
+    pub const ENOTCONN: i32 = 107;
+    pub const EHOSTUNREACH: i32 = 113;
+}
+
+#[pyclass(module = "simloom._core")]
+pub struct NetCore {
+    net: Network,
+    /// Called with no arguments when events are due; it calls `pop`.
+    deliver: Option<Py<PyAny>>,
+    /// The context `deliver` runs in.
+    context: Option<Py<PyAny>>,
+    /// The timer armed for the next event: its deadline and handle.
+    armed: Option<(u64, Py<Handle>)>,
+}
+
+impl NetCore {
+    /// Run a model call that may draw choices, at the loop's current time, then
+    /// re-arm the delivery timer.
+    fn act<R>(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        call: impl FnOnce(&mut Network, &mut TapeChoices<'_>, u64) -> Result<R, NetError>,
+    ) -> PyResult<R> {
+        let py = loop_core.py();
+        let outcome = {
+            let mut core = loop_core.borrow_mut();
+            let now = core.now_ns();
+            let mut choices = TapeChoices {
+                engine: core.engine_mut(),
+                error: None,
+            };
+            let outcome = call(&mut self.net, &mut choices, now);
+            if let Some(error) = choices.error.take() {
+                return Err(core.fail_source(py, error));
+            }
+            outcome
+        };
+        let value = outcome.map_err(net_error)?;
+        self.arm(loop_core)?;
+        Ok(value)
+    }
+
+    /// Make sure a timer fires when the network's next event is due.
+    fn arm(&mut self, loop_core: &Bound<'_, LoopCore>) -> PyResult<()> {
+        let py = loop_core.py();
+        let Some(next) = self.net.next_event_time() else {
+            return Ok(());
+        };
+        if let Some((deadline, handle)) = &self.armed {
+            if *deadline <= next {
+                return Ok(());
+            }
+            handle.bind(py).call_method0(pyo3::intern!(py, "cancel"))?;
+        }
+        let (Some(deliver), Some(context)) = (&self.deliver, &self.context) else {
+            return Err(PyRuntimeError::new_err("the network has been cleared"));
+        };
+        let handle = LoopCore::schedule(
+            loop_core,
+            "net",
+            Some(next),
+            deliver.bind(py),
+            &PyTuple::empty(py),
+            Some(context.bind(py).clone()),
+        )?;
+        self.armed = Some((next, handle));
+        Ok(())
+    }
+}
+
+fn hosts(ids: Vec<u32>) -> Vec<HostId> {
+    ids.into_iter().map(HostId).collect()
+}
+
+#[pymethods]
+impl NetCore {
+    /// A network with no hosts. `deliver()` is run (in `context`) whenever events
+    /// are due; it should call `pop`.
+    #[new]
+    fn new(deliver: Py<PyAny>, context: Py<PyAny>) -> NetCore {
+        NetCore {
+            net: Network::new(),
+            deliver: Some(deliver),
+            context: Some(context),
+            armed: None,
+        }
+    }
+
+    /// Add a host with these addresses (besides loopback); its id.
+    fn add_host(&mut self, addresses: Vec<String>) -> PyResult<u32> {
+        let addresses = addresses
+            .iter()
+            .map(|ip| parse_ip(ip))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(self.net.add_host(&addresses).map_err(net_error)?.0)
+    }
+
+    /// The host that has address `ip`, if any.
+    fn host_of(&self, ip: &str) -> PyResult<Option<u32>> {
+        Ok(self.net.host_of(parse_ip(ip)?).map(|host| host.0))
+    }
+
+    /// Listen on `ip:port` of `host` (port 0: ephemeral); `(listener, (ip, port))`.
+    fn listen(
+        &mut self,
+        host: u32,
+        ip: &str,
+        port: u16,
+        backlog: usize,
+    ) -> PyResult<(u64, (String, u16))> {
+        let listener = self
+            .net
+            .listen(HostId(host), socket_addr(ip, port)?, backlog)
+            .map_err(net_error)?;
+        let address = self.net.listener_address(listener).map_err(net_error)?;
+        Ok((listener.0, address_tuple(address)))
+    }
+
+    fn set_accepting(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        listener: u64,
+        accepting: bool,
+    ) -> PyResult<()> {
+        self.act(loop_core, |net, _, now| {
+            net.set_accepting(ListenerId(listener), accepting, now)
+        })
+    }
+
+    fn close_listener(&mut self, loop_core: &Bound<'_, LoopCore>, listener: u64) -> PyResult<()> {
+        self.act(loop_core, |net, _, now| {
+            net.close_listener(ListenerId(listener), now)
+        })
+    }
+
+    /// Start connecting from `host` to `ip:port`; the connection's id.
+    fn connect(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        host: u32,
+        ip: &str,
+        port: u16,
+    ) -> PyResult<u64> {
+        let to = socket_addr(ip, port)?;
+        self.act(loop_core, |net, choices, now| {
+            net.connect(choices, HostId(host), to, now)
+        })
+        .map(|conn| conn.0)
+    }
+
+    fn send(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        conn: u64,
+        side: u8,
+        data: &[u8],
+    ) -> PyResult<()> {
+        let side = side_of(side)?;
+        let bytes = data.to_vec();
+        self.act(loop_core, |net, choices, now| {
+            net.send(choices, ConnId(conn), side, bytes, now)
+        })
+    }
+
+    fn shutdown_write(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        conn: u64,
+        side: u8,
+    ) -> PyResult<()> {
+        let side = side_of(side)?;
+        self.act(loop_core, |net, choices, now| {
+            net.shutdown_write(choices, ConnId(conn), side, now)
+        })
+    }
+
+    fn close(&mut self, loop_core: &Bound<'_, LoopCore>, conn: u64, side: u8) -> PyResult<()> {
+        let side = side_of(side)?;
+        self.act(loop_core, |net, choices, now| {
+            net.close(choices, ConnId(conn), side, now)
+        })
+    }
+
+    fn abort(&mut self, loop_core: &Bound<'_, LoopCore>, conn: u64, side: u8) -> PyResult<()> {
+        let side = side_of(side)?;
+        self.act(loop_core, |net, _, now| net.abort(ConnId(conn), side, now))
+    }
+
+    /// Bind a datagram socket on `host`; `(socket, (ip, port))`.
+    fn bind_datagram(&mut self, host: u32, ip: &str, port: u16) -> PyResult<(u64, (String, u16))> {
+        let socket = self
+            .net
+            .bind_datagram(HostId(host), socket_addr(ip, port)?)
+            .map_err(net_error)?;
+        let address = self.net.datagram_address(socket).map_err(net_error)?;
+        Ok((socket.0, address_tuple(address)))
+    }
+
+    fn close_datagram(&mut self, socket: u64) -> PyResult<()> {
+        self.net
+            .close_datagram(DatagramSocketId(socket))
+            .map_err(net_error)
+    }
+
+    fn send_datagram(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        socket: u64,
+        ip: &str,
+        port: u16,
+        data: &[u8],
+    ) -> PyResult<()> {
+        let to = socket_addr(ip, port)?;
+        let bytes = data.to_vec();
+        self.act(loop_core, |net, choices, now| {
+            net.send_datagram(choices, DatagramSocketId(socket), to, bytes, now)
+        })
+    }
+
+    // ------------------------------------------------------------ faults
+
+    fn partition(&mut self, side_a: Vec<u32>, side_b: Vec<u32>) -> PyResult<()> {
+        self.net
+            .partition(&hosts(side_a), &hosts(side_b))
+            .map_err(net_error)
+    }
+
+    fn heal(&mut self, loop_core: &Bound<'_, LoopCore>) -> PyResult<()> {
+        self.act(loop_core, |net, choices, now| {
+            net.heal(choices, now);
+            Ok(())
+        })
+    }
+
+    fn heal_between(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        side_a: Vec<u32>,
+        side_b: Vec<u32>,
+    ) -> PyResult<()> {
+        let (side_a, side_b) = (hosts(side_a), hosts(side_b));
+        self.act(loop_core, |net, choices, now| {
+            net.heal_between(choices, &side_a, &side_b, now)
+        })
+    }
+
+    fn block(&mut self, src: u32, dst: u32) -> PyResult<()> {
+        self.net.block(HostId(src), HostId(dst)).map_err(net_error)
+    }
+
+    fn unblock(&mut self, loop_core: &Bound<'_, LoopCore>, src: u32, dst: u32) -> PyResult<()> {
+        self.act(loop_core, |net, choices, now| {
+            net.unblock(choices, HostId(src), HostId(dst), now)
+        })
+    }
+
+    fn clog_node_out(&mut self, host: u32) -> PyResult<()> {
+        self.net.clog_node_out(HostId(host)).map_err(net_error)
+    }
+
+    fn clog_node_in(&mut self, host: u32) -> PyResult<()> {
+        self.net.clog_node_in(HostId(host)).map_err(net_error)
+    }
+
+    fn unclog_node_out(&mut self, loop_core: &Bound<'_, LoopCore>, host: u32) -> PyResult<()> {
+        self.act(loop_core, |net, choices, now| {
+            net.unclog_node_out(choices, HostId(host), now)
+        })
+    }
+
+    fn unclog_node_in(&mut self, loop_core: &Bound<'_, LoopCore>, host: u32) -> PyResult<()> {
+        self.act(loop_core, |net, choices, now| {
+            net.unclog_node_in(choices, HostId(host), now)
+        })
+    }
+
+    /// Reset the connections between hosts `a` and `b`; their ids.
+    fn reset_connections(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        a: u32,
+        b: u32,
+    ) -> PyResult<Vec<u64>> {
+        let reset = self.act(loop_core, |net, _, now| {
+            net.reset_connections(HostId(a), HostId(b), now)
+        })?;
+        Ok(reset.into_iter().map(|conn| conn.0).collect())
+    }
+
+    /// The processes of `host` crash; the ids of the connections it had.
+    fn crash_host(&mut self, loop_core: &Bound<'_, LoopCore>, host: u32) -> PyResult<Vec<u64>> {
+        let gone = self.act(loop_core, |net, _, now| net.crash_host(HostId(host), now))?;
+        Ok(gone.into_iter().map(|conn| conn.0).collect())
+    }
+
+    /// Shape every link without a shape of its own (nanoseconds, percent).
+    fn set_default_link(
+        &mut self,
+        min_latency_ns: u64,
+        max_latency_ns: u64,
+        loss_percent: u32,
+    ) -> PyResult<()> {
+        self.net
+            .set_default_link(LinkShape {
+                min_latency_ns,
+                max_latency_ns,
+                loss_percent,
+            })
+            .map_err(net_error)
+    }
+
+    /// `(min_latency_ns, max_latency_ns, loss_percent)` of the default link.
+    fn default_link(&self) -> (u64, u64, u32) {
+        let shape = self.net.default_link();
+        (
+            shape.min_latency_ns,
+            shape.max_latency_ns,
+            shape.loss_percent,
+        )
+    }
+
+    /// `(min_latency_ns, max_latency_ns, loss_percent)` of the link `src → dst`.
+    fn link(&self, src: u32, dst: u32) -> (u64, u64, u32) {
+        let shape = self.net.link_shape(HostId(src), HostId(dst));
+        (
+            shape.min_latency_ns,
+            shape.max_latency_ns,
+            shape.loss_percent,
+        )
+    }
+
+    /// Shape the directed link `src → dst`.
+    fn set_link(
+        &mut self,
+        src: u32,
+        dst: u32,
+        min_latency_ns: u64,
+        max_latency_ns: u64,
+        loss_percent: u32,
+    ) -> PyResult<()> {
+        self.net
+            .set_link(
+                HostId(src),
+                HostId(dst),
+                LinkShape {
+                    min_latency_ns,
+                    max_latency_ns,
+                    loss_percent,
+                },
+            )
+            .map_err(net_error)
+    }
+
+    fn clear_link(&mut self, src: u32, dst: u32) {
+        self.net.clear_link(HostId(src), HostId(dst));
+    }
+
+    fn set_retransmission(&mut self, timeout_ns: u64, max_retransmissions: u32) -> PyResult<()> {
+        self.net
+            .set_retransmission(timeout_ns, max_retransmissions)
+            .map_err(net_error)
+    }
+
+    fn set_datagram_loss(&mut self, percent: u32) -> PyResult<()> {
+        self.net.set_datagram_loss(percent).map_err(net_error)
+    }
+
+    fn set_datagram_duplication(&mut self, percent: u32) -> PyResult<()> {
+        self.net
+            .set_datagram_duplication(percent)
+            .map_err(net_error)
+    }
+
+    fn set_datagram_reorder(&mut self, percent: u32) -> PyResult<()> {
+        self.net.set_datagram_reorder(percent).map_err(net_error)
+    }
+
+    fn set_datagram_reorder_delay(&mut self, delay_ns: u64) -> PyResult<()> {
+        self.net
+            .set_datagram_reorder_delay(delay_ns)
+            .map_err(net_error)
+    }
+
+    // ------------------------------------------------------------ delivery
+
+    /// Virtual nanosecond of the next event, if any.
+    fn next_event_time(&self) -> Option<u64> {
+        self.net.next_event_time()
+    }
+
+    /// The events due now, in order, as tuples:
+    /// `("accept", listener, conn, local, peer)`, `("connected", conn, local, peer)`,
+    /// `("refused", conn)`, `("data", conn, side, bytes)`, `("eof", conn, side)`,
+    /// `("reset", conn, side)`, `("datagram", socket, from, bytes)`; addresses are
+    /// `(ip, port)` and `side` is 0 (client) or 1 (server).
+    fn pop<'py>(&mut self, loop_core: &Bound<'py, LoopCore>) -> PyResult<Bound<'py, PyList>> {
+        let py = loop_core.py();
+        let now = loop_core.borrow().now_ns();
+        if self
+            .armed
+            .as_ref()
+            .is_some_and(|(deadline, _)| *deadline <= now)
+        {
+            self.armed = None;
+        }
+        let out = PyList::empty(py);
+        for event in self.net.pop_due(now) {
+            let item = match event {
+                NetEvent::Accept {
+                    listener,
+                    conn,
+                    local,
+                    peer,
+                } => (
+                    "accept",
+                    listener.0,
+                    conn.0,
+                    address_tuple(local),
+                    address_tuple(peer),
+                )
+                    .into_pyobject(py)?
+                    .into_any(),
+                NetEvent::Connected { conn, local, peer } => (
+                    "connected",
+                    conn.0,
+                    address_tuple(local),
+                    address_tuple(peer),
+                )
+                    .into_pyobject(py)?
+                    .into_any(),
+                NetEvent::Refused { conn } => ("refused", conn.0).into_pyobject(py)?.into_any(),
+                NetEvent::Data { conn, side, bytes } => {
+                    ("data", conn.0, side_index(side), PyBytes::new(py, &bytes))
+                        .into_pyobject(py)?
+                        .into_any()
+                }
+                NetEvent::Eof { conn, side } => ("eof", conn.0, side_index(side))
+                    .into_pyobject(py)?
+                    .into_any(),
+                NetEvent::Reset { conn, side } => ("reset", conn.0, side_index(side))
+                    .into_pyobject(py)?
+                    .into_any(),
+                NetEvent::Datagram {
+                    socket,
+                    from,
+                    bytes,
+                } => (
+                    "datagram",
+                    socket.0,
+                    address_tuple(from),
+                    PyBytes::new(py, &bytes),
+                )
+                    .into_pyobject(py)?
+                    .into_any(),
+            };
+            out.append(item)?;
+        }
+        self.arm(loop_core)?;
+        Ok(out)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for object in [&self.deliver, &self.context].into_iter().flatten() {
+            visit.call(object)?;
+        }
+        if let Some((_, handle)) = &self.armed {
+            visit.call(handle)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.deliver = None;
+        self.context = None;
+        self.armed = None;
+    }
+}
+
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<NetCore>()
 }

@@ -1,0 +1,1102 @@
+"""The simulated network as asyncio sees it: transports, servers, name resolution,
+and the fault controls of ``world.net``.
+
+The model (who receives which bytes, when, and what the faults do) is Rust
+(:class:`simloom._core.NetCore`); this module turns its events into protocol
+callbacks with the semantics of asyncio's own selector transports, so unmodified
+clients and servers (asyncio streams, aiohttp, httpx/anyio) run on it.
+
+Owns: transports and servers, the loop's network methods (``create_connection``,
+``create_server``, ``getaddrinfo``, ...), and ``Net``, the user's fault controls.
+Must not: decide timing or order (the model does), or touch a real socket.
+
+Every event for a transport goes into that transport's inbox and is handled by one
+callback run in the transport's own context (the host that opened it), so the bytes
+of a connection are handed to the protocol in order, a crashed host's transports
+never run again, and the scheduler can still interleave deliveries with other work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import errno
+import ipaddress
+import socket
+import ssl as ssl_module
+import weakref
+from asyncio import sslproto
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import SimloomUsageError
+
+if TYPE_CHECKING:
+    from .loop import SimLoop
+    from .world import Host, World
+
+__all__ = ["Net"]
+
+_CLIENT = 0
+_SERVER = 1
+
+#: Names every host resolves to its own loopback.
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_SERVICES = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25, "dns": 53}
+_DEFAULT_BACKLOG = 100
+
+Address = tuple[str, int]
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _no_such_name(host: object) -> socket.gaierror:
+    return socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host!r}")
+
+
+def _port_number(port: object) -> int:
+    if port is None:
+        return 0
+    if isinstance(port, bool):
+        raise TypeError(f"port must be an int or str, got {port!r}")
+    if isinstance(port, int):
+        if not 0 <= port <= 65535:
+            raise OverflowError(f"port must be 0-65535, got {port}")
+        return port
+    if isinstance(port, bytes):
+        port = port.decode()
+    if isinstance(port, str):
+        if port.isdigit():
+            return _port_number(int(port))
+        if port in _SERVICES:
+            return _SERVICES[port]
+        raise socket.gaierror(socket.EAI_SERVICE, f"Servname not supported: {port!r}")
+    raise TypeError(f"port must be an int or str, got {type(port).__name__}")
+
+
+def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    if isinstance(protocol, asyncio.BufferedProtocol):
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(protocol.get_buffer(len(view)))
+            size = min(len(buffer), len(view))
+            if not size:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            buffer[:size] = view[:size]
+            protocol.buffer_updated(size)
+            view = view[size:]
+    else:
+        protocol.data_received(data)  # type: ignore[attr-defined]
+
+
+class SimSocket:
+    """What ``server.sockets`` and ``get_extra_info("socket")`` would hold: the
+    address-reporting half of a socket (no file descriptor; I/O goes through the
+    transport)."""
+
+    def __init__(self, family: int, kind: int, sockname: Any, peername: Any = None) -> None:
+        self.family = socket.AddressFamily(family)
+        self.type = socket.SocketKind(kind)
+        self.proto = 0
+        self._sockname = sockname
+        self._peername = peername
+
+    def getsockname(self) -> Any:
+        return self._sockname
+
+    def getpeername(self) -> Any:
+        if self._peername is None:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return self._peername
+
+    def fileno(self) -> int:
+        return -1
+
+    def setsockopt(self, *args: Any) -> None:
+        """Socket options have no effect on the simulated network."""
+
+    def getsockopt(self, *args: Any) -> int:
+        return 0
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<simloom.SimSocket family={self.family.name} laddr={self._sockname}>"
+
+
+def _family_of(ip: str) -> int:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+class _Inbox:
+    """Events waiting for one transport, handled in order by one callback at a time
+    in the transport's context."""
+
+    def __init__(self, loop: SimLoop, context: contextvars.Context, handler: Callable[[], None]):
+        self.events: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._loop = loop
+        self._context = context
+        self._handler = handler
+        self._scheduled = False
+
+    def put(self, event: tuple[Any, ...]) -> None:
+        self.events.append(event)
+        self.kick()
+
+    def kick(self) -> None:
+        if not self._scheduled and self.events:
+            self._scheduled = True
+            self._loop.call_soon(self._run, context=self._context)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        self._handler()
+
+
+class StreamTransport(asyncio.Transport):
+    """One side of a simulated TCP (or Unix) connection."""
+
+    _start_tls_compatible = True
+
+    def __init__(
+        self,
+        world: World,
+        host: Host,
+        conn: int,
+        side: int,
+        context: contextvars.Context,
+        *,
+        family: int = socket.AF_INET,
+        unix_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._world = world
+        self._loop = world.loop
+        self._host = host
+        self._conn = conn
+        self._side = side
+        self._context = context
+        self._family = family
+        self._unix_path = unix_path
+        self._protocol: asyncio.BaseProtocol | None = None
+        self._inbox = _Inbox(world.loop, context, self._handle_events)
+        self._extra: dict[str, Any] = {}
+        self._closing = False
+        self._lost = False
+        self._write_shut = False
+        self._reading = True
+        self._eof = False
+        self._server: SimServer | None = None
+        # Filled in by whoever opened the transport:
+        self._on_connected: Callable[[StreamTransport], None] | None = None
+        self._on_refused: Callable[[StreamTransport], None] | None = None
+
+    # ---------------------------------------------------------------- events
+
+    def _handle_events(self) -> None:
+        events = self._inbox.events
+        while events and not self._lost:
+            kind = events[0][0]
+            if kind in ("data", "eof") and (not self._reading or self._protocol is None):
+                return  # paused, or no protocol yet: resume_reading/attach kicks again
+            event = events.popleft()
+            if kind == "data":
+                if self._closing:
+                    continue
+                assert self._protocol is not None
+                _feed(self._protocol, event[1])
+            elif kind == "eof":
+                self._eof = True
+                if self._closing:
+                    continue
+                assert self._protocol is not None
+                keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+                if not keep_open:
+                    self.close()
+            elif kind == "connected":
+                local, peer = event[1], event[2]
+                self._set_addresses(local, peer)
+                if self._on_connected is not None:
+                    self._on_connected(self)
+            elif kind == "accepted":
+                local, peer = event[1], event[2]
+                self._set_addresses(local, peer)
+                assert self._server is not None
+                self._server._accept(self)
+            elif kind == "refused":
+                self._lost = True
+                self._world._forget(self)
+                if self._on_refused is not None:
+                    self._on_refused(self)
+            elif kind == "reset":
+                self._connection_lost(
+                    ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+                )
+
+    def _set_addresses(self, local: Address, peer: Address) -> None:
+        if self._unix_path is not None:
+            sockname: Any = self._unix_path if self._side == _SERVER else ""
+            peername: Any = "" if self._side == _SERVER else self._unix_path
+        else:
+            sockname, peername = tuple(local), tuple(peer)
+            if self._family == socket.AF_INET6:
+                sockname, peername = (*sockname, 0, 0), (*peername, 0, 0)
+        self._extra["sockname"] = sockname
+        self._extra["peername"] = peername
+
+    def _attach(self, protocol: asyncio.BaseProtocol) -> None:
+        """Give the transport its protocol and call ``connection_made``."""
+        self._protocol = protocol
+        protocol.connection_made(self)
+        self._inbox.kick()
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._inbox.events.clear()
+        self._world._forget(self)
+        if self._server is not None:
+            self._server._detach(self)
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.connection_lost(exc)
+
+    def _host_crashed(self) -> None:
+        """The host of this side lost power: the transport is gone without a word."""
+        self._lost = True
+        self._closing = True
+        self._inbox.events.clear()
+
+    # ------------------------------------------------------------- transport API
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            if "sockname" not in self._extra:
+                return default
+            kind = socket.AF_UNIX if self._unix_path is not None else self._family
+            return SimSocket(
+                kind, socket.SOCK_STREAM, self._extra["sockname"], self._extra.get("peername")
+            )
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._call_net("close")
+        self._loop.call_soon(self._connection_lost, None, context=self._context)
+
+    def abort(self) -> None:
+        if self._lost:
+            return
+        self._closing = True
+        self._call_net("abort")
+        self._loop.call_soon(self._connection_lost, None, context=self._context)
+
+    def _call_net(self, operation: str) -> None:
+        try:
+            getattr(self._world._net, operation)(self._loop, self._conn, self._side)
+        except OSError:
+            pass  # the connection is already gone (reset, or the peer closed)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._write_shut:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data or self._closing or self._lost:
+            return
+        try:
+            self._world._net.send(self._loop, self._conn, self._side, bytes(data))
+        except OSError:
+            pass  # reset in flight: the reset event reports it to the protocol
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:  # type: ignore[override]
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        if self._write_shut or self._closing:
+            return
+        self._write_shut = True
+        self._call_net("shutdown_write")
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return 0  # written bytes are on the simulated wire at once
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self._reading = False
+
+    def resume_reading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self._inbox.kick()
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._lost else ("closing" if self._closing else "open")
+        return (
+            f"<simloom.StreamTransport {state} host={self._host.name!r} "
+            f"sockname={self._extra.get('sockname')} peername={self._extra.get('peername')}>"
+        )
+
+
+class SimServer(asyncio.AbstractServer):
+    """What ``create_server`` returns: listeners on a simulated host."""
+
+    def __init__(
+        self,
+        world: World,
+        host: Host,
+        protocol_factory: ProtocolFactory,
+        context: contextvars.Context,
+        *,
+        ssl: ssl_module.SSLContext | None,
+        ssl_handshake_timeout: float | None,
+        ssl_shutdown_timeout: float | None,
+        unix_path: str | None = None,
+    ) -> None:
+        self._world = world
+        self._loop = world.loop
+        self._host = host
+        self._protocol_factory = protocol_factory
+        self._context = context
+        self._ssl = ssl
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
+        self._unix_path = unix_path
+        self._listeners: list[tuple[int, Address]] = []
+        self._serving = False
+        self._closed = False
+        self._clients: dict[StreamTransport, None] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._serving_forever: asyncio.Future[None] | None = None
+
+    def _add_listener(self, listener: int, address: Address) -> None:
+        self._listeners.append((listener, address))
+
+    def _accept(self, transport: StreamTransport) -> None:
+        if self._closed:
+            transport.abort()
+            return
+        transport._server = self
+        self._clients[transport] = None
+        protocol = self._protocol_factory()
+        if self._ssl is not None:
+            waiter = self._loop.create_future()
+            ssl_protocol = sslproto.SSLProtocol(
+                self._loop,
+                protocol,
+                self._ssl,
+                waiter,
+                server_side=True,
+                ssl_handshake_timeout=self._ssl_handshake_timeout,
+                ssl_shutdown_timeout=self._ssl_shutdown_timeout,
+            )
+            waiter.add_done_callback(_consume_exception)
+            transport._attach(ssl_protocol)
+        else:
+            transport._attach(protocol)
+
+    def _detach(self, transport: StreamTransport) -> None:
+        self._clients.pop(transport, None)
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        if self._closed and not self._clients:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _host_crashed(self) -> None:
+        self._closed = True
+        self._serving = False
+        self._listeners.clear()
+
+    # -------------------------------------------------------------- server API
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._serving = False
+        for listener, _ in self._listeners:
+            try:
+                self._world._net.close_listener(self._loop, listener)
+            except RuntimeError:
+                pass  # its host crashed
+        self._listeners.clear()
+        if self._unix_path is not None:
+            self._world._unbind_unix(self._host, self._unix_path)
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.cancel()
+        self._wake_waiters()
+
+    def close_clients(self) -> None:
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        for transport in list(self._clients):
+            transport.abort()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    async def start_serving(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"server {self!r} is closed")
+        if not self._serving:
+            self._serving = True
+            for listener, _ in self._listeners:
+                self._world._net.set_accepting(self._loop, listener, True)
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._closed:
+            raise RuntimeError(f"server {self!r} is closed")
+        await self.start_serving()
+        self._serving_forever = self._loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever = None
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and its connections are gone."""
+        if self._closed and not self._clients:
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    @property
+    def sockets(self) -> tuple[SimSocket, ...]:
+        if self._unix_path is not None:
+            return tuple(
+                SimSocket(socket.AF_UNIX, socket.SOCK_STREAM, self._unix_path)
+                for _ in self._listeners
+            )
+        return tuple(
+            SimSocket(_family_of(ip), socket.SOCK_STREAM, (ip, port))
+            for _, (ip, port) in self._listeners
+        )
+
+    def __repr__(self) -> str:
+        return f"<simloom.SimServer host={self._host.name!r} sockets={self.sockets!r}>"
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class DatagramTransport(asyncio.DatagramTransport):
+    """A simulated UDP socket."""
+
+    def __init__(
+        self,
+        world: World,
+        host: Host,
+        socket_id: int,
+        local: Address,
+        remote: Address | None,
+        context: contextvars.Context,
+    ) -> None:
+        super().__init__()
+        self._world = world
+        self._loop = world.loop
+        self._host = host
+        self._socket = socket_id
+        self._remote = remote
+        self._context = context
+        self._protocol: asyncio.DatagramProtocol | None = None
+        self._inbox = _Inbox(world.loop, context, self._handle_events)
+        self._extra: dict[str, Any] = {"sockname": local}
+        if remote is not None:
+            self._extra["peername"] = remote
+        self._closing = False
+        self._lost = False
+
+    def _handle_events(self) -> None:
+        events = self._inbox.events
+        while events and not self._closing and self._protocol is not None:
+            _, source, data = events.popleft()
+            source = tuple(source)
+            if self._remote is not None and source != self._remote:
+                continue  # a connected UDP socket hears only its peer
+            self._protocol.datagram_received(data, source)
+
+    def _host_crashed(self) -> None:
+        self._closing = self._lost = True
+        self._inbox.events.clear()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return SimSocket(
+                _family_of(self._extra["sockname"][0]),
+                socket.SOCK_DGRAM,
+                self._extra["sockname"],
+                self._extra.get("peername"),
+            )
+        return self._extra.get(name, default)
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:  # type: ignore[override]
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._remote is not None:
+            if addr not in (None, self._remote):
+                raise ValueError(f"Invalid address: must be None or {self._remote}")
+            addr = self._remote
+        if addr is None:
+            raise ValueError("an address is needed: the endpoint has no remote_addr")
+        if self._closing:
+            return
+        ip, port = self._world._resolve(addr[0], self._host), _port_number(addr[1])
+        self._world._net.send_datagram(self._loop, self._socket, ip, port, bytes(data))
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._world._net.close_datagram(self._socket)
+        self._world._forget(self)
+        self._loop.call_soon(self._connection_lost, context=self._context)
+
+    def abort(self) -> None:
+        self.close()
+
+    def _connection_lost(self) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        if self._protocol is not None:
+            self._protocol.connection_lost(None)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------- loop methods
+#
+# SimLoop's network methods call these with its world. Signatures follow asyncio's.
+
+
+async def getaddrinfo(
+    world: World,
+    host: Any,
+    port: Any,
+    *,
+    family: int = 0,
+    type: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[tuple[Any, ...]]:
+    """Strict DNS: a name resolves once a host has it; unknown names raise
+    ``socket.gaierror``."""
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    number = _port_number(port)
+    if host is None:
+        ip = "0.0.0.0" if flags & socket.AI_PASSIVE else "127.0.0.1"
+    else:
+        ip = world._resolve(host, world._current_host())
+    ip_family = _family_of(ip)
+    if family not in (0, socket.AF_UNSPEC, ip_family):
+        raise socket.gaierror(socket.EAI_ADDRFAMILY, f"no {family!r} address for {host!r}")
+    kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
+    address: tuple[Any, ...] = (ip, number) if ip_family == socket.AF_INET else (ip, number, 0, 0)
+    out: list[tuple[Any, ...]] = []
+    for kind in kinds:
+        number_proto = proto or (
+            socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
+        )
+        out.append(
+            (socket.AddressFamily(ip_family), socket.SocketKind(kind), number_proto, "", address)
+        )
+    return out
+
+
+async def getnameinfo(world: World, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
+    ip, port = sockaddr[0], sockaddr[1]
+    name = world._name_of(ip)
+    return (name if name is not None and not flags & socket.NI_NUMERICHOST else ip, str(port))
+
+
+def _check_ssl_arguments(
+    ssl: Any, server_hostname: Any, ssl_handshake_timeout: Any, ssl_shutdown_timeout: Any
+) -> None:
+    if not ssl:
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if ssl_handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+async def open_stream(
+    world: World,
+    protocol_factory: ProtocolFactory,
+    ip: str,
+    port: int,
+    *,
+    ssl: Any,
+    server_hostname: str | None,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+    unix_path: str | None = None,
+    transport: StreamTransport | None = None,
+) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """Connect (or take the already connected ``transport``), build the protocol and
+    wait for it to be ready (the TLS handshake included)."""
+    loop = world.loop
+    if transport is None:
+        transport = await connect(world, ip, port, unix_path=unix_path)
+    protocol = protocol_factory()
+    if ssl:
+        context = None if isinstance(ssl, bool) else ssl
+        waiter = loop.create_future()
+        ssl_protocol = sslproto.SSLProtocol(
+            loop,
+            protocol,
+            context,
+            waiter,
+            server_side=False,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        transport._attach(ssl_protocol)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return ssl_protocol._app_transport, protocol
+    transport._attach(protocol)
+    return transport, protocol
+
+
+async def connect(
+    world: World, ip: str, port: int, *, unix_path: str | None = None
+) -> StreamTransport:
+    """A connected transport with no protocol yet (data is held until one is
+    attached)."""
+    loop = world.loop
+    host = world._current_host()
+    context = contextvars.copy_context()
+    conn = world._net.connect(loop, host._net_id, ip, port)
+    transport = StreamTransport(
+        world, host, conn, _CLIENT, context, family=_family_of(ip), unix_path=unix_path
+    )
+    world._register(transport, conn, _CLIENT)
+    connected: asyncio.Future[None] = loop.create_future()
+
+    def on_connected(_: StreamTransport) -> None:
+        if not connected.done():
+            connected.set_result(None)
+        else:
+            transport.abort()
+
+    def on_refused(_: StreamTransport) -> None:
+        if not connected.done():
+            where = unix_path if unix_path is not None else f"('{ip}', {port})"
+            connected.set_exception(
+                ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {where}")
+            )
+
+    transport._on_connected = on_connected
+    transport._on_refused = on_refused
+    try:
+        await connected
+    except BaseException:
+        # Cancelled (a timeout) or refused: abandon the connect.
+        if not transport._lost:
+            transport._closing = True
+            transport._call_net("close")
+            transport._lost = True
+            world._forget(transport)
+        raise
+    return transport
+
+
+async def create_server(
+    world: World,
+    protocol_factory: ProtocolFactory,
+    host: Any = None,
+    port: Any = None,
+    *,
+    family: int = 0,
+    flags: int = socket.AI_PASSIVE,
+    sock: Any = None,
+    backlog: int = _DEFAULT_BACKLOG,
+    ssl: Any = None,
+    reuse_address: bool | None = None,
+    reuse_port: bool | None = None,
+    keep_alive: bool | None = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
+    start_serving: bool = True,
+) -> SimServer:
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if sock is not None:
+        from .loop import _escape
+
+        _escape("loop.create_server(sock=...)", "it listens on a real socket")
+    _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+    on = world._current_host()
+    hosts: list[Any]
+    if host is None or host == "":
+        hosts = ["0.0.0.0"]
+    elif isinstance(host, str):
+        hosts = [host]
+    else:
+        hosts = list(host)
+    number = _port_number(port)
+    server = SimServer(
+        world,
+        on,
+        protocol_factory,
+        contextvars.copy_context(),
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
+    try:
+        for name in hosts:
+            ip = world._resolve(name, on) if name not in ("0.0.0.0", "::") else name
+            listener, address = world._listen(on, ip, number, backlog, server)
+            server._add_listener(listener, address)
+            if number == 0:
+                number = address[1]  # every host name listens on the same port
+            if not start_serving:
+                world._net.set_accepting(world.loop, listener, False)
+    except BaseException:
+        server.close()
+        raise
+    server._serving = start_serving
+    return server
+
+
+async def create_unix_server(
+    world: World,
+    protocol_factory: ProtocolFactory,
+    path: Any = None,
+    *,
+    sock: Any = None,
+    backlog: int = _DEFAULT_BACKLOG,
+    ssl: Any = None,
+    ssl_handshake_timeout: float | None = None,
+    ssl_shutdown_timeout: float | None = None,
+    start_serving: bool = True,
+    cleanup_socket: bool = True,
+) -> SimServer:
+    if sock is not None or path is None:
+        from .loop import _escape
+
+        _escape("loop.create_unix_server(sock=...)", "it listens on a real Unix socket")
+    on = world._current_host()
+    path = str(path)
+    server = SimServer(
+        world,
+        on,
+        protocol_factory,
+        contextvars.copy_context(),
+        ssl=ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+        unix_path=path,
+    )
+    listener, address = world._listen_unix(on, path, backlog, server)
+    server._add_listener(listener, address)
+    if not start_serving:
+        world._net.set_accepting(world.loop, listener, False)
+    server._serving = start_serving
+    return server
+
+
+async def create_datagram_endpoint(
+    world: World,
+    protocol_factory: Callable[[], asyncio.DatagramProtocol],
+    local_addr: Any = None,
+    remote_addr: Any = None,
+    *,
+    family: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+    reuse_address: Any = None,
+    reuse_port: bool | None = None,
+    allow_broadcast: bool | None = None,
+    sock: Any = None,
+) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+    if sock is not None:
+        from .loop import _escape
+
+        _escape("loop.create_datagram_endpoint(sock=...)", "it wraps a real UDP socket")
+    on = world._current_host()
+    remote: Address | None = None
+    if remote_addr is not None:
+        remote = (world._resolve(remote_addr[0], on), _port_number(remote_addr[1]))
+    if local_addr is not None:
+        ip = local_addr[0] or "0.0.0.0"
+        if ip not in ("0.0.0.0", "::"):
+            ip = world._resolve(ip, on)
+        port = _port_number(local_addr[1])
+    else:
+        ip, port = ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0
+    socket_id, local = world._net.bind_datagram(on._net_id, ip, port)
+    context = contextvars.copy_context()
+    transport = DatagramTransport(world, on, socket_id, tuple(local), remote, context)  # type: ignore[arg-type]
+    world._register_datagram(transport, socket_id)
+    protocol = protocol_factory()
+    transport._protocol = protocol
+    world.loop.call_soon(protocol.connection_made, transport, context=context)
+    world.loop.call_soon(transport._inbox.kick, context=context)
+    return transport, protocol
+
+
+# ---------------------------------------------------------------- faults
+
+
+def _hosts(world: World, group: Any, argument: str) -> list[Host]:
+    from .world import Host
+
+    if isinstance(group, Host | str):
+        group = [group]
+    try:
+        members = list(group)
+    except TypeError:
+        raise SimloomUsageError(
+            f"{argument} must be a host, a host name, or an iterable of them; got {group!r}"
+        ) from None
+    out = []
+    for member in members:
+        if isinstance(member, str):
+            if member not in world.hosts:
+                raise SimloomUsageError(f"{argument}: no host named {member!r}")
+            member = world.hosts[member]
+        if not isinstance(member, Host) or member.world is not world:
+            raise SimloomUsageError(f"{argument}: {member!r} is not a host of this world")
+        out.append(member)
+    return out
+
+
+def _percent(value: object, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise SimloomUsageError(f"{argument} must be an int percentage in [0, 100], got {value!r}")
+    return value
+
+
+def _seconds_ns(value: object, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+        raise SimloomUsageError(f"{argument} must be seconds in [0, 3600], got {value!r}")
+    return round(value * 1e9)
+
+
+class Net:
+    """The network's fault controls, as ``world.net``.
+
+    Every fault is deterministic given the tape: latency within a range, a lost
+    segment's retransmissions and datagram faults are tape choices whose canonical
+    (shrunk) value is "no fault" (the minimum latency, nothing lost). Faults surface
+    as the exceptions real sockets raise (``ConnectionResetError``,
+    ``ConnectionRefusedError``, a connect that hangs until the caller's timeout).
+    """
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def _core(self) -> Any:
+        return self._world._net
+
+    def _ids(self, group: Any, argument: str) -> list[int]:
+        return [host._net_id for host in _hosts(self._world, group, argument)]
+
+    def _one(self, host: Any, argument: str) -> int:
+        hosts = _hosts(self._world, host, argument)
+        if len(hosts) != 1:
+            raise SimloomUsageError(f"{argument} must be one host, got {host!r}")
+        return hosts[0]._net_id
+
+    def partition(self, side_a: Any, side_b: Any) -> None:
+        """Cut every path between the hosts of ``side_a`` and those of ``side_b``
+        (each a host, a host name or an iterable of them). Stream bytes sent across
+        are held and delivered, in order, on ``heal``; datagrams are lost; a connect
+        across hangs until the caller gives up."""
+        self._core().partition(self._ids(side_a, "side_a"), self._ids(side_b, "side_b"))
+
+    def heal(self, side_a: Any = None, side_b: Any = None) -> None:
+        """Reopen every path (no arguments) or those between two groups; held bytes
+        leave in order."""
+        if side_a is None and side_b is None:
+            self._core().heal(self._world.loop)
+        elif side_a is None or side_b is None:
+            raise SimloomUsageError("heal() takes no groups (heal everything) or two groups")
+        else:
+            self._core().heal_between(
+                self._world.loop, self._ids(side_a, "side_a"), self._ids(side_b, "side_b")
+            )
+
+    def block(self, src: Any, dst: Any) -> None:
+        """Cut the one direction ``src → dst`` (asymmetric partition)."""
+        self._core().block(self._one(src, "src"), self._one(dst, "dst"))
+
+    def unblock(self, src: Any, dst: Any) -> None:
+        self._core().unblock(self._world.loop, self._one(src, "src"), self._one(dst, "dst"))
+
+    def clog_node_out(self, host: Any) -> None:
+        """Hold everything ``host`` sends."""
+        self._core().clog_node_out(self._one(host, "host"))
+
+    def clog_node_in(self, host: Any) -> None:
+        """Hold everything sent to ``host``."""
+        self._core().clog_node_in(self._one(host, "host"))
+
+    def unclog_node_out(self, host: Any) -> None:
+        self._core().unclog_node_out(self._world.loop, self._one(host, "host"))
+
+    def unclog_node_in(self, host: Any) -> None:
+        self._core().unclog_node_in(self._world.loop, self._one(host, "host"))
+
+    def reset_connections(self, a: Any, b: Any) -> int:
+        """Reset every established connection between hosts ``a`` and ``b``: both
+        sides' protocols get ``ConnectionResetError``. Returns how many."""
+        return len(
+            self._core().reset_connections(self._world.loop, self._one(a, "a"), self._one(b, "b"))
+        )
+
+    def set_latency(
+        self, minimum: float, maximum: float | None = None, *, src: Any = None, dst: Any = None
+    ) -> None:
+        """One-way latency in seconds, drawn from ``[minimum, maximum]`` per segment
+        (a tape choice shrinking toward ``minimum``), on every link or on the
+        directed link ``src → dst``."""
+        low = _seconds_ns(minimum, "minimum")
+        high = low if maximum is None else _seconds_ns(maximum, "maximum")
+        if high < low:
+            raise SimloomUsageError(f"maximum ({maximum}) must be at least minimum ({minimum})")
+        self._shape(src, dst, lambda shape: (low, high, shape[2]))
+
+    def set_loss(self, percent: int, *, src: Any = None, dst: Any = None) -> None:
+        """Chance that a stream segment is lost and retransmitted (arriving a
+        retransmission timeout later, with backoff): streams still never lose or
+        reorder bytes. A tape choice shrinking toward "not lost"."""
+        loss = _percent(percent, "percent")
+        self._shape(src, dst, lambda shape: (shape[0], shape[1], loss))
+
+    def _shape(
+        self, src: Any, dst: Any, change: Callable[[tuple[int, int, int]], tuple[int, int, int]]
+    ) -> None:
+        core = self._core()
+        if src is None and dst is None:
+            core.set_default_link(*change(core.default_link()))
+        elif src is None or dst is None:
+            raise SimloomUsageError("give both src and dst (one directed link) or neither (all)")
+        else:
+            source, destination = self._one(src, "src"), self._one(dst, "dst")
+            core.set_link(source, destination, *change(core.link(source, destination)))
+
+    def set_retransmission(self, timeout: float, max_retransmissions: int = 3) -> None:
+        """The first retransmission timeout (seconds; doubling each time) and how
+        many times a lost segment may be lost again."""
+        if (
+            isinstance(max_retransmissions, bool)
+            or not isinstance(max_retransmissions, int)
+            or not 0 <= max_retransmissions <= 16
+        ):
+            raise SimloomUsageError(
+                f"max_retransmissions must be an int in [0, 16], got {max_retransmissions!r}"
+            )
+        self._core().set_retransmission(_seconds_ns(timeout, "timeout"), max_retransmissions)
+
+    def set_datagram_loss(self, percent: int) -> None:
+        """Chance that a datagram is dropped (tape choice; canonical: delivered)."""
+        self._core().set_datagram_loss(_percent(percent, "percent"))
+
+    def set_datagram_duplication(self, percent: int) -> None:
+        """Chance that a datagram is delivered twice (canonical: once)."""
+        self._core().set_datagram_duplication(_percent(percent, "percent"))
+
+    def set_datagram_reorder(self, percent: int, *, delay: float | None = None) -> None:
+        """Chance that a datagram is held back ``delay`` seconds (default 10 ms), so
+        later ones overtake it (canonical: in order)."""
+        self._core().set_datagram_reorder(_percent(percent, "percent"))
+        if delay is not None:
+            self._core().set_datagram_reorder_delay(_seconds_ns(delay, "delay"))
+
+
+# Sockets that ``sock_connect`` connected on the simulated network, for
+# ``create_connection(sock=...)`` (how happy-eyeballs clients connect).
+_connected_sockets: weakref.WeakKeyDictionary[Any, StreamTransport] = weakref.WeakKeyDictionary()
+
+
+async def sock_connect(world: World, sock: Any, address: Any) -> None:
+    if not isinstance(sock, socket.socket):
+        raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
+    if sock.type != socket.SOCK_STREAM:
+        from .loop import _escape
+
+        _escape("loop.sock_connect() on a non-stream socket", "it connects a real socket")
+    ip = world._resolve(address[0], world._current_host())
+    transport = await connect(world, ip, _port_number(address[1]))
+    _connected_sockets[sock] = transport
+
+
+def take_connected_socket(sock: Any) -> StreamTransport | None:
+    return _connected_sockets.pop(sock, None)

@@ -1,0 +1,527 @@
+"""The simulated world of one universe: hosts, their network and disks, crashes.
+
+Every universe has a :class:`World` (``world=False`` opts out). A program asks for it
+by taking a parameter named ``world``; its network calls (``asyncio.open_connection``,
+aiohttp, httpx, ...) go to the simulated network whether it asks or not.
+
+Owns: hosts (names, addresses, incarnations, the tasks spawned on them), name
+resolution, the registry of live transports, and crash/restart. Must not: model
+delivery or disk state (the Rust models do) or decide anything itself (every
+nondeterministic choice is a tape choice made by a model or the scheduler).
+
+Which host is running: a context variable holds the host incarnation of the code
+running (tasks inherit it from the task that created them, callbacks from the code
+that scheduled them). Code outside any spawned task runs on the host ``"main"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+from .errors import SimloomUsageError
+from .net import DatagramTransport, Net, SimServer, StreamTransport
+
+if TYPE_CHECKING:
+    from .disk import Disk
+    from .loop import SimLoop
+
+__all__ = ["Host", "World", "current_host"]
+
+#: The host incarnation (an int, see ``World._incarnations``) of the running code;
+#: absent for the world's own code and the host ``"main"``.
+_host_incarnation: contextvars.ContextVar[int] = contextvars.ContextVar("simloom_host_incarnation")
+
+#: Hosts get 10.0.0.1, 10.0.0.2, ... in creation order; "main" is always 10.0.0.1.
+_FIRST_ADDRESS = int(ipaddress.IPv4Address("10.0.0.1"))
+MAIN_HOST = "main"
+
+EntryFactory = Callable[[], Awaitable[Any]]
+
+
+class Host:
+    """A simulated machine: an address, a disk, and the tasks spawned on it.
+
+    ``spawn(factory)`` starts ``factory()`` as a task on the host and remembers the
+    factory; ``crash()`` is a power cut; ``restart()`` runs the remembered factories
+    again against what survived on the disk.
+    """
+
+    def __init__(self, world: World, name: str, address: str, net_id: int) -> None:
+        self.world = world
+        self.name = name
+        self.address = address
+        self._net_id = net_id
+        self._incarnation = 0
+        self._alive = True
+        self._entries: list[tuple[EntryFactory, str | None]] = []
+        self._disk: Disk | None = None
+        self._disk_capacity: int | None = None
+        #: Tasks started by spawn() and run(), kept alive as a supervisor would (a
+        #: task nobody references can be garbage collected while it waits).
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.crashes = 0
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        """False between ``crash()`` and ``restart()``."""
+        return self._alive
+
+    @property
+    def disk(self) -> Disk:
+        """The host's disk: it survives crashes, but only what was fsynced is sure to."""
+        if self._disk is None:
+            from .disk import Disk
+
+            self._disk = Disk(capacity=self._disk_capacity)
+        return self._disk
+
+    def _context(self) -> contextvars.Context:
+        context = self.world._context.copy()
+        if self._incarnation:
+            context.run(_host_incarnation.set, self._incarnation)
+        return context
+
+    def spawn(self, factory: EntryFactory, *, name: str | None = None) -> asyncio.Task[Any]:
+        """Start ``factory()`` (an async function or a lambda returning a coroutine)
+        as a task on this host, and remember it: ``restart()`` calls it again."""
+        if not callable(factory) or asyncio.iscoroutine(factory):
+            if asyncio.iscoroutine(factory):
+                factory.close()
+            raise SimloomUsageError(
+                "spawn() takes a factory (an async function or a lambda returning a "
+                "coroutine), not a coroutine: restart() must be able to call it again"
+            )
+        self._check_alive("spawn")
+        self._entries.append((factory, name))
+        return self._start(factory, name)
+
+    def run(
+        self, coroutine: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run a coroutine once as a task on this host (not restarted)."""
+        if not asyncio.iscoroutine(coroutine):
+            raise SimloomUsageError(f"run() takes a coroutine, got {type(coroutine).__name__}")
+        self._check_alive("run")
+        task = self.world.loop.create_task(coroutine, name=name, context=self._context())
+        self._keep(task)
+        return task
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(task)
+
+    def _start(self, factory: EntryFactory, name: str | None) -> asyncio.Task[Any]:
+        context = self._context()
+        awaitable = context.run(factory)
+        if not asyncio.iscoroutine(awaitable):
+            raise SimloomUsageError(
+                f"the factory given to spawn() must return a coroutine, got "
+                f"{type(awaitable).__name__}"
+            )
+        task = self.world.loop.create_task(awaitable, name=name, context=context)
+        self._keep(task)
+        return task
+
+    def _check_alive(self, what: str) -> None:
+        if not self._alive:
+            raise SimloomUsageError(f"{what}() on host {self.name!r}, which has crashed")
+        if self.world._ended:
+            raise SimloomUsageError(f"{what}() after the universe ended")
+
+    def crash(self) -> None:
+        """Power cut. The host's tasks are never scheduled again in this universe (no
+        ``finally``, no ``__aexit__``), its timers never fire, its listeners and
+        sockets vanish, peers of its connections see ``ConnectionResetError``, and its
+        disk keeps only what the disk model lets survive (unsynced writes are lost,
+        torn or flushed, by tape choice). The abandoned coroutines are closed after
+        the universe ends, in a fixed order."""
+        if self.name == MAIN_HOST:
+            raise SimloomUsageError(
+                "the host 'main' runs the test itself and cannot crash; spawn the code "
+                "to crash on a host of its own (world.host(name).spawn(...))"
+            )
+        if not self._alive:
+            raise SimloomUsageError(f"host {self.name!r} has already crashed")
+        self.world._crash(self)
+
+    def restart(self) -> None:
+        """Bring a crashed host back: a new incarnation runs every factory given to
+        ``spawn`` again, in order, against what survived on its disk."""
+        if self._alive:
+            raise SimloomUsageError(f"host {self.name!r} is running; crash() it before restart()")
+        self.world._restart(self)
+
+    def __repr__(self) -> str:
+        state = "up" if self._alive else "crashed"
+        return f"<simloom.Host {self.name!r} {self.address} {state}>"
+
+
+class World:
+    """The hosts, network and disks of one universe.
+
+    ``world.host(name)`` makes (or returns) a host; ``world.net`` holds the network
+    faults; ``world.sleep`` and ``world.until`` wait in virtual time.
+    """
+
+    def __init__(self, loop: SimLoop) -> None:
+        self.loop = loop
+        #: The context the world's own code (deliveries) runs in: no host.
+        self._context = contextvars.Context()
+        self._hosts: dict[str, Host] = {}
+        self._incarnations: dict[int, Host] = {}
+        self._next_incarnation = 1
+        self._core: _core.NetCore | None = None
+        self.net = Net(self)
+        self._names: dict[str, str] = {}
+        self._streams: dict[tuple[int, int], StreamTransport] = {}
+        self._servers: dict[int, SimServer] = {}
+        self._datagrams: dict[int, DatagramTransport] = {}
+        self._unix_ports: dict[tuple[int, str], int] = {}
+        self._abandoned: list[Any] = []
+        self._ended = False
+        loop._set_host_var(_host_incarnation)
+
+    # ------------------------------------------------------------------ hosts
+
+    @property
+    def _net(self) -> _core.NetCore:
+        if self._core is None:
+            self._core = _core.NetCore(self._deliver, self._context)
+            self._add_host(MAIN_HOST)
+        return self._core
+
+    def _add_host(self, name: str, capacity: int | None = None) -> Host:
+        address = str(ipaddress.IPv4Address(_FIRST_ADDRESS + len(self._hosts)))
+        net_id = self._net.add_host([address])
+        host = Host(self, name, address, net_id)
+        host._disk_capacity = capacity
+        if name != MAIN_HOST:
+            self._new_incarnation(host)
+        self._hosts[name] = host
+        self._names[name.lower()] = address
+        return host
+
+    def host(self, name: str, *, disk_capacity: int | None = None) -> Host:
+        """The host called ``name``, made on first use with the next free address
+        (10.0.0.2, 10.0.0.3, ...; ``"main"``, where the test runs, is 10.0.0.1). Its
+        name resolves to its address from then on. ``disk_capacity`` (bytes) makes
+        its disk fail writes with ``OSError(ENOSPC)`` when full."""
+        if not isinstance(name, str) or not name or not _valid_hostname(name):
+            raise SimloomUsageError(
+                f"host name must be a non-empty hostname (letters, digits, '-', '.'), got {name!r}"
+            )
+        if disk_capacity is not None and (
+            isinstance(disk_capacity, bool)
+            or not isinstance(disk_capacity, int)
+            or disk_capacity < 0
+        ):
+            raise SimloomUsageError(
+                f"disk_capacity must be a non-negative int (bytes), got {disk_capacity!r}"
+            )
+        self._net  # noqa: B018 - makes "main" first
+        if name in self._hosts:
+            return self._hosts[name]
+        return self._add_host(name, disk_capacity)
+
+    @property
+    def hosts(self) -> dict[str, Host]:
+        """Every host by name, in creation order ("main" first)."""
+        self._net  # noqa: B018
+        return dict(self._hosts)
+
+    @property
+    def main(self) -> Host:
+        """The host the test itself runs on."""
+        return self.hosts[MAIN_HOST]
+
+    def register_name(self, name: str, host: Host | str) -> None:
+        """Make ``name`` resolve to ``host``'s address (an alias, or a service name)."""
+        target = self.host(host) if isinstance(host, str) else host
+        if not isinstance(target, Host) or target.world is not self:
+            raise SimloomUsageError(f"{host!r} is not a host of this world")
+        if not isinstance(name, str) or not _valid_hostname(name):
+            raise SimloomUsageError(f"not a hostname: {name!r}")
+        self._names[name.lower()] = target.address
+
+    def _current_host(self) -> Host:
+        incarnation = _host_incarnation.get(0)
+        if incarnation:
+            return self._incarnations[incarnation]
+        return self.hosts[MAIN_HOST]
+
+    def _resolve(self, name: Any, on: Host) -> str:
+        """The IP ``name`` means on host ``on`` (strict: unknown names raise
+        ``socket.gaierror``)."""
+        if isinstance(name, bytes):
+            name = name.decode("idna")
+        if not isinstance(name, str):
+            raise TypeError(f"host must be a str, got {type(name).__name__}")
+        name = name.strip("[]")
+        try:
+            return str(ipaddress.ip_address(name.split("%", 1)[0]))
+        except ValueError:
+            pass
+        key = name.lower().rstrip(".")
+        if key in ("localhost", "localhost.localdomain", "ip6-localhost"):
+            return "127.0.0.1"
+        self._net  # noqa: B018
+        if key in self._names:
+            return self._names[key]
+        raise socket.gaierror(socket.EAI_NONAME, f"[Errno -2] Name or service not known: {name!r}")
+
+    def _name_of(self, ip: str) -> str | None:
+        for name, address in self._names.items():
+            if address == ip:
+                return name
+        return None
+
+    # --------------------------------------------------------- virtual time
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of virtual time (no wall time passes)."""
+        await asyncio.sleep(seconds)
+
+    async def until(
+        self, predicate: Callable[[], bool], *, timeout: float | None = None, interval: float = 0.01
+    ) -> None:
+        """Wait until ``predicate()`` is true, checking every ``interval`` virtual
+        seconds; ``TimeoutError`` after ``timeout`` virtual seconds."""
+        if not callable(predicate):
+            raise SimloomUsageError(f"until() needs a callable predicate, got {predicate!r}")
+        if not isinstance(interval, int | float) or interval <= 0:
+            raise SimloomUsageError(f"interval must be positive seconds, got {interval!r}")
+        deadline = None if timeout is None else self.loop.time() + timeout
+        while not predicate():
+            if deadline is not None and self.loop.time() >= deadline:
+                raise TimeoutError(
+                    f"world.until(): the condition did not hold within {timeout} virtual seconds"
+                )
+            await asyncio.sleep(interval)
+
+    async def connected_pair(
+        self,
+        client_factory: Callable[[], asyncio.BaseProtocol],
+        server_factory: Callable[[], asyncio.BaseProtocol],
+        *,
+        client: Host | str | None = None,
+        server: Host | str | None = None,
+    ) -> tuple[tuple[asyncio.Transport, Any], tuple[asyncio.Transport, Any]]:
+        """Connect a client protocol to a server protocol over the simulated network
+        (from ``client`` to ``server``, both ``"main"`` by default) and return
+        ``((client_transport, client_protocol), (server_transport, server_protocol))``
+        once both sides are connected."""
+        client_host = self._as_host(client)
+        server_host = self._as_host(server)
+        accepted: asyncio.Future[tuple[asyncio.Transport, Any]] = self.loop.create_future()
+
+        def factory() -> asyncio.BaseProtocol:
+            protocol = server_factory()
+            made = protocol.connection_made
+
+            def connection_made(transport: Any) -> None:
+                made(transport)
+                if not accepted.done():
+                    accepted.set_result((transport, protocol))
+
+            protocol.connection_made = connection_made  # type: ignore[method-assign]
+            return protocol
+
+        async def listen() -> SimServer:
+            return await self.loop.create_server(factory, server_host.address, 0)  # type: ignore[return-value]
+
+        server_object = await server_host._context().run(self.loop.create_task, listen())
+        port = server_object._listeners[0][1][1]
+
+        async def dial() -> tuple[asyncio.Transport, Any]:
+            return await self.loop.create_connection(client_factory, server_host.address, port)
+
+        client_side = await client_host._context().run(self.loop.create_task, dial())
+        server_side = await accepted
+        server_object.close()
+        return client_side, server_side
+
+    def _as_host(self, host: Host | str | None) -> Host:
+        if host is None:
+            return self.hosts[MAIN_HOST]
+        if isinstance(host, str):
+            return self.host(host)
+        if isinstance(host, Host) and host.world is self:
+            return host
+        raise SimloomUsageError(f"{host!r} is not a host of this world")
+
+    # --------------------------------------------------- network registry
+
+    def _register(self, transport: StreamTransport, conn: int, side: int) -> None:
+        self._streams[(conn, side)] = transport
+
+    def _register_datagram(self, transport: DatagramTransport, socket_id: int) -> None:
+        self._datagrams[socket_id] = transport
+
+    def _forget(self, transport: StreamTransport | DatagramTransport) -> None:
+        if isinstance(transport, StreamTransport):
+            self._streams.pop((transport._conn, transport._side), None)
+        else:
+            self._datagrams.pop(transport._socket, None)
+
+    def _listen(
+        self, host: Host, ip: str, port: int, backlog: int, server: SimServer
+    ) -> tuple[int, tuple[str, int]]:
+        listener, address = self._net.listen(host._net_id, ip, port, max(1, backlog))
+        self._servers[listener] = server
+        return listener, (address[0], address[1])
+
+    def _listen_unix(
+        self, host: Host, path: str, backlog: int, server: SimServer
+    ) -> tuple[int, tuple[str, int]]:
+        if (host._net_id, path) in self._unix_ports:
+            raise OSError(98, f"[Errno 98] Address already in use: {path!r}")
+        listener, address = self._listen(host, "127.0.0.1", 0, backlog, server)
+        self._unix_ports[(host._net_id, path)] = address[1]
+        return listener, address
+
+    def _unbind_unix(self, host: Host, path: str) -> None:
+        self._unix_ports.pop((host._net_id, path), None)
+
+    def _unix_port(self, path: str) -> int:
+        host = self._current_host()
+        port = self._unix_ports.get((host._net_id, path))
+        if port is None:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return port
+
+    def _deliver(self) -> None:
+        """The network's events are due: hand each to its transport's inbox."""
+        loop = self.loop
+        for event in self._net.pop(loop):
+            kind = event[0]
+            if kind == "data" or kind == "eof" or kind == "reset":
+                transport = self._streams.get((event[1], event[2]))
+                if transport is not None:
+                    transport._inbox.put((kind, event[3]) if kind == "data" else (kind,))
+            elif kind == "connected":
+                transport = self._streams.get((event[1], 0))
+                if transport is not None:
+                    transport._inbox.put(("connected", event[2], event[3]))
+            elif kind == "refused":
+                transport = self._streams.get((event[1], 0))
+                if transport is not None:
+                    transport._inbox.put(("refused",))
+            elif kind == "accept":
+                _, listener, conn, local, peer = event
+                server = self._servers.get(listener)
+                if server is None or server._closed:
+                    self._net.abort(loop, conn, 1)
+                    continue
+                transport = StreamTransport(
+                    self,
+                    server._host,
+                    conn,
+                    1,
+                    server._context,
+                    family=socket.AF_INET6 if ":" in local[0] else socket.AF_INET,
+                    unix_path=server._unix_path,
+                )
+                self._register(transport, conn, 1)
+                transport._server = server
+                transport._inbox.put(("accepted", local, peer))
+            elif kind == "datagram":
+                _, socket_id, source, data = event
+                endpoint = self._datagrams.get(socket_id)
+                if endpoint is not None:
+                    endpoint._inbox.put(("datagram", source, data))
+
+    # ------------------------------------------------------- crash, restart
+
+    def _crash(self, host: Host) -> None:
+        loop = self.loop
+        host._alive = False
+        host.crashes += 1
+        incarnation = host._incarnation
+        # Nothing of the host runs again: pending callbacks and timers are dropped,
+        # and any scheduled later is born cancelled.
+        self._abandoned.extend(loop._kill_incarnation(incarnation))
+        for task in loop._tasks_in_creation_order():
+            if task.done():
+                continue
+            if task.get_context().get(_host_incarnation, 0) == incarnation:
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
+                self._abandoned.append(task)
+        gone = self._net.crash_host(loop, host._net_id)
+        for conn in gone:
+            for side in (0, 1):
+                transport = self._streams.get((conn, side))
+                if transport is not None and transport._host is host:
+                    transport._host_crashed()
+                    del self._streams[(conn, side)]
+        for listener, server in list(self._servers.items()):
+            if server._host is host:
+                server._host_crashed()
+                del self._servers[listener]
+        for socket_id, endpoint in list(self._datagrams.items()):
+            if endpoint._host is host:
+                endpoint._host_crashed()
+                del self._datagrams[socket_id]
+        for key in [key for key in self._unix_ports if key[0] == host._net_id]:
+            del self._unix_ports[key]
+        if host._disk is not None:
+            host._disk._crash(loop)
+        loop._mark(f"crash:{host.name}")
+        loop._cover(f"world.crash:{host.name}")
+
+    def _new_incarnation(self, host: Host) -> None:
+        host._incarnation = self._next_incarnation
+        self._incarnations[host._incarnation] = host
+        self._next_incarnation += 1
+
+    def _restart(self, host: Host) -> None:
+        self._new_incarnation(host)
+        host._alive = True
+        host.restarts += 1
+        self.loop._mark(f"restart:{host.name}")
+        self.loop._cover(f"world.restart:{host.name}")
+        for factory, name in host._entries:
+            host._start(factory, name)
+
+    def _tasks_of_dead_hosts(self) -> set[Any]:
+        return {item for item in self._abandoned if isinstance(item, asyncio.Task)}
+
+    def _end(self) -> None:
+        """The universe is over: close the coroutines abandoned by crashes, in the
+        order they were abandoned (their ``finally`` blocks run now, outside the
+        universe, and cannot affect its outcome)."""
+        self._ended = True
+        abandoned, self._abandoned = self._abandoned, []
+        for item in abandoned:
+            if isinstance(item, asyncio.Task):
+                coroutine = item.get_coro()
+                try:
+                    coroutine.close()  # type: ignore[union-attr]
+                except BaseException:
+                    pass
+        abandoned.clear()
+
+    def __iter__(self) -> Iterator[Host]:
+        return iter(self.hosts.values())
+
+    def __repr__(self) -> str:
+        return f"<simloom.World hosts={list(self.hosts)}>"
+
+
+def _valid_hostname(name: str) -> bool:
+    return all(part and all(c.isalnum() or c in "-_" for c in part) for part in name.split("."))
+
+
+def current_host() -> Host | None:
+    """The host the calling code runs on, inside a universe with a world (else None)."""
+    loop = asyncio.events._get_running_loop()
+    world = getattr(loop, "_world", None)
+    if world is None:
+        return None
+    return world._current_host()  # type: ignore[no-any-return]
