@@ -129,14 +129,12 @@ impl LoopCore {
     /// The engine, for the world's models (network, disks) to draw their choices
     /// from the universe's tape. Turn an error of a draw into a Python exception
     /// with [`LoopCore::fail_source`].
-    #[allow(dead_code)] // until the world models use it
     pub(crate) fn engine_mut(&mut self) -> &mut Engine<Py<Handle>> {
         &mut self.engine
     }
 
     /// An error of the choice source met by a world model: raise it, remember it
     /// as fatal (the universe ends even if the program catches it) and stop.
-    #[allow(dead_code)] // until the world models use it
     pub(crate) fn fail_source(&mut self, py: Python<'_>, error: EngineError) -> PyErr {
         self.source_error(py, error)
     }
