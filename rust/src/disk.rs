@@ -186,6 +186,20 @@ impl DiskError {
         }
     }
 
+    /// The C library's text for [`DiskError::errno`] (`strerror`), without detail.
+    pub fn strerror(&self) -> &'static str {
+        match self {
+            DiskError::NotFound { .. } => "No such file or directory",
+            DiskError::AlreadyExists { .. } => "File exists",
+            DiskError::NoSpace { .. } => "No space left on device",
+            DiskError::FileTooLarge { .. } => "File too large",
+            DiskError::IsClosed { .. }
+            | DiskError::NotReadable { .. }
+            | DiskError::NotWritable { .. } => "Bad file descriptor",
+            DiskError::InvalidArgument { .. } => "Invalid argument",
+        }
+    }
+
     fn invalid(reason: impl Into<String>) -> DiskError {
         DiskError::InvalidArgument {
             reason: reason.into(),
@@ -195,27 +209,29 @@ impl DiskError {
 
 impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let strerror = self.strerror();
         match self {
-            DiskError::NotFound { path } => write!(f, "No such file or directory: {path:?}"),
-            DiskError::AlreadyExists { path } => write!(f, "File exists: {path:?}"),
+            DiskError::NotFound { path } | DiskError::AlreadyExists { path } => {
+                write!(f, "{strerror}: {path:?}")
+            }
             DiskError::NoSpace {
                 requested,
                 available,
             } => write!(
                 f,
-                "No space left on device: {requested} bytes requested, {available} free"
+                "{strerror}: {requested} bytes requested, {available} free"
             ),
             DiskError::FileTooLarge { size } => {
-                write!(f, "File too large: {size} bytes (limit {MAX_FILE_SIZE})")
+                write!(f, "{strerror}: {size} bytes (limit {MAX_FILE_SIZE})")
             }
-            DiskError::IsClosed { fd } => write!(f, "Bad file descriptor: {} is closed", fd.0),
+            DiskError::IsClosed { fd } => write!(f, "{strerror}: {} is closed", fd.0),
             DiskError::NotReadable { fd } => {
-                write!(f, "Bad file descriptor: {} is not open for reading", fd.0)
+                write!(f, "{strerror}: {} is not open for reading", fd.0)
             }
             DiskError::NotWritable { fd } => {
-                write!(f, "Bad file descriptor: {} is not open for writing", fd.0)
+                write!(f, "{strerror}: {} is not open for writing", fd.0)
             }
-            DiskError::InvalidArgument { reason } => write!(f, "Invalid argument: {reason}"),
+            DiskError::InvalidArgument { reason } => write!(f, "{strerror}: {reason}"),
         }
     }
 }
@@ -570,6 +586,11 @@ impl Disk {
             },
         );
         Ok(fd)
+    }
+
+    /// Is `fd` open? Handles close by [`Disk::close`] and all at once by a crash.
+    pub fn is_open(&self, fd: Fd) -> bool {
+        self.handles.contains_key(&fd)
     }
 
     /// Close a handle. Closing promises nothing about durability.
@@ -1617,10 +1638,15 @@ mod tests {
         let mut disk = Disk::new();
         let fd = disk.open("f", &mode("wb")).unwrap();
         disk.fsync(fd).unwrap();
+        assert!(disk.is_open(fd));
         disk.crash(&mut Zeros::default()).unwrap();
+        assert!(!disk.is_open(fd));
         assert_eq!(disk.write(fd, b"x"), Err(DiskError::IsClosed { fd }));
         let fresh = disk.open("f", &mode("rb")).unwrap();
         assert_ne!(fresh, fd);
+        assert!(disk.is_open(fresh));
+        disk.close(fresh).unwrap();
+        assert!(!disk.is_open(fresh));
         assert_eq!(disk.read(fd, 1), Err(DiskError::IsClosed { fd }));
     }
 
@@ -1671,7 +1697,10 @@ mod tests {
         ];
         for (error, errno) in cases {
             assert_eq!(error.errno(), errno, "{error}");
-            assert!(!error.to_string().is_empty());
+            assert!(
+                error.to_string().starts_with(error.strerror()),
+                "{error}: the message starts with the errno's text"
+            );
         }
         assert_eq!(
             DiskError::NotFound { path: "p".into() }.to_string(),
