@@ -624,7 +624,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._world = World(self)
         return self._world
 
-    async def create_connection(  # type: ignore[override]
+    async def create_connection(
         self,
         protocol_factory: Callable[[], Any],
         host: Any = None,
@@ -689,14 +689,14 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
-    async def create_server(  # type: ignore[override]
+    async def create_server(
         self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any
     ) -> Any:
         """Listen on the simulated network, on the host of the calling code."""
         world = self._require_world("loop.create_server() / asyncio.start_server()")
         return await _net.create_server(world, protocol_factory, host, port, **kwargs)
 
-    async def create_unix_connection(  # type: ignore[override]
+    async def create_unix_connection(
         self,
         protocol_factory: Callable[[], Any],
         path: str | None = None,
@@ -731,14 +731,14 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             transport=transport,
         )
 
-    async def create_unix_server(  # type: ignore[override]
+    async def create_unix_server(
         self, protocol_factory: Callable[[], Any], path: Any = None, **kwargs: Any
     ) -> Any:
         """Listen on a Unix socket path of the calling code's host (simulated)."""
         world = self._require_world("loop.create_unix_server() / asyncio.start_unix_server()")
         return await _net.create_unix_server(world, protocol_factory, path, **kwargs)
 
-    async def create_datagram_endpoint(  # type: ignore[override]
+    async def create_datagram_endpoint(
         self,
         protocol_factory: Callable[[], Any],
         local_addr: Any = None,
@@ -757,7 +757,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def sendfile(self, *args: Any, **kwargs: Any) -> NoReturn:
         _escape("loop.sendfile()", "it sends a real file over a transport")
 
-    async def start_tls(  # type: ignore[override]
+    async def start_tls(
         self,
         transport: Any,
         protocol: Any,
@@ -789,7 +789,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             waiter,
             server_side,
             server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
             call_connection_made=False,
         )
@@ -806,7 +806,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             raise
         return ssl_protocol._app_transport
 
-    async def getaddrinfo(  # type: ignore[override]
+    async def getaddrinfo(
         self,
         host: Any,
         port: Any,
@@ -824,7 +824,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             world, host, port, family=family, type=type, proto=proto, flags=flags
         )
 
-    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:  # type: ignore[override]
+    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
         world = self._require_world("loop.getnameinfo()")
         return await _net.getnameinfo(world, sockaddr, flags)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import errno
 import ipaddress
@@ -259,7 +260,7 @@ class StreamTransport(asyncio.Transport):
         protocol.connection_made(self)
         self._inbox.kick()
 
-    def _connection_lost(self, exc: BaseException | None) -> None:
+    def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
         self._lost = True
@@ -308,12 +309,11 @@ class StreamTransport(asyncio.Transport):
         self._loop.call_soon(self._connection_lost, None, context=self._context)
 
     def _call_net(self, operation: str) -> None:
-        try:
+        # OSError: the connection is already gone (reset, or the peer closed).
+        with contextlib.suppress(OSError):
             getattr(self._world._net, operation)(self._loop, self._conn, self._side)
-        except OSError:
-            pass  # the connection is already gone (reset, or the peer closed)
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
@@ -322,12 +322,11 @@ class StreamTransport(asyncio.Transport):
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data or self._closing or self._lost:
             return
-        try:
+        # OSError: a reset in flight; the reset event reports it to the protocol.
+        with contextlib.suppress(OSError):
             self._world._net.send(self._loop, self._conn, self._side, bytes(data))
-        except OSError:
-            pass  # reset in flight: the reset event reports it to the protocol
 
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:  # type: ignore[override]
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
@@ -422,7 +421,7 @@ class SimServer(asyncio.AbstractServer):
                 self._ssl,
                 waiter,
                 server_side=True,
-                ssl_handshake_timeout=self._ssl_handshake_timeout,
+                ssl_handshake_timeout=self._ssl_handshake_timeout,  # type: ignore[arg-type]
                 ssl_shutdown_timeout=self._ssl_shutdown_timeout,
             )
             waiter.add_done_callback(_consume_exception)
@@ -454,10 +453,8 @@ class SimServer(asyncio.AbstractServer):
         self._closed = True
         self._serving = False
         for listener, _ in self._listeners:
-            try:
+            with contextlib.suppress(RuntimeError):  # its host crashed
                 self._world._net.close_listener(self._loop, listener)
-            except RuntimeError:
-                pass  # its host crashed
         self._listeners.clear()
         if self._unix_path is not None:
             self._world._unbind_unix(self._host, self._unix_path)
@@ -584,7 +581,7 @@ class DatagramTransport(asyncio.DatagramTransport):
             )
         return self._extra.get(name, default)
 
-    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:  # type: ignore[override]
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
@@ -714,11 +711,11 @@ async def open_stream(
         ssl_protocol = sslproto.SSLProtocol(
             loop,
             protocol,
-            context,
+            context,  # type: ignore[arg-type]  # None: a default client context
             waiter,
             server_side=False,
             server_hostname=server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
         transport._attach(ssl_protocol)
