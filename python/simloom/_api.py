@@ -33,7 +33,8 @@ __all__ = [
     "sometimes",
 ]
 
-Main = Callable[[], Awaitable[Any]]
+#: An async function taking no arguments, or only `world`.
+Main = Callable[..., Awaitable[Any]]
 
 #: Teardown cancels leftovers at most this many times (cleanup can start new tasks).
 TEARDOWN_ROUNDS = 8
@@ -164,7 +165,7 @@ async def _call_main(main: Main, loop: SimLoop) -> Any:
             raise SimloomUsageError(
                 "main takes a `world` parameter, but the universe runs with world=False"
             )
-        awaitable = main(world=world)  # type: ignore[call-arg]
+        awaitable = main(world=world)
     else:
         awaitable = main()
     if not inspect.isawaitable(awaitable):

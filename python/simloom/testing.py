@@ -279,7 +279,9 @@ class _HypothesisRun:
     """One Hypothesis test over ``universes()`` for a simloom test: it replays
     database entries and shrinks, sharing the simloom test's database key."""
 
-    def __init__(self, test_id: str, main: Callable[[], Awaitable[Any]], base: Any) -> None:
+    def __init__(
+        self, test_id: str, main: Callable[..., Awaitable[Any]], base: Any, world: bool = True
+    ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
         from .hypothesis import _compat, universes
@@ -319,7 +321,7 @@ class _HypothesisRun:
             max_examples=1,
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
-        )(given(universes())(replay_universe))
+        )(given(universes(world=world))(replay_universe))
         self.test = wrapped
 
     def saved(self) -> list[bytes]:
@@ -363,6 +365,7 @@ def test(
     scheduler: str | None = None,
     require_coverage: Iterable[str] = (),
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    world: bool = True,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
 
@@ -372,6 +375,9 @@ def test(
     ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``.
     ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
     reach, or the test fails.
+    A parameter named ``world`` receives each universe's :class:`~simloom.World`
+    (hosts, network, disks, faults); every other parameter is a pytest fixture.
+    ``world=False``: no simulated world, and network use is an escape.
     """
     if fn is None:
         return functools.partial(
@@ -380,6 +386,7 @@ def test(
             scheduler=scheduler,
             require_coverage=require_coverage,
             livelock_steps=livelock_steps,
+            world=world,
         )
     if not inspect.iscoroutinefunction(fn):
         raise SimloomUsageError(
@@ -403,14 +410,14 @@ def test(
         parameters=[p for name, p in signature.parameters.items() if name != "world"]
     )
 
+    if wants_world and not world:
+        raise SimloomUsageError(
+            f"{fn.__qualname__} takes a `world` parameter but is decorated with world=False"
+        )
+
     @functools.wraps(fn)
     def run_simloom_test(*args: Any, **kwargs: Any) -> None:
         __tracebackhide__ = True
-        if wants_world:
-            raise SimloomUsageError(
-                "the `world` parameter (hosts, network, disk) is not available in this "
-                "release of simloom yet"
-            )
         _Exploration(
             fn,
             run_simloom_test,
@@ -420,6 +427,8 @@ def test(
             scheduler=scheduler,
             required=required,
             livelock_steps=livelock_steps,
+            world=world,
+            wants_world=wants_world,
         ).run()
 
     del run_simloom_test.__wrapped__  # pytest must see the visible signature below
@@ -440,8 +449,11 @@ class _Exploration:
         scheduler: str | None,
         required: list[str],
         livelock_steps: int,
+        world: bool = True,
+        wants_world: bool = False,
     ) -> None:
         self.fn = fn
+        self.world = world
         self.options = _options
         self.test_id = _current_test_id or f"{fn.__module__}.{fn.__qualname__}"
         from hypothesis import settings
@@ -458,8 +470,16 @@ class _Exploration:
         self.stats = TestStats(self.test_id)
         session_stats.append(self.stats)
 
-        def main() -> Awaitable[Any]:
-            return fn(*args, **kwargs)
+        main: Callable[..., Awaitable[Any]]
+        if wants_world:
+
+            def main(world: Any) -> Awaitable[Any]:
+                return fn(*args, world=world, **kwargs)
+
+        else:
+
+            def main() -> Awaitable[Any]:
+                return fn(*args, **kwargs)
 
         self.main = main
 
@@ -471,9 +491,17 @@ class _Exploration:
         if spec is None:
             # pct:auto's horizon comes from a FIFO probe run, which is the same for
             # every seed: measure it once per exploration, not once per universe.
-            spec = _api._resolve_horizon(self.main, parse_scheduler(name), self.livelock_steps)
+            spec = _api._resolve_horizon(
+                self.main, parse_scheduler(name), self.livelock_steps, self.world
+            )
             self.resolved[name] = spec
-        return _api.run(self.main, seed=seed, scheduler=spec, livelock_steps=self.livelock_steps)
+        return _api.run(
+            self.main,
+            seed=seed,
+            scheduler=spec,
+            livelock_steps=self.livelock_steps,
+            world=self.world,
+        )
 
     def _count(self, result: RunResult) -> None:
         self.stats.universes += 1
@@ -527,7 +555,7 @@ class _Exploration:
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
 
     def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, float]:
-        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings)
+        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings, self.world)
         hypothesis_run.save(tape)
         started = time.perf_counter()
         hypothesis_run.run()
@@ -568,7 +596,9 @@ class _Exploration:
                 f"--simloom-tape={path} belongs to test {owner!r}, not {self.test_id!r}; "
                 "select that test (or drop --simloom-tape)"
             )
-        result = _api.replay(self.main, Tape.load(path), livelock_steps=self.livelock_steps)
+        result = _api.replay(
+            self.main, Tape.load(path), livelock_steps=self.livelock_steps, world=self.world
+        )
         self._count(result)
         if result.error is not None:
             self._fail(
@@ -590,7 +620,7 @@ class _Exploration:
 
     def _replay_database(self) -> None:
         __tracebackhide__ = True
-        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings)
+        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings, self.world)
         if not hypothesis_run.saved():
             return
         started = time.perf_counter()

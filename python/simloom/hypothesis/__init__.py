@@ -152,11 +152,16 @@ class Universe:
     """
 
     def __init__(
-        self, data: _compat.ConjectureData, scheduler: SchedulerSpec, livelock_steps: int
+        self,
+        data: _compat.ConjectureData,
+        scheduler: SchedulerSpec,
+        livelock_steps: int,
+        world: bool = True,
     ) -> None:
         self._data = data
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
+        self.world = world
         self.result: RunResult | None = None
 
     def run_result(self, main: Callable[[], Awaitable[Any]]) -> RunResult:
@@ -177,10 +182,11 @@ class Universe:
                 seed=provider.universe_seed(),
                 scheduler=self.scheduler,
                 livelock_steps=self.livelock_steps,
+                world=self.world,
             )
             forced = generated.tape.to_draws()
         draws = _HypothesisDraws(self._data, forced)
-        loop = SimLoop(draws=draws, livelock_steps=self.livelock_steps)
+        loop = SimLoop(draws=draws, livelock_steps=self.livelock_steps, world=self.world)
         try:
             self.result = _universe(main, loop, None, "hypothesis")
         finally:
@@ -210,13 +216,14 @@ class Universe:
 
 
 class _UniverseStrategy(_compat.SearchStrategy[Universe]):
-    def __init__(self, scheduler: SchedulerSpec, livelock_steps: int) -> None:
+    def __init__(self, scheduler: SchedulerSpec, livelock_steps: int, world: bool) -> None:
         super().__init__()
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
+        self.world = world
 
     def do_draw(self, data: _compat.ConjectureData) -> Universe:
-        return Universe(data, self.scheduler, self.livelock_steps)
+        return Universe(data, self.scheduler, self.livelock_steps, self.world)
 
     def calc_is_empty(self, recur: Any) -> bool:
         return False
@@ -226,7 +233,10 @@ class _UniverseStrategy(_compat.SearchStrategy[Universe]):
 
 
 def universes(
-    *, scheduler: str | None = None, livelock_steps: int = DEFAULT_LIVELOCK_STEPS
+    *,
+    scheduler: str | None = None,
+    livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    world: bool = True,
 ) -> _compat.SearchStrategy[Universe]:
     """A strategy for simulated universes whose choices Hypothesis makes.
 
@@ -236,10 +246,13 @@ def universes(
     ``scheduler`` names the Rust strategy that generates universes under
     ``@settings(backend="simloom")`` (``"random"``, ``"pct"``, ``"pct:auto"``...);
     the default Hypothesis backend generates the draws itself and ignores it.
+    A program run in a universe that takes a ``world`` parameter gets the
+    universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
+    Network and disk faults are choices too, so they shrink toward "no fault".
     """
     spec = parse_scheduler(scheduler or "random")
     if not isinstance(livelock_steps, int) or livelock_steps < 1:
         raise SimloomUsageError(
             f"livelock_steps must be a positive integer, got {livelock_steps!r}"
         )
-    return _UniverseStrategy(spec, livelock_steps)
+    return _UniverseStrategy(spec, livelock_steps, bool(world))
