@@ -12,6 +12,7 @@ import typing as _typing
 
 from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
+from .disk import Disk, DiskFile
 from .errors import (
     CorruptTapeError,
     CoverageNotReachedError,
@@ -29,8 +30,10 @@ from .errors import (
     UnhandledExceptionError,
 )
 from .loop import SimLoop
+from .net import Net
 from .tape import Tape
 from .testing import test
+from .world import Host, World, current_host
 
 if _typing.TYPE_CHECKING:
     from .hypothesis import Universe, universes
@@ -52,10 +55,14 @@ __all__ = [
     "SCHEDULERS",
     "CorruptTapeError",
     "CoverageNotReachedError",
+    "Disk",
+    "DiskFile",
     "EscapedSimulationError",
     "Event",
     "EventLogError",
     "ForeignTapeError",
+    "Host",
+    "Net",
     "RunResult",
     "SchedulerSpec",
     "SimDeadlockError",
@@ -70,7 +77,9 @@ __all__ = [
     "TruncatedTapeError",
     "UnhandledExceptionError",
     "Universe",
+    "World",
     "__version__",
+    "current_host",
     "decode_events",
     "draw",
     "parse_scheduler",

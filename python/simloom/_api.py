@@ -222,7 +222,12 @@ def _run_quietly(loop: SimLoop, coro: Any) -> None:
     handler, not raised."""
     try:
         loop.run_until_complete(coro)
-    except (Exception, SystemExit):
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        # Including the choice source's fatal error (Hypothesis stopping the test),
+        # which run_until_complete raises again: teardown must still finish, and the
+        # caller raises that error afterwards.
         coro.close()
 
 
