@@ -323,3 +323,53 @@ def test_taskgroup_abort_order_is_deterministic() -> None:
 def test_as_completed_with_coroutines_is_deterministic() -> None:
     seen = perturbed_runs(as_completed_coroutines)
     assert len(seen) == 1, f"{len(seen)} different universes from one seed: {seen.most_common(4)}"
+
+
+# ------------------------------------------------------------------ worlds
+
+WORLD_SEEDS = int(os.environ.get("SIMLOOM_WORLD_TORTURE_SEEDS", "1000"))
+WORLD_NAMES = list(tp.WORLD_PROGRAMS)
+WORLD_CHUNKS = max(1, -(-WORLD_SEEDS // CHUNK))
+
+
+def torture_world_one(seed: int) -> list[str]:
+    """``torture_one`` for the world programs: network and disk faults included."""
+    name = WORLD_NAMES[seed % len(WORLD_NAMES)]
+    scheduler = SCHEDULERS[(seed // len(WORLD_NAMES)) % len(SCHEDULERS)]
+    prog = tp.WORLD_PROGRAMS[name]
+    where = f"seed={seed} world program={name} scheduler={scheduler}"
+    r1 = simloom.run(prog, seed=seed, scheduler=scheduler)
+    keep = ballast(seed, 1)
+    r2 = simloom.run(prog, seed=seed, scheduler=scheduler)
+    keep.append(ballast(seed, 2))
+    r3 = simloom.replay(prog, r1.tape, strict=True)
+    del keep
+    problems = []
+    if r1.error is not None:
+        problems.append(f"{where}: program ended with {describe(r1.error)!r}")
+    f1 = fingerprint(r1)
+    for label, other in (("rerun", r2), ("strict replay", r3)):
+        diff = differences(f1, fingerprint(other))
+        if diff:
+            problems.append(f"{where}: {label} differs from the first run: " + "; ".join(diff))
+    return problems
+
+
+@pytest.mark.parametrize("chunk", range(WORLD_CHUNKS))
+def test_world_torture(chunk: int) -> None:
+    seeds = range(chunk * CHUNK, min(WORLD_SEEDS, (chunk + 1) * CHUNK))
+    problems = [problem for seed in seeds for problem in torture_world_one(seed)]
+    assert not problems, (
+        f"{len(problems)} problem(s) in seeds {seeds.start}..{seeds.stop - 1}:\n"
+        + "\n".join(problems)
+    )
+
+
+@pytest.mark.parametrize("name", WORLD_NAMES)
+def test_world_faults_really_vary(name: str) -> None:
+    """The world programs' outcomes and schedules differ across seeds: the faults
+    are exercised, not vacuous."""
+    prog = tp.WORLD_PROGRAMS[name]
+    runs = [simloom.run(prog, seed=s, scheduler="random") for s in range(30)]
+    assert len({r.digest for r in runs}) >= 15
+    assert len({repr(r.value) for r in runs}) >= 3, [r.value for r in runs[:5]]

@@ -686,3 +686,132 @@ async def racy_counters() -> Any:
     await asyncio.gather(*players)
     assert 8 <= shared["counter"] <= 32 and who.get() == "main"
     return {"counter": shared["counter"], "finals": finals, "trail": trail, "volleys": volleys}
+
+
+# ------------------------------------------------------------------ worlds
+#
+# Programs over the simulated world with faults: every fault is a tape choice, so a
+# seed fixes latency draws, losses, partitions, crashes and torn writes as well as
+# the schedule. Each catches the failures it provokes and returns what it saw.
+
+WORLD_PROGRAMS: dict[str, Callable[..., Awaitable[Any]]] = {}
+
+
+def world_program(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    assert fn.__name__ not in WORLD_PROGRAMS, fn.__name__
+    WORLD_PROGRAMS[fn.__name__] = fn
+    return fn
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+    except ConnectionResetError:
+        pass
+
+
+def _serve(port: int) -> Callable[[], Awaitable[None]]:
+    async def serve() -> None:
+        server = await asyncio.start_server(_echo, None, port)
+        await server.serve_forever()
+
+    return serve
+
+
+@world_program
+async def echo_cluster_with_network_faults(world: Any) -> Any:
+    nodes = [world.host(f"n{i}") for i in range(3)]
+    for node in nodes:
+        node.spawn(_serve(7000))
+    world.net.set_latency(0.0005, 0.02)
+    world.net.set_loss(15)
+    await world.sleep(0.01)
+    seen: list[Any] = []
+
+    async def client(i: int) -> None:
+        for attempt in range(2):
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(f"n{i}", 7000), 1)
+                writer.write(f"{i}:{attempt};".encode() * 3)
+                writer.write_eof()
+                seen.append((i, attempt, await asyncio.wait_for(reader.read(), 2)))
+                writer.close()
+            except (OSError, TimeoutError) as exc:
+                seen.append((i, attempt, type(exc).__name__))
+
+    async def faults() -> None:
+        await asyncio.sleep(delay("partition_at", 5, 0.005))
+        if simloom.sometimes("partition", 40):
+            world.net.partition(nodes[0], nodes[1:] + [world.main])
+        await asyncio.sleep(delay("heal_at", 5, 0.05))
+        world.net.heal()
+        if simloom.sometimes("reset", 30):
+            world.net.reset_connections(world.main, nodes[1])
+
+    await asyncio.gather(faults(), *(client(i) for i in range(3)))
+    return sorted(seen, key=repr)
+
+
+@world_program
+async def crash_restart_with_disk(world: Any) -> Any:
+    node = world.host("store")
+    boots: list[Any] = []
+
+    async def service() -> None:
+        disk = node.disk
+        state = disk.read_bytes("state") if disk.exists("state") else b""
+        boots.append(state)
+        with disk.open("state", "a") as log:
+            for n in range(3):
+                log.write(f"{len(boots)}.{n};".encode())
+                if simloom.sometimes("fsync", 50):
+                    log.fsync()
+                await asyncio.sleep(0.01)
+        disk.fsync_dir()
+        await _serve(7000)()
+
+    node.spawn(service)
+    await world.sleep(delay("crash_at", 5, 0.01))
+    node.crash()
+    node.restart()
+    await world.sleep(0.1)
+    try:
+        reader, writer = await asyncio.open_connection("store", 7000)
+        writer.write(b"up?")
+        writer.write_eof()
+        boots.append(await reader.read())
+    except OSError as exc:
+        boots.append(type(exc).__name__)
+    return boots
+
+
+@world_program
+async def datagrams_with_faults(world: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    world.net.set_datagram_loss(20)
+    world.net.set_datagram_duplication(20)
+    world.net.set_datagram_reorder(20)
+    received: list[bytes] = []
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            received.append(data)
+
+    async def listen() -> None:
+        await loop.create_datagram_endpoint(Sink, local_addr=("0.0.0.0", 5000))
+        await asyncio.Event().wait()
+
+    world.host("sink").spawn(listen)
+    await world.sleep(0.01)
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, remote_addr=("sink", 5000)
+    )
+    for n in range(8):
+        transport.sendto(str(n).encode())
+        await asyncio.sleep(delay("gap", 3, 0.001))
+    await world.sleep(0.5)
+    transport.close()
+    return received
