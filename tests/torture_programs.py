@@ -745,7 +745,7 @@ async def echo_cluster_with_network_faults(world: Any) -> Any:
     async def faults() -> None:
         await asyncio.sleep(delay("partition_at", 5, 0.005))
         if simloom.sometimes("partition", 40):
-            world.net.partition(nodes[0], nodes[1:] + [world.main])
+            world.net.partition(nodes[0], [*nodes[1:], world.main])
         await asyncio.sleep(delay("heal_at", 5, 0.05))
         world.net.heal()
         if simloom.sometimes("reset", 30):
