@@ -171,7 +171,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("simloom")
     for entry in stats:
-        coverage = ", ".join(f"{k}={v}" for k, v in sorted(entry.coverage.items()))
+        coverage = ", ".join(
+            f"{label}={hits}"
+            + (
+                f" (in {reaching} universes)"
+                if (reaching := entry.universes_reaching.get(label, hits)) != hits
+                else ""
+            )
+            for label, hits in sorted(entry.coverage.items())
+        )
         line = f"{entry.test_id}: {entry.universes} universes, {entry.outcome}"
         if coverage:
             line += f"; coverage: {coverage}"

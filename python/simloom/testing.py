@@ -83,7 +83,9 @@ class TestStats:
 
     test_id: str
     universes: int = 0
+    #: Label → hits over the exploration, and in how many universes it fired.
     coverage: dict[str, int] = field(default_factory=dict)
+    universes_reaching: dict[str, int] = field(default_factory=dict)
     outcome: str = "passed"
     note: str = ""
 
@@ -507,6 +509,8 @@ class _Exploration:
         self.stats.universes += 1
         for label, hits in result.coverage.items():
             self.stats.coverage[label] = self.stats.coverage.get(label, 0) + hits
+            reaching = self.stats.universes_reaching
+            reaching[label] = reaching.get(label, 0) + 1
 
     def _fail(
         self,
