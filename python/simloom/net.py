@@ -302,11 +302,17 @@ class StreamTransport(asyncio.Transport):
         self._loop.call_soon(self._connection_lost, None, context=self._context)
 
     def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """Abort and report ``exc`` to the protocol's ``connection_lost``, as the
+        selector transport does (asyncio's TLS layer calls this on a failed
+        handshake or a shutdown timeout)."""
         if self._lost:
             return
         self._closing = True
         self._call_net("abort")
-        self._loop.call_soon(self._connection_lost, None, context=self._context)
+        self._loop.call_soon(self._connection_lost, exc, context=self._context)
 
     def _call_net(self, operation: str) -> None:
         # OSError: the connection is already gone (reset, or the peer closed).
