@@ -1102,4 +1102,10 @@ async def sock_connect(world: World, sock: Any, address: Any) -> None:
 
 
 def take_connected_socket(sock: Any) -> StreamTransport | None:
-    return _connected_sockets.pop(sock, None)
+    """The transport ``sock_connect`` opened for ``sock``, which now owns the
+    connection. The real socket only carried the address and is closed here (on the
+    stock loop the transport would close it), so no file descriptor leaks."""
+    transport = _connected_sockets.pop(sock, None)
+    if transport is not None:
+        sock.close()
+    return transport
