@@ -302,12 +302,17 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(
+    description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """The common options; ``extra`` adds a benchmark's own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeat", type=int, default=5, help="best of N (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="discarded warm-up runs")
     parser.add_argument("--quick", action="store_true", help="smaller workload, best of 2")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args()
     if args.quick:
         args.repeat = min(args.repeat, 2)

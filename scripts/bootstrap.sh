@@ -23,6 +23,7 @@ DEV_DEPS=(
     'maturin>=1.7,<2'
     'aiohttp'
     'httpx'
+    'trustme'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }

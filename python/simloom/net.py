@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import errno
 import ipaddress
+import os
 import socket
 import ssl as ssl_module
 import weakref
@@ -98,17 +99,46 @@ def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
         protocol.data_received(data)  # type: ignore[attr-defined]
 
 
+#: Read ends of two pipes, made on first use: one at end of file (always readable),
+#: one whose write end stays open and is never written (never readable).
+_readiness_pipes: tuple[int, int] | None = None
+
+
+def _readiness_fd(readable: bool) -> int:
+    """A real file descriptor that ``poll``/``select`` report as readable or not.
+    Libraries that check a socket's readiness by its descriptor (httpcore does,
+    before reusing a keep-alive connection) then see the simulated connection's
+    state; nothing is ever read from or written to it."""
+    global _readiness_pipes
+    if _readiness_pipes is None:
+        at_eof, eof_writer = os.pipe()
+        os.close(eof_writer)
+        idle, _idle_writer = os.pipe()  # kept open for the process's lifetime
+        _readiness_pipes = (at_eof, idle)
+    return _readiness_pipes[0] if readable else _readiness_pipes[1]
+
+
 class SimSocket:
     """What ``server.sockets`` and ``get_extra_info("socket")`` would hold: the
-    address-reporting half of a socket (no file descriptor; I/O goes through the
-    transport)."""
+    address-reporting half of a socket. I/O goes through the transport; a connected
+    stream socket's ``fileno()`` is a descriptor whose readiness is the
+    connection's (see :func:`_readiness_fd`), others have none (-1)."""
 
-    def __init__(self, family: int, kind: int, sockname: Any, peername: Any = None) -> None:
+    def __init__(
+        self,
+        family: int,
+        kind: int,
+        sockname: Any,
+        peername: Any = None,
+        *,
+        readable: Callable[[], bool] | None = None,
+    ) -> None:
         self.family = socket.AddressFamily(family)
         self.type = socket.SocketKind(kind)
         self.proto = 0
         self._sockname = sockname
         self._peername = peername
+        self._readable = readable
 
     def getsockname(self) -> Any:
         return self._sockname
@@ -119,7 +149,9 @@ class SimSocket:
         return self._peername
 
     def fileno(self) -> int:
-        return -1
+        if self._readable is None:
+            return -1
+        return _readiness_fd(self._readable())
 
     def setsockopt(self, *args: Any) -> None:
         """Socket options have no effect on the simulated network."""
@@ -287,9 +319,19 @@ class StreamTransport(asyncio.Transport):
                 return default
             kind = socket.AF_UNIX if self._unix_path is not None else self._family
             return SimSocket(
-                kind, socket.SOCK_STREAM, self._extra["sockname"], self._extra.get("peername")
+                kind,
+                socket.SOCK_STREAM,
+                self._extra["sockname"],
+                self._extra.get("peername"),
+                readable=self._has_unread_input,
             )
         return self._extra.get(name, default)
+
+    def _has_unread_input(self) -> bool:
+        """What ``poll`` says of a real socket under a selector transport: readable
+        once bytes, end of file or a reset have arrived and not yet been handed to
+        the protocol, and for good after end of file or a reset."""
+        return self._eof or self._lost or bool(self._inbox.events)
 
     def is_closing(self) -> bool:
         return self._closing
@@ -302,11 +344,17 @@ class StreamTransport(asyncio.Transport):
         self._loop.call_soon(self._connection_lost, None, context=self._context)
 
     def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """Abort and report ``exc`` to the protocol's ``connection_lost``, as the
+        selector transport does (asyncio's TLS layer calls this on a failed
+        handshake or a shutdown timeout)."""
         if self._lost:
             return
         self._closing = True
         self._call_net("abort")
-        self._loop.call_soon(self._connection_lost, None, context=self._context)
+        self._loop.call_soon(self._connection_lost, exc, context=self._context)
 
     def _call_net(self, operation: str) -> None:
         # OSError: the connection is already gone (reset, or the peer closed).
@@ -1096,4 +1144,10 @@ async def sock_connect(world: World, sock: Any, address: Any) -> None:
 
 
 def take_connected_socket(sock: Any) -> StreamTransport | None:
-    return _connected_sockets.pop(sock, None)
+    """The transport ``sock_connect`` opened for ``sock``, which now owns the
+    connection. The real socket only carried the address and is closed here (on the
+    stock loop the transport would close it), so no file descriptor leaks."""
+    transport = _connected_sockets.pop(sock, None)
+    if transport is not None:
+        sock.close()
+    return transport

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core
 from .errors import SimloomUsageError
-from .net import DatagramTransport, Net, SimServer, StreamTransport
+from .net import DatagramTransport, Net, SimServer, StreamTransport, _no_such_name
 
 if TYPE_CHECKING:
     from .disk import Disk
@@ -275,7 +275,7 @@ class World:
         self._net  # noqa: B018
         if key in self._names:
             return self._names[key]
-        raise socket.gaierror(socket.EAI_NONAME, f"[Errno -2] Name or service not known: {name!r}")
+        raise _no_such_name(name)
 
     def _name_of(self, ip: str) -> str | None:
         for name, address in self._names.items():

@@ -8,6 +8,12 @@
 //! within a horizon of k decisions. Every random number comes from the universe's one
 //! seeded generator.
 //!
+//! Strict priorities livelock a busy-wait: a callback that re-schedules itself until
+//! another task has run (anyio's cancellation delivery does this on every
+//! `connect_tcp`) outranks that task forever. So PCT also demotes an owner that wins
+//! [`SPIN_DEMOTION`] decisions in a row while another owner is ready, as a
+//! change point would.
+//!
 //! Owns: the answer to a decision. Must not: touch the tape or the ready set.
 
 use crate::ready::ReadySet;
@@ -48,6 +54,14 @@ pub enum StrategyKind {
     Pct { depth: u32, horizon: u64 },
 }
 
+/// Decisions in a row one owner may win while another owner waits before PCT takes it
+/// for a spinner and demotes it. Far above the runs PCT exists to produce (a starved
+/// task needs tens), far below the loop's livelock limit.
+pub const SPIN_DEMOTION: u32 = 1_000;
+
+/// The priority of an owner demoted for spinning: below every other.
+const SPINNER_PRIORITY: u64 = 0;
+
 #[derive(Debug, Clone)]
 pub struct Pct {
     depth: u32,
@@ -59,6 +73,9 @@ pub struct Pct {
     ordered: BTreeSet<(Reverse<u64>, u64)>,
     owner_of: SeqMap<u32>,
     ready_of_owner: OwnerMap<Vec<u64>>,
+    /// The owner of the last decision and how many decisions in a row it has won.
+    last_owner: Option<u32>,
+    run_length: u32,
 }
 
 impl Pct {
@@ -76,6 +93,8 @@ impl Pct {
             ordered: BTreeSet::new(),
             owner_of: SeqMap::default(),
             ready_of_owner: OwnerMap::default(),
+            last_owner: None,
+            run_length: 0,
         }
     }
 
@@ -115,7 +134,8 @@ impl Pct {
     }
 
     /// After decision `index` chose an entry owned by `owner`: at a change point the
-    /// owner drops below every initial priority.
+    /// owner drops below every initial priority; an owner that keeps winning while
+    /// another waits drops below everything.
     fn after_pick(&mut self, index: u64, owner: u32) {
         while self.next_change < self.change_points.len()
             && self.change_points[self.next_change] < index
@@ -127,12 +147,31 @@ impl Pct {
         {
             self.next_change += 1;
             let lowered = self.next_change as u64; // 1 ..= depth-1, all below depth+1
-            let old = self.priorities.insert(owner, lowered).unwrap_or(lowered);
-            if let Some(seqs) = self.ready_of_owner.get(&owner) {
-                for &seq in seqs {
-                    self.ordered.remove(&(Reverse(old), seq));
-                    self.ordered.insert((Reverse(lowered), seq));
-                }
+            self.set_priority(owner, lowered);
+        }
+        if self.last_owner == Some(owner) {
+            self.run_length += 1;
+        } else {
+            self.last_owner = Some(owner);
+            self.run_length = 1;
+        }
+        if self.run_length >= SPIN_DEMOTION && self.another_owner_is_ready(owner) {
+            self.set_priority(owner, SPINNER_PRIORITY);
+            self.run_length = 0;
+        }
+    }
+
+    fn another_owner_is_ready(&self, owner: u32) -> bool {
+        let own = self.ready_of_owner.get(&owner).map_or(0, Vec::len);
+        self.ordered.len() > own
+    }
+
+    fn set_priority(&mut self, owner: u32, priority: u64) {
+        let old = self.priorities.insert(owner, priority).unwrap_or(priority);
+        if let Some(seqs) = self.ready_of_owner.get(&owner) {
+            for &seq in seqs {
+                self.ordered.remove(&(Reverse(old), seq));
+                self.ordered.insert((Reverse(priority), seq));
             }
         }
     }
@@ -242,6 +281,44 @@ mod tests {
             strategy.on_unready(seq);
             assert_eq!(again, owner, "the winning owner keeps running");
         }
+    }
+
+    #[test]
+    fn pct_demotes_an_owner_that_spins_while_another_waits() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let mut strategy = Strategy::new(
+            &StrategyKind::Pct {
+                depth: 1,
+                horizon: 10,
+            },
+            &mut rng,
+        );
+        let mut ready = ReadySet::new();
+        for (seq, owner) in [(0u64, 7u32), (1, 9)] {
+            ready.push(seq, owner);
+            strategy.on_ready(seq, owner, &mut rng);
+        }
+        // Whoever wins re-schedules itself each time it runs (a busy-wait on the
+        // other owner, whose entry stays ready throughout).
+        let mut spinner = None;
+        let mut wins = 0;
+        for decision in 0..2 * SPIN_DEMOTION as u64 {
+            let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
+            let (seq, owner) = ready.take(rank).unwrap();
+            strategy.on_unready(seq);
+            strategy.after_schedule(decision, owner);
+            if spinner.is_some_and(|spinner| spinner != owner) {
+                break;
+            }
+            spinner = Some(owner);
+            wins += 1;
+            ready.push(100 + decision, owner);
+            strategy.on_ready(100 + decision, owner, &mut rng);
+        }
+        assert_eq!(
+            wins, SPIN_DEMOTION,
+            "the waiting owner runs after SPIN_DEMOTION wins"
+        );
     }
 
     #[test]
