@@ -710,3 +710,70 @@ def test_a_world_with_faults_replays_byte_identically() -> None:
         assert first.digest == again.digest == replayed.digest
         assert first.event_log_bytes == replayed.event_log_bytes
         assert first.value == replayed.value
+
+
+def test_per_link_latency_applies_to_one_direction_only() -> None:
+    async def main(world: World) -> list[float]:
+        far = world.host("far")
+        far.spawn(serve_echo(7000))
+        world.net.set_latency(0.001)
+        world.net.set_latency(0.100, src=far, dst=world.main)  # only the replies are slow
+        await world.sleep(0.1)
+        reader, writer = await asyncio.open_connection("far", 7000)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        writer.write(b"x")
+        await reader.readexactly(1)
+        return [loop.time() - start]
+
+    assert ok(main) == [pytest.approx(0.101)]
+
+
+def test_clogging_a_node_holds_its_traffic_until_unclogged() -> None:
+    async def main(world: World) -> float:
+        node = world.host("node")
+        node.spawn(serve_echo(7000))
+        await world.sleep(0.01)
+        reader, writer = await asyncio.open_connection("node", 7000)
+        world.net.clog_node_out(node)
+        writer.write(b"held")
+        loop = asyncio.get_running_loop()
+        loop.call_later(2, world.net.unclog_node_out, node)
+        start = loop.time()
+        assert await reader.readexactly(4) == b"held"
+        return loop.time() - start
+
+    assert ok(main) >= 2
+
+
+def test_a_full_host_disk_raises_enospc() -> None:
+    async def main(world: World) -> int:
+        disk = world.host("small", disk_capacity=10).disk
+        disk.write_bytes("a", b"0123456789")
+        with pytest.raises(OSError) as info:
+            disk.write_bytes("b", b"x")
+        return info.value.errno
+
+    import errno
+
+    assert ok(main) == errno.ENOSPC
+
+
+def test_sometimes_and_draw_work_from_any_hosts_code_and_count_coverage() -> None:
+    async def main(world: World) -> list[int]:
+        picks: list[int] = []
+
+        async def node_code() -> None:
+            if simloom.sometimes("node_fault", 100):
+                picks.append(simloom.draw("shard", 4))
+            simloom.reached("node_ran")
+
+        for name in ("a", "b"):
+            world.host(name).spawn(node_code)
+        await world.sleep(1)
+        return picks
+
+    result = run(main, seed=3)
+    result.raise_error()
+    assert len(result.value) == 2
+    assert result.coverage == {"node_fault": 2, "node_ran": 2}
