@@ -9,6 +9,7 @@ mod external;
 mod handle;
 mod loop_core;
 mod net;
+mod redirect;
 mod tape;
 
 use pyo3::prelude::*;
@@ -32,6 +33,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<loop_core::LoopCore>()?;
     module.add_class::<handle::Handle>()?;
     module.add_class::<tape::Tape>()?;
+    module.add_class::<redirect::BuiltinRedirects>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;
     net::register(module)?;
