@@ -5,6 +5,7 @@
 //! step costs one FFI call to schedule and one to run. The step loop itself
 //! (`_run_steps`) runs in Rust and calls each callback in its context.
 
+use super::clock::{ClockView, SharedClock};
 use super::describe::Describer;
 use super::external::{DrawsSlot, ErrorSlot, PyDraws};
 use super::handle::Handle;
@@ -62,6 +63,8 @@ pub struct LoopCore {
     debug: bool,
     /// The thread that owns the loop; scheduling from another one is an escape.
     thread: std::thread::ThreadId,
+    /// The engine's clock, published for `ClockView`s whenever it moves.
+    clock: SharedClock,
 }
 
 fn fresh_engine(source: Source, livelock_steps: u64) -> Result<Engine<Py<Handle>>, EngineError> {
@@ -323,6 +326,7 @@ impl LoopCore {
             loop_kwnames,
             debug: false,
             thread: std::thread::current().id(),
+            clock: SharedClock::default(),
         })
     }
 
@@ -375,6 +379,7 @@ impl LoopCore {
             fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
         self.current_owner = engine.log_mut().label("<loop>");
         self.engine = engine;
+        self.clock.store(self.engine.now_ns(), Ordering::Relaxed);
         self.livelock_steps = livelock_steps;
         self.describer = Describer::new(self.task_type.clone_ref(py));
         self.stop_requested = false;
@@ -452,6 +457,13 @@ impl LoopCore {
         self.engine.now_ns() as f64 / 1e9
     }
 
+    /// A view of the virtual clock that reads it without borrowing the loop.
+    fn _clock_view(&self) -> ClockView {
+        ClockView {
+            now_ns: self.clock.clone(),
+        }
+    }
+
     /// Stop after the current step.
     fn stop(&mut self) {
         self.stop_requested = true;
@@ -502,6 +514,8 @@ impl LoopCore {
                 match core.engine.next_step() {
                     Ok(Next::Run(entry)) => {
                         core.current_owner = entry.owner;
+                        let now = core.engine.now_ns();
+                        core.clock.store(now, Ordering::Relaxed);
                         entry
                     }
                     Ok(Next::Idle) => return Ok("idle"),

@@ -3,6 +3,7 @@
 //! Owns: conversions between Python objects and engine types, calling callbacks.
 //! Must not: decide scheduling or encode tapes (the engine does).
 
+mod clock;
 mod describe;
 mod disk;
 mod external;
@@ -34,6 +35,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<handle::Handle>()?;
     module.add_class::<tape::Tape>()?;
     module.add_class::<redirect::BuiltinRedirects>()?;
+    module.add_class::<clock::ClockView>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;
     net::register(module)?;
