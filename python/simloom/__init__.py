@@ -11,6 +11,8 @@ choice comes from one choice tape: seeded, replayable, shrinkable.
 import typing as _typing
 
 from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
+from ._boundary import BoundaryEntry, boundary
+from ._hashseed import pin_hashseed
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from .errors import (
     CorruptTapeError,
@@ -21,6 +23,7 @@ from .errors import (
     SimDeadlockError,
     SimLivelockError,
     SimloomError,
+    SimloomNondeterminismError,
     SimloomUsageError,
     TapeError,
     TapeMisalignedError,
@@ -50,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEDULERS",
+    "BoundaryEntry",
     "CorruptTapeError",
     "CoverageNotReachedError",
     "EscapedSimulationError",
@@ -62,6 +66,7 @@ __all__ = [
     "SimLivelockError",
     "SimLoop",
     "SimloomError",
+    "SimloomNondeterminismError",
     "SimloomUsageError",
     "Tape",
     "TapeError",
@@ -71,9 +76,11 @@ __all__ = [
     "UnhandledExceptionError",
     "Universe",
     "__version__",
+    "boundary",
     "decode_events",
     "draw",
     "parse_scheduler",
+    "pin_hashseed",
     "reached",
     "replay",
     "run",

@@ -48,7 +48,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _core
 from .errors import EscapedSimulationError, SimloomUsageError
@@ -402,10 +402,7 @@ class patched:
                 _builtin_redirects().restore()
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-def machinery(method: _Method) -> _Method:
+def machinery[Method: Callable[..., Any]](method: Method) -> Method:
     """Decorate a method simloom's own machinery runs inside a universe (a choice
     source answering a decision, for instance Hypothesis's draws) so that the
     builtins it calls are the real ones: it is not the program, and the loop is busy

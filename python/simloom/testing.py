@@ -34,13 +34,14 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _api
+from . import _api, _boundary, _hashseed
 from ._api import RunResult, decode_events
 from ._scheduler import SchedulerSpec, parse_scheduler
-from .errors import CoverageNotReachedError, SimloomUsageError
+from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS
 from .tape import Tape, atomic_write
 
@@ -75,6 +76,7 @@ class Options:
     scheduler: str | None = None
     shrink: bool = True
     artifact_dir: Path = ARTIFACT_DIR
+    check_determinism: bool = False
 
 
 @dataclass
@@ -184,6 +186,7 @@ def _write_artifacts(
             "scheduler": scheduler,
             "error": _error_line(result.error) if result.error else None,
             "digest": result.digest,
+            "hashseed": _hashseed.current_hashseed(),
             "python": sys.version.split()[0],
             "simloom": __version__,
         }
@@ -218,9 +221,24 @@ class _Shrink:
     seconds: float
 
 
+def _rerun_command(
+    test_id: str, seed: int, scheduler: str, *, boundary: bool, check_determinism: bool = False
+) -> str:
+    """How to run universe ``seed`` of a test again: the pytest command line, or the
+    ``simloom.run`` call outside pytest."""
+    if "::" in test_id:
+        command = f"pytest '{test_id}' --simloom-seed={seed}"
+        return command + (" --simloom-check-determinism" if check_determinism else "")
+    options = (", boundary=True" if boundary else "") + (
+        ", check_determinism=True" if check_determinism else ""
+    )
+    return f"simloom.run(main, seed={seed}, scheduler={scheduler!r}{options})"
+
+
 def _report(
     test_id: str,
     *,
+    boundary: bool,
     how: str,
     seed: int | None,
     scheduler: str,
@@ -236,13 +254,10 @@ def _report(
     under_pytest = "::" in test_id
     quoted = f"'{test_id}'"
     if seed is not None:
-        rerun = (
-            f"pytest {quoted} --simloom-seed={seed}"
-            if under_pytest
-            else f"simloom.run(main, seed={seed}, scheduler={scheduler!r})"
-        )
+        rerun = _rerun_command(test_id, seed, scheduler, boundary=boundary)
         lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
     lines.append(f"  error: {_error_line(final.error)}")
+    lines.append(f"  hash seed: {_hashseed.describe_hashseed()}")
     if universes:
         lines.append(f"  universes explored: {universes}")
     if shrink is not None:
@@ -257,7 +272,8 @@ def _report(
         replay = (
             f"pytest {quoted} --simloom-tape={artifacts[0]}"
             if under_pytest
-            else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r}))"
+            else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r})"
+            + (", boundary=True)" if boundary else ")")
         )
         lines.append(f"  replay it: {replay}")
         lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
@@ -279,7 +295,14 @@ class _HypothesisRun:
     """One Hypothesis test over ``universes()`` for a simloom test: it replays
     database entries and shrinks, sharing the simloom test's database key."""
 
-    def __init__(self, test_id: str, main: Callable[[], Awaitable[Any]], base: Any) -> None:
+    def __init__(
+        self,
+        test_id: str,
+        main: Callable[[], Awaitable[Any]],
+        base: Any,
+        boundary: bool,
+        wall_clock_epoch: datetime | float,
+    ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
         from .hypothesis import _compat, universes
@@ -319,7 +342,7 @@ class _HypothesisRun:
             max_examples=1,
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
-        )(given(universes())(replay_universe))
+        )(given(universes(boundary=boundary, wall_clock_epoch=wall_clock_epoch))(replay_universe))
         self.test = wrapped
 
     def saved(self) -> list[bytes]:
@@ -363,6 +386,9 @@ def test(
     scheduler: str | None = None,
     require_coverage: Iterable[str] = (),
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    boundary: bool = True,
+    wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
+    check_determinism: bool = False,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
 
@@ -372,6 +398,13 @@ def test(
     ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``.
     ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
     reach, or the test fails.
+    ``boundary`` (on by default): the stdlib clocks, ``random``, ``uuid`` and
+    ``os.urandom`` are virtual or tape-driven, blocking sockets, DNS and
+    ``time.sleep`` escapes (see :func:`simloom.boundary`); the wall clock starts at
+    ``wall_clock_epoch``.
+    ``check_determinism``: run every universe twice and fail with
+    :class:`~simloom.SimloomNondeterminismError` if the runs differ
+    (``--simloom-check-determinism`` turns it on for every test).
     """
     if fn is None:
         return functools.partial(
@@ -380,6 +413,9 @@ def test(
             scheduler=scheduler,
             require_coverage=require_coverage,
             livelock_steps=livelock_steps,
+            boundary=boundary,
+            wall_clock_epoch=wall_clock_epoch,
+            check_determinism=check_determinism,
         )
     if not inspect.iscoroutinefunction(fn):
         raise SimloomUsageError(
@@ -390,6 +426,11 @@ def test(
         raise SimloomUsageError(f"runs must be a positive integer, got {runs!r}")
     if scheduler is not None:
         _check_scheduler(scheduler)
+    _boundary.settings(boundary, wall_clock_epoch)
+    if not isinstance(check_determinism, bool):
+        raise SimloomUsageError(
+            f"check_determinism must be True or False, got {check_determinism!r}"
+        )
     required = [require_coverage] if isinstance(require_coverage, str) else list(require_coverage)
     for label in required:
         if not isinstance(label, str) or not label:
@@ -420,6 +461,9 @@ def test(
             scheduler=scheduler,
             required=required,
             livelock_steps=livelock_steps,
+            boundary=boundary,
+            wall_clock_epoch=wall_clock_epoch,
+            check_determinism=check_determinism,
         ).run()
 
     del run_simloom_test.__wrapped__  # pytest must see the visible signature below
@@ -440,6 +484,9 @@ class _Exploration:
         scheduler: str | None,
         required: list[str],
         livelock_steps: int,
+        boundary: bool,
+        wall_clock_epoch: datetime | float,
+        check_determinism: bool,
     ) -> None:
         self.fn = fn
         self.options = _options
@@ -454,6 +501,10 @@ class _Exploration:
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
         self.livelock_steps = livelock_steps
+        self.boundary = boundary
+        self.wall_clock_epoch = wall_clock_epoch
+        self.patches = _boundary.settings(boundary, wall_clock_epoch)
+        self.check_determinism = check_determinism or self.options.check_determinism
         self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
         session_stats.append(self.stats)
@@ -471,9 +522,32 @@ class _Exploration:
         if spec is None:
             # pct:auto's horizon comes from a FIFO probe run, which is the same for
             # every seed: measure it once per exploration, not once per universe.
-            spec = _api._resolve_horizon(self.main, parse_scheduler(name), self.livelock_steps)
+            spec = _api._resolve_horizon(
+                self.main, parse_scheduler(name), self.livelock_steps, self.patches
+            )
             self.resolved[name] = spec
-        return _api.run(self.main, seed=seed, scheduler=spec, livelock_steps=self.livelock_steps)
+        try:
+            return _api.run(
+                self.main,
+                seed=seed,
+                scheduler=spec,
+                livelock_steps=self.livelock_steps,
+                boundary=self.boundary,
+                wall_clock_epoch=self.wall_clock_epoch,
+                check_determinism=self.check_determinism,
+            )
+        except SimloomNondeterminismError as exc:
+            exc.add_note(
+                f"universe {seed} of {self.test_id}; re-run it: "
+                + _rerun_command(
+                    self.test_id,
+                    seed,
+                    _scheduler_for_seed(self.scheduler, seed),
+                    boundary=self.boundary,
+                    check_determinism=True,
+                )
+            )
+            raise exc.with_traceback(_strip_simloom_frames(exc.__traceback__)) from None
 
     def _count(self, result: RunResult) -> None:
         self.stats.universes += 1
@@ -509,6 +583,7 @@ class _Exploration:
         )
         report = _report(
             self.test_id,
+            boundary=self.boundary,
             how=how,
             seed=seed,
             scheduler=scheduler,
@@ -526,8 +601,13 @@ class _Exploration:
         error.add_note(report)
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
 
+    def _hypothesis_run(self) -> _HypothesisRun:
+        return _HypothesisRun(
+            self.test_id, self.main, self.settings, self.boundary, self.wall_clock_epoch
+        )
+
     def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, float]:
-        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings)
+        hypothesis_run = self._hypothesis_run()
         hypothesis_run.save(tape)
         started = time.perf_counter()
         hypothesis_run.run()
@@ -568,7 +648,13 @@ class _Exploration:
                 f"--simloom-tape={path} belongs to test {owner!r}, not {self.test_id!r}; "
                 "select that test (or drop --simloom-tape)"
             )
-        result = _api.replay(self.main, Tape.load(path), livelock_steps=self.livelock_steps)
+        result = _api.replay(
+            self.main,
+            Tape.load(path),
+            livelock_steps=self.livelock_steps,
+            boundary=self.boundary,
+            wall_clock_epoch=self.wall_clock_epoch,
+        )
         self._count(result)
         if result.error is not None:
             self._fail(
@@ -590,7 +676,7 @@ class _Exploration:
 
     def _replay_database(self) -> None:
         __tracebackhide__ = True
-        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings)
+        hypothesis_run = self._hypothesis_run()
         if not hypothesis_run.saved():
             return
         started = time.perf_counter()

@@ -23,6 +23,7 @@ Requires ``hypothesis`` (``pip install simloom[hypothesis]``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 try:
@@ -32,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised without hypothesis in
         "simloom.hypothesis needs Hypothesis: pip install 'simloom[hypothesis]'"
     ) from exc
 
+from .. import _boundary
 from .._api import RunResult, _check_main, _universe, run
 from .._scheduler import SchedulerSpec, parse_scheduler
 from ..errors import SimloomUsageError
@@ -84,6 +86,7 @@ class _HypothesisDraws:
             return None
         return self.forced[self.draws]
 
+    @_boundary.machinery
     def more(self) -> bool:
         _compat.start_span(self.data, _SPAN_DEVIATION)
         self.open_spans += 1
@@ -96,6 +99,7 @@ class _HypothesisDraws:
             self._close()
         return more
 
+    @_boundary.machinery
     def gap(self) -> int:
         forced = self._forced()
         self.draws += 1
@@ -110,6 +114,7 @@ class _HypothesisDraws:
         self.next_index = index + 1
         return index - base
 
+    @_boundary.machinery
     def value(self, label: str, bound: int) -> int:
         forced = self._forced()
         self.draws += 1
@@ -152,11 +157,16 @@ class Universe:
     """
 
     def __init__(
-        self, data: _compat.ConjectureData, scheduler: SchedulerSpec, livelock_steps: int
+        self,
+        data: _compat.ConjectureData,
+        scheduler: SchedulerSpec,
+        livelock_steps: int,
+        boundary: _boundary.Settings | None = None,
     ) -> None:
         self._data = data
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
+        self.boundary = boundary
         self.result: RunResult | None = None
 
     def run_result(self, main: Callable[[], Awaitable[Any]]) -> RunResult:
@@ -177,12 +187,18 @@ class Universe:
                 seed=provider.universe_seed(),
                 scheduler=self.scheduler,
                 livelock_steps=self.livelock_steps,
+                boundary=self.boundary is not None,
+                wall_clock_epoch=(
+                    self.boundary.epoch_ns / 1e9
+                    if self.boundary is not None
+                    else _boundary.DEFAULT_WALL_CLOCK_EPOCH
+                ),
             )
             forced = generated.tape.to_draws()
         draws = _HypothesisDraws(self._data, forced)
         loop = SimLoop(draws=draws, livelock_steps=self.livelock_steps)
         try:
-            self.result = _universe(main, loop, None, "hypothesis")
+            self.result = _universe(main, loop, None, "hypothesis", self.boundary)
         finally:
             while draws.open_spans:
                 draws._close()
@@ -210,13 +226,16 @@ class Universe:
 
 
 class _UniverseStrategy(_compat.SearchStrategy[Universe]):
-    def __init__(self, scheduler: SchedulerSpec, livelock_steps: int) -> None:
+    def __init__(
+        self, scheduler: SchedulerSpec, livelock_steps: int, boundary: _boundary.Settings | None
+    ) -> None:
         super().__init__()
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
+        self.boundary = boundary
 
     def do_draw(self, data: _compat.ConjectureData) -> Universe:
-        return Universe(data, self.scheduler, self.livelock_steps)
+        return Universe(data, self.scheduler, self.livelock_steps, self.boundary)
 
     def calc_is_empty(self, recur: Any) -> bool:
         return False
@@ -226,7 +245,11 @@ class _UniverseStrategy(_compat.SearchStrategy[Universe]):
 
 
 def universes(
-    *, scheduler: str | None = None, livelock_steps: int = DEFAULT_LIVELOCK_STEPS
+    *,
+    scheduler: str | None = None,
+    livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    boundary: bool = True,
+    wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
 ) -> _compat.SearchStrategy[Universe]:
     """A strategy for simulated universes whose choices Hypothesis makes.
 
@@ -236,10 +259,14 @@ def universes(
     ``scheduler`` names the Rust strategy that generates universes under
     ``@settings(backend="simloom")`` (``"random"``, ``"pct"``, ``"pct:auto"``...);
     the default Hypothesis backend generates the draws itself and ignores it.
+    ``boundary`` (on by default) makes the stdlib clocks virtual (the wall clock
+    starting at ``wall_clock_epoch``), seeds ``random``/``os.urandom``/``uuid`` from
+    the universe's choices and turns blocking sockets, DNS and ``time.sleep`` into
+    escapes; see :func:`simloom.boundary`.
     """
     spec = parse_scheduler(scheduler or "random")
     if not isinstance(livelock_steps, int) or livelock_steps < 1:
         raise SimloomUsageError(
             f"livelock_steps must be a positive integer, got {livelock_steps!r}"
         )
-    return _UniverseStrategy(spec, livelock_steps)
+    return _UniverseStrategy(spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch))
