@@ -36,6 +36,7 @@ does; the table lists them).
 from __future__ import annotations
 
 import _thread
+import contextlib
 import datetime as _datetime
 import functools
 import hashlib
@@ -108,7 +109,6 @@ class Settings:
     epoch_ns: int
 
 
-@functools.lru_cache(maxsize=64)
 def _epoch_ns(wall_clock_epoch: object) -> int:
     if isinstance(wall_clock_epoch, _datetime.datetime):
         if wall_clock_epoch.utcoffset() is None:
@@ -132,13 +132,21 @@ def _epoch_ns(wall_clock_epoch: object) -> int:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _settings_for(wall_clock_epoch: object) -> Settings:
+    return Settings(_epoch_ns(wall_clock_epoch))
+
+
 def settings(boundary: object, wall_clock_epoch: object) -> Settings | None:
     """Validate a run's ``boundary=`` and ``wall_clock_epoch=``; ``None`` when the
-    boundary is off."""
+    boundary is off. (Cached: an exploration asks once per universe.)"""
     if not isinstance(boundary, bool):
         raise SimloomUsageError(f"boundary must be True or False, got {boundary!r}")
-    epoch_ns = _epoch_ns(wall_clock_epoch)
-    return Settings(epoch_ns) if boundary else None
+    try:
+        cached = _settings_for(wall_clock_epoch)
+    except TypeError:  # unhashable: not an epoch either
+        cached = Settings(_epoch_ns(wall_clock_epoch))
+    return cached if boundary else None
 
 
 # ---------------------------------------------------------------- the universe
@@ -172,6 +180,7 @@ class _Universe:
         "_urandom",
         "_uuid_module_state",
         "clock",
+        "entered",
         "epoch_ns",
         "loop",
         "randoms_seen",
@@ -200,6 +209,7 @@ class _Universe:
         #: Escape APIs a world answers in this universe (see :func:`simulate`).
         self.simulated: dict[str, Callable[..., object]] = {}
         self._uuid_module_state: tuple[Any, object] | None = None
+        self.entered = False
 
     # -- time
 
@@ -260,11 +270,43 @@ class _Universe:
 
     # -- entering and leaving
 
+    def __enter__(self) -> _Universe:
+        global _installed_universes
+        thread = _get_ident()
+        if thread in _active:
+            raise SimloomUsageError("a universe is already running in this thread")
+        if _installed_universes == 0:
+            _builtin_redirects().install()
+        _installed_universes += 1
+        self.entered = True
+        _active[thread] = self
+        try:
+            self.enter()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _installed_universes
+        if not self.entered:
+            return
+        self.entered = False
+        if _active.get(_get_ident()) is self:
+            del _active[_get_ident()]
+        try:
+            self.leave()
+        finally:
+            _installed_universes -= 1
+            if _installed_universes == 0:
+                _builtin_redirects().restore()
+
     def enter(self) -> None:
         uuid = sys.modules.get("uuid")
-        if uuid is not None:
+        last_timestamp = getattr(uuid, "_last_timestamp", None)
+        if last_timestamp is not None:
             # uuid1's pure-Python path keeps the last timestamp process-wide.
-            self._uuid_module_state = (uuid, getattr(uuid, "_last_timestamp", None))
+            self._uuid_module_state = (uuid, last_timestamp)
             setattr(uuid, "_last_timestamp", None)  # noqa: B010 - private, untyped
         for instance in _other_registered_randoms():
             # Random-likes simloom cannot watch (numpy's global generator): what
@@ -283,9 +325,12 @@ class _Universe:
             except Exception as exc:  # pragma: no cover - a broken Random-like
                 failures.append(exc)
         self.saved_states.clear()
+        uuid = sys.modules.get("uuid")
         if self._uuid_module_state is not None:
             uuid, last = self._uuid_module_state
             setattr(uuid, "_last_timestamp", last)  # noqa: B010
+        elif getattr(uuid, "_last_timestamp", None) is not None:
+            setattr(uuid, "_last_timestamp", None)  # noqa: B010 - set in the universe
         if failures:  # pragma: no cover
             raise failures[0]
 
@@ -351,55 +396,19 @@ def _other_registered_randoms() -> list[Any]:
     return [instance for ref in _other_randoms if (instance := ref()) is not None]
 
 
-class patched:
-    """Context manager: the boundary's patches for the universe about to run on
-    ``loop`` in this thread (a no-op when ``settings`` is ``None``).
+_NOT_PATCHED = contextlib.nullcontext()
 
-    The patches are installed process-wide while any universe uses them and act
+
+def patched(loop: SimLoop, settings: Settings | None) -> contextlib.AbstractContextManager[object]:
+    """Context manager: the boundary's patches for the universe about to run on
+    ``loop`` in this thread (nothing when ``settings`` is ``None``).
+
+    The builtins are redirected process-wide while any universe uses them and act
     only in the threads running one; leaving restores every builtin, every random
     state the universe reseeded and uuid1's state, even when the universe crashed
     or was interrupted.
     """
-
-    __slots__ = ("loop", "settings", "universe")
-
-    def __init__(self, loop: SimLoop, settings: Settings | None) -> None:
-        self.loop = loop
-        self.settings = settings
-        self.universe: _Universe | None = None
-
-    def __enter__(self) -> patched:
-        global _installed_universes
-        if self.settings is None:
-            return self
-        thread = _get_ident()
-        if thread in _active:
-            raise SimloomUsageError("a universe is already running in this thread")
-        universe = _Universe(self.loop, self.settings)
-        if _installed_universes == 0:
-            _builtin_redirects().install()
-        _installed_universes += 1
-        _active[thread] = universe
-        self.universe = universe
-        try:
-            universe.enter()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        global _installed_universes
-        universe, self.universe = self.universe, None
-        if universe is None:
-            return
-        _active.pop(_get_ident(), None)
-        try:
-            universe.leave()
-        finally:
-            _installed_universes -= 1
-            if _installed_universes == 0:
-                _builtin_redirects().restore()
+    return _NOT_PATCHED if settings is None else _Universe(loop, settings)
 
 
 def machinery[Method: Callable[..., Any]](method: Method) -> Method:

@@ -107,7 +107,7 @@ def random_registry_version() -> tuple[int, int]:
     """Changes whenever a generator is registered or collected: registration keys
     only ascend, so (count, newest key) is enough."""
     entries = entropy.RANDOMS_TO_MANAGE.data  # type: ignore[attr-defined]
-    return len(entries), max(entries, default=-1)
+    return len(entries), next(reversed(entries), -1)
 
 
 def encode_choices(choices: Sequence[bool | int]) -> bytes:
