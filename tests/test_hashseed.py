@@ -160,3 +160,39 @@ def test_the_pytest_option_re_executes_pytest_with_the_seed_pinned(
     assert "PYTHONHASHSEED 0" in text
     assert "simloom: hash seed PYTHONHASHSEED=0 (pinned" in text
     assert text.count("test session starts") == 1
+
+
+HASH_ORDER_TEST = """
+import asyncio
+
+import simloom
+
+
+@simloom.test(runs=1, scheduler="fifo")
+async def test_first_name():
+    first = next(iter({{"a", "bb", "ccc", "dddd", "eeeee", "ffffff"}}))
+    await asyncio.sleep(len(first))
+    assert first != {failing!r}
+"""
+
+
+def first_name_under(hashseed: str) -> str:
+    code = 'print(next(iter({"a", "bb", "ccc", "dddd", "eeeee", "ffffff"})))'
+    return run_python(code, hashseed=hashseed).stdout.strip()
+
+
+def test_a_saved_failure_that_depends_on_the_hash_seed_says_so_when_replayed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = first_name_under("1")
+    other = next(s for s in map(str, range(2, 50)) if first_name_under(s) != recorded)
+    (pytester.path / "test_order.py").write_text(HASH_ORDER_TEST.format(failing=recorded))
+    pytest_in(pytester, monkeypatch, hashseed="1").assert_outcomes(failed=1)
+    artifact = next(Path(pytester.path, ".sim", "failures").glob("*seed0.tape.json"))
+    replayed = pytest_in(pytester, monkeypatch, f"--simloom-tape={artifact}", hashseed=other)
+    replayed.assert_outcomes(passed=1)
+    summary = replayed.stdout.str()
+    assert "the replay is not the recorded universe" in summary
+    assert (
+        f"recorded with hash seed PYTHONHASHSEED=1, replayed with PYTHONHASHSEED={other}" in summary
+    )

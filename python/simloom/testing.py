@@ -642,8 +642,9 @@ class _Exploration:
 
     def _replay_tape(self, path: Path) -> None:
         __tracebackhide__ = True
-        owner = _artifact_test(path)
-        if owner is not None and owner != self.test_id:
+        document = _artifact_document(path)
+        owner = document.get("test")
+        if isinstance(owner, str) and owner != self.test_id:
             raise SimloomUsageError(
                 f"--simloom-tape={path} belongs to test {owner!r}, not {self.test_id!r}; "
                 "select that test (or drop --simloom-tape)"
@@ -666,6 +667,8 @@ class _Exploration:
             )
         if result.misaligned:
             self.stats.note = f"--simloom-tape={path} no longer fits this test (misaligned replay)"
+        else:
+            self.stats.note = _replay_divergence(document, result) or ""
 
     def _replay_seed(self, seed: int) -> None:
         __tracebackhide__ = True
@@ -728,11 +731,37 @@ class _Exploration:
             )
 
 
-def _artifact_test(path: Path) -> str | None:
-    """The test id recorded in an artifact tape file, if any."""
+def _artifact_document(path: Path) -> dict[str, Any]:
+    """The fields of an artifact tape file (empty if it cannot be read)."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    test_id = document.get("test") if isinstance(document, dict) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _artifact_test(path: Path) -> str | None:
+    """The test id recorded in an artifact tape file, if any."""
+    test_id = _artifact_document(path).get("test")
     return test_id if isinstance(test_id, str) else None
+
+
+def _replay_divergence(document: dict[str, Any], result: RunResult) -> str | None:
+    """Why a replayed artifact did not give the universe it recorded, if it did not:
+    a different digest, and whether the hash seed may be the reason."""
+    recorded = document.get("digest")
+    if not isinstance(recorded, str) or recorded == result.digest:
+        return None
+    note = (
+        f"the replay is not the recorded universe (digest {recorded[:12]}… recorded, "
+        f"{result.digest[:12]}… now)"
+    )
+    recorded_seed = document.get("hashseed")
+    current_seed = _hashseed.current_hashseed()
+    if current_seed is None or recorded_seed != current_seed:
+        recorded_with = "random" if recorded_seed is None else f"PYTHONHASHSEED={recorded_seed}"
+        note += (
+            f"; recorded with hash seed {recorded_with}, replayed with "
+            f"{_hashseed.describe_hashseed()}"
+        )
+    return note
