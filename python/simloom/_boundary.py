@@ -7,7 +7,7 @@ the virtual clock), ``patched`` (the stdlib API reads the virtual clock or the
 tape), ``escape`` (:class:`~simloom.EscapedSimulationError` at the call site) or
 ``documented`` (outside the simulation; docs/determinism.md says what to do).
 
-:class:`patched` installs the ``patched`` and ``escape`` rows that live in the
+:func:`patched` installs the ``patched`` and ``escape`` rows that live in the
 stdlib for one universe and restores them when it ends, however it ends. The C
 builtins are redirected in place (``_core.BuiltinRedirects``), so a name bound
 before the universe (``from time import monotonic``), a default argument or an
