@@ -295,3 +295,31 @@ def test_ci_environment_variables_are_the_ones_that_load_the_ci_profile() -> Non
         check=True,
     )
     assert inside.stdout.strip() == "ci"
+
+
+# ------------------------------------------------------------- registered randoms
+
+
+class _LibraryRandom(random.Random):
+    """Stands for a library's module-level generator."""
+
+
+_LIBRARY_RANDOM = _LibraryRandom(3)
+
+
+def test_registered_randoms_lists_the_random_module_and_what_register_random_added() -> None:
+    hypothesis.register_random(_LIBRARY_RANDOM)
+    registered = _compat.registered_randoms()
+    generators = [generator for _, generator in registered]
+    assert generators[0] is random  # Hypothesis manages the global instance itself
+    assert any(generator is _LIBRARY_RANDOM for generator in generators)
+    keys = [key for key, _ in registered]
+    assert keys == sorted(keys)
+
+
+def test_the_registry_version_changes_when_a_generator_is_registered() -> None:
+    before = _compat.random_registry_version()
+    fresh = _LibraryRandom(4)
+    hypothesis.register_random(fresh)
+    assert _compat.random_registry_version() != before
+    assert any(generator is fresh for _, generator in _compat.registered_randoms())

@@ -11,6 +11,8 @@ choice comes from one choice tape: seeded, replayable, shrinkable.
 import typing as _typing
 
 from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
+from ._boundary import BoundaryEntry, boundary
+from ._hashseed import pin_hashseed
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from .disk import Disk, DiskFile
 from .errors import (
@@ -22,6 +24,7 @@ from .errors import (
     SimDeadlockError,
     SimLivelockError,
     SimloomError,
+    SimloomNondeterminismError,
     SimloomUsageError,
     TapeError,
     TapeMisalignedError,
@@ -53,6 +56,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEDULERS",
+    "BoundaryEntry",
     "CorruptTapeError",
     "CoverageNotReachedError",
     "Disk",
@@ -69,6 +73,7 @@ __all__ = [
     "SimLivelockError",
     "SimLoop",
     "SimloomError",
+    "SimloomNondeterminismError",
     "SimloomUsageError",
     "Tape",
     "TapeError",
@@ -80,9 +85,11 @@ __all__ = [
     "World",
     "__version__",
     "current_host",
+    "boundary",
     "decode_events",
     "draw",
     "parse_scheduler",
+    "pin_hashseed",
     "reached",
     "replay",
     "run",

@@ -14,9 +14,10 @@ import gc
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from . import _core
+from . import _boundary, _core, _selfcheck
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS, SimLoop
@@ -273,12 +274,21 @@ def _count_failure() -> None:
     _failures_since_full_collect += 1
 
 
-def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> RunResult:
-    """Run ``main`` to completion in ``loop`` and tear down deterministically."""
+def _universe(
+    main: Main,
+    loop: SimLoop,
+    seed: int | None,
+    scheduler: str,
+    boundary: _boundary.Settings | None = None,
+) -> RunResult:
+    """Run ``main`` to completion in ``loop`` and tear down deterministically, with
+    the determinism boundary's patches when ``boundary`` is given."""
     _check_main(main)
     gc_was_enabled = gc.isenabled()
     heap = frozen_heap()
     heap.__enter__()
+    patches = _boundary.patched(loop, boundary)
+    patches.__enter__()
     value: Any = None
     error: BaseException | None = None
     try:
@@ -316,6 +326,7 @@ def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> Ru
         heap.__exit__(None, None, None)
         if gc_was_enabled:
             gc.enable()
+        patches.__exit__(None, None, None)
     return RunResult(
         value=value,
         error=error,
@@ -334,14 +345,17 @@ def _universe(main: Main, loop: SimLoop, seed: int | None, scheduler: str) -> Ru
 
 
 def _resolve_horizon(
-    main: Main, spec: SchedulerSpec, livelock_steps: int, world: bool = True
+    main: Main,
+    spec: SchedulerSpec,
+    livelock_steps: int,
+    boundary: _boundary.Settings | None = None,
+    world: bool = True,
 ) -> SchedulerSpec:
     """``pct:auto``: measure the horizon as the decision count of a FIFO probe run."""
     if not spec.auto_horizon:
         return spec
-    probe = _universe(
-        main, SimLoop(scheduler="fifo", livelock_steps=livelock_steps, world=world), None, "fifo"
-    )
+    probe_loop = SimLoop(scheduler="fifo", livelock_steps=livelock_steps, world=world)
+    probe = _universe(main, probe_loop, None, "fifo", boundary)
     horizon = max(1, probe.decisions)
     # The measured horizon is part of the spec now; running it will not probe again.
     return SchedulerSpec("pct", depth=spec.depth, horizon=horizon)
@@ -353,6 +367,9 @@ def run(
     seed: int = 0,
     scheduler: str | SchedulerSpec = "random",
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    boundary: bool = False,
+    wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
+    check_determinism: bool = False,
     world: bool = True,
 ) -> RunResult:
     """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
@@ -362,14 +379,42 @@ def run(
     ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``) or ``"pct:auto"``.
     The program's exception does not propagate; it is ``RunResult.error``.
 
+    ``boundary=True`` turns on the determinism boundary (see :func:`simloom.boundary`):
+    the stdlib clocks read virtual time, with the wall clock starting at
+    ``wall_clock_epoch`` (an aware datetime or Unix seconds); ``random``,
+    ``os.urandom``, ``secrets`` and ``uuid`` are seeded from the tape; blocking
+    sockets, DNS and ``time.sleep`` raise :class:`~simloom.EscapedSimulationError`.
+    ``check_determinism=True`` runs the universe twice and raises
+    :class:`~simloom.SimloomNondeterminismError` if the runs differ.
+
     If ``main`` takes a parameter named ``world`` it receives the universe's
     :class:`~simloom.World` (hosts, network, disks, faults). Network calls go to the
     simulated network in any case; ``world=False`` makes them escapes instead.
     """
     requested = parse_scheduler(scheduler)
-    spec = _resolve_horizon(main, requested, livelock_steps, world)
+    patches = _boundary.settings(boundary, wall_clock_epoch)
+    if not isinstance(check_determinism, bool):
+        raise SimloomUsageError(
+            f"check_determinism must be True or False, got {check_determinism!r}"
+        )
+    spec = _resolve_horizon(main, requested, livelock_steps, patches, world)
+    if check_determinism:
+        return _selfcheck.run_twice(
+            lambda trace: _universe(
+                main,
+                trace(
+                    SimLoop(
+                        seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world
+                    )
+                ),
+                seed,
+                requested.name,
+                patches,
+            ),
+            f"simloom.run(main, seed={seed}, scheduler={requested.name!r})",
+        )
     loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world)
-    return _universe(main, loop, seed, requested.name)
+    return _universe(main, loop, seed, requested.name, patches)
 
 
 def replay(
@@ -378,6 +423,8 @@ def replay(
     *,
     strict: bool = False,
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    boundary: bool = False,
+    wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
 ) -> RunResult:
     """Run ``main()`` with every choice taken from ``tape``.
@@ -385,12 +432,14 @@ def replay(
     If the program no longer fits the tape (a value out of range, deviations left
     over), lenient replay takes the canonical choice there and sets
     ``RunResult.misaligned``; ``strict=True`` raises
-    :class:`~simloom.errors.TapeMisalignedError` instead.
+    :class:`~simloom.errors.TapeMisalignedError` instead. Replay a universe with the
+    ``boundary`` and ``wall_clock_epoch`` it ran with.
     """
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
+    patches = _boundary.settings(boundary, wall_clock_epoch)
     loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps, world=world)
-    return _universe(main, loop, None, "replay")
+    return _universe(main, loop, None, "replay", patches)
 
 
 # ------------------------------------------------------------ in-program choices

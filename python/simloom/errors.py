@@ -18,6 +18,7 @@ __all__ = [
     "SimDeadlockError",
     "SimLivelockError",
     "SimloomError",
+    "SimloomNondeterminismError",
     "SimloomUsageError",
     "TapeError",
     "TapeMisalignedError",
@@ -60,6 +61,25 @@ class UnhandledExceptionError(SimloomError, RuntimeError):
     def __init__(self, message: str, context: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.context: dict[str, Any] = dict(context or {})
+
+
+class SimloomNondeterminismError(SimloomError, RuntimeError):
+    """The self-check (``check_determinism=True``) ran one universe twice with the
+    same choices and the two runs differed: something outside the simulation (an
+    identity-ordered set, an unpatched clock or random source, a thread) decided.
+
+    The message names the first diverging event and, for each run, the source line
+    that scheduled the step there; ``event_index`` is that event's index in the
+    event log and ``first``/``second`` describe it in each run.
+    """
+
+    def __init__(
+        self, message: str, *, event_index: int = 0, first: str = "", second: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.event_index = event_index
+        self.first = first
+        self.second = second
 
 
 class TapeError(SimloomError, ValueError):

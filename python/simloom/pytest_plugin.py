@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import testing
+from . import _hashseed, testing
 from .errors import SimloomUsageError, TapeError
 
 __all__: list[str] = []
@@ -53,9 +53,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="report the first failing universe as found, without shrinking it",
     )
+    group.addoption(
+        "--simloom-check-determinism",
+        action="store_true",
+        default=False,
+        help="run every universe of each @simloom.test twice and fail, naming the "
+        "first difference, if the two runs differ",
+    )
+    group.addoption(
+        "--simloom-pin-hashseed",
+        action="store_true",
+        default=False,
+        help="re-run pytest with PYTHONHASHSEED=0 unless the hash seed is already "
+        "pinned (so str/bytes set orders, and replays, are the same in every process)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("simloom_pin_hashseed") and _hashseed.current_hashseed() is None:
+        # Re-execute before anything runs; output capture would swallow the new
+        # process's output, so stop it first.
+        capture: Any = config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.stop_global_capturing()
+        _hashseed.pin_hashseed()
     config.addinivalue_line(
         "markers", "simloom: a test explored by simloom (added by @simloom.test)"
     )
@@ -95,6 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
             runs=runs,
             scheduler=scheduler,
             shrink=not config.getoption("simloom_no_shrink"),
+            check_determinism=config.getoption("simloom_check_determinism"),
         )
     )
 
@@ -163,6 +185,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         testing._set_current_test(None)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"simloom: hash seed {_hashseed.describe_hashseed()}"
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     # Only tests pytest ran (node ids); explorations a test started by calling a
     # decorated function directly are its own business.
@@ -183,4 +209,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         line = f"{entry.test_id}: {entry.universes} universes, {entry.outcome}"
         if coverage:
             line += f"; coverage: {coverage}"
+        if entry.outcome == "passed" and entry.note:
+            line += f" ({entry.note})"
         terminalreporter.write_line(line)

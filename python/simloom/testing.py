@@ -34,13 +34,14 @@ import time
 import types
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _api
+from . import _api, _boundary, _hashseed
 from ._api import RunResult, decode_events
 from ._scheduler import SchedulerSpec, parse_scheduler
-from .errors import CoverageNotReachedError, SimloomUsageError
+from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS
 from .tape import Tape, atomic_write
 
@@ -75,6 +76,7 @@ class Options:
     scheduler: str | None = None
     shrink: bool = True
     artifact_dir: Path = ARTIFACT_DIR
+    check_determinism: bool = False
 
 
 @dataclass
@@ -186,6 +188,7 @@ def _write_artifacts(
             "scheduler": scheduler,
             "error": _error_line(result.error) if result.error else None,
             "digest": result.digest,
+            "hashseed": _hashseed.current_hashseed(),
             "python": sys.version.split()[0],
             "simloom": __version__,
         }
@@ -220,9 +223,24 @@ class _Shrink:
     seconds: float
 
 
+def _rerun_command(
+    test_id: str, seed: int, scheduler: str, *, boundary: bool, check_determinism: bool = False
+) -> str:
+    """How to run universe ``seed`` of a test again: the pytest command line, or the
+    ``simloom.run`` call outside pytest."""
+    if "::" in test_id:
+        command = f"pytest '{test_id}' --simloom-seed={seed}"
+        return command + (" --simloom-check-determinism" if check_determinism else "")
+    options = (", boundary=True" if boundary else "") + (
+        ", check_determinism=True" if check_determinism else ""
+    )
+    return f"simloom.run(main, seed={seed}, scheduler={scheduler!r}{options})"
+
+
 def _report(
     test_id: str,
     *,
+    boundary: bool,
     how: str,
     seed: int | None,
     scheduler: str,
@@ -238,13 +256,10 @@ def _report(
     under_pytest = "::" in test_id
     quoted = f"'{test_id}'"
     if seed is not None:
-        rerun = (
-            f"pytest {quoted} --simloom-seed={seed}"
-            if under_pytest
-            else f"simloom.run(main, seed={seed}, scheduler={scheduler!r})"
-        )
+        rerun = _rerun_command(test_id, seed, scheduler, boundary=boundary)
         lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
     lines.append(f"  error: {_error_line(final.error)}")
+    lines.append(f"  hash seed: {_hashseed.describe_hashseed()}")
     if universes:
         lines.append(f"  universes explored: {universes}")
     if shrink is not None:
@@ -259,7 +274,8 @@ def _report(
         replay = (
             f"pytest {quoted} --simloom-tape={artifacts[0]}"
             if under_pytest
-            else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r}))"
+            else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r})"
+            + (", boundary=True)" if boundary else ")")
         )
         lines.append(f"  replay it: {replay}")
         lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
@@ -282,7 +298,13 @@ class _HypothesisRun:
     database entries and shrinks, sharing the simloom test's database key."""
 
     def __init__(
-        self, test_id: str, main: Callable[..., Awaitable[Any]], base: Any, world: bool = True
+        self,
+        test_id: str,
+        main: Callable[..., Awaitable[Any]],
+        base: Any,
+        boundary: bool,
+        wall_clock_epoch: datetime | float,
+        world: bool = True,
     ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
@@ -323,7 +345,11 @@ class _HypothesisRun:
             max_examples=1,
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
-        )(given(universes(world=world))(replay_universe))
+        )(
+            given(
+                universes(boundary=boundary, wall_clock_epoch=wall_clock_epoch, world=world)
+            )(replay_universe)
+        )
         self.test = wrapped
 
     def saved(self) -> list[bytes]:
@@ -367,6 +393,9 @@ def test(
     scheduler: str | None = None,
     require_coverage: Iterable[str] = (),
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    boundary: bool = True,
+    wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
+    check_determinism: bool = False,
     world: bool = True,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
@@ -377,6 +406,13 @@ def test(
     ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``.
     ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
     reach, or the test fails.
+    ``boundary`` (on by default): the stdlib clocks, ``random``, ``uuid`` and
+    ``os.urandom`` are virtual or tape-driven, blocking sockets, DNS and
+    ``time.sleep`` escapes (see :func:`simloom.boundary`); the wall clock starts at
+    ``wall_clock_epoch``.
+    ``check_determinism``: run every universe twice and fail with
+    :class:`~simloom.SimloomNondeterminismError` if the runs differ
+    (``--simloom-check-determinism`` turns it on for every test).
     A parameter named ``world`` receives each universe's :class:`~simloom.World`
     (hosts, network, disks, faults); every other parameter is a pytest fixture.
     ``world=False``: no simulated world, and network use is an escape.
@@ -388,6 +424,9 @@ def test(
             scheduler=scheduler,
             require_coverage=require_coverage,
             livelock_steps=livelock_steps,
+            boundary=boundary,
+            wall_clock_epoch=wall_clock_epoch,
+            check_determinism=check_determinism,
             world=world,
         )
     if not inspect.iscoroutinefunction(fn):
@@ -399,6 +438,11 @@ def test(
         raise SimloomUsageError(f"runs must be a positive integer, got {runs!r}")
     if scheduler is not None:
         _check_scheduler(scheduler)
+    _boundary.settings(boundary, wall_clock_epoch)
+    if not isinstance(check_determinism, bool):
+        raise SimloomUsageError(
+            f"check_determinism must be True or False, got {check_determinism!r}"
+        )
     required = [require_coverage] if isinstance(require_coverage, str) else list(require_coverage)
     for label in required:
         if not isinstance(label, str) or not label:
@@ -429,6 +473,9 @@ def test(
             scheduler=scheduler,
             required=required,
             livelock_steps=livelock_steps,
+            boundary=boundary,
+            wall_clock_epoch=wall_clock_epoch,
+            check_determinism=check_determinism,
             world=world,
             wants_world=wants_world,
         ).run()
@@ -451,6 +498,9 @@ class _Exploration:
         scheduler: str | None,
         required: list[str],
         livelock_steps: int,
+        boundary: bool,
+        wall_clock_epoch: datetime | float,
+        check_determinism: bool,
         world: bool = True,
         wants_world: bool = False,
     ) -> None:
@@ -468,6 +518,10 @@ class _Exploration:
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
         self.livelock_steps = livelock_steps
+        self.boundary = boundary
+        self.wall_clock_epoch = wall_clock_epoch
+        self.patches = _boundary.settings(boundary, wall_clock_epoch)
+        self.check_determinism = check_determinism or self.options.check_determinism
         self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
         session_stats.append(self.stats)
@@ -494,16 +548,32 @@ class _Exploration:
             # pct:auto's horizon comes from a FIFO probe run, which is the same for
             # every seed: measure it once per exploration, not once per universe.
             spec = _api._resolve_horizon(
-                self.main, parse_scheduler(name), self.livelock_steps, self.world
+                self.main, parse_scheduler(name), self.livelock_steps, self.patches, self.world
             )
             self.resolved[name] = spec
-        return _api.run(
-            self.main,
-            seed=seed,
-            scheduler=spec,
-            livelock_steps=self.livelock_steps,
-            world=self.world,
-        )
+        try:
+            return _api.run(
+                self.main,
+                seed=seed,
+                scheduler=spec,
+                livelock_steps=self.livelock_steps,
+                boundary=self.boundary,
+                wall_clock_epoch=self.wall_clock_epoch,
+                check_determinism=self.check_determinism,
+                world=self.world,
+            )
+        except SimloomNondeterminismError as exc:
+            exc.add_note(
+                f"universe {seed} of {self.test_id}; re-run it: "
+                + _rerun_command(
+                    self.test_id,
+                    seed,
+                    _scheduler_for_seed(self.scheduler, seed),
+                    boundary=self.boundary,
+                    check_determinism=True,
+                )
+            )
+            raise exc.with_traceback(_strip_simloom_frames(exc.__traceback__)) from None
 
     def _count(self, result: RunResult) -> None:
         self.stats.universes += 1
@@ -541,6 +611,7 @@ class _Exploration:
         )
         report = _report(
             self.test_id,
+            boundary=self.boundary,
             how=how,
             seed=seed,
             scheduler=scheduler,
@@ -558,8 +629,18 @@ class _Exploration:
         error.add_note(report)
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
 
+    def _hypothesis_run(self) -> _HypothesisRun:
+        return _HypothesisRun(
+            self.test_id,
+            self.main,
+            self.settings,
+            self.boundary,
+            self.wall_clock_epoch,
+            self.world,
+        )
+
     def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, float]:
-        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings, self.world)
+        hypothesis_run = self._hypothesis_run()
         hypothesis_run.save(tape)
         started = time.perf_counter()
         hypothesis_run.run()
@@ -594,14 +675,20 @@ class _Exploration:
 
     def _replay_tape(self, path: Path) -> None:
         __tracebackhide__ = True
-        owner = _artifact_test(path)
-        if owner is not None and owner != self.test_id:
+        document = _artifact_document(path)
+        owner = document.get("test")
+        if isinstance(owner, str) and owner != self.test_id:
             raise SimloomUsageError(
                 f"--simloom-tape={path} belongs to test {owner!r}, not {self.test_id!r}; "
                 "select that test (or drop --simloom-tape)"
             )
         result = _api.replay(
-            self.main, Tape.load(path), livelock_steps=self.livelock_steps, world=self.world
+            self.main,
+            Tape.load(path),
+            livelock_steps=self.livelock_steps,
+            boundary=self.boundary,
+            wall_clock_epoch=self.wall_clock_epoch,
+            world=self.world,
         )
         self._count(result)
         if result.error is not None:
@@ -614,6 +701,8 @@ class _Exploration:
             )
         if result.misaligned:
             self.stats.note = f"--simloom-tape={path} no longer fits this test (misaligned replay)"
+        else:
+            self.stats.note = _replay_divergence(document, result) or ""
 
     def _replay_seed(self, seed: int) -> None:
         __tracebackhide__ = True
@@ -624,7 +713,7 @@ class _Exploration:
 
     def _replay_database(self) -> None:
         __tracebackhide__ = True
-        hypothesis_run = _HypothesisRun(self.test_id, self.main, self.settings, self.world)
+        hypothesis_run = self._hypothesis_run()
         if not hypothesis_run.saved():
             return
         started = time.perf_counter()
@@ -676,11 +765,37 @@ class _Exploration:
             )
 
 
-def _artifact_test(path: Path) -> str | None:
-    """The test id recorded in an artifact tape file, if any."""
+def _artifact_document(path: Path) -> dict[str, Any]:
+    """The fields of an artifact tape file (empty if it cannot be read)."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    test_id = document.get("test") if isinstance(document, dict) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _artifact_test(path: Path) -> str | None:
+    """The test id recorded in an artifact tape file, if any."""
+    test_id = _artifact_document(path).get("test")
     return test_id if isinstance(test_id, str) else None
+
+
+def _replay_divergence(document: dict[str, Any], result: RunResult) -> str | None:
+    """Why a replayed artifact did not give the universe it recorded, if it did not:
+    a different digest, and whether the hash seed may be the reason."""
+    recorded = document.get("digest")
+    if not isinstance(recorded, str) or recorded == result.digest:
+        return None
+    note = (
+        f"the replay is not the recorded universe (digest {recorded[:12]}… recorded, "
+        f"{result.digest[:12]}… now)"
+    )
+    recorded_seed = document.get("hashseed")
+    current_seed = _hashseed.current_hashseed()
+    if current_seed is None or recorded_seed != current_seed:
+        recorded_with = "random" if recorded_seed is None else f"PYTHONHASHSEED={recorded_seed}"
+        note += (
+            f"; recorded with hash seed {recorded_with}, replayed with "
+            f"{_hashseed.describe_hashseed()}"
+        )
+    return note

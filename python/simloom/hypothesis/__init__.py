@@ -23,6 +23,7 @@ Requires ``hypothesis`` (``pip install simloom[hypothesis]``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 try:
@@ -32,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised without hypothesis in
         "simloom.hypothesis needs Hypothesis: pip install 'simloom[hypothesis]'"
     ) from exc
 
+from .. import _boundary
 from .._api import RunResult, _check_main, _universe, run
 from .._scheduler import SchedulerSpec, parse_scheduler
 from ..errors import SimloomUsageError
@@ -84,6 +86,7 @@ class _HypothesisDraws:
             return None
         return self.forced[self.draws]
 
+    @_boundary.machinery
     def more(self) -> bool:
         _compat.start_span(self.data, _SPAN_DEVIATION)
         self.open_spans += 1
@@ -96,6 +99,7 @@ class _HypothesisDraws:
             self._close()
         return more
 
+    @_boundary.machinery
     def gap(self) -> int:
         forced = self._forced()
         self.draws += 1
@@ -110,6 +114,7 @@ class _HypothesisDraws:
         self.next_index = index + 1
         return index - base
 
+    @_boundary.machinery
     def value(self, label: str, bound: int) -> int:
         forced = self._forced()
         self.draws += 1
@@ -156,11 +161,13 @@ class Universe:
         data: _compat.ConjectureData,
         scheduler: SchedulerSpec,
         livelock_steps: int,
+        boundary: _boundary.Settings | None = None,
         world: bool = True,
     ) -> None:
         self._data = data
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
+        self.boundary = boundary
         self.world = world
         self.result: RunResult | None = None
 
@@ -182,13 +189,19 @@ class Universe:
                 seed=provider.universe_seed(),
                 scheduler=self.scheduler,
                 livelock_steps=self.livelock_steps,
+                boundary=self.boundary is not None,
+                wall_clock_epoch=(
+                    self.boundary.epoch_ns / 1e9
+                    if self.boundary is not None
+                    else _boundary.DEFAULT_WALL_CLOCK_EPOCH
+                ),
                 world=self.world,
             )
             forced = generated.tape.to_draws()
         draws = _HypothesisDraws(self._data, forced)
         loop = SimLoop(draws=draws, livelock_steps=self.livelock_steps, world=self.world)
         try:
-            self.result = _universe(main, loop, None, "hypothesis")
+            self.result = _universe(main, loop, None, "hypothesis", self.boundary)
         finally:
             while draws.open_spans:
                 draws._close()
@@ -216,14 +229,21 @@ class Universe:
 
 
 class _UniverseStrategy(_compat.SearchStrategy[Universe]):
-    def __init__(self, scheduler: SchedulerSpec, livelock_steps: int, world: bool) -> None:
+    def __init__(
+        self,
+        scheduler: SchedulerSpec,
+        livelock_steps: int,
+        boundary: _boundary.Settings | None,
+        world: bool = True,
+    ) -> None:
         super().__init__()
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
+        self.boundary = boundary
         self.world = world
 
     def do_draw(self, data: _compat.ConjectureData) -> Universe:
-        return Universe(data, self.scheduler, self.livelock_steps, self.world)
+        return Universe(data, self.scheduler, self.livelock_steps, self.boundary, self.world)
 
     def calc_is_empty(self, recur: Any) -> bool:
         return False
@@ -236,6 +256,8 @@ def universes(
     *,
     scheduler: str | None = None,
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
+    boundary: bool = True,
+    wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
 ) -> _compat.SearchStrategy[Universe]:
     """A strategy for simulated universes whose choices Hypothesis makes.
@@ -246,6 +268,10 @@ def universes(
     ``scheduler`` names the Rust strategy that generates universes under
     ``@settings(backend="simloom")`` (``"random"``, ``"pct"``, ``"pct:auto"``...);
     the default Hypothesis backend generates the draws itself and ignores it.
+    ``boundary`` (on by default) makes the stdlib clocks virtual (the wall clock
+    starting at ``wall_clock_epoch``), seeds ``random``/``os.urandom``/``uuid`` from
+    the universe's choices and turns blocking sockets, DNS and ``time.sleep`` into
+    escapes; see :func:`simloom.boundary`.
     A program run in a universe that takes a ``world`` parameter gets the
     universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
     Network and disk faults are choices too, so they shrink toward "no fault".
@@ -255,4 +281,6 @@ def universes(
         raise SimloomUsageError(
             f"livelock_steps must be a positive integer, got {livelock_steps!r}"
         )
-    return _UniverseStrategy(spec, livelock_steps, bool(world))
+    return _UniverseStrategy(
+        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), bool(world)
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 import hypothesis
 from hypothesis.database import ExampleDatabase, choices_from_bytes, choices_to_bytes
+from hypothesis.internal import entropy
 from hypothesis.internal.conjecture.data import ConjectureData
 from hypothesis.internal.conjecture.providers import (
     AVAILABLE_PROVIDERS,
@@ -41,6 +42,8 @@ __all__ = [
     "encode_choices",
     "provider_of",
     "provider_random",
+    "random_registry_version",
+    "registered_randoms",
     "saved_choices",
     "secondary_key",
     "span_label",
@@ -91,6 +94,20 @@ def provider_of(data: ConjectureData) -> PrimitiveProvider | None:
 def provider_random(provider: HypothesisProvider) -> Any:
     """The ``random.Random`` a Hypothesis provider generates from."""
     return provider._random
+
+
+def registered_randoms() -> list[tuple[int, object]]:
+    """``(key, generator)`` for every live generator Hypothesis manages: the
+    ``random`` module itself and whatever ``register_random`` registered, in
+    registration order (keys ascend)."""
+    return [(int(key), generator) for key, generator in list(entropy.RANDOMS_TO_MANAGE.items())]
+
+
+def random_registry_version() -> tuple[int, int]:
+    """Changes whenever a generator is registered or collected: registration keys
+    only ascend, so (count, newest key) is enough."""
+    entries = entropy.RANDOMS_TO_MANAGE.data  # type: ignore[attr-defined]
+    return len(entries), next(reversed(entries), -1)
 
 
 def encode_choices(choices: Sequence[bool | int]) -> bytes:

@@ -5,6 +5,7 @@
 //! step costs one FFI call to schedule and one to run. The step loop itself
 //! (`_run_steps`) runs in Rust and calls each callback in its context.
 
+use super::clock::{ClockView, SharedClock};
 use super::describe::Describer;
 use super::external::{DrawsSlot, ErrorSlot, PyDraws};
 use super::handle::Handle;
@@ -76,6 +77,8 @@ pub struct LoopCore {
     /// their callbacks are never scheduled again.
     host_var: Option<Py<PyAny>>,
     dead_incarnations: HashSet<u64>,
+    /// The engine's clock, published for `ClockView`s whenever it moves.
+    clock: SharedClock,
 }
 
 /// The host incarnation `context` belongs to, or 0.
@@ -375,6 +378,7 @@ impl LoopCore {
             thread: std::thread::current().id(),
             host_var: None,
             dead_incarnations: HashSet::new(),
+            clock: SharedClock::default(),
         })
     }
 
@@ -427,6 +431,7 @@ impl LoopCore {
             fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
         self.current_owner = engine.log_mut().label("<loop>");
         self.engine = engine;
+        self.clock.store(self.engine.now_ns(), Ordering::Relaxed);
         self.livelock_steps = livelock_steps;
         self.describer = Describer::new(self.task_type.clone_ref(py));
         self.stop_requested = false;
@@ -507,6 +512,13 @@ impl LoopCore {
         self.engine.now_ns() as f64 / 1e9
     }
 
+    /// A view of the virtual clock that reads it without borrowing the loop.
+    fn _clock_view(&self) -> ClockView {
+        ClockView {
+            now_ns: self.clock.clone(),
+        }
+    }
+
     /// Stop after the current step.
     fn stop(&mut self) {
         self.stop_requested = true;
@@ -557,6 +569,8 @@ impl LoopCore {
                 match core.engine.next_step() {
                     Ok(Next::Run(entry)) => {
                         core.current_owner = entry.owner;
+                        let now = core.engine.now_ns();
+                        core.clock.store(now, Ordering::Relaxed);
                         entry
                     }
                     Ok(Next::Idle) => return Ok("idle"),

@@ -3,12 +3,14 @@
 //! Owns: conversions between Python objects and engine types, calling callbacks.
 //! Must not: decide scheduling or encode tapes (the engine does).
 
+mod clock;
 mod describe;
 mod disk;
 mod external;
 mod handle;
 mod loop_core;
 mod net;
+mod redirect;
 mod tape;
 
 use pyo3::prelude::*;
@@ -32,6 +34,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<loop_core::LoopCore>()?;
     module.add_class::<handle::Handle>()?;
     module.add_class::<tape::Tape>()?;
+    module.add_class::<redirect::BuiltinRedirects>()?;
+    module.add_class::<clock::ClockView>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;
     net::register(module)?;

@@ -1,0 +1,1250 @@
+"""The determinism boundary: what a universe does wherever a program reaches for the
+real world, and the per-universe patches behind the stdlib part of it.
+
+:func:`boundary` is the table of every real-world API simloom knows about and its
+treatment in a universe: ``simulated`` (simloom's own model answers: the scheduler,
+the virtual clock), ``patched`` (the stdlib API reads the virtual clock or the
+tape), ``escape`` (:class:`~simloom.EscapedSimulationError` at the call site) or
+``documented`` (outside the simulation; docs/determinism.md says what to do).
+
+:func:`patched` installs the ``patched`` and ``escape`` rows that live in the
+stdlib for one universe and restores them when it ends, however it ends. The C
+builtins are redirected in place (``_core.BuiltinRedirects``), so a name bound
+before the universe (``from time import monotonic``), a default argument or an
+attribute reaches the patch too. A handler answers only in the thread running the
+universe; every other call goes to the original.
+
+The wall clock is ``wall_clock_epoch`` plus virtual time; the monotonic clocks are
+``loop.time()``. Randomness comes from one tape choice, ``world.random_seed``, drawn
+the first time the universe touches a random source, so a program that never does
+keeps the tape, decisions and digest it had without the boundary. From that seed:
+the global ``random`` instance and ``random.Random`` instances registered with
+``hypothesis.register_random`` are reseeded on first use (and their states restored
+afterwards), unseeded ``random.Random()`` instances and ``random.seed()`` draw their
+seeds, and ``os.urandom``/``os.getrandom`` (so ``secrets``, ``SystemRandom``,
+``uuid4``) and ``uuid1`` read streams derived from it.
+
+A world (the simulated network) can answer an ``escape`` row instead of raising,
+per universe, with :func:`simulate`.
+
+Owns: the boundary table and the stdlib patches. Must not: decide choices (it asks
+the loop for ``world.random_seed``), patch anything the table does not list (a test
+holds the two together), or implement the loop's own escape methods (``loop.py``
+does; the table lists them).
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import datetime as _datetime
+import functools
+import hashlib
+import math
+import random
+import sys
+import time
+import types
+import warnings
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import _core
+from .errors import EscapedSimulationError, SimloomUsageError
+
+if TYPE_CHECKING:
+    from .loop import SimLoop
+
+__all__ = [
+    "DEFAULT_WALL_CLOCK_EPOCH",
+    "RANDOM_SEED_BOUND",
+    "RANDOM_SEED_LABEL",
+    "BoundaryEntry",
+    "Settings",
+    "boundary",
+    "machinery",
+    "patched",
+    "settings",
+    "simulate",
+]
+
+#: Wall-clock time at virtual time zero, unless a run says otherwise.
+DEFAULT_WALL_CLOCK_EPOCH = _datetime.datetime(2025, 1, 1, tzinfo=_datetime.UTC)
+#: The tape choice every random source of a universe is seeded from; canonical 0.
+RANDOM_SEED_LABEL = "world.random_seed"
+RANDOM_SEED_BOUND = 2**32
+#: uuid1's node in a universe: a random-looking 48-bit number with the multicast
+#: bit set, as RFC 4122 prescribes for nodes that are not a hardware address.
+UUID1_NODE = 0x5E_1A_00_5E_ED_01 | (1 << 40)
+_UUID_EPOCH_OFFSET = 0x01B21DD213814000  # 100-ns intervals from 1582-10-15 to 1970-01-01
+
+_ESCAPE_HINT = (
+    "simloom runs the program in a simulated world; this would reach the real one and "
+    "make the universe impossible to replay"
+)
+
+
+class BoundaryEntry(NamedTuple):
+    """One row of :func:`boundary`: a real-world ``api``, the ``area`` it belongs to
+    (``scheduling``, ``clock``, ``randomness``, ``network``, ``dns``, ``processes``,
+    ``signals``, ``threads``, ``files``, ``hashing``, ``identity``), its
+    ``treatment`` in a universe (``simulated``, ``patched``, ``escape`` or
+    ``documented``) and ``how``, in words."""
+
+    api: str
+    area: str
+    treatment: str
+    how: str
+
+
+TREATMENTS = ("simulated", "patched", "escape", "documented")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a universe's boundary is set up: the wall clock at virtual time zero."""
+
+    epoch_ns: int
+
+
+def _epoch_ns(wall_clock_epoch: object) -> int:
+    if isinstance(wall_clock_epoch, _datetime.datetime):
+        if wall_clock_epoch.utcoffset() is None:
+            raise SimloomUsageError(
+                "wall_clock_epoch must be a timezone-aware datetime (e.g. "
+                "datetime(2025, 1, 1, tzinfo=timezone.utc)), got a naive one: "
+                f"{wall_clock_epoch!r}"
+            )
+        since_unix = wall_clock_epoch - _datetime.datetime(1970, 1, 1, tzinfo=_datetime.UTC)
+        return since_unix // _datetime.timedelta(microseconds=1) * 1000
+    if (
+        isinstance(wall_clock_epoch, int | float)
+        and not isinstance(wall_clock_epoch, bool)
+        and math.isfinite(wall_clock_epoch)
+        and wall_clock_epoch >= 0
+    ):
+        return round(wall_clock_epoch * 1_000_000) * 1000
+    raise SimloomUsageError(
+        "wall_clock_epoch must be a timezone-aware datetime or non-negative Unix "
+        f"seconds, got {wall_clock_epoch!r}"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _settings_for(wall_clock_epoch: object) -> Settings:
+    return Settings(_epoch_ns(wall_clock_epoch))
+
+
+def settings(boundary: object, wall_clock_epoch: object) -> Settings | None:
+    """Validate a run's ``boundary=`` and ``wall_clock_epoch=``; ``None`` when the
+    boundary is off. (Cached: an exploration asks once per universe.)"""
+    if not isinstance(boundary, bool):
+        raise SimloomUsageError(f"boundary must be True or False, got {boundary!r}")
+    try:
+        cached = _settings_for(wall_clock_epoch)
+    except TypeError:  # unhashable: not an epoch either
+        cached = Settings(_epoch_ns(wall_clock_epoch))
+    return cached if boundary else None
+
+
+# ---------------------------------------------------------------- the universe
+
+
+class _EntropyStream:
+    """Deterministic bytes: BLAKE2b over a counter, keyed by the universe's seed."""
+
+    __slots__ = ("buffer", "counter", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.counter = 0
+        self.buffer = b""
+
+    def read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            block = hashlib.blake2b(self.counter.to_bytes(8, "little"), key=self.key)
+            self.buffer += block.digest()
+            self.counter += 1
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
+
+
+class _Universe:
+    """The boundary's state for one running universe."""
+
+    __slots__ = (
+        "_random_seed",
+        "_registered",
+        "_urandom",
+        "_uuid_module_state",
+        "clock",
+        "entered",
+        "epoch_ns",
+        "loop",
+        "randoms_seen",
+        "saved_states",
+        "simulated",
+        "unseeded_randoms",
+        "uuid1_last_timestamp",
+    )
+
+    def __init__(self, loop: SimLoop, settings: Settings) -> None:
+        self.loop = loop
+        #: The virtual clock, readable even while the loop is busy (a finaliser or
+        #: a collector callback run in the middle of scheduling reads it too).
+        self.clock = loop._clock_view()
+        self.epoch_ns = settings.epoch_ns
+        self._random_seed: int | None = None
+        self._urandom: _EntropyStream | None = None
+        #: ``random.Random`` instances seen in this universe, by id (kept alive so
+        #: an id is never reused for another instance).
+        self.randoms_seen: dict[int, random.Random] = {}
+        #: Instances whose state is put back when the universe ends.
+        self.saved_states: list[tuple[Any, object]] = []
+        self._registered: dict[int, int] | None = None
+        self.unseeded_randoms = 0
+        self.uuid1_last_timestamp = 0
+        #: Escape APIs a world answers in this universe (see :func:`simulate`).
+        self.simulated: dict[str, Callable[..., object]] = {}
+        self._uuid_module_state: tuple[Any, object] | None = None
+        self.entered = False
+
+    # -- time
+
+    def wall_ns(self) -> int:
+        return self.epoch_ns + self.clock.now_ns()
+
+    def wall_seconds(self) -> int:
+        return self.wall_ns() // 1_000_000_000
+
+    # -- randomness
+
+    def random_seed(self) -> int:
+        """The tape choice every random source is derived from (drawn once, at the
+        first use of randomness in the universe)."""
+        if self._random_seed is None:
+            self._random_seed = int(self.loop._choose(RANDOM_SEED_LABEL, RANDOM_SEED_BOUND))
+        return self._random_seed
+
+    def derive(self, purpose: str, index: int = 0) -> int:
+        """A 64-bit seed for one source, independent of the others' use."""
+        text = f"{self.random_seed()}:{purpose}:{index}".encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+    def urandom(self, size: int) -> bytes:
+        if self._urandom is None:
+            self._urandom = _EntropyStream(self.derive("urandom").to_bytes(8, "little"))
+        return self._urandom.read(size)
+
+    def registered_randoms(self) -> dict[int, int]:
+        """``id(instance) → registration key`` of the ``random.Random`` instances
+        registered with ``hypothesis.register_random``."""
+        if self._registered is None:
+            self._registered = {
+                id(instance): key
+                for key, instance in _registered_randoms()
+                if isinstance(instance, random.Random)
+            }
+        return self._registered
+
+    def managed_seed_purpose(self, instance: random.Random) -> str | None:
+        """How a managed instance's seed is derived, or ``None`` if simloom leaves
+        the instance alone (explicitly seeded, or private to some library)."""
+        if instance is _GLOBAL_RANDOM:
+            return "random"
+        key = self.registered_randoms().get(id(instance))
+        return None if key is None else f"registered:{key}"
+
+    def first_use(self, instance: random.Random, reseed: bool) -> None:
+        """Note ``instance``; a managed one has its state saved for the end of the
+        universe and, if ``reseed``, is seeded from the tape."""
+        self.randoms_seen[id(instance)] = instance
+        purpose = self.managed_seed_purpose(instance)
+        if purpose is None:
+            return
+        self.saved_states.append((instance, _RANDOM_GETSTATE(instance)))
+        if reseed:
+            _RANDOM_SEED(instance, self.derive(purpose))
+
+    # -- entering and leaving
+
+    def __enter__(self) -> _Universe:
+        global _installed_universes
+        thread = _get_ident()
+        if thread in _active:
+            raise SimloomUsageError("a universe is already running in this thread")
+        if _installed_universes == 0:
+            _builtin_redirects().install()
+        _installed_universes += 1
+        self.entered = True
+        _active[thread] = self
+        try:
+            self.enter()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _installed_universes
+        if not self.entered:
+            return
+        self.entered = False
+        if _active.get(_get_ident()) is self:
+            del _active[_get_ident()]
+        try:
+            self.leave()
+        finally:
+            _installed_universes -= 1
+            if _installed_universes == 0:
+                _builtin_redirects().restore()
+
+    def enter(self) -> None:
+        uuid = sys.modules.get("uuid")
+        last_timestamp = getattr(uuid, "_last_timestamp", None)
+        if last_timestamp is not None:
+            # uuid1's pure-Python path keeps the last timestamp process-wide.
+            self._uuid_module_state = (uuid, last_timestamp)
+            setattr(uuid, "_last_timestamp", None)  # noqa: B010 - private, untyped
+        for instance in _other_registered_randoms():
+            # Random-likes simloom cannot watch (numpy's global generator): what
+            # Hypothesis does with them, seeded to 0 for the universe and restored.
+            self.saved_states.append((instance, instance.getstate()))
+            instance.seed(0)
+
+    def leave(self) -> None:
+        failures: list[BaseException] = []
+        for instance, state in reversed(self.saved_states):
+            try:
+                if isinstance(instance, random.Random):
+                    _RANDOM_SETSTATE(instance, state)
+                else:
+                    instance.setstate(state)
+            except Exception as exc:  # pragma: no cover - a broken Random-like
+                failures.append(exc)
+        self.saved_states.clear()
+        uuid = sys.modules.get("uuid")
+        if self._uuid_module_state is not None:
+            uuid, last = self._uuid_module_state
+            setattr(uuid, "_last_timestamp", last)  # noqa: B010
+        elif getattr(uuid, "_last_timestamp", None) is not None:
+            setattr(uuid, "_last_timestamp", None)  # noqa: B010 - set in the universe
+        if failures:  # pragma: no cover
+            raise failures[0]
+
+
+_get_ident = _thread.get_ident
+#: The universe running in each thread (thread id → universe).
+_active: dict[int, _Universe] = {}
+_installed_universes = 0
+_redirects: _core.BuiltinRedirects | None = None
+
+_GLOBAL_RANDOM: random.Random = random._inst
+_C_RANDOM = random.Random.__mro__[1]  # _random.Random, the C base class
+_C_RANDOM_SEED: Callable[..., object] = _C_RANDOM.__dict__["seed"]
+# random.Random's own (Python) methods: they keep gauss_next with the state.
+_RANDOM_SEED = random.Random.seed
+_RANDOM_GETSTATE = random.Random.getstate
+_RANDOM_SETSTATE = random.Random.setstate
+
+
+_compat_module: types.ModuleType | None = None
+
+
+def _hypothesis_compat() -> types.ModuleType | None:
+    """``simloom.hypothesis._compat`` once Hypothesis's generator registry exists
+    (before that, nobody can have registered a generator: no import needed)."""
+    global _compat_module
+    if _compat_module is None and "hypothesis.internal.entropy" in sys.modules:
+        from .hypothesis import _compat
+
+        _compat_module = _compat
+    return _compat_module
+
+
+def _registered_randoms() -> list[tuple[int, object]]:
+    """``(key, generator)`` registered with ``hypothesis.register_random``."""
+    compat = _hypothesis_compat()
+    return [] if compat is None else compat.registered_randoms()
+
+
+#: The registry's version (see ``_compat.random_registry_version``) when the
+#: generators below were listed: registered Random-likes that are not
+#: ``random.Random`` (numpy's global generator), as weak references.
+_other_randoms_version: object = None
+_other_randoms: list[Any] = []
+
+
+def _other_registered_randoms() -> list[Any]:
+    """Registered generators simloom cannot watch for first use (numpy's): listed
+    again only when the registry changed, so a universe pays nothing for them
+    unless there are some."""
+    global _other_randoms_version, _other_randoms
+    compat = _hypothesis_compat()
+    if compat is None:
+        return []
+    version = compat.random_registry_version()
+    if version != _other_randoms_version:
+        _other_randoms = [
+            weakref.ref(instance)
+            for _, instance in compat.registered_randoms()
+            if not isinstance(instance, random.Random) and instance is not random
+        ]
+        _other_randoms_version = version
+    return [instance for ref in _other_randoms if (instance := ref()) is not None]
+
+
+_NOT_PATCHED = contextlib.nullcontext()
+
+
+def patched(loop: SimLoop, settings: Settings | None) -> contextlib.AbstractContextManager[object]:
+    """Context manager: the boundary's patches for the universe about to run on
+    ``loop`` in this thread (nothing when ``settings`` is ``None``).
+
+    The builtins are redirected process-wide while any universe uses them and act
+    only in the threads running one; leaving restores every builtin, every random
+    state the universe reseeded and uuid1's state, even when the universe crashed
+    or was interrupted.
+    """
+    return _NOT_PATCHED if settings is None else _Universe(loop, settings)
+
+
+def machinery[Method: Callable[..., Any]](method: Method) -> Method:
+    """Decorate a method simloom's own machinery runs inside a universe (a choice
+    source answering a decision, for instance Hypothesis's draws) so that the
+    builtins it calls are the real ones: it is not the program, and the loop is busy
+    deciding while it runs."""
+
+    @functools.wraps(method)
+    def outside_the_universe(*args: Any, **kwargs: Any) -> Any:
+        thread = _get_ident()
+        universe = _active.pop(thread, None)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            if universe is not None:
+                _active[thread] = universe
+
+    return outside_the_universe  # type: ignore[return-value]
+
+
+def simulate(loop: SimLoop, api: str, implementation: Callable[..., object]) -> None:
+    """In the universe running on ``loop``, answer the ``escape`` row ``api`` (for
+    instance ``socket.getaddrinfo``) with ``implementation``, called with the same
+    arguments as the builtin (the receiver first), instead of raising. For the
+    simulated world; the table's treatment of ``api`` should say so."""
+    if api not in _ESCAPE_APIS:
+        raise SimloomUsageError(f"{api!r} is not an escape the boundary patches")
+    for universe in _active.values():
+        if universe.loop is loop:
+            universe.simulated[api] = implementation
+            return
+    raise SimloomUsageError("no universe with the boundary is running on this loop")
+
+
+# ----------------------------------------------------------------- handlers
+#
+# Each handler is called with the builtin's receiver (module, class or instance)
+# and its arguments, and returns the result, or NotImplemented for "run the
+# original": always outside a universe, and for arguments it leaves alone.
+
+
+def _here() -> _Universe | None:
+    return _active.get(_get_ident())
+
+
+def _wall_time(receiver: object) -> object:
+    universe = _active.get(_get_ident())
+    if universe is None:
+        return NotImplemented
+    # Whole seconds plus the fraction: as exact as a float allows (dividing the
+    # nanoseconds, a 61-bit integer, would round first).
+    seconds, nanoseconds = divmod(universe.wall_ns(), 1_000_000_000)
+    return seconds + nanoseconds / 1e9
+
+
+def _wall_time_ns(receiver: object) -> object:
+    universe = _active.get(_get_ident())
+    return NotImplemented if universe is None else universe.wall_ns()
+
+
+def _monotonic(receiver: object) -> object:
+    universe = _active.get(_get_ident())
+    return NotImplemented if universe is None else universe.clock.time()
+
+
+def _monotonic_ns(receiver: object) -> object:
+    universe = _active.get(_get_ident())
+    return NotImplemented if universe is None else universe.clock.now_ns()
+
+
+def _now_for(function: Callable[..., object]) -> Callable[..., object]:
+    """``localtime``/``gmtime``/``ctime`` with no time given: of the wall clock."""
+
+    def handler(receiver: object, *args: object) -> object:
+        universe = _here()
+        if universe is None or (args and args[0] is not None):
+            return NotImplemented
+        return function(universe.wall_seconds())
+
+    return handler
+
+
+def _asctime(receiver: object, *args: object) -> object:
+    universe = _here()
+    if universe is None or args:
+        return NotImplemented
+    return time.asctime(time.localtime(universe.wall_seconds()))
+
+
+def _strftime(receiver: object, *args: object) -> object:
+    universe = _here()
+    if universe is None or len(args) != 1:
+        return NotImplemented
+    return time.strftime(args[0], time.localtime(universe.wall_seconds()))  # type: ignore[arg-type]
+
+
+_WALL_CLOCK_IDS = {getattr(time, "CLOCK_REALTIME", None)} - {None}
+_MONOTONIC_CLOCK_IDS = {
+    getattr(time, name, None)
+    for name in ("CLOCK_MONOTONIC", "CLOCK_MONOTONIC_RAW", "CLOCK_BOOTTIME", "CLOCK_UPTIME")
+} - {None}
+
+
+def _clock_gettime(nanoseconds: bool) -> Callable[..., object]:
+    def handler(receiver: object, *args: object) -> object:
+        universe = _here()
+        if universe is None or len(args) != 1:
+            return NotImplemented
+        if args[0] in _WALL_CLOCK_IDS:
+            now_ns = universe.wall_ns()
+        elif args[0] in _MONOTONIC_CLOCK_IDS:
+            now_ns = universe.clock.now_ns()
+        else:
+            return NotImplemented  # CPU-time clocks stay real (documented)
+        if nanoseconds:
+            return now_ns
+        whole, fraction = divmod(now_ns, 1_000_000_000)
+        return whole + fraction / 1e9
+
+    return handler
+
+
+def _split_wall(universe: _Universe) -> tuple[int, _datetime.timedelta]:
+    seconds, nanoseconds = divmod(universe.wall_ns(), 1_000_000_000)
+    return seconds, _datetime.timedelta(microseconds=nanoseconds // 1000)
+
+
+def _datetime_now(cls: Any, tz: Any = None) -> object:
+    universe = _here()
+    if universe is None:
+        return NotImplemented
+    seconds, fraction = _split_wall(universe)
+    return cls.fromtimestamp(seconds, tz) + fraction
+
+
+_UTCNOW_DEPRECATION = (
+    "datetime.datetime.utcnow() is deprecated and scheduled for removal in a future "
+    "version. Use timezone-aware objects to represent datetimes in UTC: "
+    "datetime.datetime.now(datetime.UTC)."
+)
+
+
+def _datetime_utcnow(cls: Any) -> object:
+    universe = _here()
+    if universe is None:
+        return NotImplemented
+    # As the original does (stacklevel 2: the caller; the trampoline has no frame).
+    warnings.warn(_UTCNOW_DEPRECATION, DeprecationWarning, stacklevel=2)
+    seconds, fraction = _split_wall(universe)
+    utc = cls.fromtimestamp(seconds, _datetime.UTC)
+    return utc.replace(tzinfo=None) + fraction
+
+
+def _random_use(instance: random.Random, *args: object) -> object:
+    """``random()``, ``getrandbits()``, ``getstate()``, ``setstate()`` of any
+    ``random.Random``: the first use of a managed one in a universe seeds it."""
+    universe = _active.get(_get_ident())
+    if universe is not None and id(instance) not in universe.randoms_seen:
+        universe.first_use(instance, reseed=True)
+    return NotImplemented
+
+
+def _random_seed(instance: random.Random, *args: object) -> object:
+    """``seed()`` of any ``random.Random`` (``Random()`` calls it): with no seed,
+    from the tape instead of the operating system."""
+    universe = _here()
+    if universe is None:
+        return NotImplemented
+    if id(instance) not in universe.randoms_seen:
+        universe.first_use(instance, reseed=False)
+    if args and args[0] is not None:
+        return NotImplemented
+    universe.unseeded_randoms += 1
+    _C_RANDOM_SEED(instance, universe.derive("Random()", universe.unseeded_randoms))
+    return None
+
+
+def _urandom(receiver: object, size: object, *rest: object, **options: object) -> object:
+    universe = _here()
+    if universe is None or not isinstance(size, int) or size < 0:
+        return NotImplemented
+    return universe.urandom(size)
+
+
+def _uuid_generate_time(receiver: object) -> object:
+    """``_uuid.generate_time_safe()``, behind ``uuid.uuid1()``: a version-1 UUID of
+    the wall clock, a clock sequence from the tape and :data:`UUID1_NODE`."""
+    universe = _here()
+    if universe is None:
+        return NotImplemented
+    import uuid
+
+    timestamp = universe.wall_ns() // 100 + _UUID_EPOCH_OFFSET
+    timestamp = max(timestamp, universe.uuid1_last_timestamp + 1)
+    universe.uuid1_last_timestamp = timestamp
+    clock_seq = universe.derive("uuid1.clock_seq") & 0x3FFF
+    fields = (
+        timestamp & 0xFFFFFFFF,
+        (timestamp >> 32) & 0xFFFF,
+        (timestamp >> 48) & 0x0FFF,
+        (clock_seq >> 8) & 0x3F,
+        clock_seq & 0xFF,
+        UUID1_NODE,
+    )
+    return uuid.UUID(fields=fields, version=1).bytes, None
+
+
+def _escape(api: str, what: str) -> Callable[..., object]:
+    """A handler raising :class:`EscapedSimulationError` for ``api`` in a universe
+    (unless a world answers it, see :func:`simulate`)."""
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        universe = _here()
+        if universe is None:
+            return NotImplemented
+        simulated = universe.simulated.get(api)
+        if simulated is not None:
+            return simulated(receiver, *args, **kwargs)
+        raise EscapedSimulationError(f"{api}(): {what} ({_ESCAPE_HINT}).")
+
+    handler.__qualname__ = f"escape[{api}]"
+    return handler
+
+
+def _sleep(receiver: object, seconds: object) -> object:
+    universe = _here()
+    try:
+        blocks = universe is not None and seconds > 0  # type: ignore[operator]
+    except TypeError:
+        return NotImplemented  # the original says what is wrong with the argument
+    if not blocks:
+        return NotImplemented  # time.sleep(0) blocks nothing
+    return _sleep_escape(receiver, seconds)
+
+
+_sleep_escape = _escape(
+    "time.sleep",
+    "it blocks the real thread for real time; in a coroutine, `await asyncio.sleep(...)`",
+)
+
+
+def _is_numeric_host(host: object) -> bool:
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _dns(api: str, what: str, host_argument: int | None) -> Callable[..., object]:
+    """A DNS escape; numeric hosts (no lookup happens) go through."""
+    escape = _escape(api, what)
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        if _here() is None:
+            return NotImplemented
+        if host_argument is not None and args and _is_numeric_host(args[host_argument]):
+            return NotImplemented
+        return escape(receiver, *args, **kwargs)
+
+    return handler
+
+
+# ------------------------------------------------------------------- the table
+
+
+Handler = Callable[..., object]
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A table row and, for the stdlib rows simloom patches, what it redirects:
+    pairs of a C builtin's dotted path (``module.function`` or
+    ``module.Class.method``) and its handler."""
+
+    entry: BoundaryEntry
+    redirects: tuple[tuple[str, Handler], ...] = ()
+
+
+def _row(
+    api: str,
+    area: str,
+    treatment: str,
+    how: str,
+    targets: tuple[str, ...] = (),
+    handler: Handler | None = None,
+) -> _Row:
+    redirects = tuple((target, handler) for target in targets) if handler else ()
+    return _Row(BoundaryEntry(api, area, treatment, how), redirects)
+
+
+def _loop_simulated(name: str, area: str, what: str) -> _Row:
+    return _row(
+        f"loop.{name}",
+        area,
+        "simulated",
+        f"on the simulated network: {what} (docs/world.md); an escape with world=False",
+    )
+
+
+def _loop_escape(name: str, area: str, what: str) -> _Row:
+    return _row(f"loop.{name}", area, "escape", f"EscapedSimulationError at the call: {what}")
+
+
+_SOCKET_METHOD_ESCAPES = {
+    "connect": "it connects a real socket",
+    "connect_ex": "it connects a real socket",
+    "_accept": "it accepts on a real socket",
+    "send": "it writes to a real socket",
+    "sendall": "it writes to a real socket",
+    "sendto": "it writes to a real socket",
+    "sendmsg": "it writes to a real socket",
+    "recv": "it reads from a real socket",
+    "recv_into": "it reads from a real socket",
+    "recvfrom": "it reads from a real socket",
+    "recvfrom_into": "it reads from a real socket",
+    "recvmsg": "it reads from a real socket",
+    "recvmsg_into": "it reads from a real socket",
+}
+
+
+def _socket_method_row(name: str, what: str) -> _Row:
+    api = "socket.socket.accept" if name == "_accept" else f"socket.socket.{name}"
+    return _row(
+        api,
+        "network",
+        "escape",
+        f"EscapedSimulationError at the call: {what} (blocking I/O on a real socket, "
+        "from code under test or a library such as requests)",
+        (f"_socket.socket.{name}",),
+        _escape(api, what),
+    )
+
+
+_ROWS: tuple[_Row, ...] = (
+    # -- scheduling: the loop itself
+    _row(
+        "loop.call_soon",
+        "scheduling",
+        "simulated",
+        "which ready callback runs next is a tape decision (sched.pick)",
+    ),
+    _row(
+        "loop.call_later",
+        "scheduling",
+        "simulated",
+        "timers on the virtual clock; equal deadlines are a tape decision (timer.order)",
+    ),
+    _row("loop.call_at", "scheduling", "simulated", "as loop.call_later"),
+    _row(
+        "loop.time",
+        "clock",
+        "simulated",
+        "virtual time: integer nanoseconds from 0, jumping to the next deadline when "
+        "nothing is ready",
+    ),
+    _row("asyncio.sleep", "clock", "simulated", "a timer on the virtual clock"),
+    _row(
+        "loop.create_task",
+        "scheduling",
+        "simulated",
+        "tasks are named Task-1, Task-2... and hashed by creation number, so sets of "
+        "tasks iterate in the same order in every run",
+    ),
+    _row(
+        "loop.run_in_executor",
+        "threads",
+        "simulated",
+        "the function runs inline as one step, no thread (so asyncio.to_thread too)",
+    ),
+    _row(
+        "asyncio.as_completed",
+        "scheduling",
+        "patched",
+        "coroutines are wrapped into tasks in argument order, not set order",
+    ),
+    _row(
+        "gc",
+        "identity",
+        "simulated",
+        "automatic collection is off; the loop collects at fixed step counts and at "
+        "the end, so finalisers run at the same step in every run",
+    ),
+    _row(
+        "simloom.sometimes",
+        "randomness",
+        "simulated",
+        "a tape decision (sometimes:<label>); simloom.draw likewise (draw:<label>)",
+    ),
+    _row(
+        "loop.call_soon_threadsafe",
+        "threads",
+        "escape",
+        "EscapedSimulationError when called from a thread other than the loop's",
+    ),
+    # -- clocks
+    _row(
+        "time.time",
+        "clock",
+        "patched",
+        "the wall clock: wall_clock_epoch plus virtual time",
+        ("time.time",),
+        _wall_time,
+    ),
+    _row("time.time_ns", "clock", "patched", "as time.time", ("time.time_ns",), _wall_time_ns),
+    _row(
+        "time.monotonic",
+        "clock",
+        "patched",
+        "loop.time(), also where bound before the universe (from time import monotonic)",
+        ("time.monotonic",),
+        _monotonic,
+    ),
+    _row(
+        "time.monotonic_ns",
+        "clock",
+        "patched",
+        "virtual nanoseconds",
+        ("time.monotonic_ns",),
+        _monotonic_ns,
+    ),
+    _row(
+        "time.perf_counter",
+        "clock",
+        "patched",
+        "as time.monotonic",
+        ("time.perf_counter",),
+        _monotonic,
+    ),
+    _row(
+        "time.perf_counter_ns",
+        "clock",
+        "patched",
+        "as time.monotonic_ns",
+        ("time.perf_counter_ns",),
+        _monotonic_ns,
+    ),
+    _row(
+        "time.localtime",
+        "clock",
+        "patched",
+        "without an argument: of the wall clock (in the process's time zone)",
+        ("time.localtime",),
+        _now_for(time.localtime),
+    ),
+    _row(
+        "time.gmtime",
+        "clock",
+        "patched",
+        "without an argument: of the wall clock",
+        ("time.gmtime",),
+        _now_for(time.gmtime),
+    ),
+    _row(
+        "time.ctime",
+        "clock",
+        "patched",
+        "without an argument: of the wall clock",
+        ("time.ctime",),
+        _now_for(time.ctime),
+    ),
+    _row(
+        "time.asctime",
+        "clock",
+        "patched",
+        "without an argument: of the wall clock",
+        ("time.asctime",),
+        _asctime,
+    ),
+    _row(
+        "time.strftime",
+        "clock",
+        "patched",
+        "without a time tuple: of the wall clock",
+        ("time.strftime",),
+        _strftime,
+    ),
+    _Row(
+        BoundaryEntry(
+            "time.clock_gettime",
+            "clock",
+            "patched",
+            "CLOCK_REALTIME reads the wall clock, CLOCK_MONOTONIC (and _RAW, BOOTTIME) "
+            "virtual time; clock_gettime_ns likewise",
+        ),
+        (
+            ("time.clock_gettime", _clock_gettime(nanoseconds=False)),
+            ("time.clock_gettime_ns", _clock_gettime(nanoseconds=True)),
+        ),
+    ),
+    _row(
+        "datetime.datetime.now",
+        "clock",
+        "patched",
+        "the wall clock, in the given time zone (local time without one)",
+        ("datetime.datetime.now",),
+        _datetime_now,
+    ),
+    _row(
+        "datetime.datetime.utcnow",
+        "clock",
+        "patched",
+        "the wall clock in UTC (with the stdlib's DeprecationWarning)",
+        ("datetime.datetime.utcnow",),
+        _datetime_utcnow,
+    ),
+    _row(
+        "datetime.date.today",
+        "clock",
+        "patched",
+        "through time.time (datetime.datetime.today too)",
+    ),
+    _row(
+        "time.process_time",
+        "clock",
+        "documented",
+        "real CPU time (and time.thread_time, os.times, resource.getrusage, "
+        "CLOCK_PROCESS_CPUTIME_ID, CLOCK_TAI): do not base decisions on it",
+    ),
+    _row(
+        "time.sleep",
+        "clock",
+        "escape",
+        "EscapedSimulationError for a positive duration: it would block the real "
+        "thread (time.sleep(0) is allowed)",
+        ("time.sleep",),
+        _sleep,
+    ),
+    # -- randomness
+    _row(
+        "random",
+        "randomness",
+        "patched",
+        "the global instance (random.random, random.choice, ...) is seeded from the "
+        "tape (world.random_seed) when the universe first uses it; its state is "
+        "restored afterwards",
+        (
+            "_random.Random.random",
+            "_random.Random.getrandbits",
+            "_random.Random.getstate",
+            "_random.Random.setstate",
+        ),
+        _random_use,
+    ),
+    _row(
+        "random.Random",
+        "randomness",
+        "patched",
+        "instances created without a seed (and random.seed()) are seeded from the "
+        "tape; explicitly seeded instances are left alone",
+        ("_random.Random.seed",),
+        _random_seed,
+    ),
+    _row(
+        "hypothesis.register_random",
+        "randomness",
+        "patched",
+        "registered random.Random instances are seeded from the tape on first use; "
+        "other registered generators (numpy's) are seeded to 0, as Hypothesis does; "
+        "all are restored afterwards",
+    ),
+    _row(
+        "os.urandom",
+        "randomness",
+        "patched",
+        "a byte stream derived from the tape",
+        ("os.urandom",),
+        _urandom,
+    ),
+    _row(
+        "os.getrandom",
+        "randomness",
+        "patched",
+        "the same stream as os.urandom",
+        ("os.getrandom",),
+        _urandom,
+    ),
+    _row(
+        "random.SystemRandom",
+        "randomness",
+        "patched",
+        "through os.urandom (so secrets too)",
+    ),
+    _row("secrets", "randomness", "patched", "through os.urandom"),
+    _row("uuid.uuid4", "randomness", "patched", "through os.urandom"),
+    _row(
+        "uuid.uuid1",
+        "randomness",
+        "patched",
+        "the wall clock, a clock sequence from the tape and a fixed multicast node",
+        ("_uuid.generate_time_safe",),
+        _uuid_generate_time,
+    ),
+    _row(
+        "random.Random (created outside the universe)",
+        "randomness",
+        "documented",
+        "an unregistered instance created before the universe keeps its own state "
+        "across universes: register it with hypothesis.register_random",
+    ),
+    # -- network and DNS
+    _loop_simulated("create_connection", "network", "a connection (asyncio.open_connection)"),
+    _loop_simulated("create_server", "network", "a listener (asyncio.start_server)"),
+    _loop_simulated("create_unix_connection", "network", "a Unix socket path of the host"),
+    _loop_simulated("create_unix_server", "network", "a Unix socket path of the host"),
+    _loop_simulated("create_datagram_endpoint", "network", "a UDP endpoint"),
+    _loop_simulated("start_tls", "network", "TLS over memory BIOs on a simulated connection"),
+    _loop_simulated("sock_connect", "network", "connects a socket.socket object"),
+    _loop_escape("connect_accepted_socket", "network", "wraps a real socket"),
+    _loop_escape("sendfile", "network", "sends a real file"),
+    *(
+        _loop_escape(f"sock_{name}", "network", "I/O on a real socket")
+        for name in (
+            "recv",
+            "recv_into",
+            "recvfrom",
+            "recvfrom_into",
+            "sendall",
+            "sendto",
+            "accept",
+            "sendfile",
+        )
+    ),
+    _loop_simulated("getaddrinfo", "dns", "strict DNS of the world's names"),
+    _loop_simulated("getnameinfo", "dns", "the world's names"),
+    *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
+    _row(
+        "socket.create_connection",
+        "network",
+        "escape",
+        "through socket.getaddrinfo (a name) or socket.socket.connect",
+    ),
+    _row(
+        "socket.getaddrinfo",
+        "dns",
+        "escape",
+        "EscapedSimulationError for a host name; numeric addresses need no lookup",
+        ("_socket.getaddrinfo",),
+        _dns("socket.getaddrinfo", "it resolves a name with real DNS", 0),
+    ),
+    _row(
+        "socket.gethostbyname",
+        "dns",
+        "escape",
+        "as socket.getaddrinfo",
+        ("_socket.gethostbyname",),
+        _dns("socket.gethostbyname", "it resolves a name with real DNS", 0),
+    ),
+    _row(
+        "socket.gethostbyname_ex",
+        "dns",
+        "escape",
+        "as socket.getaddrinfo",
+        ("_socket.gethostbyname_ex",),
+        _dns("socket.gethostbyname_ex", "it resolves a name with real DNS", 0),
+    ),
+    _row(
+        "socket.gethostbyaddr",
+        "dns",
+        "escape",
+        "EscapedSimulationError: reverse DNS",
+        ("_socket.gethostbyaddr",),
+        _dns("socket.gethostbyaddr", "it resolves an address with real DNS", None),
+    ),
+    _row(
+        "socket.getnameinfo",
+        "dns",
+        "escape",
+        "EscapedSimulationError: reverse DNS",
+        ("_socket.getnameinfo",),
+        _dns("socket.getnameinfo", "it resolves an address with real DNS", None),
+    ),
+    _row(
+        "blocking C-extension I/O",
+        "network",
+        "documented",
+        "drivers that do their own socket I/O in C (psycopg2, grpc's C core, "
+        "mysqlclient) are invisible to simloom: they run for real and block; use an "
+        "asyncio client or a stand-in",
+    ),
+    _row(
+        "select.select",
+        "files",
+        "documented",
+        "real file descriptors (and selectors, poll, epoll): outside the simulation",
+    ),
+    _row(
+        "open",
+        "files",
+        "documented",
+        "real files are read and written for real; deterministic only if nothing else changes them",
+    ),
+    # -- processes, signals, threads
+    _loop_escape("subprocess_exec", "processes", "a real process"),
+    _loop_escape("subprocess_shell", "processes", "a real process"),
+    _loop_escape("connect_read_pipe", "processes", "a real pipe"),
+    _loop_escape("connect_write_pipe", "processes", "a real pipe"),
+    _row(
+        "subprocess.Popen",
+        "processes",
+        "escape",
+        "EscapedSimulationError at the call: it starts a real process "
+        "(subprocess.run and friends too)",
+        ("_posixsubprocess.fork_exec",),
+        _escape("subprocess.Popen", "it starts a real process"),
+    ),
+    _row(
+        "os.system",
+        "processes",
+        "escape",
+        "EscapedSimulationError at the call: it starts a real process",
+        ("os.system",),
+        _escape("os.system", "it starts a real process"),
+    ),
+    _row(
+        "os.posix_spawn",
+        "processes",
+        "escape",
+        "EscapedSimulationError at the call: it starts a real process (posix_spawnp too)",
+        ("os.posix_spawn", "os.posix_spawnp"),
+        _escape("os.posix_spawn", "it starts a real process"),
+    ),
+    _row(
+        "os.fork",
+        "processes",
+        "escape",
+        "EscapedSimulationError at the call: it copies the process",
+        ("os.fork",),
+        _escape("os.fork", "it copies the process"),
+    ),
+    _row(
+        "os.getpid",
+        "processes",
+        "documented",
+        "differs between processes (as do the host name and os.environ): "
+        "cross-process replays need decisions that do not depend on them",
+    ),
+    _loop_escape("add_signal_handler", "signals", "a real signal handler"),
+    _loop_escape("remove_signal_handler", "signals", "a real signal handler"),
+    _loop_escape("add_reader", "files", "watches a real file descriptor"),
+    _loop_escape("remove_reader", "files", "watches a real file descriptor"),
+    _loop_escape("add_writer", "files", "watches a real file descriptor"),
+    _loop_escape("remove_writer", "files", "watches a real file descriptor"),
+    _row(
+        "threading.Thread",
+        "threads",
+        "documented",
+        "a thread the program starts runs for real, beside the universe; only its "
+        "calls into the loop are detected (loop.call_soon_threadsafe); the "
+        "self-check (check_determinism) catches the divergence it causes",
+    ),
+    # -- hashing and identity
+    _row(
+        "hash(str), hash(bytes)",
+        "hashing",
+        "documented",
+        "randomised per process unless PYTHONHASHSEED is pinned: same-process "
+        "replay is unaffected, cross-process replay needs it pinned "
+        "(simloom.pin_hashseed(), --simloom-pin-hashseed); simloom says so in "
+        "failure reports and the pytest header",
+    ),
+    _row(
+        "id()",
+        "identity",
+        "documented",
+        "addresses differ between runs, so sets and dicts of objects hashed by "
+        "identity (plain objects, asyncio.Future) iterate in a different order: "
+        "caught by the self-check (check_determinism)",
+    ),
+)
+
+_ESCAPE_APIS = frozenset(
+    row.entry.api for row in _ROWS if row.entry.treatment == "escape" and row.redirects
+)
+_TABLE = tuple(row.entry for row in _ROWS)
+
+
+def boundary() -> tuple[BoundaryEntry, ...]:
+    """Every real-world API simloom knows about and what a universe does there.
+
+    Each :class:`BoundaryEntry` names the ``api``, its ``area``, the ``treatment``
+    (``simulated``: simloom's model answers; ``patched``: the stdlib call is
+    redirected to the virtual clock or the tape while the boundary is on;
+    ``escape``: :class:`~simloom.EscapedSimulationError` at the call site;
+    ``documented``: outside the simulation) and ``how`` in words. The boundary is on
+    by default under ``@simloom.test`` and ``simloom.universes()`` and opt-in for
+    ``simloom.run`` (``boundary=True``); see docs/determinism.md.
+    """
+    return _TABLE
+
+
+def _resolve(path: str) -> object | None:
+    """The builtin at a dotted path, or ``None`` where this platform lacks it."""
+    parts = path.split(".")
+    try:
+        target: object = __import__(parts[0])
+    except ImportError:
+        return None
+    for name in parts[1:]:
+        if isinstance(target, type):
+            target = target.__dict__.get(name)  # the descriptor, not a bound method
+        else:
+            target = getattr(target, name, None)
+        if target is None:
+            return None
+    return target
+
+
+def redirected_builtins() -> list[tuple[str, object, Callable[..., object]]]:
+    """``(target path, builtin, handler)`` for every builtin the table redirects
+    that exists on this platform."""
+    found = []
+    for row in _ROWS:
+        for target, handler in row.redirects:
+            builtin = _resolve(target)
+            if builtin is not None:
+                found.append((target, builtin, handler))
+    return found
+
+
+def _builtin_redirects() -> _core.BuiltinRedirects:
+    global _redirects
+    if _redirects is None:
+        if getattr(sys, "_is_gil_enabled", lambda: True)() is False:  # pragma: no cover
+            raise SimloomUsageError(
+                "the determinism boundary needs the GIL; run with boundary=False on a "
+                "free-threaded build"
+            )
+        _redirects = _core.BuiltinRedirects(redirected_builtins())
+    return _redirects
