@@ -18,7 +18,13 @@ import time
 import uuid
 from time import monotonic  # bound at import, long before any universe
 
-__all__ = ["decides_with_the_real_world", "never_touches_randomness"]
+from aiohttp import ClientSession, web
+
+__all__ = [
+    "aiohttp_exchange_with_date_headers",
+    "decides_with_the_real_world",
+    "never_touches_randomness",
+]
 
 
 async def decides_with_the_real_world() -> list[object]:
@@ -59,3 +65,34 @@ async def never_touches_randomness() -> int:
 
     await asyncio.gather(*(worker(i) for i in range(4)))
     return total
+
+
+async def aiohttp_exchange_with_date_headers(world: object) -> list[object]:
+    """An unmodified aiohttp server, which stamps every response with a ``Date``
+    header from the wall clock, answering aiohttp's own client over the simulated
+    network with loss and latency; returns what the client saw. (aiohttp is imported
+    at module level: an import runs once per process, so randomness or clock reads
+    at import time inside a universe would make the first universe differ.)"""
+
+    async def now(request: web.Request) -> web.Response:
+        return web.json_response({"id": str(uuid.uuid4()), "at": time.time()})
+
+    async def serve() -> None:
+        app = web.Application()
+        app.router.add_get("/now", now)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "0.0.0.0", 8080).start()
+        await asyncio.Event().wait()
+
+    world.host("api").spawn(serve)  # type: ignore[attr-defined]
+    world.net.set_latency(0.001, 0.030)  # type: ignore[attr-defined]
+    world.net.set_loss(20)  # type: ignore[attr-defined]
+    await asyncio.sleep(1.5)
+    seen: list[object] = []
+    async with ClientSession() as session:
+        for _ in range(3):
+            async with session.get("http://api:8080/now") as response:
+                seen.append((response.headers["Date"], await response.json()))
+            await asyncio.sleep(random.random())
+    return seen

@@ -899,3 +899,43 @@ def test_without_the_boundary_the_same_program_does_not_replay() -> None:
         simloom.run(boundary_programs.decides_with_the_real_world, seed=0).digest for _ in range(3)
     }
     assert len(digests) > 1
+
+
+AIOHTTP_CHILD = """
+import json, sys
+sys.path.insert(0, {tests_dir!r})
+import simloom
+import boundary_programs
+for seed in json.loads(sys.argv[1]):
+    result = simloom.run(boundary_programs.aiohttp_exchange_with_date_headers, seed=seed,
+                         boundary=True)
+    print(json.dumps([seed, result.digest, repr(result.value), repr(result.error)]))
+"""
+
+
+def test_an_aiohttp_exchange_with_date_headers_replays_in_a_fresh_process() -> None:
+    """Acceptance: aiohttp stamps a Date header (and the handler a wall-clock time and
+    a uuid4) into every response; with the boundary, a fresh interpreter (hash seed
+    pinned) sees the same responses and the same digest, and replay agrees."""
+    seeds = [0, 5, 11]
+    here = []
+    for seed in seeds:
+        program = boundary_programs.aiohttp_exchange_with_date_headers
+        result = simloom.run(program, seed=seed, boundary=True)
+        result.raise_error()
+        replayed = simloom.replay(program, result.tape, boundary=True)
+        assert replayed.digest == result.digest
+        assert replayed.value == result.value
+        here.append([seed, result.digest, repr(result.value), repr(None)])
+        # the Date header comes from the virtual wall clock (epoch 2025-01-01)
+        assert all(date.startswith("Wed, 01 Jan 2025 00:0") for date, _ in result.value)
+    proc = subprocess.run(
+        [sys.executable, "-c", AIOHTTP_CHILD.format(tests_dir=TESTS_DIR), json.dumps(seeds)],
+        env=_hashseed.pinned_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == here

@@ -403,9 +403,7 @@ def run(
             lambda trace: _universe(
                 main,
                 trace(
-                    SimLoop(
-                        seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world
-                    )
+                    SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world)
                 ),
                 seed,
                 requested.name,

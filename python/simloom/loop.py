@@ -711,8 +711,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         world = self._require_world(
             "loop.create_unix_connection() / asyncio.open_unix_connection()"
         )
-        if sock is not None or path is None:
+        if sock is not None:
             _escape("loop.create_unix_connection(sock=...)", "it wraps a real Unix socket")
+        if path is None:
+            raise ValueError("no path and sock were specified")
         if ssl and server_hostname is None:
             raise ValueError("you have to pass server_hostname when using ssl")
         _net._check_ssl_arguments(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -773,8 +775,6 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         from asyncio import sslproto
 
         self._require_world("loop.start_tls()")
-        if not isinstance(transport, _net.StreamTransport):
-            _escape("loop.start_tls()", "it upgrades a real connection to TLS")
         if not isinstance(sslcontext, ssl_module.SSLContext):
             raise TypeError(
                 f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}"

@@ -892,10 +892,12 @@ async def create_unix_server(
     start_serving: bool = True,
     cleanup_socket: bool = True,
 ) -> SimServer:
-    if sock is not None or path is None:
+    if sock is not None:
         from .loop import _escape
 
         _escape("loop.create_unix_server(sock=...)", "it listens on a real Unix socket")
+    if path is None:
+        raise ValueError("path was not specified, and no sock specified")
     on = world._current_host()
     path = str(path)
     server = SimServer(

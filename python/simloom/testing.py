@@ -346,9 +346,9 @@ class _HypothesisRun:
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
         )(
-            given(
-                universes(boundary=boundary, wall_clock_epoch=wall_clock_epoch, world=world)
-            )(replay_universe)
+            given(universes(boundary=boundary, wall_clock_epoch=wall_clock_epoch, world=world))(
+                replay_universe
+            )
         )
         self.test = wrapped
 
