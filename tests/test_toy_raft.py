@@ -9,8 +9,7 @@
   anything to be reported after it ended.
 - A seed gives the same universe every time, and its tape replays it.
 
-At the end: bugs in simloom found while building the toy, as strict xfails (they
-pass once simloom is fixed, and then must lose their marker).
+At the end: regression tests for the simloom bugs found while building the toy.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import inspect
 import logging
 import re
 import sys
@@ -194,13 +192,6 @@ def _simloom_loops_alive() -> int:
     return sum(1 for obj in gc.get_objects() if isinstance(obj, simloom.SimLoop))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simloom bug: the loop's callback describer (rust/src/py/describe.rs, "
-    "Describer.held) keeps every scheduled builtin method alive, and LoopCore's "
-    "__traverse__/__clear__ (rust/src/py/loop_core.rs) do not visit it, so a cycle "
-    "through it is invisible to the garbage collector",
-)
 def test_a_builtin_method_callback_does_not_keep_a_universe_alive() -> None:
     """The asyncio docs' idiom for background tasks, ``tasks.add(task);
     task.add_done_callback(tasks.discard)``, on a host that crashes: the set holds
@@ -226,22 +217,6 @@ def test_a_builtin_method_callback_does_not_keep_a_universe_alive() -> None:
     assert _simloom_loops_alive() == before
 
 
-#: CPython 3.13 (and later 3.12 releases) check task.cancelled() in the done
-#: callback of a stream server's connection handler; early 3.12 releases call
-#: task.exception() on the cancelled task, which raises.
-_STREAM_HANDLER_CALLBACK_RAISES_ON_CANCEL = "task.cancelled()" not in inspect.getsource(
-    asyncio.streams.StreamReaderProtocol.connection_made
-)
-
-
-@pytest.mark.xfail(
-    _STREAM_HANDLER_CALLBACK_RAISES_ON_CANCEL,
-    strict=True,
-    reason="simloom bug on early CPython 3.12: at teardown each cancelled stream "
-    "handler's done callback raises CancelledError; the failure stops the teardown "
-    "round, _api._run_quietly closes the coroutine of the still-scheduled _settle "
-    "task, and after TEARDOWN_ROUNDS such rounds tasks are left pending",
-)
 def test_teardown_ends_every_task_of_a_server_with_many_open_connections() -> None:
     started: list[asyncio.Task[Any]] = []
     # Held outside the universe, so that no connection is closed before it ends.
@@ -273,14 +248,6 @@ def test_teardown_ends_every_task_of_a_server_with_many_open_connections() -> No
     assert [task.get_name() for task in pending] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simloom bug: when the choice source stops a universe (Hypothesis's "
-    "StopTest while shrinking), the task that drew the choice keeps the StopTest "
-    "unretrieved (the main task too: SimLoop.run_until_complete raises the fatal "
-    "error without calling future.exception()), and 'Task exception was never "
-    "retrieved' is logged when the task is collected, after the universe",
-)
 def test_a_shrink_leaves_no_task_exception_unretrieved(caplog: pytest.LogCaptureFixture) -> None:
     async def draws_on_two_hosts(world: Any) -> None:
         seen: list[int] = []

@@ -177,6 +177,15 @@ async def _call_main(main: Main, loop: SimLoop) -> Any:
     return await awaitable
 
 
+def _retrieve_task_exceptions(loop: SimLoop) -> None:
+    """The universe was cut short (an interrupt, the choice source stopping it): the
+    exception it put in the tasks it passed through is already reported, so it must
+    not be logged again as "never retrieved" when they are collected."""
+    for task in list(loop._task_order):
+        if task.done() and not task.cancelled():
+            task.exception()
+
+
 def _teardown(loop: SimLoop) -> None:
     """Cancel leftover tasks in creation order, close async generators in first-use
     order, and close the loop, all in the canonical order (no decisions).
@@ -186,6 +195,7 @@ def _teardown(loop: SimLoop) -> None:
     number of rounds has passed.
     """
     loop._set_quiet(True)
+    loop._tearing_down = True
     world = loop._world
     # Tasks of crashed hosts never run again, not even to unwind.
     dead = world._tasks_of_dead_hosts() if world is not None else set()
@@ -219,17 +229,26 @@ async def _settle(loop: SimLoop, leftovers: list[asyncio.Task[Any]]) -> None:
 
 
 def _run_quietly(loop: SimLoop, coro: Any) -> None:
-    """Run a teardown coroutine; a failure there is recorded by the loop's exception
-    handler, not raised."""
-    try:
-        loop.run_until_complete(coro)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        # Including the choice source's fatal error (Hypothesis stopping the test),
-        # which run_until_complete raises again: teardown must still finish, and the
-        # caller raises that error afterwards.
-        coro.close()
+    """Run a teardown coroutine to its end; a failure there is recorded by the loop's
+    exception handler, not raised. A failure stops ``run_until_complete`` before the
+    coroutine is done, so it is resumed (a bounded number of times)."""
+    task = loop.create_task(coro)
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    for _ in range(TEARDOWN_ROUNDS):
+        try:
+            loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            # Including the choice source's fatal error (Hypothesis stopping the
+            # test), which run_until_complete raises again: teardown must still
+            # finish, and the caller raises that error afterwards.
+            pass
+        if task.done():
+            if not task.cancelled():
+                task.exception()
+            return
+    task.cancel()
 
 
 #: Standalone runs (not inside an exploration) collect the whole heap before freezing
@@ -298,9 +317,7 @@ def _universe(
             # Interrupted: still cancel what is left (as asyncio.run does), then go.
             # The interrupt is what propagates; tasks it passed through are settled.
             _teardown(loop)
-            for task in list(loop._task_order):
-                if task.done() and not task.cancelled():
-                    task.exception()
+            _retrieve_task_exceptions(loop)
             raise
         except BaseException as exc:
             if loop._fatal_error() is not None or not isinstance(
@@ -309,6 +326,7 @@ def _universe(
                 # The choice source failed, or something outside the program's own
                 # errors (Hypothesis stopping the test): not the universe's outcome.
                 _teardown(loop)
+                _retrieve_task_exceptions(loop)
                 raise
             error = exc
         _teardown(loop)

@@ -184,6 +184,8 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         #: The simulated world, made on first use (``world=False``: none, and the
         #: network is an escape).
         self._world_enabled = bool(world)
+        #: Set while the universe is torn down (see call_exception_handler).
+        self._tearing_down = False
         self._world: World | None = None
 
     # ------------------------------------------------------------------ running
@@ -497,7 +499,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """With a custom handler, call it. Otherwise the exception does not vanish
-        into a log: it fails the universe (raised from ``run_until_complete``)."""
+        into a log: it fails the universe (raised from ``run_until_complete``).
+
+        During teardown a ``CancelledError`` escaping a callback is the echo of the
+        teardown's own cancellation (early CPython 3.12 stream servers raise it from
+        their handler tasks' done callbacks), not a failure of the program."""
+        if self._tearing_down and isinstance(context.get("exception"), asyncio.CancelledError):
+            return
         if self._exception_handler is not None:
             try:
                 self._exception_handler(self, context)

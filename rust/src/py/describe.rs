@@ -94,6 +94,11 @@ impl Describer {
         Ok(label)
     }
 
+    /// The objects the describer keeps alive (cache keys), for the collector.
+    pub fn held(&self) -> impl Iterator<Item = &Py<PyAny>> {
+        self.held.iter()
+    }
+
     /// Forget a task's label (it was renamed): the next schedule names it again.
     pub fn forget_task(&mut self, task: &Bound<'_, PyAny>) {
         self.tasks.remove(&(task.as_ptr() as u64));

@@ -759,6 +759,11 @@ impl LoopCore {
         for entry in self.engine.pending() {
             visit.call(&entry.payload)?;
         }
+        // The describer's cache keeps callbacks (bound builtin methods among them)
+        // alive; a cycle through one must be visible to the collector.
+        for object in self.describer.held() {
+            visit.call(object)?;
+        }
         for object in [&self.stop_marker, &self.fatal, &self.host_var]
             .into_iter()
             .flatten()
@@ -774,6 +779,7 @@ impl LoopCore {
     }
 
     fn __clear__(&mut self) {
+        let describer = std::mem::take(&mut self.describer);
         let drained = self.engine.drain();
         // A fresh engine drops the old choice source and, with it, the draws object.
         let fresh = fresh_engine(Source::seeded(0, &StrategyKind::Fifo), self.livelock_steps);
@@ -795,6 +801,6 @@ impl LoopCore {
                 .ok()
                 .flatten(),
         );
-        drop((drained, old_engine, released));
+        drop((drained, old_engine, released, describer));
     }
 }
