@@ -777,3 +777,24 @@ def test_sometimes_and_draw_work_from_any_hosts_code_and_count_coverage() -> Non
     result.raise_error()
     assert len(result.value) == 2
     assert result.coverage == {"node_fault": 2, "node_ran": 2}
+
+
+def test_until_waits_in_virtual_time_and_times_out_even_without_a_timeout() -> None:
+    async def main(world: World) -> list[float]:
+        loop = asyncio.get_running_loop()
+        flag: list[bool] = []
+        loop.call_later(5, flag.append, True)
+        await world.until(lambda: bool(flag), timeout=10)
+        waited = [loop.time()]
+        with pytest.raises(TimeoutError):
+            await world.until(lambda: False, timeout=2)
+        waited.append(loop.time())
+        with pytest.raises(TimeoutError, match="no timeout was given"):
+            await world.until(lambda: False, interval=60)
+        waited.append(loop.time())
+        return waited
+
+    five, seven, after_limit = ok(main)
+    assert five == pytest.approx(5, abs=0.011)
+    assert seven == pytest.approx(five + 2, abs=0.011)
+    assert after_limit >= seven + 3600

@@ -41,6 +41,8 @@ _host_incarnation: contextvars.ContextVar[int] = contextvars.ContextVar("simloom
 #: Hosts get 10.0.0.1, 10.0.0.2, ... in creation order; "main" is always 10.0.0.1.
 _FIRST_ADDRESS = int(ipaddress.IPv4Address("10.0.0.1"))
 MAIN_HOST = "main"
+#: How long ``world.until`` waits without a timeout, in virtual seconds.
+UNTIL_LIMIT = 3600.0
 
 EntryFactory = Callable[[], Awaitable[Any]]
 
@@ -293,16 +295,22 @@ class World:
         self, predicate: Callable[[], bool], *, timeout: float | None = None, interval: float = 0.01
     ) -> None:
         """Wait until ``predicate()`` is true, checking every ``interval`` virtual
-        seconds; ``TimeoutError`` after ``timeout`` virtual seconds."""
+        seconds; ``TimeoutError`` after ``timeout`` virtual seconds. Without a
+        timeout it gives up after one virtual hour (``UNTIL_LIMIT``), so a condition
+        that never holds cannot make a universe run forever."""
         if not callable(predicate):
             raise SimloomUsageError(f"until() needs a callable predicate, got {predicate!r}")
         if not isinstance(interval, int | float) or interval <= 0:
             raise SimloomUsageError(f"interval must be positive seconds, got {interval!r}")
-        deadline = None if timeout is None else self.loop.time() + timeout
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
+            raise SimloomUsageError(f"timeout must be non-negative seconds, got {timeout!r}")
+        limit = UNTIL_LIMIT if timeout is None else timeout
+        deadline = self.loop.time() + limit
         while not predicate():
-            if deadline is not None and self.loop.time() >= deadline:
+            if self.loop.time() >= deadline:
                 raise TimeoutError(
-                    f"world.until(): the condition did not hold within {timeout} virtual seconds"
+                    f"world.until(): the condition did not hold within {limit} virtual seconds"
+                    + (" (no timeout was given; that is the limit)" if timeout is None else "")
                 )
             await asyncio.sleep(interval)
 
@@ -418,7 +426,8 @@ class World:
                 _, listener, conn, local, peer = event
                 server = self._servers.get(listener)
                 if server is None or server._closed:
-                    self._net.abort(loop, conn, 1)
+                    with contextlib.suppress(OSError):  # already reset in this batch
+                        self._net.abort(loop, conn, 1)
                     continue
                 transport = StreamTransport(
                     self,
