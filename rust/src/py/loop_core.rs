@@ -263,6 +263,22 @@ impl LoopCore {
         };
         let mut core = slf.borrow_mut();
         let id = core.engine.peek_id();
+        let new_handle = |label: u32, cancelled: bool| {
+            Py::new(
+                py,
+                Handle {
+                    callback: callback.clone().unbind(),
+                    args: args.clone().unbind(),
+                    context: Some(context.clone_ref(py)),
+                    owner_loop: slf.clone().unbind(),
+                    id,
+                    label,
+                    when_ns,
+                    cancelled: std::sync::atomic::AtomicBool::new(cancelled),
+                    started: Default::default(),
+                },
+            )
+        };
         if !core.dead_incarnations.is_empty() {
             let incarnation = match &core.host_var {
                 Some(var) => incarnation_in(context.bind(py), var.bind(py)),
@@ -271,40 +287,14 @@ impl LoopCore {
             if core.dead_incarnations.contains(&incarnation) {
                 // Work for a crashed host: it never runs (a power cut has no
                 // `finally`). The handle is born cancelled and never scheduled.
-                return Py::new(
-                    py,
-                    Handle {
-                        callback: callback.clone().unbind(),
-                        args: args.clone().unbind(),
-                        context: Some(context),
-                        owner_loop: slf.clone().unbind(),
-                        id,
-                        label: core.current_owner,
-                        when_ns,
-                        cancelled: std::sync::atomic::AtomicBool::new(true),
-                        started: Default::default(),
-                    },
-                );
+                return new_handle(core.current_owner, true);
             }
         }
         if is_marker {
             // The loop's own "main future finished" callback: stop, without ever
             // occupying the ready set, a decision point or the event log.
             core.stop_requested = true;
-            return Py::new(
-                py,
-                Handle {
-                    callback: callback.clone().unbind(),
-                    args: args.clone().unbind(),
-                    context: Some(context),
-                    owner_loop: slf.clone().unbind(),
-                    id,
-                    label: core.current_owner,
-                    when_ns,
-                    cancelled: Default::default(),
-                    started: Default::default(),
-                },
-            );
+            return new_handle(core.current_owner, false);
         }
         let description = {
             let LoopCore {
@@ -313,20 +303,7 @@ impl LoopCore {
             describer.describe(callback, engine.log_mut(), slf.as_any())?
         };
         let owner = description.task.unwrap_or(core.current_owner);
-        let handle = Py::new(
-            py,
-            Handle {
-                callback: callback.clone().unbind(),
-                args: args.clone().unbind(),
-                context: Some(context),
-                owner_loop: slf.clone().unbind(),
-                id,
-                label: description.label,
-                when_ns,
-                cancelled: Default::default(),
-                started: Default::default(),
-            },
-        )?;
+        let handle = new_handle(description.label, false)?;
         let scheduled = match when_ns {
             None => core
                 .engine
