@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core
 from .errors import SimloomUsageError
-from .net import DatagramTransport, Net, SimServer, StreamTransport, _no_such_name
+from .net import _LOCAL_NAMES, DatagramTransport, Net, SimServer, StreamTransport, _no_such_name
 
 if TYPE_CHECKING:
     from .disk import Disk
@@ -272,7 +272,7 @@ class World:
         except ValueError:
             pass
         key = name.lower().rstrip(".")
-        if key in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        if key in _LOCAL_NAMES:
             return "127.0.0.1"
         self._net  # noqa: B018
         if key in self._names:
