@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from . import _boundary, _core, _selfcheck
 from ._scheduler import SchedulerSpec, parse_scheduler
+from ._validation import check_flag, check_int
 from .errors import SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from .tape import Tape
@@ -411,10 +412,10 @@ def run(
     """
     requested = parse_scheduler(scheduler)
     patches = _boundary.settings(boundary, wall_clock_epoch)
-    if not isinstance(check_determinism, bool):
-        raise SimloomUsageError(
-            f"check_determinism must be True or False, got {check_determinism!r}"
-        )
+    check_flag("check_determinism", check_determinism)
+    check_int("seed", seed, minimum=0)
+    check_int("livelock_steps", livelock_steps)
+    check_flag("world", world)
     spec = _resolve_horizon(main, requested, livelock_steps, patches, world)
     if check_determinism:
         return _selfcheck.run_twice(
@@ -454,6 +455,9 @@ def replay(
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
     patches = _boundary.settings(boundary, wall_clock_epoch)
+    check_flag("strict", strict)
+    check_int("livelock_steps", livelock_steps)
+    check_flag("world", world)
     loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps, world=world)
     return _universe(main, loop, None, "replay", patches)
 

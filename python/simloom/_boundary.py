@@ -109,7 +109,22 @@ class Settings:
     epoch_ns: int
 
 
+#: The latest wall-clock epoch a universe can start at: the last second a
+#: ``datetime`` can show (a later one would make ``datetime.now()`` overflow).
+_LATEST_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
 def _epoch_ns(wall_clock_epoch: object) -> int:
+    epoch_ns = _epoch_ns_unchecked(wall_clock_epoch)
+    if not 0 <= epoch_ns <= _LATEST_EPOCH_SECONDS * 1_000_000_000:
+        raise SimloomUsageError(
+            "wall_clock_epoch must lie between 1970-01-01 and 9999-12-31 (Unix seconds "
+            f"in [0, {_LATEST_EPOCH_SECONDS}]), got {wall_clock_epoch!r}"
+        )
+    return epoch_ns
+
+
+def _epoch_ns_unchecked(wall_clock_epoch: object) -> int:
     if isinstance(wall_clock_epoch, _datetime.datetime):
         if wall_clock_epoch.utcoffset() is None:
             raise SimloomUsageError(

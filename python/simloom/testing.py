@@ -41,6 +41,7 @@ from typing import Any
 from . import _api, _boundary, _hashseed
 from ._api import RunResult, decode_events
 from ._scheduler import SchedulerSpec, parse_scheduler
+from ._validation import check_flag, check_int, check_labels
 from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS
 from .tape import Tape, atomic_write
@@ -119,7 +120,11 @@ def _scheduler_for_seed(name: str, seed: int) -> str:
     return name
 
 
-def _check_scheduler(name: str) -> str:
+def _check_scheduler(name: object) -> str:
+    if not isinstance(name, str):
+        raise SimloomUsageError(
+            f"scheduler must be a string such as 'mixed', 'random' or 'pct', got {name!r}"
+        )
     if name == "mixed":
         return name
     try:
@@ -417,12 +422,23 @@ def test(
     (hosts, network, disks, faults); every other parameter is a pytest fixture.
     ``world=False``: no simulated world, and network use is an escape.
     """
+    # Validated here, where the decorator is written, even in the
+    # ``@simloom.test(...)`` form that receives the function later.
+    if runs is not None:
+        check_int("runs", runs)
+    if scheduler is not None:
+        _check_scheduler(scheduler)
+    required = check_labels("require_coverage", require_coverage)
+    check_int("livelock_steps", livelock_steps)
+    _boundary.settings(boundary, wall_clock_epoch)
+    check_flag("check_determinism", check_determinism)
+    check_flag("world", world)
     if fn is None:
         return functools.partial(
             test,
             runs=runs,
             scheduler=scheduler,
-            require_coverage=require_coverage,
+            require_coverage=required,
             livelock_steps=livelock_steps,
             boundary=boundary,
             wall_clock_epoch=wall_clock_epoch,
@@ -434,21 +450,6 @@ def test(
             f"@simloom.test decorates an async def test; {getattr(fn, '__qualname__', fn)!r} "
             "is not a coroutine function"
         )
-    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
-        raise SimloomUsageError(f"runs must be a positive integer, got {runs!r}")
-    if scheduler is not None:
-        _check_scheduler(scheduler)
-    _boundary.settings(boundary, wall_clock_epoch)
-    if not isinstance(check_determinism, bool):
-        raise SimloomUsageError(
-            f"check_determinism must be True or False, got {check_determinism!r}"
-        )
-    required = [require_coverage] if isinstance(require_coverage, str) else list(require_coverage)
-    for label in required:
-        if not isinstance(label, str) or not label:
-            raise SimloomUsageError(
-                f"require_coverage labels must be non-empty strings, got {label!r}"
-            )
 
     signature = inspect.signature(fn)
     wants_world = "world" in signature.parameters

@@ -272,13 +272,22 @@ impl Tape {
                 "CBOR data ends inside the tape marker".into(),
             ));
         }
-        let value: Value = ciborium::de::from_reader(bytes).map_err(|e| match e {
+        let mut rest = bytes;
+        let value: Value = ciborium::de::from_reader(&mut rest).map_err(|e| match e {
             ciborium::de::Error::Io(_) => TapeError::Truncated("CBOR data ends early".into()),
             ciborium::de::Error::Syntax(at) => {
                 TapeError::Foreign(format!("not CBOR (syntax error at byte {at})"))
             }
             other => TapeError::Foreign(format!("not a CBOR tape ({other})")),
         })?;
+        if !rest.is_empty() {
+            // A tape is exactly one CBOR item: bytes after it are a damaged or
+            // concatenated file, never silently ignored.
+            return Err(TapeError::Corrupt(format!(
+                "{} trailing bytes after the CBOR tape",
+                rest.len()
+            )));
+        }
         let items = value
             .as_array()
             .ok_or_else(|| TapeError::Foreign("the CBOR item is not an array".into()))?;
@@ -381,6 +390,26 @@ mod tests {
         assert_eq!(Tape::from_cbor(&tape.to_cbor()).unwrap(), tape);
         assert_eq!(Tape::from_bytes(tape.to_json().as_bytes()).unwrap(), tape);
         assert_eq!(Tape::from_bytes(&tape.to_cbor()).unwrap(), tape);
+    }
+
+    #[test]
+    fn cbor_with_trailing_bytes_is_corrupt() {
+        let mut cbor = sample().to_cbor();
+        cbor.push(0x00);
+        assert!(matches!(
+            Tape::from_cbor(&cbor),
+            Err(TapeError::Corrupt(message)) if message.contains("1 trailing byte")
+        ));
+        let mut twice = sample().to_cbor();
+        twice.extend(sample().to_cbor());
+        assert!(matches!(Tape::from_bytes(&twice), Err(TapeError::Corrupt(_))));
+    }
+
+    #[test]
+    fn json_with_trailing_text_is_rejected() {
+        let mut json = sample().to_json();
+        json.push_str(" {}");
+        assert!(Tape::from_json(&json).is_err());
     }
 
     #[test]

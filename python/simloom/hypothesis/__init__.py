@@ -36,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised without hypothesis in
 from .. import _boundary
 from .._api import RunResult, _check_main, _universe, run
 from .._scheduler import SchedulerSpec, parse_scheduler
+from .._validation import check_flag, check_int
 from ..errors import SimloomUsageError
 from ..loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from ..tape import MAX_GAP, Tape
@@ -276,11 +277,9 @@ def universes(
     universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
     Network and disk faults are choices too, so they shrink toward "no fault".
     """
-    spec = parse_scheduler(scheduler or "random")
-    if not isinstance(livelock_steps, int) or livelock_steps < 1:
-        raise SimloomUsageError(
-            f"livelock_steps must be a positive integer, got {livelock_steps!r}"
-        )
+    spec = parse_scheduler("random" if scheduler is None else scheduler)
+    check_int("livelock_steps", livelock_steps)
+    check_flag("world", world)
     return _UniverseStrategy(
-        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), bool(world)
+        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), world
     )
