@@ -402,7 +402,10 @@ mod tests {
         ));
         let mut twice = sample().to_cbor();
         twice.extend(sample().to_cbor());
-        assert!(matches!(Tape::from_bytes(&twice), Err(TapeError::Corrupt(_))));
+        assert!(matches!(
+            Tape::from_bytes(&twice),
+            Err(TapeError::Corrupt(_))
+        ));
     }
 
     #[test]
