@@ -71,8 +71,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+mod ids;
 #[cfg(test)]
 mod test_support;
+
+pub use self::ids::{ConnId, DatagramSocketId, HostId, ListenerId, Side};
 
 /// Label of the latency choice (streams and datagrams).
 pub const LATENCY_LABEL: &str = "net.latency";
@@ -112,43 +115,6 @@ pub trait Choices {
     /// chance of a nonzero answer for a fault, `None` for a uniform draw. Answers at or
     /// above `bound` are clamped to `bound - 1`.
     fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> u64;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HostId(pub u32);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ListenerId(pub u64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DatagramSocketId(pub u64);
-
-/// One end of a stream connection: the side that connected or the side that accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Side {
-    Client,
-    Server,
-}
-
-impl Side {
-    pub const BOTH: [Side; 2] = [Side::Client, Side::Server];
-
-    pub fn peer(self) -> Side {
-        match self {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Side::Client => 0,
-            Side::Server => 1,
-        }
-    }
 }
 
 /// Latency range and loss of one directed link.

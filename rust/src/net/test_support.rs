@@ -1,7 +1,8 @@
 //! Test doubles and helpers shared by the network's unit tests: canonical, scripted
 //! and seeded [`Choices`], a network of numbered hosts, and running it until idle.
 
-use super::{Choices, ConnId, HostId, LinkShape, NetEvent, Network, Side};
+use super::ids::{ConnId, HostId, Side};
+use super::{Choices, LinkShape, NetEvent, Network};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
