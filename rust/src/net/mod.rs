@@ -71,14 +71,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 mod error;
+mod events;
 mod ids;
 #[cfg(test)]
 mod test_support;
 
 pub use self::error::NetError;
+pub use self::events::NetEvent;
 pub use self::ids::{ConnId, DatagramSocketId, HostId, ListenerId, Side};
 
 use self::error::{check_delay, check_percent};
+use self::events::{QueueKey, Scheduled};
 
 /// Label of the latency choice (streams and datagrams).
 pub const LATENCY_LABEL: &str = "net.latency";
@@ -166,42 +169,6 @@ impl Default for LinkShape {
     fn default() -> Self {
         DEFAULT_LINK
     }
-}
-
-/// What the network tells the driver. `side` is always the side the event is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetEvent {
-    /// A connection reached `listener` and was accepted; its server side is open.
-    Accept {
-        listener: ListenerId,
-        conn: ConnId,
-        local: SocketAddr,
-        peer: SocketAddr,
-    },
-    /// The client side of `conn` is connected.
-    Connected {
-        conn: ConnId,
-        local: SocketAddr,
-        peer: SocketAddr,
-    },
-    /// The connect of `conn` was refused; the connection is gone.
-    Refused { conn: ConnId },
-    /// Bytes for `side` of `conn`, in the order its peer sent them.
-    Data {
-        conn: ConnId,
-        side: Side,
-        bytes: Vec<u8>,
-    },
-    /// The peer of `side` shut its write side; nothing more will arrive.
-    Eof { conn: ConnId, side: Side },
-    /// `conn` was reset; the connection is gone for `side`.
-    Reset { conn: ConnId, side: Side },
-    /// A datagram for `socket` from `from`.
-    Datagram {
-        socket: DatagramSocketId,
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
 }
 
 /// Ask for a choice only when there is an alternative; clamp a careless answer.
@@ -330,9 +297,6 @@ enum StashedArrival {
     Eof,
 }
 
-/// Where a queued event sits: (virtual time, sequence number).
-type QueueKey = (u64, u64);
-
 /// One direction of a connection.
 #[derive(Debug, Clone, Default)]
 struct Pipe {
@@ -417,23 +381,6 @@ struct DatagramInFlight {
     from: SocketAddr,
     to: SocketAddr,
     bytes: Vec<u8>,
-}
-
-#[derive(Debug, Clone)]
-enum Scheduled {
-    /// The front segment of `conn`'s pipe from `from` arrives.
-    SegmentArrival {
-        conn: ConnId,
-        from: Side,
-    },
-    /// A queued connection is handed to the application.
-    Accept {
-        listener: ListenerId,
-        conn: ConnId,
-    },
-    Datagram(DatagramInFlight),
-    /// Already decided (resets, refusals); delivered as is.
-    Notify(NetEvent),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -726,52 +673,6 @@ impl Network {
         let losses = ask(choices, LOSS_LABEL, bound, Some(loss_percent)) as u32;
         // Exponential backoff: timeout, 2 × timeout, 4 × timeout, ...
         latency + self.retransmit_timeout_ns * ((1u64 << losses) - 1)
-    }
-
-    // ------------------------------------------------------------ event queue
-
-    /// When the earliest pending event is due, if any.
-    pub fn next_event_time(&self) -> Option<u64> {
-        self.queue.keys().next().map(|(time, _)| *time)
-    }
-
-    /// Every event due at or before `now_ns`, ordered by (time, sequence). Makes no
-    /// choices.
-    pub fn pop_due(&mut self, now_ns: u64) -> Vec<NetEvent> {
-        self.advance(now_ns);
-        let mut out = Vec::new();
-        while let Some(entry) = self.queue.first_entry() {
-            if entry.key().0 > self.now_ns {
-                break;
-            }
-            let (key, scheduled) = entry.remove_entry();
-            match scheduled {
-                Scheduled::SegmentArrival { conn, from } => {
-                    self.segment_arrives(key, conn, from, &mut out)
-                }
-                Scheduled::Accept { listener, conn } => self.hand_over(listener, conn, &mut out),
-                Scheduled::Datagram(datagram) => self.datagram_arrives(datagram, &mut out),
-                Scheduled::Notify(event) => out.push(event),
-            }
-        }
-        out
-    }
-
-    /// Time never runs backwards: a stale `now_ns` counts as the latest seen.
-    fn advance(&mut self, now_ns: u64) -> u64 {
-        self.now_ns = self.now_ns.max(now_ns);
-        self.now_ns
-    }
-
-    fn schedule(&mut self, at_ns: u64, scheduled: Scheduled) -> QueueKey {
-        let key = (at_ns, self.next_sequence);
-        self.next_sequence += 1;
-        self.queue.insert(key, scheduled);
-        key
-    }
-
-    fn notify(&mut self, event: NetEvent, now_ns: u64) {
-        self.schedule(now_ns, Scheduled::Notify(event));
     }
 
     // -------------------------------------------------------------- listeners

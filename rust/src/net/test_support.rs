@@ -1,8 +1,9 @@
 //! Test doubles and helpers shared by the network's unit tests: canonical, scripted
 //! and seeded [`Choices`], a network of numbered hosts, and running it until idle.
 
+use super::events::NetEvent;
 use super::ids::{ConnId, HostId, Side};
-use super::{Choices, LinkShape, NetEvent, Network};
+use super::{Choices, LinkShape, Network};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
