@@ -3,7 +3,8 @@
 
 use super::events::NetEvent;
 use super::ids::{ConnId, HostId, Side};
-use super::{Choices, LinkShape, Network};
+use super::links::LinkShape;
+use super::{Choices, Network};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
