@@ -295,11 +295,11 @@ impl Network {
 mod tests {
     use super::*;
     use crate::net::events::NetEvent;
+    use crate::net::hosts::FIRST_EPHEMERAL_PORT;
     use crate::net::ids::Side;
     use crate::net::test_support::{
         address, data, established, network, run_until, run_until_idle, Canonical, Scripted, MS,
     };
-    use crate::net::FIRST_EPHEMERAL_PORT;
 
     // ----------------------------------------------------------- partitions
 
