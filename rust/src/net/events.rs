@@ -2,8 +2,9 @@
 //! every event sits at (virtual time, sequence number), and `pop_due` delivers what
 //! is due without making a choice.
 
+use super::datagrams::DatagramInFlight;
 use super::ids::{ConnId, DatagramSocketId, ListenerId, Side};
-use super::{DatagramInFlight, Network};
+use super::Network;
 use std::net::SocketAddr;
 
 /// What the network tells the driver. `side` is always the side the event is for.
