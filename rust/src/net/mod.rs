@@ -66,6 +66,16 @@
 //! - Connecting to an address with nobody listening, or to a paused listener whose
 //!   accept queue is full, is refused after a round trip. Data sent to a side that
 //!   has closed resets the sender when it arrives (as a real peer's RST would).
+//!
+//! # Where things are
+//!
+//! One file per concern, each with its own `impl Network` block and the tests of what
+//! it holds: `ids` (the ids and [`Side`]), `events` ([`NetEvent`] and the queue that
+//! orders it), `error` ([`NetError`]), `hosts` (addresses, ports, crashes), `links`
+//! (link shapes, partitions, blocks, clogs), `streams` (listeners, connections and
+//! their pipes, resets, held segments), `datagrams` (sockets and their faults). This
+//! file holds [`Network`] itself, [`Choices`] and the network-wide property tests;
+//! `test_support` the test doubles every test module shares.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
