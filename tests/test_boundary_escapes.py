@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -174,7 +174,7 @@ def test_the_simulated_network_still_listens_and_connects() -> None:
 # ------------------------------------------------------------ ssl randomness
 
 
-def ssl_program() -> Callable[[], object]:
+def ssl_program() -> Callable[[], Awaitable[bytes]]:
     async def main() -> bytes:
         drawn = ssl.RAND_bytes(16)
         # Decide with the bytes: the schedule (so the digest) depends on them.
@@ -303,6 +303,37 @@ def test_machinery_waits_for_real() -> None:
     assert in_universe(main) is False
 
 
+def simloom_own(source: str) -> Callable[[], object]:
+    """``source``'s function ``own`` as if simloom's own code defined it."""
+    namespace: dict[str, object] = {
+        "__name__": "simloom._own_code_for_a_test",
+        "signal": signal,
+        "threading": threading,
+        "SHORT": SHORT,
+    }
+    exec(source, namespace)
+    own = namespace["own"]
+    assert callable(own)
+    return own
+
+
+def test_simloom_own_code_may_mask_signals_and_wait_in_a_universe() -> None:
+    mask_signals = simloom_own(
+        "def own():\n    return signal.pthread_sigmask(signal.SIG_BLOCK, [])\n"
+    )
+    wait = simloom_own(
+        "def own():\n"
+        "    lock = threading.Lock()\n"
+        "    lock.acquire()\n"
+        "    return lock.acquire(timeout=SHORT)\n"
+    )
+
+    async def main() -> object:
+        return mask_signals(), wait()
+
+    assert in_universe(main) == (signal.pthread_sigmask(signal.SIG_BLOCK, []), False)
+
+
 def test_waits_outside_a_universe_are_the_real_ones() -> None:
     assert threading.Event().wait(SHORT) is False
     assert concurrent.futures.wait([concurrent.futures.Future()], timeout=SHORT).done == set()
@@ -348,11 +379,13 @@ def test_the_docs_list_no_row_the_table_lacks() -> None:
 def test_a_world_can_still_answer_the_new_escapes() -> None:
     async def main() -> object:
         loop = asyncio.get_running_loop()
+        assert isinstance(loop, simloom.SimLoop)
         _boundary.simulate(loop, "socket.socket.bind", lambda sock, address: None)
         with socket.socket() as sock:
-            return sock.bind(("10.0.0.1", 80))
+            sock.bind(("10.0.0.1", 80))
+        return "bound"
 
-    assert in_universe(main) is None
+    assert in_universe(main) == "bound"
 
 
 def test_the_digest_of_a_universe_without_these_apis_is_unchanged() -> None:

@@ -12,7 +12,10 @@ stdlib for one universe and restores them when it ends, however it ends. The C
 builtins are redirected in place (``_core.BuiltinRedirects``), so a name bound
 before the universe (``from time import monotonic``), a default argument or an
 attribute reaches the patch too. A handler answers only in the thread running the
-universe; every other call goes to the original.
+universe; every other call goes to the original. An escape reached through a stdlib
+wrapper (``pty.fork`` → ``os.forkpty``, ``queue.Queue.get`` → a lock's
+``acquire``) is named after the wrapper the program called, read from the frames
+between the program and the builtin.
 
 The wall clock is ``wall_clock_epoch`` plus virtual time; the monotonic clocks are
 ``loop.time()``. Randomness comes from one tape choice, ``world.random_seed``, drawn
@@ -745,6 +748,25 @@ def _process_escape(api: str, what: str) -> Callable[..., object]:
     return handler
 
 
+def _signal_escape(api: str, what: str) -> Callable[..., object]:
+    """A signal escape that leaves simloom's own code alone (masking or deferring
+    Ctrl-C around its own bookkeeping is not the program reaching for signals)."""
+    escape = _escape(api, what)
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        if _here() is None:
+            return NotImplemented
+        caller: types.FrameType | None = sys._getframe(1)
+        while caller is not None and _frame_module(caller) == "signal":
+            caller = caller.f_back  # signal.py's wrappers (signal.signal, pthread_sigmask)
+        if caller is not None and _frame_module(caller).partition(".")[0] == "simloom":
+            return NotImplemented
+        return escape(receiver, *args, **kwargs)
+
+    handler.__qualname__ = f"escape[{api}]"
+    return handler
+
+
 # -- waiting for another thread
 #
 # A universe runs on one thread; nothing another thread does is part of it. A wait
@@ -841,18 +863,26 @@ def _blocks(blocking: object, timeout: object) -> bool | None:
     return timeout != 0
 
 
+_NON_BLOCKING = (False,)
+
+
 def _lock_acquire(api: str) -> Callable[..., object]:
     """``acquire()`` and ``__enter__`` of ``_thread.lock`` / ``_thread.RLock``."""
 
     def handler(lock: Any, *args: object, **kwargs: object) -> object:
-        if _here() is None:
+        # Hot (every acquire in the process while a universe runs): the common
+        # cases first, without a call.
+        if args == _NON_BLOCKING and not kwargs:
+            return NotImplemented  # acquire(False), the try below among them
+        if _active.get(_get_ident()) is None:
             return NotImplemented
-        if len(args) > 2 or not set(kwargs) <= {"blocking", "timeout"}:
-            return NotImplemented
-        blocking = args[0] if args else kwargs.get("blocking", True)
-        timeout = args[1] if len(args) > 1 else kwargs.get("timeout", -1)
-        if not _blocks(blocking, timeout):
-            return NotImplemented
+        if args or kwargs:
+            if len(args) > 2 or not kwargs.keys() <= {"blocking", "timeout"}:
+                return NotImplemented
+            blocking = args[0] if args else kwargs.get("blocking", True)
+            timeout = args[1] if len(args) > 1 else kwargs.get("timeout", -1)
+            if not _blocks(blocking, timeout):
+                return NotImplemented
         if lock.acquire(False):
             return True  # free (or an RLock this thread holds): no wait
         called = _waiting_api(sys._getframe(1), api, waits=False)
@@ -977,7 +1007,7 @@ _SIGNAL_ROWS = tuple(
         "escape",
         f"EscapedSimulationError at the call: {what}",
         (f"_signal.{name}",),
-        _escape(f"signal.{name}", what),
+        _signal_escape(f"signal.{name}", what),
     )
     for name, what in _SIGNAL_ESCAPES.items()
 )
@@ -1528,7 +1558,7 @@ _ROWS: tuple[_Row, ...] = (
         "escape",
         "EscapedSimulationError at the call: it sends a real signal (to any process, this one too)",
         ("os.kill",),
-        _escape("os.kill", "it sends a real signal"),
+        _signal_escape("os.kill", "it sends a real signal"),
     ),
     _row(
         "os.killpg",
@@ -1536,7 +1566,7 @@ _ROWS: tuple[_Row, ...] = (
         "escape",
         "as os.kill",
         ("os.killpg",),
-        _escape("os.killpg", "it sends a real signal"),
+        _signal_escape("os.killpg", "it sends a real signal"),
     ),
     *_SIGNAL_ROWS,
     _row(
