@@ -326,6 +326,10 @@ def _event_lines(result: RunResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _draw_count(tape: Tape) -> int:
     return len(tape.to_draws())
 
@@ -355,7 +359,8 @@ def _shrink_lines(found: RunResult, final: RunResult, shrink: _Shrink | None) ->
     if shrink.state == FINISHED and shrink.earlier:
         return [
             f"  shrunk: in an earlier run, to {_draw_count(final.tape)} draws and "
-            f"{final.deviations} schedule deviations (the saved minimal failure, replayed)"
+            f"{_plural(final.deviations, 'schedule deviation')} (the saved minimal "
+            "failure, replayed)"
         ]
     if shrink.state == FINISHED:
         resumed = "; resumed where an earlier run stopped" if shrink.resumed else ""
@@ -1157,8 +1162,8 @@ def _misalignment(tape: Tape, result: RunResult) -> str | None:
         # Every deviation the run used is a recorded deviation or a misfit.
         unreached = len(tape) - len(result.tape) - len(misfits)
         parts.append(
-            f"{unreached:,} deviation{'s' if unreached != 1 else ''} from decision "
-            f"#{unreached_from} on never reached (the program made {decision:,} decisions)"
+            f"{_plural(unreached, 'deviation')} from decision #{unreached_from} on never "
+            f"reached (the program made {_plural(decision, 'decision')})"
         )
     return "the tape no longer fits this program: " + "; ".join(parts or ["misaligned"])
 

@@ -204,7 +204,9 @@ impl Tape {
             }
         })?;
         let serde_json::Value::Object(mut object) = value else {
-            return Err(TapeError::Foreign("the JSON document is not an object".into()));
+            return Err(TapeError::Foreign(
+                "the JSON document is not an object".into(),
+            ));
         };
         match object.get("format").and_then(|f| f.as_str()) {
             Some(TAPE_FORMAT) => {}

@@ -107,7 +107,8 @@ impl Tape {
     /// digest...) as a JSON object: one parse for the tape and its metadata.
     #[staticmethod]
     fn _decode_document(py: Python<'_>, data: &[u8]) -> PyResult<(Tape, String)> {
-        let (tape, mut fields) = CoreTape::from_bytes_document(data).map_err(|e| tape_error(py, e))?;
+        let (tape, mut fields) =
+            CoreTape::from_bytes_document(data).map_err(|e| tape_error(py, e))?;
         fields.retain(|_, value| !(value.is_array() || value.is_object()));
         let fields = serde_json::Value::Object(fields).to_string();
         Ok((Tape::from_core(&tape), fields))
