@@ -280,6 +280,25 @@ def test_temporary_files_of_a_killed_writer_are_removed_and_a_live_writers_are_k
     assert sorted(p.name for p in directory.iterdir()) == ["b.tape.json", "c.tape.json"]
 
 
+def test_artifact_temporaries_left_by_earlier_versions_are_removed_once_an_hour_old(
+    tmp_path: Path,
+) -> None:
+    two_hours_ago = time.time() - 7200
+    leftovers = [
+        ".t.test_x-seed1.tape.json.k3j9_x2a.tmp",
+        ".t.test_x-seed1.events.jsonl.a1b2c3d4.tmp",
+    ]
+    recent = ".t.test_y-seed1.tape.json.zzzzzzzz.tmp"
+    foreign = ".notes.txt.abcd1234.tmp"  # not an artifact's: never touched
+    for name in [*leftovers, foreign]:
+        (tmp_path / name).write_text("partial")
+        os.utime(tmp_path / name, (two_hours_ago, two_hours_ago))
+    (tmp_path / recent).write_text("partial")
+
+    tape_module.atomic_write(tmp_path / "new.tape.json", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([foreign, recent, "new.tape.json"])
+
+
 def test_an_atomic_write_fsyncs_the_file_and_then_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

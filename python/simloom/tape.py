@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable
@@ -45,6 +46,9 @@ STALE_AFTER_SECONDS = 10.0
 #: Where locks cannot be taken (no ``fcntl``, a filesystem without them), only age
 #: tells: an hour.
 STALE_WITHOUT_LOCKS_SECONDS = 3600.0
+#: Artifact temporaries of simloom before 0.1.0 (``mkstemp``'s 8 random characters,
+#: no lock): removed once an hour old.
+_LEGACY_TEMPORARY = re.compile(r"\..+\.(?:tape\.json|events\.jsonl)\.[a-z0-9_]{8}\.tmp")
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -92,18 +96,21 @@ def remove_abandoned_temporaries(directory: str | os.PathLike[str]) -> list[Path
         return removed
     now = time.time()
     for entry in entries:
-        if not (entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX)):
+        legacy = _LEGACY_TEMPORARY.fullmatch(entry.name) is not None
+        if not legacy and not (
+            entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX)
+        ):
             continue
         with contextlib.suppress(OSError):
-            if _abandoned(entry.path, now):
+            if _abandoned(entry.path, now, STALE_WITHOUT_LOCKS_SECONDS if legacy else None):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
     return removed
 
 
-def _abandoned(path: str, now: float) -> bool:
+def _abandoned(path: str, now: float, older_than: float | None = None) -> bool:
     age = now - os.stat(path, follow_symlinks=False).st_mtime
-    if age <= STALE_AFTER_SECONDS:
+    if age <= (older_than or STALE_AFTER_SECONDS):
         return False
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:

@@ -896,17 +896,26 @@ class _Exploration:
             return "the Hypothesis settings leave out Phase.shrink"
         return None
 
-    def _run_hypothesis(self, hypothesis_run: _HypothesisRun) -> tuple[BaseException | None, float]:
+    def _run_hypothesis(
+        self, hypothesis_run: _HypothesisRun, found: str = ""
+    ) -> tuple[BaseException | None, float]:
         """Run it; an interrupt says what becomes of the failure being shrunk."""
         started = time.perf_counter()
         try:
             failure = hypothesis_run.run()
         except KeyboardInterrupt as interrupt:
-            if hypothesis_run.first is not None and hypothesis_run.persistent:
-                interrupt.add_note(
-                    f"simloom: interrupted while shrinking a failure of {self.test_id}; "
+            first = hypothesis_run.first
+            if first is not None and first.error is not None:
+                where = f" ({found})" if found else ""
+                kept = (
                     "the example database keeps it, partly shrunk: the next run replays "
                     "it first and resumes shrinking"
+                    if hypothesis_run.persistent
+                    else "no example database keeps it (database=None)"
+                )
+                interrupt.add_note(
+                    f"simloom: interrupted while shrinking a failure of {self.test_id}"
+                    f"{where}: {_error_line(first.error)}; {kept}"
                 )
             raise
         return failure, time.perf_counter() - started
@@ -944,13 +953,13 @@ class _Exploration:
             shrink.why = not_shrinking or "the example database did not let the shrink resume"
         return shrink
 
-    def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, _Shrink]:
+    def _shrink(self, tape: Tape, found: str) -> tuple[_HypothesisRun, _Shrink]:
         hypothesis_run = self._hypothesis_run(shrink=True)
         # A fresh failure is shrunk from the secondary key; primary entries (left by
         # a run with Phase.reuse off) would be replayed instead, as minimal.
         hypothesis_run.reopen(hypothesis_run.primary())
         hypothesis_run.save(tape)
-        _, seconds = self._run_hypothesis(hypothesis_run)
+        _, seconds = self._run_hypothesis(hypothesis_run, found)
         if hypothesis_run.last is None or hypothesis_run.last.error is None:
             shrink = _Shrink(
                 NOT_SHRUNK,
@@ -1077,7 +1086,10 @@ class _Exploration:
             hypothesis_run.save(found.tape)
             shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
             self._fail(how=how, seed=seed, found=found, shrink=shrink)
-        hypothesis_run, shrink = self._shrink(found.tape)
+        rerun = _rerun_command(
+            self.test_id, seed, _scheduler_for_seed(self.scheduler, seed), boundary=self.boundary
+        )
+        hypothesis_run, shrink = self._shrink(found.tape, f"{how}, seed {seed}; re-run: {rerun}")
         self._fail(
             how=how,
             seed=seed,
