@@ -4,8 +4,10 @@ A tape lists only the decisions that deviated from the canonical choice 0, so a 
 universe of any length has an empty tape. Files come in two versioned forms: JSON
 (``.json``, human-readable) and CBOR (``.cbor``, compact). Reading checks the format
 marker and version: a foreign, newer, corrupt or truncated file raises a named
-:class:`~simloom.errors.TapeError`. Writing is atomic (a temporary file renamed into
-place), so a crash never leaves half a tape behind.
+:class:`~simloom.errors.TapeError`. Writing is atomic (a temporary file fsynced and
+renamed into place, the directory fsynced), so a crash never leaves half a tape
+behind, and the temporary files of a writer killed mid-write are removed by the next
+write to that directory.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from . import _core
+from .errors import CorruptTapeError, SimloomUsageError, TruncatedTapeError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-from .errors import CorruptTapeError, SimloomUsageError, TruncatedTapeError
 
 __all__ = ["MAX_GAP", "Tape", "atomic_write", "remove_abandoned_temporaries"]
 

@@ -8,14 +8,16 @@ Hypothesis, save it, report it, replay it.
 pytest collects the decorated function like any test (every parameter other than
 ``world`` is an ordinary fixture). Calling it:
 
-1. replays failures saved in Hypothesis's example database for this test, if any;
+1. replays failures saved in Hypothesis's example database for this test, if any,
+   and goes on shrinking one whose shrink an earlier run did not finish;
 2. explores ``runs`` seeded universes on the Rust fast path (seed ``i`` is universe
    ``i``, so ``--simloom-seed=i`` replays it);
 3. hands the first failing universe's tape to Hypothesis, which re-checks it,
    shrinks it with its own shrinker and saves it under the test's database key;
-4. raises the program's own error, with the report (seed, re-run command, shrink
-   story, minimal schedule in words, artifact paths) attached as a note, and writes
-   the artifacts to ``.sim/failures/``.
+4. raises the program's own error, with the report (seed, re-run command, how far
+   it was shrunk, the schedule in words, artifact paths) attached as a note, and
+   writes the artifacts to ``.sim/failures/`` (one that cannot be written is a
+   warning line in the report, never in its place).
 
 Owns: the exploration policy, the report and the artifacts. Must not: import
 pytest (the plugin, ``pytest_plugin.py``, feeds options in through
