@@ -372,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-test-timeout", type=float, default=20.0)
     parser.add_argument("--skip", action="append", default=[], help="test id not to run")
     parser.add_argument("--skip-file", help="file of test ids not to run, one a line")
-    parser.add_argument("--only", action="append", default=[], help="run only these ids")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only these ids (or id prefixes)"
+    )
     args = parser.parse_args(argv)
     new_sim_loop = _install_simloop() if args.loop == "sim" else None
     module = __import__(f"test.test_asyncio.{args.module}", fromlist=["_"])
@@ -385,7 +387,11 @@ def main(argv: list[str] | None = None) -> int:
             skip |= {line.strip() for line in lines if line.strip()}
     if args.only:
         wanted = set(args.only)
-        skip |= {t.id() for t in _flatten(suite) if t.id() not in wanted}
+        skip |= {
+            t.id()
+            for t in _flatten(suite)
+            if not any(t.id() == w or t.id().startswith(w + ".") for w in wanted)
+        }
     suite = _filtered(suite, skip)
     out: TextIO = open(args.results, "a") if args.results else sys.stdout  # noqa: SIM115
     try:

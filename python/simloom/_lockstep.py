@@ -171,6 +171,7 @@ class Worker:
                 self._message = None
             if not returned:
                 self._blocked()
+                return
             if isinstance(message, _Request):
                 try:
                     reply = _Reply(message.function())
@@ -186,20 +187,24 @@ class Worker:
             return
 
     def _blocked(self) -> None:
+        """The worker kept the baton past the wall-clock limit: fail the universe
+        with its stack. The thread cannot be stopped; it is abandoned (a daemon that
+        never touches the loop again) and its job's future stays pending."""
         self.abandoned = True
         self.lockstep._forget(self)
         frame = sys._current_frames().get(self._thread.ident or -1)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
-        error = ExecutorBlockedError(
-            f"executor job {self._thread.name!r} ({_describe(self._func)}) held the "
-            f"baton for {WALL_LIMIT_SECONDS:g}s of wall-clock time without finishing or "
-            "waiting on the loop: it blocks on something the simulation cannot see (a "
-            "real lock, event, socket or sleep) or computes for too long. Its stack:\n"
-            f"{stack}"
+        self.loop._fail_universe(
+            ExecutorBlockedError(
+                f"executor job {self._thread.name!r} ({_describe(self._func)}) ran for "
+                f"{WALL_LIMIT_SECONDS:g}s of wall-clock time without finishing or waiting "
+                "on the loop: it blocks on something the simulation cannot see (a real "
+                "lock, event, socket or sleep) or computes for too long. Executor jobs "
+                "run in lockstep with the loop and may only wait on it "
+                "(concurrent.futures futures, run_coroutine_threadsafe). Its stack:\n"
+                f"{stack}"
+            )
         )
-        if not self.future.done() and not self.loop.is_closed():
-            self.future.set_exception(error)
-        raise error
 
     def _finish(self, message: _Finished) -> None:
         self.finished = True
@@ -277,7 +282,8 @@ class Worker:
             error = exc
         finally:
             _local.worker = None
-        self._give_back(_Finished(result, error), wait=False)
+        if not self.abandoned:
+            self._give_back(_Finished(result, error), wait=False)
 
     def _wait_for_turn(self) -> _Reply:
         with self._condition:

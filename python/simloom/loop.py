@@ -601,6 +601,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._failure = failure
         self._stop_now()
 
+    def _fail_universe(self, error: BaseException) -> None:
+        """simloom itself found the universe broken (an executor job blocked on the
+        real world): ``error`` is what ``run_until_complete`` raises, as it is."""
+        if self._failure is None:
+            self._failure = error
+        self._stop_now()
+
     def _take_failure(self) -> BaseException | None:
         failure, self._failure = self._failure, None
         return failure

@@ -740,4 +740,49 @@ mod tests {
         assert_eq!(order_a, order_b);
         assert_eq!(a.tape(), b.tape());
     }
+
+    #[test]
+    fn a_batch_is_what_was_ready_when_it_began() {
+        let mut engine: Engine<u32> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1_000).unwrap();
+        let label = engine.log_mut().label("cb");
+        engine.schedule_ready(1, label, label);
+        engine.schedule_ready(2, label, label);
+        let Next::Run(first) = engine.next_step().unwrap() else {
+            panic!("1 is ready")
+        };
+        assert_eq!((first.payload, engine.batch()), (1, 1));
+        // Scheduled during batch 1: belongs to batch 2.
+        engine.schedule_ready(3, label, label);
+        assert_eq!(engine.batch_ready(), 1);
+        assert_eq!(engine.next_in_batch().map(|e| e.payload), Some(2));
+        assert!(
+            engine.next_in_batch().is_none(),
+            "3 waits for the next batch"
+        );
+        let Next::Run(third) = engine.next_step().unwrap() else {
+            panic!("3 is ready")
+        };
+        assert_eq!((third.payload, engine.batch()), (3, 2));
+        assert_eq!(engine.steps(), 3);
+    }
+
+    #[test]
+    fn advancing_the_clock_by_hand_makes_timers_due() {
+        let mut engine: Engine<u32> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1_000).unwrap();
+        let label = engine.log_mut().label("timer");
+        engine.schedule_timer(500, 7, label, label);
+        engine.advance_clock(800);
+        assert_eq!(engine.now_ns(), 800);
+        let Next::Run(entry) = engine.next_step().unwrap() else {
+            panic!("the timer is due")
+        };
+        assert_eq!(entry.payload, 7);
+        assert_eq!(
+            engine.now_ns(),
+            800,
+            "no jump: the clock was already past it"
+        );
+    }
 }
