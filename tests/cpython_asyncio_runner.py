@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import faulthandler
 import json
+import signal
 import sys
 import unittest
 from collections.abc import Iterator
@@ -376,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", default=[], help="run only these ids (or id prefixes)"
     )
     args = parser.parse_args(argv)
+    # A child of a background job inherits SIGINT ignored, and then the tests that
+    # interrupt themselves (``_thread.interrupt_main``, ``raise_signal(SIGINT)``)
+    # would wait forever on the stock loop too: give Python its usual handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     new_sim_loop = _install_simloop() if args.loop == "sim" else None
     module = __import__(f"test.test_asyncio.{args.module}", fromlist=["_"])
     if new_sim_loop is not None:
