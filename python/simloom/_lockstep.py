@@ -225,6 +225,8 @@ class Worker:
         self._parked = parked
         self._resume_scheduled = False
         number = self._park_number
+        if self.loop.is_closed():
+            return  # parked while the loop closes: close() cancels it next round
         if parked.done():
             self._schedule_resume(number)
             return
