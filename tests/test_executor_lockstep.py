@@ -252,14 +252,20 @@ def test_a_parked_job_is_joined_when_the_main_task_fails() -> None:
 
 
 def test_asyncio_run_on_simloop_joins_parked_jobs() -> None:
+    jobs: list[asyncio.Future[Any]] = []
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.run_in_executor(
-            None, lambda: asyncio.run_coroutine_threadsafe(asyncio.sleep(60), loop).result()
+        jobs.append(
+            loop.run_in_executor(
+                None, lambda: asyncio.run_coroutine_threadsafe(asyncio.sleep(60), loop).result()
+            )
         )
         await asyncio.sleep(0)
 
     asyncio.run(main(), loop_factory=simloom.SimLoop)
+    # Runner.close cancelled the coroutine the job waited on: the job saw that.
+    assert isinstance(jobs[0].exception(), asyncio.CancelledError)
 
 
 def test_concurrent_futures_are_untouched_outside_lockstep_workers() -> None:
