@@ -272,3 +272,29 @@ def test_concurrent_futures_are_untouched_outside_lockstep_workers() -> None:
     assert concurrent.futures.Future.result is _lockstep._original_result
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(lambda: 5).result(timeout=5) == 5
+
+
+def test_an_interrupt_while_a_job_runs_propagates_and_the_job_is_joined() -> None:
+    import _thread
+
+    steps: list[str] = []
+
+    def interrupts_its_loop(loop: asyncio.AbstractEventLoop) -> None:
+        _thread.interrupt_main()  # the loop thread is waiting for this worker
+        time.sleep(0.05)
+        steps.append("job ran on")
+        try:
+            concurrent.futures.Future().result()  # parks; nothing will finish it
+        except concurrent.futures.CancelledError:
+            steps.append("cancelled at close")
+            raise
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, interrupts_its_loop, loop)
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        simloom.run(main)
+    assert time.monotonic() - started < 2
+    assert steps == ["job ran on", "cancelled at close"]

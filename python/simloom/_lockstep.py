@@ -153,17 +153,25 @@ class Worker:
         self._hand_over(_Reply(), start=True)
 
     def _hand_over(self, reply: _Reply, *, start: bool = False) -> None:
-        """Give the baton to the worker with ``reply``; serve its requests until it
+        """Give the baton to the worker with ``reply`` and serve it until it
         finishes or parks. Runs on the loop thread, inside a loop step."""
+        self._give_turn(reply, start=start)
+        self._serve()
+
+    def _give_turn(self, reply: _Reply, *, start: bool = False) -> None:
+        with self._condition:
+            self._reply = reply
+            self._turn = "worker"
+            if start:
+                self._thread.start()
+            else:
+                self._condition.notify_all()
+
+    def _serve(self) -> None:
+        """Wait while the worker holds the baton; run what it asks the loop for
+        (handing the baton straight back) until it finishes or parks."""
         while True:
             with self._condition:
-                self._reply = reply
-                self._turn = "worker"
-                if start:
-                    self._thread.start()
-                    start = False
-                else:
-                    self._condition.notify_all()
                 returned = self._condition.wait_for(
                     lambda: self._turn == "loop", timeout=WALL_LIMIT_SECONDS
                 )
@@ -179,6 +187,7 @@ class Worker:
                     raise
                 except BaseException as error:
                     reply = _Reply(error=error)
+                self._give_turn(reply)
                 continue
             if isinstance(message, _Finished):
                 self._finish(message)
@@ -267,6 +276,12 @@ class Worker:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._turn == "worker":
+            # A KeyboardInterrupt cut the job's step short while the worker ran:
+            # let it get to its next finish or park first.
+            self._serve()
+            if self.finished or self.abandoned:
+                return
         self._parked = None
         self._park_number += 1
         self._hand_over(_Reply(cancel=True))
