@@ -136,7 +136,7 @@ def test_call_soon_threadsafe_from_a_foreign_thread_is_still_an_escape() -> None
         thread.start()
         thread.join()
 
-    simloom.run(main)
+    simloom.run(main, boundary=False)  # about call_soon_threadsafe, not the boundary
     assert len(errors) == 1
     assert "call_soon_threadsafe() from another thread" in str(errors[0])
 
@@ -298,3 +298,10 @@ def test_an_interrupt_while_a_job_runs_propagates_and_the_job_is_joined() -> Non
         simloom.run(main)
     assert time.monotonic() - started < 2
     assert steps == ["job ran on", "cancelled at close"]
+
+
+def test_executor_jobs_pass_the_determinism_self_check() -> None:
+    result = simloom.run(
+        _callbacks_into_the_loop(), seed=3, scheduler="random", check_determinism=True
+    )
+    assert result.error is None

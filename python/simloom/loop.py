@@ -225,13 +225,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
         )
         events._set_running_loop(self)
-        self._set_coroutine_origin_tracking(self.get_debug())
         _patches.install()
         gc.disable()
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner.
         self._reset_livelock()
         try:
+            self._set_coroutine_origin_tracking(self.get_debug())
             if self._stop_requested():
                 # asyncio semantics: stop() before run_forever() runs what is ready once.
                 self._clear_stop()
