@@ -36,6 +36,8 @@ import asyncio
 import asyncio.futures
 import concurrent.futures
 import concurrent.futures._base as _futures_base
+import contextvars
+import functools
 import sys
 import threading
 import traceback
@@ -409,10 +411,12 @@ class _ExecutorResume:
 
 
 def _describe(func: Callable[..., Any]) -> str:
-    inner = getattr(func, "func", None)  # functools.partial (asyncio.to_thread)
-    if inner is not None and getattr(inner, "__self__", None) is not None:
-        inner = getattr(func, "args", (None,))[0] or inner  # partial(ctx.run, f, ...)
-    target = inner or func
+    """The job's function by name; ``asyncio.to_thread`` passes
+    ``partial(context.run, function, ...)``."""
+    target: Any = func
+    if isinstance(target, functools.partial):
+        runs_in_context = isinstance(getattr(target.func, "__self__", None), contextvars.Context)
+        target = target.args[0] if runs_in_context and target.args else target.func
     return getattr(target, "__qualname__", None) or repr(target)
 
 
@@ -486,21 +490,31 @@ def _as_completed(
 def _as_completed_in_lockstep(
     worker: Worker, futures: list[concurrent.futures.Future[Any]], timeout: float | None
 ) -> Iterator[concurrent.futures.Future[Any]]:
+    """As ``concurrent.futures.as_completed``: the futures already done (in argument
+    order), then each as it finishes; the timeout is virtual time."""
     loop = worker.loop
     deadline = None if timeout is None else loop.time() + timeout
-    pending = list(futures)
+    finished: list[concurrent.futures.Future[Any]] = []
+    for future in futures:
+        # Runs at once for a future already done; otherwise on whichever thread
+        # finishes it, which holds the baton: the order is the schedule's.
+        future.add_done_callback(finished.append)
+    yielded = 0
     while True:
-        finished = [f for f in pending if f.done()]
-        for future in finished:
-            pending.remove(future)
-            yield future
-        if not pending:
+        while yielded < len(finished):
+            yielded += 1
+            yield finished[yielded - 1]
+        if yielded == len(futures):
             return
         remaining = None if deadline is None else deadline - loop.time()
         if remaining is not None and remaining <= 0:
-            raise TimeoutError(f"{len(pending)} (of {len(futures)}) futures unfinished")
-        waiting = list(pending)
-        worker.park(waiting, remaining, lambda waiting=waiting: any(f.done() for f in waiting))  # type: ignore[misc]
+            raise TimeoutError(f"{len(futures) - yielded} (of {len(futures)}) futures unfinished")
+        pending = [f for f in futures if not f.done()]
+        worker.park(pending, remaining, functools.partial(_grew, finished, yielded))
+
+
+def _grew(items: list[Any], length: int) -> bool:
+    return len(items) > length
 
 
 def _install() -> None:
