@@ -68,6 +68,10 @@ def current_worker() -> Worker | None:
 
 
 # --------------------------------------------------------------- the messages
+#
+# A worker gives the baton back with one message: it finished, it parked (on what,
+# for how long, and the condition that ends the wait), or it asks the loop thread to
+# run a function for it. The loop hands the baton over with a reply.
 
 
 class _Finished:
