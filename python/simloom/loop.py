@@ -25,9 +25,10 @@ import threading
 import weakref
 from asyncio import events, futures, tasks
 from collections.abc import Callable, Coroutine, Generator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _core, _patches
+from . import _boundary, _core, _patches
 from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import (
@@ -122,7 +123,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     Works with ``asyncio.run(main(), loop_factory=simloom.SimLoop)`` and
     ``asyncio.Runner(loop_factory=simloom.SimLoop)``. Time is virtual: the clock jumps
     to the next timer when nothing is ready, so ``asyncio.sleep(3600)`` returns at
-    once in wall time.
+    once in wall time. Each run enters the determinism boundary (the stdlib clocks
+    virtual, ``random`` and ``uuid`` seeded from the tape, real-world calls
+    :class:`~simloom.EscapedSimulationError`) unless ``boundary=False``; see
+    :func:`simloom.boundary`.
     """
 
     #: Marks simloom's loop for helpers that must not import this module.
@@ -138,8 +142,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
         draws: object | None = None,
         world: bool = True,
+        boundary: bool = True,
+        wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     ) -> None:
         spec = parse_scheduler(scheduler)
+        boundary_settings = _boundary.settings(boundary, wall_clock_epoch)
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
             raise SimloomUsageError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if not isinstance(livelock_steps, int) or livelock_steps < 1:
@@ -187,6 +194,12 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         #: Set while the universe is torn down (see call_exception_handler).
         self._tearing_down = False
         self._world: World | None = None
+        #: The determinism boundary each run enters when the loop is used on its own
+        #: (``None``: ``boundary=False``); inside ``simloom.run`` and friends the
+        #: universe enters it instead (``_in_universe``).
+        self._boundary_settings = boundary_settings
+        self._in_universe = False
+        self._own_universe: _boundary._Universe | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -210,20 +223,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         """
         self._check_closed()
         self._check_running()
-        old_hooks = sys.get_asyncgen_hooks()
-        gc_was_enabled = gc.isenabled()
-        self._thread_id = threading.get_ident()
-        self._running = True
-        sys.set_asyncgen_hooks(
-            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
-        )
-        events._set_running_loop(self)
-        _patches.install()
-        gc.disable()
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner.
         self._reset_livelock()
-        try:
+        with self._running_state() as running:
             if self._stop_requested():
                 # asyncio semantics: stop() before run_forever() runs what is ready once.
                 self._clear_stop()
@@ -236,20 +239,36 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                     # Young generations only: cheap, and what a run allocates lives
                     # there; simloom.run collects fully (over a frozen heap) at the end.
                     gc.collect(1)
+                    running.raise_caught_interrupt()
                 elif status == "stopped":
                     return
                 elif status == "idle":
                     raise SimDeadlockError(self._deadlock_report())
                 else:
                     raise SimLivelockError(self._livelock_report())
-        finally:
-            self._running = False
-            self._thread_id = None
-            events._set_running_loop(None)
-            _patches.uninstall()
-            sys.set_asyncgen_hooks(*old_hooks)
-            if gc_was_enabled:
-                gc.enable()
+
+    def _running_state(self) -> _core.Restoration:
+        """Everything one run changes in the process, as one guard
+        (``_core.Restoration``, installed and undone at C level, so an interrupt at
+        any line leaves all of it or none of it): the loop's running state, this
+        thread's running loop and async-generator hooks, the patched asyncio
+        helpers, the collector off (collections happen at fixed steps), a
+        ``KeyboardInterrupt`` met by a finalizer raised rather than printed, and,
+        for a loop used on its own (``asyncio.run(main(),
+        loop_factory=SimLoop)``), the determinism boundary."""
+        running = _core.Restoration()
+        running.set_attr(self, "_running", True)
+        running.set_attr(self, "_thread_id", threading.get_ident())
+        running.asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        running.running_loop(self)
+        _patches.plan(running)
+        running.gc_disabled()
+        running.catch_interrupts()
+        if self._boundary_settings is not None and not self._in_universe:
+            if self._own_universe is None:
+                self._own_universe = _boundary._Universe(self, self._boundary_settings)
+            self._own_universe.plan(running)
+        return running
 
     def run_until_complete(self, future: Any) -> Any:
         """Run until ``future`` (a coroutine, task or future) is done; return its
@@ -264,6 +283,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         future.add_done_callback(self._stop_marker)
         try:
             self.run_forever()
+        except (KeyboardInterrupt, SystemExit):
+            # As on the stock loop, and never replaced by the choice source's error.
+            if new_task and future.done() and not future.cancelled():
+                future.exception()
+            raise
         except BaseException:
             if new_task and future.done() and not future.cancelled():
                 future.exception()  # the error propagates; don't also log it as lost
