@@ -9,6 +9,7 @@ Hypothesis.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 from collections.abc import Awaitable, Callable
@@ -283,12 +284,11 @@ def _collect_garbage() -> None:
     weakref callback met (Python would only print it as "Exception ignored in")."""
     catching = _core.Restoration()
     catching.catch_interrupts()
-    with catching:
-        gc.collect()
+    catching.run(gc.collect)
 
 
 def frozen_heap() -> _core.Restoration:
-    """A guard (use it with ``with``) freezing the objects alive now out of the
+    """A guard (``frozen_heap().run(function)``) freezing the objects alive now out of the
     collector (``gc.freeze``), so the collections a universe makes cost what
     universes allocate, not the whole heap. Nested guards share the outermost
     freeze: an exploration freezes once, and each universe's final collection then
@@ -336,8 +336,20 @@ def _universe_guard(loop: SimLoop, boundary: _boundary.Settings | None) -> _core
     # The universe decides the boundary; the loop's own default stands aside.
     guard.set_attr(loop, "_in_universe", True)
     _boundary.enter_universe(guard, loop, boundary)
-    guard.call(None, loop.close)
+    guard.call(None, functools.partial(_close, loop))
     return guard
+
+
+def _close(loop: SimLoop) -> None:
+    """Close the loop if teardown did not (an interrupt cut it short). What is left
+    is abandoned as ``asyncio.run`` abandons it after a second Ctrl-C, without a
+    "destroyed but pending" or "never awaited" warning for each task."""
+    for task in loop._tasks_in_creation_order():
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        coro = task.get_coro()
+        if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED":
+            coro.close()  # never started: closing runs none of its code
+    loop.close()
 
 
 def _run_main(main: Main, loop: SimLoop) -> tuple[Any, BaseException | None]:
@@ -382,17 +394,23 @@ def _universe(
     _check_main(main)
     _refuse_a_running_loop()
     guard = _universe_guard(loop, boundary)
-    with guard:
-        value, error = _run_main(main, loop)
-        gc.collect()
-        guard.raise_caught_interrupt()
-        late_failure = loop._take_failure()
-        if error is None and late_failure is not None:
-            error = late_failure
-        if error is not None:
-            _count_failure()
-        outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
-        loop._finish(outcome)
+    result: RunResult = guard.run(_run_universe, main, loop, seed, scheduler, guard)
+    return result
+
+
+def _run_universe(
+    main: Main, loop: SimLoop, seed: int | None, scheduler: str, guard: _core.Restoration
+) -> RunResult:
+    value, error = _run_main(main, loop)
+    gc.collect()
+    guard.raise_caught_interrupt()
+    late_failure = loop._take_failure()
+    if error is None and late_failure is not None:
+        error = late_failure
+    if error is not None:
+        _count_failure()
+    outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
+    loop._finish(outcome)
     return RunResult(
         value=value,
         error=error,

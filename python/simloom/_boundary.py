@@ -211,7 +211,7 @@ class _Universe:
         self._uuid_module_state: tuple[Any, object] | None = None
         #: A managed generator's state inside the universe when it was last left,
         #: by id (``leave`` fills it, the next first use takes it).
-        self.resumed_states: dict[int, object] = {}
+        self.resumed_states: dict[int, Any] = {}
 
     # -- time
 

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import socket
-import sys
 import threading
 import weakref
 from asyncio import events, futures, tasks
@@ -226,26 +225,30 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner.
         self._reset_livelock()
-        with self._running_state() as running:
-            if self._stop_requested():
-                # asyncio semantics: stop() before run_forever() runs what is ready once.
-                self._clear_stop()
-                self._run_steps(self._ready_count())
+        running = self._running_state()
+        running.run(self._run_until_stopped, running)
+
+    def _run_until_stopped(self, running: _core.Restoration) -> None:
+        """The steps of one run, while ``running`` (its guard) is installed."""
+        if self._stop_requested():
+            # asyncio semantics: stop() before run_forever() runs what is ready once.
+            self._clear_stop()
+            self._run_steps(self._ready_count())
+            return
+        while True:
+            budget = GC_INTERVAL_STEPS - self._steps() % GC_INTERVAL_STEPS
+            status = self._run_steps(budget)
+            if status == "budget":
+                # Young generations only: cheap, and what a run allocates lives
+                # there; simloom.run collects fully (over a frozen heap) at the end.
+                gc.collect(1)
+                running.raise_caught_interrupt()
+            elif status == "stopped":
                 return
-            while True:
-                budget = GC_INTERVAL_STEPS - self._steps() % GC_INTERVAL_STEPS
-                status = self._run_steps(budget)
-                if status == "budget":
-                    # Young generations only: cheap, and what a run allocates lives
-                    # there; simloom.run collects fully (over a frozen heap) at the end.
-                    gc.collect(1)
-                    running.raise_caught_interrupt()
-                elif status == "stopped":
-                    return
-                elif status == "idle":
-                    raise SimDeadlockError(self._deadlock_report())
-                else:
-                    raise SimLivelockError(self._livelock_report())
+            elif status == "idle":
+                raise SimDeadlockError(self._deadlock_report())
+            else:
+                raise SimLivelockError(self._livelock_report())
 
     def _running_state(self) -> _core.Restoration:
         """Everything one run changes in the process, as one guard
@@ -324,11 +327,12 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             raise RuntimeError("Cannot close a running event loop")
         if self._is_closed():
             return
-        self._set_closed(True)
+        # Closed last: a close cut short by an interrupt can run again.
         pending = self._drain()
         for handle in pending:
             handle.cancel()
         self._asyncgens.clear()
+        self._set_closed(True)
 
     async def shutdown_asyncgens(self) -> None:
         """Close every async generator still open, in first-use order."""

@@ -651,8 +651,7 @@ class _Exploration:
     def run(self) -> None:
         __tracebackhide__ = True
         try:
-            with _api.frozen_heap():
-                self._run()
+            _api.frozen_heap().run(self._run)
         except BaseException:
             if self.stats.outcome == "passed":
                 self.stats.outcome = "error"

@@ -326,7 +326,9 @@ impl BuiltinRedirects {
     pub(crate) fn release_use(&self) {
         let previous = self
             .users
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |users| users.checked_sub(1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |users| {
+                users.checked_sub(1)
+            })
             .unwrap_or(0);
         if previous == 1 {
             self.restore();

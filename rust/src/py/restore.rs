@@ -4,12 +4,13 @@
 //!
 //! A `KeyboardInterrupt` from a signal, or one a tracer raises at a line, can skip
 //! the first line of any Python `finally:` block, so restoration written in Python
-//! can be skipped too. Here the installs happen in `__enter__` and the undos in
-//! `__exit__`, both C-level code: no Python line runs in between them, so neither a
-//! signal nor a tracer can interrupt them half-way (a pending signal is delivered
-//! after `__exit__` returns), and the interpreter itself calls `__exit__` once
-//! `__enter__` has returned. An interrupt therefore comes either before anything is
-//! installed or after everything is undone.
+//! can be skipped too (so can a `with` block's `__exit__`: its call has a line
+//! event of its own). Here `run(function)` installs, calls the function and undoes,
+//! all in C-level code: no Python line of simloom's runs between the installs and
+//! the undos except the function's own, so neither a signal nor a tracer can skip
+//! an undo (a pending signal is delivered after `run` returns). An interrupt
+//! therefore comes either before anything is installed or after everything is
+//! undone.
 //!
 //! The few undos that must run Python (a callback such as restoring a numpy
 //! generator's state) are retried when an interrupt hits them, and the interrupt is
@@ -143,9 +144,9 @@ impl InterruptCatcher {
     }
 }
 
-/// A plan of process changes, installed by `__enter__` in the order they were
-/// added and undone by `__exit__` in reverse order. Adding to the plan changes
-/// nothing; a guard is entered at most once.
+/// A plan of process changes, installed by `run` in the order they were added and
+/// undone in reverse order when the function it runs returns or raises. Adding to
+/// the plan changes nothing; a guard runs once.
 #[pyclass(module = "simloom._core", unsendable)]
 pub struct Restoration {
     plan: Vec<Action>,
@@ -335,7 +336,9 @@ impl Restoration {
     /// was retried), and an error the undo ended with.
     fn undo(py: Python<'_>, undo: Undo) -> (Option<PyErr>, Option<PyErr>) {
         let result: PyResult<()> = match undo {
-            Undo::SetAttr { target, name, old } => set_or_delete(target.bind(py), &name, old.as_ref()),
+            Undo::SetAttr { target, name, old } => {
+                set_or_delete(target.bind(py), &name, old.as_ref())
+            }
             Undo::SharedAttr { target, name } => {
                 let mut shared = SHARED_ATTRS.lock().unwrap_or_else(|e| e.into_inner());
                 let known = shared
@@ -446,6 +449,28 @@ impl Restoration {
         (interrupt, failure)
     }
 
+    /// Install the plan, all or nothing.
+    fn enter(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.entered {
+            return Err(PyRuntimeError::new_err("a Restoration runs only once"));
+        }
+        self.entered = true;
+        // The plan is used up: a guard keeps no reference after it is done (the
+        // collector cannot see through it, so it must not hold a cycle alive).
+        let plan = std::mem::take(&mut self.plan);
+        for action in &plan {
+            match self.install(py, action) {
+                Ok(undo) => self.installed.push(undo),
+                Err(error) => {
+                    let _ = self.undo_all(py);
+                    return Err(error);
+                }
+            }
+        }
+        self.active = true;
+        Ok(())
+    }
+
     fn add(&mut self, action: Action) -> PyResult<()> {
         if self.entered {
             return Err(PyRuntimeError::new_err(
@@ -490,7 +515,7 @@ impl Restoration {
     }
 
     /// `mapping[key] = value`, which must be absent (else `SimloomUsageError(busy)`
-    /// and nothing is installed); the entry is removed when the guard leaves.
+    /// and nothing is installed); the entry is removed at the end.
     fn claim(
         &mut self,
         mapping: Py<PyDict>,
@@ -540,8 +565,8 @@ impl Restoration {
     }
 
     /// Keep a `KeyboardInterrupt` that Python could only print as unraisable (in a
-    /// finalizer or weakref callback) and raise it when the guard leaves, or
-    /// earlier with `raise_caught_interrupt()`.
+    /// finalizer or weakref callback) and raise it when `run` ends, or earlier
+    /// with `raise_caught_interrupt()`.
     fn catch_interrupts(&mut self) -> PyResult<()> {
         self.add(Action::CatchInterrupts)
     }
@@ -556,7 +581,7 @@ impl Restoration {
         Ok(())
     }
 
-    /// True between a successful `__enter__` and `__exit__`.
+    /// True while `run` runs the function.
     #[getter]
     fn active(&self) -> bool {
         self.active
@@ -568,62 +593,52 @@ impl Restoration {
         FROZEN_HEAP_USERS.load(Ordering::Acquire)
     }
 
-    fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
+    /// Install the plan, call `function(*args, **kwargs)`, undo everything, and
+    /// return what the function returned (or raise what it raised).
+    ///
+    /// All of it happens here, at C level: no Python line runs between the
+    /// installs, the call and the undos (a `with` block would run one, the line
+    /// of its `__exit__` call, where a tracer or a signal can strike and skip the
+    /// undo). Installing is all or nothing. The function's `KeyboardInterrupt` or
+    /// `SystemExit` is what propagates; otherwise a `KeyboardInterrupt` that hit an
+    /// undo or was kept by `catch_interrupts` is raised (it wins over an ordinary
+    /// error, which becomes its context), then the first error an undo ended with.
+    #[pyo3(signature = (function, /, *args, **kwargs))]
+    fn run(
+        slf: &Bound<'_, Self>,
+        function: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
-        let mut guard = slf.borrow_mut();
-        if guard.entered {
-            return Err(PyRuntimeError::new_err("a Restoration is entered only once"));
-        }
-        guard.entered = true;
-        // The plan is used up: a guard keeps no reference after it is done (the
-        // collector cannot see through it, so it must not hold a cycle alive).
-        let plan = std::mem::take(&mut guard.plan);
-        for action in &plan {
-            match guard.install(py, action) {
-                Ok(undo) => guard.installed.push(undo),
-                Err(error) => {
-                    // All or nothing: take back what is already installed.
-                    let _ = guard.undo_all(py);
-                    return Err(error);
+        slf.borrow_mut().enter(py)?;
+        // Not borrowed while the function runs: it may call raise_caught_interrupt.
+        let outcome = function.call(args, kwargs);
+        let (interrupt, failure) = {
+            let mut guard = slf.borrow_mut();
+            let undone = guard.undo_all(py);
+            guard.active = false;
+            undone
+        };
+        match outcome {
+            Ok(value) => match (interrupt, failure) {
+                (Some(interrupt), _) => Err(interrupt),
+                (None, Some(failure)) => Err(failure),
+                (None, None) => Ok(value.unbind()),
+            },
+            Err(error) => {
+                let urgent = error.is_instance_of::<PyKeyboardInterrupt>(py)
+                    || error.is_instance_of::<PySystemExit>(py);
+                match interrupt {
+                    Some(interrupt) if !urgent => {
+                        interrupt.set_context(py, Some(error));
+                        Err(interrupt)
+                    }
+                    // The function's own interrupt or exit is what the caller
+                    // gets, once.
+                    _ => Err(error),
                 }
             }
         }
-        guard.active = true;
-        Ok(slf.clone().unbind())
-    }
-
-    /// Undo everything. Never swallows the block's exception. Raises, when the block
-    /// raised nothing that must win, a `KeyboardInterrupt` that hit an undo or was
-    /// kept by `catch_interrupts`, else the first error an undo ended with.
-    #[pyo3(signature = (exc_type=None, _exc_value=None, _traceback=None))]
-    fn __exit__(
-        &mut self,
-        py: Python<'_>,
-        exc_type: Option<Bound<'_, PyAny>>,
-        _exc_value: Option<Bound<'_, PyAny>>,
-        _traceback: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let (interrupt, failure) = self.undo_all(py);
-        self.active = false;
-        let in_flight = exc_type.filter(|kind| !kind.is_none());
-        let urgent = match &in_flight {
-            Some(kind) => {
-                is_subclass_of::<PyKeyboardInterrupt>(kind) || is_subclass_of::<PySystemExit>(kind)
-            }
-            None => false,
-        };
-        if urgent {
-            // The block's own interrupt or exit is what the caller gets, once.
-            return Ok(false);
-        }
-        if let Some(interrupt) = interrupt {
-            return Err(interrupt);
-        }
-        if let Some(failure) = failure {
-            if in_flight.is_none() {
-                return Err(failure);
-            }
-        }
-        Ok(false)
     }
 }
