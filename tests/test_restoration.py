@@ -417,3 +417,83 @@ def test_simloom_run_inside_a_running_loop_is_a_usage_error() -> None:
         asyncio.run(nested())
     with pytest.raises(SimloomUsageError, match="inside a running event loop"):
         simloom.run(nested).raise_error()
+
+
+# ------------------------------------------------------- the guard itself
+
+
+class Target:
+    pass
+
+
+def test_a_restoration_installs_all_or_nothing_and_undoes_in_reverse() -> None:
+    target = Target()
+    target.kept = "outside"  # type: ignore[attr-defined]
+    registry: dict[int, str] = {1: "taken"}
+    order: list[str] = []
+    guard = simloom._core.Restoration()
+    guard.set_attr(target, "kept", "inside")
+    guard.set_attr(target, "added", "inside")
+    guard.call(lambda: order.append("enter"), lambda: order.append("exit"))
+    guard.claim(registry, 1, "mine", "key 1 is taken")
+    with pytest.raises(SimloomUsageError, match="key 1 is taken"):
+        guard.run(lambda: order.append("body"))
+    assert order == ["enter", "exit"]  # the body never ran; the call was undone
+    assert target.kept == "outside" and not hasattr(target, "added")  # type: ignore[attr-defined]
+    assert registry == {1: "taken"}
+
+    guard = simloom._core.Restoration()
+    guard.set_attr(target, "kept", "inside")
+    guard.claim(registry, 2, "mine", "key 2 is taken")
+
+    def body() -> str:
+        assert guard.active and registry[2] == "mine"
+        return target.kept  # type: ignore[attr-defined, no-any-return]
+
+    assert guard.run(body) == "inside"
+    assert not guard.active and target.kept == "outside" and 2 not in registry  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="runs only once"):
+        guard.run(body)
+
+
+def test_a_restoration_retries_an_undo_an_interrupt_hits_and_then_raises_it() -> None:
+    attempts: list[int] = []
+
+    def restore_something() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise KeyboardInterrupt("during the undo")
+
+    guard = simloom._core.Restoration()
+    guard.call(None, restore_something)
+    with pytest.raises(KeyboardInterrupt, match="during the undo"):
+        guard.run(lambda: None)
+    assert len(attempts) == 2
+
+    # The function's own interrupt is what propagates, once.
+    attempts.clear()
+    guard = simloom._core.Restoration()
+    guard.call(None, restore_something)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt("in the function")
+
+    with pytest.raises(KeyboardInterrupt, match="in the function"):
+        guard.run(interrupted)
+    assert len(attempts) == 2
+
+
+def test_shared_attributes_stay_until_the_last_guard_leaves() -> None:
+    target = Target()
+    target.helper = "original"  # type: ignore[attr-defined]
+    outer = simloom._core.Restoration()
+    outer.shared_attr(target, "helper", "wrapped")
+    inner = simloom._core.Restoration()
+    inner.shared_attr(target, "helper", "wrapped")
+
+    def nested() -> None:
+        inner.run(lambda: None)
+        assert target.helper == "wrapped"  # type: ignore[attr-defined]
+
+    outer.run(nested)
+    assert target.helper == "original"  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from . import _boundary, _core, _selfcheck
 from ._scheduler import SchedulerSpec, parse_scheduler
-from .errors import SimloomUsageError
+from .errors import SimloomUsageError, UnhandledExceptionError
 from .loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from .tape import Tape
 
@@ -238,9 +238,10 @@ async def _settle(loop: SimLoop, leftovers: list[asyncio.Task[Any]]) -> None:
 
 
 def _run_quietly(loop: SimLoop, coro: Any) -> BaseException | None:
-    """Run a teardown coroutine to its end and return the first failure the loop
-    recorded meanwhile (``run_until_complete`` raises it, stopping before the
-    coroutine is done, so it is resumed a bounded number of times).
+    """Run a teardown coroutine to its end and return the first failure the loop's
+    exception handler recorded meanwhile, what the stock loop would report
+    (``run_until_complete`` raises it, stopping before the coroutine is done, so it
+    is resumed a bounded number of times).
 
     ``KeyboardInterrupt`` and ``SystemExit`` propagate. The choice source's fatal
     error (Hypothesis stopping the test), which every later ``run_until_complete``
@@ -260,7 +261,10 @@ def _run_quietly(loop: SimLoop, coro: Any) -> BaseException | None:
             if loop._fatal_error() is None:
                 if not isinstance(exc, Exception):
                     raise
-                failure = exc if failure is None else failure
+                if isinstance(exc, UnhandledExceptionError) and failure is None:
+                    failure = exc
+                # Anything else (a deadlock: a cancelled task awaiting what will
+                # never come) is teardown's own trouble, where the stock loop hangs.
         if task.done():
             if not task.cancelled():
                 task.exception()

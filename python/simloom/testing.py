@@ -231,7 +231,7 @@ def _rerun_command(
     if "::" in test_id:
         command = f"pytest '{test_id}' --simloom-seed={seed}"
         return command + (" --simloom-check-determinism" if check_determinism else "")
-    options = (", boundary=True" if boundary else "") + (
+    options = ("" if boundary else ", boundary=False") + (
         ", check_determinism=True" if check_determinism else ""
     )
     return f"simloom.run(main, seed={seed}, scheduler={scheduler!r}{options})"
@@ -275,7 +275,7 @@ def _report(
             f"pytest {quoted} --simloom-tape={artifacts[0]}"
             if under_pytest
             else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r})"
-            + (", boundary=True)" if boundary else ")")
+            + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")
         lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
