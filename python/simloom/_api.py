@@ -348,6 +348,8 @@ def _close(loop: SimLoop) -> None:
     """Close the loop if teardown did not (an interrupt cut it short). What is left
     is abandoned as ``asyncio.run`` abandons it after a second Ctrl-C, without a
     "destroyed but pending" or "never awaited" warning for each task."""
+    if loop.is_closed():
+        return  # closed by teardown (``close`` marks the loop closed last)
     for task in loop._tasks_in_creation_order():
         task._log_destroy_pending = False  # type: ignore[attr-defined]
         coro = task.get_coro()

@@ -28,6 +28,7 @@ use super::redirect::BuiltinRedirects;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -207,8 +208,28 @@ fn set_or_delete(target: &Bound<'_, PyAny>, name: &str, value: Option<&Py<PyAny>
     }
 }
 
-fn events(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    py.import("asyncio.events")
+/// A function of the standard library, looked up once (a run builds a guard each
+/// time, so lookups would cost every run).
+fn stdlib<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    module: &str,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    cell.import(py, module, name)
+}
+
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GET_ASYNCGEN_HOOKS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SET_ASYNCGEN_HOOKS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GC_FREEZE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GC_UNFREEZE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SYS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn sys_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    SYS.get_or_try_init(py, || py.import("sys").map(Bound::unbind))
+        .map(|module| module.bind(py))
 }
 
 impl Restoration {
@@ -275,15 +296,18 @@ impl Restoration {
                 }
             }
             Action::RunningLoop(running) => {
-                let module = events(py)?;
-                let old = module.getattr("_get_running_loop")?.call0()?.unbind();
-                module.getattr("_set_running_loop")?.call1((running,))?;
+                let old = stdlib(py, &GET_RUNNING_LOOP, "asyncio.events", "_get_running_loop")?
+                    .call0()?
+                    .unbind();
+                stdlib(py, &SET_RUNNING_LOOP, "asyncio.events", "_set_running_loop")?
+                    .call1((running,))?;
                 Undo::RunningLoop(old)
             }
             Action::AsyncgenHooks(firstiter, finalizer) => {
-                let sys = py.import("sys")?;
-                let old = sys.getattr("get_asyncgen_hooks")?.call0()?.unbind();
-                sys.getattr("set_asyncgen_hooks")?
+                let old = stdlib(py, &GET_ASYNCGEN_HOOKS, "sys", "get_asyncgen_hooks")?
+                    .call0()?
+                    .unbind();
+                stdlib(py, &SET_ASYNCGEN_HOOKS, "sys", "set_asyncgen_hooks")?
                     .call1((firstiter, finalizer))?;
                 Undo::AsyncgenHooks(old)
             }
@@ -294,7 +318,7 @@ impl Restoration {
             }
             Action::GcFrozen => {
                 if FROZEN_HEAP_USERS.load(Ordering::Acquire) == 0 {
-                    py.import("gc")?.getattr("freeze")?.call0()?;
+                    stdlib(py, &GC_FREEZE, "gc", "freeze")?.call0()?;
                 }
                 FROZEN_HEAP_USERS.fetch_add(1, Ordering::AcqRel);
                 Undo::GcFrozen
@@ -316,8 +340,8 @@ impl Restoration {
                 Undo::Call(exit.as_ref().map(|exit| exit.clone_ref(py)))
             }
             Action::CatchInterrupts => {
-                let sys = py.import("sys")?;
-                let previous = sys.getattr("unraisablehook")?.unbind();
+                let sys = sys_module(py)?;
+                let previous = sys.getattr(pyo3::intern!(py, "unraisablehook"))?.unbind();
                 let catcher = Py::new(
                     py,
                     InterruptCatcher {
@@ -325,7 +349,7 @@ impl Restoration {
                         caught: Mutex::new(None),
                     },
                 )?;
-                sys.setattr("unraisablehook", &catcher)?;
+                sys.setattr(pyo3::intern!(py, "unraisablehook"), &catcher)?;
                 self.catcher = Some(catcher.clone_ref(py));
                 Undo::CatchInterrupts { previous, catcher }
             }
@@ -369,13 +393,16 @@ impl Restoration {
                     Err(error) => Err(error),
                 }
             }
-            Undo::RunningLoop(old) => events(py)
-                .and_then(|module| module.getattr("_set_running_loop"))
-                .and_then(|set| set.call1((old,)).map(drop)),
-            Undo::AsyncgenHooks(old) => py.import("sys").and_then(|sys| {
-                let old = old.bind(py).cast::<PyTuple>().map_err(PyErr::from)?.clone();
-                sys.getattr("set_asyncgen_hooks")?.call1(old).map(drop)
-            }),
+            Undo::RunningLoop(old) => {
+                stdlib(py, &SET_RUNNING_LOOP, "asyncio.events", "_set_running_loop")
+                    .and_then(|set| set.call1((old,)).map(drop))
+            }
+            Undo::AsyncgenHooks(old) => {
+                stdlib(py, &SET_ASYNCGEN_HOOKS, "sys", "set_asyncgen_hooks").and_then(|set| {
+                    let old = old.bind(py).cast::<PyTuple>().map_err(PyErr::from)?.clone();
+                    set.call1(old).map(drop)
+                })
+            }
             Undo::GcDisabled { was_enabled } => {
                 if was_enabled {
                     // SAFETY: plain C API call with the GIL held.
@@ -390,8 +417,7 @@ impl Restoration {
                     })
                     .unwrap_or(0);
                 if previous == 1 {
-                    py.import("gc")
-                        .and_then(|gc| gc.getattr("unfreeze"))
+                    stdlib(py, &GC_UNFREEZE, "gc", "unfreeze")
                         .and_then(|unfreeze| unfreeze.call0().map(drop))
                 } else {
                     Ok(())
@@ -407,10 +433,11 @@ impl Restoration {
                     None => (None, None),
                 }
             }
-            Undo::CatchInterrupts { previous, catcher } => py.import("sys").and_then(|sys| {
+            Undo::CatchInterrupts { previous, catcher } => sys_module(py).and_then(|sys| {
                 // Put the previous hook back unless someone replaced ours meanwhile.
-                if sys.getattr("unraisablehook")?.is(&catcher) {
-                    sys.setattr("unraisablehook", previous)?;
+                let name = pyo3::intern!(py, "unraisablehook");
+                if sys.getattr(name)?.is(&catcher) {
+                    sys.setattr(name, previous)?;
                 }
                 Ok(())
             }),
