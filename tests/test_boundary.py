@@ -215,9 +215,17 @@ async def read_wall_clock() -> float:
     return time.time()
 
 
-def test_simloom_run_leaves_the_real_world_alone_unless_asked() -> None:
-    assert real_now_is(simloom.run(read_wall_clock).value)
-    assert simloom.run(read_wall_clock, boundary=True).value == EPOCH_SECONDS
+def test_the_boundary_is_on_by_default_everywhere_unless_turned_off() -> None:
+    assert simloom.run(read_wall_clock).value == EPOCH_SECONDS
+    assert real_now_is(simloom.run(read_wall_clock, boundary=False).value)
+    tape = simloom.run(read_wall_clock).tape
+    assert simloom.replay(read_wall_clock, tape).value == EPOCH_SECONDS
+    assert real_now_is(simloom.replay(read_wall_clock, tape, boundary=False).value)
+    assert asyncio.run(read_wall_clock(), loop_factory=simloom.SimLoop) == EPOCH_SECONDS
+    assert real_now_is(
+        asyncio.run(read_wall_clock(), loop_factory=lambda: simloom.SimLoop(boundary=False))
+    )
+    assert real_now_is(time.time())
 
 
 def test_the_boundary_is_on_by_default_under_simloom_test() -> None:
@@ -909,7 +917,8 @@ def test_a_program_deciding_with_clocks_and_randomness_replays_in_a_fresh_proces
 def test_without_the_boundary_the_same_program_does_not_replay() -> None:
     # The acceptance program is not vacuous: its decisions really use the sources.
     digests = {
-        simloom.run(boundary_programs.decides_with_the_real_world, seed=0).digest for _ in range(3)
+        simloom.run(boundary_programs.decides_with_the_real_world, seed=0, boundary=False).digest
+        for _ in range(3)
     }
     assert len(digests) > 1
 

@@ -98,9 +98,9 @@ def test_a_clock_the_boundary_cannot_reach_is_caught_at_the_line_that_read_it() 
 
 
 def test_the_wall_clock_without_the_boundary_is_caught() -> None:
-    error = check(reads_the_wall_clock)
+    error = check(reads_the_wall_clock, boundary=False)
     assert f"{THIS_FILE}:{line_of('<- wall clock')}" in error.first
-    assert simloom.run(reads_the_wall_clock, boundary=True, check_determinism=True).ok
+    assert simloom.run(reads_the_wall_clock, check_determinism=True).ok
 
 
 def test_a_task_step_names_the_task_where_it_was_created_and_where_it_resumes() -> None:
@@ -132,7 +132,7 @@ def test_simloom_test_checks_every_universe_and_says_how_to_rerun_one() -> None:
     assert re.search(
         r"universe \d+ of .*test_peers; re-run it: simloom\.run\(main, seed=\d+", notes
     )
-    assert "boundary=True, check_determinism=True)" in notes
+    assert "', check_determinism=True)" in notes  # with the boundary, the default
 
 
 LEAKY_TEST = """

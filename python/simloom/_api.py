@@ -9,10 +9,10 @@ Hypothesis.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import gc
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from . import _boundary, _core, _selfcheck
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
-from .errors import SimloomUsageError
+from .errors import SimloomUsageError, UnhandledExceptionError
 from .loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from .tape import Tape
 
@@ -187,30 +187,39 @@ def _retrieve_task_exceptions(loop: SimLoop) -> None:
             task.exception()
 
 
-def _teardown(loop: SimLoop) -> None:
+def _teardown(loop: SimLoop) -> BaseException | None:
     """Cancel leftover tasks in creation order, close async generators in first-use
     order, and close the loop, all in the canonical order (no decisions).
 
     Cancelled tasks may start new work while they unwind (an async generator's
     ``aclose``, a cleanup task), so this repeats until nothing is left or a bounded
     number of rounds has passed.
+
+    Returns the first failure teardown met (a leftover task that raised when
+    cancelled, an async generator whose ``finally`` raised): the stock loop reports
+    those through its exception handler, so here they fail the universe.
+    ``KeyboardInterrupt`` and ``SystemExit`` propagate, as from ``asyncio.run``.
     """
     loop._set_quiet(True)
     loop._tearing_down = True
     world = loop._world
     # Tasks of crashed hosts never run again, not even to unwind.
     dead = world._tasks_of_dead_hosts() if world is not None else set()
+    failure: BaseException | None = None
     for _ in range(TEARDOWN_ROUNDS):
         leftovers = [t for t in loop._tasks_in_creation_order() if not t.done() and t not in dead]
         if not leftovers and not loop._ready_count():
             break
         for task in leftovers:
             task.cancel()
-        _run_quietly(loop, _settle(loop, leftovers))
-    _run_quietly(loop, loop.shutdown_asyncgens())
+        failed = _run_quietly(loop, _settle(loop, leftovers))
+        failure = failed if failure is None else failure
+    failed = _run_quietly(loop, loop.shutdown_asyncgens())
+    failure = failed if failure is None else failure
     loop.close()
     if world is not None:
         world._end()
+    return failure
 
 
 async def _settle(loop: SimLoop, leftovers: list[asyncio.Task[Any]]) -> None:
@@ -229,27 +238,40 @@ async def _settle(loop: SimLoop, leftovers: list[asyncio.Task[Any]]) -> None:
         await asyncio.sleep(0)
 
 
-def _run_quietly(loop: SimLoop, coro: Any) -> None:
-    """Run a teardown coroutine to its end; a failure there is recorded by the loop's
-    exception handler, not raised. A failure stops ``run_until_complete`` before the
-    coroutine is done, so it is resumed (a bounded number of times)."""
+def _run_quietly(loop: SimLoop, coro: Any) -> BaseException | None:
+    """Run a teardown coroutine to its end and return the first failure the loop's
+    exception handler recorded meanwhile, what the stock loop would report
+    (``run_until_complete`` raises it, stopping before the coroutine is done, so it
+    is resumed a bounded number of times).
+
+    ``KeyboardInterrupt`` and ``SystemExit`` propagate. The choice source's fatal
+    error (Hypothesis stopping the test), which every later ``run_until_complete``
+    raises again, is not a failure of teardown: teardown still finishes, and the
+    caller raises that error afterwards."""
     task = loop.create_task(coro)
     task._log_destroy_pending = False  # type: ignore[attr-defined]
+    failure: BaseException | None = None
     for _ in range(TEARDOWN_ROUNDS):
         try:
             loop.run_until_complete(task)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
+            if not task.done():
+                coro.close()  # it will not run again: no "never awaited" warning
             raise
-        except BaseException:
-            # Including the choice source's fatal error (Hypothesis stopping the
-            # test), which run_until_complete raises again: teardown must still
-            # finish, and the caller raises that error afterwards.
-            pass
+        except BaseException as exc:
+            if loop._fatal_error() is None:
+                if not isinstance(exc, Exception):
+                    raise
+                if isinstance(exc, UnhandledExceptionError) and failure is None:
+                    failure = exc
+                # Anything else (a deadlock: a cancelled task awaiting what will
+                # never come) is teardown's own trouble, where the stock loop hangs.
         if task.done():
             if not task.cancelled():
                 task.exception()
-            return
+            return failure
     task.cancel()
+    return failure
 
 
 #: Standalone runs (not inside an exploration) collect the whole heap before freezing
@@ -258,40 +280,113 @@ def _run_quietly(loop: SimLoop, coro: Any) -> None:
 #: reach), and at least once every ``FULL_COLLECT_EVERY`` runs.
 FULL_COLLECT_AFTER_FAILURES = 32
 FULL_COLLECT_EVERY = 4096
-_frozen_depth = 0
 _runs_since_full_collect = 0
 _failures_since_full_collect = 0
 
 
-@contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Freeze the objects alive now out of the collector (``gc.freeze``) for the
-    duration, so the collections a universe makes cost what universes allocate, not
-    the whole heap. Nested uses share the outermost freeze: an exploration freezes
-    once, and each universe's final collection then also reclaims what earlier
-    universes left behind."""
-    global _frozen_depth, _runs_since_full_collect, _failures_since_full_collect
-    if _frozen_depth == 0:
+def _collect_garbage() -> None:
+    """``gc.collect()``, raising here a ``KeyboardInterrupt`` that a finalizer or a
+    weakref callback met (Python would only print it as "Exception ignored in")."""
+    catching = _core.Restoration()
+    catching.catch_interrupts()
+    catching.run(gc.collect)
+
+
+def frozen_heap() -> _core.Restoration:
+    """A guard (``frozen_heap().run(function)``) freezing the objects alive now out of the
+    collector (``gc.freeze``), so the collections a universe makes cost what
+    universes allocate, not the whole heap. Nested guards share the outermost
+    freeze: an exploration freezes once, and each universe's final collection then
+    also reclaims what earlier universes left behind. The heap is unfrozen however
+    the block ends, and a ``KeyboardInterrupt`` met by a finalizer inside it is
+    raised, not printed."""
+    global _runs_since_full_collect, _failures_since_full_collect
+    if _core.Restoration.frozen_heap_users() == 0:
         _runs_since_full_collect += 1
         if (
             _runs_since_full_collect >= FULL_COLLECT_EVERY
             or _failures_since_full_collect >= FULL_COLLECT_AFTER_FAILURES
         ):
             _runs_since_full_collect = _failures_since_full_collect = 0
-            gc.collect()
-        gc.freeze()
-    _frozen_depth += 1
-    try:
-        yield
-    finally:
-        _frozen_depth -= 1
-        if _frozen_depth == 0:
-            gc.unfreeze()
+            _collect_garbage()
+    guard = _core.Restoration()
+    guard.catch_interrupts()
+    guard.gc_frozen()
+    return guard
 
 
 def _count_failure() -> None:
     global _failures_since_full_collect
     _failures_since_full_collect += 1
+
+
+def _refuse_a_running_loop() -> None:
+    running = asyncio.events._get_running_loop()
+    if running is not None:
+        raise SimloomUsageError(
+            f"simloom.run() was called inside a running event loop ({running!r}); a "
+            "universe needs the thread to itself. Await the program instead, or run "
+            "it from synchronous code (a plain `def` test, a script)"
+        )
+
+
+def _universe_guard(loop: SimLoop, boundary: _boundary.Settings | None) -> _core.Restoration:
+    """Everything the universe changes in the process, as one guard: the frozen
+    heap, the boundary (registry entry, builtin redirects, saved random and uuid1
+    states) and the loop's closing. ``SimLoop.run_forever`` adds the rest for each
+    run (running loop, async-generator hooks, patched helpers, the collector off).
+    Planning installs nothing; entering installs all or nothing; leaving undoes it
+    all, an interrupt notwithstanding (see docs/testing.md)."""
+    guard = frozen_heap()
+    # The universe decides the boundary; the loop's own default stands aside.
+    guard.set_attr(loop, "_in_universe", True)
+    _boundary.enter_universe(guard, loop, boundary)
+    guard.call(None, functools.partial(_close, loop))
+    return guard
+
+
+def _close(loop: SimLoop) -> None:
+    """Close the loop if teardown did not (an interrupt cut it short). What is left
+    is abandoned as ``asyncio.run`` abandons it after a second Ctrl-C, without a
+    "destroyed but pending" or "never awaited" warning for each task."""
+    if loop.is_closed():
+        return  # closed by teardown (``close`` marks the loop closed last)
+    for task in loop._tasks_in_creation_order():
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        coro = task.get_coro()
+        if inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED":
+            coro.close()  # never started: closing runs none of its code
+    loop.close()
+
+
+def _run_main(main: Main, loop: SimLoop) -> tuple[Any, BaseException | None]:
+    """Run ``main`` and tear down; return its value and the universe's error.
+    ``KeyboardInterrupt``, ``SystemExit`` and errors from outside the program (the
+    choice source's) propagate, after teardown."""
+    try:
+        value = loop.run_until_complete(_call_main(main, loop))
+    except (KeyboardInterrupt, SystemExit):
+        # Interrupted: still cancel what is left (as asyncio.run does), then go.
+        # The interrupt is what propagates; tasks it passed through are settled.
+        _teardown(loop)
+        _retrieve_task_exceptions(loop)
+        raise
+    except BaseException as exc:
+        if loop._fatal_error() is not None or not isinstance(
+            exc, Exception | asyncio.CancelledError
+        ):
+            # The choice source failed, or something outside the program's own
+            # errors (Hypothesis stopping the test): not the universe's outcome.
+            _teardown(loop)
+            _retrieve_task_exceptions(loop)
+            raise
+        _teardown(loop)
+        return None, exc
+    try:
+        return value, _teardown(loop)
+    except (KeyboardInterrupt, SystemExit):
+        _retrieve_task_exceptions(loop)
+        raise
 
 
 def _universe(
@@ -304,48 +399,25 @@ def _universe(
     """Run ``main`` to completion in ``loop`` and tear down deterministically, with
     the determinism boundary's patches when ``boundary`` is given."""
     _check_main(main)
-    gc_was_enabled = gc.isenabled()
-    heap = frozen_heap()
-    heap.__enter__()
-    patches = _boundary.patched(loop, boundary)
-    patches.__enter__()
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        try:
-            value = loop.run_until_complete(_call_main(main, loop))
-        except (KeyboardInterrupt, SystemExit):
-            # Interrupted: still cancel what is left (as asyncio.run does), then go.
-            # The interrupt is what propagates; tasks it passed through are settled.
-            _teardown(loop)
-            _retrieve_task_exceptions(loop)
-            raise
-        except BaseException as exc:
-            if loop._fatal_error() is not None or not isinstance(
-                exc, Exception | asyncio.CancelledError
-            ):
-                # The choice source failed, or something outside the program's own
-                # errors (Hypothesis stopping the test): not the universe's outcome.
-                _teardown(loop)
-                _retrieve_task_exceptions(loop)
-                raise
-            error = exc
-        _teardown(loop)
-        gc.collect()
-        late_failure = loop._take_failure()
-        if error is None and late_failure is not None:
-            error = late_failure
-        if error is not None:
-            _count_failure()
-        outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
-        loop._finish(outcome)
-    finally:
-        if not loop.is_closed():
-            loop.close()
-        heap.__exit__(None, None, None)
-        if gc_was_enabled:
-            gc.enable()
-        patches.__exit__(None, None, None)
+    _refuse_a_running_loop()
+    guard = _universe_guard(loop, boundary)
+    result: RunResult = guard.run(_run_universe, main, loop, seed, scheduler, guard)
+    return result
+
+
+def _run_universe(
+    main: Main, loop: SimLoop, seed: int | None, scheduler: str, guard: _core.Restoration
+) -> RunResult:
+    value, error = _run_main(main, loop)
+    gc.collect()
+    guard.raise_caught_interrupt()
+    late_failure = loop._take_failure()
+    if error is None and late_failure is not None:
+        error = late_failure
+    if error is not None:
+        _count_failure()
+    outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
+    loop._finish(outcome)
     return RunResult(
         value=value,
         error=error,
@@ -386,7 +458,7 @@ def run(
     seed: int = 0,
     scheduler: str | SchedulerSpec = "random",
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
-    boundary: bool = False,
+    boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
@@ -398,11 +470,14 @@ def run(
     ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``) or ``"pct:auto"``.
     The program's exception does not propagate; it is ``RunResult.error``.
 
-    ``boundary=True`` turns on the determinism boundary (see :func:`simloom.boundary`):
-    the stdlib clocks read virtual time, with the wall clock starting at
-    ``wall_clock_epoch`` (an aware datetime or Unix seconds); ``random``,
-    ``os.urandom``, ``secrets`` and ``uuid`` are seeded from the tape; blocking
-    sockets, DNS and ``time.sleep`` raise :class:`~simloom.EscapedSimulationError`.
+    The determinism boundary is on unless ``boundary=False`` (see
+    :func:`simloom.boundary`): the stdlib clocks read virtual time, with the wall
+    clock starting at ``wall_clock_epoch`` (an aware datetime or Unix seconds);
+    ``random``, ``os.urandom``, ``secrets`` and ``uuid`` are seeded from the tape;
+    code that would reach the real world (blocking sockets, DNS, subprocesses,
+    ``time.sleep``) raises :class:`~simloom.EscapedSimulationError` at the call site.
+    Called inside a running event loop it raises
+    :class:`~simloom.SimloomUsageError`: await the program there instead.
     ``check_determinism=True`` runs the universe twice and raises
     :class:`~simloom.SimloomNondeterminismError` if the runs differ.
 
@@ -440,7 +515,7 @@ def replay(
     *,
     strict: bool = False,
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
-    boundary: bool = False,
+    boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
 ) -> RunResult:

@@ -7,8 +7,9 @@ the virtual clock), ``patched`` (the stdlib API reads the virtual clock or the
 tape), ``escape`` (:class:`~simloom.EscapedSimulationError` at the call site) or
 ``documented`` (outside the simulation; docs/determinism.md says what to do).
 
-:func:`patched` installs the ``patched`` and ``escape`` rows that live in the
-stdlib for one universe and restores them when it ends, however it ends. The C
+:func:`enter_universe` plans the ``patched`` and ``escape`` rows that live in the
+stdlib for one universe into the universe's ``_core.Restoration``, which installs
+them and restores them when it ends, however it ends. The C
 builtins are redirected in place (``_core.BuiltinRedirects``), so a name bound
 before the universe (``from time import monotonic``), a default argument or an
 attribute reaches the patch too. A handler answers only in the thread running the
@@ -39,7 +40,6 @@ does; the table lists them).
 from __future__ import annotations
 
 import _thread
-import contextlib
 import datetime as _datetime
 import functools
 import hashlib
@@ -68,8 +68,8 @@ __all__ = [
     "BoundaryEntry",
     "Settings",
     "boundary",
+    "enter_universe",
     "machinery",
-    "patched",
     "settings",
     "simulate",
 ]
@@ -199,10 +199,10 @@ class _Universe:
         "_streams",
         "_uuid_module_state",
         "clock",
-        "entered",
         "epoch_ns",
         "loop",
         "randoms_seen",
+        "resumed_states",
         "saved_states",
         "simulated",
         "unseeded_randoms",
@@ -230,7 +230,9 @@ class _Universe:
         #: Escape APIs a world answers in this universe (see :func:`simulate`).
         self.simulated: dict[str, Callable[..., object]] = {}
         self._uuid_module_state: tuple[Any, object] | None = None
-        self.entered = False
+        #: A managed generator's state inside the universe when it was last left,
+        #: by id (``leave`` fills it, the next first use takes it).
+        self.resumed_states: dict[int, Any] = {}
 
     # -- time
 
@@ -294,41 +296,24 @@ class _Universe:
         if purpose is None:
             return
         self.saved_states.append((instance, _RANDOM_GETSTATE(instance)))
-        if reseed:
+        resumed = self.resumed_states.pop(id(instance), None)
+        if resumed is not None:
+            _RANDOM_SETSTATE(instance, resumed)
+        elif reseed:
             _RANDOM_SEED(instance, self.derive(purpose))
 
     # -- entering and leaving
 
-    def __enter__(self) -> _Universe:
-        global _installed_universes
-        thread = _get_ident()
-        if thread in _active:
-            raise SimloomUsageError("a universe is already running in this thread")
-        if _installed_universes == 0:
-            _builtin_redirects().install()
-        _installed_universes += 1
-        self.entered = True
-        _active[thread] = self
-        try:
-            self.enter()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        global _installed_universes
-        if not self.entered:
-            return
-        self.entered = False
-        if _active.get(_get_ident()) is self:
-            del _active[_get_ident()]
-        try:
-            self.leave()
-        finally:
-            _installed_universes -= 1
-            if _installed_universes == 0:
-                _builtin_redirects().restore()
+    def plan(self, guard: _core.Restoration) -> None:
+        """Add entering this universe in this thread to ``guard`` (a
+        ``_core.Restoration``, which installs and undoes everything a universe
+        changes at C level, so no interrupt can leave half of it behind): the
+        thread's entry in the registry, the builtin redirects (process-wide while
+        any universe uses them), and :meth:`enter`/:meth:`leave` for uuid1's and the
+        reseeded generators' states."""
+        guard.claim(_active, _get_ident(), self, "a universe is already running in this thread")
+        guard.redirects(_builtin_redirects())
+        guard.call(self.enter, self.leave)
 
     def enter(self) -> None:
         uuid = sys.modules.get("uuid")
@@ -344,16 +329,23 @@ class _Universe:
             instance.seed(0)
 
     def leave(self) -> None:
+        """Put back every state the universe changed. Safe to run again (an
+        interrupt makes the guard retry it) and after a partial :meth:`enter`.
+        A universe entered again (a ``SimLoop`` run more than once) goes on from
+        where its generators were, not from their seeds."""
         failures: list[BaseException] = []
         for instance, state in reversed(self.saved_states):
             try:
                 if isinstance(instance, random.Random):
+                    if id(instance) not in self.resumed_states:
+                        self.resumed_states[id(instance)] = _RANDOM_GETSTATE(instance)
                     _RANDOM_SETSTATE(instance, state)
                 else:
                     instance.setstate(state)
             except Exception as exc:  # pragma: no cover - a broken Random-like
                 failures.append(exc)
         self.saved_states.clear()
+        self.randoms_seen.clear()
         uuid = sys.modules.get("uuid")
         if self._uuid_module_state is not None:
             uuid, last = self._uuid_module_state
@@ -367,7 +359,6 @@ class _Universe:
 _get_ident = _thread.get_ident
 #: The universe running in each thread (thread id → universe).
 _active: dict[int, _Universe] = {}
-_installed_universes = 0
 _redirects: _core.BuiltinRedirects | None = None
 
 _GLOBAL_RANDOM: random.Random = random._inst
@@ -425,19 +416,22 @@ def _other_registered_randoms() -> list[Any]:
     return [instance for ref in _other_randoms if (instance := ref()) is not None]
 
 
-_NOT_PATCHED = contextlib.nullcontext()
-
-
-def patched(loop: SimLoop, settings: Settings | None) -> contextlib.AbstractContextManager[object]:
-    """Context manager: the boundary's patches for the universe about to run on
-    ``loop`` in this thread (nothing when ``settings`` is ``None``).
+def enter_universe(
+    guard: _core.Restoration, loop: SimLoop, settings: Settings | None
+) -> _Universe | None:
+    """Add the boundary of the universe about to run on ``loop`` in this thread to
+    ``guard`` (nothing when ``settings`` is ``None``).
 
     The builtins are redirected process-wide while any universe uses them and act
-    only in the threads running one; leaving restores every builtin, every random
-    state the universe reseeded and uuid1's state, even when the universe crashed
-    or was interrupted.
+    only in the threads running one; leaving the guard restores every builtin,
+    every random state the universe reseeded and uuid1's state, however the
+    universe ends, an interrupt included.
     """
-    return _NOT_PATCHED if settings is None else _Universe(loop, settings)
+    if settings is None:
+        return None
+    universe = _Universe(loop, settings)
+    universe.plan(guard)
+    return universe
 
 
 def machinery[Method: Callable[..., Any]](method: Method) -> Method:

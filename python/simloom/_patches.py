@@ -8,8 +8,8 @@ tasks in *argument* order (tasks then hash by creation number, see
 ``loop._SimTask``), and otherwise defers to the original. Outside a simulation the
 wrapper is the original's behaviour exactly, and it is removed when the run ends.
 
-Owns: the install/uninstall of these wrappers. Must not: change what the helpers
-return.
+Owns: the wrappers and what installs them (:func:`plan`, for the run's
+``_core.Restoration``). Must not: change what the helpers return.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import asyncio.tasks
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["install", "uninstall"]
+from . import _core
+
+__all__ = ["plan"]
 
 _original_as_completed = asyncio.tasks.as_completed
-_depth = 0
 
 
 def _as_completed(fs: Iterable[Any], *, timeout: float | None = None) -> Any:
@@ -37,19 +38,8 @@ _as_completed.__doc__ = _original_as_completed.__doc__
 _as_completed.__wrapped__ = _original_as_completed  # type: ignore[attr-defined]
 
 
-def install() -> None:
-    """Put the wrappers in place (nested calls are counted)."""
-    global _depth
-    _depth += 1
-    if _depth == 1:
-        asyncio.as_completed = _as_completed
-        asyncio.tasks.as_completed = _as_completed
-
-
-def uninstall() -> None:
-    """Restore the originals once the outermost run ends."""
-    global _depth
-    _depth = max(0, _depth - 1)
-    if _depth == 0:
-        asyncio.as_completed = _original_as_completed
-        asyncio.tasks.as_completed = _original_as_completed
+def plan(guard: _core.Restoration) -> None:
+    """Add the wrappers to a run's guard: in place while any run needs them (runs
+    in several threads share them), the originals back when the last one ends."""
+    guard.shared_attr(asyncio, "as_completed", _as_completed)
+    guard.shared_attr(asyncio.tasks, "as_completed", _as_completed)

@@ -25,9 +25,10 @@ import weakref
 from asyncio import constants, coroutines, events, futures, tasks
 from asyncio import log as asyncio_log
 from collections.abc import Callable, Coroutine, Generator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _core, _lockstep, _patches
+from . import _boundary, _core, _lockstep, _patches
 from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
@@ -122,7 +123,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     Works with ``asyncio.run(main(), loop_factory=simloom.SimLoop)`` and
     ``asyncio.Runner(loop_factory=simloom.SimLoop)``. Time is virtual: the clock jumps
     to the next timer when nothing is ready, so ``asyncio.sleep(3600)`` returns at
-    once in wall time.
+    once in wall time. Each run enters the determinism boundary (the stdlib clocks
+    virtual, ``random`` and ``uuid`` seeded from the tape, real-world calls
+    :class:`~simloom.EscapedSimulationError`) unless ``boundary=False``; see
+    :func:`simloom.boundary`.
     """
 
     #: Marks simloom's loop for helpers that must not import this module.
@@ -141,8 +145,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
         draws: object | None = None,
         world: bool = True,
+        boundary: bool = True,
+        wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     ) -> None:
         spec = parse_scheduler(scheduler)
+        boundary_settings = _boundary.settings(boundary, wall_clock_epoch)
         check_int("seed", seed, minimum=0)
         check_int("livelock_steps", livelock_steps)
         check_flag("strict", strict)
@@ -193,6 +200,12 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._coroutine_origin_tracking_saved_depth: int | None = None
         # As the stock loop: debug mode follows PYTHONASYNCIODEBUG and -X dev.
         self.set_debug(coroutines._is_debug_mode())  # type: ignore[attr-defined]
+        #: The determinism boundary each run enters when the loop is used on its own
+        #: (``None``: ``boundary=False``); inside ``simloom.run`` and friends the
+        #: universe enters it instead (``_in_universe``).
+        self._boundary_settings = boundary_settings
+        self._in_universe = False
+        self._own_universe: _boundary._Universe | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -216,48 +229,57 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         """
         self._check_closed()
         self._check_running()
-        old_hooks = sys.get_asyncgen_hooks()
-        gc_was_enabled = gc.isenabled()
-        self._thread_id = threading.get_ident()
-        self._running = True
-        sys.set_asyncgen_hooks(
-            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
-        )
-        events._set_running_loop(self)
-        _patches.install()
-        gc.disable()
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner.
         self._reset_livelock()
-        try:
-            self._set_coroutine_origin_tracking(self.get_debug())
-            if self._stop_requested():
-                # asyncio semantics: stop() before run_forever() runs what is ready once.
-                self._clear_stop()
-                self._run_steps(self._ready_count())
+        running = self._running_state()
+        running.run(self._run_until_stopped, running)
+
+    def _run_until_stopped(self, running: _core.Restoration) -> None:
+        """The steps of one run, while ``running`` (its guard) is installed."""
+        if self._stop_requested():
+            # asyncio semantics: stop() before run_forever() runs what is ready once.
+            self._clear_stop()
+            self._run_steps(self._ready_count())
+            return
+        while True:
+            budget = GC_INTERVAL_STEPS - self._steps() % GC_INTERVAL_STEPS
+            status = self._run_steps(budget)
+            if status == "budget":
+                # Young generations only: cheap, and what a run allocates lives
+                # there; simloom.run collects fully (over a frozen heap) at the end.
+                gc.collect(1)
+                running.raise_caught_interrupt()
+            elif status == "stopped":
                 return
-            while True:
-                budget = GC_INTERVAL_STEPS - self._steps() % GC_INTERVAL_STEPS
-                status = self._run_steps(budget)
-                if status == "budget":
-                    # Young generations only: cheap, and what a run allocates lives
-                    # there; simloom.run collects fully (over a frozen heap) at the end.
-                    gc.collect(1)
-                elif status == "stopped":
-                    return
-                elif status == "idle":
-                    raise SimDeadlockError(self._deadlock_report())
-                else:
-                    raise SimLivelockError(self._livelock_report())
-        finally:
-            self._running = False
-            self._thread_id = None
-            events._set_running_loop(None)
-            self._set_coroutine_origin_tracking(False)
-            _patches.uninstall()
-            sys.set_asyncgen_hooks(*old_hooks)
-            if gc_was_enabled:
-                gc.enable()
+            elif status == "idle":
+                raise SimDeadlockError(self._deadlock_report())
+            else:
+                raise SimLivelockError(self._livelock_report())
+
+    def _running_state(self) -> _core.Restoration:
+        """Everything one run changes in the process, as one guard
+        (``_core.Restoration``, installed and undone at C level, so an interrupt at
+        any line leaves all of it or none of it): the loop's running state, this
+        thread's running loop and async-generator hooks, the patched asyncio
+        helpers, the collector off (collections happen at fixed steps), a
+        ``KeyboardInterrupt`` met by a finalizer raised rather than printed, and,
+        for a loop used on its own (``asyncio.run(main(),
+        loop_factory=SimLoop)``), the determinism boundary."""
+        running = _core.Restoration()
+        running.set_attr(self, "_running", True)
+        running.set_attr(self, "_thread_id", threading.get_ident())
+        running.asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
+        running.running_loop(self)
+        _patches.plan(running)
+        running.gc_disabled()
+        running.call(self._start_origin_tracking, self._stop_origin_tracking)
+        running.catch_interrupts()
+        if self._boundary_settings is not None and not self._in_universe:
+            if self._own_universe is None:
+                self._own_universe = _boundary._Universe(self, self._boundary_settings)
+            self._own_universe.plan(running)
+        return running
 
     def run_until_complete(self, future: Any) -> Any:
         """Run until ``future`` (a coroutine, task or future) is done; return its
@@ -272,6 +294,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         future.add_done_callback(self._stop_marker)
         try:
             self.run_forever()
+        except (KeyboardInterrupt, SystemExit):
+            # As on the stock loop, and never replaced by the choice source's error.
+            if new_task and future.done() and not future.cancelled():
+                future.exception()
+            raise
         except BaseException:
             if new_task and future.done() and not future.cancelled():
                 future.exception()  # the error propagates; don't also log it as lost
@@ -301,6 +328,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         super().set_debug(enabled)
         if self._running and threading.get_ident() == self._thread_id:
             self._set_coroutine_origin_tracking(bool(enabled))
+
+    def _start_origin_tracking(self) -> None:
+        # As the stock loop: coroutine origins are tracked while a debug loop runs.
+        self._set_coroutine_origin_tracking(self.get_debug())
+
+    def _stop_origin_tracking(self) -> None:
+        self._set_coroutine_origin_tracking(False)
 
     def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
         saved = self._coroutine_origin_tracking_saved_depth
@@ -337,14 +371,18 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if self._running:
             raise RuntimeError("Cannot close a running event loop")
         if self._is_closed():
+            # Idempotent: finishes a close that an interrupt cut short.
+            self._lockstep.close()
             return
-        self._set_closed(True)
-        # Parked executor jobs get CancelledError raised inside them and are joined.
-        self._lockstep.close()
+        # Closed last: a close cut short by an interrupt can run again.
         pending = self._drain()
         for handle in pending:
             handle.cancel()
         self._asyncgens.clear()
+        self._set_closed(True)
+        # Parked executor jobs get CancelledError raised inside them and are joined,
+        # once the loop is closed (a job woken now schedules nothing).
+        self._lockstep.close()
 
     async def shutdown_asyncgens(self) -> None:
         """Close every async generator still open, in first-use order."""

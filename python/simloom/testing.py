@@ -349,7 +349,7 @@ def _rerun_command(
     if "::" in test_id:
         command = f"pytest {_shell_quoted_test(test_id)} --simloom-seed={seed}"
         return command + (" --simloom-check-determinism" if check_determinism else "")
-    options = (", boundary=True" if boundary else "") + (
+    options = ("" if boundary else ", boundary=False") + (
         ", check_determinism=True" if check_determinism else ""
     )
     return f"simloom.run(main, seed={seed}, scheduler={scheduler!r}{options})"
@@ -422,7 +422,7 @@ def _report(
             f"pytest {_shell_quoted_test(test_id)} --simloom-tape={shlex.quote(str(tapes[0]))}"
             if under_pytest
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
-            + (", boundary=True)" if boundary else ")")
+            + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")
     if artifacts:
@@ -978,8 +978,7 @@ class _Exploration:
     def run(self) -> None:
         __tracebackhide__ = True
         try:
-            with _api.frozen_heap():
-                self._run()
+            _api.frozen_heap().run(self._run)
         except BaseException:
             if self.stats.outcome == "passed":
                 self.stats.outcome = "error"

@@ -11,6 +11,7 @@ mod handle;
 mod loop_core;
 mod net;
 mod redirect;
+mod restore;
 mod tape;
 
 use pyo3::prelude::*;
@@ -35,6 +36,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<handle::Handle>()?;
     module.add_class::<tape::Tape>()?;
     module.add_class::<redirect::BuiltinRedirects>()?;
+    module.add_class::<restore::Restoration>()?;
+    module.add_class::<restore::InterruptCatcher>()?;
     module.add_class::<clock::ClockView>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;

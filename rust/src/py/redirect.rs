@@ -28,7 +28,7 @@ use pyo3::prelude::*;
 use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 /// How many builtins can be redirected at once (the boundary uses about 75).
 const SLOTS: usize = 128;
@@ -312,9 +312,31 @@ struct Entry {
 pub struct BuiltinRedirects {
     entries: Vec<Entry>,
     installed: AtomicBool,
+    /// Guards (`simloom._core.Restoration`) using the set right now.
+    users: AtomicUsize,
 }
 
 impl BuiltinRedirects {
+    /// One more guard uses the set: installed while any does.
+    pub(crate) fn acquire(&self) {
+        if self.users.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.install();
+        }
+    }
+
+    /// A guard stopped using the set: restored when the last one does.
+    pub(crate) fn release_use(&self) {
+        let previous = self
+            .users
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |users| {
+                users.checked_sub(1)
+            })
+            .unwrap_or(0);
+        if previous == 1 {
+            self.restore();
+        }
+    }
+
     fn release(&self) {
         self.restore();
         for entry in &self.entries {
@@ -332,6 +354,7 @@ impl BuiltinRedirects {
         let mut claimed = BuiltinRedirects {
             entries: Vec::with_capacity(redirects.len()),
             installed: AtomicBool::new(false),
+            users: AtomicUsize::new(0),
         };
         for (name, function, handler) in redirects {
             if !handler.is_callable() {
