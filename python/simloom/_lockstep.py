@@ -44,6 +44,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import _boundary
 from .errors import ExecutorBlockedError
 
 if TYPE_CHECKING:
@@ -173,16 +174,26 @@ class Worker:
             else:
                 self._condition.notify_all()
 
+    @_boundary.machinery
+    def _wait_for_the_baton(self) -> tuple[bool, _Message | None]:
+        """Wait (wall clock) until the worker gives the baton back; take its message.
+
+        Run as simloom's machinery: with the boundary on, ``time.monotonic`` in the
+        universe's thread is the virtual clock, which stands still during a step, so
+        ``Condition.wait_for``'s deadline would never come."""
+        with self._condition:
+            returned = self._condition.wait_for(
+                lambda: self._turn == "loop", timeout=WALL_LIMIT_SECONDS
+            )
+            message = self._message
+            self._message = None
+        return returned, message
+
     def _serve(self) -> None:
         """Wait while the worker holds the baton; run what it asks the loop for
         (handing the baton straight back) until it finishes or parks."""
         while True:
-            with self._condition:
-                returned = self._condition.wait_for(
-                    lambda: self._turn == "loop", timeout=WALL_LIMIT_SECONDS
-                )
-                message = self._message
-                self._message = None
+            returned, message = self._wait_for_the_baton()
             if not returned:
                 self._blocked()
                 return
