@@ -892,15 +892,23 @@ def _lock_acquire(api: str) -> Callable[..., object]:
             timeout = args[1] if len(args) > 1 else kwargs.get("timeout", -1)
             if not _blocks(blocking, timeout):
                 return NotImplemented
-        if lock.acquire(False):
-            return True  # free (or an RLock this thread holds): no wait
-        called = _waiting_api(sys._getframe(1), api, waits=False)
-        if called is None:
-            return NotImplemented
-        raise _wait_escape(called)
+        # A free lock (or an RLock this thread holds) is taken at once: no wait.
+        # One line on purpose: a KeyboardInterrupt (a signal, or a tracer at a line
+        # event) must not land between a successful trial acquire and the return,
+        # where it would leave the lock held with no ``with`` block to release it.
+        return True if lock.acquire(False) else _contended(api, sys._getframe(1))
 
     handler.__qualname__ = f"escape[{api}]"
     return handler
+
+
+def _contended(api: str, caller: types.FrameType) -> object:
+    """A blocking acquire of a lock another thread holds, from the universe's
+    thread: an escape when it is the program's wait for another thread."""
+    called = _waiting_api(caller, api, waits=False)
+    if called is None:
+        return NotImplemented
+    raise _wait_escape(called)
 
 
 def _thread_handle_join(handle: Any, *args: object, **kwargs: object) -> object:
