@@ -27,7 +27,7 @@ from asyncio import events, futures, tasks
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _core, _patches
+from . import _budgets, _core, _patches, _watchdog
 from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import (
@@ -35,6 +35,9 @@ from .errors import (
     SimDeadlockError,
     SimLivelockError,
     SimloomUsageError,
+    SimStepBudgetError,
+    SimTimeBudgetError,
+    SimWatchdogError,
     UnhandledExceptionError,
 )
 from .tape import Tape
@@ -83,6 +86,15 @@ class _StopMarker:
 
     def __call__(self, future: object) -> None:  # pragma: no cover - never queued
         pass
+
+
+def _duration(seconds: float) -> str:
+    """Virtual seconds in words, for budget reports."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        if seconds >= size or unit == "second":
+            amount = round(seconds / size, 3)
+            return f"{amount:g} {unit}" + ("" if amount == 1 else "s")
+    raise AssertionError("unreachable")
 
 
 def _describe_awaitable(obj: object) -> str:
@@ -138,8 +150,12 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
         draws: object | None = None,
         world: bool = True,
+        max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+        max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+        watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
     ) -> None:
         spec = parse_scheduler(scheduler)
+        budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
             raise SimloomUsageError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if not isinstance(livelock_steps, int) or livelock_steps < 1:
@@ -157,7 +173,15 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             strict=strict,
             draws=draws,
             livelock_steps=livelock_steps,
+            max_steps=budgets.max_steps,
+            max_time_ns=budgets.max_time_ns,
         )
+        #: The budgets of each run (see :mod:`simloom._budgets`).
+        self.budgets = budgets
+        #: Left here by the watchdog thread just before it interrupts a step.
+        self._watchdog_report: str | None = None
+        if budgets.watchdog is not None:
+            _watchdog.watch(self, budgets.watchdog)
         self.scheduler = spec
         self.seed = seed
         self._stop_marker = _StopMarker()
@@ -205,8 +229,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         :meth:`run_until_complete`) ends the run.
 
         Raises :class:`SimDeadlockError` when nothing can run and no timer is pending,
-        and :class:`SimLivelockError` when too many steps pass without the virtual
-        clock moving: a simulated loop never hangs.
+        :class:`SimLivelockError` when too many steps pass without the virtual
+        clock moving, :class:`SimStepBudgetError` / :class:`SimTimeBudgetError` when
+        the run's step or virtual-time budget is spent, and :class:`SimWatchdogError`
+        when one step runs past the wall-clock watchdog: a simulated loop never hangs.
         """
         self._check_closed()
         self._check_running()
@@ -221,8 +247,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         _patches.install()
         gc.disable()
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
-        # teardown must still be able to cancel the spinner.
-        self._reset_livelock()
+        # teardown must still be able to cancel the spinner. Each run gets the full
+        # step and time budgets too, unless they were spent: then what is left of
+        # the universe (its teardown) shares one small allowance.
+        self._begin_run()
         try:
             if self._stop_requested():
                 # asyncio semantics: stop() before run_forever() runs what is ready once.
@@ -240,8 +268,22 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                     return
                 elif status == "idle":
                     raise SimDeadlockError(self._deadlock_report())
-                else:
+                elif status == "livelock":
                     raise SimLivelockError(self._livelock_report())
+                elif status == "step_budget":
+                    raise SimStepBudgetError(
+                        self._budget_report("steps"),
+                        budget="max_steps",
+                        limit=self.budgets.max_steps,
+                    )
+                else:
+                    raise SimTimeBudgetError(
+                        self._budget_report("time"),
+                        budget="max_virtual_time",
+                        limit=self.budgets.max_virtual_time,
+                    )
+        except _watchdog.WatchdogInterrupt:
+            raise self._watchdog_error() from None
         finally:
             self._running = False
             self._thread_id = None
@@ -559,6 +601,163 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 lines.append(f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}")
         else:
             lines.append("No task is waiting: the loop was asked to run with nothing to do.")
+        return "\n".join(lines)
+
+    def _watchdog_error(self) -> SimWatchdogError:
+        """The watchdog stopped a step: its report, and the interrupt it left in the
+        tasks it went through marked as seen (it is reported once, here)."""
+        report, self._watchdog_report = self._watchdog_report, None
+        for task in list(self._task_order):
+            if task.done() and isinstance(
+                getattr(task, "_exception", None), _watchdog.WatchdogInterrupt
+            ):
+                task.exception()
+        return SimWatchdogError(
+            report or "watchdog: a step ran longer than the wall-clock watchdog allows",
+            budget="watchdog",
+            limit=self.budgets.watchdog,
+        )
+
+    def _activity_by_owner(
+        self, tasks_by_name: dict[str, asyncio.Task[Any]]
+    ) -> dict[str, tuple[int, int, int]]:
+        """Steps, last step and last virtual time per owner. A task named after it
+        was created (``create_task(name=...)``) ran its first step as ``Task-<n>``:
+        that counts for it too."""
+        raw = {label: (count, step, ns) for label, count, step, ns in self._activity()}
+        merged: dict[str, tuple[int, int, int]] = {}
+        absorbed: set[str] = set()
+        for name, task in tasks_by_name.items():
+            labels = [name]
+            number = self._task_order.get(task)
+            if number is not None and f"Task-{number}" != name:
+                labels.append(f"Task-{number}")
+            parts = [raw[label] for label in labels if label in raw]
+            absorbed.update(labels)
+            if parts:
+                merged[name] = (
+                    sum(p[0] for p in parts),
+                    max(p[1] for p in parts),
+                    max(p[2] for p in parts),
+                )
+        for label, values in raw.items():
+            if label not in absorbed:
+                merged[label] = values
+        return merged
+
+    def _budget_report(self, kind: str) -> str:
+        """Which budget ran out, its value, how to raise it, and what was still
+        scheduled: timers (with the task and line they sleep at), the tasks that ran
+        most, and the tasks that made no progress in the second half of the run."""
+        phase, max_steps, max_time_ns, start_steps, start_ns = self._budget_state()
+        in_teardown = phase == "spent"
+        steps = self._steps() - start_steps
+        now_ns = self._now_ns()
+        elapsed = (now_ns - start_ns) / 1e9
+        pending = self._pending_entries()
+        timers = sorted((due, label, owner) for label, owner, due in pending if due is not None)
+        if in_teardown:
+            lines = [
+                f"{'step' if kind == 'steps' else 'virtual-time'} budget exhausted while the "
+                "universe was torn down: after a budget runs out, teardown may take "
+                "100,000 more steps and one more virtual hour to cancel what is left, and "
+                "the program did not let go (a task that ignores cancellation?)."
+            ]
+        elif kind == "steps":
+            lines = [
+                f"step budget exhausted: {steps:,} steps ran and the universe had not "
+                f"finished (max_steps={max_steps:,}), at virtual time {now_ns / 1e9:.6f}s "
+                f"({elapsed:.6f} virtual seconds in this run)."
+            ]
+        else:
+            due = f"; the next timer is due at {timers[0][0] / 1e9:.6f}s" if timers else ""
+            assert max_time_ns is not None
+            lines = [
+                f"virtual-time budget exhausted: the universe ran {elapsed:,.6f} virtual "
+                f"seconds ({_duration(elapsed)}) and had not finished "
+                f"(max_virtual_time={max_time_ns / 1e9:g}){due}, after {steps:,} steps."
+            ]
+        tasks_by_name = {
+            task.get_name(): task for task in self._tasks_in_creation_order() if not task.done()
+        }
+        activity = self._activity_by_owner(tasks_by_name)
+
+        def where(owner: str) -> str:
+            task = tasks_by_name.get(owner)
+            if task is None:
+                return repr(owner)
+            return f"task {owner!r} at {_suspension_point(task)}"
+
+        if timers:
+            lines.append("Timers still pending (what keeps the universe going):")
+            shown: dict[tuple[str, str], tuple[int, int]] = {}
+            for due_ns, timer, setter in timers:
+                first, count = shown.get((setter, timer), (due_ns, 0))
+                shown[(setter, timer)] = (first, count + 1)
+            for (setter, timer), (first, count) in list(shown.items())[:10]:
+                more = f" (and {count - 1} more)" if count > 1 else ""
+                lines.append(f"  {timer} due at {first / 1e9:.6f}s{more}, set by {where(setter)}")
+            if len(shown) > 10:
+                lines.append(f"  ... and {len(shown) - 10} more")
+        ready = [(label, owner) for label, owner, due in pending if due is None]
+        if ready:
+            lines.append(
+                "Ready to run: "
+                + ", ".join(dict.fromkeys(f"{label} (for {owner})" for label, owner in ready))
+            )
+        total = max(1, self._steps())
+        ranked = sorted(activity.items(), key=lambda item: (-item[1][0], item[0]))
+        # The owners that took a real share of the steps (the spinners, the timers).
+        busiest = [item for item in ranked[:5] if item[1][0] * 20 >= total] or ranked[:1]
+        if busiest:
+            lines.append("Ran most in this universe:")
+            for owner, (count, _, last_ns) in busiest:
+                lines.append(
+                    f"  {where(owner)}: {count:,} steps ({100 * count / total:.0f}%), "
+                    f"last at virtual time {last_ns / 1e9:.6f}s"
+                )
+        if kind == "steps":
+            halfway_step = start_steps + steps // 2
+            stalled = [
+                (name, task)
+                for name, task in tasks_by_name.items()
+                if activity.get(name, (0, 0, 0))[1] <= halfway_step
+            ]
+            since = f"in the last {steps - steps // 2:,} steps"
+        else:
+            halfway_ns = start_ns + (now_ns - start_ns) // 2
+            stalled = [
+                (name, task)
+                for name, task in tasks_by_name.items()
+                if activity.get(name, (0, 0, 0))[2] <= halfway_ns
+            ]
+            since = f"in the last {_duration((now_ns - halfway_ns) / 1e9)} of virtual time"
+        if stalled:
+            lines.append(
+                f"No progress {since} (these tasks did not run; a deadlock hidden "
+                "behind the timers above?):"
+            )
+            for name, task in stalled:
+                awaited = getattr(task, "_fut_waiter", None)
+                what = _describe_awaitable(awaited) if awaited is not None else "nothing"
+                count, _, last_ns = activity.get(name, (0, 0, 0))
+                last = f"last ran at virtual time {last_ns / 1e9:.6f}s" if count else "never ran"
+                lines.append(f"  {name}: waits for {what} at {_suspension_point(task)} ({last})")
+        elif tasks_by_name:
+            lines.append(f"Every unfinished task ran {since}: the program is busy, not stuck.")
+        if kind == "steps":
+            lines.append(
+                "If this is real work, raise the budget: max_steps=N (SimLoop, simloom.run, "
+                "simloom.replay, @simloom.test, simloom.universes) or --simloom-max-steps=N; "
+                "None turns it off."
+            )
+        else:
+            lines.append(
+                "If the program really runs this long, raise the budget: "
+                "max_virtual_time=<seconds> (SimLoop, simloom.run, simloom.replay, "
+                "@simloom.test, simloom.universes) or --simloom-max-virtual-time=<seconds>; "
+                "None turns it off."
+            )
         return "\n".join(lines)
 
     def _livelock_report(self) -> str:

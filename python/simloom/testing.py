@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _api, _boundary, _hashseed
+from . import _api, _boundary, _budgets, _hashseed
 from ._api import RunResult, decode_events
 from ._scheduler import SchedulerSpec, parse_scheduler
 from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
@@ -77,6 +77,9 @@ class Options:
     shrink: bool = True
     artifact_dir: Path = ARTIFACT_DIR
     check_determinism: bool = False
+    #: ``--simloom-max-steps`` and friends given on the command line (argument name
+    #: → value, ``None`` for "none"); they override the test's own.
+    budgets: dict[str, int | float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -305,6 +308,7 @@ class _HypothesisRun:
         boundary: bool,
         wall_clock_epoch: datetime | float,
         world: bool = True,
+        budgets: _budgets.Budgets | None = None,
     ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
@@ -346,9 +350,14 @@ class _HypothesisRun:
             report_multiple_bugs=False,
             suppress_health_check=list(HealthCheck),
         )(
-            given(universes(boundary=boundary, wall_clock_epoch=wall_clock_epoch, world=world))(
-                replay_universe
-            )
+            given(
+                universes(
+                    boundary=boundary,
+                    wall_clock_epoch=wall_clock_epoch,
+                    world=world,
+                    **(budgets or _budgets.Budgets()).arguments(),
+                )
+            )(replay_universe)
         )
         self.test = wrapped
 
@@ -397,6 +406,9 @@ def test(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+    max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+    watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
 
@@ -416,6 +428,9 @@ def test(
     A parameter named ``world`` receives each universe's :class:`~simloom.World`
     (hosts, network, disks, faults); every other parameter is a pytest fixture.
     ``world=False``: no simulated world, and network use is an escape.
+    ``max_steps``, ``max_virtual_time``, ``watchdog``: each universe's budgets (see
+    :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
+    ``--simloom-watchdog`` override them).
     """
     if fn is None:
         return functools.partial(
@@ -428,6 +443,9 @@ def test(
             wall_clock_epoch=wall_clock_epoch,
             check_determinism=check_determinism,
             world=world,
+            max_steps=max_steps,
+            max_virtual_time=max_virtual_time,
+            watchdog=watchdog,
         )
     if not inspect.iscoroutinefunction(fn):
         raise SimloomUsageError(
@@ -443,6 +461,7 @@ def test(
         raise SimloomUsageError(
             f"check_determinism must be True or False, got {check_determinism!r}"
         )
+    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     required = [require_coverage] if isinstance(require_coverage, str) else list(require_coverage)
     for label in required:
         if not isinstance(label, str) or not label:
@@ -478,6 +497,7 @@ def test(
             check_determinism=check_determinism,
             world=world,
             wants_world=wants_world,
+            budgets=budgets,
         ).run()
 
     del run_simloom_test.__wrapped__  # pytest must see the visible signature below
@@ -503,6 +523,7 @@ class _Exploration:
         check_determinism: bool,
         world: bool = True,
         wants_world: bool = False,
+        budgets: _budgets.Budgets | None = None,
     ) -> None:
         self.fn = fn
         self.world = world
@@ -518,6 +539,7 @@ class _Exploration:
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
         self.livelock_steps = livelock_steps
+        self.budgets = (budgets or _budgets.Budgets()).overridden(self.options.budgets)
         self.boundary = boundary
         self.wall_clock_epoch = wall_clock_epoch
         self.patches = _boundary.settings(boundary, wall_clock_epoch)
@@ -548,7 +570,12 @@ class _Exploration:
             # pct:auto's horizon comes from a FIFO probe run, which is the same for
             # every seed: measure it once per exploration, not once per universe.
             spec = _api._resolve_horizon(
-                self.main, parse_scheduler(name), self.livelock_steps, self.patches, self.world
+                self.main,
+                parse_scheduler(name),
+                self.livelock_steps,
+                self.patches,
+                self.world,
+                self.budgets,
             )
             self.resolved[name] = spec
         try:
@@ -561,6 +588,7 @@ class _Exploration:
                 wall_clock_epoch=self.wall_clock_epoch,
                 check_determinism=self.check_determinism,
                 world=self.world,
+                **self.budgets.arguments(),
             )
         except SimloomNondeterminismError as exc:
             exc.add_note(
@@ -637,6 +665,7 @@ class _Exploration:
             self.boundary,
             self.wall_clock_epoch,
             self.world,
+            self.budgets,
         )
 
     def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, float]:
@@ -689,6 +718,7 @@ class _Exploration:
             boundary=self.boundary,
             wall_clock_epoch=self.wall_clock_epoch,
             world=self.world,
+            **self.budgets.arguments(),
         )
         self._count(result)
         if result.error is not None:

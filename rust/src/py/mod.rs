@@ -12,6 +12,7 @@ mod loop_core;
 mod net;
 mod redirect;
 mod tape;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -36,6 +37,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<tape::Tape>()?;
     module.add_class::<redirect::BuiltinRedirects>()?;
     module.add_class::<clock::ClockView>()?;
+    module.add_class::<watch::StepWatch>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;
     net::register(module)?;
