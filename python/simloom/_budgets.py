@@ -35,7 +35,7 @@ __all__ = [
 #: Steps one run may take (about 1.5-2 s of wall time at simloom's 1-1.5 million
 #: steps per second). ``world.until`` polling for its whole virtual hour takes
 #: 720,000.
-DEFAULT_MAX_STEPS = 2_000_000
+DEFAULT_MAX_STEPS = 1_000_000
 #: Virtual seconds one run may last: one day (the clock may reach it exactly).
 DEFAULT_MAX_VIRTUAL_TIME = 86_400.0
 #: Wall-clock seconds one step may run before the watchdog stops the universe.
