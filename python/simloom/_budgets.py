@@ -73,6 +73,9 @@ class Budgets:
         return budgets(**{**self.arguments(), **overrides})
 
 
+_DEFAULTS = Budgets()
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -84,6 +87,13 @@ def budgets(
 ) -> Budgets:
     """Check the three arguments; raise :class:`SimloomUsageError` naming the bad one
     and its valid range."""
+    if (
+        max_steps is DEFAULT_MAX_STEPS
+        and max_virtual_time is DEFAULT_MAX_VIRTUAL_TIME
+        and watchdog is DEFAULT_WATCHDOG
+    ):
+        # Every universe of an exploration comes through here (twice): keep it cheap.
+        return _DEFAULTS
     if max_steps is not None and (
         isinstance(max_steps, bool)
         or not isinstance(max_steps, int)

@@ -79,22 +79,22 @@ class _Entry:
         self.limit = limit
 
 
-#: id(loop) → what the thread needs. Mutated by loop threads, copied by the
-#: watchdog thread; both single dict operations, atomic under the GIL.
-_watched: dict[int, _Entry] = {}
+#: A weak reference to each watched loop → what the thread needs. Mutated by loop
+#: threads, copied by the watchdog thread; both single dict operations, atomic under
+#: the GIL. A loop's entry goes when the loop is collected.
+_watched: dict[weakref.ref[SimLoop], _Entry] = {}
 _started = False
 _start_lock = _thread.allocate_lock()
 
 
+def _forget(ref: weakref.ref[SimLoop]) -> None:
+    _watched.pop(ref, None)
+
+
 def watch(loop: SimLoop, limit: float) -> None:
-    """Watch ``loop``: stop any step of it that runs longer than ``limit`` seconds.
-    The loop is forgotten when it is collected."""
-    key = id(loop)
-
-    def forget(_ref: object, key: int = key) -> None:
-        _watched.pop(key, None)
-
-    _watched[key] = _Entry(weakref.ref(loop, forget), loop._watch(), loop._clock_view(), limit)
+    """Watch ``loop``: stop any step of it that runs longer than ``limit`` seconds."""
+    ref = weakref.ref(loop, _forget)
+    _watched[ref] = _Entry(ref, loop._watch(), loop._clock_view(), limit)
     if not _started:
         _start()
 
@@ -126,8 +126,8 @@ def _run() -> None:
     """The watchdog thread: forever, look at every watched loop."""
     pause = _thread.allocate_lock()
     pause.acquire()
-    #: id(loop) → (run generation, steps, when that step was first seen).
-    seen: dict[int, tuple[int, int, float]] = {}
+    #: loop → (run generation, steps, when that step was first seen).
+    seen: dict[weakref.ref[SimLoop], tuple[int, int, float]] = {}
     while True:
         pause.acquire(timeout=_poll_interval())
         # The thread must survive anything a report can raise.
@@ -135,7 +135,7 @@ def _run() -> None:
             _check_all(seen)
 
 
-def _check_all(seen: dict[int, tuple[int, int, float]]) -> None:
+def _check_all(seen: dict[weakref.ref[SimLoop], tuple[int, int, float]]) -> None:
     entries = dict(_watched)
     for key in [key for key in seen if key not in entries]:
         del seen[key]
