@@ -135,6 +135,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     ``asyncio.Runner(loop_factory=simloom.SimLoop)``. Time is virtual: the clock jumps
     to the next timer when nothing is ready, so ``asyncio.sleep(3600)`` returns at
     once in wall time.
+
+    A run never hangs: ``max_steps`` steps or ``max_virtual_time`` virtual seconds
+    without finishing raise :class:`SimStepBudgetError` / :class:`SimTimeBudgetError`,
+    and a step that runs ``watchdog`` wall-clock seconds without yielding raises
+    :class:`SimWatchdogError` (``None`` turns each off; docs/testing.md, "Budgets").
     """
 
     #: Marks simloom's loop for helpers that must not import this module.
