@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from . import _boundary, _budgets, _core, _selfcheck
 from ._scheduler import SchedulerSpec, parse_scheduler
+from ._validation import check_flag, check_int
 from .errors import SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from .tape import Tape
@@ -427,10 +428,10 @@ def run(
     requested = parse_scheduler(scheduler)
     budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     patches = _boundary.settings(boundary, wall_clock_epoch)
-    if not isinstance(check_determinism, bool):
-        raise SimloomUsageError(
-            f"check_determinism must be True or False, got {check_determinism!r}"
-        )
+    check_flag("check_determinism", check_determinism)
+    check_int("seed", seed, minimum=0)
+    check_int("livelock_steps", livelock_steps)
+    check_flag("world", world)
     spec = _resolve_horizon(main, requested, livelock_steps, patches, world, budgets)
     loop_arguments = {"livelock_steps": livelock_steps, "world": world, **budgets.arguments()}
     if check_determinism:
@@ -472,6 +473,9 @@ def replay(
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
     patches = _boundary.settings(boundary, wall_clock_epoch)
+    check_flag("strict", strict)
+    check_int("livelock_steps", livelock_steps)
+    check_flag("world", world)
     budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     loop = SimLoop(
         tape=tape,

@@ -12,7 +12,10 @@ stdlib for one universe and restores them when it ends, however it ends. The C
 builtins are redirected in place (``_core.BuiltinRedirects``), so a name bound
 before the universe (``from time import monotonic``), a default argument or an
 attribute reaches the patch too. A handler answers only in the thread running the
-universe; every other call goes to the original.
+universe; every other call goes to the original. An escape reached through a stdlib
+wrapper (``pty.fork`` → ``os.forkpty``, ``queue.Queue.get`` → a lock's
+``acquire``) is named after the wrapper the program called, read from the frames
+between the program and the builtin.
 
 The wall clock is ``wall_clock_epoch`` plus virtual time; the monotonic clocks are
 ``loop.time()``. Randomness comes from one tape choice, ``world.random_seed``, drawn
@@ -43,6 +46,7 @@ import hashlib
 import math
 import random
 import sys
+import threading as _threading
 import time
 import types
 import warnings
@@ -109,7 +113,22 @@ class Settings:
     epoch_ns: int
 
 
+#: The latest wall-clock epoch a universe can start at: the last second a
+#: ``datetime`` can show (a later one would make ``datetime.now()`` overflow).
+_LATEST_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
 def _epoch_ns(wall_clock_epoch: object) -> int:
+    epoch_ns = _epoch_ns_unchecked(wall_clock_epoch)
+    if not 0 <= epoch_ns <= _LATEST_EPOCH_SECONDS * 1_000_000_000:
+        raise SimloomUsageError(
+            "wall_clock_epoch must lie between 1970-01-01 and 9999-12-31 (Unix seconds "
+            f"in [0, {_LATEST_EPOCH_SECONDS}]), got {wall_clock_epoch!r}"
+        )
+    return epoch_ns
+
+
+def _epoch_ns_unchecked(wall_clock_epoch: object) -> int:
     if isinstance(wall_clock_epoch, _datetime.datetime):
         if wall_clock_epoch.utcoffset() is None:
             raise SimloomUsageError(
@@ -177,7 +196,7 @@ class _Universe:
     __slots__ = (
         "_random_seed",
         "_registered",
-        "_urandom",
+        "_streams",
         "_uuid_module_state",
         "clock",
         "entered",
@@ -197,7 +216,9 @@ class _Universe:
         self.clock = loop._clock_view()
         self.epoch_ns = settings.epoch_ns
         self._random_seed: int | None = None
-        self._urandom: _EntropyStream | None = None
+        #: Byte streams by purpose (``os.urandom``, ``ssl.RAND_bytes``), made on
+        #: first use.
+        self._streams: dict[str, _EntropyStream] = {}
         #: ``random.Random`` instances seen in this universe, by id (kept alive so
         #: an id is never reused for another instance).
         self.randoms_seen: dict[int, random.Random] = {}
@@ -233,10 +254,18 @@ class _Universe:
         text = f"{self.random_seed()}:{purpose}:{index}".encode()
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
+    def entropy(self, purpose: str, size: int) -> bytes:
+        """``size`` bytes of the stream for ``purpose``, derived from the tape: each
+        source has its own stream, so one source's use does not shift another's."""
+        stream = self._streams.get(purpose)
+        if stream is None:
+            stream = self._streams[purpose] = _EntropyStream(
+                self.derive(purpose).to_bytes(8, "little")
+            )
+        return stream.read(size)
+
     def urandom(self, size: int) -> bytes:
-        if self._urandom is None:
-            self._urandom = _EntropyStream(self.derive("urandom").to_bytes(8, "little"))
-        return self._urandom.read(size)
+        return self.entropy("urandom", size)
 
     def registered_randoms(self) -> dict[int, int]:
         """``id(instance) → registration key`` of the ``random.Random`` instances
@@ -681,6 +710,223 @@ def _dns(api: str, what: str, host_argument: int | None) -> Callable[..., object
     return handler
 
 
+def _ssl_rand_bytes(receiver: object, size: object) -> object:
+    """``ssl.RAND_bytes(n)``: its own stream derived from the tape."""
+    universe = _here()
+    if universe is None or not isinstance(size, int) or size < 0:
+        return NotImplemented  # the original says what is wrong with the argument
+    return universe.entropy("ssl.RAND_bytes", size)
+
+
+# -- escapes named after the API the program called
+#
+# Some escapes are reached through stdlib wrappers: ``pty.fork`` ends in
+# ``os.forkpty``, ``os.spawnv`` in ``os.fork``, ``queue.Queue.get`` in a lock's
+# ``acquire``. The message names the outermost wrapper the program called, read
+# from the Python frames between the program and the builtin (a builtin has none of
+# its own, so the handler's caller is the wrapper, or the program).
+
+
+def _frame_module(frame: types.FrameType) -> str:
+    name = frame.f_globals.get("__name__")
+    return name if isinstance(name, str) else ""
+
+
+def _outermost(frame: types.FrameType | None, modules: dict[str, str]) -> str | None:
+    """``public.module.qualname`` of the outermost of the consecutive frames, from
+    ``frame`` outwards, that belong to ``modules`` (module → public name)."""
+    outermost = None
+    while frame is not None and (public := modules.get(_frame_module(frame))) is not None:
+        outermost = f"{public}.{frame.f_code.co_qualname}"
+        frame = frame.f_back
+    return outermost
+
+
+_PROCESS_WRAPPERS = {"os": "os", "pty": "pty"}
+
+
+def _process_escape(api: str, what: str) -> Callable[..., object]:
+    """An escape of ``os``'s process functions, named after the wrapper the program
+    called (``pty.fork``, ``os.spawnv``, ``os.execvp``) when there is one."""
+    default = _escape(api, what)
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        universe = _here()
+        if universe is None:
+            return NotImplemented
+        if api in universe.simulated:
+            return default(receiver, *args, **kwargs)
+        called = _outermost(sys._getframe(1), _PROCESS_WRAPPERS) or api
+        raise EscapedSimulationError(f"{called}(): {what} ({_ESCAPE_HINT}).")
+
+    handler.__qualname__ = f"escape[{api}]"
+    return handler
+
+
+def _signal_escape(api: str, what: str) -> Callable[..., object]:
+    """A signal escape that leaves simloom's own code alone (masking or deferring
+    Ctrl-C around its own bookkeeping is not the program reaching for signals)."""
+    escape = _escape(api, what)
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        if _here() is None:
+            return NotImplemented
+        caller: types.FrameType | None = sys._getframe(1)
+        while caller is not None and _frame_module(caller) == "signal":
+            caller = caller.f_back  # signal.py's wrappers (signal.signal, pthread_sigmask)
+        if caller is not None and _frame_module(caller).partition(".")[0] == "simloom":
+            return NotImplemented
+        return escape(receiver, *args, **kwargs)
+
+    handler.__qualname__ = f"escape[{api}]"
+    return handler
+
+
+# -- waiting for another thread
+#
+# A universe runs on one thread; nothing another thread does is part of it. A wait
+# for another thread from that thread blocks the universe for real time (and
+# forever when the other thread is waiting on the loop: run_coroutine_threadsafe's
+# future). Every blocking wait of threading, queue and concurrent.futures ends in a
+# C builtin: a lock's acquire (Condition.wait acquires a fresh "waiter" lock that
+# notify() releases, and Event, Semaphore, Barrier, Queue and Future wait through
+# Condition.wait), Thread.join (its lock on 3.12, _thread._ThreadHandle.join on
+# 3.13) or queue.SimpleQueue.get. Their handlers try the non-blocking form first,
+# so a wait that would return at once (an Event already set, a free lock, a
+# finished thread, a non-empty queue, timeout 0) stays allowed; only a wait that
+# would block raises. Not every blocking acquire is a wait for another thread,
+# though: these pass through to the real call:
+#
+# - the primitives' internal mutexes (``with self._cond:`` inside Event.set),
+#   held only for a few instructions;
+# - the stdlib's own locks (logging's handler lock, importlib's module locks);
+# - waits simloom's own code makes (the executor's worker threads, the watchdog),
+#   and anything run under :func:`machinery`;
+# - Thread.start's wait for the new thread to start running.
+
+_THREAD_MODULES = {
+    "threading": "threading",
+    "queue": "queue",
+    "concurrent.futures._base": "concurrent.futures",
+    "concurrent.futures.thread": "concurrent.futures",
+}
+#: Frames whose lock acquire is a wait for another thread, not a mutex.
+_WAITING_CODE = frozenset(
+    function.__code__
+    for function in (
+        _threading.Condition.wait,
+        getattr(_threading.Thread, "_wait_for_tstate_lock", None),  # 3.12
+    )
+    if function is not None
+)
+#: Waits that end as soon as another thread gets going.
+_BRIEF_WAIT_CODE = frozenset({_threading.Thread.start.__code__})
+
+
+def _own_or_stdlib(module: str) -> bool:
+    """True for simloom's own modules and the standard library's."""
+    top = module.partition(".")[0]
+    return top == "simloom" or top in sys.stdlib_module_names
+
+
+def _waiting_api(caller: types.FrameType | None, direct: str, waits: bool) -> str | None:
+    """The API a blocking wait of the thread running the universe was called
+    through, or ``None`` when the wait is not the program's (see above). ``caller``
+    is the frame that called the builtin; ``direct`` names the builtin when the
+    program called it itself; ``waits`` says whether the builtin waits for another
+    thread even when a stdlib primitive calls it (a Thread.join, a queue), rather
+    than only when the caller is a wait (Condition.wait's waiter lock)."""
+    if caller is None:
+        return direct
+    module = _frame_module(caller)
+    if module not in _THREAD_MODULES:
+        return None if _own_or_stdlib(module) else direct
+    if not waits and caller.f_code not in _WAITING_CODE:
+        return None  # a primitive's internal mutex
+    frame: types.FrameType | None = caller
+    outermost = direct
+    while frame is not None and (public := _THREAD_MODULES.get(_frame_module(frame))):
+        if frame.f_code in _BRIEF_WAIT_CODE:
+            return None
+        outermost = f"{public}.{frame.f_code.co_qualname}"
+        frame = frame.f_back
+    if frame is not None and _own_or_stdlib(_frame_module(frame)):
+        return None
+    return outermost
+
+
+_WAIT_WHAT = (
+    "it blocks the thread running the universe until another thread acts, for real "
+    "time or forever; in a coroutine, await an asyncio primitive or "
+    "asyncio.wrap_future(...)"
+)
+
+
+def _wait_escape(api: str) -> EscapedSimulationError:
+    return EscapedSimulationError(f"{api}(): {_WAIT_WHAT} ({_ESCAPE_HINT}).")
+
+
+def _blocks(blocking: object, timeout: object) -> bool | None:
+    """Whether ``acquire(blocking, timeout)`` may wait; ``None`` for arguments the
+    original refuses (it says what is wrong with them)."""
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        return None
+    if math.isnan(timeout) or (timeout < 0 and timeout != -1):
+        return None
+    if not blocking:
+        return None if timeout != -1 else False
+    return timeout != 0
+
+
+_NON_BLOCKING = (False,)
+
+
+def _lock_acquire(api: str) -> Callable[..., object]:
+    """``acquire()`` and ``__enter__`` of ``_thread.lock`` / ``_thread.RLock``."""
+
+    def handler(lock: Any, *args: object, **kwargs: object) -> object:
+        # Hot (every acquire in the process while a universe runs): the common
+        # cases first, without a call.
+        if args == _NON_BLOCKING and not kwargs:
+            return NotImplemented  # acquire(False), the try below among them
+        if _active.get(_get_ident()) is None:
+            return NotImplemented
+        if args or kwargs:
+            if len(args) > 2 or not kwargs.keys() <= {"blocking", "timeout"}:
+                return NotImplemented
+            blocking = args[0] if args else kwargs.get("blocking", True)
+            timeout = args[1] if len(args) > 1 else kwargs.get("timeout", -1)
+            if not _blocks(blocking, timeout):
+                return NotImplemented
+        if lock.acquire(False):
+            return True  # free (or an RLock this thread holds): no wait
+        called = _waiting_api(sys._getframe(1), api, waits=False)
+        if called is None:
+            return NotImplemented
+        raise _wait_escape(called)
+
+    handler.__qualname__ = f"escape[{api}]"
+    return handler
+
+
+def _thread_handle_join(handle: Any, *args: object, **kwargs: object) -> object:
+    """``_thread._ThreadHandle.join(timeout=None)`` (Thread.join on 3.13)."""
+    if _here() is None or len(args) > 1 or not set(kwargs) <= {"timeout"}:
+        return NotImplemented
+    timeout = args[0] if args else kwargs.get("timeout")
+    if timeout is not None:
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+            return NotImplemented
+        if timeout <= 0:
+            return NotImplemented  # no wait
+    if handle.is_done():
+        return NotImplemented
+    called = _waiting_api(sys._getframe(1), "threading.Thread.join", waits=True)
+    if called is None:
+        return NotImplemented
+    raise _wait_escape(called)
+
+
 # ------------------------------------------------------------------- the table
 
 
@@ -751,6 +997,109 @@ def _socket_method_row(name: str, what: str) -> _Row:
         _escape(api, what),
     )
 
+
+#: ``signal`` functions that change or use the process's real signal state.
+_SIGNAL_ESCAPES = {
+    "signal": "it installs a real signal handler, which would outlive the universe "
+    "(signal.getsignal, read-only, is allowed)",
+    "setitimer": "it arms a real interval timer",
+    "alarm": "it arms a real alarm",
+    "pthread_kill": "it sends a real signal",
+    "raise_signal": "it sends a real signal",
+    "set_wakeup_fd": "it changes where the process reports real signals",
+    "siginterrupt": "it changes how real signals interrupt system calls",
+    "pthread_sigmask": "it changes the real thread's signal mask",
+    "pause": "it blocks the thread until a real signal arrives",
+    "sigwait": "it blocks the thread until a real signal arrives",
+    "sigwaitinfo": "it blocks the thread until a real signal arrives",
+    "sigtimedwait": "it blocks the thread until a real signal arrives",
+}
+
+_SIGNAL_ROWS = tuple(
+    _row(
+        f"signal.{name}",
+        "signals",
+        "escape",
+        f"EscapedSimulationError at the call: {what}",
+        (f"_signal.{name}",),
+        _signal_escape(f"signal.{name}", what),
+    )
+    for name, what in _SIGNAL_ESCAPES.items()
+)
+
+#: Waits for another thread, through a lock's acquire (see _waiting_api).
+_THREAD_WAITS = {
+    "threading.Event.wait": "unless the event is set",
+    "threading.Condition.wait": "(and wait_for) unless the timeout is 0",
+    "threading.Semaphore.acquire": "(BoundedSemaphore too) unless a slot is free",
+    "threading.Barrier.wait": "unless this thread is the last to arrive",
+    "queue.Queue.get": "(LifoQueue, PriorityQueue too) unless an item is there",
+    "queue.Queue.put": "unless there is room",
+    "queue.Queue.join": "unless every item is done",
+    "concurrent.futures.Future.result": "(and exception) unless the future is done: "
+    "asyncio.run_coroutine_threadsafe(...).result() in the loop's thread would never return",
+    "concurrent.futures.wait": "(and as_completed) unless the futures are done",
+}
+
+_THREAD_ROWS = (
+    _Row(
+        BoundaryEntry(
+            "threading.Lock.acquire",
+            "threads",
+            "escape",
+            "EscapedSimulationError in the thread running the universe when the lock is "
+            "held and the call would wait (blocking, a positive timeout, `with lock:`); "
+            "a free lock or blocking=False / timeout=0 is allowed, and so are the "
+            "stdlib's own locks (logging's)",
+        ),
+        (
+            ("_thread.LockType.acquire", _lock_acquire("threading.Lock.acquire")),
+            ("_thread.LockType.__enter__", _lock_acquire("threading.Lock.acquire")),
+        ),
+    ),
+    _Row(
+        BoundaryEntry(
+            "threading.RLock.acquire",
+            "threads",
+            "escape",
+            "as threading.Lock.acquire, when another thread holds it (re-entering "
+            "the thread's own RLock is allowed)",
+        ),
+        (
+            ("_thread.RLock.acquire", _lock_acquire("threading.RLock.acquire")),
+            ("_thread.RLock.__enter__", _lock_acquire("threading.RLock.acquire")),
+        ),
+    ),
+    *(
+        _row(
+            api,
+            "threads",
+            "escape",
+            f"EscapedSimulationError in the thread running the universe when it would "
+            f"wait for another thread, {when}; through the waiting lock's acquire",
+        )
+        for api, when in _THREAD_WAITS.items()
+    ),
+    _row(
+        "threading.Thread.join",
+        "threads",
+        "escape",
+        "EscapedSimulationError in the thread running the universe unless the thread "
+        "has finished or the timeout is 0 (Thread.start, which waits for the new "
+        "thread to run, is allowed)",
+        ("_thread._ThreadHandle.join",),  # 3.13; 3.12 joins through the lock
+        _thread_handle_join,
+    ),
+    _row(
+        "queue.SimpleQueue.get",
+        "threads",
+        "documented",
+        "an empty SimpleQueue's get() blocks the thread for real (its C method takes "
+        "its defining class, a calling convention simloom cannot redirect): in the "
+        "universe's thread, use queue.Queue (an escape when it would wait) or "
+        "asyncio.Queue",
+    ),
+)
 
 _ROWS: tuple[_Row, ...] = (
     # -- scheduling: the loop itself
@@ -1012,6 +1361,23 @@ _ROWS: tuple[_Row, ...] = (
         _uuid_generate_time,
     ),
     _row(
+        "ssl.RAND_bytes",
+        "randomness",
+        "patched",
+        "a byte stream derived from the tape (its own, so it does not shift os.urandom's)",
+        ("_ssl.RAND_bytes",),
+        _ssl_rand_bytes,
+    ),
+    _row(
+        "ssl (OpenSSL's own randomness)",
+        "randomness",
+        "documented",
+        "a TLS handshake's random values and keys come from OpenSSL's generator, "
+        "which simloom cannot reach: the bytes on a simulated TLS connection differ "
+        "between runs, but not their lengths (with RSA certificates; an ECDSA "
+        "signature's length varies), so the schedule and the digest replay",
+    ),
+    _row(
         "random.Random (created outside the universe)",
         "randomness",
         "documented",
@@ -1044,6 +1410,24 @@ _ROWS: tuple[_Row, ...] = (
     _loop_simulated("getaddrinfo", "dns", "strict DNS of the world's names"),
     _loop_simulated("getnameinfo", "dns", "the world's names"),
     *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
+    _row(
+        "socket.socket.bind",
+        "network",
+        "escape",
+        "EscapedSimulationError at the call: it binds a real address; a program "
+        "listens on the simulated network with loop.create_server / "
+        "asyncio.start_server (UDP: create_datagram_endpoint(local_addr=...))",
+        ("_socket.socket.bind",),
+        _escape("socket.socket.bind", "it binds a real socket to a real address"),
+    ),
+    _row(
+        "socket.socket.listen",
+        "network",
+        "escape",
+        "EscapedSimulationError at the call: it listens on a real socket (see socket.socket.bind)",
+        ("_socket.socket.listen",),
+        _escape("socket.socket.listen", "it listens on a real socket"),
+    ),
     _row(
         "socket.create_connection",
         "network",
@@ -1138,7 +1522,7 @@ _ROWS: tuple[_Row, ...] = (
         "escape",
         "EscapedSimulationError at the call: it starts a real process (posix_spawnp too)",
         ("os.posix_spawn", "os.posix_spawnp"),
-        _escape("os.posix_spawn", "it starts a real process"),
+        _process_escape("os.posix_spawn", "it starts a real process"),
     ),
     _row(
         "os.fork",
@@ -1146,8 +1530,60 @@ _ROWS: tuple[_Row, ...] = (
         "escape",
         "EscapedSimulationError at the call: it copies the process",
         ("os.fork",),
-        _escape("os.fork", "it copies the process"),
+        _process_escape("os.fork", "it copies the process"),
     ),
+    _row(
+        "os.forkpty",
+        "processes",
+        "escape",
+        "EscapedSimulationError at the call: it copies the process",
+        ("os.forkpty",),
+        _process_escape("os.forkpty", "it copies the process"),
+    ),
+    _row(
+        "pty.fork",
+        "processes",
+        "escape",
+        "through os.forkpty, named pty.fork (pty.spawn likewise)",
+    ),
+    _row(
+        "os.spawnv",
+        "processes",
+        "escape",
+        "through os.fork, named after the function called (os.spawnl, spawnle, "
+        "spawnlp, spawnlpe, spawnv, spawnve, spawnvp, spawnvpe)",
+    ),
+    _Row(
+        BoundaryEntry(
+            "os.execv",
+            "processes",
+            "escape",
+            "EscapedSimulationError at the call: it replaces the process (os.execve, "
+            "and os.execl, execle, execlp, execlpe, execvp, execvpe named after "
+            "themselves)",
+        ),
+        (
+            ("os.execv", _process_escape("os.execv", "it replaces the process")),
+            ("os.execve", _process_escape("os.execve", "it replaces the process")),
+        ),
+    ),
+    _row(
+        "os.kill",
+        "signals",
+        "escape",
+        "EscapedSimulationError at the call: it sends a real signal (to any process, this one too)",
+        ("os.kill",),
+        _signal_escape("os.kill", "it sends a real signal"),
+    ),
+    _row(
+        "os.killpg",
+        "signals",
+        "escape",
+        "as os.kill",
+        ("os.killpg",),
+        _signal_escape("os.killpg", "it sends a real signal"),
+    ),
+    *_SIGNAL_ROWS,
     _row(
         "os.getpid",
         "processes",
@@ -1169,6 +1605,7 @@ _ROWS: tuple[_Row, ...] = (
         "calls into the loop are detected (loop.call_soon_threadsafe); the "
         "self-check (check_determinism) catches the divergence it causes",
     ),
+    *_THREAD_ROWS,
     # -- hashing and identity
     _row(
         "hash(str), hash(bytes)",

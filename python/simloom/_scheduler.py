@@ -22,6 +22,11 @@ SCHEDULERS: dict[str, str] = {
 
 DEFAULT_PCT_DEPTH = 3
 DEFAULT_PCT_HORIZON = 100
+#: PCT draws ``depth - 1`` change points and a priority per task: a depth beyond a
+#: few dozen buys nothing and a huge one would allocate without bound.
+MAX_PCT_DEPTH = 1_000
+#: The horizon is a decision count; a trillion is beyond any universe.
+MAX_PCT_HORIZON = 10**12
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,14 @@ class SchedulerSpec:
         return f"pct:d={self.depth},k={self.horizon}"
 
 
-def _positive(option: str, text: str, spec: str) -> int:
+def _positive(option: str, text: str, spec: str, maximum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
+    if not 1 <= value <= maximum:
         raise SimloomUsageError(
-            f"scheduler {spec!r}: {option} must be a positive integer, got {text!r}"
+            f"scheduler {spec!r}: {option} must be an integer in [1, {maximum}], got {text!r}"
         )
     return value
 
@@ -75,9 +80,9 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
             if key == "auto" and not value:
                 auto = True
             elif key in ("d", "depth"):
-                depth = _positive("depth (d)", value, spec)
+                depth = _positive("depth (d)", value, spec, MAX_PCT_DEPTH)
             elif key in ("k", "horizon"):
-                horizon = _positive("horizon (k)", value, spec)
+                horizon = _positive("horizon (k)", value, spec, MAX_PCT_HORIZON)
             else:
                 raise SimloomUsageError(
                     f"scheduler {spec!r}: unknown PCT option {option!r}; "

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 from . import _budgets, _core, _patches, _watchdog
 from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
+from ._validation import check_flag, check_int
 from .errors import (
     EscapedSimulationError,
     SimDeadlockError,
@@ -161,12 +162,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     ) -> None:
         spec = parse_scheduler(scheduler)
         budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-            raise SimloomUsageError(f"seed must be an integer in [0, 2**64), got {seed!r}")
-        if not isinstance(livelock_steps, int) or livelock_steps < 1:
-            raise SimloomUsageError(
-                f"livelock_steps must be a positive integer, got {livelock_steps!r}"
-            )
+        check_int("seed", seed, minimum=0)
+        check_int("livelock_steps", livelock_steps)
+        check_flag("strict", strict)
+        check_flag("world", world)
         if tape is not None and not isinstance(tape, _core.Tape):
             raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
         self._configure(

@@ -1010,6 +1010,7 @@ class Net:
         self._world = world
 
     def _core(self) -> Any:
+        self._world._check_running("world.net")
         return self._world._net
 
     def _ids(self, group: Any, argument: str) -> list[int]:

@@ -128,14 +128,14 @@ def pytest_configure(config: pytest.Config) -> None:
         except SimloomUsageError as exc:
             raise pytest.UsageError(f"{flag}: {exc}") from None
     tape_path = None
+    artifact = None
     if tape is not None:
         tape_path = Path(tape)
         if not tape_path.is_file():
             raise pytest.UsageError(f"--simloom-tape: no such file: {tape}")
-        from .tape import Tape
-
         try:
-            Tape.load(tape_path)
+            # Read and decoded here, once: collection and the test reuse it.
+            artifact = testing.load_tape_artifact(tape_path)
         except TapeError as exc:
             raise pytest.UsageError(f"--simloom-tape={tape}: {type(exc).__name__}: {exc}") from None
     testing.session_stats.clear()
@@ -143,6 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
         testing.Options(
             seed=seed,
             tape=tape_path,
+            tape_artifact=artifact,
             runs=runs,
             scheduler=scheduler,
             shrink=not config.getoption("simloom_no_shrink"),
@@ -158,7 +159,8 @@ def _is_simloom_test(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tape = config.getoption("simloom_tape")
-    owner = testing._artifact_test(Path(tape)) if tape else None
+    artifact = testing.options().tape_artifact
+    owner = artifact.test if tape and artifact is not None else None
     simloom_items = [item for item in items if _is_simloom_test(item)]
     for item in simloom_items:
         item.add_marker(pytest.mark.simloom)

@@ -4,23 +4,33 @@ A tape lists only the decisions that deviated from the canonical choice 0, so a 
 universe of any length has an empty tape. Files come in two versioned forms: JSON
 (``.json``, human-readable) and CBOR (``.cbor``, compact). Reading checks the format
 marker and version: a foreign, newer, corrupt or truncated file raises a named
-:class:`~simloom.errors.TapeError`. Writing is atomic (a temporary file renamed into
-place), so a crash never leaves half a tape behind.
+:class:`~simloom.errors.TapeError`. Writing is atomic (a temporary file fsynced and
+renamed into place, the directory fsynced), so a crash never leaves half a tape
+behind, and the temporary files of a writer killed mid-write are removed by the next
+write to that directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from . import _core
 from .errors import CorruptTapeError, SimloomUsageError, TruncatedTapeError
 
-__all__ = ["MAX_GAP", "Tape", "atomic_write"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["MAX_GAP", "Tape", "atomic_write", "remove_abandoned_temporaries"]
 
 #: Largest gap the draw encoding expresses between two deviations (as in Rust).
 MAX_GAP = 2**32 - 1
@@ -28,26 +38,119 @@ MAX_GAP = 2**32 - 1
 TapeFormat = Literal["json", "cbor"]
 
 
+#: Temporary files of :func:`atomic_write` are ``.<target name>.<random>`` plus this.
+TEMPORARY_SUFFIX = ".simloom-tmp"
+#: A temporary file this old (by modification time) whose writer holds no lock on it
+#: was abandoned (its writer was killed mid-write): the next write to its directory
+#: removes it. A live writer holds the lock from a moment after creating the file
+#: until after renaming it, so the age only covers that moment.
+STALE_AFTER_SECONDS = 10.0
+#: Where locks cannot be taken (no ``fcntl``, a filesystem without them), only age
+#: tells: an hour.
+STALE_WITHOUT_LOCKS_SECONDS = 3600.0
+#: Artifact temporaries of simloom before 0.1.0 (``mkstemp``'s 8 random characters,
+#: no lock): removed once an hour old.
+_LEGACY_TEMPORARY = re.compile(r"\..+\.(?:tape\.json|events\.jsonl)\.[a-z0-9_]{8}\.tmp")
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one,
-    never a partial one."""
+    never a partial one, and so that the new one survives a power cut once this
+    returns: a temporary file beside it is written, fsynced, renamed over it, and
+    the directory fsynced. Temporary files abandoned by a killed writer are removed
+    by the next write to the same directory."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_abandoned_temporaries(target.parent)
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
+    )
     try:
-        # mkstemp creates 0600; give the file the mode an ordinary open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as handle:
+            # Held until the file is renamed: the mark of a live writer.
+            _lock(handle.fileno(), blocking=True)
+            # mkstemp creates 0600; give the file the mode an ordinary open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
+            if fcntl is not None:
+                os.replace(temporary, target)
+        if fcntl is None:  # Windows cannot rename an open file
+            os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    _fsync_directory(target.parent)
+
+
+def remove_abandoned_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of writers that died in :func:`atomic_write`
+    (``kill -9``, a power cut) in ``directory``; return what was deleted. A file
+    whose writer is alive (it holds the file's lock) is never touched."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        legacy = _LEGACY_TEMPORARY.fullmatch(entry.name) is not None
+        if not legacy and not (
+            entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX)
+        ):
+            continue
+        with contextlib.suppress(OSError):
+            if _abandoned(entry.path, now, STALE_WITHOUT_LOCKS_SECONDS if legacy else None):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _abandoned(path: str, now: float, older_than: float | None = None) -> bool:
+    age = now - os.stat(path, follow_symlinks=False).st_mtime
+    if age <= (older_than or STALE_AFTER_SECONDS):
+        return False
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        # The lock is free only if no process holds the file locked: its writer is
+        # gone (locks die with their process, even under kill -9).
+        locked = _lock(fd, blocking=False)
+    finally:
+        os.close(fd)
+    if locked is None:  # no locks here: only age tells
+        return age > STALE_WITHOUT_LOCKS_SECONDS
+    return locked
+
+
+def _lock(fd: int, *, blocking: bool) -> bool | None:
+    """Take an exclusive lock on ``fd``: ``True`` if taken, ``False`` if another
+    process holds it, ``None`` where locks are not available."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None  # a filesystem without locks
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Tape(_core.Tape):
@@ -76,7 +179,8 @@ class Tape(_core.Tape):
 
     @classmethod
     def _wrap(cls, core: _core.Tape) -> Tape:
-        return cls(core.deviations)
+        # Copied in Rust without a re-check: a decoded tape is valid already.
+        return _core.Tape.__new__(cls, core)
 
     @classmethod
     def loads(cls, data: bytes | str) -> Tape:
@@ -90,13 +194,21 @@ class Tape(_core.Tape):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Tape:
         """Read a tape file (either form)."""
+        return cls._load_document(path)[0]
+
+    @classmethod
+    def _load_document(cls, path: str | os.PathLike[str]) -> tuple[Tape, dict[str, Any]]:
+        """Read a tape file once: the tape, and the other scalar fields of a JSON
+        document (an artifact's ``test``, ``seed``, ``digest``...; none for CBOR)."""
         try:
             data = Path(path).read_bytes()
         except IsADirectoryError as exc:
             raise SimloomUsageError(f"{path} is a directory, not a tape file") from exc
         if not data:
             raise TruncatedTapeError(f"tape file {path} is empty")
-        return cls.loads(data)
+        core, fields = _core.Tape._decode_document(data)
+        document = json.loads(fields)
+        return cls._wrap(core), document if isinstance(document, dict) else {}
 
     @classmethod
     def from_draws(cls, draws: Iterable[int]) -> Tape:

@@ -8,14 +8,16 @@ Hypothesis, save it, report it, replay it.
 pytest collects the decorated function like any test (every parameter other than
 ``world`` is an ordinary fixture). Calling it:
 
-1. replays failures saved in Hypothesis's example database for this test, if any;
+1. replays failures saved in Hypothesis's example database for this test, if any,
+   and goes on shrinking one whose shrink an earlier run did not finish;
 2. explores ``runs`` seeded universes on the Rust fast path (seed ``i`` is universe
    ``i``, so ``--simloom-seed=i`` replays it);
 3. hands the first failing universe's tape to Hypothesis, which re-checks it,
    shrinks it with its own shrinker and saves it under the test's database key;
-4. raises the program's own error, with the report (seed, re-run command, shrink
-   story, minimal schedule in words, artifact paths) attached as a note, and writes
-   the artifacts to ``.sim/failures/``.
+4. raises the program's own error, with the report (seed, re-run command, how far
+   it was shrunk, the schedule in words, artifact paths) attached as a note, and
+   writes the artifacts to ``.sim/failures/`` (one that cannot be written is a
+   warning line in the report, never in its place).
 
 Owns: the exploration policy, the report and the artifacts. Must not: import
 pytest (the plugin, ``pytest_plugin.py``, feeds options in through
@@ -24,11 +26,14 @@ pytest (the plugin, ``pytest_plugin.py``, feeds options in through
 
 from __future__ import annotations
 
+import errno
 import functools
+import hashlib
 import inspect
 import json
 import os
 import re
+import shlex
 import sys
 import time
 import types
@@ -41,7 +46,12 @@ from typing import Any
 from . import _api, _boundary, _budgets, _hashseed
 from ._api import RunResult, decode_events
 from ._scheduler import SchedulerSpec, parse_scheduler
-from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
+from ._validation import check_flag, check_int, check_labels
+from .errors import (
+    CoverageNotReachedError,
+    SimloomNondeterminismError,
+    SimloomUsageError,
+)
 from .loop import DEFAULT_LIVELOCK_STEPS
 from .tape import Tape, atomic_write
 
@@ -50,8 +60,10 @@ __all__ = [
     "DEFAULT_SCHEDULER",
     "CoverageNotReachedError",
     "Options",
+    "TapeArtifact",
     "TestStats",
     "configure",
+    "load_tape_artifact",
     "test",
 ]
 
@@ -64,6 +76,16 @@ DEFAULT_SCHEDULER = "mixed"
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT_DIR = Path(".sim") / "failures"
+#: Longest readable part of an artifact file name. With the digest, the longest
+#: suffix (``-seed<20 digits>-partly-shrunk.events.jsonl``) and the temporary-file
+#: decoration of an atomic write, a name stays far below NAME_MAX (255 bytes).
+MAX_ARTIFACT_STEM = 96
+#: Hex digits of the test id's SHA-256 in an artifact name (48 bits).
+ARTIFACT_DIGEST_CHARS = 12
+#: Node ids whose readable file name is the id itself, spelt with dots: a top-level
+#: module, plain names, an optional plain parameter id. The spelling is reversible
+#: for these, so they need no digest (``test_bank.py::test_x`` → ``test_bank.test_x``).
+_PLAIN_TEST_ID = re.compile(r"[A-Za-z0-9_]+\.py(?:::[A-Za-z0-9_]+)+(?:\[[A-Za-z0-9_-]*\])?")
 
 
 @dataclass
@@ -72,6 +94,8 @@ class Options:
 
     seed: int | None = None
     tape: Path | None = None
+    #: ``tape``, read once (the plugin reads it while validating the option).
+    tape_artifact: TapeArtifact | None = None
     runs: int | None = None
     scheduler: str | None = None
     shrink: bool = True
@@ -108,6 +132,11 @@ def configure(options: Options) -> None:
     _options = options
 
 
+def options() -> Options:
+    """The options installed by :func:`configure`."""
+    return _options
+
+
 def _set_current_test(test_id: str | None) -> None:
     global _current_test_id
     _current_test_id = test_id
@@ -122,7 +151,11 @@ def _scheduler_for_seed(name: str, seed: int) -> str:
     return name
 
 
-def _check_scheduler(name: str) -> str:
+def _check_scheduler(name: object) -> str:
+    if not isinstance(name, str):
+        raise SimloomUsageError(
+            f"scheduler must be a string such as 'mixed', 'random' or 'pct', got {name!r}"
+        )
     if name == "mixed":
         return name
     try:
@@ -151,12 +184,29 @@ def _strip_simloom_frames(tb: types.TracebackType | None) -> types.TracebackType
     return rebuilt
 
 
-def _safe_name(test_id: str) -> str:
-    """A file name for a test: its whole node id (module included, so same-named
-    tests in different modules never share artifacts), filesystem-safe."""
-    name = test_id.removeprefix("__main__.")
-    name = name.replace(".py::", ".").replace("::", ".").replace("/", ".")
-    return re.sub(r"[^A-Za-z0-9_.\[\]-]+", "_", name).strip("_.") or "test"
+def _artifact_stem(test_id: str) -> str:
+    """The file-name stem of a test's artifacts: unique per test id, ASCII, short.
+
+    A plain node id is spelt with dots (module included, so same-named tests in
+    different modules never share artifacts). Any other id (a path with
+    directories, a parameter id with spaces, slashes or non-ASCII letters, a very
+    long id, a test run outside pytest) gets a readable, bounded spelling plus a
+    digest of the exact id: ``test_ä`` and ``test_ö``, ``a/b`` and ``a.b`` never
+    share a file. (A plain stem has no ``-`` outside its parameter brackets, and a
+    digested one ends in ``-<hex>``, so the two kinds never meet either.)"""
+    if len(test_id) <= MAX_ARTIFACT_STEM and _PLAIN_TEST_ID.fullmatch(test_id):
+        return test_id.replace(".py::", ".", 1).replace("::", ".")
+    readable = test_id.removeprefix("__main__.")
+    readable = readable.replace(".py::", ".").replace("::", ".").replace("/", ".")
+    readable = re.sub(r"[^A-Za-z0-9_.\[\]-]+", "_", readable).strip("_.-")
+    readable = readable[:MAX_ARTIFACT_STEM].rstrip("_.-") or "test"
+    digest = hashlib.sha256(test_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable}-{digest[:ARTIFACT_DIGEST_CHARS]}"
+
+
+def _shell_quoted_test(test_id: str) -> str:
+    """The node id as one shell word, always in single quotes (as pytest prints it)."""
+    return "'" + test_id.replace("'", "'\"'\"'") + "'"
 
 
 def _error_line(error: BaseException) -> str:
@@ -166,6 +216,67 @@ def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
+#: How far a reported failure was shrunk: Hypothesis's shrinker ran to its end
+#: (now or in an earlier run), stopped early (interrupted, a limit), or never ran.
+FINISHED, PARTLY, NOT_SHRUNK = "finished", "partly", "not"
+
+
+@dataclass
+class _Shrink:
+    """What shrinking did to a reported failure (see the report's shrink line)."""
+
+    state: str
+    #: Why a shrink did not finish (``state`` is not FINISHED).
+    why: str = ""
+    candidates: int = 0
+    seconds: float = 0.0
+    #: The shrink continued one that an earlier run did not finish.
+    resumed: bool = False
+    #: Finished in an earlier run: the saved minimal failure, replayed as saved.
+    earlier: bool = False
+    #: The failure is in the example database, so the next run replays it first
+    #: (and, while unfinished, goes on shrinking it).
+    saved: bool = False
+
+
+def _artifact_suffix(seed: int | None, shrink: _Shrink | None) -> str:
+    """Never overwrite a shrunk failure with a less shrunk one or a replay."""
+    suffix = f"-seed{seed}" if seed is not None else ""
+    if shrink is None:
+        return suffix + "-replay"
+    if shrink.state == PARTLY:
+        return suffix + "-partly-shrunk"
+    if shrink.state == NOT_SHRUNK:
+        return suffix + "-unshrunk"
+    return suffix
+
+
+def _describe_write_error(path: Path, error: BaseException) -> str:
+    if not isinstance(error, OSError) or error.strerror is None:
+        return f"  warning: artifact {path} not written: {type(error).__name__}: {error}"
+    name = errno.errorcode.get(error.errno or 0, "")
+    reason = f"{error.strerror} ({name})" if name else error.strerror
+    # Name what failed when it is not the file (or its temporary file beside it):
+    # a directory that could not be made, say, because `.sim` is a file.
+    if error.filename is not None:
+        where = os.fspath(error.filename)
+        if os.path.dirname(os.path.abspath(where)) != os.path.abspath(path.parent):
+            reason += f": {where}"
+    return f"  warning: artifact {path} not written: {reason}"
+
+
+def _artifact_json(fields: dict[str, Any], tape: Tape, unshrunk: Tape | None) -> str:
+    """The artifact tape file: the fields a reader wants first, one per line, then
+    the tape itself (as ``Tape.to_json`` writes it, so a million-deviation tape is
+    never parsed again on the way out)."""
+    head = json.dumps(fields, indent=2)[:-2]  # without the closing "\n}"
+    if unshrunk is not None:
+        head += ',\n  "unshrunk_deviations": ' + json.dumps(
+            [list(d) for d in unshrunk.deviations], separators=(",", ":")
+        )
+    return head + ",\n  " + tape.to_json()[1:-1] + "\n}\n"
+
+
 def _write_artifacts(
     options: Options,
     test_id: str,
@@ -173,32 +284,43 @@ def _write_artifacts(
     scheduler: str,
     result: RunResult,
     original: Tape | None,
-    shrunk: bool,
-) -> list[Path]:
-    stem = f"{_safe_name(test_id)}-seed{seed}" if seed is not None else _safe_name(test_id)
-    if not shrunk:
-        # Never overwrite a shrunk failure with an unshrunk one or a replay.
-        stem += "-unshrunk" if seed is not None else "-replay"
+    shrink: _Shrink | None,
+) -> tuple[list[Path], list[str]]:
+    """Write the tape and the event log; return the paths written and a warning
+    line for each that could not be (the report never gives way to an OSError)."""
+    stem = _artifact_stem(test_id) + _artifact_suffix(seed, shrink)
     tape_path = options.artifact_dir / f"{stem}.tape.json"
     events_path = options.artifact_dir / f"{stem}.events.jsonl"
     from . import __version__
 
-    document: dict[str, Any] = json.loads(result.tape.to_json())
-    document.update(
-        {
-            "test": test_id,
-            "seed": seed,
-            "scheduler": scheduler,
-            "error": _error_line(result.error) if result.error else None,
-            "digest": result.digest,
-            "hashseed": _hashseed.current_hashseed(),
-            "python": sys.version.split()[0],
-            "simloom": __version__,
-        }
-    )
-    if original is not None:
-        document["unshrunk_deviations"] = [list(d) for d in original.deviations]
-    atomic_write(tape_path, (json.dumps(document, indent=2) + "\n").encode())
+    fields: dict[str, Any] = {
+        "test": test_id,
+        "seed": seed,
+        "scheduler": scheduler,
+        "error": _error_line(result.error) if result.error else None,
+        "shrink": shrink.state if shrink is not None else None,
+        "digest": result.digest,
+        "hashseed": _hashseed.current_hashseed(),
+        "python": sys.version.split()[0],
+        "simloom": __version__,
+    }
+    written: list[Path] = []
+    warnings: list[str] = []
+
+    def write(path: Path, text: Callable[[], str]) -> None:
+        try:
+            atomic_write(path, text().encode())
+        except Exception as exc:
+            warnings.append(_describe_write_error(path, exc))
+        else:
+            written.append(path)
+
+    write(tape_path, lambda: _artifact_json(fields, result.tape, original))
+    write(events_path, lambda: _event_lines(result))
+    return written, warnings
+
+
+def _event_lines(result: RunResult) -> str:
     lines = []
     decision = 0
     for index, event in enumerate(decode_events(result.event_log_bytes)):
@@ -211,19 +333,15 @@ def _write_artifacts(
         elif event.value is not None:
             record["value"] = event.value
         lines.append(json.dumps(record))
-    atomic_write(events_path, ("\n".join(lines) + "\n").encode())
-    return [tape_path, events_path]
+    return "\n".join(lines) + "\n"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _draw_count(tape: Tape) -> int:
     return len(tape.to_draws())
-
-
-@dataclass
-class _Shrink:
-    result: RunResult
-    candidates: int
-    seconds: float
 
 
 def _rerun_command(
@@ -232,12 +350,44 @@ def _rerun_command(
     """How to run universe ``seed`` of a test again: the pytest command line, or the
     ``simloom.run`` call outside pytest."""
     if "::" in test_id:
-        command = f"pytest '{test_id}' --simloom-seed={seed}"
+        command = f"pytest {_shell_quoted_test(test_id)} --simloom-seed={seed}"
         return command + (" --simloom-check-determinism" if check_determinism else "")
     options = (", boundary=True" if boundary else "") + (
         ", check_determinism=True" if check_determinism else ""
     )
     return f"simloom.run(main, seed={seed}, scheduler={scheduler!r}{options})"
+
+
+def _shrink_lines(found: RunResult, final: RunResult, shrink: _Shrink | None) -> list[str]:
+    if shrink is None:
+        return []
+    story = (
+        f"{_draw_count(found.tape)} draws → {_draw_count(final.tape)}, "
+        f"schedule deviations {found.deviations} → {final.deviations}"
+    )
+    effort = f"{shrink.candidates} candidate runs, {shrink.seconds:.2f} s"
+    if shrink.state == FINISHED and shrink.earlier:
+        return [
+            f"  shrunk: in an earlier run, to {_draw_count(final.tape)} draws and "
+            f"{_plural(final.deviations, 'schedule deviation')} (the saved minimal "
+            "failure, replayed)"
+        ]
+    if shrink.state == FINISHED:
+        resumed = "; resumed where an earlier run stopped" if shrink.resumed else ""
+        return [f"  shrunk: {story} ({effort}{resumed})"]
+    if shrink.state == PARTLY:
+        then = "the next run replays it and resumes shrinking" if shrink.saved else "not minimal"
+        return [f"  partly shrunk ({shrink.why}): {story} ({effort}); {then}"]
+    then = "; the next run replays it first and shrinks it" if shrink.saved else ""
+    return [f"  not shrunk ({shrink.why}){then}"]
+
+
+def _schedule_label(shrink: _Shrink | None) -> str:
+    if shrink is None:
+        return "schedule"
+    return {FINISHED: "minimal schedule", PARTLY: "schedule (partly shrunk)"}.get(
+        shrink.state, "schedule (not shrunk)"
+    )
 
 
 def _report(
@@ -252,12 +402,12 @@ def _report(
     shrink: _Shrink | None,
     artifacts: Sequence[Path],
     universes: int,
+    notes: Sequence[str] = (),
 ) -> str:
     assert final.error is not None
     name = test_id.split("::")[-1]
     lines = [f"simloom found a failing universe in {name} ({how})"]
     under_pytest = "::" in test_id
-    quoted = f"'{test_id}'"
     if seed is not None:
         rerun = _rerun_command(test_id, seed, scheduler, boundary=boundary)
         lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
@@ -265,23 +415,22 @@ def _report(
     lines.append(f"  hash seed: {_hashseed.describe_hashseed()}")
     if universes:
         lines.append(f"  universes explored: {universes}")
-    if shrink is not None:
-        lines.append(
-            f"  shrunk: {_draw_count(found.tape)} draws → {_draw_count(final.tape)}, "
-            f"schedule deviations {found.deviations} → {final.deviations} "
-            f"({shrink.candidates} candidate runs, {shrink.seconds:.2f} s)"
-        )
+    lines.extend(_shrink_lines(found, final, shrink))
+    lines.extend(f"  {note}" for note in notes if not note.startswith("  warning: "))
     story = final.explain().replace("\n", "\n  ")
-    lines.append(f"  minimal schedule: {story}")
-    if artifacts:
+    lines.append(f"  {_schedule_label(shrink)}: {story}")
+    tapes = [p for p in artifacts if p.name.endswith(".tape.json")]
+    if tapes:
         replay = (
-            f"pytest {quoted} --simloom-tape={artifacts[0]}"
+            f"pytest {_shell_quoted_test(test_id)} --simloom-tape={shlex.quote(str(tapes[0]))}"
             if under_pytest
-            else f"simloom.replay(main, simloom.Tape.load({str(artifacts[0])!r})"
+            else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
             + (", boundary=True)" if boundary else ")")
         )
         lines.append(f"  replay it: {replay}")
+    if artifacts:
         lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
+    lines.extend(note for note in notes if note.startswith("  warning: "))
     return "\n".join(lines)
 
 
@@ -297,8 +446,17 @@ def _explicit_settings(fn: Any, wrapper: Any) -> Any:
 
 
 class _HypothesisRun:
-    """One Hypothesis test over ``universes()`` for a simloom test: it replays
-    database entries and shrinks, sharing the simloom test's database key."""
+    """One Hypothesis test over ``universes()`` for a simloom test: it replays the
+    failures saved under the simloom test's database key and, with ``shrink``,
+    shrinks the one it reproduces.
+
+    Hypothesis saves each improvement under the primary key while it shrinks, and
+    replays a primary entry as already minimal, without shrinking it. An entry
+    left there by a shrink that was stopped (Ctrl-C, a limit, a crash) would then
+    never be shrunk again, yet look minimal. So simloom records the entries whose
+    shrink *finished* under ``<key>.simloom-shrunk``; any other primary entry is
+    moved back to the secondary key, whose entries Hypothesis replays and shrinks,
+    and the shrink resumes where it stopped."""
 
     def __init__(
         self,
@@ -309,6 +467,8 @@ class _HypothesisRun:
         wall_clock_epoch: datetime | float,
         world: bool = True,
         budgets: _budgets.Budgets | None = None,
+        *,
+        shrink: bool = True,
     ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
@@ -319,6 +479,8 @@ class _HypothesisRun:
         self.notes: dict[int, list[str]] = {}
         self.last: RunResult | None = None
         self.first: RunResult | None = None
+        #: The engine's statistics of the last :meth:`run` (empty if interrupted).
+        self.statistics: dict[str, Any] = {}
         outer = self
 
         def replay_universe(universe: Any) -> None:
@@ -333,41 +495,110 @@ class _HypothesisRun:
 
         self.extra = b"simloom.test:" + test_id.encode()
         self.key = _compat.database_key(replay_universe, self.extra)
+        self.secondary_key = _compat.secondary_key(self.key)
+        self.shrunk_key = b".".join((self.key, b"simloom-shrunk"))
         # Without a database (``settings(database=None)``) the failure still reaches
         # the shrinker through a throwaway in-memory one.
+        self.persistent = base.database is not None
         self.database = base.database
         if self.database is None:
             from hypothesis.database import InMemoryExampleDatabase
 
             self.database = InMemoryExampleDatabase()
-        phases = [p for p in (Phase.reuse, Phase.shrink) if p in base.phases]
-        wrapped = settings(
-            base,
-            database=self.database,
-            phases=phases or [Phase.reuse],
-            deadline=None,
-            max_examples=1,
-            report_multiple_bugs=False,
-            suppress_health_check=list(HealthCheck),
-        )(
-            given(
-                universes(
-                    boundary=boundary,
-                    wall_clock_epoch=wall_clock_epoch,
-                    world=world,
-                    **(budgets or _budgets.Budgets()).arguments(),
-                )
-            )(replay_universe)
+        # Phase.reuse is how a tape reaches Hypothesis, so it is always on here
+        # (without it in the test's settings, _replay_database never runs).
+        phases = [Phase.reuse, Phase.shrink] if shrink else [Phase.reuse]
+        strategy = universes(
+            boundary=boundary,
+            wall_clock_epoch=wall_clock_epoch,
+            world=world,
+            **(budgets or _budgets.Budgets()).arguments(),
         )
-        self.test = wrapped
 
-    def saved(self) -> list[bytes]:
+        def build(max_examples: int) -> Callable[[], None]:
+            test: Callable[[], None] = settings(
+                base,
+                database=self.database,
+                phases=phases,
+                deadline=None,
+                max_examples=max_examples,
+                report_multiple_bugs=False,
+                suppress_health_check=list(HealthCheck),
+            )(given(strategy)(replay_universe))
+            return test
+
+        self._build = build
+
+    # -- the database
+
+    def primary(self) -> list[bytes]:
         from .hypothesis import _compat
 
-        return [
-            *_compat.saved_choices(self.database, self.key),
-            *_compat.saved_choices(self.database, _compat.secondary_key(self.key)),
-        ]
+        return list(_compat.saved_choices(self.database, self.key))
+
+    def secondary(self) -> list[bytes]:
+        from .hypothesis import _compat
+
+        return list(_compat.saved_choices(self.database, self.secondary_key))
+
+    def saved(self) -> list[bytes]:
+        return [*self.primary(), *self.secondary()]
+
+    def discard_corrupt(self) -> int:
+        """Delete the entries that do not decode as a universe's choices (Hypothesis
+        skips them in its primary key but keeps them forever in its secondary one,
+        where they can crowd a fresh failure out of its replay sample)."""
+        from .hypothesis import _compat, is_universe_choices
+
+        discarded = 0
+        for key in (self.key, self.secondary_key):
+            for entry in _compat.saved_choices(self.database, key):
+                choices = _compat.decode_choices(entry)
+                if choices is None or not is_universe_choices(choices):
+                    self.database.delete(key, entry)
+                    self.database.delete(self.shrunk_key, entry)
+                    discarded += 1
+        return discarded
+
+    def unfinished(self) -> list[bytes]:
+        """Primary entries whose shrink is not recorded as finished."""
+        from .hypothesis import _compat
+
+        finished = set(_compat.saved_choices(self.database, self.shrunk_key))
+        return [entry for entry in self.primary() if entry not in finished]
+
+    def reopen(self, entries: Iterable[bytes]) -> None:
+        """Move entries back to the secondary key, so Hypothesis shrinks them."""
+        for entry in entries:
+            self.database.move(self.key, self.secondary_key, entry)
+
+    def save(self, tape: Tape) -> None:
+        from .hypothesis import _compat, choices_for_tape
+
+        self.database.save(self.secondary_key, _compat.encode_choices(choices_for_tape(tape)))
+
+    def record_shrunk(self) -> None:
+        """After a shrink that finished: what the primary key holds is minimal (and
+        nothing else is recorded as such)."""
+        from .hypothesis import _compat
+
+        primary = set(self.primary())
+        for entry in _compat.saved_choices(self.database, self.shrunk_key):
+            if entry not in primary:
+                self.database.delete(self.shrunk_key, entry)
+        for entry in primary:
+            self.database.save(self.shrunk_key, entry)
+
+    def forget_gone(self) -> None:
+        """Drop records of entries Hypothesis deleted (failures that no longer fail)."""
+        from .hypothesis import _compat
+
+        primary = set(self.primary())
+        for entry in _compat.saved_choices(self.database, self.shrunk_key):
+            if entry not in primary:
+                self.database.delete(self.shrunk_key, entry)
+
+    # -- running
 
     def restore_notes(self, error: BaseException) -> None:
         """Drop the notes Hypothesis attached ("Failing test case: ..."): the
@@ -375,21 +606,37 @@ class _HypothesisRun:
         if id(error) in self.notes:
             error.__notes__ = list(self.notes[id(error)])
 
-    def save(self, tape: Tape) -> None:
-        from .hypothesis import _compat, choices_for_tape
-
-        choices = choices_for_tape(tape)
-        self.database.save(_compat.secondary_key(self.key), _compat.encode_choices(choices))
-
     def run(self) -> BaseException | None:
         """Run it; return the failure it ended with (``None`` if it passed)."""
+        from .hypothesis import _compat
+
+        # Large enough that Hypothesis replays every saved entry, not a sample that
+        # might leave out the failure just saved.
+        test = self._build(max(1, len(self.saved())))
         try:
-            self.test()
+            with _compat.engine_statistics() as self.statistics:
+                test()
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             return exc
         return None
+
+    def shrink_result(self) -> tuple[bool, str | None]:
+        """Whether the shrinker ran in the last :meth:`run`, and why it stopped
+        early (``None``: it finished)."""
+        from .hypothesis import _compat
+
+        return _compat.shrink_ran(self.statistics), _compat.shrink_stopped_early(self.statistics)
+
+
+def _discarded_note(count: int) -> str:
+    entries = "entry" if count == 1 else "entries"
+    return (
+        f"note: discarded {count} example-database {entries} of this test that did not "
+        "decode as a universe (corrupt, or from an incompatible version); a failure "
+        "they held is found and shrunk again by exploring"
+    )
 
 
 # ------------------------------------------------------------------ the decorator
@@ -432,12 +679,24 @@ def test(
     :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
     ``--simloom-watchdog`` override them).
     """
+    # Validated here, where the decorator is written, even in the
+    # ``@simloom.test(...)`` form that receives the function later.
+    if runs is not None:
+        check_int("runs", runs)
+    if scheduler is not None:
+        _check_scheduler(scheduler)
+    required = check_labels("require_coverage", require_coverage)
+    check_int("livelock_steps", livelock_steps)
+    _boundary.settings(boundary, wall_clock_epoch)
+    check_flag("check_determinism", check_determinism)
+    check_flag("world", world)
+    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     if fn is None:
         return functools.partial(
             test,
             runs=runs,
             scheduler=scheduler,
-            require_coverage=require_coverage,
+            require_coverage=required,
             livelock_steps=livelock_steps,
             boundary=boundary,
             wall_clock_epoch=wall_clock_epoch,
@@ -452,22 +711,6 @@ def test(
             f"@simloom.test decorates an async def test; {getattr(fn, '__qualname__', fn)!r} "
             "is not a coroutine function"
         )
-    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
-        raise SimloomUsageError(f"runs must be a positive integer, got {runs!r}")
-    if scheduler is not None:
-        _check_scheduler(scheduler)
-    _boundary.settings(boundary, wall_clock_epoch)
-    if not isinstance(check_determinism, bool):
-        raise SimloomUsageError(
-            f"check_determinism must be True or False, got {check_determinism!r}"
-        )
-    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
-    required = [require_coverage] if isinstance(require_coverage, str) else list(require_coverage)
-    for label in required:
-        if not isinstance(label, str) or not label:
-            raise SimloomUsageError(
-                f"require_coverage labels must be non-empty strings, got {label!r}"
-            )
 
     signature = inspect.signature(fn)
     wants_world = "world" in signature.parameters
@@ -547,6 +790,8 @@ class _Exploration:
         self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
         session_stats.append(self.stats)
+        #: One-line notes for the report (or the summary, if the test passes).
+        self.notes: list[str] = []
 
         main: Callable[..., Awaitable[Any]]
         if wants_world:
@@ -616,26 +861,25 @@ class _Exploration:
         how: str,
         seed: int | None,
         found: RunResult,
-        hypothesis_run: _HypothesisRun | None,
-        shrink_seconds: float,
+        final: RunResult | None = None,
+        shrink: _Shrink | None,
+        hypothesis_run: _HypothesisRun | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
+        """Raise the program's error with the report attached. The report comes
+        first: an artifact that cannot be written is a warning line in it."""
         __tracebackhide__ = True
-        final = found
-        shrink: _Shrink | None = None
-        if hypothesis_run is not None and hypothesis_run.last is not None:
-            if hypothesis_run.last.error is not None:
-                final = hypothesis_run.last
-            shrink = _Shrink(final, hypothesis_run.candidates, shrink_seconds)
+        final = final if final is not None and final.error is not None else found
         assert final.error is not None
         scheduler = _scheduler_for_seed(self.scheduler, seed) if seed is not None else "replay"
-        artifacts = _write_artifacts(
+        artifacts, warnings = _write_artifacts(
             self.options,
             self.test_id,
             seed,
             scheduler,
             final,
             found.tape if final is not found else None,
-            shrunk=hypothesis_run is not None,
+            shrink,
         )
         report = _report(
             self.test_id,
@@ -648,6 +892,7 @@ class _Exploration:
             shrink=shrink,
             artifacts=artifacts,
             universes=self.stats.universes,
+            notes=[*self.notes, *notes, *warnings],
         )
         self.stats.outcome = "failed"
         self.stats.note = report
@@ -657,8 +902,8 @@ class _Exploration:
         error.add_note(report)
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
 
-    def _hypothesis_run(self) -> _HypothesisRun:
-        return _HypothesisRun(
+    def _hypothesis_run(self, *, shrink: bool) -> _HypothesisRun:
+        hypothesis_run = _HypothesisRun(
             self.test_id,
             self.main,
             self.settings,
@@ -666,14 +911,96 @@ class _Exploration:
             self.wall_clock_epoch,
             self.world,
             self.budgets,
+            shrink=shrink,
         )
+        discarded = hypothesis_run.discard_corrupt()
+        if discarded:
+            self.notes.append(_discarded_note(discarded))
+        return hypothesis_run
 
-    def _shrink(self, tape: Tape) -> tuple[_HypothesisRun, float]:
-        hypothesis_run = self._hypothesis_run()
-        hypothesis_run.save(tape)
+    def _shrinking(self) -> str | None:
+        """Why failures are not shrunk in this run, or ``None`` if they are."""
+        from hypothesis import Phase
+
+        if not self.options.shrink:
+            return "--simloom-no-shrink"
+        if Phase.shrink not in self.settings.phases:
+            return "the Hypothesis settings leave out Phase.shrink"
+        return None
+
+    def _run_hypothesis(
+        self, hypothesis_run: _HypothesisRun, found: str = ""
+    ) -> tuple[BaseException | None, float]:
+        """Run it; an interrupt says what becomes of the failure being shrunk."""
         started = time.perf_counter()
-        hypothesis_run.run()
-        return hypothesis_run, time.perf_counter() - started
+        try:
+            failure = hypothesis_run.run()
+        except KeyboardInterrupt as interrupt:
+            first = hypothesis_run.first
+            if first is not None and first.error is not None:
+                where = f" ({found})" if found else ""
+                kept = (
+                    "the example database keeps it, partly shrunk: the next run replays "
+                    "it first and resumes shrinking"
+                    if hypothesis_run.persistent
+                    else "no example database keeps it (database=None)"
+                )
+                interrupt.add_note(
+                    f"simloom: interrupted while shrinking a failure of {self.test_id}"
+                    f"{where}: {_error_line(first.error)}; {kept}"
+                )
+            raise
+        return failure, time.perf_counter() - started
+
+    def _shrink_outcome(
+        self,
+        hypothesis_run: _HypothesisRun,
+        seconds: float,
+        *,
+        known_minimal: bool = False,
+        resumed: bool = False,
+        was_partly: bool = False,
+    ) -> _Shrink:
+        """How far the failure Hypothesis reproduced was shrunk, said honestly:
+        "finished" only if the shrinker ran to its end, now or in an earlier run."""
+        not_shrinking = self._shrinking()
+        ran, stopped = hypothesis_run.shrink_result()
+        shrink = _Shrink(
+            NOT_SHRUNK,
+            candidates=hypothesis_run.candidates,
+            seconds=seconds,
+            saved=hypothesis_run.persistent,
+        )
+        if not_shrinking is None and ran:
+            if stopped is None:
+                shrink.state = FINISHED
+                shrink.resumed = resumed
+                hypothesis_run.record_shrunk()
+            else:
+                shrink.state, shrink.why = PARTLY, f"Hypothesis stopped: {stopped}"
+        elif known_minimal:
+            shrink.state, shrink.earlier = FINISHED, True
+        else:
+            shrink.state = PARTLY if was_partly else NOT_SHRUNK
+            shrink.why = not_shrinking or "the example database did not let the shrink resume"
+        return shrink
+
+    def _shrink(self, tape: Tape, found: str) -> tuple[_HypothesisRun, _Shrink]:
+        hypothesis_run = self._hypothesis_run(shrink=True)
+        # A fresh failure is shrunk from the secondary key; primary entries (left by
+        # a run with Phase.reuse off) would be replayed instead, as minimal.
+        hypothesis_run.reopen(hypothesis_run.primary())
+        hypothesis_run.save(tape)
+        _, seconds = self._run_hypothesis(hypothesis_run, found)
+        if hypothesis_run.last is None or hypothesis_run.last.error is None:
+            shrink = _Shrink(
+                NOT_SHRUNK,
+                why="Hypothesis did not reproduce the failure from its tape",
+                candidates=hypothesis_run.candidates,
+                seconds=seconds,
+            )
+            return hypothesis_run, shrink
+        return hypothesis_run, self._shrink_outcome(hypothesis_run, seconds)
 
     # -- the modes
 
@@ -686,11 +1013,16 @@ class _Exploration:
             if self.stats.outcome == "passed":
                 self.stats.outcome = "error"
             raise
+        if self.notes and not self.stats.note:
+            self.stats.note = "; ".join(self.notes)
 
     def _run(self) -> None:
         __tracebackhide__ = True
         if self.options.tape is not None:
-            return self._replay_tape(self.options.tape)
+            artifact = self.options.tape_artifact
+            if artifact is None or artifact.path != self.options.tape:
+                artifact = load_tape_artifact(self.options.tape)
+            return self._replay_tape(artifact)
         if self.options.seed is not None:
             return self._replay_seed(self.options.seed)
         from hypothesis import Phase
@@ -702,18 +1034,18 @@ class _Exploration:
         self._check_coverage()
         return None
 
-    def _replay_tape(self, path: Path) -> None:
+    def _replay_tape(self, artifact: TapeArtifact) -> None:
         __tracebackhide__ = True
-        document = _artifact_document(path)
-        owner = document.get("test")
-        if isinstance(owner, str) and owner != self.test_id:
+        path = artifact.path
+        owner = artifact.test
+        if owner is not None and owner != self.test_id:
             raise SimloomUsageError(
                 f"--simloom-tape={path} belongs to test {owner!r}, not {self.test_id!r}; "
                 "select that test (or drop --simloom-tape)"
             )
         result = _api.replay(
             self.main,
-            Tape.load(path),
+            artifact.tape,
             livelock_steps=self.livelock_steps,
             boundary=self.boundary,
             wall_clock_epoch=self.wall_clock_epoch,
@@ -721,18 +1053,12 @@ class _Exploration:
             **self.budgets.arguments(),
         )
         self._count(result)
+        misfit = _misalignment(artifact.tape, result)
+        divergence = None if misfit else _replay_divergence(artifact.fields, result)
+        notes = [note for note in (misfit, divergence) if note]
         if result.error is not None:
-            self._fail(
-                how=f"replayed {path}",
-                seed=None,
-                found=result,
-                hypothesis_run=None,
-                shrink_seconds=0,
-            )
-        if result.misaligned:
-            self.stats.note = f"--simloom-tape={path} no longer fits this test (misaligned replay)"
-        else:
-            self.stats.note = _replay_divergence(document, result) or ""
+            self._fail(how=f"replayed {path}", seed=None, found=result, shrink=None, notes=notes)
+        self.stats.note = f"--simloom-tape={path}: {misfit}" if misfit else divergence or ""
 
     def _replay_seed(self, seed: int) -> None:
         __tracebackhide__ = True
@@ -742,21 +1068,36 @@ class _Exploration:
             self._fail_and_shrink(how=f"seed {seed} replayed", seed=seed, found=result)
 
     def _replay_database(self) -> None:
+        """Replay the failures saved for this test; one whose shrink did not finish
+        in an earlier run is shrunk on from where it stopped."""
         __tracebackhide__ = True
-        hypothesis_run = self._hypothesis_run()
+        resume = self._shrinking() is None
+        hypothesis_run = self._hypothesis_run(shrink=resume)
         if not hypothesis_run.saved():
             return
-        started = time.perf_counter()
-        failure = hypothesis_run.run()
+        unfinished = hypothesis_run.unfinished()
+        known_minimal = bool(hypothesis_run.primary()) and not unfinished
+        pending = bool(unfinished or hypothesis_run.secondary())
+        if resume:
+            hypothesis_run.reopen(unfinished)
+        failure, seconds = self._run_hypothesis(hypothesis_run)
         if failure is None or hypothesis_run.first is None or hypothesis_run.last is None:
+            hypothesis_run.forget_gone()  # fixed: Hypothesis deleted what no longer fails
             return
         self.stats.universes += hypothesis_run.candidates
         self._fail(
             how="a failure saved in the example database, replayed",
             seed=None,
             found=hypothesis_run.first if hypothesis_run.first.error else hypothesis_run.last,
+            final=hypothesis_run.last,
+            shrink=self._shrink_outcome(
+                hypothesis_run,
+                seconds,
+                known_minimal=known_minimal,
+                resumed=pending and not known_minimal,
+                was_partly=bool(unfinished),
+            ),
             hypothesis_run=hypothesis_run,
-            shrink_seconds=time.perf_counter() - started,
         )
 
     def _explore(self) -> None:
@@ -771,13 +1112,24 @@ class _Exploration:
 
     def _fail_and_shrink(self, *, how: str, seed: int, found: RunResult) -> None:
         __tracebackhide__ = True
-        from hypothesis import Phase
-
-        if not self.options.shrink or Phase.shrink not in self.settings.phases:
-            self._fail(how=how, seed=seed, found=found, hypothesis_run=None, shrink_seconds=0)
-        hypothesis_run, seconds = self._shrink(found.tape)
+        not_shrinking = self._shrinking()
+        if not_shrinking is not None:
+            # Saved unshrunk, so that the next run replays it first and shrinks it.
+            hypothesis_run = self._hypothesis_run(shrink=False)
+            hypothesis_run.save(found.tape)
+            shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
+            self._fail(how=how, seed=seed, found=found, shrink=shrink)
+        rerun = _rerun_command(
+            self.test_id, seed, _scheduler_for_seed(self.scheduler, seed), boundary=self.boundary
+        )
+        hypothesis_run, shrink = self._shrink(found.tape, f"{how}, seed {seed}; re-run: {rerun}")
         self._fail(
-            how=how, seed=seed, found=found, hypothesis_run=hypothesis_run, shrink_seconds=seconds
+            how=how,
+            seed=seed,
+            found=found,
+            final=hypothesis_run.last,
+            shrink=shrink,
+            hypothesis_run=hypothesis_run,
         )
 
     def _check_coverage(self) -> None:
@@ -795,19 +1147,70 @@ class _Exploration:
             )
 
 
-def _artifact_document(path: Path) -> dict[str, Any]:
-    """The fields of an artifact tape file (empty if it cannot be read)."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return document if isinstance(document, dict) else {}
+@dataclass(frozen=True)
+class TapeArtifact:
+    """A tape file given to ``--simloom-tape``, read and decoded once: the tape and
+    the artifact's scalar fields (``test``, ``seed``, ``digest``, ``hashseed``...)."""
+
+    path: Path
+    tape: Tape
+    fields: dict[str, Any]
+
+    @property
+    def test(self) -> str | None:
+        """The test id the artifact belongs to, if it records one."""
+        test_id = self.fields.get("test")
+        return test_id if isinstance(test_id, str) else None
 
 
-def _artifact_test(path: Path) -> str | None:
-    """The test id recorded in an artifact tape file, if any."""
-    test_id = _artifact_document(path).get("test")
-    return test_id if isinstance(test_id, str) else None
+def load_tape_artifact(path: str | os.PathLike[str]) -> TapeArtifact:
+    """Read a tape file (an artifact, or any tape file) once; a bad file raises its
+    named :class:`~simloom.errors.TapeError`."""
+    tape, fields = Tape._load_document(path)
+    return TapeArtifact(Path(path), tape, fields)
+
+
+def _misalignment(tape: Tape, result: RunResult) -> str | None:
+    """How a replayed tape no longer fits the program, from the replay's misalign
+    events, or ``None`` if every deviation landed on a decision it fits."""
+    if not result.misaligned:
+        return None
+    decision = 0
+    ended = False
+    misfits: list[tuple[int, str | None, int | None]] = []
+    pending: int | None = None
+    unreached_from: int | None = None
+    for event in decode_events(result.event_log_bytes):
+        if event.kind == "end":
+            ended = True
+        elif event.kind == "misalign":
+            if ended:
+                unreached_from = event.value
+            else:
+                pending = event.value
+        elif event.kind == "decision":
+            if pending == decision:
+                misfits.append((decision, event.label, event.bound))
+                pending = None
+            decision += 1
+    parts = []
+    if misfits:
+        index, label, bound = misfits[0]
+        first = (
+            f"misaligned at decision #{index} ({label}: the tape's value does not fit "
+            f"its {bound} choices, so the first was taken)"
+        )
+        if len(misfits) > 1:
+            first += f" and at {len(misfits) - 1} more decisions"
+        parts.append(first)
+    if unreached_from is not None:
+        # Every deviation the run used is a recorded deviation or a misfit.
+        unreached = len(tape) - len(result.tape) - len(misfits)
+        parts.append(
+            f"{_plural(unreached, 'deviation')} from decision #{unreached_from} on never "
+            f"reached (the program made {_plural(decision, 'decision')})"
+        )
+    return "the tape no longer fits this program: " + "; ".join(parts or ["misaligned"])
 
 
 def _replay_divergence(document: dict[str, Any], result: RunResult) -> str | None:

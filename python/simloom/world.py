@@ -133,10 +133,9 @@ class Host:
         return task
 
     def _check_alive(self, what: str) -> None:
+        self.world._check_running(f"{what}()")
         if not self._alive:
             raise SimloomUsageError(f"{what}() on host {self.name!r}, which has crashed")
-        if self.world._ended:
-            raise SimloomUsageError(f"{what}() after the universe ended")
 
     def crash(self) -> None:
         """Power cut. The host's tasks are never scheduled again in this universe (no
@@ -145,6 +144,7 @@ class Host:
         disk keeps only what the disk model lets survive (unsynced writes are lost,
         torn or flushed, by tape choice). The abandoned coroutines are closed after
         the universe ends, in a fixed order."""
+        self.world._check_running("crash()")
         if self.name == MAIN_HOST:
             raise SimloomUsageError(
                 "the host 'main' runs the test itself and cannot crash; spawn the code "
@@ -157,6 +157,7 @@ class Host:
     def restart(self) -> None:
         """Bring a crashed host back: a new incarnation runs every factory given to
         ``spawn`` again, in order, against what survived on its disk."""
+        self.world._check_running("restart()")
         if self._alive:
             raise SimloomUsageError(f"host {self.name!r} is running; crash() it before restart()")
         self.world._restart(self)
@@ -216,6 +217,7 @@ class World:
         (10.0.0.2, 10.0.0.3, ...; ``"main"``, where the test runs, is 10.0.0.1). Its
         name resolves to its address from then on. ``disk_capacity`` (bytes) makes
         its disk fail writes with ``OSError(ENOSPC)`` when full."""
+        self._check_running("world.host()")
         if not isinstance(name, str) or not name or not _valid_hostname(name):
             raise SimloomUsageError(
                 f"host name must be a non-empty hostname (letters, digits, '-', '.'), got {name!r}"
@@ -246,12 +248,22 @@ class World:
 
     def register_name(self, name: str, host: Host | str) -> None:
         """Make ``name`` resolve to ``host``'s address (an alias, or a service name)."""
+        self._check_running("world.register_name()")
         target = self.host(host) if isinstance(host, str) else host
         if not isinstance(target, Host) or target.world is not self:
             raise SimloomUsageError(f"{host!r} is not a host of this world")
         if not isinstance(name, str) or not _valid_hostname(name):
             raise SimloomUsageError(f"not a hostname: {name!r}")
         self._names[name.lower()] = target.address
+
+    def _check_running(self, what: str) -> None:
+        """A world belongs to one universe: once it ended, changing it would act on
+        nothing (or on a closed loop), so it is a usage error, not a silent no-op."""
+        if self._ended:
+            raise SimloomUsageError(
+                f"{what} on a world whose universe has ended; hosts, faults and the "
+                "network can only be used while the universe runs"
+            )
 
     def _current_host(self) -> Host:
         incarnation = _host_incarnation.get(0)

@@ -188,6 +188,14 @@ impl Tape {
     }
 
     pub fn from_json(text: &str) -> Result<Tape, TapeError> {
+        Tape::from_json_document(text).map(|(tape, _)| tape)
+    }
+
+    /// Decode a JSON tape and return the document's other top-level fields too
+    /// (an artifact's test id, seed, digest...), so that a reader parses it once.
+    pub fn from_json_document(
+        text: &str,
+    ) -> Result<(Tape, serde_json::Map<String, serde_json::Value>), TapeError> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             if e.is_eof() {
                 TapeError::Truncated(format!("JSON ends early ({e})"))
@@ -195,9 +203,11 @@ impl Tape {
                 TapeError::Foreign(format!("not valid JSON ({e})"))
             }
         })?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| TapeError::Foreign("the JSON document is not an object".into()))?;
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(TapeError::Foreign(
+                "the JSON document is not an object".into(),
+            ));
+        };
         match object.get("format").and_then(|f| f.as_str()) {
             Some(TAPE_FORMAT) => {}
             Some(other) => {
@@ -216,12 +226,11 @@ impl Tape {
             .and_then(|v| v.as_u64())
             .ok_or_else(|| TapeError::Corrupt("missing or non-integer \"version\"".into()))?;
         check_version(version)?;
-        let list = object
-            .get("deviations")
-            .and_then(|d| d.as_array())
-            .ok_or_else(|| TapeError::Corrupt("missing \"deviations\" list".into()))?;
+        let Some(serde_json::Value::Array(list)) = object.remove("deviations") else {
+            return Err(TapeError::Corrupt("missing \"deviations\" list".into()));
+        };
         let mut pairs = Vec::with_capacity(list.len());
-        for item in list {
+        for item in &list {
             let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(|| {
                 TapeError::Corrupt(format!("each deviation must be [index, value], got {item}"))
             })?;
@@ -234,7 +243,7 @@ impl Tape {
                 }
             }
         }
-        Tape::from_deviations(pairs)
+        Ok((Tape::from_deviations(pairs)?, object))
     }
 
     pub fn to_cbor(&self) -> Vec<u8> {
@@ -272,13 +281,22 @@ impl Tape {
                 "CBOR data ends inside the tape marker".into(),
             ));
         }
-        let value: Value = ciborium::de::from_reader(bytes).map_err(|e| match e {
+        let mut rest = bytes;
+        let value: Value = ciborium::de::from_reader(&mut rest).map_err(|e| match e {
             ciborium::de::Error::Io(_) => TapeError::Truncated("CBOR data ends early".into()),
             ciborium::de::Error::Syntax(at) => {
                 TapeError::Foreign(format!("not CBOR (syntax error at byte {at})"))
             }
             other => TapeError::Foreign(format!("not a CBOR tape ({other})")),
         })?;
+        if !rest.is_empty() {
+            // A tape is exactly one CBOR item: bytes after it are a damaged or
+            // concatenated file, never silently ignored.
+            return Err(TapeError::Corrupt(format!(
+                "{} trailing bytes after the CBOR tape",
+                rest.len()
+            )));
+        }
         let items = value
             .as_array()
             .ok_or_else(|| TapeError::Foreign("the CBOR item is not an array".into()))?;
@@ -323,15 +341,23 @@ impl Tape {
 
     /// Decode either serialised form, telling them apart by the first byte.
     pub fn from_bytes(bytes: &[u8]) -> Result<Tape, TapeError> {
+        Tape::from_bytes_document(bytes).map(|(tape, _)| tape)
+    }
+
+    /// [`Tape::from_bytes`], plus a JSON document's other top-level fields (none
+    /// for CBOR).
+    pub fn from_bytes_document(
+        bytes: &[u8],
+    ) -> Result<(Tape, serde_json::Map<String, serde_json::Value>), TapeError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         match first {
             None => Err(TapeError::Truncated("the tape file is empty".into())),
             Some(b'{') => {
                 let text = std::str::from_utf8(bytes)
                     .map_err(|_| TapeError::Foreign("JSON tape is not valid UTF-8".into()))?;
-                Tape::from_json(text)
+                Tape::from_json_document(text)
             }
-            Some(_) => Tape::from_cbor(bytes),
+            Some(_) => Ok((Tape::from_cbor(bytes)?, serde_json::Map::new())),
         }
     }
 }
@@ -375,12 +401,48 @@ mod tests {
     }
 
     #[test]
+    fn a_json_document_keeps_its_other_fields_for_the_reader() {
+        let text = r#"{"format": "simloom.tape", "version": 1, "deviations": [[3, 1]],
+                       "test": "t.py::t", "seed": 4}"#;
+        let (tape, fields) = Tape::from_bytes_document(text.as_bytes()).unwrap();
+        assert_eq!(tape, Tape::from_deviations([(3, 1)]).unwrap());
+        assert_eq!(fields["test"], "t.py::t");
+        assert_eq!(fields["seed"], 4);
+        assert!(!fields.contains_key("deviations"));
+        let (_, none) = Tape::from_bytes_document(&tape.to_cbor()).unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
     fn json_and_cbor_round_trip() {
         let tape = sample();
         assert_eq!(Tape::from_json(&tape.to_json()).unwrap(), tape);
         assert_eq!(Tape::from_cbor(&tape.to_cbor()).unwrap(), tape);
         assert_eq!(Tape::from_bytes(tape.to_json().as_bytes()).unwrap(), tape);
         assert_eq!(Tape::from_bytes(&tape.to_cbor()).unwrap(), tape);
+    }
+
+    #[test]
+    fn cbor_with_trailing_bytes_is_corrupt() {
+        let mut cbor = sample().to_cbor();
+        cbor.push(0x00);
+        assert!(matches!(
+            Tape::from_cbor(&cbor),
+            Err(TapeError::Corrupt(message)) if message.contains("1 trailing byte")
+        ));
+        let mut twice = sample().to_cbor();
+        twice.extend(sample().to_cbor());
+        assert!(matches!(
+            Tape::from_bytes(&twice),
+            Err(TapeError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn json_with_trailing_text_is_rejected() {
+        let mut json = sample().to_json();
+        json.push_str(" {}");
+        assert!(Tape::from_json(&json).is_err());
     }
 
     #[test]

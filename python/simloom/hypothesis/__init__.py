@@ -22,7 +22,7 @@ Requires ``hypothesis`` (``pip install simloom[hypothesis]``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,12 +36,13 @@ except ImportError as exc:  # pragma: no cover - exercised without hypothesis in
 from .. import _boundary, _budgets
 from .._api import RunResult, _check_main, _universe, run
 from .._scheduler import SchedulerSpec, parse_scheduler
+from .._validation import check_flag, check_int
 from ..errors import SimloomUsageError
 from ..loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from ..tape import MAX_GAP, Tape
 from ._provider import SimloomProvider
 
-__all__ = ["Universe", "choices_for_tape", "universes"]
+__all__ = ["Universe", "choices_for_tape", "is_universe_choices", "universes"]
 
 #: Chance, while generating, that one more deviation follows (so about four per
 #: universe on average). Shrinking drives every ``more?`` toward ``False``.
@@ -144,6 +145,38 @@ def choices_for_tape(tape: Tape) -> list[bool | int]:
         next_index = index + 1
     choices.append(False)
     return choices
+
+
+def is_universe_choices(choices: Sequence[object]) -> bool:
+    """Could a universe have drawn this choice sequence? Per deviation
+    ``more? = True``, ``far?``, its decision index, its value (``>= 1``); then
+    ``more? = False``, or the end where the program stopped before the last
+    deviation's decision. A test's example-database entry that is not such a
+    sequence is corrupt (or from an incompatible version)."""
+
+    def is_bool(choice: object) -> bool:
+        return type(choice) is bool
+
+    def is_int(choice: object, low: int) -> bool:
+        return type(choice) is int and choice >= low
+
+    position, length = 0, len(choices)
+    while position < length:
+        more = choices[position]
+        if not is_bool(more):
+            return False
+        if more is False:
+            return position == length - 1
+        if length - position < 3:
+            return False
+        if not (is_bool(choices[position + 1]) and is_int(choices[position + 2], 0)):
+            return False
+        if length - position == 3:
+            return True  # the program ended before this deviation's decision
+        if not is_int(choices[position + 3], 1):
+            return False
+        position += 4
+    return True
 
 
 class Universe:
@@ -293,12 +326,10 @@ def universes(
     ``max_steps``, ``max_virtual_time`` and ``watchdog`` are each universe's budgets
     (see :func:`simloom.run`).
     """
-    spec = parse_scheduler(scheduler or "random")
-    if not isinstance(livelock_steps, int) or livelock_steps < 1:
-        raise SimloomUsageError(
-            f"livelock_steps must be a positive integer, got {livelock_steps!r}"
-        )
+    spec = parse_scheduler("random" if scheduler is None else scheduler)
+    check_int("livelock_steps", livelock_steps)
+    check_flag("world", world)
     budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     return _UniverseStrategy(
-        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), bool(world), budgets
+        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), world, budgets
     )

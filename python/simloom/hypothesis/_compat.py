@@ -12,13 +12,15 @@ logic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import hypothesis
 from hypothesis.database import ExampleDatabase, choices_from_bytes, choices_to_bytes
 from hypothesis.internal import entropy
 from hypothesis.internal.conjecture.data import ConjectureData
+from hypothesis.internal.conjecture.engine import ExitReason
 from hypothesis.internal.conjecture.providers import (
     AVAILABLE_PROVIDERS,
     HypothesisProvider,
@@ -40,12 +42,15 @@ __all__ = [
     "draw_boolean",
     "draw_integer",
     "encode_choices",
+    "engine_statistics",
     "provider_of",
     "provider_random",
     "random_registry_version",
     "registered_randoms",
     "saved_choices",
     "secondary_key",
+    "shrink_ran",
+    "shrink_stopped_early",
     "span_label",
     "start_span",
     "stop_span",
@@ -132,6 +137,42 @@ def secondary_key(key: bytes) -> bytes:
     primary key are taken as already minimal and never re-shrunk; a failure found
     elsewhere is saved here so that Hypothesis replays *and shrinks* it."""
     return b".".join((key, b"secondary"))
+
+
+@contextlib.contextmanager
+def engine_statistics() -> Iterator[dict[str, Any]]:
+    """Collect the statistics of the Hypothesis runs inside the block (what
+    ``--hypothesis-show-statistics`` prints; an outer collector still gets them).
+    Empty if the run did not end normally (an interrupt)."""
+    from hypothesis import statistics
+
+    collected: dict[str, Any] = {}
+    collector: Any = statistics.collector  # typed as holding only its default, None
+    outer = collector.value
+
+    def note(stats: dict[str, Any]) -> None:
+        collected.update(stats)
+        if outer is not None:
+            outer(stats)
+
+    with collector.with_value(note):
+        yield collected
+
+
+def shrink_ran(statistics: dict[str, Any]) -> bool:
+    """Did the engine get to its shrink phase? It skips it (and reports the run
+    finished) when it replays a primary-key entry exactly: one it takes as
+    already minimal."""
+    return "shrink-phase" in statistics
+
+
+def shrink_stopped_early(statistics: dict[str, Any]) -> str | None:
+    """Why Hypothesis's engine stopped before it had nothing left to do (a limit on
+    shrinks or on shrinking time, a flaky failure...), or ``None`` if it finished."""
+    stopped = statistics.get("stopped-because")
+    if stopped == ExitReason.finished.value:
+        return None
+    return str(stopped) if stopped else "the engine reported no statistics"
 
 
 def saved_choices(database: ExampleDatabase | None, key: bytes) -> Iterable[bytes]:

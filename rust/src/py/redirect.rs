@@ -30,8 +30,8 @@ use std::os::raw::c_int;
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
-/// How many builtins can be redirected at once (the boundary uses about 50).
-const SLOTS: usize = 64;
+/// How many builtins can be redirected at once (the boundary uses about 75).
+const SLOTS: usize = 128;
 
 /// How a builtin receives its arguments (its `METH_*` calling convention).
 const NO_ARGS: i32 = 0;
@@ -236,9 +236,11 @@ macro_rules! trampoline_tables {
 }
 
 trampoline_tables!(
-    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
-    32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60
-    61 62 63
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33
+    34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64
+    65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95
+    96 97 98 99 100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117 118 119
+    120 121 122 123 124 125 126 127
 );
 
 /// The trampoline of `slot` for a calling convention, as `ml_meth` stores it.

@@ -39,14 +39,27 @@ impl Tape {
     }
 }
 
+/// What `Tape(...)` accepts: `(index, value)` pairs, or another tape (copied as is:
+/// it is valid already, so a decoded million-deviation tape costs no re-check).
+#[derive(FromPyObject)]
+enum DeviationsArg<'py> {
+    Tape(PyRef<'py, Tape>),
+    Pairs(Vec<(u64, u64)>),
+}
+
 #[pymethods]
 impl Tape {
     #[new]
-    #[pyo3(signature = (deviations = Vec::new()))]
-    fn new(py: Python<'_>, deviations: Vec<(u64, u64)>) -> PyResult<Tape> {
-        let tape = Tape { deviations };
-        tape.to_core(py)?;
-        Ok(tape)
+    #[pyo3(signature = (deviations = DeviationsArg::Pairs(Vec::new())))]
+    fn new(py: Python<'_>, deviations: DeviationsArg<'_>) -> PyResult<Tape> {
+        match deviations {
+            DeviationsArg::Tape(tape) => Ok(tape.clone()),
+            DeviationsArg::Pairs(deviations) => {
+                let tape = Tape { deviations };
+                tape.to_core(py)?;
+                Ok(tape)
+            }
+        }
     }
 
     /// `(decision index, value)` pairs, in decision order; every value is nonzero.
@@ -87,6 +100,18 @@ impl Tape {
     fn _decode(py: Python<'_>, data: &[u8]) -> PyResult<Tape> {
         let tape = CoreTape::from_bytes(data).map_err(|e| tape_error(py, e))?;
         Ok(Tape::from_core(&tape))
+    }
+
+    /// Decode either form, and return a JSON document's other top-level fields
+    /// whose values are not lists or objects (an artifact's test id, seed,
+    /// digest...) as a JSON object: one parse for the tape and its metadata.
+    #[staticmethod]
+    fn _decode_document(py: Python<'_>, data: &[u8]) -> PyResult<(Tape, String)> {
+        let (tape, mut fields) =
+            CoreTape::from_bytes_document(data).map_err(|e| tape_error(py, e))?;
+        fields.retain(|_, value| !(value.is_array() || value.is_object()));
+        let fields = serde_json::Value::Object(fields).to_string();
+        Ok((Tape::from_core(&tape), fields))
     }
 
     #[staticmethod]
