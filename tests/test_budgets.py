@@ -503,3 +503,30 @@ def test_a_slow_step_below_the_limit_is_not_stopped() -> None:
         return "done"
 
     assert simloom.run(main, seed=0, watchdog=1.0).value == "done"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_after_a_universe_finds_no_thread_of_simlooms() -> None:
+    # The watchdog thread is stopped before a fork (CPython warns about forking a
+    # multi-threaded process, and the child would not have it) and starts again later.
+    async def main() -> None:
+        await asyncio.sleep(1)
+
+    assert simloom.run(main, seed=0).ok
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os._exit(0)
+        os.waitpid(pid, 0)
+    assert [str(w.message) for w in caught if "multi-threaded" in str(w.message)] == []
+    test_a_step_that_never_yields_in_process_is_still_stopped_after_a_fork()
+
+
+def test_a_step_that_never_yields_in_process_is_still_stopped_after_a_fork() -> None:
+    async def spins() -> None:
+        while True:
+            pass
+
+    result = simloom.run(spins, seed=0, watchdog=0.2)
+    assert isinstance(result.error, SimWatchdogError)

@@ -16,7 +16,10 @@ withdraws an undelivered interrupt whenever it returns: it can land only in the 
 it was meant for, never after the universe or in another one. When the watchdog does
 not fire it changes nothing: no choice, no event, no tape entry.
 
-A step inside a debugger (``pdb``) or an import is not a hang and is left alone. A
+The thread is stopped and waited for before a fork (the child would not have it,
+and CPython warns about forking a multi-threaded process); the next watched loop
+starts it again. A step inside a debugger (``pdb``) or an import is not a hang and
+is left alone. A
 spin inside one C call that never releases the GIL cannot be interrupted (nothing
 can run Python code then); the interrupt lands when the call returns.
 
@@ -83,8 +86,15 @@ class _Entry:
 #: threads, copied by the watchdog thread; both single dict operations, atomic under
 #: the GIL. A loop's entry goes when the loop is collected.
 _watched: dict[weakref.ref[SimLoop], _Entry] = {}
+#: The thread's life: started on first use, stopped (and joined) before a fork.
 _started = False
 _start_lock = _thread.allocate_lock()
+#: Held by the thread while it runs (so a fork can wait for it to end).
+_running = _thread.allocate_lock()
+#: Locked while the thread sleeps between looks; released to wake it.
+_pause = _thread.allocate_lock()
+_pause.acquire()
+_stop = False
 
 
 def _forget(ref: weakref.ref[SimLoop]) -> None:
@@ -103,18 +113,61 @@ def _start() -> None:
     global _started
     with _start_lock:
         if not _started:
-            _thread.start_new_thread(_run, ())
+            _running.acquire()
+            try:
+                _thread.start_new_thread(_run, ())
+            except BaseException:
+                _running.release()
+                raise
             _started = True
 
 
-def _forget_thread_after_fork() -> None:
-    # A forked child has no watchdog thread; the next watched loop starts one.
-    global _started, _start_lock
-    _started = False
-    _start_lock = _thread.allocate_lock()
+def _sleeper(seconds: float) -> None:
+    """Sleep without ``time.sleep`` (which the boundary may refuse in this thread)."""
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    lock.acquire(timeout=seconds)
 
 
-os.register_at_fork(after_in_child=_forget_thread_after_fork)
+def _stop_before_fork() -> None:
+    """No thread of simloom's may exist at a fork: the child would not have it, and
+    CPython warns (DeprecationWarning) about forking a multi-threaded process. The
+    thread is woken, stopped and waited for; the next watched loop starts it again."""
+    global _stop
+    if not _started:
+        return
+    threads = _thread._count()
+    _stop = True
+    with contextlib.suppress(RuntimeError):
+        _pause.release()
+    if _running.acquire(timeout=1.0):
+        _running.release()
+    # The thread still has to give back its thread state (which needs the GIL this
+    # thread holds) and leave: let it.
+    deadline = _perf_counter() + 1.0
+    while _thread._count() >= threads and _perf_counter() < deadline:
+        _sleeper(0.0005)
+    _sleeper(0.001)
+
+
+def _after_fork() -> None:
+    global _started, _start_lock, _running, _pause, _stop
+    _started, _stop = False, False
+    _start_lock, _running, _pause = (_thread.allocate_lock() for _ in range(3))
+    _pause.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _after_fork()
+    if _watched:
+        _start()
+
+
+os.register_at_fork(
+    before=_stop_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork,
+)
 
 
 def _poll_interval() -> float:
@@ -123,16 +176,20 @@ def _poll_interval() -> float:
 
 
 def _run() -> None:
-    """The watchdog thread: forever, look at every watched loop."""
-    pause = _thread.allocate_lock()
-    pause.acquire()
+    """The watchdog thread: look at every watched loop until told to stop."""
+    running, pause = _running, _pause
     #: loop → (run generation, steps, when that step was first seen).
     seen: dict[weakref.ref[SimLoop], tuple[int, int, float]] = {}
-    while True:
-        pause.acquire(timeout=_poll_interval())
-        # The thread must survive anything a report can raise.
-        with contextlib.suppress(Exception):
-            _check_all(seen)
+    try:
+        while not _stop:
+            pause.acquire(timeout=_poll_interval())
+            if _stop:
+                break
+            # The thread must survive anything a report can raise.
+            with contextlib.suppress(Exception):
+                _check_all(seen)
+    finally:
+        running.release()
 
 
 def _check_all(seen: dict[weakref.ref[SimLoop], tuple[int, int, float]]) -> None:
