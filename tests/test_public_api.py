@@ -20,6 +20,7 @@ EXPECTED_ALL = {
     "EscapedSimulationError",
     "Event",
     "EventLogError",
+    "ExecutorBlockedError",
     "ForeignTapeError",
     "Host",
     "Net",

@@ -14,6 +14,7 @@ __all__ = [
     "CoverageNotReachedError",
     "EscapedSimulationError",
     "EventLogError",
+    "ExecutorBlockedError",
     "ForeignTapeError",
     "SimBudgetExceededError",
     "SimDeadlockError",
@@ -46,6 +47,14 @@ class EscapedSimulationError(SimloomError, RuntimeError):
     Raised at the call site, naming the API, instead of letting the universe depend on
     something simloom cannot replay.
     """
+
+
+class ExecutorBlockedError(SimloomError, RuntimeError):
+    """An executor job (``run_in_executor``, ``asyncio.to_thread``) blocked on
+    something the simulation cannot see (a real lock, event, socket or sleep) or held
+    its turn for too long. Executor jobs run in lockstep with the loop; they may only
+    wait on the loop (``concurrent.futures`` futures, ``run_coroutine_threadsafe``).
+    The message holds the job thread's stack."""
 
 
 class SimDeadlockError(SimloomError, RuntimeError):

@@ -16,18 +16,18 @@ import asyncio
 import contextvars
 import gc
 import inspect
-import logging
 import os
 import re
 import socket
 import sys
 import threading
 import weakref
-from asyncio import events, futures, tasks
+from asyncio import constants, coroutines, events, futures, tasks
+from asyncio import log as asyncio_log
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _budgets, _core, _patches, _watchdog
+from . import _budgets, _core, _lockstep, _patches, _watchdog
 from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
@@ -53,7 +53,6 @@ __all__ = ["DEFAULT_LIVELOCK_STEPS", "GC_INTERVAL_STEPS", "SimLoop"]
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
-logger = logging.getLogger("simloom")
 
 #: Steps in a row without the virtual clock moving that count as a livelock. About a
 #: quarter of a second of spinning; raise it (``livelock_steps=``) for programs that do
@@ -145,6 +144,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     #: Marks simloom's loop for helpers that must not import this module.
     _simloom_loop = True
+    #: Read by asyncio's default exception handler (the stock loop's handle in
+    #: progress, for its creation traceback in debug mode); SimLoop has none.
+    _current_handle = None
 
     def __init__(
         self,
@@ -208,6 +210,8 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._asyncgens_shutdown_called = False
         self._executor_shutdown_called = False
         self._default_executor: Any = None
+        #: The executor jobs' lockstep worker threads.
+        self._lockstep = _lockstep.Lockstep(self)
         self.slow_callback_duration = 0.1
         #: The simulated world, made on first use (``world=False``: none, and the
         #: network is an escape).
@@ -215,6 +219,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         #: Set while the universe is torn down (see call_exception_handler).
         self._tearing_down = False
         self._world: World | None = None
+        self._coroutine_origin_tracking_saved_depth: int | None = None
+        # As the stock loop: debug mode follows PYTHONASYNCIODEBUG and -X dev.
+        self.set_debug(coroutines._is_debug_mode())  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ running
 
@@ -256,6 +263,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # the universe (its teardown) shares one small allowance.
         self._begin_run()
         try:
+            self._set_coroutine_origin_tracking(self.get_debug())
             if self._stop_requested():
                 # asyncio semantics: stop() before run_forever() runs what is ready once.
                 self._clear_stop()
@@ -292,6 +300,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._running = False
             self._thread_id = None
             events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
             _patches.uninstall()
             sys.set_asyncgen_hooks(*old_hooks)
             if gc_was_enabled:
@@ -333,6 +342,36 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             raise RuntimeError("Event loop stopped before Future completed.")
         return future.result()
 
+    def set_debug(self, enabled: object) -> None:
+        """Debug mode; while the loop runs it also records where coroutines were
+        created (``sys.set_coroutine_origin_tracking_depth``), as the stock loop."""
+        super().set_debug(enabled)
+        if self._running and threading.get_ident() == self._thread_id:
+            self._set_coroutine_origin_tracking(bool(enabled))
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        saved = self._coroutine_origin_tracking_saved_depth
+        if enabled == (saved is not None):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(constants.DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(saved or 0)
+            self._coroutine_origin_tracking_saved_depth = None
+
+    def _run_once(self) -> None:
+        """One iteration of the stock loop: run the callbacks ready now (what CPython's
+        own tests call to step a loop by hand)."""
+        self.stop()
+        self.run_forever()
+
+    @property
+    def _ready(self) -> list[_core.Handle]:
+        """The ready handles, oldest first (the stock loop's ``_ready`` queue, which
+        code and CPython's tests inspect)."""
+        return self._ready_handles()
+
     def is_running(self) -> bool:
         return self._running
 
@@ -347,6 +386,8 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if self._is_closed():
             return
         self._set_closed(True)
+        # Parked executor jobs get CancelledError raised inside them and are joined.
+        self._lockstep.close()
         pending = self._drain()
         for handle in pending:
             handle.cancel()
@@ -371,7 +412,8 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 )
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Nothing to shut down: executor jobs run inline in the simulation."""
+        """Nothing to shut down: executor jobs are lockstep threads of this loop,
+        joined when they finish (and cancelled at ``close()``)."""
         self._executor_shutdown_called = True
 
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
@@ -444,7 +486,9 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             if self._task_factory_takes_name:
                 factory_kwargs["name"] = name
             task = self._task_factory(self, coro, **factory_kwargs)
-            if task.get_name() != name:
+            # A factory may return a task-like object that is no asyncio.Task.
+            get_name = getattr(task, "get_name", None)
+            if get_name is not None and get_name() != name:
                 task.set_name(name)
         return task
 
@@ -494,9 +538,17 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> _core.Handle:
-        """Like ``call_soon`` from the loop's own thread; from another thread it is an
-        escape (a real thread racing the simulation cannot be replayed)."""
+        """Like ``call_soon``. From an executor job's lockstep thread (which holds the
+        baton, so the loop is paused) the loop thread schedules it at once, within
+        the job's step: deterministic. From any other thread it is an escape (a real
+        thread racing the simulation cannot be replayed)."""
         if threading.get_ident() != (self._thread_id or self._owner_thread):
+            worker = _lockstep.current_worker()
+            if worker is not None and worker.loop is self:
+                handle: _core.Handle = worker.on_loop(
+                    lambda: self.call_soon(callback, *args, context=context)
+                )
+                return handle
             _escape(
                 "loop.call_soon_threadsafe() from another thread",
                 "a real thread is handing work to the simulated loop",
@@ -506,13 +558,15 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def run_in_executor(
         self, executor: Any, func: Callable[[Unpack[_Ts]], _T], *args: *_Ts
     ) -> Future[_T]:
-        """Run ``func(*args)`` inline, as its own step at a decision point (no thread is
-        started), and return a future for its result."""
+        """Run ``func(*args)`` on a real thread in lockstep with the loop (whatever
+        ``executor`` is): the job starts as its own step, and while it runs the loop
+        waits, so it may block on the loop (``run_coroutine_threadsafe(...).result()``,
+        ``concurrent.futures.wait``) and stays deterministic. See ``_lockstep``."""
         self._check_closed()
         if inspect.iscoroutinefunction(func) or inspect.iscoroutine(func):
             raise TypeError("coroutines cannot be used with run_in_executor()")
         future: Future[_T] = self.create_future()
-        self.call_soon(_ExecutorJob(future, func, args))
+        self.call_soon(_ExecutorJob(self._lockstep.job(future, func, args)))
         return future
 
     def set_default_executor(self, executor: Any) -> None:
@@ -529,23 +583,19 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._exception_handler = handler
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:
-        """Log the context, as the stock loop does (used by custom handlers that
-        delegate; without a custom handler a simulation fails the run instead)."""
-        message = context.get("message") or "Unhandled exception in event loop"
-        exception = context.get("exception")
-        exc_info: Any = (
-            (type(exception), exception, exception.__traceback__) if exception else False
-        )
-        details = "".join(
-            f"\n{key}: {value!r}"
-            for key, value in sorted(context.items())
-            if key not in ("message", "exception")
-        )
-        logger.error("%s%s", message, details, exc_info=exc_info)
+        """Log the context exactly as the stock loop does (asyncio's own handler,
+        through ``asyncio``'s logger). Custom handlers delegate here; without one, a
+        running simulation fails the run instead (see ``call_exception_handler``)."""
+        asyncio.BaseEventLoop.default_exception_handler(self, context)  # type: ignore[arg-type]
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
-        """With a custom handler, call it. Otherwise the exception does not vanish
-        into a log: it fails the universe (raised from ``run_until_complete``).
+        """With a custom handler, call it in the context of the task, future or
+        handle that failed (as the stock loop does since CPython gh-96704: a handler
+        reading a ``ContextVar`` sees the failing callback's value). Without one, the
+        exception does not vanish into a log while the loop runs: it fails the
+        universe (raised from ``run_until_complete``). Between two runs of a loop
+        outside a universe's teardown there is no run to fail: it is logged, as on
+        the stock loop.
 
         During teardown a ``CancelledError`` escaping a callback is the echo of the
         teardown's own cancellation (early CPython 3.12 stream servers raise it from
@@ -554,7 +604,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             return
         if self._exception_handler is not None:
             try:
-                self._exception_handler(self, context)
+                _run_in_failing_context(context, self._exception_handler, self, context)
                 return
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -564,7 +614,19 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                     "exception": exc,
                     "context": context,
                 }
+        if not self._running and not self._tearing_down and not self._is_closed():
+            self._log_unhandled(context)
+            return
         self._record_failure(context)
+
+    def _log_unhandled(self, context: dict[str, Any]) -> None:
+        """The default handler, guarded as the stock loop guards it."""
+        try:
+            self.default_exception_handler(context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            asyncio_log.logger.error("Exception in default exception handler", exc_info=True)
 
     def _record_failure(self, context: dict[str, Any]) -> None:
         message = str(context.get("message") or "Unhandled exception in event loop")
@@ -576,14 +638,21 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             message = f"{message} (task {task.get_name()!r})"
         if self._is_closed() and not self._running:
             # Too late to fail a run: say it loudly rather than drop it.
-            self.default_exception_handler(context)
+            self._log_unhandled(context)
             return
         if self._failure is None:
             failure = UnhandledExceptionError(message, context)
             if isinstance(exception, BaseException):
                 failure.__cause__ = exception
             self._failure = failure
-        self.stop()
+        self._stop_now()
+
+    def _fail_universe(self, error: BaseException) -> None:
+        """simloom itself found the universe broken (an executor job blocked on the
+        real world): ``error`` is what ``run_until_complete`` raises, as it is."""
+        if self._failure is None:
+            self._failure = error
+        self._stop_now()
 
     def _take_failure(self) -> BaseException | None:
         failure, self._failure = self._failure, None
@@ -1073,6 +1142,35 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         )
 
 
+def _run_in_failing_context(
+    context: dict[str, Any], handler: Callable[..., object], *args: Any
+) -> None:
+    """Call ``handler(*args)`` in the ``contextvars.Context`` of what failed: the
+    ``task``, else the ``future`` (a task under that key), else the ``handle`` of the
+    context dict, as ``BaseEventLoop.call_exception_handler`` does. A context that is
+    already entered (the failure is reported from inside the failing step itself) is
+    the current one: the handler is called directly."""
+    failed = context.get("task") or context.get("future") or context.get("handle")
+    get_context = getattr(failed, "get_context", None)
+    failing_context = get_context() if get_context is not None else None
+    if not isinstance(failing_context, contextvars.Context):
+        handler(*args)
+        return
+    called = False
+
+    def call() -> None:
+        nonlocal called
+        called = True
+        handler(*args)
+
+    try:
+        failing_context.run(call)
+    except RuntimeError:
+        if called:
+            raise
+        handler(*args)  # "cannot enter context: ... is already entered"
+
+
 class _SimTask(asyncio.Task):  # type: ignore[type-arg]
     """An asyncio task whose hash is its creation number in the universe.
 
@@ -1102,27 +1200,13 @@ _SimTask.__name__ = _SimTask.__qualname__ = "Task"
 
 
 class _ExecutorJob:
-    """A ``run_in_executor`` job, run inline as one step."""
+    """The step that starts a ``run_in_executor`` job: its lockstep worker thread runs
+    until it finishes or parks (see ``_lockstep``)."""
 
-    __slots__ = ("args", "func", "future")
+    __slots__ = ("worker",)
 
-    def __init__(
-        self, future: Future[Any], func: Callable[..., Any], args: tuple[Any, ...]
-    ) -> None:
-        self.future = future
-        self.func = func
-        self.args = args
+    def __init__(self, worker: _lockstep.Worker) -> None:
+        self.worker = worker
 
     def __call__(self) -> None:
-        if self.future.cancelled():
-            return
-        try:
-            result = self.func(*self.args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if not self.future.cancelled():
-                self.future.set_exception(exc)
-        else:
-            if not self.future.cancelled():
-                self.future.set_result(result)
+        self.worker.start()

@@ -185,6 +185,12 @@ pub struct Engine<T> {
     sched_label: u32,
     timer_label: u32,
     coverage: BTreeMap<String, u64>,
+    /// The stock loop runs callbacks in iterations ("batches"): every callback
+    /// ready when an iteration starts, then the next iteration. The current batch
+    /// holds the ready entries with a seq below `batch_end`; `batch` counts them.
+    /// `loop.stop()` ends the run when the current batch is done, as on the stock loop.
+    batch: u64,
+    batch_end: u64,
 }
 
 impl<T> Engine<T> {
@@ -217,6 +223,8 @@ impl<T> Engine<T> {
             sched_label,
             timer_label,
             coverage: BTreeMap::new(),
+            batch: 0,
+            batch_end: 0,
         };
         // The sparse encoding always starts with one `more?` draw, so a FIFO universe
         // is exactly the draw sequence [0] whether or not it makes decisions.
@@ -278,6 +286,18 @@ impl<T> Engine<T> {
         if quiet && self.phase == BudgetPhase::Run {
             self.enter_teardown();
         }
+    }
+
+    /// Move the virtual clock forward by `delta_ns` by hand (CPython's `TestLoop`
+    /// protocol: a test's time generator drives the clock); timers that fall due
+    /// join the ready set at the next step.
+    pub fn advance_clock(&mut self, delta_ns: u64) {
+        if delta_ns == 0 {
+            return;
+        }
+        self.log.clock(delta_ns);
+        self.now_ns = self.now_ns.saturating_add(delta_ns);
+        self.steps_since_clock_moved = 0;
     }
 
     /// A run (`run_forever`) begins: forget the steps taken since the clock last
@@ -499,6 +519,12 @@ impl<T> Engine<T> {
             .take(rank as usize)
             .expect("rank is within the ready set");
         self.unready(seq, &entry);
+        if seq >= self.batch_end {
+            // Every older entry has run: a new iteration of the stock loop begins,
+            // made of what is ready now.
+            self.batch += 1;
+            self.batch_end = self.next_seq;
+        }
         if count >= 2 && !self.quiet {
             if let Source::Seeded { strategy, .. } = &mut self.source {
                 strategy.after_schedule(self.decisions - 1, entry.owner);
@@ -521,6 +547,36 @@ impl<T> Engine<T> {
         activity.steps += 1;
         activity.last_step = self.steps;
         activity.last_ns = self.now_ns;
+    }
+
+    /// The number of the current batch (stock-loop iteration).
+    pub fn batch(&self) -> u64 {
+        self.batch
+    }
+
+    /// Ready entries that belong to the current batch (a prefix of the ready set).
+    pub fn batch_ready(&self) -> usize {
+        self.ready
+            .iter()
+            .take_while(|(seq, _)| *seq < self.batch_end)
+            .count()
+    }
+
+    /// The next entry of the current batch, oldest first and without a decision
+    /// (the rest of an iteration after `loop.stop()`); None when the batch is done.
+    /// Timers that fell due meanwhile wait for the next batch, as on the stock loop.
+    pub fn next_in_batch(&mut self) -> Option<Entry<T>> {
+        let (seq, _) = self.ready.iter().next()?;
+        if seq >= self.batch_end {
+            return None;
+        }
+        let (seq, entry) = self.ready.take(0)?;
+        self.unready(seq, &entry);
+        self.steps += 1;
+        self.steps_since_clock_moved += 1;
+        self.note_activity(entry.owner);
+        self.log.step(entry.label);
+        Some(entry)
     }
 
     /// A labelled choice in `[0, bound)` (`sometimes`, `draw`, faults). Bounds below
@@ -996,5 +1052,50 @@ mod tests {
         let (order_b, b) = run_program(Source::external(Box::new(Scripted(draws, 0))), 3, 6);
         assert_eq!(order_a, order_b);
         assert_eq!(a.tape(), b.tape());
+    }
+
+    #[test]
+    fn a_batch_is_what_was_ready_when_it_began() {
+        let mut engine: Engine<u32> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1_000).unwrap();
+        let label = engine.log_mut().label("cb");
+        engine.schedule_ready(1, label, label);
+        engine.schedule_ready(2, label, label);
+        let Next::Run(first) = engine.next_step().unwrap() else {
+            panic!("1 is ready")
+        };
+        assert_eq!((first.payload, engine.batch()), (1, 1));
+        // Scheduled during batch 1: belongs to batch 2.
+        engine.schedule_ready(3, label, label);
+        assert_eq!(engine.batch_ready(), 1);
+        assert_eq!(engine.next_in_batch().map(|e| e.payload), Some(2));
+        assert!(
+            engine.next_in_batch().is_none(),
+            "3 waits for the next batch"
+        );
+        let Next::Run(third) = engine.next_step().unwrap() else {
+            panic!("3 is ready")
+        };
+        assert_eq!((third.payload, engine.batch()), (3, 2));
+        assert_eq!(engine.steps(), 3);
+    }
+
+    #[test]
+    fn advancing_the_clock_by_hand_makes_timers_due() {
+        let mut engine: Engine<u32> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1_000).unwrap();
+        let label = engine.log_mut().label("timer");
+        engine.schedule_timer(500, 7, label, label);
+        engine.advance_clock(800);
+        assert_eq!(engine.now_ns(), 800);
+        let Next::Run(entry) = engine.next_step().unwrap() else {
+            panic!("the timer is due")
+        };
+        assert_eq!(entry.payload, 7);
+        assert_eq!(
+            engine.now_ns(),
+            800,
+            "no jump: the clock was already past it"
+        );
     }
 }

@@ -57,6 +57,13 @@ impl Handle {
         }
     }
 
+    /// asyncio's `Handle._cancelled` attribute, read by code (and CPython's tests)
+    /// that inspects handles.
+    #[getter(_cancelled)]
+    fn cancelled_attribute(&self) -> bool {
+        self.cancelled()
+    }
+
     #[getter]
     fn _callback(&self, py: Python<'_>) -> Py<PyAny> {
         self.callback.clone_ref(py)

@@ -55,7 +55,10 @@ fn seconds_to_ns(seconds: f64, what: &str) -> PyResult<u64> {
 pub struct LoopCore {
     engine: Engine<Py<Handle>>,
     describer: Describer,
+    /// Stop before the next step (a failure, the choice source failing).
     stop_requested: bool,
+    /// `loop.stop()`: stop once this batch (stock-loop iteration) is done.
+    stop_after_batch: Option<u64>,
     stop_marker: Option<Py<PyAny>>,
     current_owner: u32,
     draw_error: ErrorSlot,
@@ -179,6 +182,37 @@ impl LoopCore {
         self.engine.log().label_text(label).to_string()
     }
 
+    fn request_stop_after(&mut self, batch: u64) {
+        self.stop_after_batch = Some(self.stop_after_batch.map_or(batch, |b| b.min(batch)));
+    }
+
+    /// The next step under the stop rules: a failure stops at once; after
+    /// `stop()` the rest of the current batch runs (oldest first, no decisions),
+    /// then the run stops without moving the clock. `None` means "stop now".
+    fn next_entry(&mut self) -> Result<Option<Next<Py<Handle>>>, EngineError> {
+        if self.stop_requested {
+            self.stop_requested = false;
+            self.stop_after_batch = None;
+            return Ok(None);
+        }
+        if let Some(batch) = self.stop_after_batch {
+            if self.engine.batch() >= batch {
+                if let Some(entry) = self.engine.next_in_batch() {
+                    return Ok(Some(Next::Run(entry)));
+                }
+                self.stop_after_batch = None;
+                return Ok(None);
+            }
+            if self.engine.ready_len() == 0 {
+                // The stop is due in the next iteration and nothing else is ready:
+                // the stock loop would run just its stop callback.
+                self.stop_after_batch = None;
+                return Ok(None);
+            }
+        }
+        self.engine.next_step().map(Some)
+    }
+
     /// Turn a source error into a Python exception, remember it as fatal and stop.
     fn source_error(&mut self, py: Python<'_>, error: EngineError) -> PyErr {
         let err = self.engine_error(py, error);
@@ -294,9 +328,12 @@ impl LoopCore {
             }
         }
         if is_marker {
-            // The loop's own "main future finished" callback: stop, without ever
-            // occupying the ready set, a decision point or the event log.
-            core.stop_requested = true;
+            // The loop's own "main future finished" callback, which on the stock
+            // loop calls `stop()` in the next iteration: stop when the next batch is
+            // done, without ever occupying the ready set, a decision point or the
+            // event log.
+            let next = core.engine.batch() + 1;
+            core.request_stop_after(next);
             return new_handle(core.current_owner, false);
         }
         let description = {
@@ -344,6 +381,7 @@ impl LoopCore {
             engine,
             describer: Describer::new(task_type.clone_ref(py)),
             stop_requested: false,
+            stop_after_batch: None,
             stop_marker: None,
             current_owner,
             draw_error: Arc::new(Mutex::new(None)),
@@ -423,6 +461,7 @@ impl LoopCore {
         self.livelock_steps = livelock_steps;
         self.describer = Describer::new(self.task_type.clone_ref(py));
         self.stop_requested = false;
+        self.stop_after_batch = None;
         self.fatal = None;
         self.dead_incarnations.clear();
         Ok(())
@@ -507,9 +546,22 @@ impl LoopCore {
         }
     }
 
-    /// Stop after the current step.
+    /// Stop when the callbacks of the current iteration have run, as the stock
+    /// loop does ("run the current batch of callbacks and then exit").
     fn stop(&mut self) {
+        let batch = self.engine.batch();
+        self.request_stop_after(batch);
+    }
+
+    /// Stop before the next step (a failure ends the run at once).
+    fn _stop_now(&mut self) {
         self.stop_requested = true;
+    }
+
+    /// Ready callbacks of the current iteration (they run before a `stop()` ends
+    /// the run).
+    fn _batch_ready(&self) -> usize {
+        self.engine.batch_ready()
     }
 
     fn _set_stop_marker(&mut self, marker: Option<Py<PyAny>>) {
@@ -517,11 +569,12 @@ impl LoopCore {
     }
 
     fn _stop_requested(&self) -> bool {
-        self.stop_requested
+        self.stop_requested || self.stop_after_batch.is_some()
     }
 
     fn _clear_stop(&mut self) {
         self.stop_requested = false;
+        self.stop_after_batch = None;
     }
 
     /// Teardown mode: canonical order, no decisions, nothing recorded on the tape.
@@ -603,6 +656,25 @@ impl LoopCore {
             .collect()
     }
 
+    /// Move the virtual clock forward by `seconds` by hand (a hand-driven test
+    /// clock, as CPython's `test_utils.TestLoop.advance_time`).
+    fn _advance_clock(&mut self, seconds: f64) -> PyResult<()> {
+        if seconds.is_nan() || seconds < 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "seconds must be a number >= 0, got {seconds}"
+            )));
+        }
+        let delta = seconds_to_ns(seconds, "seconds")?;
+        if delta == NEVER {
+            return Err(PyValueError::new_err(format!(
+                "seconds must be below {NEVER_SECONDS:e}, got {seconds}"
+            )));
+        }
+        self.engine.advance_clock(delta);
+        self.clock.store(self.engine.now_ns(), Ordering::Relaxed);
+        Ok(())
+    }
+
     fn _set_closed(&mut self, closed: bool) {
         self.closed = closed;
     }
@@ -626,22 +698,19 @@ impl LoopCore {
         for _ in 0..budget {
             let entry = {
                 let mut core = slf.borrow_mut();
-                if core.stop_requested {
-                    core.stop_requested = false;
-                    return Ok("stopped");
-                }
-                match core.engine.next_step() {
-                    Ok(Next::Run(entry)) => {
+                match core.next_entry() {
+                    Ok(None) => return Ok("stopped"),
+                    Ok(Some(Next::Run(entry))) => {
                         core.current_owner = entry.owner;
                         let now = core.engine.now_ns();
                         core.clock.store(now, Ordering::Relaxed);
                         watch.publish_steps(core.engine.steps());
                         entry
                     }
-                    Ok(Next::Idle) => return Ok("idle"),
-                    Ok(Next::Livelock { .. }) => return Ok("livelock"),
-                    Ok(Next::Budget(BudgetKind::Steps)) => return Ok("step_budget"),
-                    Ok(Next::Budget(BudgetKind::Time)) => return Ok("time_budget"),
+                    Ok(Some(Next::Idle)) => return Ok("idle"),
+                    Ok(Some(Next::Livelock { .. })) => return Ok("livelock"),
+                    Ok(Some(Next::Budget(BudgetKind::Steps))) => return Ok("step_budget"),
+                    Ok(Some(Next::Budget(BudgetKind::Time))) => return Ok("time_budget"),
                     Err(error) => return Err(core.source_error(py, error)),
                 }
             };
@@ -803,6 +872,15 @@ impl LoopCore {
             out.set_item(label, count)?;
         }
         Ok(out)
+    }
+
+    /// The ready handles, oldest first (what the stock loop's `_ready` holds).
+    fn _ready_handles(&self, py: Python<'_>) -> Vec<Py<Handle>> {
+        self.engine
+            .pending()
+            .take(self.engine.ready_len())
+            .map(|entry| entry.payload.clone_ref(py))
+            .collect()
     }
 
     /// Labels of the pending callbacks (ready first, then timers), for diagnostics.

@@ -1,0 +1,541 @@
+"""Lockstep threads: real worker threads of which exactly one party runs at a time.
+
+An executor job (``loop.run_in_executor``, ``asyncio.to_thread``) runs on a real
+thread, so code that blocks the way thread code does — ``run_coroutine_threadsafe(
+coro, loop).result()``, ``concurrent.futures.wait`` — works. To keep the universe
+deterministic the loop thread and the worker hold a *baton*: exactly one of them
+runs. The loop hands the baton to the worker when the job's step runs and waits
+until the worker gives it back, which it does when it
+
+* finishes (the job's future is then resolved in that same step),
+* parks on a blocking primitive that depends on the loop: ``Future.result()`` /
+  ``Future.exception()`` of a ``concurrent.futures.Future`` that is not done, or
+  ``concurrent.futures.wait`` / ``as_completed`` on such futures. When what it waits
+  for is done (or its timeout, in *virtual* time, expires) a resume step is
+  scheduled on the loop — a deterministic position in the schedule — which hands the
+  baton back to the worker;
+* asks the loop to run something for it (``loop.call_soon_threadsafe``): the loop
+  thread runs it and hands the baton straight back, within the same step.
+
+A worker that blocks on anything else (a real ``threading.Event`` nobody will set)
+never gives the baton back: after :data:`WALL_LIMIT_SECONDS` of wall-clock time the
+step raises :class:`~simloom.errors.ExecutorBlockedError` with the worker's stack.
+When the loop closes, a parked worker gets ``concurrent.futures.CancelledError``
+raised inside it and is joined, so no thread outlives its universe.
+
+Owns: the baton, the parking wrappers of ``concurrent.futures`` (installed while a
+lockstep worker is alive; every other thread gets the originals' behaviour), worker
+clean-up. Must not: decide scheduling order (resumes are ordinary loop callbacks).
+Built so that it can grow to every thread started in a universe and every blocking
+primitive: a primitive only needs to call :meth:`Worker.park` with a predicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.futures
+import concurrent.futures
+import concurrent.futures._base as _futures_base
+import contextvars
+import functools
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import ExecutorBlockedError
+
+if TYPE_CHECKING:
+    from .loop import SimLoop
+
+__all__ = ["WALL_LIMIT_SECONDS", "Lockstep", "Worker", "current_worker"]
+
+#: How long (wall clock) the loop waits for a worker holding the baton to finish,
+#: park or ask the loop for something before it calls the worker blocked.
+WALL_LIMIT_SECONDS = 3.0
+
+#: Cancellation rounds at close: a worker that catches the CancelledError and parks
+#: again gets it again, this many times, before it is abandoned.
+_CLOSE_ROUNDS = 8
+
+_local = threading.local()
+
+
+def current_worker() -> Worker | None:
+    """The lockstep worker running on this thread (it holds the baton), if any."""
+    return getattr(_local, "worker", None)
+
+
+# --------------------------------------------------------------- the messages
+#
+# A worker gives the baton back with one message: it finished, it parked (on what,
+# for how long, and the condition that ends the wait), or it asks the loop thread to
+# run a function for it. The loop hands the baton over with a reply.
+
+
+class _Finished:
+    __slots__ = ("error", "result")
+
+    def __init__(self, result: Any, error: BaseException | None) -> None:
+        self.result = result
+        self.error = error
+
+
+class _Parked:
+    __slots__ = ("done", "futures", "timeout")
+
+    def __init__(
+        self,
+        futures: list[concurrent.futures.Future[Any]],
+        timeout: float | None,
+        done: Callable[[], bool],
+    ) -> None:
+        self.futures = futures
+        self.timeout = timeout
+        self.done = done
+
+
+class _Request:
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self.function = function
+
+
+class _Reply:
+    """What the loop hands the worker with the baton."""
+
+    __slots__ = ("cancel", "error", "value")
+
+    def __init__(
+        self, value: Any = None, error: BaseException | None = None, *, cancel: bool = False
+    ) -> None:
+        self.value = value
+        self.error = error
+        self.cancel = cancel
+
+
+_Message = _Finished | _Parked | _Request
+
+
+class Worker:
+    """One executor job on its own thread, run in lockstep with its loop."""
+
+    def __init__(
+        self,
+        lockstep: Lockstep,
+        future: asyncio.Future[Any],
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        name: str,
+    ) -> None:
+        self.lockstep = lockstep
+        self.loop = lockstep.loop
+        self.future = future
+        self._func = func
+        self._args = args
+        self._condition = threading.Condition(threading.Lock())
+        self._turn = "loop"
+        self._message: _Message | None = None
+        self._reply: _Reply | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        #: Bumped at every park, so a wake-up for an earlier park is ignored.
+        self._park_number = 0
+        self._parked: _Parked | None = None
+        self._resume_scheduled = False
+        self._timer: Any = None
+        self.finished = False
+        self.abandoned = False
+
+    # ------------------------------------------------------------ loop side
+
+    def start(self) -> None:
+        """The job's step: start the thread and run it until it yields the baton."""
+        if self.future.cancelled():
+            self.finished = True
+            self.lockstep._forget(self)
+            return
+        self._hand_over(_Reply(), start=True)
+
+    def _hand_over(self, reply: _Reply, *, start: bool = False) -> None:
+        """Give the baton to the worker with ``reply`` and serve it until it
+        finishes or parks. Runs on the loop thread, inside a loop step."""
+        self._give_turn(reply, start=start)
+        self._serve()
+
+    def _give_turn(self, reply: _Reply, *, start: bool = False) -> None:
+        with self._condition:
+            self._reply = reply
+            self._turn = "worker"
+            if start:
+                self._thread.start()
+            else:
+                self._condition.notify_all()
+
+    def _serve(self) -> None:
+        """Wait while the worker holds the baton; run what it asks the loop for
+        (handing the baton straight back) until it finishes or parks."""
+        while True:
+            with self._condition:
+                returned = self._condition.wait_for(
+                    lambda: self._turn == "loop", timeout=WALL_LIMIT_SECONDS
+                )
+                message = self._message
+                self._message = None
+            if not returned:
+                self._blocked()
+                return
+            if isinstance(message, _Request):
+                try:
+                    reply = _Reply(message.function())
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as error:
+                    reply = _Reply(error=error)
+                self._give_turn(reply)
+                continue
+            if isinstance(message, _Finished):
+                self._finish(message)
+            elif isinstance(message, _Parked):
+                self._park(message)
+            return
+
+    def _blocked(self) -> None:
+        """The worker kept the baton past the wall-clock limit: fail the universe
+        with its stack. The thread cannot be stopped; it is abandoned (a daemon that
+        never touches the loop again) and its job's future stays pending."""
+        self.abandoned = True
+        self.lockstep._forget(self)
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
+        self.loop._fail_universe(
+            ExecutorBlockedError(
+                f"executor job {self._thread.name!r} ({_describe(self._func)}) ran for "
+                f"{WALL_LIMIT_SECONDS:g}s of wall-clock time without finishing or waiting "
+                "on the loop: it blocks on something the simulation cannot see (a real "
+                "lock, event, socket or sleep) or computes for too long. Executor jobs "
+                "run in lockstep with the loop and may only wait on it "
+                "(concurrent.futures futures, run_coroutine_threadsafe). Its stack:\n"
+                f"{stack}"
+            )
+        )
+
+    def _finish(self, message: _Finished) -> None:
+        self.finished = True
+        self._thread.join()
+        self.lockstep._forget(self)
+        future = self.future
+        if future.done() or self.loop.is_closed():
+            return
+        if message.error is not None:
+            # As asyncio's wrap_future does: concurrent's CancelledError and
+            # TimeoutError become asyncio's.
+            future.set_exception(asyncio.futures._convert_future_exc(message.error))  # type: ignore[attr-defined]
+        else:
+            future.set_result(message.result)
+
+    def _park(self, parked: _Parked) -> None:
+        self._park_number += 1
+        self._parked = parked
+        self._resume_scheduled = False
+        number = self._park_number
+        if self.loop.is_closed():
+            return  # parked while the loop closes: close() cancels it next round
+        if parked.done():
+            self._schedule_resume(number)
+            return
+        if parked.timeout is not None:
+            self._timer = self.loop.call_later(
+                parked.timeout, _ExecutorResume(self, number, timed_out=True)
+            )
+        for future in parked.futures:
+            future.add_done_callback(lambda _f, number=number: self._wake(number))  # type: ignore[misc]
+
+    def _wake(self, number: int) -> None:
+        """A future the worker waits on is done (on whichever thread finished it)."""
+        parked = self._parked
+        if number != self._park_number or parked is None or self._resume_scheduled:
+            return
+        if parked.done():
+            self._schedule_resume(number)
+
+    def _schedule_resume(self, number: int) -> None:
+        self._resume_scheduled = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.loop.is_closed():
+            return  # close() resumes (cancels) every parked worker itself
+        self.loop.call_soon_threadsafe(_ExecutorResume(self, number, timed_out=False))
+
+    def _resume(self, number: int, timed_out: bool) -> None:
+        """The resume step: give the baton back to the parked worker."""
+        if number != self._park_number or self._parked is None or self.finished:
+            return
+        self._parked = None
+        self._timer = None
+        self._hand_over(_Reply(timed_out))
+
+    def _cancel(self) -> None:
+        """At close: raise CancelledError in the parked worker and wait for it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._turn == "worker":
+            # A KeyboardInterrupt cut the job's step short while the worker ran:
+            # let it get to its next finish or park first.
+            self._serve()
+            if self.finished or self.abandoned:
+                return
+        self._parked = None
+        self._park_number += 1
+        self._hand_over(_Reply(cancel=True))
+
+    # ---------------------------------------------------------- worker side
+
+    def _main(self) -> None:
+        _local.worker = self
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            self._wait_for_turn()
+            result = self._func(*self._args)
+        except BaseException as exc:
+            error = exc
+        finally:
+            _local.worker = None
+        if not self.abandoned:
+            self._give_back(_Finished(result, error), wait=False)
+
+    def _wait_for_turn(self) -> _Reply:
+        with self._condition:
+            self._condition.wait_for(lambda: self._turn == "worker")
+            reply = self._reply
+            self._reply = None
+        assert reply is not None
+        return reply
+
+    def _give_back(self, message: _Message, *, wait: bool = True) -> _Reply | None:
+        if self.abandoned:
+            # The loop gave up on this worker (it blocked); it runs on alone, but
+            # must never touch the loop again.
+            raise concurrent.futures.CancelledError(
+                "this executor job was abandoned by its simulated loop"
+            )
+        with self._condition:
+            self._message = message
+            self._turn = "loop"
+            self._condition.notify_all()
+        if not wait:
+            return None
+        return self._wait_for_turn()
+
+    def park(
+        self,
+        futures: list[concurrent.futures.Future[Any]],
+        timeout: float | None,
+        done: Callable[[], bool],
+    ) -> bool:
+        """Give the baton to the loop until ``done()`` holds (re-checked whenever one
+        of ``futures`` finishes) or ``timeout`` virtual seconds pass. Returns False on
+        a timeout. Raises CancelledError if the loop closes meanwhile."""
+        reply = self._give_back(_Parked(futures, timeout, done))
+        assert reply is not None
+        if reply.cancel:
+            raise concurrent.futures.CancelledError(
+                "the simulated loop closed while this executor job waited on it"
+            )
+        return not reply.value
+
+    def on_loop(self, function: Callable[[], Any]) -> Any:
+        """Run ``function()`` on the loop thread (within the current step) and return
+        its result or raise its exception here."""
+        reply = self._give_back(_Request(function))
+        assert reply is not None
+        if reply.cancel:
+            raise concurrent.futures.CancelledError("the simulated loop closed")
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
+
+
+class Lockstep:
+    """The lockstep workers of one loop."""
+
+    def __init__(self, loop: SimLoop) -> None:
+        self.loop = loop
+        self._workers: list[Worker] = []
+        self._count = 0
+
+    def job(
+        self, future: asyncio.Future[Any], func: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Worker:
+        """A worker for one executor job; its :meth:`Worker.start` is the job's step."""
+        self._count += 1
+        worker = Worker(self, future, func, args, f"simloom-executor-{self._count}")
+        if not self._workers:
+            _install()
+        self._workers.append(worker)
+        return worker
+
+    def _forget(self, worker: Worker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+            if not self._workers:
+                _uninstall()
+
+    def close(self) -> None:
+        """Cancel every parked worker (CancelledError inside it) and join it."""
+        for _ in range(_CLOSE_ROUNDS):
+            parked = [w for w in self._workers if not w.finished and w._thread.is_alive()]
+            if not parked:
+                break
+            for worker in parked:
+                worker._cancel()
+        for worker in list(self._workers):
+            # Still parked after every round: abandon it (daemon thread).
+            worker.abandoned = True
+            self._forget(worker)
+
+
+class _ExecutorResume:
+    """The step that hands the baton back to a parked executor job (its own type, so
+    the event log names it)."""
+
+    __slots__ = ("number", "timed_out", "worker")
+
+    def __init__(self, worker: Worker, number: int, *, timed_out: bool) -> None:
+        self.worker = worker
+        self.number = number
+        self.timed_out = timed_out
+
+    def __call__(self) -> None:
+        self.worker._resume(self.number, self.timed_out)
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    """The job's function by name; ``asyncio.to_thread`` passes
+    ``partial(context.run, function, ...)``."""
+    target: Any = func
+    if isinstance(target, functools.partial):
+        runs_in_context = isinstance(getattr(target.func, "__self__", None), contextvars.Context)
+        target = target.args[0] if runs_in_context and target.args else target.func
+    return getattr(target, "__qualname__", None) or repr(target)
+
+
+# ------------------------------------------- concurrent.futures, parking versions
+
+_original_result = concurrent.futures.Future.result
+_original_exception = concurrent.futures.Future.exception
+_original_wait = _futures_base.wait
+_original_as_completed = _futures_base.as_completed
+_installed = 0
+
+
+def _result(self: concurrent.futures.Future[Any], timeout: float | None = None) -> Any:
+    worker = current_worker()
+    if worker is not None and not self.done() and (timeout is None or timeout > 0):
+        worker.park([self], timeout, self.done)
+        return _original_result(self, None if self.done() else 0)
+    return _original_result(self, timeout)
+
+
+def _exception(
+    self: concurrent.futures.Future[Any], timeout: float | None = None
+) -> BaseException | None:
+    worker = current_worker()
+    if worker is not None and not self.done() and (timeout is None or timeout > 0):
+        worker.park([self], timeout, self.done)
+        return _original_exception(self, None if self.done() else 0)
+    return _original_exception(self, timeout)
+
+
+def _wait_condition(
+    futures: list[concurrent.futures.Future[Any]], return_when: str
+) -> Callable[[], bool]:
+    def done() -> bool:
+        finished = [f for f in futures if f.done()]
+        if return_when == concurrent.futures.FIRST_COMPLETED:
+            return bool(finished)
+        if return_when == concurrent.futures.FIRST_EXCEPTION and any(
+            not f.cancelled() and f.exception(0) is not None for f in finished
+        ):
+            return True
+        return len(finished) == len(futures)
+
+    return done
+
+
+def _wait(
+    fs: Iterable[concurrent.futures.Future[Any]],
+    timeout: float | None = None,
+    return_when: str = concurrent.futures.ALL_COMPLETED,
+) -> Any:
+    worker = current_worker()
+    futures = list(dict.fromkeys(fs))
+    if worker is not None and (timeout is None or timeout > 0):
+        done = _wait_condition(futures, return_when)
+        if not done():
+            worker.park(futures, timeout, done)
+        return _original_wait(futures, 0, return_when)
+    return _original_wait(futures, timeout, return_when)
+
+
+def _as_completed(
+    fs: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None
+) -> Iterator[concurrent.futures.Future[Any]]:
+    worker = current_worker()
+    if worker is None:
+        return _original_as_completed(fs, timeout)
+    return _as_completed_in_lockstep(worker, list(dict.fromkeys(fs)), timeout)
+
+
+def _as_completed_in_lockstep(
+    worker: Worker, futures: list[concurrent.futures.Future[Any]], timeout: float | None
+) -> Iterator[concurrent.futures.Future[Any]]:
+    """As ``concurrent.futures.as_completed``: the futures already done (in argument
+    order), then each as it finishes; the timeout is virtual time."""
+    loop = worker.loop
+    deadline = None if timeout is None else loop.time() + timeout
+    finished: list[concurrent.futures.Future[Any]] = []
+    for future in futures:
+        # Runs at once for a future already done; otherwise on whichever thread
+        # finishes it, which holds the baton: the order is the schedule's.
+        future.add_done_callback(finished.append)
+    yielded = 0
+    while True:
+        while yielded < len(finished):
+            yielded += 1
+            yield finished[yielded - 1]
+        if yielded == len(futures):
+            return
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError(f"{len(futures) - yielded} (of {len(futures)}) futures unfinished")
+        pending = [f for f in futures if not f.done()]
+        worker.park(pending, remaining, functools.partial(_grew, finished, yielded))
+
+
+def _grew(items: list[Any], length: int) -> bool:
+    return len(items) > length
+
+
+def _install() -> None:
+    global _installed
+    _installed += 1
+    if _installed == 1:
+        concurrent.futures.Future.result = _result  # type: ignore[method-assign]
+        concurrent.futures.Future.exception = _exception  # type: ignore[method-assign]
+        concurrent.futures.wait = _futures_base.wait = _wait
+        concurrent.futures.as_completed = _futures_base.as_completed = _as_completed  # type: ignore[assignment]
+
+
+def _uninstall() -> None:
+    global _installed
+    _installed = max(0, _installed - 1)
+    if _installed == 0:
+        concurrent.futures.Future.result = _original_result  # type: ignore[method-assign]
+        concurrent.futures.Future.exception = _original_exception  # type: ignore[method-assign]
+        concurrent.futures.wait = _futures_base.wait = _original_wait
+        concurrent.futures.as_completed = _futures_base.as_completed = _original_as_completed

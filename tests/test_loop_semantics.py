@@ -1,0 +1,196 @@
+"""asyncio semantics of SimLoop that CPython's own test suite checks: each test here
+runs the same program on the stock loop and on SimLoop, or states what the stock
+loop does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import simloom
+
+_name: contextvars.ContextVar[str] = contextvars.ContextVar("name", default="outside")
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+BOTH_LOOPS = pytest.mark.parametrize(
+    "loop_factory", [asyncio.new_event_loop, simloom.SimLoop], ids=["stock", "simloop"]
+)
+
+
+def _handler_sees(loop_factory: LoopFactory, failing: str) -> list[str]:
+    seen: list[str] = []
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        seen.append(_name.get())
+
+    def callback() -> None:
+        _name.set("in the callback")
+        raise ZeroDivisionError
+
+    async def task() -> None:
+        _name.set("in the task")
+        raise ZeroDivisionError
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(handler)
+        if failing == "callback":
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            asyncio.get_running_loop().create_task(task())  # never awaited, then collected
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(main(), loop_factory=loop_factory)
+    return seen
+
+
+@BOTH_LOOPS
+def test_exception_handler_runs_in_the_context_of_the_failing_callback(
+    loop_factory: LoopFactory,
+) -> None:
+    assert _handler_sees(loop_factory, "callback") == ["in the callback"]
+
+
+@BOTH_LOOPS
+def test_exception_handler_runs_in_the_context_of_the_failing_task(
+    loop_factory: LoopFactory,
+) -> None:
+    assert _handler_sees(loop_factory, "task") == ["in the task"]
+
+
+def _order_after_main_finishes(loop_factory: LoopFactory) -> list[str]:
+    """What runs after run_until_complete's future is done: on the stock loop the
+    current iteration and the one with the stop callback still run."""
+    order: list[str] = []
+    loop = loop_factory()
+    try:
+        result = loop.create_future()
+
+        async def first() -> asyncio.Future[None]:
+            order.append("first")
+            return result
+
+        async def second() -> None:
+            order.append("second")
+            result.set_result(None)
+            loop.call_soon(order.append, "scheduled by second")
+
+        one = loop.create_task(first())
+        two = loop.create_task(second())
+        loop.run_until_complete(one)
+        order.append(f"second done: {two.done()}")
+    finally:
+        loop.close()
+    return order
+
+
+@BOTH_LOOPS
+def test_run_until_complete_finishes_the_iteration_after_the_main_future(
+    loop_factory: LoopFactory,
+) -> None:
+    assert _order_after_main_finishes(loop_factory) == [
+        "first",
+        "second",
+        "scheduled by second",
+        "second done: True",
+    ]
+
+
+def _order_around_stop(loop_factory: LoopFactory) -> list[str]:
+    order: list[str] = []
+    loop = loop_factory()
+    try:
+
+        def stopper() -> None:
+            order.append("stopper")
+            loop.stop()
+            loop.call_soon(order.append, "next iteration")
+
+        loop.call_soon(stopper)
+        loop.call_soon(order.append, "same iteration")
+        loop.run_forever()
+        order.append("stopped")
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+    return order
+
+
+@BOTH_LOOPS
+def test_stop_runs_the_rest_of_the_current_iteration(loop_factory: LoopFactory) -> None:
+    assert _order_around_stop(loop_factory) == [
+        "stopper",
+        "same iteration",
+        "stopped",
+        "next iteration",
+    ]
+
+
+def test_a_failure_stops_the_run_at_once() -> None:
+    ran: list[str] = []
+    loop = simloom.SimLoop()
+    try:
+        loop.call_soon(lambda: 1 / 0)
+        loop.call_soon(ran.append, "same iteration, after the failure")
+        sleeper = loop.create_task(asyncio.sleep(1))
+        with pytest.raises(simloom.UnhandledExceptionError):
+            loop.run_until_complete(sleeper)
+        assert ran == []
+        sleeper.cancel()
+        loop.run_until_complete(asyncio.gather(sleeper, return_exceptions=True))
+    finally:
+        loop.close()
+
+
+@BOTH_LOOPS
+def test_debug_mode_tracks_coroutine_origins_while_the_loop_runs(
+    loop_factory: LoopFactory,
+) -> None:
+    async def depth() -> int:
+        return sys.get_coroutine_origin_tracking_depth()
+
+    before = sys.get_coroutine_origin_tracking_depth()
+    assert asyncio.run(depth(), debug=True, loop_factory=loop_factory) > 0
+    assert sys.get_coroutine_origin_tracking_depth() == before
+
+
+def test_a_task_factory_may_return_a_task_like_object() -> None:
+    class Wrapper:
+        def __init__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> None:
+            self._task = asyncio.Task(coro, loop=loop, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            if name in ("get_name", "set_name"):
+                raise AttributeError(name)
+            return getattr(self._task, name)
+
+    loop = simloom.SimLoop()
+    try:
+        loop.set_task_factory(Wrapper)
+        wrapper = loop.create_task(asyncio.sleep(0, "done"))
+        assert isinstance(wrapper, Wrapper)
+        assert loop.run_until_complete(wrapper._task) == "done"
+    finally:
+        loop.close()
+
+
+def test_an_exception_between_runs_is_logged_as_on_the_stock_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = simloom.SimLoop()
+    try:
+        future = loop.create_future()
+        future.set_exception(RuntimeError("boom"))
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            del future  # collected outside any run: nothing to fail
+        assert "Future exception was never retrieved" in caplog.text
+        assert loop.run_until_complete(asyncio.sleep(0, "next run unaffected")) == (
+            "next run unaffected"
+        )
+    finally:
+        loop.close()
