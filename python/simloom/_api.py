@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from . import _boundary, _core, _selfcheck
+from . import _boundary, _budgets, _core, _selfcheck
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import SimloomUsageError, UnhandledExceptionError
@@ -441,11 +441,17 @@ def _resolve_horizon(
     livelock_steps: int,
     boundary: _boundary.Settings | None = None,
     world: bool = True,
+    budgets: _budgets.Budgets | None = None,
 ) -> SchedulerSpec:
     """``pct:auto``: measure the horizon as the decision count of a FIFO probe run."""
     if not spec.auto_horizon:
         return spec
-    probe_loop = SimLoop(scheduler="fifo", livelock_steps=livelock_steps, world=world)
+    probe_loop = SimLoop(
+        scheduler="fifo",
+        livelock_steps=livelock_steps,
+        world=world,
+        **(budgets or _budgets.Budgets()).arguments(),
+    )
     probe = _universe(main, probe_loop, None, "fifo", boundary)
     horizon = max(1, probe.decisions)
     # The measured horizon is part of the spec now; running it will not probe again.
@@ -462,6 +468,9 @@ def run(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+    max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+    watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
 ) -> RunResult:
     """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
 
@@ -484,28 +493,34 @@ def run(
     If ``main`` takes a parameter named ``world`` it receives the universe's
     :class:`~simloom.World` (hosts, network, disks, faults). Network calls go to the
     simulated network in any case; ``world=False`` makes them escapes instead.
+
+    A run that takes ``max_steps`` steps or ``max_virtual_time`` virtual seconds
+    without finishing ends with :class:`~simloom.SimStepBudgetError` or
+    :class:`~simloom.SimTimeBudgetError`, and a step that runs ``watchdog`` seconds
+    of wall-clock time without yielding with :class:`~simloom.SimWatchdogError`
+    (``None`` turns each off; see docs/testing.md, "Budgets").
     """
     requested = parse_scheduler(scheduler)
+    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     patches = _boundary.settings(boundary, wall_clock_epoch)
     check_flag("check_determinism", check_determinism)
     check_int("seed", seed, minimum=0)
     check_int("livelock_steps", livelock_steps)
     check_flag("world", world)
-    spec = _resolve_horizon(main, requested, livelock_steps, patches, world)
+    spec = _resolve_horizon(main, requested, livelock_steps, patches, world, budgets)
+    loop_arguments = {"livelock_steps": livelock_steps, "world": world, **budgets.arguments()}
     if check_determinism:
         return _selfcheck.run_twice(
             lambda trace: _universe(
                 main,
-                trace(
-                    SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world)
-                ),
+                trace(SimLoop(seed=seed, scheduler=spec, **loop_arguments)),
                 seed,
                 requested.name,
                 patches,
             ),
             f"simloom.run(main, seed={seed}, scheduler={requested.name!r})",
         )
-    loop = SimLoop(seed=seed, scheduler=spec, livelock_steps=livelock_steps, world=world)
+    loop = SimLoop(seed=seed, scheduler=spec, **loop_arguments)
     return _universe(main, loop, seed, requested.name, patches)
 
 
@@ -518,6 +533,9 @@ def replay(
     boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
+    max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+    max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+    watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
 ) -> RunResult:
     """Run ``main()`` with every choice taken from ``tape``.
 
@@ -525,7 +543,7 @@ def replay(
     over), lenient replay takes the canonical choice there and sets
     ``RunResult.misaligned``; ``strict=True`` raises
     :class:`~simloom.errors.TapeMisalignedError` instead. Replay a universe with the
-    ``boundary`` and ``wall_clock_epoch`` it ran with.
+    ``boundary``, ``wall_clock_epoch`` and budgets it ran with.
     """
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
@@ -533,7 +551,14 @@ def replay(
     check_flag("strict", strict)
     check_int("livelock_steps", livelock_steps)
     check_flag("world", world)
-    loop = SimLoop(tape=tape, strict=strict, livelock_steps=livelock_steps, world=world)
+    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
+    loop = SimLoop(
+        tape=tape,
+        strict=strict,
+        livelock_steps=livelock_steps,
+        world=world,
+        **budgets.arguments(),
+    )
     return _universe(main, loop, None, "replay", patches)
 
 

@@ -16,8 +16,12 @@ __all__ = [
     "EventLogError",
     "ExecutorBlockedError",
     "ForeignTapeError",
+    "SimBudgetExceededError",
     "SimDeadlockError",
     "SimLivelockError",
+    "SimStepBudgetError",
+    "SimTimeBudgetError",
+    "SimWatchdogError",
     "SimloomError",
     "SimloomNondeterminismError",
     "SimloomUsageError",
@@ -122,3 +126,31 @@ class CoverageNotReachedError(SimloomError, AssertionError):
 
 class EventLogError(SimloomError, ValueError):
     """Event-log bytes could not be decoded."""
+
+
+class SimBudgetExceededError(SimloomError, RuntimeError):
+    """A universe ran out of one of its budgets before it finished (see
+    docs/testing.md, "Budgets"). The message says which budget, its value, how to
+    raise it, and what was still scheduled. ``budget`` is the argument that sets it
+    (``"max_steps"``, ``"max_virtual_time"``, ``"watchdog"``) and ``limit`` its
+    value."""
+
+    def __init__(self, message: str, *, budget: str = "", limit: float | None = None) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit = limit
+
+
+class SimStepBudgetError(SimBudgetExceededError):
+    """A run took ``max_steps`` steps without finishing (a task spinning while the
+    clock creeps, e.g. ``while True: await asyncio.sleep(1e-9)``)."""
+
+
+class SimTimeBudgetError(SimBudgetExceededError):
+    """A run reached ``max_virtual_time`` virtual seconds without finishing (a
+    periodic timer keeping a finished or deadlocked program alive)."""
+
+
+class SimWatchdogError(SimBudgetExceededError):
+    """One step ran longer than ``watchdog`` seconds of wall-clock time: a callback
+    that never yields (a CPU spin). The message carries the step's stack."""

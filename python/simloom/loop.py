@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _boundary, _core, _lockstep, _patches
+from . import _boundary, _budgets, _core, _lockstep, _patches, _watchdog
 from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
@@ -37,6 +37,9 @@ from .errors import (
     SimDeadlockError,
     SimLivelockError,
     SimloomUsageError,
+    SimStepBudgetError,
+    SimTimeBudgetError,
+    SimWatchdogError,
     UnhandledExceptionError,
 )
 from .tape import Tape
@@ -86,6 +89,15 @@ class _StopMarker:
         pass
 
 
+def _duration(seconds: float) -> str:
+    """Virtual seconds in words, for budget reports."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        if seconds >= size or unit == "second":
+            amount = round(seconds / size, 3)
+            return f"{amount:g} {unit}" + ("" if amount == 1 else "s")
+    raise AssertionError("unreachable")
+
+
 def _describe_awaitable(obj: object) -> str:
     if isinstance(obj, asyncio.Task):
         return f"task {obj.get_name()!r}"
@@ -127,6 +139,11 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     virtual, ``random`` and ``uuid`` seeded from the tape, real-world calls
     :class:`~simloom.EscapedSimulationError`) unless ``boundary=False``; see
     :func:`simloom.boundary`.
+
+    A run never hangs: ``max_steps`` steps or ``max_virtual_time`` virtual seconds
+    without finishing raise :class:`SimStepBudgetError` / :class:`SimTimeBudgetError`,
+    and a step that runs ``watchdog`` wall-clock seconds without yielding raises
+    :class:`SimWatchdogError` (``None`` turns each off; docs/testing.md, "Budgets").
     """
 
     #: Marks simloom's loop for helpers that must not import this module.
@@ -147,9 +164,13 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         world: bool = True,
         boundary: bool = True,
         wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
+        max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+        max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+        watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
     ) -> None:
         spec = parse_scheduler(scheduler)
         boundary_settings = _boundary.settings(boundary, wall_clock_epoch)
+        budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
         check_int("seed", seed, minimum=0)
         check_int("livelock_steps", livelock_steps)
         check_flag("strict", strict)
@@ -165,7 +186,15 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             strict=strict,
             draws=draws,
             livelock_steps=livelock_steps,
+            max_steps=budgets.max_steps,
+            max_time_ns=budgets.max_time_ns,
         )
+        #: The budgets of each run (see :mod:`simloom._budgets`).
+        self.budgets = budgets
+        #: Left here by the watchdog thread just before it interrupts a step.
+        self._watchdog_report: str | None = None
+        if budgets.watchdog is not None:
+            _watchdog.watch(self, budgets.watchdog)
         self.scheduler = spec
         self.seed = seed
         self._stop_marker = _StopMarker()
@@ -224,16 +253,24 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         :meth:`run_until_complete`) ends the run.
 
         Raises :class:`SimDeadlockError` when nothing can run and no timer is pending,
-        and :class:`SimLivelockError` when too many steps pass without the virtual
-        clock moving: a simulated loop never hangs.
+        :class:`SimLivelockError` when too many steps pass without the virtual
+        clock moving, :class:`SimStepBudgetError` / :class:`SimTimeBudgetError` when
+        the run's step or virtual-time budget is spent, and :class:`SimWatchdogError`
+        when one step runs past the wall-clock watchdog: a simulated loop never hangs.
         """
         self._check_closed()
         self._check_running()
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
-        # teardown must still be able to cancel the spinner.
-        self._reset_livelock()
+        # teardown must still be able to cancel the spinner. Each run gets the full
+        # step and time budgets too, unless they were spent: then what is left of
+        # the universe (its teardown) shares one small allowance.
+        self._begin_run()
         running = self._running_state()
-        running.run(self._run_until_stopped, running)
+        try:
+            running.run(self._run_until_stopped, running)
+        except _watchdog.WatchdogInterrupt:
+            # The watchdog stopped a step that never yielded (raised in this thread).
+            raise self._watchdog_error() from None
 
     def _run_until_stopped(self, running: _core.Restoration) -> None:
         """The steps of one run, while ``running`` (its guard) is installed."""
@@ -254,8 +291,20 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 return
             elif status == "idle":
                 raise SimDeadlockError(self._deadlock_report())
-            else:
+            elif status == "livelock":
                 raise SimLivelockError(self._livelock_report())
+            elif status == "step_budget":
+                raise SimStepBudgetError(
+                    self._budget_report("steps"),
+                    budget="max_steps",
+                    limit=self.budgets.max_steps,
+                )
+            else:
+                raise SimTimeBudgetError(
+                    self._budget_report("time"),
+                    budget="max_virtual_time",
+                    limit=self.budgets.max_virtual_time,
+                )
 
     def _running_state(self) -> _core.Restoration:
         """Everything one run changes in the process, as one guard
@@ -665,6 +714,163 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 lines.append(f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}")
         else:
             lines.append("No task is waiting: the loop was asked to run with nothing to do.")
+        return "\n".join(lines)
+
+    def _watchdog_error(self) -> SimWatchdogError:
+        """The watchdog stopped a step: its report, and the interrupt it left in the
+        tasks it went through marked as seen (it is reported once, here)."""
+        report, self._watchdog_report = self._watchdog_report, None
+        for task in list(self._task_order):
+            if task.done() and isinstance(
+                getattr(task, "_exception", None), _watchdog.WatchdogInterrupt
+            ):
+                task.exception()
+        return SimWatchdogError(
+            report or "watchdog: a step ran longer than the wall-clock watchdog allows",
+            budget="watchdog",
+            limit=self.budgets.watchdog,
+        )
+
+    def _activity_by_owner(
+        self, tasks_by_name: dict[str, asyncio.Task[Any]]
+    ) -> dict[str, tuple[int, int, int]]:
+        """Steps, last step and last virtual time per owner. A task named after it
+        was created (``create_task(name=...)``) ran its first step as ``Task-<n>``:
+        that counts for it too."""
+        raw = {label: (count, step, ns) for label, count, step, ns in self._activity()}
+        merged: dict[str, tuple[int, int, int]] = {}
+        absorbed: set[str] = set()
+        for name, task in tasks_by_name.items():
+            labels = [name]
+            number = self._task_order.get(task)
+            if number is not None and f"Task-{number}" != name:
+                labels.append(f"Task-{number}")
+            parts = [raw[label] for label in labels if label in raw]
+            absorbed.update(labels)
+            if parts:
+                merged[name] = (
+                    sum(p[0] for p in parts),
+                    max(p[1] for p in parts),
+                    max(p[2] for p in parts),
+                )
+        for label, values in raw.items():
+            if label not in absorbed:
+                merged[label] = values
+        return merged
+
+    def _budget_report(self, kind: str) -> str:
+        """Which budget ran out, its value, how to raise it, and what was still
+        scheduled: timers (with the task and line they sleep at), the tasks that ran
+        most, and the tasks that made no progress in the second half of the run."""
+        phase, max_steps, max_time_ns, start_steps, start_ns = self._budget_state()
+        in_teardown = phase == "spent"
+        steps = self._steps() - start_steps
+        now_ns = self._now_ns()
+        elapsed = (now_ns - start_ns) / 1e9
+        pending = self._pending_entries()
+        timers = sorted((due, label, owner) for label, owner, due in pending if due is not None)
+        if in_teardown:
+            lines = [
+                f"{'step' if kind == 'steps' else 'virtual-time'} budget exhausted while the "
+                "universe was torn down: after a budget runs out, teardown may take "
+                "100,000 more steps and one more virtual hour to cancel what is left, and "
+                "the program did not let go (a task that ignores cancellation?)."
+            ]
+        elif kind == "steps":
+            lines = [
+                f"step budget exhausted: {steps:,} steps ran and the universe had not "
+                f"finished (max_steps={max_steps:,}), at virtual time {now_ns / 1e9:.6f}s "
+                f"({elapsed:.6f} virtual seconds in this run)."
+            ]
+        else:
+            due = f"; the next timer is due at {timers[0][0] / 1e9:.6f}s" if timers else ""
+            assert max_time_ns is not None
+            lines = [
+                f"virtual-time budget exhausted: the universe ran {elapsed:,.6f} virtual "
+                f"seconds ({_duration(elapsed)}) and had not finished "
+                f"(max_virtual_time={max_time_ns / 1e9:g}){due}, after {steps:,} steps."
+            ]
+        tasks_by_name = {
+            task.get_name(): task for task in self._tasks_in_creation_order() if not task.done()
+        }
+        activity = self._activity_by_owner(tasks_by_name)
+
+        def where(owner: str) -> str:
+            task = tasks_by_name.get(owner)
+            if task is None:
+                return repr(owner)
+            return f"task {owner!r} at {_suspension_point(task)}"
+
+        if timers:
+            lines.append("Timers still pending (what keeps the universe going):")
+            shown: dict[tuple[str, str], tuple[int, int]] = {}
+            for due_ns, timer, setter in timers:
+                first, count = shown.get((setter, timer), (due_ns, 0))
+                shown[(setter, timer)] = (first, count + 1)
+            for (setter, timer), (first, count) in list(shown.items())[:10]:
+                more = f" (and {count - 1} more)" if count > 1 else ""
+                lines.append(f"  {timer} due at {first / 1e9:.6f}s{more}, set by {where(setter)}")
+            if len(shown) > 10:
+                lines.append(f"  ... and {len(shown) - 10} more")
+        ready = [(label, owner) for label, owner, due in pending if due is None]
+        if ready:
+            lines.append(
+                "Ready to run: "
+                + ", ".join(dict.fromkeys(f"{label} (for {owner})" for label, owner in ready))
+            )
+        total = max(1, self._steps())
+        ranked = sorted(activity.items(), key=lambda item: (-item[1][0], item[0]))
+        # The owners that took a real share of the steps (the spinners, the timers).
+        busiest = [item for item in ranked[:5] if item[1][0] * 20 >= total] or ranked[:1]
+        if busiest:
+            lines.append("Ran most in this universe:")
+            for owner, (count, _, last_ns) in busiest:
+                lines.append(
+                    f"  {where(owner)}: {count:,} steps ({100 * count / total:.0f}%), "
+                    f"last at virtual time {last_ns / 1e9:.6f}s"
+                )
+        if kind == "steps":
+            halfway_step = start_steps + steps // 2
+            stalled = [
+                (name, task)
+                for name, task in tasks_by_name.items()
+                if activity.get(name, (0, 0, 0))[1] <= halfway_step
+            ]
+            since = f"in the last {steps - steps // 2:,} steps"
+        else:
+            halfway_ns = start_ns + (now_ns - start_ns) // 2
+            stalled = [
+                (name, task)
+                for name, task in tasks_by_name.items()
+                if activity.get(name, (0, 0, 0))[2] <= halfway_ns
+            ]
+            since = f"in the last {_duration((now_ns - halfway_ns) / 1e9)} of virtual time"
+        if stalled:
+            lines.append(
+                f"No progress {since} (these tasks did not run; a deadlock hidden "
+                "behind the timers above?):"
+            )
+            for name, task in stalled:
+                awaited = getattr(task, "_fut_waiter", None)
+                what = _describe_awaitable(awaited) if awaited is not None else "nothing"
+                count, _, last_ns = activity.get(name, (0, 0, 0))
+                last = f"last ran at virtual time {last_ns / 1e9:.6f}s" if count else "never ran"
+                lines.append(f"  {name}: waits for {what} at {_suspension_point(task)} ({last})")
+        elif tasks_by_name:
+            lines.append(f"Every unfinished task ran {since}: the program is busy, not stuck.")
+        if kind == "steps":
+            lines.append(
+                "If this is real work, raise the budget: max_steps=N (SimLoop, simloom.run, "
+                "simloom.replay, @simloom.test, simloom.universes) or --simloom-max-steps=N; "
+                "None turns it off."
+            )
+        else:
+            lines.append(
+                "If the program really runs this long, raise the budget: "
+                "max_virtual_time=<seconds> (SimLoop, simloom.run, simloom.replay, "
+                "@simloom.test, simloom.universes) or --simloom-max-virtual-time=<seconds>; "
+                "None turns it off."
+            )
         return "\n".join(lines)
 
     def _livelock_report(self) -> str:

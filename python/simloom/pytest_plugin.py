@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import _hashseed, testing
+from . import _budgets, _hashseed, testing
 from .errors import SimloomUsageError, TapeError
 
 __all__: list[str] = []
@@ -61,6 +61,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "first difference, if the two runs differ",
     )
     group.addoption(
+        "--simloom-max-steps",
+        metavar="N",
+        help="steps each universe's run may take before SimStepBudgetError "
+        f"(default {_budgets.DEFAULT_MAX_STEPS:,}; 'none': unbounded); overrides max_steps=",
+    )
+    group.addoption(
+        "--simloom-max-virtual-time",
+        metavar="SECONDS",
+        help="virtual seconds each universe's run may last before SimTimeBudgetError "
+        f"(default {_budgets.DEFAULT_MAX_VIRTUAL_TIME:g}, one day; 'none': unbounded); "
+        "overrides max_virtual_time=",
+    )
+    group.addoption(
+        "--simloom-watchdog",
+        metavar="SECONDS",
+        help="wall-clock seconds one step may run before SimWatchdogError "
+        f"(default {_budgets.DEFAULT_WATCHDOG:g}; 0 or 'none': off); overrides watchdog=",
+    )
+    group.addoption(
         "--simloom-pin-hashseed",
         action="store_true",
         default=False,
@@ -97,6 +116,17 @@ def pytest_configure(config: pytest.Config) -> None:
             testing._check_scheduler(scheduler)
         except ValueError as exc:
             raise pytest.UsageError(f"--simloom-scheduler: {exc}") from None
+    budget_overrides: dict[str, int | float | None] = {}
+    for name in ("max_steps", "max_virtual_time", "watchdog"):
+        text = config.getoption(f"simloom_{name}")
+        if text is None:
+            continue
+        flag = "--simloom-" + name.replace("_", "-")
+        try:
+            budget_overrides[name] = _budgets.parse_option(name, text)
+            _budgets.budgets(**budget_overrides)
+        except SimloomUsageError as exc:
+            raise pytest.UsageError(f"{flag}: {exc}") from None
     tape_path = None
     artifact = None
     if tape is not None:
@@ -118,6 +148,7 @@ def pytest_configure(config: pytest.Config) -> None:
             scheduler=scheduler,
             shrink=not config.getoption("simloom_no_shrink"),
             check_determinism=config.getoption("simloom_check_determinism"),
+            budgets=budget_overrides,
         )
     )
 

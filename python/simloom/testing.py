@@ -43,7 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _api, _boundary, _hashseed
+from . import _api, _boundary, _budgets, _hashseed
 from ._api import RunResult, decode_events
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int, check_labels
@@ -101,6 +101,9 @@ class Options:
     shrink: bool = True
     artifact_dir: Path = ARTIFACT_DIR
     check_determinism: bool = False
+    #: ``--simloom-max-steps`` and friends given on the command line (argument name
+    #: → value, ``None`` for "none"); they override the test's own.
+    budgets: dict[str, int | float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -463,6 +466,7 @@ class _HypothesisRun:
         boundary: bool,
         wall_clock_epoch: datetime | float,
         world: bool = True,
+        budgets: _budgets.Budgets | None = None,
         *,
         shrink: bool = True,
     ) -> None:
@@ -504,7 +508,12 @@ class _HypothesisRun:
         # Phase.reuse is how a tape reaches Hypothesis, so it is always on here
         # (without it in the test's settings, _replay_database never runs).
         phases = [Phase.reuse, Phase.shrink] if shrink else [Phase.reuse]
-        strategy = universes(boundary=boundary, wall_clock_epoch=wall_clock_epoch, world=world)
+        strategy = universes(
+            boundary=boundary,
+            wall_clock_epoch=wall_clock_epoch,
+            world=world,
+            **(budgets or _budgets.Budgets()).arguments(),
+        )
 
         def build(max_examples: int) -> Callable[[], None]:
             test: Callable[[], None] = settings(
@@ -644,6 +653,9 @@ def test(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+    max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+    watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
 
@@ -663,6 +675,9 @@ def test(
     A parameter named ``world`` receives each universe's :class:`~simloom.World`
     (hosts, network, disks, faults); every other parameter is a pytest fixture.
     ``world=False``: no simulated world, and network use is an escape.
+    ``max_steps``, ``max_virtual_time``, ``watchdog``: each universe's budgets (see
+    :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
+    ``--simloom-watchdog`` override them).
     """
     # Validated here, where the decorator is written, even in the
     # ``@simloom.test(...)`` form that receives the function later.
@@ -675,6 +690,7 @@ def test(
     _boundary.settings(boundary, wall_clock_epoch)
     check_flag("check_determinism", check_determinism)
     check_flag("world", world)
+    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     if fn is None:
         return functools.partial(
             test,
@@ -686,6 +702,9 @@ def test(
             wall_clock_epoch=wall_clock_epoch,
             check_determinism=check_determinism,
             world=world,
+            max_steps=max_steps,
+            max_virtual_time=max_virtual_time,
+            watchdog=watchdog,
         )
     if not inspect.iscoroutinefunction(fn):
         raise SimloomUsageError(
@@ -721,6 +740,7 @@ def test(
             check_determinism=check_determinism,
             world=world,
             wants_world=wants_world,
+            budgets=budgets,
         ).run()
 
     del run_simloom_test.__wrapped__  # pytest must see the visible signature below
@@ -746,6 +766,7 @@ class _Exploration:
         check_determinism: bool,
         world: bool = True,
         wants_world: bool = False,
+        budgets: _budgets.Budgets | None = None,
     ) -> None:
         self.fn = fn
         self.world = world
@@ -761,6 +782,7 @@ class _Exploration:
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
         self.livelock_steps = livelock_steps
+        self.budgets = (budgets or _budgets.Budgets()).overridden(self.options.budgets)
         self.boundary = boundary
         self.wall_clock_epoch = wall_clock_epoch
         self.patches = _boundary.settings(boundary, wall_clock_epoch)
@@ -793,7 +815,12 @@ class _Exploration:
             # pct:auto's horizon comes from a FIFO probe run, which is the same for
             # every seed: measure it once per exploration, not once per universe.
             spec = _api._resolve_horizon(
-                self.main, parse_scheduler(name), self.livelock_steps, self.patches, self.world
+                self.main,
+                parse_scheduler(name),
+                self.livelock_steps,
+                self.patches,
+                self.world,
+                self.budgets,
             )
             self.resolved[name] = spec
         try:
@@ -806,6 +833,7 @@ class _Exploration:
                 wall_clock_epoch=self.wall_clock_epoch,
                 check_determinism=self.check_determinism,
                 world=self.world,
+                **self.budgets.arguments(),
             )
         except SimloomNondeterminismError as exc:
             exc.add_note(
@@ -882,6 +910,7 @@ class _Exploration:
             self.boundary,
             self.wall_clock_epoch,
             self.world,
+            self.budgets,
             shrink=shrink,
         )
         discarded = hypothesis_run.discard_corrupt()
@@ -1020,6 +1049,7 @@ class _Exploration:
             boundary=self.boundary,
             wall_clock_epoch=self.wall_clock_epoch,
             world=self.world,
+            **self.budgets.arguments(),
         )
         self._count(result)
         misfit = _misalignment(artifact.tape, result)

@@ -20,6 +20,46 @@ use std::collections::BTreeMap;
 /// The deadline of a timer that never fires (`asyncio.sleep(math.inf)`).
 pub const NEVER: u64 = u64::MAX;
 
+/// Steps and virtual time the teardown after a spent budget may still use, so the
+/// universe's leftovers can be cancelled and unwound, yet a program that ignores
+/// cancellation cannot run on for another whole budget.
+pub const TEARDOWN_STEPS: u64 = 100_000;
+pub const TEARDOWN_TIME_NS: u64 = 3_600 * 1_000_000_000;
+
+/// How much one run of a universe may do: steps taken and virtual time elapsed
+/// since the run began (`None`: unbounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budgets {
+    pub max_steps: Option<u64>,
+    pub max_time_ns: Option<u64>,
+}
+
+/// Which budget ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKind {
+    Steps,
+    Time,
+}
+
+/// Where the universe is with its budgets. A run gets the full budgets; once they
+/// are spent (or teardown begins) the rest of the universe shares one small
+/// teardown allowance; once that is spent too, every step is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPhase {
+    Run,
+    Teardown,
+    Spent(BudgetKind),
+}
+
+/// What one owner (a task, or the loop) did, for the budget reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Activity {
+    pub steps: u64,
+    /// The step count and virtual time when it last ran.
+    pub last_step: u64,
+    pub last_ns: u64,
+}
+
 /// Raised out of an external draw (a Python exception is stashed by the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceAbort;
@@ -111,6 +151,9 @@ pub enum Next<T> {
     Idle,
     /// Too many steps without the virtual clock moving.
     Livelock { steps: u64 },
+    /// A budget ran out: `Steps` before taking a step, `Time` before moving the
+    /// clock past the limit. What was scheduled stays scheduled.
+    Budget(BudgetKind),
 }
 
 pub struct Engine<T> {
@@ -126,6 +169,15 @@ pub struct Engine<T> {
     steps: u64,
     steps_since_clock_moved: u64,
     livelock_steps: u64,
+    budgets: Budgets,
+    phase: BudgetPhase,
+    /// Steps and virtual time at which the current allowance ends.
+    step_limit: u64,
+    time_limit_ns: u64,
+    /// Steps and virtual time when the current run began.
+    run_start: (u64, u64),
+    /// Per owner label: how often and when it last ran.
+    activity: Vec<Activity>,
     misaligned: bool,
     /// Teardown: run the canonical order without making decisions.
     quiet: bool,
@@ -159,6 +211,12 @@ impl<T> Engine<T> {
             steps: 0,
             steps_since_clock_moved: 0,
             livelock_steps,
+            budgets: Budgets::default(),
+            phase: BudgetPhase::Run,
+            step_limit: u64::MAX,
+            time_limit_ns: NEVER,
+            run_start: (0, 0),
+            activity: Vec::new(),
             misaligned: false,
             quiet: false,
             log,
@@ -221,12 +279,15 @@ impl<T> Engine<T> {
     }
 
     /// In quiet mode (teardown) every decision takes the canonical choice and is
-    /// neither a decision point nor recorded on the tape.
+    /// neither a decision point nor recorded on the tape. Teardown runs on the
+    /// teardown allowance, not on a fresh budget.
     pub fn set_quiet(&mut self, quiet: bool) {
         self.quiet = quiet;
+        if quiet && self.phase == BudgetPhase::Run {
+            self.enter_teardown();
+        }
     }
 
-    /// Forget the steps taken since the clock last moved (teardown after a livelock).
     /// Move the virtual clock forward by `delta_ns` by hand (CPython's `TestLoop`
     /// protocol: a test's time generator drives the clock); timers that fall due
     /// join the ready set at the next step.
@@ -239,8 +300,74 @@ impl<T> Engine<T> {
         self.steps_since_clock_moved = 0;
     }
 
-    pub fn reset_livelock(&mut self) {
+    /// A run (`run_forever`) begins: forget the steps taken since the clock last
+    /// moved (so teardown can cancel a spinner after a livelock), and give the run
+    /// the full budgets unless they were spent (then teardown's allowance goes on).
+    pub fn begin_run(&mut self) {
         self.steps_since_clock_moved = 0;
+        self.run_start = (self.steps, self.now_ns);
+        if self.phase == BudgetPhase::Run {
+            self.step_limit = self
+                .budgets
+                .max_steps
+                .map_or(u64::MAX, |max| self.steps.saturating_add(max));
+            self.time_limit_ns = self
+                .budgets
+                .max_time_ns
+                .map_or(NEVER, |max| self.now_ns.saturating_add(max));
+        }
+    }
+
+    pub fn set_budgets(&mut self, budgets: Budgets) {
+        self.budgets = budgets;
+        if self.phase == BudgetPhase::Run {
+            let (steps, now) = self.run_start;
+            self.step_limit = budgets
+                .max_steps
+                .map_or(u64::MAX, |max| steps.saturating_add(max));
+            self.time_limit_ns = budgets
+                .max_time_ns
+                .map_or(NEVER, |max| now.saturating_add(max));
+        }
+    }
+
+    pub fn budgets(&self) -> Budgets {
+        self.budgets
+    }
+
+    pub fn budget_phase(&self) -> BudgetPhase {
+        self.phase
+    }
+
+    /// Steps and virtual time when the current run began.
+    pub fn run_start(&self) -> (u64, u64) {
+        self.run_start
+    }
+
+    /// Steps and virtual time at which the current allowance ends.
+    pub fn limits(&self) -> (u64, u64) {
+        (self.step_limit, self.time_limit_ns)
+    }
+
+    /// What each owner label did (indexed by label id; unused labels are zero).
+    pub fn activity(&self) -> &[Activity] {
+        &self.activity
+    }
+
+    fn enter_teardown(&mut self) {
+        self.phase = BudgetPhase::Teardown;
+        self.step_limit = self.steps.saturating_add(TEARDOWN_STEPS);
+        self.time_limit_ns = self.now_ns.saturating_add(TEARDOWN_TIME_NS);
+    }
+
+    /// A budget ran out: the run's budget gives way to the teardown allowance, the
+    /// teardown allowance to refusing every further step.
+    fn exhaust(&mut self, kind: BudgetKind) -> Next<T> {
+        match self.phase {
+            BudgetPhase::Run => self.enter_teardown(),
+            BudgetPhase::Teardown | BudgetPhase::Spent(_) => self.phase = BudgetPhase::Spent(kind),
+        }
+        Next::Budget(kind)
     }
 
     pub fn set_livelock_steps(&mut self, steps: u64) {
@@ -347,6 +474,9 @@ impl<T> Engine<T> {
 
     /// The next callback to run, advancing the virtual clock if nothing is ready.
     pub fn next_step(&mut self) -> Result<Next<T>, EngineError> {
+        if let BudgetPhase::Spent(kind) = self.phase {
+            return Ok(Next::Budget(kind));
+        }
         self.move_due_timers();
         if self.ready.is_empty() {
             let deadline = match self.timers.next_deadline() {
@@ -354,6 +484,10 @@ impl<T> Engine<T> {
                 // Only timers that never fire (an infinite sleep) are left: idle.
                 _ => return Ok(Next::Idle),
             };
+            if deadline > self.time_limit_ns {
+                // The clock stays where it is, so the report shows the timers due.
+                return Ok(self.exhaust(BudgetKind::Time));
+            }
             self.log.clock(deadline - self.now_ns);
             self.now_ns = deadline;
             self.steps_since_clock_moved = 0;
@@ -365,6 +499,9 @@ impl<T> Engine<T> {
             return Ok(Next::Livelock {
                 steps: self.steps_since_clock_moved,
             });
+        }
+        if self.steps >= self.step_limit {
+            return Ok(self.exhaust(BudgetKind::Steps));
         }
         let count = self.ready.len() as u64;
         let rank = if count >= 2 && !self.quiet {
@@ -395,8 +532,21 @@ impl<T> Engine<T> {
         }
         self.steps += 1;
         self.steps_since_clock_moved += 1;
+        self.note_activity(entry.owner);
         self.log.step(entry.label);
         Ok(Next::Run(entry))
+    }
+
+    #[inline]
+    fn note_activity(&mut self, owner: u32) {
+        let slot = owner as usize;
+        if slot >= self.activity.len() {
+            self.activity.resize(slot + 1, Activity::default());
+        }
+        let activity = &mut self.activity[slot];
+        activity.steps += 1;
+        activity.last_step = self.steps;
+        activity.last_ns = self.now_ns;
     }
 
     /// The number of the current batch (stock-loop iteration).
@@ -424,6 +574,7 @@ impl<T> Engine<T> {
         self.unready(seq, &entry);
         self.steps += 1;
         self.steps_since_clock_moved += 1;
+        self.note_activity(entry.owner);
         self.log.step(entry.label);
         Some(entry)
     }
@@ -585,6 +736,7 @@ mod tests {
                 }
                 Next::Idle => break,
                 Next::Livelock { .. } => panic!("livelock"),
+                Next::Budget(kind) => panic!("{kind:?} budget"),
             }
         }
         engine.finish("completed").unwrap();
@@ -703,10 +855,171 @@ mod tests {
                     assert_eq!(engine.ready_len(), 1, "the spinner is still ready");
                     break;
                 }
-                Next::Idle => panic!(),
+                Next::Idle | Next::Budget(_) => panic!(),
             }
         }
         assert_eq!(steps, 1000);
+    }
+
+    /// A task that sleeps `period_ns` in a loop forever (each wakeup re-arms the
+    /// timer); steps until the engine says something other than `Run`.
+    fn tick_until_stopped(engine: &mut Engine<()>, period_ns: u64) -> (u64, Next<()>) {
+        let mut steps = 0;
+        loop {
+            match engine.next_step().unwrap() {
+                Next::Run(_) => {
+                    steps += 1;
+                    let deadline = engine.now_ns() + period_ns;
+                    engine.schedule_timer(deadline, (), 0, 0);
+                }
+                other => return (steps, other),
+            }
+        }
+    }
+
+    fn budgeted(max_steps: Option<u64>, max_time_ns: Option<u64>) -> Engine<()> {
+        let mut engine: Engine<()> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1_000_000).unwrap();
+        engine.set_budgets(Budgets {
+            max_steps,
+            max_time_ns,
+        });
+        engine.begin_run();
+        engine.schedule_ready((), 0, 0);
+        engine
+    }
+
+    #[test]
+    fn a_spinner_that_moves_the_clock_runs_out_of_steps_and_stays_scheduled() {
+        let mut engine = budgeted(Some(500), None);
+        let (steps, next) = tick_until_stopped(&mut engine, 1);
+        assert!(matches!(next, Next::Budget(BudgetKind::Steps)));
+        assert_eq!(steps, 500);
+        assert_eq!(engine.steps(), 500);
+        assert_eq!(
+            engine.ready_len() + engine.timers_len(),
+            1,
+            "the spinner is still scheduled"
+        );
+        assert_eq!(engine.budget_phase(), BudgetPhase::Teardown);
+    }
+
+    #[test]
+    fn a_periodic_timer_runs_out_of_virtual_time_without_moving_the_clock_past_it() {
+        let second = 1_000_000_000;
+        let mut engine = budgeted(None, Some(10 * second));
+        let (steps, next) = tick_until_stopped(&mut engine, second);
+        assert!(matches!(next, Next::Budget(BudgetKind::Time)));
+        // Runs at 0, 1, ..., 10 s: a timer due exactly at the limit still fires.
+        assert_eq!(steps, 11);
+        assert_eq!(engine.now_ns(), 10 * second);
+        assert_eq!(engine.timers_len(), 1);
+    }
+
+    #[test]
+    fn teardown_gets_one_small_allowance_after_a_spent_budget_then_nothing() {
+        let mut engine = budgeted(Some(10), None);
+        let (_, first) = tick_until_stopped(&mut engine, 1);
+        assert!(matches!(first, Next::Budget(BudgetKind::Steps)));
+        // A new run (teardown) does not get a fresh budget, only the allowance.
+        engine.begin_run();
+        let (steps, second) = tick_until_stopped(&mut engine, 1);
+        assert!(matches!(second, Next::Budget(BudgetKind::Steps)));
+        assert_eq!(steps, TEARDOWN_STEPS);
+        engine.begin_run();
+        assert!(matches!(
+            engine.next_step().unwrap(),
+            Next::Budget(BudgetKind::Steps)
+        ));
+        assert_eq!(engine.budget_phase(), BudgetPhase::Spent(BudgetKind::Steps));
+    }
+
+    #[test]
+    fn each_run_gets_the_full_budget_until_it_is_spent() {
+        let mut engine = budgeted(Some(100), None);
+        for _ in 0..5 {
+            for _ in 0..60 {
+                assert!(matches!(engine.next_step().unwrap(), Next::Run(_)));
+                engine.schedule_ready((), 0, 0);
+            }
+            engine.begin_run();
+        }
+        assert_eq!(engine.steps(), 300);
+        assert_eq!(engine.budget_phase(), BudgetPhase::Run);
+    }
+
+    #[test]
+    fn quiet_mode_runs_on_the_teardown_allowance() {
+        let mut engine = budgeted(Some(u64::MAX), None);
+        engine.set_quiet(true);
+        engine.begin_run();
+        let (steps, next) = tick_until_stopped(&mut engine, 1);
+        assert!(matches!(next, Next::Budget(BudgetKind::Steps)));
+        assert_eq!(steps, TEARDOWN_STEPS);
+    }
+
+    #[test]
+    fn budgets_that_are_not_reached_change_nothing() {
+        let mut fast: Engine<u32> =
+            Engine::new(Source::seeded(3, &StrategyKind::Random), 1_000_000).unwrap();
+        fast.set_budgets(Budgets {
+            max_steps: Some(1_000_000),
+            max_time_ns: Some(1_000_000_000),
+        });
+        fast.begin_run();
+        let (order_a, a) = run_program(Source::seeded(3, &StrategyKind::Random), 4, 30);
+        let mut order_b = Vec::new();
+        let mut remaining = [30u32; 4];
+        for task in 0..4 {
+            let label = fast.log_mut().label(&format!("Task-{task}"));
+            fast.schedule_ready(task, label, label);
+        }
+        while let Next::Run(entry) = fast.next_step().unwrap() {
+            let task = entry.payload;
+            order_b.push(task);
+            let left = &mut remaining[task as usize];
+            if *left > 0 {
+                *left -= 1;
+                if (*left).is_multiple_of(3) {
+                    let deadline = fast.now_ns() + 1_000;
+                    fast.schedule_timer(deadline, task, entry.label, entry.owner);
+                } else {
+                    fast.schedule_ready(task, entry.label, entry.owner);
+                }
+            }
+        }
+        fast.finish("completed").unwrap();
+        assert_eq!(order_a, order_b);
+        assert_eq!(a.log().bytes(), fast.log().bytes());
+        assert_eq!(a.tape(), fast.tape());
+    }
+
+    #[test]
+    fn activity_says_who_ran_and_when() {
+        let mut engine: Engine<()> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1_000).unwrap();
+        engine.begin_run();
+        engine.schedule_ready((), 0, 2);
+        engine.schedule_timer(5, (), 0, 4);
+        while let Next::Run(_) = engine.next_step().unwrap() {}
+        let activity = engine.activity();
+        assert_eq!(
+            activity[2],
+            Activity {
+                steps: 1,
+                last_step: 1,
+                last_ns: 0
+            }
+        );
+        assert_eq!(
+            activity[4],
+            Activity {
+                steps: 1,
+                last_step: 2,
+                last_ns: 5
+            }
+        );
+        assert_eq!(activity[3], Activity::default());
     }
 
     #[test]

@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised without hypothesis in
         "simloom.hypothesis needs Hypothesis: pip install 'simloom[hypothesis]'"
     ) from exc
 
-from .. import _boundary
+from .. import _boundary, _budgets
 from .._api import RunResult, _check_main, _universe, run
 from .._scheduler import SchedulerSpec, parse_scheduler
 from .._validation import check_flag, check_int
@@ -196,12 +196,14 @@ class Universe:
         livelock_steps: int,
         boundary: _boundary.Settings | None = None,
         world: bool = True,
+        budgets: _budgets.Budgets | None = None,
     ) -> None:
         self._data = data
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
         self.boundary = boundary
         self.world = world
+        self.budgets = budgets or _budgets.Budgets()
         self.result: RunResult | None = None
 
     def run_result(self, main: Callable[[], Awaitable[Any]]) -> RunResult:
@@ -229,10 +231,16 @@ class Universe:
                     else _boundary.DEFAULT_WALL_CLOCK_EPOCH
                 ),
                 world=self.world,
+                **self.budgets.arguments(),
             )
             forced = generated.tape.to_draws()
         draws = _HypothesisDraws(self._data, forced)
-        loop = SimLoop(draws=draws, livelock_steps=self.livelock_steps, world=self.world)
+        loop = SimLoop(
+            draws=draws,
+            livelock_steps=self.livelock_steps,
+            world=self.world,
+            **self.budgets.arguments(),
+        )
         try:
             self.result = _universe(main, loop, None, "hypothesis", self.boundary)
         finally:
@@ -268,15 +276,19 @@ class _UniverseStrategy(_compat.SearchStrategy[Universe]):
         livelock_steps: int,
         boundary: _boundary.Settings | None,
         world: bool = True,
+        budgets: _budgets.Budgets | None = None,
     ) -> None:
         super().__init__()
         self.scheduler = scheduler
         self.livelock_steps = livelock_steps
         self.boundary = boundary
         self.world = world
+        self.budgets = budgets
 
     def do_draw(self, data: _compat.ConjectureData) -> Universe:
-        return Universe(data, self.scheduler, self.livelock_steps, self.boundary, self.world)
+        return Universe(
+            data, self.scheduler, self.livelock_steps, self.boundary, self.world, self.budgets
+        )
 
     def calc_is_empty(self, recur: Any) -> bool:
         return False
@@ -292,6 +304,9 @@ def universes(
     boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
+    max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
+    max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
+    watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
 ) -> _compat.SearchStrategy[Universe]:
     """A strategy for simulated universes whose choices Hypothesis makes.
 
@@ -308,10 +323,13 @@ def universes(
     A program run in a universe that takes a ``world`` parameter gets the
     universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
     Network and disk faults are choices too, so they shrink toward "no fault".
+    ``max_steps``, ``max_virtual_time`` and ``watchdog`` are each universe's budgets
+    (see :func:`simloom.run`).
     """
     spec = parse_scheduler("random" if scheduler is None else scheduler)
     check_int("livelock_steps", livelock_steps)
     check_flag("world", world)
+    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     return _UniverseStrategy(
-        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), world
+        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), world, budgets
     )

@@ -11,7 +11,8 @@ use super::external::{DrawsSlot, ErrorSlot, PyDraws};
 use super::handle::Handle;
 use super::simloom_error;
 use super::tape::Tape;
-use crate::engine::{Engine, EngineError, Next, Source, NEVER};
+use super::watch::{Armed, SharedWatch, StepWatch};
+use crate::engine::{BudgetKind, BudgetPhase, Budgets, Engine, EngineError, Next, Source, NEVER};
 use crate::strategy::StrategyKind;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -82,6 +83,8 @@ pub struct LoopCore {
     dead_incarnations: HashSet<u64>,
     /// The engine's clock, published for `ClockView`s whenever it moves.
     clock: SharedClock,
+    /// The step count and arming the wall-clock watchdog reads.
+    watch: SharedWatch,
 }
 
 /// The host incarnation `context` belongs to, or 0.
@@ -394,12 +397,14 @@ impl LoopCore {
             host_var: None,
             dead_incarnations: HashSet::new(),
             clock: SharedClock::default(),
+            watch: SharedWatch::default(),
         })
     }
 
     /// Start a fresh universe: `strategy` is "fifo", "random" or "pct"; a `tape`
     /// replays recorded choices; `draws` answers choices from Python (Hypothesis).
-    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = 3, horizon = 100, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS))]
+    /// `max_steps` and `max_time_ns` bound each run (None: unbounded).
+    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = 3, horizon = 100, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None))]
     #[allow(clippy::too_many_arguments)]
     fn _configure(
         &mut self,
@@ -412,6 +417,8 @@ impl LoopCore {
         strict: bool,
         draws: Option<Py<PyAny>>,
         livelock_steps: u64,
+        max_steps: Option<u64>,
+        max_time_ns: Option<u64>,
     ) -> PyResult<()> {
         if self.engine.steps() > 0 || self.engine.ready_len() > 0 || self.engine.timers_len() > 0 {
             return Err(PyRuntimeError::new_err(
@@ -445,6 +452,10 @@ impl LoopCore {
         let mut engine =
             fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
         self.current_owner = engine.log_mut().label("<loop>");
+        engine.set_budgets(Budgets {
+            max_steps,
+            max_time_ns,
+        });
         self.engine = engine;
         self.clock.store(self.engine.now_ns(), Ordering::Relaxed);
         self.livelock_steps = livelock_steps;
@@ -571,9 +582,78 @@ impl LoopCore {
         self.engine.set_quiet(quiet);
     }
 
-    /// Forget the steps taken since the clock last moved.
-    fn _reset_livelock(&mut self) {
-        self.engine.reset_livelock();
+    /// A run (`run_forever`) begins: a fresh livelock count, and the full budgets
+    /// unless they were spent (then the teardown allowance goes on).
+    fn _begin_run(&mut self) {
+        self.engine.begin_run();
+    }
+
+    /// What the watchdog reads of this loop (see `simloom._watchdog`).
+    fn _watch(&self) -> StepWatch {
+        StepWatch {
+            state: self.watch.clone(),
+        }
+    }
+
+    /// The budgets and where the universe is with them: `(phase, max_steps,
+    /// max_time_ns, run_start_steps, run_start_ns)`; phase is "run", "teardown"
+    /// or "spent".
+    fn _budget_state(&self) -> (&'static str, Option<u64>, Option<u64>, u64, u64) {
+        let budgets = self.engine.budgets();
+        let phase = match self.engine.budget_phase() {
+            BudgetPhase::Run => "run",
+            BudgetPhase::Teardown => "teardown",
+            BudgetPhase::Spent(_) => "spent",
+        };
+        let (start_steps, start_ns) = self.engine.run_start();
+        (
+            phase,
+            budgets.max_steps,
+            budgets.max_time_ns,
+            start_steps,
+            start_ns,
+        )
+    }
+
+    /// Who ran: `(owner label, steps, last step, virtual ns of the last step)` for
+    /// every owner (task name, or "<loop>") that ran in this universe.
+    fn _activity(&self) -> Vec<(String, u64, u64, u64)> {
+        self.engine
+            .activity()
+            .iter()
+            .enumerate()
+            .filter(|(_, activity)| activity.steps > 0)
+            .map(|(label, activity)| {
+                (
+                    self.label_text(label as u32),
+                    activity.steps,
+                    activity.last_step,
+                    activity.last_ns,
+                )
+            })
+            .collect()
+    }
+
+    /// Pending callbacks for diagnostics, ready first: `(label, owner label, due ns
+    /// for a timer that has not fallen due)`.
+    fn _pending_entries(&self) -> Vec<(String, String, Option<u64>)> {
+        let ready = self.engine.ready_len();
+        self.engine
+            .pending()
+            .enumerate()
+            .map(|(index, entry)| {
+                let due = if index >= ready {
+                    entry.payload.get().when_ns
+                } else {
+                    None
+                };
+                (
+                    self.label_text(entry.label),
+                    self.label_text(entry.owner),
+                    due,
+                )
+            })
+            .collect()
     }
 
     /// Move the virtual clock forward by `seconds` by hand (a hand-driven test
@@ -604,10 +684,17 @@ impl LoopCore {
     }
 
     /// Run up to `budget` steps. Returns "stopped", "idle" (nothing ready, no timer
-    /// pending), "livelock" or "budget". Exceptions from callbacks go to
+    /// pending), "livelock", "step_budget" or "time_budget" (the universe's budgets
+    /// ran out) or "budget" (`budget` steps ran). Exceptions from callbacks go to
     /// `self.call_exception_handler`; KeyboardInterrupt and SystemExit propagate.
+    /// The watchdog is armed for the duration.
     fn _run_steps(slf: &Bound<'_, Self>, budget: u64) -> PyResult<&'static str> {
         let py = slf.py();
+        let (watch, steps) = {
+            let core = slf.borrow();
+            (core.watch.clone(), core.engine.steps())
+        };
+        let _armed = Armed::new(&watch, steps);
         for _ in 0..budget {
             let entry = {
                 let mut core = slf.borrow_mut();
@@ -617,10 +704,13 @@ impl LoopCore {
                         core.current_owner = entry.owner;
                         let now = core.engine.now_ns();
                         core.clock.store(now, Ordering::Relaxed);
+                        watch.publish_steps(core.engine.steps());
                         entry
                     }
                     Ok(Some(Next::Idle)) => return Ok("idle"),
                     Ok(Some(Next::Livelock { .. })) => return Ok("livelock"),
+                    Ok(Some(Next::Budget(BudgetKind::Steps))) => return Ok("step_budget"),
+                    Ok(Some(Next::Budget(BudgetKind::Time))) => return Ok("time_budget"),
                     Err(error) => return Err(core.source_error(py, error)),
                 }
             };

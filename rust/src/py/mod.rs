@@ -13,6 +13,7 @@ mod net;
 mod redirect;
 mod restore;
 mod tape;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -39,6 +40,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<restore::Restoration>()?;
     module.add_class::<restore::InterruptCatcher>()?;
     module.add_class::<clock::ClockView>()?;
+    module.add_class::<watch::StepWatch>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;
     net::register(module)?;
