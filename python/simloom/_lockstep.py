@@ -32,6 +32,7 @@ primitive: a primitive only needs to call :meth:`Worker.park` with a predicate.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import asyncio.futures
 import concurrent.futures
@@ -136,7 +137,14 @@ class Worker:
         self.future = future
         self._func = func
         self._args = args
-        self._condition = threading.Condition(threading.Lock())
+        # The baton is two binary semaphores, each held until its party may run:
+        # plain lock acquire/release in C, so an interrupt (Ctrl-C lands in the loop
+        # thread) can never leave one half-signalled, as a Condition's Python-level
+        # wait can.
+        self._loop_may_run = _thread.allocate_lock()
+        self._loop_may_run.acquire()
+        self._worker_may_run = _thread.allocate_lock()
+        self._worker_may_run.acquire()
         self._turn = "loop"
         self._message: _Message | None = None
         self._reply: _Reply | None = None
@@ -166,13 +174,11 @@ class Worker:
         self._serve()
 
     def _give_turn(self, reply: _Reply, *, start: bool = False) -> None:
-        with self._condition:
-            self._reply = reply
-            self._turn = "worker"
-            if start:
-                self._thread.start()
-            else:
-                self._condition.notify_all()
+        self._reply = reply
+        self._turn = "worker"
+        self._worker_may_run.release()
+        if start:
+            self._thread.start()
 
     @_boundary.machinery
     def _wait_for_the_baton(self) -> tuple[bool, _Message | None]:
@@ -180,13 +186,9 @@ class Worker:
 
         Run as simloom's machinery: with the boundary on, ``time.monotonic`` in the
         universe's thread is the virtual clock, which stands still during a step, so
-        ``Condition.wait_for``'s deadline would never come."""
-        with self._condition:
-            returned = self._condition.wait_for(
-                lambda: self._turn == "loop", timeout=WALL_LIMIT_SECONDS
-            )
-            message = self._message
-            self._message = None
+        a Python-level deadline would never come (this acquire times out in C)."""
+        returned = self._loop_may_run.acquire(True, WALL_LIMIT_SECONDS)
+        message, self._message = self._message, None
         return returned, message
 
     def _serve(self) -> None:
@@ -320,10 +322,8 @@ class Worker:
             self._give_back(_Finished(result, error), wait=False)
 
     def _wait_for_turn(self) -> _Reply:
-        with self._condition:
-            self._condition.wait_for(lambda: self._turn == "worker")
-            reply = self._reply
-            self._reply = None
+        self._worker_may_run.acquire()
+        reply, self._reply = self._reply, None
         assert reply is not None
         return reply
 
@@ -334,10 +334,9 @@ class Worker:
             raise concurrent.futures.CancelledError(
                 "this executor job was abandoned by its simulated loop"
             )
-        with self._condition:
-            self._message = message
-            self._turn = "loop"
-            self._condition.notify_all()
+        self._message = message
+        self._turn = "loop"
+        self._loop_may_run.release()
         if not wait:
             return None
         return self._wait_for_turn()
