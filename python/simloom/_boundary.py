@@ -1137,7 +1137,10 @@ _ROWS: tuple[_Row, ...] = (
         "loop.run_in_executor",
         "threads",
         "simulated",
-        "the function runs inline as one step, no thread (so asyncio.to_thread too)",
+        "the function runs on a real worker thread in lockstep with the loop (one of "
+        "them runs at a time; waits on the loop park it and resume as loop steps), so "
+        "asyncio.to_thread and run_coroutine_threadsafe(...).result() in a job work "
+        "deterministically",
     ),
     _row(
         "asyncio.as_completed",
