@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -194,3 +195,25 @@ def test_an_exception_between_runs_is_logged_as_on_the_stock_loop(
         )
     finally:
         loop.close()
+
+
+@BOTH_LOOPS
+@pytest.mark.parametrize("escaping", [SystemExit, KeyboardInterrupt])
+def test_an_unreferenced_task_raising_system_exit_ends_asyncio_run_with_it(
+    loop_factory: LoopFactory, escaping: type[BaseException], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Task.__step re-raises SystemExit and KeyboardInterrupt out of the loop; the
+    # task's "exception was never retrieved" when it is collected is only logged,
+    # and must not replace what propagates.
+    async def main() -> None:
+        async def boom() -> None:
+            await asyncio.sleep(0.5)
+            raise escaping(3)
+
+        asyncio.get_running_loop().create_task(boom())
+        await asyncio.sleep(1)
+
+    with caplog.at_level(logging.CRITICAL, logger="asyncio"):
+        with pytest.raises(escaping):
+            asyncio.run(main(), loop_factory=loop_factory)
+        gc.collect()  # the task's "never retrieved" log, while it is silenced

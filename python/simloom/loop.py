@@ -657,6 +657,14 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if not self._running and not self._tearing_down and not self._is_closed():
             self._log_unhandled(context)
             return
+        if isinstance(context.get("exception"), SystemExit | KeyboardInterrupt):
+            # A task that raised SystemExit/KeyboardInterrupt re-raised it out of the
+            # loop (Task.__step does), so it already reached the caller; its "never
+            # retrieved" report when the task is collected is an echo, which the
+            # stock loop only logs. Failing the run here would replace the
+            # SystemExit propagating through asyncio.Runner's shutdown.
+            self._log_unhandled(context)
+            return
         self._record_failure(context)
 
     def _log_unhandled(self, context: dict[str, Any]) -> None:
