@@ -37,7 +37,7 @@ import time
 import traceback
 import weakref
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 
@@ -109,13 +109,23 @@ def watch(loop: SimLoop, limit: float) -> None:
         _start()
 
 
+#: CPython 3.13+: a thread whose OS thread can be joined (3.13 counts OS threads
+#: when it warns about a fork, and the thread leaves its OS thread only after its
+#: Python count is already down).
+_start_joinable: Any = getattr(_thread, "start_joinable_thread", None)
+_handle: Any = None
+
+
 def _start() -> None:
-    global _started
+    global _started, _handle
     with _start_lock:
         if not _started:
             _running.acquire()
             try:
-                _thread.start_new_thread(_run, ())
+                if _start_joinable is not None:
+                    _handle = _start_joinable(_run, daemon=True)
+                else:
+                    _thread.start_new_thread(_run, ())
             except BaseException:
                 _running.release()
                 raise
@@ -142,6 +152,9 @@ def _stop_before_fork() -> None:
         _pause.release()
     if _running.acquire(timeout=1.0):
         _running.release()
+    if _handle is not None:
+        _handle.join(1.0)  # 3.13+: until the OS thread is gone
+        return
     # The thread still has to give back its thread state (which needs the GIL this
     # thread holds) and leave: let it.
     deadline = _perf_counter() + 1.0
@@ -158,8 +171,15 @@ def _after_fork() -> None:
 
 
 def _after_fork_in_parent() -> None:
+    # Not restarted here: CPython 3.13 counts the process's threads for its fork
+    # warning after these hooks run. The next run of a watched loop restarts it.
     _after_fork()
-    if _watched:
+
+
+def ensure_running() -> None:
+    """Start the thread if a loop is watched and the thread is not running (it was
+    stopped for a fork). Called at the start of every loop run; cheap."""
+    if not _started and _watched:
         _start()
 
 

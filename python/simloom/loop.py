@@ -265,6 +265,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # step and time budgets too, unless they were spent: then what is left of
         # the universe (its teardown) shares one small allowance.
         self._begin_run()
+        _watchdog.ensure_running()
         running = self._running_state()
         try:
             running.run(self._run_until_stopped, running)
