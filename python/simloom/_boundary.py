@@ -892,14 +892,28 @@ def _lock_acquire(api: str) -> Callable[..., object]:
             timeout = args[1] if len(args) > 1 else kwargs.get("timeout", -1)
             if not _blocks(blocking, timeout):
                 return NotImplemented
-        # A free lock (or an RLock this thread holds) is taken at once: no wait.
-        # One line on purpose: a KeyboardInterrupt (a signal, or a tracer at a line
-        # event) must not land between a successful trial acquire and the return,
-        # where it would leave the lock held with no ``with`` block to release it.
-        return True if lock.acquire(False) else _contended(api, sys._getframe(1))
+        # A free lock (or an RLock this thread holds) is left to the original
+        # acquire, in C, which takes it at once. The handler never takes the lock
+        # itself: a KeyboardInterrupt (a signal is handled right after any call
+        # returns) between a trial acquire and the return would leave it held with
+        # no ``with`` block to release it.
+        if not _held_elsewhere(lock):
+            return NotImplemented
+        return _contended(api, sys._getframe(1))
 
     handler.__qualname__ = f"escape[{api}]"
     return handler
+
+
+_RLOCK_TYPE = _thread.RLock
+
+
+def _held_elsewhere(lock: Any) -> bool:
+    """Whether acquiring ``lock`` would wait for another thread, read without
+    taking it (``_thread.RLock`` has no ``locked()``: its repr says)."""
+    if type(lock) is _RLOCK_TYPE:
+        return not lock._is_owned() and repr(lock).startswith("<locked")  # type: ignore[attr-defined]
+    return bool(lock.locked())
 
 
 def _contended(api: str, caller: types.FrameType) -> object:
