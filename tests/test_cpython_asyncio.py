@@ -45,17 +45,7 @@ MODULES = [
 
 #: Tests that pass on the stock loop and cannot pass in a simulation, with why.
 #: Keep this short, and never use it for a semantics bug of SimLoop.
-SKIPS = {
-    "test.test_asyncio.test_tasks.CoroutineGatherTests.test_issue46672": (
-        "patches asyncio.base_events.BaseEventLoop.call_exception_handler with a mock "
-        "and asserts on the loop's attribute; SimLoop is not a BaseEventLoop"
-    ),
-    "test.test_asyncio.test_runners.RunnerTests.test_interrupt_call_soon": (
-        "spins on `await asyncio.sleep(0)` until a real SIGINT arrives from a timer "
-        "0.1 s later; in a simulation virtual time does not pass while a task spins "
-        "(SimLivelockError, as designed)"
-    ),
-}
+SKIPS: dict[str, str] = {}
 
 FAST = [
     ("test_futures2", None),

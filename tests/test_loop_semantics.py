@@ -217,3 +217,106 @@ def test_an_unreferenced_task_raising_system_exit_ends_asyncio_run_with_it(
         with pytest.raises(escaping):
             asyncio.run(main(), loop_factory=loop_factory)
         gc.collect()  # the task's "never retrieved" log, while it is silenced
+
+
+# ------------------------------------------------ the stock loop's exception handling
+
+
+def test_simloop_is_a_base_event_loop_whose_call_exception_handler_is_asyncios() -> None:
+    # asyncio asks loops not to override call_exception_handler; code (and CPython's
+    # own tests) patch BaseEventLoop's to watch what a loop reports.
+    from unittest import mock
+
+    assert issubclass(simloom.SimLoop, asyncio.BaseEventLoop)
+    with mock.patch("asyncio.base_events.BaseEventLoop.call_exception_handler") as reported:
+
+        def fail() -> None:
+            raise ZeroDivisionError
+
+        async def main() -> None:
+            asyncio.get_running_loop().call_soon(fail)
+            await asyncio.sleep(0)
+
+        asyncio.run(main(), loop_factory=simloom.SimLoop)
+    (call,) = reported.call_args_list
+    assert isinstance(call.args[-1]["exception"], ZeroDivisionError)
+
+
+def test_a_custom_handler_that_delegates_to_the_default_fails_the_universe() -> None:
+    handled: list[str] = []
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), KeyError):
+            handled.append("KeyError")
+            return
+        loop.default_exception_handler(context)
+
+    def fail(error: type[Exception]) -> None:
+        raise error("from a callback")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(handler)
+        loop.call_soon(fail, KeyError)
+        await asyncio.sleep(0)
+        loop.call_soon(fail, ZeroDivisionError)
+        await asyncio.sleep(1)
+
+    result = simloom.run(main)
+    assert handled == ["KeyError"]
+    assert isinstance(result.error, simloom.UnhandledExceptionError)
+    assert "ZeroDivisionError: from a callback" in str(result.error)
+
+
+# --------------------------------------------------- time passes while callbacks run
+
+
+@BOTH_LOOPS
+def test_a_task_polling_a_flag_that_a_timer_sets_gets_there(loop_factory: LoopFactory) -> None:
+    async def main() -> int:
+        flag: list[bool] = []
+        asyncio.get_running_loop().call_later(0.1, flag.append, True)
+        polls = 0
+        while not flag:
+            polls += 1
+            await asyncio.sleep(0)
+        return polls
+
+    assert asyncio.run(main(), loop_factory=loop_factory) > 0
+
+
+def test_a_busy_stretch_moves_the_clock_to_the_next_timer_and_not_further() -> None:
+    async def main() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        fired: list[float] = []
+        loop.call_later(0.25, lambda: fired.append(loop.time()))
+        polls = 0
+        while not fired:
+            polls += 1
+            await asyncio.sleep(0)
+        return polls, fired[0]
+
+    result = simloom.run(main, livelock_steps=1000)
+    result.raise_error()
+    polls, fired_at = result.value
+    assert fired_at == 0.25
+    assert 1000 <= polls <= 1002  # the whole stretch ran at virtual time 0 first
+
+
+def test_a_spin_beside_a_periodic_timer_ends_with_the_step_budget() -> None:
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(1)
+
+    async def spinner() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        ticking = asyncio.create_task(ticker(), name="ticker")
+        await asyncio.create_task(spinner(), name="spinner")
+        await ticking
+
+    result = simloom.run(main, livelock_steps=1000, max_steps=20_000)
+    assert isinstance(result.error, simloom.SimStepBudgetError), repr(result.error)
+    assert "spinner" in str(result.error) and "ticker" in str(result.error)

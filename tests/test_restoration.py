@@ -375,8 +375,12 @@ def test_system_exit_and_keyboard_interrupt_from_the_program_propagate(
     for scheduler in ("fifo", "random"):
         with pytest.raises(raised):
             simloom.run(program, scheduler=scheduler)
-        with pytest.raises(raised):
-            simloom.SimLoop().run_until_complete(program())
+        loop = simloom.SimLoop()
+        try:
+            with pytest.raises(raised):
+                loop.run_until_complete(program())
+        finally:
+            loop.close()
         assert points.broken_state(baseline) == []
 
 

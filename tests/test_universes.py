@@ -461,6 +461,7 @@ def test_a_loop_that_references_its_draws_object_is_collected() -> None:
     draws = Draws()
     loop = simloom.SimLoop(draws=draws)
     draws.loop = loop
+    loop.close()
     ref = weakref.ref(loop)
     del loop, draws
     gc.collect()

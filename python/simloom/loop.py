@@ -55,9 +55,10 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 
-#: Steps in a row without the virtual clock moving that count as a livelock. About a
-#: quarter of a second of spinning; raise it (``livelock_steps=``) for programs that do
-#: that much real work at one virtual instant.
+#: Steps in a row without the virtual clock moving after which it moves to the next
+#: pending timer (time passes on a real loop while callbacks run), or, with no timer
+#: pending, that count as a livelock. About a quarter of a second of spinning; raise
+#: it (``livelock_steps=``) for programs that do that much real work at one instant.
 DEFAULT_LIVELOCK_STEPS = 250_000
 
 #: The young generations are collected every this many steps (GC is otherwise off
@@ -123,7 +124,7 @@ def _suspension_point(task: asyncio.Task[Any]) -> str:
 
 # call_soon/call_later/call_at come from LoopCore and return simloom's own Rust
 # ``Handle`` (same methods as asyncio's), hence the ignore on the class line.
-class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     """A deterministic asyncio event loop with a virtual clock.
 
     Every choice between alternatives (which ready callback runs next, which of two
@@ -484,7 +485,7 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self,
         coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
         *,
-        name: str | None = None,
+        name: object = None,
         context: contextvars.Context | None = None,
         **kwargs: Any,
     ) -> asyncio.Task[_T]:
@@ -493,8 +494,8 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._check_closed()
         self._task_count += 1
         number = self._task_count
-        if name is None:
-            name = f"Task-{number}"
+        # Any object names a task, by its str() (as Task.set_name does).
+        name = f"Task-{number}" if name is None else str(name)
         # A task schedules its first step while it is constructed: that number is its
         # (a custom factory's task does not carry it).
         outer, self._creating_task = self._creating_task, number
@@ -623,40 +624,26 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             raise TypeError(f"A callable object or None is expected, got {handler!r}")
         self._exception_handler = handler
 
-    def default_exception_handler(self, context: dict[str, Any]) -> None:
-        """Log the context exactly as the stock loop does (asyncio's own handler,
-        through ``asyncio``'s logger). Custom handlers delegate here; without one, a
-        running simulation fails the run instead (see ``call_exception_handler``)."""
-        asyncio.BaseEventLoop.default_exception_handler(self, context)  # type: ignore[arg-type]
+    # ``call_exception_handler`` is the stock loop's (asyncio asks subclasses not to
+    # override it): a custom handler is called in the context of the task, future
+    # or handle that failed (CPython gh-96704), and without one the default handler
+    # below decides.
 
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        """With a custom handler, call it in the context of the task, future or
-        handle that failed (as the stock loop does since CPython gh-96704: a handler
-        reading a ``ContextVar`` sees the failing callback's value). Without one, the
-        exception does not vanish into a log while the loop runs: it fails the
-        universe (raised from ``run_until_complete``). Between two runs of a loop
-        outside a universe's teardown there is no run to fail: it is logged, as on
-        the stock loop.
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """What happens to an exception nobody handled (no custom handler, or a
+        custom handler that delegated here). While a simulation runs it does not
+        vanish into a log: it fails the universe (raised from
+        ``run_until_complete``). Between two runs of a loop, outside a universe's
+        teardown, there is no run to fail: it is logged through ``asyncio``'s logger
+        exactly as the stock loop logs it.
 
         During teardown a ``CancelledError`` escaping a callback is the echo of the
         teardown's own cancellation (early CPython 3.12 stream servers raise it from
         their handler tasks' done callbacks), not a failure of the program."""
         if self._tearing_down and isinstance(context.get("exception"), asyncio.CancelledError):
             return
-        if self._exception_handler is not None:
-            try:
-                _run_in_failing_context(context, self._exception_handler, self, context)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                context = {
-                    "message": "Unhandled error in exception handler",
-                    "exception": exc,
-                    "context": context,
-                }
         if not self._running and not self._tearing_down and not self._is_closed():
-            self._log_unhandled(context)
+            self._log_context(context)
             return
         if isinstance(context.get("exception"), SystemExit | KeyboardInterrupt):
             # A task that raised SystemExit/KeyboardInterrupt re-raised it out of the
@@ -664,14 +651,18 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             # retrieved" report when the task is collected is an echo, which the
             # stock loop only logs. Failing the run here would replace the
             # SystemExit propagating through asyncio.Runner's shutdown.
-            self._log_unhandled(context)
+            self._log_context(context)
             return
         self._record_failure(context)
 
+    def _log_context(self, context: dict[str, Any]) -> None:
+        """Log ``context`` as the stock loop's default handler does."""
+        asyncio.BaseEventLoop.default_exception_handler(self, context)
+
     def _log_unhandled(self, context: dict[str, Any]) -> None:
-        """The default handler, guarded as the stock loop guards it."""
+        """The stock loop's logging, guarded as the stock loop guards it."""
         try:
-            self.default_exception_handler(context)
+            self._log_context(context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException:
@@ -887,9 +878,10 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         shown = ", ".join(dict.fromkeys(ready)) or "nothing"
         return (
             f"livelock: {self._livelock_steps()} steps ran without the virtual clock moving "
-            f"(at virtual time {self.time():.6f}s). Some task is spinning — e.g. "
-            "`while True: await asyncio.sleep(0)` or polling a flag that only a timer "
-            f"would set. Ready now: {shown}. Raise `livelock_steps` if this is real work."
+            f"(at virtual time {self.time():.6f}s) and no timer is pending, so nothing "
+            "can change. Some task is spinning — e.g. `while True: await asyncio.sleep(0)` "
+            "or polling the clock or a flag nothing will set. "
+            f"Ready now: {shown}. Raise `livelock_steps` if this is real work."
         )
 
     # ------------------------------------------------- escapes: the real world
@@ -1189,35 +1181,6 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             f"<SimLoop {state} scheduler={self.scheduler.name} seed={self.seed} "
             f"time={self.time():.6f}s steps={self._steps()}>"
         )
-
-
-def _run_in_failing_context(
-    context: dict[str, Any], handler: Callable[..., object], *args: Any
-) -> None:
-    """Call ``handler(*args)`` in the ``contextvars.Context`` of what failed: the
-    ``task``, else the ``future`` (a task under that key), else the ``handle`` of the
-    context dict, as ``BaseEventLoop.call_exception_handler`` does. A context that is
-    already entered (the failure is reported from inside the failing step itself) is
-    the current one: the handler is called directly."""
-    failed = context.get("task") or context.get("future") or context.get("handle")
-    get_context = getattr(failed, "get_context", None)
-    failing_context = get_context() if get_context is not None else None
-    if not isinstance(failing_context, contextvars.Context):
-        handler(*args)
-        return
-    called = False
-
-    def call() -> None:
-        nonlocal called
-        called = True
-        handler(*args)
-
-    try:
-        failing_context.run(call)
-    except RuntimeError:
-        if called:
-            raise
-        handler(*args)  # "cannot enter context: ... is already entered"
 
 
 class _SimTask(asyncio.Task):  # type: ignore[type-arg]

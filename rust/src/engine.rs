@@ -169,6 +169,9 @@ pub struct Engine<T> {
     steps: u64,
     steps_since_clock_moved: u64,
     livelock_steps: u64,
+    /// How often a busy stretch of `livelock_steps` steps moved the clock to the
+    /// next timer.
+    busy_advances: u64,
     budgets: Budgets,
     phase: BudgetPhase,
     /// Steps and virtual time at which the current allowance ends.
@@ -211,6 +214,7 @@ impl<T> Engine<T> {
             steps: 0,
             steps_since_clock_moved: 0,
             livelock_steps,
+            busy_advances: 0,
             budgets: Budgets::default(),
             phase: BudgetPhase::Run,
             step_limit: u64::MAX,
@@ -370,6 +374,11 @@ impl<T> Engine<T> {
         Next::Budget(kind)
     }
 
+    /// How often a busy stretch moved the clock to the next timer (see `next_step`).
+    pub fn busy_advances(&self) -> u64 {
+        self.busy_advances
+    }
+
     pub fn set_livelock_steps(&mut self, steps: u64) {
         self.livelock_steps = steps;
     }
@@ -494,11 +503,30 @@ impl<T> Engine<T> {
             self.move_due_timers();
         }
         if self.steps_since_clock_moved >= self.livelock_steps {
-            // Reported before anything is taken, so the spinning callback stays
-            // ready and teardown can still cancel its task.
-            return Ok(Next::Livelock {
-                steps: self.steps_since_clock_moved,
-            });
+            // A real loop's clock runs while callbacks run, so a busy stretch never
+            // starves a timer forever: after this many steps at one instant the
+            // stretch is taken to last until the next deadline, and that timer
+            // fires (a task polling a flag a timer sets gets there). With no timer
+            // to wait for, nothing can change: a livelock.
+            match self.timers.next_deadline() {
+                Some(deadline) if deadline != NEVER => {
+                    if deadline > self.time_limit_ns {
+                        return Ok(self.exhaust(BudgetKind::Time));
+                    }
+                    self.log.clock(deadline - self.now_ns);
+                    self.now_ns = deadline;
+                    self.steps_since_clock_moved = 0;
+                    self.busy_advances += 1;
+                    self.move_due_timers();
+                }
+                // Reported before anything is taken, so the spinning callback stays
+                // ready and teardown can still cancel its task.
+                _ => {
+                    return Ok(Next::Livelock {
+                        steps: self.steps_since_clock_moved,
+                    })
+                }
+            }
         }
         if self.steps >= self.step_limit {
             return Ok(self.exhaust(BudgetKind::Steps));
@@ -859,6 +887,45 @@ mod tests {
             }
         }
         assert_eq!(steps, 1000);
+    }
+
+    #[test]
+    fn a_busy_stretch_lets_the_next_timer_fire() {
+        let mut engine: Engine<u8> =
+            Engine::new(Source::seeded(0, &StrategyKind::Fifo), 1000).unwrap();
+        engine.schedule_timer(100_000_000, 1, 0, 0);
+        engine.schedule_ready(0, 0, 0);
+        let mut steps = 0;
+        loop {
+            match engine.next_step().unwrap() {
+                Next::Run(entry) if entry.payload == 0 => {
+                    steps += 1;
+                    engine.schedule_ready(0, 0, 0);
+                }
+                Next::Run(entry) => {
+                    assert_eq!(entry.payload, 1);
+                    break;
+                }
+                Next::Livelock { .. } | Next::Idle | Next::Budget(_) => panic!(),
+            }
+        }
+        // The timer joins the ready set behind the spinner, which runs once more.
+        assert_eq!(steps, 1001, "the spinner ran the whole stretch first");
+        assert_eq!(engine.now_ns(), 100_000_000);
+        assert_eq!(engine.busy_advances(), 1);
+        // With no timer left the same spin is a livelock.
+        loop {
+            match engine.next_step().unwrap() {
+                Next::Run(_) => {
+                    engine.schedule_ready(0, 0, 0);
+                }
+                Next::Livelock { steps } => {
+                    assert_eq!(steps, 1000);
+                    break;
+                }
+                Next::Idle | Next::Budget(_) => panic!(),
+            }
+        }
     }
 
     /// A task that sleeps `period_ns` in a loop forever (each wakeup re-arms the

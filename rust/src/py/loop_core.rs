@@ -23,7 +23,8 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-/// Default: this many steps in a row without the virtual clock moving is a livelock.
+/// Default: after this many steps in a row without the virtual clock moving, the clock
+/// moves to the next pending timer; with none pending it is a livelock.
 pub const DEFAULT_LIVELOCK_STEPS: u64 = 250_000;
 /// Deadlines further away than this (about 317 years) never fire.
 const NEVER_SECONDS: f64 = 1e10;
