@@ -33,7 +33,6 @@ from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import (
-    EscapedSimulationError,
     SimDeadlockError,
     SimLivelockError,
     SimloomUsageError,
@@ -42,12 +41,12 @@ from .errors import (
     SimWatchdogError,
     UnhandledExceptionError,
 )
+from .errors import raise_escaped as _escape
 from .tape import Tape
+from .world import World
 
 if TYPE_CHECKING:
     from asyncio.futures import Future
-
-    from .world import World
 
 __all__ = ["DEFAULT_LIVELOCK_STEPS", "GC_INTERVAL_STEPS", "SimLoop"]
 
@@ -68,15 +67,6 @@ GC_INTERVAL_STEPS = 10_000
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-_ESCAPE_HINT = (
-    "simloom runs the program in a simulated world; this would reach the real one and "
-    "make the universe impossible to replay"
-)
-
-
-def _escape(api: str, what: str) -> NoReturn:
-    raise EscapedSimulationError(f"{api}: {what} ({_ESCAPE_HINT}).")
 
 
 class _StopMarker:
@@ -948,8 +938,6 @@ class SimLoop(_core.LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def _get_world(self) -> World | None:
         if self._world is None and self._world_enabled:
-            from .world import World
-
             self._world = World(self)
         return self._world
 
