@@ -14,10 +14,13 @@ too, except for the packages holding the importer: they are loaded before it run
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import simloom
+import simloom._core
 
 PACKAGE_DIR = Path(simloom.__file__).parent
 ROOT = "simloom"
@@ -170,3 +173,31 @@ def test_every_module_of_the_package_is_in_the_graph() -> None:
     assert "simloom.world" in graph["simloom.loop"]  # a module-level import
     assert "simloom.hypothesis" in graph["simloom._shrink"]  # imported inside functions
 
+
+# ------------------------------------------------------------------ constants
+
+#: Python names for values the engine defines: each must be the engine's own value,
+#: read from ``_core``, never a copy that could drift from it.
+ENGINE_CONSTANTS = [
+    ("simloom.loop", "DEFAULT_LIVELOCK_STEPS", "DEFAULT_LIVELOCK_STEPS"),
+    ("simloom.tape", "MAX_GAP", "MAX_GAP"),
+    ("simloom._scheduler", "DEFAULT_PCT_DEPTH", "DEFAULT_PCT_DEPTH"),
+    ("simloom._scheduler", "DEFAULT_PCT_HORIZON", "DEFAULT_PCT_HORIZON"),
+    ("simloom._budgets", "_MAX_VIRTUAL_TIME", "NEVER_SECONDS"),
+]
+
+
+@pytest.mark.parametrize(("module", "name", "core_name"), ENGINE_CONSTANTS)
+def test_a_value_the_engine_defines_is_read_from_core_not_redeclared(
+    module: str, name: str, core_name: str
+) -> None:
+    value = getattr(importlib.import_module(module), name)
+    assert value == getattr(simloom._core, core_name)
+    path = Path(importlib.import_module(module).__file__ or "")
+    assignments = [
+        node
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+    ]
+    assert [ast.unparse(node.value) for node in assignments] == [f"_core.{core_name}"]

@@ -57,7 +57,7 @@ _Ts = TypeVarTuple("_Ts")
 #: Steps in a row without the virtual clock moving that count as a livelock. About a
 #: quarter of a second of spinning; raise it (``livelock_steps=``) for programs that do
 #: that much real work at one virtual instant.
-DEFAULT_LIVELOCK_STEPS = 250_000
+DEFAULT_LIVELOCK_STEPS = _core.DEFAULT_LIVELOCK_STEPS
 
 #: The young generations are collected every this many steps (GC is otherwise off
 #: during a run), so finalizers run at the same step in every replay.
