@@ -35,8 +35,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-# (``x as x``: private names the pytest plugin and tests reach through this module.)
+# (``x as x``: names the pytest plugin, tests and users reach through this module.)
 from . import _boundary, _budgets
+from ._artifacts import ARTIFACT_DIGEST_CHARS as ARTIFACT_DIGEST_CHARS
+from ._artifacts import ARTIFACT_DIR as ARTIFACT_DIR
+from ._artifacts import MAX_ARTIFACT_STEM as MAX_ARTIFACT_STEM
 from ._artifacts import TapeArtifact, load_tape_artifact
 from ._artifacts import _artifact_stem as _artifact_stem
 from ._explore import DEFAULT_RUNS, DEFAULT_SCHEDULER, Options, TestStats, _Exploration
