@@ -27,8 +27,8 @@ import pytest
 import simloom
 from hypothesis import settings
 from hypothesis.database import InMemoryExampleDatabase
+from simloom import _artifacts, testing
 from simloom import tape as tape_module
-from simloom import testing
 
 pytest_plugins = ["pytester"]
 
@@ -149,7 +149,7 @@ def test_a_full_disk_loses_only_the_file_that_could_not_be_written(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real_write(path, data)
 
-    monkeypatch.setattr(testing, "atomic_write", full_for_event_logs)
+    monkeypatch.setattr(_artifacts, "atomic_write", full_for_event_logs)
     report = failure_report(explored(fault))
     assert_complete(report)
     [tape_path] = artifact_dir.glob("*.tape.json")

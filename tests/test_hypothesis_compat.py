@@ -1,12 +1,12 @@
 """The Hypothesis internals simloom relies on, pinned against the installed Hypothesis.
 
-Everything in ``simloom/hypothesis/_compat.py`` is exercised here exactly the way
-``testing.py`` and ``simloom.universes()`` use it: choice sequences round-trip
-through the database encoding, the database key is the one Hypothesis itself uses,
-a failure saved under the *secondary* key is replayed and shrunk while one saved
-under the primary key is replayed as already minimal, and raw draws and spans work
-inside a real ``ConjectureData``. An upgrade of Hypothesis that moves any of these
-fails here, in one place.
+Everything in ``simloom/_hypothesis_compat.py`` (``simloom.hypothesis._compat``) is
+exercised here exactly the way ``_shrink.py`` and ``simloom.universes()`` use it:
+choice sequences round-trip through the database encoding, the database key is
+the one Hypothesis itself uses, a failure saved under the *secondary* key is
+replayed and shrunk while one saved under the primary key is replayed as already
+minimal, and raw draws and spans work inside a real ``ConjectureData``. An upgrade
+of Hypothesis that moves any of these fails here, in one place.
 """
 
 from __future__ import annotations

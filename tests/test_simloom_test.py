@@ -73,7 +73,13 @@ async def test_never_overdrawn():
 
 NODE = "test_bank.py::test_never_overdrawn"
 ERROR = "AssertionError: overdrawn: balance is -40"
-INTERNAL_FRAMES = ("simloom/_api.py", "simloom/loop.py", "simloom/testing.py")
+INTERNAL_FRAMES = (
+    "simloom/_api.py",
+    "simloom/loop.py",
+    "simloom/testing.py",
+    "simloom/_explore.py",
+    "simloom/_shrink.py",
+)
 
 
 # ------------------------------------------------------------------ helpers

@@ -14,6 +14,7 @@ from ._api import Event, RunResult, decode_events, draw, reached, replay, run, s
 from ._boundary import BoundaryEntry, boundary
 from ._hashseed import pin_hashseed
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
+from ._version import __version__
 from .disk import Disk, DiskFile
 from .errors import (
     CorruptTapeError,
@@ -56,8 +57,6 @@ def __getattr__(name: str) -> object:
         return getattr(_hypothesis, name)
     raise AttributeError(f"module 'simloom' has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SCHEDULERS",

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _core
+from .errors import ESCAPE_HINT as _ESCAPE_HINT
 from .errors import EscapedSimulationError, SimloomUsageError
 
 if TYPE_CHECKING:
@@ -83,11 +84,6 @@ RANDOM_SEED_BOUND = 2**32
 #: bit set, as RFC 4122 prescribes for nodes that are not a hardware address.
 UUID1_NODE = 0x5E_1A_00_5E_ED_01 | (1 << 40)
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000  # 100-ns intervals from 1582-10-15 to 1970-01-01
-
-_ESCAPE_HINT = (
-    "simloom runs the program in a simulated world; this would reach the real one and "
-    "make the universe impossible to replay"
-)
 
 
 class BoundaryEntry(NamedTuple):
@@ -374,11 +370,11 @@ _compat_module: types.ModuleType | None = None
 
 
 def _hypothesis_compat() -> types.ModuleType | None:
-    """``simloom.hypothesis._compat`` once Hypothesis's generator registry exists
+    """``simloom._hypothesis_compat`` once Hypothesis's generator registry exists
     (before that, nobody can have registered a generator: no import needed)."""
     global _compat_module
     if _compat_module is None and "hypothesis.internal.entropy" in sys.modules:
-        from .hypothesis import _compat
+        from . import _hypothesis_compat as _compat
 
         _compat_module = _compat
     return _compat_module

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import _core
 from .errors import SimloomUsageError
 
 __all__ = [
@@ -42,7 +43,7 @@ DEFAULT_MAX_VIRTUAL_TIME = 86_400.0
 DEFAULT_WATCHDOG = 2.0
 
 #: Deadlines this far away never fire (about 317 years); a larger budget means none.
-_MAX_VIRTUAL_TIME = 1e10
+_MAX_VIRTUAL_TIME = _core.NEVER_SECONDS
 _MAX_STEPS = 2**63
 
 

@@ -11,7 +11,12 @@ from typing_extensions import disjoint_base
 _T = TypeVar("_T")
 
 __all__ = [
+    "DEFAULT_LIVELOCK_STEPS",
+    "DEFAULT_PCT_DEPTH",
+    "DEFAULT_PCT_HORIZON",
     "EVENT_LOG_VERSION",
+    "MAX_GAP",
+    "NEVER_SECONDS",
     "TAPE_VERSION",
     "BuiltinRedirects",
     "ClockView",
@@ -26,8 +31,14 @@ __all__ = [
     "decode_event_log",
 ]
 
+# Values the engine defines; Python reads them and never re-declares them.
 TAPE_VERSION: Final[int]
 EVENT_LOG_VERSION: Final[int]
+MAX_GAP: Final[int]
+DEFAULT_LIVELOCK_STEPS: Final[int]
+DEFAULT_PCT_DEPTH: Final[int]
+DEFAULT_PCT_HORIZON: Final[int]
+NEVER_SECONDS: Final[float]
 
 def decode_event_log(data: bytes) -> list[tuple[Any, ...]]: ...
 
@@ -120,8 +131,8 @@ class LoopCore:
         *,
         seed: int = 0,
         strategy: str = "fifo",
-        depth: int = 3,
-        horizon: int = 100,
+        depth: int = ...,
+        horizon: int = ...,
         tape: Tape | None = None,
         strict: bool = False,
         draws: object | None = None,

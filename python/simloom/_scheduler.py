@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import _core
 from .errors import SimloomUsageError
 
 __all__ = ["SCHEDULERS", "SchedulerSpec", "parse_scheduler"]
@@ -20,8 +21,9 @@ SCHEDULERS: dict[str, str] = {
     "pct:auto": "PCT whose horizon is measured by a FIFO probe run of the program",
 }
 
-DEFAULT_PCT_DEPTH = 3
-DEFAULT_PCT_HORIZON = 100
+#: PCT's depth and horizon when the name does not say (the engine's defaults).
+DEFAULT_PCT_DEPTH = _core.DEFAULT_PCT_DEPTH
+DEFAULT_PCT_HORIZON = _core.DEFAULT_PCT_HORIZON
 #: PCT draws ``depth - 1`` change points and a priority per task: a depth beyond a
 #: few dozen buys nothing and a huge one would allocate without bound.
 MAX_PCT_DEPTH = 1_000

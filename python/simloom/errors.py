@@ -7,7 +7,7 @@ already catch (a corrupt tape is a ``ValueError``, a misused API a ``TypeError``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "CorruptTapeError",
@@ -47,6 +47,18 @@ class EscapedSimulationError(SimloomError, RuntimeError):
     Raised at the call site, naming the API, instead of letting the universe depend on
     something simloom cannot replay.
     """
+
+
+#: The end of every :class:`EscapedSimulationError` message: why simloom refuses.
+ESCAPE_HINT = (
+    "simloom runs the program in a simulated world; this would reach the real one and "
+    "make the universe impossible to replay"
+)
+
+
+def raise_escaped(api: str, what: str) -> NoReturn:
+    """Refuse ``api`` at its call site: ``what`` it would do to the real world."""
+    raise EscapedSimulationError(f"{api}: {what} ({ESCAPE_HINT}).")
 
 
 class ExecutorBlockedError(SimloomError, RuntimeError):

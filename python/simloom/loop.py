@@ -33,7 +33,6 @@ from . import net as _net
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import (
-    EscapedSimulationError,
     SimDeadlockError,
     SimLivelockError,
     SimloomUsageError,
@@ -42,12 +41,12 @@ from .errors import (
     SimWatchdogError,
     UnhandledExceptionError,
 )
+from .errors import raise_escaped as _escape
 from .tape import Tape
+from .world import World
 
 if TYPE_CHECKING:
     from asyncio.futures import Future
-
-    from .world import World
 
 __all__ = ["DEFAULT_LIVELOCK_STEPS", "GC_INTERVAL_STEPS", "SimLoop"]
 
@@ -59,7 +58,7 @@ _Ts = TypeVarTuple("_Ts")
 #: pending timer (time passes on a real loop while callbacks run), or, with no timer
 #: pending, that count as a livelock. About a quarter of a second of spinning; raise
 #: it (``livelock_steps=``) for programs that do that much real work at one instant.
-DEFAULT_LIVELOCK_STEPS = 250_000
+DEFAULT_LIVELOCK_STEPS = _core.DEFAULT_LIVELOCK_STEPS
 
 #: The young generations are collected every this many steps (GC is otherwise off
 #: during a run), so finalizers run at the same step in every replay.
@@ -69,15 +68,6 @@ GC_INTERVAL_STEPS = 10_000
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-_ESCAPE_HINT = (
-    "simloom runs the program in a simulated world; this would reach the real one and "
-    "make the universe impossible to replay"
-)
-
-
-def _escape(api: str, what: str) -> NoReturn:
-    raise EscapedSimulationError(f"{api}: {what} ({_ESCAPE_HINT}).")
 
 
 class _StopMarker:
@@ -940,8 +930,6 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
 
     def _get_world(self) -> World | None:
         if self._world is None and self._world_enabled:
-            from .world import World
-
             self._world = World(self)
         return self._world
 

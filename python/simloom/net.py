@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import SimloomUsageError
+from .errors import raise_escaped as _escape
 
 if TYPE_CHECKING:
     from .loop import SimLoop
@@ -841,8 +842,6 @@ async def create_server(
     if isinstance(ssl, bool):
         raise TypeError("ssl argument must be an SSLContext or None")
     if sock is not None:
-        from .loop import _escape
-
         _escape("loop.create_server(sock=...)", "it listens on a real socket")
     _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
     on = world._current_host()
@@ -893,8 +892,6 @@ async def create_unix_server(
     cleanup_socket: bool = True,
 ) -> SimServer:
     if sock is not None:
-        from .loop import _escape
-
         _escape("loop.create_unix_server(sock=...)", "it listens on a real Unix socket")
     if path is None:
         raise ValueError("path was not specified, and no sock specified")
@@ -933,8 +930,6 @@ async def create_datagram_endpoint(
     sock: Any = None,
 ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
     if sock is not None:
-        from .loop import _escape
-
         _escape("loop.create_datagram_endpoint(sock=...)", "it wraps a real UDP socket")
     on = world._current_host()
     remote: Address | None = None
@@ -959,29 +954,6 @@ async def create_datagram_endpoint(
 
 
 # ---------------------------------------------------------------- faults
-
-
-def _hosts(world: World, group: Any, argument: str) -> list[Host]:
-    from .world import Host
-
-    if isinstance(group, Host | str):
-        group = [group]
-    try:
-        members = list(group)
-    except TypeError:
-        raise SimloomUsageError(
-            f"{argument} must be a host, a host name, or an iterable of them; got {group!r}"
-        ) from None
-    out = []
-    for member in members:
-        if isinstance(member, str):
-            if member not in world.hosts:
-                raise SimloomUsageError(f"{argument}: no host named {member!r}")
-            member = world.hosts[member]
-        if not isinstance(member, Host) or member.world is not world:
-            raise SimloomUsageError(f"{argument}: {member!r} is not a host of this world")
-        out.append(member)
-    return out
 
 
 def _percent(value: object, argument: str) -> int:
@@ -1014,10 +986,10 @@ class Net:
         return self._world._net
 
     def _ids(self, group: Any, argument: str) -> list[int]:
-        return [host._net_id for host in _hosts(self._world, group, argument)]
+        return [host._net_id for host in self._world._hosts_in(group, argument)]
 
     def _one(self, host: Any, argument: str) -> int:
-        hosts = _hosts(self._world, host, argument)
+        hosts = self._world._hosts_in(host, argument)
         if len(hosts) != 1:
             raise SimloomUsageError(f"{argument} must be one host, got {host!r}")
         return hosts[0]._net_id
@@ -1138,8 +1110,6 @@ async def sock_connect(world: World, sock: Any, address: Any) -> None:
     if not isinstance(sock, socket.socket):
         raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
     if sock.type != socket.SOCK_STREAM:
-        from .loop import _escape
-
         _escape("loop.sock_connect() on a non-stream socket", "it connects a real socket")
     ip = world._resolve(address[0], world._current_host())
     transport = await connect(world, ip, _port_number(address[1]))

@@ -32,8 +32,8 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ["MAX_GAP", "Tape", "atomic_write", "remove_abandoned_temporaries"]
 
-#: Largest gap the draw encoding expresses between two deviations (as in Rust).
-MAX_GAP = 2**32 - 1
+#: Largest gap the draw encoding expresses between two deviations (the engine's).
+MAX_GAP = _core.MAX_GAP
 
 TapeFormat = Literal["json", "cbor"]
 

@@ -377,6 +377,28 @@ class World:
             return host
         raise SimloomUsageError(f"{host!r} is not a host of this world")
 
+    def _hosts_in(self, group: Any, argument: str) -> list[Host]:
+        """The hosts ``group`` names for the fault control argument ``argument``: a
+        host, a host name, or an iterable of them (``world.net`` asks)."""
+        if isinstance(group, Host | str):
+            group = [group]
+        try:
+            members = list(group)
+        except TypeError:
+            raise SimloomUsageError(
+                f"{argument} must be a host, a host name, or an iterable of them; got {group!r}"
+            ) from None
+        out = []
+        for member in members:
+            if isinstance(member, str):
+                if member not in self.hosts:
+                    raise SimloomUsageError(f"{argument}: no host named {member!r}")
+                member = self.hosts[member]
+            if not isinstance(member, Host) or member.world is not self:
+                raise SimloomUsageError(f"{argument}: {member!r} is not a host of this world")
+            out.append(member)
+        return out
+
     # --------------------------------------------------- network registry
 
     def _register(self, transport: StreamTransport, conn: int, side: int) -> None:

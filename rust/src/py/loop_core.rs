@@ -26,8 +26,12 @@ use std::sync::{Arc, Mutex};
 /// Default: after this many steps in a row without the virtual clock moving, the clock
 /// moves to the next pending timer; with none pending it is a livelock.
 pub const DEFAULT_LIVELOCK_STEPS: u64 = 250_000;
+/// Default PCT depth: d - 1 = 2 priority change points.
+pub const DEFAULT_PCT_DEPTH: u32 = 3;
+/// Default PCT horizon: the change points fall within the first 100 decisions.
+pub const DEFAULT_PCT_HORIZON: u64 = 100;
 /// Deadlines further away than this (about 317 years) never fire.
-const NEVER_SECONDS: f64 = 1e10;
+pub const NEVER_SECONDS: f64 = 1e10;
 
 /// A deadline in seconds (float) to the virtual nanosecond it fires at: the nearest
 /// one, moved one nanosecond later if that reads as earlier than `seconds`. So when a
@@ -405,7 +409,7 @@ impl LoopCore {
     /// Start a fresh universe: `strategy` is "fifo", "random" or "pct"; a `tape`
     /// replays recorded choices; `draws` answers choices from Python (Hypothesis).
     /// `max_steps` and `max_time_ns` bound each run (None: unbounded).
-    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = 3, horizon = 100, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None))]
+    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = DEFAULT_PCT_DEPTH, horizon = DEFAULT_PCT_HORIZON, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None))]
     #[allow(clippy::too_many_arguments)]
     fn _configure(
         &mut self,

@@ -44,7 +44,13 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
     disk::register(module)?;
     net::register(module)?;
+    // Values the engine defines and Python reads (never re-declares).
     module.add("TAPE_VERSION", crate::tape::TAPE_VERSION)?;
     module.add("EVENT_LOG_VERSION", crate::eventlog::LOG_VERSION)?;
+    module.add("MAX_GAP", crate::tape::MAX_GAP)?;
+    module.add("DEFAULT_LIVELOCK_STEPS", loop_core::DEFAULT_LIVELOCK_STEPS)?;
+    module.add("DEFAULT_PCT_DEPTH", loop_core::DEFAULT_PCT_DEPTH)?;
+    module.add("DEFAULT_PCT_HORIZON", loop_core::DEFAULT_PCT_HORIZON)?;
+    module.add("NEVER_SECONDS", loop_core::NEVER_SECONDS)?;
     Ok(())
 }
