@@ -1,4 +1,4 @@
-"""``SimLoop``: the whole ``asyncio.AbstractEventLoop`` surface over the Rust engine.
+"""``SimLoop``: a whole asyncio event loop (an ``asyncio.BaseEventLoop``) over the Rust engine.
 
 ``call_soon``, ``call_later``, ``call_at``, ``time`` and ``stop`` are the Rust methods
 of :class:`simloom._core.LoopCore` (this class's base), so a task step costs one FFI
