@@ -28,7 +28,7 @@ import os
 import socket
 import ssl as ssl_module
 import weakref
-from asyncio import sslproto
+from asyncio import sslproto, transports
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -196,8 +196,14 @@ class _Inbox:
         self._handler()
 
 
-class StreamTransport(asyncio.Transport):
-    """One side of a simulated TCP (or Unix) connection."""
+class StreamTransport(transports._FlowControlMixin):
+    """One side of a simulated TCP (or Unix) connection.
+
+    Flow control is asyncio's own (``_FlowControlMixin``, which the selector
+    transports use): bytes the connection's window does not take wait in this
+    transport's buffer, and the protocol's ``pause_writing()``/``resume_writing()``
+    are called at the same water marks, so ``StreamWriter.drain()`` waits while
+    the peer does not read."""
 
     _start_tls_compatible = True
 
@@ -212,9 +218,9 @@ class StreamTransport(asyncio.Transport):
         family: int = socket.AF_INET,
         unix_path: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(loop=world.loop)
         self._world = world
-        self._loop = world.loop
+        self._loop: SimLoop = world.loop
         self._host = host
         self._conn = conn
         self._side = side
@@ -227,6 +233,12 @@ class StreamTransport(asyncio.Transport):
         self._closing = False
         self._lost = False
         self._write_shut = False
+        #: Bytes written that the connection's window has not taken yet.
+        self._buffer = bytearray()
+        #: ``write_eof()`` or ``close()`` was called with bytes still buffered: the
+        #: half-close or close happens once they have all been sent.
+        self._eof_pending = False
+        self._close_pending = False
         self._reading = True
         self._eof = False
         self._server: SimServer | None = None
@@ -244,6 +256,9 @@ class StreamTransport(asyncio.Transport):
                 return  # paused, or no protocol yet: resume_reading/attach kicks again
             event = events.popleft()
             if kind == "data":
+                # Read (or, closing, discarded): the peer's window opens by as much.
+                with contextlib.suppress(OSError):
+                    self._world._net.consumed(self._loop, self._conn, self._side, len(event[1]))
                 if self._closing:
                     continue
                 assert self._protocol is not None
@@ -299,6 +314,7 @@ class StreamTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._inbox.events.clear()
+        self._buffer.clear()
         self._world._forget(self)
         if self._server is not None:
             self._server._detach(self)
@@ -311,6 +327,7 @@ class StreamTransport(asyncio.Transport):
         self._lost = True
         self._closing = True
         self._inbox.events.clear()
+        self._buffer.clear()
 
     # ------------------------------------------------------------- transport API
 
@@ -341,6 +358,13 @@ class StreamTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
+        if self._buffer:
+            # As asyncio's transports do: the buffered bytes go first.
+            self._close_pending = True
+            return
+        self._finish_close()
+
+    def _finish_close(self) -> None:
         self._call_net("close")
         self._loop.call_soon(self._connection_lost, None, context=self._context)
 
@@ -354,6 +378,7 @@ class StreamTransport(asyncio.Transport):
         if self._lost:
             return
         self._closing = True
+        self._buffer.clear()
         self._call_net("abort")
         self._loop.call_soon(self._connection_lost, exc, context=self._context)
 
@@ -371,9 +396,44 @@ class StreamTransport(asyncio.Transport):
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data or self._closing or self._lost:
             return
-        # OSError: a reset in flight; the reset event reports it to the protocol.
-        with contextlib.suppress(OSError):
-            self._world._net.send(self._loop, self._conn, self._side, bytes(data))
+        view = memoryview(data).cast("B")
+        if self._buffer:
+            self._buffer += view
+        else:
+            taken = self._send(view)
+            if taken < len(view):
+                self._buffer += view[taken:]
+        self._maybe_pause_protocol()  # type: ignore[attr-defined]  # asyncio's; typeshed omits it
+
+    def _send(self, view: memoryview) -> int:
+        """Offer the connection the start of ``view`` (at most one window, so a huge
+        write is never copied whole); how many bytes it took."""
+        net = self._world._net
+        chunk = bytes(view[: net.stream_window()])
+        try:
+            return int(net.send(self._loop, self._conn, self._side, chunk, len(chunk) < len(view)))
+        except OSError:
+            # A reset in flight; the reset event reports it to the protocol.
+            return len(view)
+
+    def _on_writable(self) -> None:
+        """The peer read enough to open the window: send what is buffered, resume
+        the protocol below the low-water mark, and finish a deferred half-close or
+        close once the buffer is empty."""
+        if self._lost or not self._buffer:
+            return
+        with memoryview(self._buffer) as view:
+            taken = self._send(view)
+        del self._buffer[:taken]
+        self._maybe_resume_protocol()  # type: ignore[attr-defined]  # asyncio's; typeshed omits it
+        if self._buffer:
+            return
+        if self._eof_pending:
+            self._eof_pending = False
+            self._call_net("shutdown_write")
+        if self._close_pending:
+            self._close_pending = False
+            self._finish_close()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self.write(b"".join(list_of_data))
@@ -382,19 +442,17 @@ class StreamTransport(asyncio.Transport):
         if self._write_shut or self._closing:
             return
         self._write_shut = True
+        if self._buffer:
+            self._eof_pending = True
+            return
         self._call_net("shutdown_write")
 
     def can_write_eof(self) -> bool:
         return True
 
     def get_write_buffer_size(self) -> int:
-        return 0  # written bytes are on the simulated wire at once
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (0, 0)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+        """Bytes written that the connection's window has not taken yet."""
+        return len(self._buffer)
 
     def pause_reading(self) -> None:
         self._reading = False
@@ -1084,6 +1142,20 @@ class Net:
                 f"max_retransmissions must be an int in [0, 16], got {max_retransmissions!r}"
             )
         self._core().set_retransmission(_seconds_ns(timeout, "timeout"), max_retransmissions)
+
+    def set_segmentation(self, percent: int) -> None:
+        """Chance that a stream write is cut before its end, so the peer gets it in
+        several reads (tape choice ``net.segment``, asked again for the rest after
+        each cut; canonical: one write, one read). 0, the default, asks nothing."""
+        self._core().set_segmentation(_percent(percent, "percent"))
+
+    def set_stream_window(self, nbytes: int) -> None:
+        """Bytes one direction of a connection holds before its writer must wait
+        (in flight plus arrived and unread; default 256 KiB). Past it, writes stay
+        in the transport's buffer and ``drain()`` waits at its high-water mark."""
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or not 1 <= nbytes <= 1 << 30:
+            raise SimloomUsageError(f"nbytes must be an int in [1, {1 << 30}], got {nbytes!r}")
+        self._core().set_stream_window(nbytes)
 
     def set_datagram_loss(self, percent: int) -> None:
         """Chance that a datagram is dropped (tape choice; canonical: delivered)."""

@@ -448,6 +448,11 @@ class World:
                 transport = self._streams.get((event[1], event[2]))
                 if transport is not None:
                     transport._inbox.put((kind, event[3]) if kind == "data" else (kind,))
+            elif kind == "writable":
+                transport = self._streams.get((event[1], event[2]))
+                if transport is not None:
+                    # Not through the inbox: a side that stopped reading still writes.
+                    loop.call_soon(transport._on_writable, context=transport._context)
             elif kind == "connected":
                 transport = self._streams.get((event[1], 0))
                 if transport is not None:

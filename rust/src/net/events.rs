@@ -35,6 +35,9 @@ pub enum NetEvent {
     Eof { conn: ConnId, side: Side },
     /// `conn` was reset; the connection is gone for `side`.
     Reset { conn: ConnId, side: Side },
+    /// `side` of `conn` was refused some bytes because its peer's window was full,
+    /// and the peer has since read enough to open at least half of it: send again.
+    Writable { conn: ConnId, side: Side },
     /// A datagram for `socket` from `from`.
     Datagram {
         socket: DatagramSocketId,

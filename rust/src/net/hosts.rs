@@ -298,17 +298,11 @@ mod tests {
         let (conn, _) = established(&mut net, hosts[0], hosts[1]);
         // The crashing host is also the client of a connection to the survivor.
         let (outgoing, start) = established(&mut net, hosts[1], hosts[0]);
-        net.send(
-            &mut choices,
-            outgoing,
-            Side::Client,
-            b"dropped".to_vec(),
-            start,
-        )
-        .unwrap();
+        net.send(&mut choices, outgoing, Side::Client, b"dropped", start)
+            .unwrap();
         let receiver = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
         let sender = net.bind_datagram(hosts[1], address(2, 53)).unwrap();
-        net.send(&mut choices, conn, Side::Server, b"dropped".to_vec(), start)
+        net.send(&mut choices, conn, Side::Server, b"dropped", start)
             .unwrap();
         net.send_datagram(
             &mut choices,

@@ -308,32 +308,14 @@ mod tests {
         let (mut net, hosts) = network(2, LinkShape::fixed(MS));
         let mut choices = Canonical::default();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
-        net.send(
-            &mut choices,
-            conn,
-            Side::Client,
-            b"in flight".to_vec(),
-            start,
-        )
-        .unwrap();
+        net.send(&mut choices, conn, Side::Client, b"in flight", start)
+            .unwrap();
         net.partition(&[hosts[0]], &[hosts[1]]).unwrap();
         assert_eq!(net.next_event_time(), None, "the segment in flight is held");
-        net.send(
-            &mut choices,
-            conn,
-            Side::Client,
-            b", sent".to_vec(),
-            start + MS,
-        )
-        .unwrap();
-        net.send(
-            &mut choices,
-            conn,
-            Side::Server,
-            b"reply".to_vec(),
-            start + MS,
-        )
-        .unwrap();
+        net.send(&mut choices, conn, Side::Client, b", sent", start + MS)
+            .unwrap();
+        net.send(&mut choices, conn, Side::Server, b"reply", start + MS)
+            .unwrap();
         assert!(run_until(&mut net, start + 1_000 * MS).is_empty());
         let heal_at = start + 1_000 * MS;
         net.heal(&mut choices, heal_at);
@@ -359,7 +341,7 @@ mod tests {
         );
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         let mut choices = Scripted::new(&[(LATENCY_LABEL, &[9 * MS, 0])]);
-        net.send(&mut choices, conn, Side::Client, b"slow".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"slow", start)
             .unwrap();
         net.partition(&[hosts[0]], &[hosts[1]]).unwrap();
         net.heal(&mut choices, start + MS);
@@ -378,9 +360,9 @@ mod tests {
         let mut choices = Canonical::default();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         assert_eq!(start, 8 * MS, "7 ms there, 1 ms back");
-        net.send(&mut choices, conn, Side::Client, b"there".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"there", start)
             .unwrap();
-        net.send(&mut choices, conn, Side::Server, b"back".to_vec(), start)
+        net.send(&mut choices, conn, Side::Server, b"back", start)
             .unwrap();
         assert_eq!(
             run_until_idle(&mut net),
@@ -390,14 +372,8 @@ mod tests {
             ]
         );
         net.clear_link(hosts[0], hosts[1]);
-        net.send(
-            &mut choices,
-            conn,
-            Side::Client,
-            b"fast".to_vec(),
-            start + 7 * MS,
-        )
-        .unwrap();
+        net.send(&mut choices, conn, Side::Client, b"fast", start + 7 * MS)
+            .unwrap();
         assert_eq!(
             run_until_idle(&mut net),
             vec![(start + 8 * MS, data(conn, Side::Server, b"fast"))]
@@ -411,9 +387,9 @@ mod tests {
         let (to_b, _) = established(&mut net, hosts[0], hosts[1]);
         let (to_c, start) = established(&mut net, hosts[0], hosts[2]);
         net.partition(&[hosts[0]], &[hosts[1], hosts[2]]).unwrap();
-        net.send(&mut choices, to_b, Side::Client, b"b".to_vec(), start)
+        net.send(&mut choices, to_b, Side::Client, b"b", start)
             .unwrap();
-        net.send(&mut choices, to_c, Side::Client, b"c".to_vec(), start)
+        net.send(&mut choices, to_c, Side::Client, b"c", start)
             .unwrap();
         net.heal_between(&mut choices, &[hosts[1]], &[hosts[0]], start + 10 * MS)
             .unwrap();
@@ -434,9 +410,9 @@ mod tests {
         let mut choices = Canonical::default();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         net.block(hosts[0], hosts[1]).unwrap();
-        net.send(&mut choices, conn, Side::Client, b"held".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"held", start)
             .unwrap();
-        net.send(&mut choices, conn, Side::Server, b"flows".to_vec(), start)
+        net.send(&mut choices, conn, Side::Server, b"flows", start)
             .unwrap();
         assert_eq!(
             run_until_idle(&mut net),
@@ -505,7 +481,7 @@ mod tests {
             matches!(events.as_slice(), [(at, NetEvent::Accept { .. })] if *at == MS),
             "{events:?}"
         );
-        net.send(&mut choices, conn, Side::Server, b"hello".to_vec(), MS)
+        net.send(&mut choices, conn, Side::Server, b"hello", MS)
             .unwrap();
         net.unblock(&mut choices, hosts[1], hosts[0], 50 * MS)
             .unwrap();
@@ -525,9 +501,9 @@ mod tests {
         let mut choices = Canonical::default();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         net.clog_node_out(hosts[0]).unwrap();
-        net.send(&mut choices, conn, Side::Client, b"out".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"out", start)
             .unwrap();
-        net.send(&mut choices, conn, Side::Server, b"in".to_vec(), start)
+        net.send(&mut choices, conn, Side::Server, b"in", start)
             .unwrap();
         assert_eq!(
             run_until_idle(&mut net),
@@ -540,7 +516,7 @@ mod tests {
             &mut choices,
             conn,
             Side::Server,
-            b"in again".to_vec(),
+            b"in again",
             start + 10 * MS,
         )
         .unwrap();

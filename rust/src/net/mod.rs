@@ -33,13 +33,15 @@
 //! |---------------------|---------------------------|------------------|------------------|-----------------------|
 //! | `net.latency`       | `max - min + 1` ns        | none (uniform)   | minimum latency  | `min + k` ns           |
 //! | `net.loss`          | `max_retransmissions + 1` | `loss_percent`   | not lost         | lost `k` times: arrives `timeout × (2^k − 1)` later (backoff doubles) |
+//! | `net.segment`       | bytes left in the write   | segmentation percent | the rest arrives in one read | the next read ends after `k` bytes; the rest asks again |
 //! | `net.dgram.drop`    | 2                         | drop percent     | delivered        | dropped               |
 //! | `net.dgram.dup`     | 2                         | duplicate percent| delivered once   | delivered twice       |
 //! | `net.dgram.reorder` | 2                         | reorder percent  | in order         | held back by the reorder delay, so later datagrams overtake it |
 //!
 //! A stream segment asks `net.latency` then `net.loss` on the link it crosses; a
 //! connect asks them for the SYN (client → server) and then for the reply (server →
-//! client) when the SYN leaves. A datagram asks `net.dgram.drop`, then (if it was not
+//! client) when the SYN leaves. With segmentation on (off by default), a write asks
+//! `net.segment` before each piece it sends (then that piece's transit). A datagram asks `net.dgram.drop`, then (if it was not
 //! dropped) `net.latency`, `net.dgram.dup`, `net.dgram.reorder`.
 //!
 //! # Semantics
@@ -47,6 +49,11 @@
 //! - **Streams never corrupt.** Each direction of a connection is a pipe: a segment
 //!   arrives at `max(now + transit, previous arrival in that direction)`, so bytes
 //!   arrive in order, exactly once. Loss is retransmission delay, never a drop.
+//! - **Windows bound what is in flight.** Each direction carries at most its window
+//!   of bytes the receiver has not read (`consumed` reports reads); `send` takes only
+//!   what fits and says how much, and a refused sender gets `Writable` once half the
+//!   window is free again. A receiver that stops reading stops its sender; the bytes
+//!   the sender still wants to write are its own to buffer.
 //! - **Partitions hold.** While a path is blocked (a partition, an asymmetric block,
 //!   a clogged node), a stream segment sent across it, or still in flight when it
 //!   closed, is held; when the path reopens the held segments leave in order, each
@@ -107,6 +114,7 @@ use self::events::{QueueKey, Scheduled};
 use self::hosts::Host;
 use self::links::Reachability;
 use self::streams::{Connection, Listener};
+pub use self::streams::{DEFAULT_STREAM_WINDOW, MAX_STREAM_WINDOW, SEGMENT_LABEL};
 
 /// Longest latency, retransmission timeout or reorder delay accepted (one hour), so
 /// that no sum of them can overflow the nanosecond clock.
@@ -144,6 +152,10 @@ pub struct Network {
     retransmit_timeout_ns: u64,
     max_retransmissions: u32,
     datagram_faults: DatagramFaults,
+    /// Bytes one direction of a connection holds (see `streams`).
+    stream_window_bytes: u64,
+    /// Chance a stream write is cut into several reads.
+    segment_percent: u32,
     reachability: Reachability,
     listeners: BTreeMap<ListenerId, Listener>,
     connections: BTreeMap<ConnId, Connection>,
@@ -179,6 +191,8 @@ impl Network {
                 reorder_percent: 0,
                 reorder_delay_ns: DEFAULT_DATAGRAM_REORDER_DELAY_NS,
             },
+            stream_window_bytes: DEFAULT_STREAM_WINDOW,
+            segment_percent: 0,
             reachability: Reachability::default(),
             listeners: BTreeMap::new(),
             connections: BTreeMap::new(),
@@ -205,7 +219,7 @@ mod tests {
         let (mut net, hosts) = network(2, LinkShape::fixed(MS));
         let mut choices = Canonical::default();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
-        net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"x", start)
             .unwrap();
         let socket = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
         net.send_datagram(&mut choices, socket, address(2, 53), b"x".to_vec(), start)

@@ -3,13 +3,24 @@
 //! writes, half-closes, closes, aborts and resets; holding segments when their path
 //! closes and releasing them when it reopens.
 
-use super::error::NetError;
+use super::error::{check_percent, NetError};
 use super::events::{NetEvent, QueueKey, Scheduled};
 use super::hosts::PortKind;
 use super::ids::{ConnId, HostId, ListenerId, Side};
-use super::{Choices, Network};
+use super::{ask, Choices, Network};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+
+/// The label of the choice that splits a stream write into several reads.
+pub const SEGMENT_LABEL: &str = "net.segment";
+
+/// Bytes one direction of a connection holds before its sender must wait: what the
+/// sender's kernel buffer and the receiver's together take (Linux's defaults are of
+/// this order on loopback). In flight, held, or arrived and not yet read all count.
+pub const DEFAULT_STREAM_WINDOW: u64 = 256 * 1024;
+
+/// Largest window accepted (1 GiB), so a window never stands in for "unbounded".
+pub const MAX_STREAM_WINDOW: u64 = 1 << 30;
 
 #[derive(Debug, Clone)]
 pub(super) struct Listener {
@@ -52,6 +63,10 @@ struct Pipe {
     /// Arrival time of the last segment put in flight (FIFO: none may arrive earlier).
     last_scheduled_ns: u64,
     last_arrived_ns: u64,
+    /// Bytes sent into this direction that the receiver has not read yet.
+    unread: u64,
+    /// The sender was refused bytes (the window was full): tell it when it opens.
+    sender_waiting: bool,
 }
 
 impl Pipe {
@@ -277,20 +292,136 @@ impl Network {
         Ok(conn)
     }
 
-    /// Send `bytes` from `from_side` of `conn` to its peer.
+    /// Send `bytes` from `from_side` of `conn` to its peer, as far as the window
+    /// allows: returns how many bytes (a prefix) were taken, like a nonblocking
+    /// socket's `send`. If not all were taken, a `Writable` event tells the sender
+    /// when the peer has read enough for it to try again. With segmentation on, the
+    /// bytes taken may arrive as several `Data` events (see [`SEGMENT_LABEL`]).
     pub fn send(
         &mut self,
         choices: &mut dyn Choices,
         conn: ConnId,
         from_side: Side,
-        bytes: Vec<u8>,
+        bytes: impl AsRef<[u8]>,
+        now_ns: u64,
+    ) -> Result<usize, NetError> {
+        let now = self.advance(now_ns);
+        self.check_writable(conn, from_side)?;
+        let room = self.send_room(conn, from_side)?;
+        let bytes = bytes.as_ref();
+        let taken = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return Err(NetError::NoSuchConnection(conn));
+        };
+        let pipe = connection.pipe(from_side);
+        if taken < bytes.len() {
+            pipe.sender_waiting = true;
+        }
+        pipe.unread += taken as u64;
+        let mut rest = &bytes[..taken];
+        while !rest.is_empty() {
+            let cut = match self.segment_percent {
+                0 => 0,
+                percent => ask(choices, SEGMENT_LABEL, rest.len() as u64, Some(percent)),
+            };
+            let (piece, tail) = rest.split_at(if cut == 0 { rest.len() } else { cut as usize });
+            rest = tail;
+            self.transmit(choices, conn, from_side, Segment::Data(piece.to_vec()), now);
+            if cut != 0 {
+                // The next piece arrives at least a nanosecond later, so the reader
+                // may run in between: a cut is a moment, not only a boundary.
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    let pipe = connection.pipe(from_side);
+                    if !pipe.in_flight.is_empty() {
+                        pipe.last_scheduled_ns = pipe.last_scheduled_ns.saturating_add(1);
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// How many bytes `side` of `conn` may send now: the window less what its peer
+    /// has not read yet.
+    pub fn send_room(&self, conn: ConnId, side: Side) -> Result<u64, NetError> {
+        let connection = self
+            .connections
+            .get(&conn)
+            .ok_or(NetError::NoSuchConnection(conn))?;
+        let unread = connection.pipes[side.index()].unread;
+        Ok(self.stream_window_bytes.saturating_sub(unread))
+    }
+
+    /// `side` of `conn` holds bytes it could not send yet (beyond what it just
+    /// offered): tell it with `Writable` when its peer has read enough.
+    pub fn want_room(&mut self, conn: ConnId, side: Side) -> Result<(), NetError> {
+        let connection = self
+            .connections
+            .get_mut(&conn)
+            .ok_or(NetError::NoSuchConnection(conn))?;
+        let window = self.stream_window_bytes;
+        let pipe = connection.pipe(side);
+        if pipe.unread.saturating_mul(2) > window {
+            pipe.sender_waiting = true;
+            Ok(())
+        } else {
+            // Room enough already: nothing to wait for.
+            self.notify(NetEvent::Writable { conn, side }, self.now_ns);
+            Ok(())
+        }
+    }
+
+    /// `side` of `conn` read `count` bytes that arrived for it, freeing that much of
+    /// its peer's window. A peer that was refused bytes gets `Writable` (at `now`)
+    /// once at least half the window is free, so it refills it in large pieces.
+    pub fn consumed(
+        &mut self,
+        conn: ConnId,
+        side: Side,
+        count: u64,
         now_ns: u64,
     ) -> Result<(), NetError> {
         let now = self.advance(now_ns);
-        self.check_writable(conn, from_side)?;
-        if !bytes.is_empty() {
-            self.transmit(choices, conn, from_side, Segment::Data(bytes), now);
+        let window = self.stream_window_bytes;
+        let connection = self
+            .connections
+            .get_mut(&conn)
+            .ok_or(NetError::NoSuchConnection(conn))?;
+        let sender = side.peer();
+        let sender_open = connection.state(sender) == SideState::Open;
+        let pipe = connection.pipe(sender);
+        pipe.unread = pipe.unread.saturating_sub(count);
+        let room = window.saturating_sub(pipe.unread);
+        if pipe.sender_waiting && room.saturating_mul(2) >= window {
+            pipe.sender_waiting = false;
+            if sender_open {
+                self.notify(NetEvent::Writable { conn, side: sender }, now);
+            }
         }
+        Ok(())
+    }
+
+    /// Set every connection's window (see [`DEFAULT_STREAM_WINDOW`]), in bytes.
+    pub fn set_stream_window(&mut self, bytes: u64) -> Result<(), NetError> {
+        if !(1..=MAX_STREAM_WINDOW).contains(&bytes) {
+            return Err(NetError::invalid(
+                "bytes",
+                format!("must be in 1..={MAX_STREAM_WINDOW}, got {bytes}"),
+            ));
+        }
+        self.stream_window_bytes = bytes;
+        Ok(())
+    }
+
+    pub fn stream_window(&self) -> u64 {
+        self.stream_window_bytes
+    }
+
+    /// The chance (percent) that a stream write is cut before its end; each piece
+    /// after a cut may be cut again. 0 (the default) asks nothing: one write, one read.
+    pub fn set_segmentation(&mut self, percent: u32) -> Result<(), NetError> {
+        check_percent("percent", percent)?;
+        self.segment_percent = percent;
         Ok(())
     }
 
@@ -777,13 +908,7 @@ mod tests {
             vec![(2 * MS, NetEvent::Refused { conn })]
         );
         assert_eq!(
-            net.send(
-                &mut Canonical::default(),
-                conn,
-                Side::Client,
-                b"x".to_vec(),
-                0
-            ),
+            net.send(&mut Canonical::default(), conn, Side::Client, b"x", 0),
             Err(NetError::NoSuchConnection(conn))
         );
         assert!(net.connections.is_empty());
@@ -843,14 +968,8 @@ mod tests {
                 if *a == queued && *b == refused
         ));
         // The kernel completed the handshake, so the client may talk already.
-        net.send(
-            &mut choices,
-            queued,
-            Side::Client,
-            b"early".to_vec(),
-            2 * MS,
-        )
-        .unwrap();
+        net.send(&mut choices, queued, Side::Client, b"early", 2 * MS)
+            .unwrap();
         net.shutdown_write(&mut choices, queued, Side::Client, 2 * MS)
             .unwrap();
         assert!(
@@ -976,7 +1095,7 @@ mod tests {
         let mut choices = Scripted::new(&[(LOSS_LABEL, &[0, 2, 0])]);
         for (i, bytes) in [b"one", b"two", b"six"].iter().enumerate() {
             let now = start + i as u64 * MS;
-            net.send(&mut choices, conn, Side::Client, bytes.to_vec(), now)
+            net.send(&mut choices, conn, Side::Client, bytes, now)
                 .unwrap();
         }
         // "two" is lost twice: retransmitted after 100 ms, then 200 ms more.
@@ -1003,23 +1122,23 @@ mod tests {
         );
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         let mut choices = Scripted::new(&[(LATENCY_LABEL, &[4 * MS, 0, 0])]);
-        net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"x", start)
             .unwrap();
-        net.send(&mut choices, conn, Side::Client, b"y".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"y", start)
             .unwrap();
         net.shutdown_write(&mut choices, conn, Side::Client, start)
             .unwrap();
         net.shutdown_write(&mut choices, conn, Side::Client, start)
             .unwrap();
         assert_eq!(
-            net.send(&mut choices, conn, Side::Client, b"z".to_vec(), start),
+            net.send(&mut choices, conn, Side::Client, b"z", start),
             Err(NetError::WriteShut {
                 conn,
                 side: Side::Client
             })
         );
         // The other direction still works.
-        net.send(&mut choices, conn, Side::Server, b"back".to_vec(), start)
+        net.send(&mut choices, conn, Side::Server, b"back", start)
             .unwrap();
         let events: Vec<NetEvent> = run_until_idle(&mut net)
             .into_iter()
@@ -1046,7 +1165,7 @@ mod tests {
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         net.close(&mut choices, conn, Side::Client, start).unwrap();
         assert_eq!(
-            net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start),
+            net.send(&mut choices, conn, Side::Client, b"x", start),
             Err(NetError::NotOpen {
                 conn,
                 side: Side::Client
@@ -1083,7 +1202,7 @@ mod tests {
         let mut choices = Canonical::default();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         net.close(&mut choices, conn, Side::Server, start).unwrap();
-        net.send(&mut choices, conn, Side::Client, b"late".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"late", start)
             .unwrap();
         assert_eq!(
             run_until_idle(&mut net),
@@ -1107,6 +1226,66 @@ mod tests {
         assert!(net.connections.is_empty());
     }
 
+    // ------------------------------------------------- windows, segmentation
+
+    #[test]
+    fn a_window_takes_what_fits_and_a_refused_sender_hears_when_half_is_read() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let mut choices = Canonical::default();
+        net.set_stream_window(10).unwrap();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        let sent = net.send(&mut choices, conn, Side::Client, b"0123456789abc", start);
+        assert_eq!(sent, Ok(10));
+        assert_eq!(net.send_room(conn, Side::Client), Ok(0));
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(start + MS, data(conn, Side::Server, b"0123456789"))]
+        );
+        net.consumed(conn, Side::Server, 4, start + MS).unwrap();
+        assert!(
+            run_until_idle(&mut net).is_empty(),
+            "less than half is free"
+        );
+        net.consumed(conn, Side::Server, 6, start + MS).unwrap();
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![(
+                start + MS,
+                NetEvent::Writable {
+                    conn,
+                    side: Side::Client
+                }
+            )]
+        );
+        assert_eq!(net.send_room(conn, Side::Client), Ok(10));
+        assert!(choices.asked.is_empty());
+        assert!(net.set_stream_window(0).is_err());
+    }
+
+    #[test]
+    fn segmentation_cuts_a_write_where_the_choices_say_and_canonical_is_one_read() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        net.set_segmentation(50).unwrap();
+        let (conn, start) = established(&mut net, hosts[0], hosts[1]);
+        let mut canonical = Canonical::default();
+        net.send(&mut canonical, conn, Side::Client, b"whole", start)
+            .unwrap();
+        assert_eq!(canonical.asked, [SEGMENT_LABEL]);
+        let mut cuts = Scripted::new(&[(SEGMENT_LABEL, &[2, 1])]);
+        net.send(&mut cuts, conn, Side::Client, b"abcdef", start)
+            .unwrap();
+        assert!(cuts.exhausted());
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (start + MS, data(conn, Side::Server, b"whole")),
+                (start + MS, data(conn, Side::Server, b"ab")),
+                (start + MS + 1, data(conn, Side::Server, b"c")),
+                (start + MS + 2, data(conn, Side::Server, b"def")),
+            ]
+        );
+    }
+
     // ------------------------------------------------------ resets, crashes
 
     #[test]
@@ -1116,15 +1295,9 @@ mod tests {
         let (conn, _) = established(&mut net, hosts[0], hosts[1]);
         let (other, start) = established(&mut net, hosts[0], hosts[2]);
         net.block(hosts[1], hosts[0]).unwrap();
-        net.send(
-            &mut choices,
-            conn,
-            Side::Client,
-            b"in flight".to_vec(),
-            start,
-        )
-        .unwrap();
-        net.send(&mut choices, conn, Side::Server, b"held".to_vec(), start)
+        net.send(&mut choices, conn, Side::Client, b"in flight", start)
+            .unwrap();
+        net.send(&mut choices, conn, Side::Server, b"held", start)
             .unwrap();
         assert_eq!(net.next_event_time(), Some(start + MS));
         assert_eq!(
@@ -1151,7 +1324,7 @@ mod tests {
             "discarded data leaves no wake-up behind"
         );
         assert_eq!(
-            net.send(&mut choices, conn, Side::Client, b"x".to_vec(), start),
+            net.send(&mut choices, conn, Side::Client, b"x", start),
             Err(NetError::NoSuchConnection(conn))
         );
         assert!(net.connections.contains_key(&other));

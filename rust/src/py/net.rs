@@ -249,18 +249,52 @@ impl NetCore {
         .map(|conn| conn.0)
     }
 
+    /// Send as much of `data` as the window takes; how many bytes that was. `more`:
+    /// the sender holds bytes beyond `data` too, so it wants `("writable", ...)`
+    /// when there is room even if all of `data` was taken.
+    #[pyo3(signature = (loop_core, conn, side, data, more = false))]
     fn send(
         &mut self,
         loop_core: &Bound<'_, LoopCore>,
         conn: u64,
         side: u8,
         data: &[u8],
+        more: bool,
+    ) -> PyResult<usize> {
+        let side = side_of(side)?;
+        self.act(loop_core, |net, choices, now| {
+            let taken = net.send(choices, ConnId(conn), side, data, now)?;
+            if more && taken == data.len() {
+                net.want_room(ConnId(conn), side)?;
+            }
+            Ok(taken)
+        })
+    }
+
+    /// `side` of `conn` read `count` bytes, freeing its peer's window.
+    fn consumed(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+        conn: u64,
+        side: u8,
+        count: u64,
     ) -> PyResult<()> {
         let side = side_of(side)?;
-        let bytes = data.to_vec();
-        self.act(loop_core, |net, choices, now| {
-            net.send(choices, ConnId(conn), side, bytes, now)
+        self.act(loop_core, |net, _, now| {
+            net.consumed(ConnId(conn), side, count, now)
         })
+    }
+
+    fn set_stream_window(&mut self, bytes: u64) -> PyResult<()> {
+        self.net.set_stream_window(bytes).map_err(net_error)
+    }
+
+    fn stream_window(&self) -> u64 {
+        self.net.stream_window()
+    }
+
+    fn set_segmentation(&mut self, percent: u32) -> PyResult<()> {
+        self.net.set_segmentation(percent).map_err(net_error)
     }
 
     fn shutdown_write(
@@ -492,7 +526,7 @@ impl NetCore {
     /// The events due now, in order, as tuples:
     /// `("accept", listener, conn, local, peer)`, `("connected", conn, local, peer)`,
     /// `("refused", conn)`, `("data", conn, side, bytes)`, `("eof", conn, side)`,
-    /// `("reset", conn, side)`, `("datagram", socket, from, bytes)`; addresses are
+    /// `("reset", conn, side)`, `("writable", conn, side)`, `("datagram", socket, from, bytes)`; addresses are
     /// `(ip, port)` and `side` is 0 (client) or 1 (server).
     fn pop<'py>(&mut self, loop_core: &Bound<'py, LoopCore>) -> PyResult<Bound<'py, PyList>> {
         let py = loop_core.py();
@@ -539,6 +573,9 @@ impl NetCore {
                     .into_pyobject(py)?
                     .into_any(),
                 NetEvent::Reset { conn, side } => ("reset", conn.0, side_index(side))
+                    .into_pyobject(py)?
+                    .into_any(),
+                NetEvent::Writable { conn, side } => ("writable", conn.0, side_index(side))
                     .into_pyobject(py)?
                     .into_any(),
                 NetEvent::Datagram {
