@@ -270,3 +270,46 @@ def test_segmentation_is_validated() -> None:
         world.net.set_segmentation(101)
 
     assert isinstance(simloom.run(main).error, SimloomUsageError)
+
+
+def test_aiohttp_client_and_server_get_every_exchange_right_under_segmentation() -> None:
+    import aiohttp
+    from aiohttp import web
+
+    body = bytes(range(256)) * 400
+
+    async def main(world: World) -> int:
+        world.net.set_segmentation(30)
+        world.net.set_latency(0.0005, 0.003)
+        listening = asyncio.Event()
+
+        async def echo(request: web.Request) -> web.Response:
+            return web.Response(body=await request.read())
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_post("/echo", echo)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "0.0.0.0", 8080).start()
+            listening.set()
+            await asyncio.Future()
+
+        world.host("api").spawn(serve)
+        await listening.wait()
+        async with aiohttp.ClientSession() as session:
+            for i in range(3):
+                async with session.post("http://api:8080/echo", data=body[i:]) as response:
+                    assert response.status == 200
+                    assert await response.read() == body[i:]
+        return 3
+
+    cuts = 0
+    for seed in range(8):
+        result = simloom.run(main, seed=seed)
+        result.raise_error()
+        replayed = simloom.replay(main, result.tape)
+        replayed.raise_error()
+        assert replayed.event_log_bytes == result.event_log_bytes
+        cuts += sum(1 for label, _ in deviations(result) if label == "net.segment")
+    assert cuts > 8
