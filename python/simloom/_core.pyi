@@ -17,6 +17,7 @@ __all__ = [
     "EVENT_LOG_VERSION",
     "MAX_GAP",
     "NEVER_SECONDS",
+    "RAISED_ERRORS",
     "TAPE_VERSION",
     "BuiltinRedirects",
     "ClockView",
@@ -39,6 +40,8 @@ DEFAULT_LIVELOCK_STEPS: Final[int]
 DEFAULT_PCT_DEPTH: Final[int]
 DEFAULT_PCT_HORIZON: Final[int]
 NEVER_SECONDS: Final[float]
+#: The classes of ``simloom.errors`` the engine raises (resolved once, at first use).
+RAISED_ERRORS: Final[list[str]]
 
 def decode_event_log(data: bytes) -> list[tuple[Any, ...]]: ...
 
