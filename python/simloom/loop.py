@@ -226,6 +226,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         self._boundary_settings = boundary_settings
         self._in_universe = False
         self._own_universe: _boundary._Universe | None = None
+        #: Set last: a loop whose constructor raised was never usable (see __del__).
+        self._constructed = True
 
     # ------------------------------------------------------------------ running
 
@@ -1162,6 +1164,13 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
 
     def remove_signal_handler(self, sig: int) -> NoReturn:
         _escape("loop.remove_signal_handler()", "it removes a real signal handler")
+
+    def __del__(self) -> None:
+        """As the stock loop: an unclosed loop warns (``ResourceWarning``) when it is
+        collected, and is closed. A loop whose constructor raised (a misused
+        argument) was never usable and says nothing."""
+        if self.__dict__.get("_constructed"):
+            asyncio.BaseEventLoop.__del__(self)
 
     def __repr__(self) -> str:
         state = "running" if self._running else ("closed" if self.is_closed() else "idle")
