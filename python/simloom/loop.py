@@ -879,34 +879,34 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     # ------------------------------------------------- escapes: the real world
 
     def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
-        _escape("loop.add_reader()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("add_reader")
 
     def remove_reader(self, fd: Any) -> NoReturn:
-        _escape("loop.remove_reader()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("remove_reader")
 
     def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
-        _escape("loop.add_writer()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("add_writer")
 
     def remove_writer(self, fd: Any) -> NoReturn:
-        _escape("loop.remove_writer()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("remove_writer")
 
     def sock_recv(self, sock: Any, nbytes: int) -> NoReturn:
-        _escape("loop.sock_recv()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recv")
 
     def sock_recv_into(self, sock: Any, buf: Any) -> NoReturn:
-        _escape("loop.sock_recv_into()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recv_into")
 
     def sock_recvfrom(self, sock: Any, bufsize: int) -> NoReturn:
-        _escape("loop.sock_recvfrom()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recvfrom")
 
     def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: int = 0) -> NoReturn:
-        _escape("loop.sock_recvfrom_into()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recvfrom_into")
 
     def sock_sendall(self, sock: Any, data: Any) -> NoReturn:
-        _escape("loop.sock_sendall()", "it writes to a real socket")
+        _boundary.refuse_loop_call("sock_sendall")
 
     def sock_sendto(self, sock: Any, data: Any, address: Any) -> NoReturn:
-        _escape("loop.sock_sendto()", "it writes to a real socket")
+        _boundary.refuse_loop_call("sock_sendto")
 
     async def sock_connect(self, sock: Any, address: Any) -> None:
         """Connect a stream socket on the simulated network (as happy-eyeballs
@@ -914,10 +914,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         await _net.sock_connect(self._require_world("loop.sock_connect()"), sock, address)
 
     def sock_accept(self, sock: Any) -> NoReturn:
-        _escape("loop.sock_accept()", "it accepts on a real socket")
+        _boundary.refuse_loop_call("sock_accept")
 
     def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.sock_sendfile()", "it sends a real file over a real socket")
+        _boundary.refuse_loop_call("sock_sendfile")
 
     # ----------------------------------------------------------- the network
     #
@@ -1065,10 +1065,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         )
 
     def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.connect_accepted_socket()", "it wraps a real socket")
+        _boundary.refuse_loop_call("connect_accepted_socket")
 
     def sendfile(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.sendfile()", "it sends a real file over a transport")
+        _boundary.refuse_loop_call("sendfile")
 
     async def start_tls(
         self,
@@ -1140,30 +1140,24 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         return await _net.getnameinfo(world, sockaddr, flags)
 
     def subprocess_exec(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.subprocess_exec() / asyncio.create_subprocess_exec()",
-            "it starts a real process",
-        )
+        _boundary.refuse_loop_call("subprocess_exec")
 
     def subprocess_shell(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.subprocess_shell() / asyncio.create_subprocess_shell()",
-            "it starts a real process",
-        )
+        _boundary.refuse_loop_call("subprocess_shell")
 
     def connect_read_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.connect_read_pipe()", "it reads from a real pipe")
+        _boundary.refuse_loop_call("connect_read_pipe")
 
     def connect_write_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.connect_write_pipe()", "it writes to a real pipe")
+        _boundary.refuse_loop_call("connect_write_pipe")
 
     def add_signal_handler(
         self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
     ) -> NoReturn:
-        _escape("loop.add_signal_handler()", "it installs a real signal handler")
+        _boundary.refuse_loop_call("add_signal_handler")
 
     def remove_signal_handler(self, sig: int) -> NoReturn:
-        _escape("loop.remove_signal_handler()", "it removes a real signal handler")
+        _boundary.refuse_loop_call("remove_signal_handler")
 
     def __del__(self) -> None:
         """As the stock loop: an unclosed loop warns (``ResourceWarning``) when it is
