@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from . import _boundary, _budgets, _core, _lockstep, _patches, _watchdog
 from . import net as _net
+from ._config import UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import (
@@ -135,6 +136,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     without finishing raise :class:`SimStepBudgetError` / :class:`SimTimeBudgetError`,
     and a step that runs ``watchdog`` wall-clock seconds without yielding raises
     :class:`SimWatchdogError` (``None`` turns each off; docs/testing.md, "Budgets").
+    ``config=`` gives all of these options at once, as a
+    :class:`~simloom.UniverseConfig` (then leave them at their defaults).
     """
 
     #: Marks simloom's loop for helpers that must not import this module.
@@ -158,14 +161,27 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
         max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
         watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+        config: UniverseConfig | None = None,
     ) -> None:
         spec = parse_scheduler(scheduler)
-        boundary_settings = _boundary.settings(boundary, wall_clock_epoch)
-        budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
+        universe = config_from(
+            config,
+            {
+                "livelock_steps": livelock_steps,
+                "boundary": boundary,
+                "wall_clock_epoch": wall_clock_epoch,
+                "world": world,
+                "max_steps": max_steps,
+                "max_virtual_time": max_virtual_time,
+                "watchdog": watchdog,
+            },
+        )
+        boundary_settings = universe.boundary_settings
+        budgets = universe.budgets
+        livelock_steps = universe.livelock_steps
+        world = universe.world
         check_int("seed", seed, minimum=0)
-        check_int("livelock_steps", livelock_steps)
         check_flag("strict", strict)
-        check_flag("world", world)
         if tape is not None and not isinstance(tape, _core.Tape):
             raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
         self._configure(
