@@ -220,7 +220,7 @@ impl Deviations {
                     })
                     .collect()
             };
-            return Ok(PyList::new(py, pairs)?.into_any());
+            return Ok(PyTuple::new(py, pairs)?.into_any());
         }
         let ordinal = self.normalise(key.extract::<isize>()?)?;
         let deviation = self
