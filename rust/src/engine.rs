@@ -458,7 +458,7 @@ impl<T> Engine<T> {
     #[inline]
     fn unready(&mut self, seq: u64, entry: &Entry<T>) {
         if let Source::Seeded { strategy, .. } = &mut self.source {
-            strategy.on_unready(seq);
+            strategy.on_unready(seq, entry.owner);
         }
         if entry.from_timer {
             self.timers_in_ready -= 1;
