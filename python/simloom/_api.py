@@ -419,20 +419,22 @@ def _run_universe(
         _count_failure()
     outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
     loop._finish(outcome)
+    # One call across the boundary; the tape stays in the engine's compact storage.
+    tape, digest, log, steps, decisions, deviations, now_ns, coverage, misaligned = loop._result()
     return RunResult(
         value=value,
         error=error,
-        tape=Tape._wrap(loop._tape()),
-        digest=loop._digest(),
-        event_log_bytes=bytes(loop._log_bytes()),
-        steps=loop._steps(),
-        decisions=loop._decisions(),
-        deviations=loop._deviations(),
-        virtual_time_ns=loop._now_ns(),
-        coverage=dict(loop._coverage()),
+        tape=Tape._wrap(tape),
+        digest=digest,
+        event_log_bytes=log,
+        steps=steps,
+        decisions=decisions,
+        deviations=deviations,
+        virtual_time_ns=now_ns,
+        coverage=coverage,
         seed=seed,
         scheduler=scheduler,
-        misaligned=loop._misaligned(),
+        misaligned=misaligned,
     )
 
 

@@ -64,6 +64,8 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<loop_core::LoopCore>()?;
     module.add_class::<handle::Handle>()?;
     module.add_class::<tape::Tape>()?;
+    module.add_class::<tape::Deviations>()?;
+    module.add_class::<tape::DeviationIterator>()?;
     module.add_class::<redirect::BuiltinRedirects>()?;
     module.add_class::<restore::Restoration>()?;
     module.add_class::<restore::InterruptCatcher>()?;
