@@ -395,3 +395,23 @@ def test_the_digest_of_a_universe_without_these_apis_is_unchanged() -> None:
     with_boundary = simloom.run(main, seed=1, boundary=True)
     without = simloom.run(main, seed=1)
     assert with_boundary.digest == without.digest
+
+
+def test_each_loop_escape_is_written_once_and_raised_by_the_loop_as_listed() -> None:
+    from simloom import _boundary
+
+    rows = {entry.api: entry for entry in simloom.boundary()}
+    loop = simloom.SimLoop()
+    try:
+        for name, (area, what) in _boundary.LOOP_ESCAPES.items():
+            entry = rows[f"loop.{name}"]
+            assert (entry.area, entry.treatment) == (area, "escape")
+            assert entry.how.endswith(what)
+            method = getattr(loop, name)
+            arguments = [None] * (method.__code__.co_argcount - 1)
+            with pytest.raises(simloom.EscapedSimulationError) as raised:
+                method(*arguments)
+            assert str(raised.value).startswith(f"loop.{name}()")
+            assert what in str(raised.value)
+    finally:
+        loop.close()

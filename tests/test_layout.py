@@ -201,3 +201,25 @@ def test_a_value_the_engine_defines_is_read_from_core_not_redeclared(
         and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
     ]
     assert [ast.unparse(node.value) for node in assignments] == [f"_core.{core_name}"]
+
+
+def test_every_error_class_the_engine_raises_exists_in_simloom_errors() -> None:
+    import simloom.errors
+    from simloom import _core
+
+    assert len(_core.RAISED_ERRORS) == len(set(_core.RAISED_ERRORS)) > 0
+    for name in _core.RAISED_ERRORS:
+        cls = getattr(simloom.errors, name)
+        assert issubclass(cls, simloom.errors.SimloomError), name
+
+
+def test_an_error_the_engine_raises_is_the_class_in_simloom_errors() -> None:
+    import simloom
+    from simloom import _core
+
+    with pytest.raises(simloom.ForeignTapeError):
+        _core.Tape._decode(b"\xff\x00")
+    with pytest.raises(simloom.TruncatedTapeError):
+        _core.Tape._decode(b'{"version": 1, "deviat')
+    with pytest.raises(simloom.EventLogError):
+        _core.decode_event_log(b"not a log")

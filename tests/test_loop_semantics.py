@@ -320,3 +320,33 @@ def test_a_spin_beside_a_periodic_timer_ends_with_the_step_budget() -> None:
     result = simloom.run(main, livelock_steps=1000, max_steps=20_000)
     assert isinstance(result.error, simloom.SimStepBudgetError), repr(result.error)
     assert "spinner" in str(result.error) and "ticker" in str(result.error)
+
+
+def test_an_unclosed_loop_warns_when_collected_and_a_misused_constructor_does_not() -> None:
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        caught = _collect_warnings()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert [str(w.message).split(" <")[0] for w in unclosed] == ["unclosed event loop"]
+
+
+def _collect_warnings() -> list[Any]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop = simloom.SimLoop()
+        del loop
+        gc.collect()
+        with pytest.raises(simloom.SimloomUsageError):
+            simloom.SimLoop(livelock_steps=True)  # type: ignore[arg-type]
+        gc.collect()
+        closed = simloom.SimLoop()
+        closed.close()
+        del closed
+        gc.collect()
+    return caught

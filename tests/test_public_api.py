@@ -41,6 +41,7 @@ EXPECTED_ALL = {
     "TapeMisalignedError",
     "TapeVersionError",
     "TruncatedTapeError",
+    "UniverseConfig",
     "UnhandledExceptionError",
     "Universe",
     "World",

@@ -13,6 +13,8 @@ import contextlib
 import json
 import os
 import random
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,70 @@ def test_a_tape_lists_its_deviations_in_decision_order() -> None:
     assert tape == Tape(list(SAMPLE))
     assert tape != Tape(SAMPLE[:-1])
     assert hash(tape) == hash(Tape(SAMPLE))
+
+
+def test_deviations_is_a_lazy_read_only_sequence_equal_to_the_tuple_of_its_pairs() -> None:
+    deviations = sample().deviations
+    assert not isinstance(deviations, tuple)  # a view of the engine's storage
+    assert isinstance(deviations, Sequence)
+    assert deviations == tuple(SAMPLE) and tuple(SAMPLE) == deviations
+    assert deviations == list(SAMPLE) and deviations != SAMPLE[:-1]
+    assert deviations != tuple(reversed(SAMPLE)) and deviations != 5
+    assert len(deviations) == len(SAMPLE)
+    assert deviations[0] == SAMPLE[0] and deviations[-1] == SAMPLE[-1]
+    assert deviations[1:3] == tuple(SAMPLE[1:3])  # a slice is a tuple, as before
+    assert deviations[::-2] == tuple(SAMPLE[::-2]) and deviations[10:] == ()
+    assert list(deviations) == SAMPLE and list(reversed(deviations)) == SAMPLE[::-1]
+    assert (8, 2) in deviations and (8, 3) not in deviations
+    assert deviations.index((8, 2)) == 2 and deviations.count((8, 2)) == 1
+    for bad in (len(SAMPLE), -len(SAMPLE) - 1):
+        with pytest.raises(IndexError):
+            deviations[bad]
+    with pytest.raises(ValueError, match="not a deviation"):
+        deviations.index((8, 3))
+    with pytest.raises(TypeError):
+        hash(deviations)
+    assert Tape(deviations) == sample()
+
+
+def test_a_large_tape_reads_any_deviation_without_decoding_it_all() -> None:
+    pairs = [(3 * i + i % 2, 1 + i % 300) for i in range(100_000)]
+    deviations = Tape(pairs).deviations
+    for at in (0, 1, 63, 64, 65, 4_097, 99_999, -1, -64):
+        assert deviations[at] == pairs[at]
+    assert deviations[50_000:50_010] == tuple(pairs[50_000:50_010])
+    assert deviations[-3:] == tuple(pairs[-3:])
+
+
+def test_a_random_walk_tape_costs_at_most_four_bytes_per_deviation() -> None:
+    async def two_spinners() -> None:
+        async def spin() -> None:
+            for _ in range(10_000):
+                await asyncio.sleep(0)
+
+        await asyncio.gather(spin(), spin())
+
+    tape = simloom.run(two_spinners, seed=3, scheduler="random").tape
+    assert len(tape) > 5_000  # a coin flip at nearly every one of 20,000 steps
+    # sys.getsizeof counts the tape's storage: at least a byte per deviation, and
+    # far from the 16 bytes of a pair of 64-bit integers (or a Python tuple's 56).
+    assert len(tape) <= sys.getsizeof(tape) <= 4 * len(tape) + 1024
+
+
+def test_large_indexes_and_values_survive_the_compact_storage() -> None:
+    pairs = [(0, 2**64 - 1), (1, 1), (2**64 - 2, 2**40)]
+    tape = Tape(pairs)
+    assert tape.deviations == pairs
+    assert Tape.loads(tape.to_cbor()) == tape == Tape.from_draws(tape.to_draws())
+    with pytest.raises(CorruptTapeError, match="out of range"):
+        Tape([(2**64 - 1, 1)])
+
+
+def test_deviations_may_be_given_as_lists_and_int_likes() -> None:
+    assert Tape([[0, 1], (True, 2.0)]) == Tape([(0, 1), (1, 2)])
+    assert Tape(iter([(5, 1)])).deviations == ((5, 1),)
+    with pytest.raises(CorruptTapeError, match=r"\('a', 1\)"):
+        Tape([(0, 1), ("a", 1)])
 
 
 def test_replaying_the_empty_tape_is_the_fifo_schedule() -> None:

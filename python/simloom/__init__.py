@@ -12,6 +12,7 @@ import typing as _typing
 
 from ._api import Event, RunResult, decode_events, draw, reached, replay, run, sometimes
 from ._boundary import BoundaryEntry, boundary
+from ._config import UniverseConfig
 from ._hashseed import pin_hashseed
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from ._version import __version__
@@ -91,6 +92,7 @@ __all__ = [
     "TruncatedTapeError",
     "UnhandledExceptionError",
     "Universe",
+    "UniverseConfig",
     "World",
     "__version__",
     "boundary",

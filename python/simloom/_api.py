@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from . import _boundary, _budgets, _core, _selfcheck
+from ._config import UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import SimloomUsageError, UnhandledExceptionError
@@ -418,41 +419,31 @@ def _run_universe(
         _count_failure()
     outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
     loop._finish(outcome)
+    # One call across the boundary; the tape stays in the engine's compact storage.
+    tape, digest, log, steps, decisions, deviations, now_ns, coverage, misaligned = loop._result()
     return RunResult(
         value=value,
         error=error,
-        tape=Tape._wrap(loop._tape()),
-        digest=loop._digest(),
-        event_log_bytes=bytes(loop._log_bytes()),
-        steps=loop._steps(),
-        decisions=loop._decisions(),
-        deviations=loop._deviations(),
-        virtual_time_ns=loop._now_ns(),
-        coverage=dict(loop._coverage()),
+        tape=Tape._wrap(tape),
+        digest=digest,
+        event_log_bytes=log,
+        steps=steps,
+        decisions=decisions,
+        deviations=deviations,
+        virtual_time_ns=now_ns,
+        coverage=coverage,
         seed=seed,
         scheduler=scheduler,
-        misaligned=loop._misaligned(),
+        misaligned=misaligned,
     )
 
 
-def _resolve_horizon(
-    main: Main,
-    spec: SchedulerSpec,
-    livelock_steps: int,
-    boundary: _boundary.Settings | None = None,
-    world: bool = True,
-    budgets: _budgets.Budgets | None = None,
-) -> SchedulerSpec:
+def _resolve_horizon(main: Main, spec: SchedulerSpec, config: UniverseConfig) -> SchedulerSpec:
     """``pct:auto``: measure the horizon as the decision count of a FIFO probe run."""
     if not spec.auto_horizon:
         return spec
-    probe_loop = SimLoop(
-        scheduler="fifo",
-        livelock_steps=livelock_steps,
-        world=world,
-        **(budgets or _budgets.Budgets()).arguments(),
-    )
-    probe = _universe(main, probe_loop, None, "fifo", boundary)
+    probe_loop = SimLoop(scheduler="fifo", config=config)
+    probe = _universe(main, probe_loop, None, "fifo", config.boundary_settings)
     horizon = max(1, probe.decisions)
     # The measured horizon is part of the spec now; running it will not probe again.
     return SchedulerSpec("pct", depth=spec.depth, horizon=horizon)
@@ -471,6 +462,7 @@ def run(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    config: UniverseConfig | None = None,
 ) -> RunResult:
     """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
 
@@ -499,28 +491,39 @@ def run(
     :class:`~simloom.SimTimeBudgetError`, and a step that runs ``watchdog`` seconds
     of wall-clock time without yielding with :class:`~simloom.SimWatchdogError`
     (``None`` turns each off; see docs/testing.md, "Budgets").
+
+    ``config=`` gives the universe's options at once, as a
+    :class:`~simloom.UniverseConfig` (then leave them at their defaults).
     """
     requested = parse_scheduler(scheduler)
-    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
-    patches = _boundary.settings(boundary, wall_clock_epoch)
+    universe = config_from(
+        config,
+        {
+            "livelock_steps": livelock_steps,
+            "boundary": boundary,
+            "wall_clock_epoch": wall_clock_epoch,
+            "world": world,
+            "max_steps": max_steps,
+            "max_virtual_time": max_virtual_time,
+            "watchdog": watchdog,
+        },
+    )
     check_flag("check_determinism", check_determinism)
     check_int("seed", seed, minimum=0)
-    check_int("livelock_steps", livelock_steps)
-    check_flag("world", world)
-    spec = _resolve_horizon(main, requested, livelock_steps, patches, world, budgets)
-    loop_arguments = {"livelock_steps": livelock_steps, "world": world, **budgets.arguments()}
+    spec = _resolve_horizon(main, requested, universe)
+    patches = universe.boundary_settings
     if check_determinism:
         return _selfcheck.run_twice(
             lambda trace: _universe(
                 main,
-                trace(SimLoop(seed=seed, scheduler=spec, **loop_arguments)),
+                trace(SimLoop(seed=seed, scheduler=spec, config=universe)),
                 seed,
                 requested.name,
                 patches,
             ),
             f"simloom.run(main, seed={seed}, scheduler={requested.name!r})",
         )
-    loop = SimLoop(seed=seed, scheduler=spec, **loop_arguments)
+    loop = SimLoop(seed=seed, scheduler=spec, config=universe)
     return _universe(main, loop, seed, requested.name, patches)
 
 
@@ -536,6 +539,7 @@ def replay(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    config: UniverseConfig | None = None,
 ) -> RunResult:
     """Run ``main()`` with every choice taken from ``tape``.
 
@@ -543,23 +547,26 @@ def replay(
     over), lenient replay takes the canonical choice there and sets
     ``RunResult.misaligned``; ``strict=True`` raises
     :class:`~simloom.errors.TapeMisalignedError` instead. Replay a universe with the
-    ``boundary``, ``wall_clock_epoch`` and budgets it ran with.
+    ``boundary``, ``wall_clock_epoch`` and budgets it ran with (or the
+    :class:`~simloom.UniverseConfig` it ran with, as ``config=``).
     """
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
-    patches = _boundary.settings(boundary, wall_clock_epoch)
-    check_flag("strict", strict)
-    check_int("livelock_steps", livelock_steps)
-    check_flag("world", world)
-    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
-    loop = SimLoop(
-        tape=tape,
-        strict=strict,
-        livelock_steps=livelock_steps,
-        world=world,
-        **budgets.arguments(),
+    universe = config_from(
+        config,
+        {
+            "livelock_steps": livelock_steps,
+            "boundary": boundary,
+            "wall_clock_epoch": wall_clock_epoch,
+            "world": world,
+            "max_steps": max_steps,
+            "max_virtual_time": max_virtual_time,
+            "watchdog": watchdog,
+        },
     )
-    return _universe(main, loop, None, "replay", patches)
+    check_flag("strict", strict)
+    loop = SimLoop(tape=tape, strict=strict, config=universe)
+    return _universe(main, loop, None, "replay", universe.boundary_settings)
 
 
 # ------------------------------------------------------------ in-program choices

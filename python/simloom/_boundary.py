@@ -53,11 +53,12 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from . import _core
 from .errors import ESCAPE_HINT as _ESCAPE_HINT
 from .errors import EscapedSimulationError, SimloomUsageError
+from .errors import raise_escaped as _raise_escaped
 
 if TYPE_CHECKING:
     from .loop import SimLoop
@@ -976,8 +977,53 @@ def _loop_simulated(name: str, area: str, what: str) -> _Row:
     )
 
 
-def _loop_escape(name: str, area: str, what: str) -> _Row:
-    return _row(f"loop.{name}", area, "escape", f"EscapedSimulationError at the call: {what}")
+#: The loop methods that are always escapes, written once: ``SimLoop``'s methods
+#: raise from here (:func:`refuse_loop_call`) and the boundary table lists them from
+#: here. name -> (area, what the call would do to the real world).
+LOOP_ESCAPES: dict[str, tuple[str, str]] = {
+    "connect_accepted_socket": ("network", "it wraps a real socket"),
+    "sendfile": ("network", "it sends a real file over a transport"),
+    "sock_recv": ("network", "it reads from a real socket"),
+    "sock_recv_into": ("network", "it reads from a real socket"),
+    "sock_recvfrom": ("network", "it reads from a real socket"),
+    "sock_recvfrom_into": ("network", "it reads from a real socket"),
+    "sock_sendall": ("network", "it writes to a real socket"),
+    "sock_sendto": ("network", "it writes to a real socket"),
+    "sock_accept": ("network", "it accepts on a real socket"),
+    "sock_sendfile": ("network", "it sends a real file over a real socket"),
+    "subprocess_exec": ("processes", "it starts a real process"),
+    "subprocess_shell": ("processes", "it starts a real process"),
+    "connect_read_pipe": ("processes", "it reads from a real pipe"),
+    "connect_write_pipe": ("processes", "it writes to a real pipe"),
+    "add_signal_handler": ("signals", "it installs a real signal handler"),
+    "remove_signal_handler": ("signals", "it removes a real signal handler"),
+    "add_reader": ("files", "it watches a real file descriptor"),
+    "remove_reader": ("files", "it watches a real file descriptor"),
+    "add_writer": ("files", "it watches a real file descriptor"),
+    "remove_writer": ("files", "it watches a real file descriptor"),
+}
+
+#: How a program usually reaches a loop escape, when not by calling it directly.
+_LOOP_ESCAPE_CALLERS = {
+    "subprocess_exec": "asyncio.create_subprocess_exec()",
+    "subprocess_shell": "asyncio.create_subprocess_shell()",
+}
+
+
+def refuse_loop_call(name: str) -> NoReturn:
+    """Raise the :class:`EscapedSimulationError` of ``loop.<name>()`` (one of
+    :data:`LOOP_ESCAPES`)."""
+    _area, what = LOOP_ESCAPES[name]
+    caller = _LOOP_ESCAPE_CALLERS.get(name)
+    _raise_escaped(f"loop.{name}()" + (f" / {caller}" if caller else ""), what)
+
+
+def _loop_escapes(area: str) -> list[_Row]:
+    return [
+        _row(f"loop.{name}", area, "escape", f"EscapedSimulationError at the call: {what}")
+        for name, (row_area, what) in LOOP_ESCAPES.items()
+        if row_area == area
+    ]
 
 
 _SOCKET_METHOD_ESCAPES = {
@@ -1407,21 +1453,7 @@ _ROWS: tuple[_Row, ...] = (
     _loop_simulated("create_datagram_endpoint", "network", "a UDP endpoint"),
     _loop_simulated("start_tls", "network", "TLS over memory BIOs on a simulated connection"),
     _loop_simulated("sock_connect", "network", "connects a socket.socket object"),
-    _loop_escape("connect_accepted_socket", "network", "wraps a real socket"),
-    _loop_escape("sendfile", "network", "sends a real file"),
-    *(
-        _loop_escape(f"sock_{name}", "network", "I/O on a real socket")
-        for name in (
-            "recv",
-            "recv_into",
-            "recvfrom",
-            "recvfrom_into",
-            "sendall",
-            "sendto",
-            "accept",
-            "sendfile",
-        )
-    ),
+    *_loop_escapes("network"),
     _loop_simulated("getaddrinfo", "dns", "strict DNS of the world's names"),
     _loop_simulated("getnameinfo", "dns", "the world's names"),
     *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
@@ -1510,10 +1542,7 @@ _ROWS: tuple[_Row, ...] = (
         "real files are read and written for real; deterministic only if nothing else changes them",
     ),
     # -- processes, signals, threads
-    _loop_escape("subprocess_exec", "processes", "a real process"),
-    _loop_escape("subprocess_shell", "processes", "a real process"),
-    _loop_escape("connect_read_pipe", "processes", "a real pipe"),
-    _loop_escape("connect_write_pipe", "processes", "a real pipe"),
+    *_loop_escapes("processes"),
     _row(
         "subprocess.Popen",
         "processes",
@@ -1606,12 +1635,8 @@ _ROWS: tuple[_Row, ...] = (
         "differs between processes (as do the host name and os.environ): "
         "cross-process replays need decisions that do not depend on them",
     ),
-    _loop_escape("add_signal_handler", "signals", "a real signal handler"),
-    _loop_escape("remove_signal_handler", "signals", "a real signal handler"),
-    _loop_escape("add_reader", "files", "watches a real file descriptor"),
-    _loop_escape("remove_reader", "files", "watches a real file descriptor"),
-    _loop_escape("add_writer", "files", "watches a real file descriptor"),
-    _loop_escape("remove_writer", "files", "watches a real file descriptor"),
+    *_loop_escapes("signals"),
+    *_loop_escapes("files"),
     _row(
         "threading.Thread",
         "threads",

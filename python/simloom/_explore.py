@@ -18,13 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _api, _boundary, _budgets
+from . import _api
 from ._api import RunResult
 from ._artifacts import ARTIFACT_DIR, TapeArtifact, _write_artifacts, load_tape_artifact
+from ._config import UniverseConfig
 from ._report import (
     _error_line,
     _misalignment,
@@ -120,16 +120,11 @@ class _Exploration:
         runs: int | None,
         scheduler: str | None,
         required: list[str],
-        livelock_steps: int,
-        boundary: bool,
-        wall_clock_epoch: datetime | float,
+        config: UniverseConfig,
         check_determinism: bool,
-        world: bool = True,
         wants_world: bool = False,
-        budgets: _budgets.Budgets | None = None,
     ) -> None:
         self.fn = fn
-        self.world = world
         self.options = options
         self.test_id = test_id
         from hypothesis import settings
@@ -141,11 +136,13 @@ class _Exploration:
         self.runs = self.options.runs or runs or default_runs
         self.scheduler = _check_scheduler(self.options.scheduler or scheduler or DEFAULT_SCHEDULER)
         self.required = required
-        self.livelock_steps = livelock_steps
-        self.budgets = (budgets or _budgets.Budgets()).overridden(self.options.budgets)
-        self.boundary = boundary
-        self.wall_clock_epoch = wall_clock_epoch
-        self.patches = _boundary.settings(boundary, wall_clock_epoch)
+        # Command-line budgets over the test's own.
+        self.config = (
+            config.with_budgets(config.budgets.overridden(self.options.budgets))
+            if self.options.budgets
+            else config
+        )
+        self.boundary = config.boundary
         self.check_determinism = check_determinism or self.options.check_determinism
         self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
@@ -173,26 +170,15 @@ class _Exploration:
         if spec is None:
             # pct:auto's horizon comes from a FIFO probe run, which is the same for
             # every seed: measure it once per exploration, not once per universe.
-            spec = _api._resolve_horizon(
-                self.main,
-                parse_scheduler(name),
-                self.livelock_steps,
-                self.patches,
-                self.world,
-                self.budgets,
-            )
+            spec = _api._resolve_horizon(self.main, parse_scheduler(name), self.config)
             self.resolved[name] = spec
         try:
             return _api.run(
                 self.main,
                 seed=seed,
                 scheduler=spec,
-                livelock_steps=self.livelock_steps,
-                boundary=self.boundary,
-                wall_clock_epoch=self.wall_clock_epoch,
                 check_determinism=self.check_determinism,
-                world=self.world,
-                **self.budgets.arguments(),
+                config=self.config,
             )
         except SimloomNondeterminismError as exc:
             exc.add_note(
@@ -266,10 +252,7 @@ class _Exploration:
             self.test_id,
             self.main,
             self.settings,
-            self.boundary,
-            self.wall_clock_epoch,
-            self.world,
-            self.budgets,
+            self.config,
             shrink=shrink,
         )
         discarded = hypothesis_run.discard_corrupt()
@@ -404,11 +387,7 @@ class _Exploration:
         result = _api.replay(
             self.main,
             artifact.tape,
-            livelock_steps=self.livelock_steps,
-            boundary=self.boundary,
-            wall_clock_epoch=self.wall_clock_epoch,
-            world=self.world,
-            **self.budgets.arguments(),
+            config=self.config,
         )
         self._count(result)
         misfit = _misalignment(artifact.tape, result)

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from . import _budgets
 from ._api import RunResult
+from ._config import UniverseConfig
 from .tape import Tape
 
 #: How far a reported failure was shrunk: Hypothesis's shrinker ran to its end
@@ -62,10 +61,7 @@ class _HypothesisRun:
         test_id: str,
         main: Callable[..., Awaitable[Any]],
         base: Any,
-        boundary: bool,
-        wall_clock_epoch: datetime | float,
-        world: bool = True,
-        budgets: _budgets.Budgets | None = None,
+        config: UniverseConfig,
         *,
         shrink: bool = True,
     ) -> None:
@@ -107,12 +103,7 @@ class _HypothesisRun:
         # Phase.reuse is how a tape reaches Hypothesis, so it is always on here
         # (without it in the test's settings, _replay_database never runs).
         phases = [Phase.reuse, Phase.shrink] if shrink else [Phase.reuse]
-        strategy = universes(
-            boundary=boundary,
-            wall_clock_epoch=wall_clock_epoch,
-            world=world,
-            **(budgets or _budgets.Budgets()).arguments(),
-        )
+        strategy = universes(config=config)
 
         def build(max_examples: int) -> Callable[[], None]:
             test: Callable[[], None] = settings(

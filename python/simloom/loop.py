@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from . import _boundary, _budgets, _core, _lockstep, _patches, _watchdog
 from . import net as _net
+from ._config import UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import (
@@ -135,6 +136,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     without finishing raise :class:`SimStepBudgetError` / :class:`SimTimeBudgetError`,
     and a step that runs ``watchdog`` wall-clock seconds without yielding raises
     :class:`SimWatchdogError` (``None`` turns each off; docs/testing.md, "Budgets").
+    ``config=`` gives all of these options at once, as a
+    :class:`~simloom.UniverseConfig` (then leave them at their defaults).
     """
 
     #: Marks simloom's loop for helpers that must not import this module.
@@ -158,14 +161,27 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
         max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
         watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+        config: UniverseConfig | None = None,
     ) -> None:
         spec = parse_scheduler(scheduler)
-        boundary_settings = _boundary.settings(boundary, wall_clock_epoch)
-        budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
+        universe = config_from(
+            config,
+            {
+                "livelock_steps": livelock_steps,
+                "boundary": boundary,
+                "wall_clock_epoch": wall_clock_epoch,
+                "world": world,
+                "max_steps": max_steps,
+                "max_virtual_time": max_virtual_time,
+                "watchdog": watchdog,
+            },
+        )
+        boundary_settings = universe.boundary_settings
+        budgets = universe.budgets
+        livelock_steps = universe.livelock_steps
+        world = universe.world
         check_int("seed", seed, minimum=0)
-        check_int("livelock_steps", livelock_steps)
         check_flag("strict", strict)
-        check_flag("world", world)
         if tape is not None and not isinstance(tape, _core.Tape):
             raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
         self._configure(
@@ -226,6 +242,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         self._boundary_settings = boundary_settings
         self._in_universe = False
         self._own_universe: _boundary._Universe | None = None
+        #: Set last: a loop whose constructor raised was never usable (see __del__).
+        self._constructed = True
 
     # ------------------------------------------------------------------ running
 
@@ -877,34 +895,34 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     # ------------------------------------------------- escapes: the real world
 
     def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
-        _escape("loop.add_reader()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("add_reader")
 
     def remove_reader(self, fd: Any) -> NoReturn:
-        _escape("loop.remove_reader()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("remove_reader")
 
     def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
-        _escape("loop.add_writer()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("add_writer")
 
     def remove_writer(self, fd: Any) -> NoReturn:
-        _escape("loop.remove_writer()", "it watches a real file descriptor")
+        _boundary.refuse_loop_call("remove_writer")
 
     def sock_recv(self, sock: Any, nbytes: int) -> NoReturn:
-        _escape("loop.sock_recv()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recv")
 
     def sock_recv_into(self, sock: Any, buf: Any) -> NoReturn:
-        _escape("loop.sock_recv_into()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recv_into")
 
     def sock_recvfrom(self, sock: Any, bufsize: int) -> NoReturn:
-        _escape("loop.sock_recvfrom()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recvfrom")
 
     def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: int = 0) -> NoReturn:
-        _escape("loop.sock_recvfrom_into()", "it reads from a real socket")
+        _boundary.refuse_loop_call("sock_recvfrom_into")
 
     def sock_sendall(self, sock: Any, data: Any) -> NoReturn:
-        _escape("loop.sock_sendall()", "it writes to a real socket")
+        _boundary.refuse_loop_call("sock_sendall")
 
     def sock_sendto(self, sock: Any, data: Any, address: Any) -> NoReturn:
-        _escape("loop.sock_sendto()", "it writes to a real socket")
+        _boundary.refuse_loop_call("sock_sendto")
 
     async def sock_connect(self, sock: Any, address: Any) -> None:
         """Connect a stream socket on the simulated network (as happy-eyeballs
@@ -912,10 +930,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         await _net.sock_connect(self._require_world("loop.sock_connect()"), sock, address)
 
     def sock_accept(self, sock: Any) -> NoReturn:
-        _escape("loop.sock_accept()", "it accepts on a real socket")
+        _boundary.refuse_loop_call("sock_accept")
 
     def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.sock_sendfile()", "it sends a real file over a real socket")
+        _boundary.refuse_loop_call("sock_sendfile")
 
     # ----------------------------------------------------------- the network
     #
@@ -1063,10 +1081,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         )
 
     def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.connect_accepted_socket()", "it wraps a real socket")
+        _boundary.refuse_loop_call("connect_accepted_socket")
 
     def sendfile(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.sendfile()", "it sends a real file over a transport")
+        _boundary.refuse_loop_call("sendfile")
 
     async def start_tls(
         self,
@@ -1138,30 +1156,31 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         return await _net.getnameinfo(world, sockaddr, flags)
 
     def subprocess_exec(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.subprocess_exec() / asyncio.create_subprocess_exec()",
-            "it starts a real process",
-        )
+        _boundary.refuse_loop_call("subprocess_exec")
 
     def subprocess_shell(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape(
-            "loop.subprocess_shell() / asyncio.create_subprocess_shell()",
-            "it starts a real process",
-        )
+        _boundary.refuse_loop_call("subprocess_shell")
 
     def connect_read_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.connect_read_pipe()", "it reads from a real pipe")
+        _boundary.refuse_loop_call("connect_read_pipe")
 
     def connect_write_pipe(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _escape("loop.connect_write_pipe()", "it writes to a real pipe")
+        _boundary.refuse_loop_call("connect_write_pipe")
 
     def add_signal_handler(
         self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
     ) -> NoReturn:
-        _escape("loop.add_signal_handler()", "it installs a real signal handler")
+        _boundary.refuse_loop_call("add_signal_handler")
 
     def remove_signal_handler(self, sig: int) -> NoReturn:
-        _escape("loop.remove_signal_handler()", "it removes a real signal handler")
+        _boundary.refuse_loop_call("remove_signal_handler")
+
+    def __del__(self) -> None:
+        """As the stock loop: an unclosed loop warns (``ResourceWarning``) when it is
+        collected, and is closed. A loop whose constructor raised (a misused
+        argument) was never usable and says nothing."""
+        if self.__dict__.get("_constructed"):
+            asyncio.BaseEventLoop.__del__(self)
 
     def __repr__(self) -> str:
         state = "running" if self._running else ("closed" if self.is_closed() else "idle")

@@ -18,12 +18,12 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from . import _core
-from .errors import CorruptTapeError, SimloomUsageError, TruncatedTapeError
+from .errors import CorruptTapeError, SimloomUsageError, TapeError, TruncatedTapeError
 
 try:
     import fcntl
@@ -140,6 +140,26 @@ def _lock(fd: int, *, blocking: bool) -> bool | None:
     return True
 
 
+def _int_pairs(pairs: list[Any]) -> list[tuple[int, int]]:
+    """The pairs as tuples of ints, or :class:`~simloom.errors.CorruptTapeError`
+    naming the first that is not two unsigned 64-bit integers."""
+    converted = []
+    for pair in pairs:
+        try:
+            index, value = (int(x) for x in pair)
+        except (TypeError, ValueError) as exc:
+            raise CorruptTapeError(
+                f"each deviation must be an (index, value) pair of integers, got {pair!r}"
+            ) from exc
+        if not (0 <= index < 2**64 and 0 <= value < 2**64):
+            raise CorruptTapeError(
+                f"deviation {pair!r} is out of range: indexes and values are unsigned "
+                "64-bit integers"
+            )
+        converted.append((index, value))
+    return converted
+
+
 def _fsync_directory(directory: Path) -> None:
     """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
     try:
@@ -153,33 +173,35 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+# The view is a read-only sequence: let ``isinstance(tape.deviations, Sequence)`` say so.
+Sequence.register(_core.Deviations)
+
+
 class Tape(_core.Tape):
     """The choices of one universe, as ``(decision index, value)`` deviations.
 
     ``Tape()`` is the FIFO tape (no deviations). Replay one with
-    :func:`simloom.replay`.
+    :func:`simloom.replay`. The deviations live in the engine's compact storage
+    (about two bytes each for a random walk); :attr:`deviations` is a lazy
+    read-only sequence over them, equal to the tuple of the same pairs.
     """
 
     def __new__(cls, deviations: Iterable[tuple[int, int]] = ()) -> Self:
-        pairs = []
-        for pair in deviations:
-            try:
-                index, value = (int(x) for x in pair)
-            except (TypeError, ValueError) as exc:
-                raise CorruptTapeError(
-                    f"each deviation must be an (index, value) pair of integers, got {pair!r}"
-                ) from exc
-            if not (0 <= index < 2**64 and 0 <= value < 2**64):
-                raise CorruptTapeError(
-                    f"deviation {pair!r} is out of range: indexes and values are unsigned "
-                    "64-bit integers"
-                )
-            pairs.append((index, value))
-        return super().__new__(cls, pairs)
+        if isinstance(deviations, _core.Tape | _core.Deviations):
+            return super().__new__(cls, deviations)
+        pairs = deviations if isinstance(deviations, list) else list(deviations)
+        try:
+            return super().__new__(cls, pairs)
+        except TapeError:
+            raise
+        except (TypeError, ValueError, OverflowError):
+            # Not a list of int tuples: convert each pair (lists, int-likes), or
+            # say which one is wrong (the engine only says that one is).
+            return super().__new__(cls, _int_pairs(pairs))
 
     @classmethod
     def _wrap(cls, core: _core.Tape) -> Tape:
-        # Copied in Rust without a re-check: a decoded tape is valid already.
+        # Shares the engine's storage: no copy, no re-check (it is valid already).
         return _core.Tape.__new__(cls, core)
 
     @classmethod

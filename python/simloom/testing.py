@@ -42,6 +42,7 @@ from ._artifacts import ARTIFACT_DIR as ARTIFACT_DIR
 from ._artifacts import MAX_ARTIFACT_STEM as MAX_ARTIFACT_STEM
 from ._artifacts import TapeArtifact, load_tape_artifact
 from ._artifacts import _artifact_stem as _artifact_stem
+from ._config import UniverseConfig, config_from
 from ._explore import DEFAULT_RUNS, DEFAULT_SCHEDULER, Options, TestStats, _Exploration
 from ._explore import _check_scheduler as _check_scheduler
 from ._shrink import _HypothesisRun as _HypothesisRun
@@ -98,6 +99,7 @@ def test(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    config: UniverseConfig | None = None,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
 
@@ -120,6 +122,8 @@ def test(
     ``max_steps``, ``max_virtual_time``, ``watchdog``: each universe's budgets (see
     :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
     ``--simloom-watchdog`` override them).
+    ``config=``: a :class:`~simloom.UniverseConfig` giving the universe options at
+    once (then leave them at their defaults).
     """
     # Validated here, where the decorator is written, even in the
     # ``@simloom.test(...)`` form that receives the function later.
@@ -128,25 +132,27 @@ def test(
     if scheduler is not None:
         _check_scheduler(scheduler)
     required = check_labels("require_coverage", require_coverage)
-    check_int("livelock_steps", livelock_steps)
-    _boundary.settings(boundary, wall_clock_epoch)
+    universe = config_from(
+        config,
+        {
+            "livelock_steps": livelock_steps,
+            "boundary": boundary,
+            "wall_clock_epoch": wall_clock_epoch,
+            "world": world,
+            "max_steps": max_steps,
+            "max_virtual_time": max_virtual_time,
+            "watchdog": watchdog,
+        },
+    )
     check_flag("check_determinism", check_determinism)
-    check_flag("world", world)
-    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
     if fn is None:
         return functools.partial(
             test,
             runs=runs,
             scheduler=scheduler,
             require_coverage=required,
-            livelock_steps=livelock_steps,
-            boundary=boundary,
-            wall_clock_epoch=wall_clock_epoch,
             check_determinism=check_determinism,
-            world=world,
-            max_steps=max_steps,
-            max_virtual_time=max_virtual_time,
-            watchdog=watchdog,
+            config=universe,
         )
     if not inspect.iscoroutinefunction(fn):
         raise SimloomUsageError(
@@ -160,7 +166,7 @@ def test(
         parameters=[p for name, p in signature.parameters.items() if name != "world"]
     )
 
-    if wants_world and not world:
+    if wants_world and not universe.world:
         raise SimloomUsageError(
             f"{fn.__qualname__} takes a `world` parameter but is decorated with world=False"
         )
@@ -178,13 +184,9 @@ def test(
             runs=runs,
             scheduler=scheduler,
             required=required,
-            livelock_steps=livelock_steps,
-            boundary=boundary,
-            wall_clock_epoch=wall_clock_epoch,
+            config=universe,
             check_determinism=check_determinism,
-            world=world,
             wants_world=wants_world,
-            budgets=budgets,
         )
         session_stats.append(exploration.stats)
         exploration.run()

@@ -11,7 +11,7 @@
 use crate::eventlog::EventLog;
 use crate::ready::ReadySet;
 use crate::strategy::{Question, Strategy, StrategyKind};
-use crate::tape::{Tape, MAX_GAP};
+use crate::tape::{Position, Tape, MAX_GAP};
 use crate::timers::{SeqMap, TimerHeap};
 use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -96,7 +96,8 @@ pub enum Source {
     },
     Replay {
         tape: Tape,
-        cursor: usize,
+        /// Before the next unused deviation.
+        cursor: Position,
         strict: bool,
     },
     External {
@@ -117,8 +118,8 @@ impl Source {
 
     pub fn replay(tape: Tape, strict: bool) -> Source {
         Source::Replay {
+            cursor: tape.start(),
             tape,
-            cursor: 0,
             strict,
         }
     }
@@ -466,7 +467,7 @@ impl<T> Engine<T> {
     #[inline]
     fn unready(&mut self, seq: u64, entry: &Entry<T>) {
         if let Source::Seeded { strategy, .. } = &mut self.source {
-            strategy.on_unready(seq);
+            strategy.on_unready(seq, entry.owner);
         }
         if entry.from_timer {
             self.timers_in_ready -= 1;
@@ -639,9 +640,9 @@ impl<T> Engine<T> {
                 tape,
                 cursor,
                 strict,
-            } => match tape.deviations().get(*cursor) {
-                Some(deviation) if deviation.index == index => {
-                    *cursor += 1;
+            } => match tape.read(cursor) {
+                Some((deviation, after)) if deviation.index == index => {
+                    *cursor = after;
                     if deviation.value < bound {
                         deviation.value
                     } else if *strict {
@@ -691,12 +692,11 @@ impl<T> Engine<T> {
             strict,
         } = &self.source
         {
-            let unused = &tape.deviations()[*cursor..];
-            if let Some(first) = unused.first() {
+            if let Some((first, _)) = tape.read(cursor) {
                 if *strict {
                     return Err(EngineError::UnusedDeviations {
                         first_index: first.index,
-                        count: unused.len(),
+                        count: tape.len() - cursor.ordinal(),
                     });
                 }
                 self.misaligned = true;

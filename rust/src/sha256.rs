@@ -1,5 +1,10 @@
 //! SHA-256 (FIPS 180-4), streaming. Small enough to own, so the engine digests its
 //! event log with no Python and no extra dependency.
+//!
+//! On x86-64 processors with the SHA extensions (detected at run time) whole blocks
+//! go through them, several times faster than the portable rounds: a universe's
+//! digest covers its whole event log (about 9 bytes a step), so it is a visible part
+//! of a long universe's end. Both paths give the same digest (tested).
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -53,9 +58,10 @@ impl Sha256 {
             self.compress(&block);
             self.buffered = 0;
         }
-        while data.len() >= 64 {
-            let (block, rest) = data.split_at(64);
-            self.compress(block.try_into().expect("64-byte block"));
+        let whole = data.len() / 64 * 64;
+        if whole > 0 {
+            let (blocks, rest) = data.split_at(whole);
+            self.compress_blocks(blocks);
             data = rest;
         }
         self.buffer[..data.len()].copy_from_slice(data);
@@ -83,6 +89,24 @@ impl Sha256 {
     }
 
     fn compress(&mut self, block: &[u8; 64]) {
+        self.compress_blocks(block);
+    }
+
+    /// Compress whole 64-byte blocks (`blocks.len()` is a multiple of 64).
+    fn compress_blocks(&mut self, blocks: &[u8]) {
+        debug_assert!(blocks.len().is_multiple_of(64));
+        #[cfg(target_arch = "x86_64")]
+        if shani::available() {
+            // SAFETY: the processor has the features `shani::compress` is built for.
+            unsafe { shani::compress(&mut self.state, blocks) };
+            return;
+        }
+        for block in blocks.chunks_exact(64) {
+            self.compress_portable(block.try_into().expect("64-byte block"));
+        }
+    }
+
+    fn compress_portable(&mut self, block: &[u8; 64]) {
         let mut w = [0u32; 64];
         for (i, chunk) in block.chunks(4).enumerate() {
             w[i] = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
@@ -122,6 +146,74 @@ impl Sha256 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod shani {
+    //! The SHA-NI rounds (Intel's published sequence: two rounds per
+    //! `sha256rnds2`, message schedule by `sha256msg1`/`sha256msg2`).
+    use super::K;
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("sha")
+            && is_x86_feature_detected!("sse2")
+            && is_x86_feature_detected!("ssse3")
+            && is_x86_feature_detected!("sse4.1")
+    }
+
+    /// Four rounds with message words `w` (rounds `4i .. 4i+4`).
+    #[inline(always)]
+    unsafe fn rounds4(abef: &mut __m128i, cdgh: &mut __m128i, w: __m128i, i: usize) {
+        let k = _mm_loadu_si128(K.as_ptr().add(4 * i) as *const __m128i);
+        let t1 = _mm_add_epi32(w, k);
+        *cdgh = _mm_sha256rnds2_epu32(*cdgh, *abef, t1);
+        let t2 = _mm_shuffle_epi32(t1, 0x0E);
+        *abef = _mm_sha256rnds2_epu32(*abef, *cdgh, t2);
+    }
+
+    /// The next four message words from the previous sixteen.
+    #[inline(always)]
+    unsafe fn schedule(w0: __m128i, w1: __m128i, w2: __m128i, w3: __m128i) -> __m128i {
+        let t1 = _mm_sha256msg1_epu32(w0, w1);
+        let t2 = _mm_alignr_epi8(w3, w2, 4);
+        _mm_sha256msg2_epu32(_mm_add_epi32(t1, t2), w3)
+    }
+
+    /// # Safety
+    /// The processor must have SHA, SSE2, SSSE3 and SSE4.1 ([`available`]);
+    /// `blocks.len()` must be a multiple of 64.
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+        let byte_swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
+        let state_ptr = state.as_mut_ptr() as *mut __m128i;
+        let dcba = _mm_loadu_si128(state_ptr);
+        let efgh = _mm_loadu_si128(state_ptr.add(1));
+        let cdab = _mm_shuffle_epi32(dcba, 0xB1);
+        let hgfe = _mm_shuffle_epi32(efgh, 0x1B);
+        let mut abef = _mm_alignr_epi8(cdab, hgfe, 8);
+        let mut cdgh = _mm_blend_epi16(hgfe, cdab, 0xF0);
+        for block in blocks.chunks_exact(64) {
+            let (abef_before, cdgh_before) = (abef, cdgh);
+            let data = block.as_ptr() as *const __m128i;
+            let load = |i: usize| _mm_shuffle_epi8(_mm_loadu_si128(data.add(i)), byte_swap);
+            let mut w = [load(0), load(1), load(2), load(3)];
+            for (i, &words) in w.iter().enumerate() {
+                rounds4(&mut abef, &mut cdgh, words, i);
+            }
+            for i in 4..16 {
+                let next = schedule(w[i % 4], w[(i + 1) % 4], w[(i + 2) % 4], w[(i + 3) % 4]);
+                w[i % 4] = next;
+                rounds4(&mut abef, &mut cdgh, next, i);
+            }
+            abef = _mm_add_epi32(abef, abef_before);
+            cdgh = _mm_add_epi32(cdgh, cdgh_before);
+        }
+        let feba = _mm_shuffle_epi32(abef, 0x1B);
+        let dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+        _mm_storeu_si128(state_ptr, _mm_blend_epi16(feba, dchg, 0xF0));
+        _mm_storeu_si128(state_ptr.add(1), _mm_alignr_epi8(dchg, feba, 8));
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -155,6 +247,28 @@ mod tests {
             digest(&million_a),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
         );
+    }
+
+    #[test]
+    fn the_accelerated_rounds_match_the_portable_ones() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..64 * 40)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        for blocks in [1, 2, 3, 17, 40] {
+            let mut portable = Sha256::new();
+            for block in data[..64 * blocks].chunks_exact(64) {
+                portable.compress_portable(block.try_into().unwrap());
+            }
+            let mut dispatched = Sha256::new();
+            dispatched.compress_blocks(&data[..64 * blocks]);
+            assert_eq!(portable.state, dispatched.state, "{blocks} blocks");
+        }
     }
 
     #[test]

@@ -17,15 +17,10 @@
 //! Owns: the answer to a decision. Must not: touch the tape or the ready set.
 
 use crate::ready::ReadySet;
-use crate::timers::{SeqHasher, SeqMap};
 use rand_core::Rng;
 use rand_pcg::Pcg64Mcg;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
-
-/// Owner-keyed maps on the hot path: a multiply hash, not SipHash.
-type OwnerMap<V> = HashMap<u32, V, BuildHasherDefault<SeqHasher>>;
+use std::collections::BinaryHeap;
 
 /// Uniform integer in `[0, bound)` by the multiply-shift method (no modulo bias worth
 /// speaking of for bounds far below 2^64).
@@ -62,17 +57,28 @@ pub const SPIN_DEMOTION: u32 = 1_000;
 /// The priority of an owner demoted for spinning: below every other.
 const SPINNER_PRIORITY: u64 = 0;
 
+/// An owner's priority before it is first seen (never a real priority: those are
+/// at most `depth + 1 + 2^62`).
+const UNSEEN: u64 = u64::MAX;
+
 #[derive(Debug, Clone)]
 pub struct Pct {
     depth: u32,
     horizon: u64,
     change_points: Vec<u64>,
     next_change: usize,
-    priorities: OwnerMap<u64>,
-    /// Ready entries by (priority high → low, age old → new).
-    ordered: BTreeSet<(Reverse<u64>, u64)>,
-    owner_of: SeqMap<u32>,
-    ready_of_owner: OwnerMap<Vec<u64>>,
+    /// Priority of each owner, indexed by its label id (dense small integers).
+    priorities: Vec<u64>,
+    /// Ready entries as (priority, older first, owner): a max-heap with lazy
+    /// deletion, cheaper per step than an ordered tree. An entry is current while
+    /// its seq is still ready and its priority is still its owner's; a priority
+    /// change pushes fresh entries for the owner's ready seqs, and stale entries
+    /// are dropped when they reach the top (or when the heap is rebuilt).
+    heap: BinaryHeap<(u64, Reverse<u64>, u32)>,
+    /// Each owner's ready seqs (indexed by label id), for priority changes.
+    ready_of_owner: Vec<Vec<u64>>,
+    /// Ready entries in all.
+    live: usize,
     /// The owner of the last decision and how many decisions in a row it has won.
     last_owner: Option<u32>,
     run_length: u32,
@@ -89,48 +95,71 @@ impl Pct {
             horizon,
             change_points,
             next_change: 0,
-            priorities: OwnerMap::default(),
-            ordered: BTreeSet::new(),
-            owner_of: SeqMap::default(),
-            ready_of_owner: OwnerMap::default(),
+            priorities: Vec::new(),
+            heap: BinaryHeap::new(),
+            ready_of_owner: Vec::new(),
+            live: 0,
             last_owner: None,
             run_length: 0,
         }
     }
 
     fn priority(&mut self, owner: u32, rng: &mut Pcg64Mcg) -> u64 {
-        let depth = self.depth as u64;
-        *self
-            .priorities
-            .entry(owner)
-            .or_insert_with(|| depth + 1 + (rng.next_u64() >> 2))
+        let slot = owner as usize;
+        if slot >= self.priorities.len() {
+            self.priorities.resize(slot + 1, UNSEEN);
+            self.ready_of_owner.resize_with(slot + 1, Vec::new);
+        }
+        if self.priorities[slot] == UNSEEN {
+            self.priorities[slot] = self.depth as u64 + 1 + (rng.next_u64() >> 2);
+        }
+        self.priorities[slot]
     }
 
     fn on_ready(&mut self, seq: u64, owner: u32, rng: &mut Pcg64Mcg) {
         let priority = self.priority(owner, rng);
-        self.ordered.insert((Reverse(priority), seq));
-        self.owner_of.insert(seq, owner);
-        self.ready_of_owner.entry(owner).or_default().push(seq);
+        self.heap.push((priority, Reverse(seq), owner));
+        self.ready_of_owner[owner as usize].push(seq);
+        self.live += 1;
+        if self.heap.len() > 2 * self.live + 64 {
+            self.rebuild();
+        }
     }
 
-    fn on_unready(&mut self, seq: u64) {
-        let Some(owner) = self.owner_of.remove(&seq) else {
+    fn on_unready(&mut self, seq: u64, owner: u32) {
+        let Some(list) = self.ready_of_owner.get_mut(owner as usize) else {
             return;
         };
-        let priority = self.priorities[&owner];
-        self.ordered.remove(&(Reverse(priority), seq));
-        if let Some(list) = self.ready_of_owner.get_mut(&owner) {
-            if let Some(at) = list.iter().position(|&s| s == seq) {
-                list.swap_remove(at);
-            }
+        if let Some(at) = list.iter().position(|&s| s == seq) {
+            list.swap_remove(at);
+            self.live -= 1;
         }
     }
 
-    fn pick<E>(&mut self, ready: &ReadySet<E>) -> u64 {
-        match self.ordered.first() {
-            Some(&(_, seq)) => ready.rank_of(seq).unwrap_or(0) as u64,
-            None => 0,
+    /// Drop the stale entries: one current entry per ready seq.
+    fn rebuild(&mut self) {
+        let mut entries = Vec::with_capacity(self.live);
+        for (owner, seqs) in self.ready_of_owner.iter().enumerate() {
+            let priority = self.priorities[owner];
+            entries.extend(
+                seqs.iter()
+                    .map(|&seq| (priority, Reverse(seq), owner as u32)),
+            );
         }
+        self.heap = BinaryHeap::from(entries);
+    }
+
+    /// The rank of the oldest ready entry of the highest-priority owner.
+    fn pick<E>(&mut self, ready: &ReadySet<E>) -> u64 {
+        while let Some(&(priority, Reverse(seq), owner)) = self.heap.peek() {
+            if self.priorities[owner as usize] == priority {
+                if let Some(rank) = ready.rank_of(seq) {
+                    return rank as u64;
+                }
+            }
+            self.heap.pop();
+        }
+        0
     }
 
     /// After decision `index` chose an entry owned by `owner`: at a change point the
@@ -162,17 +191,19 @@ impl Pct {
     }
 
     fn another_owner_is_ready(&self, owner: u32) -> bool {
-        let own = self.ready_of_owner.get(&owner).map_or(0, Vec::len);
-        self.ordered.len() > own
+        let own = self.ready_of_owner.get(owner as usize).map_or(0, Vec::len);
+        self.live > own
     }
 
     fn set_priority(&mut self, owner: u32, priority: u64) {
-        let old = self.priorities.insert(owner, priority).unwrap_or(priority);
-        if let Some(seqs) = self.ready_of_owner.get(&owner) {
-            for &seq in seqs {
-                self.ordered.remove(&(Reverse(old), seq));
-                self.ordered.insert((Reverse(priority), seq));
-            }
+        let slot = owner as usize;
+        if slot >= self.priorities.len() {
+            self.priorities.resize(slot + 1, UNSEEN);
+            self.ready_of_owner.resize_with(slot + 1, Vec::new);
+        }
+        self.priorities[slot] = priority;
+        for &seq in &self.ready_of_owner[slot] {
+            self.heap.push((priority, Reverse(seq), owner));
         }
     }
 
@@ -207,9 +238,9 @@ impl Strategy {
     }
 
     #[inline]
-    pub fn on_unready(&mut self, seq: u64) {
+    pub fn on_unready(&mut self, seq: u64, owner: u32) {
         if let Strategy::Pct(pct) = self {
-            pct.on_unready(seq);
+            pct.on_unready(seq, owner);
         }
     }
 
@@ -272,13 +303,13 @@ mod tests {
         }
         let first = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
         let (seq, owner) = ready.take(first).unwrap();
-        strategy.on_unready(seq);
+        strategy.on_unready(seq, owner);
         for round in 0..20u64 {
             ready.push(10 + round, owner);
             strategy.on_ready(10 + round, owner, &mut rng);
             let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
             let (seq, again) = ready.take(rank).unwrap();
-            strategy.on_unready(seq);
+            strategy.on_unready(seq, again);
             assert_eq!(again, owner, "the winning owner keeps running");
         }
     }
@@ -305,7 +336,7 @@ mod tests {
         for decision in 0..2 * SPIN_DEMOTION as u64 {
             let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
             let (seq, owner) = ready.take(rank).unwrap();
-            strategy.on_unready(seq);
+            strategy.on_unready(seq, owner);
             strategy.after_schedule(decision, owner);
             if spinner.is_some_and(|spinner| spinner != owner) {
                 break;
@@ -318,6 +349,73 @@ mod tests {
         assert_eq!(
             wins, SPIN_DEMOTION,
             "the waiting owner runs after SPIN_DEMOTION wins"
+        );
+    }
+
+    /// What PCT must pick, by definition: the oldest ready entry of the owner with
+    /// the highest current priority.
+    fn naive_pick(pct: &Pct, ready: &ReadySet<u32>) -> u64 {
+        let best = ready
+            .iter()
+            .max_by_key(|&(seq, &owner)| (pct.priorities[owner as usize], Reverse(seq)));
+        best.map_or(0, |(seq, _)| ready.rank_of(seq).unwrap() as u64)
+    }
+
+    #[test]
+    fn pct_picks_the_oldest_entry_of_the_top_owner_under_churn_and_priority_changes() {
+        let mut rng = Pcg64Mcg::seed_from_u64(11);
+        let mut churn = Pcg64Mcg::seed_from_u64(12);
+        let mut strategy = Strategy::new(
+            &StrategyKind::Pct {
+                depth: 6,
+                horizon: 3_000,
+            },
+            &mut rng,
+        );
+        let mut ready = ReadySet::new();
+        let mut next_seq = 0u64;
+        let mut decision = 0u64;
+        for _ in 0..20_000 {
+            let roll = uniform(&mut churn, 10);
+            if roll < 5 || ready.len() < 2 {
+                // A new ready entry for one of 12 owners (a few spin: owner 3 often).
+                let owner = if roll == 0 {
+                    3
+                } else {
+                    uniform(&mut churn, 12) as u32
+                };
+                ready.push(next_seq, owner);
+                strategy.on_ready(next_seq, owner, &mut rng);
+                next_seq += 1;
+            } else if roll < 9 {
+                let Strategy::Pct(pct) = &mut strategy else {
+                    unreachable!()
+                };
+                let expected = naive_pick(pct, &ready);
+                let rank = pct.pick(&ready);
+                assert_eq!(rank, expected, "decision {decision}");
+                let (seq, owner) = ready.take(rank as usize).unwrap();
+                strategy.on_unready(seq, owner);
+                strategy.after_schedule(decision, owner);
+                decision += 1;
+            } else {
+                // A cancelled entry leaves the ready set without being picked.
+                let rank = uniform(&mut churn, ready.len() as u64) as usize;
+                let (seq, owner) = ready.take(rank).unwrap();
+                strategy.on_unready(seq, owner);
+            }
+        }
+        let Strategy::Pct(pct) = &strategy else {
+            unreachable!()
+        };
+        assert_eq!(
+            pct.next_change,
+            pct.change_points.len(),
+            "every change point passed"
+        );
+        assert!(
+            pct.heap.len() <= 2 * pct.live + 64,
+            "stale entries are dropped"
         );
     }
 

@@ -60,17 +60,109 @@ pub struct Deviation {
     pub value: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Deviations between two checkpoints of [`Tape`]'s random-access index.
+const CHECKPOINT_EVERY: usize = 64;
+
+/// The deviations, stored compactly: per deviation the LEB128 varints of its gap
+/// (decisions skipped since the previous deviation) and its value, so a random walk's
+/// deviation (gap 0-2, value below 128) costs two bytes instead of sixteen. A tape of
+/// millions of deviations stays a few megabytes, and copying it (to Python, into a
+/// replay) is one `memcpy`. Every [`CHECKPOINT_EVERY`]-th deviation's byte offset is
+/// kept, so the `i`-th deviation is found without decoding the whole tape.
+///
+/// The encoding of a deviation list is unique (minimal varints), so equal tapes have
+/// equal fields and the derived `Eq` and `Hash` compare deviations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Tape {
-    deviations: Vec<Deviation>,
+    encoded: Vec<u8>,
+    len: usize,
+    /// The decision after the last deviation (where the next gap counts from).
+    next_index: u64,
+    /// Where deviation `k * CHECKPOINT_EVERY` starts: (byte offset, gap base).
+    checkpoints: Vec<Position>,
+}
+
+/// A place in a tape between two deviations: where the next one is encoded, the
+/// decision its gap counts from, and how many deviations lie before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Position {
+    offset: usize,
+    next_index: u64,
+    ordinal: usize,
+}
+
+impl Position {
+    /// How many deviations lie before this position.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
 }
 
 #[derive(Serialize, Deserialize)]
-struct JsonTape {
+struct JsonTape<P> {
     format: String,
     version: u64,
-    deviations: Vec<(u64, u64)>,
+    deviations: P,
 }
+
+/// Serialises a tape's deviations as a sequence of `[index, value]` pairs straight
+/// from the compact storage (no intermediate list).
+struct Pairs<'a>(&'a Tape);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|d| (d.index, d.value)))
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Decode the varint at `*offset`; the bytes are the tape's own, so always valid.
+#[inline]
+fn read_varint(bytes: &[u8], offset: &mut usize) -> u64 {
+    let mut value = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = bytes[*offset];
+        *offset += 1;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte < 0x80 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+/// The deviations of a tape in decision order, decoded as they are read.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    tape: &'a Tape,
+    at: Position,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Deviation;
+
+    #[inline]
+    fn next(&mut self) -> Option<Deviation> {
+        let (deviation, after) = self.tape.read(&self.at)?;
+        self.at = after;
+        Some(deviation)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.tape.len - self.at.ordinal;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl Tape {
     pub fn new() -> Self {
@@ -82,7 +174,7 @@ impl Tape {
         let mut tape = Tape::new();
         for (index, value) in pairs {
             tape.check_next(index, value)?;
-            tape.deviations.push(Deviation { index, value });
+            tape.push(index, value);
         }
         Ok(tape)
     }
@@ -93,42 +185,132 @@ impl Tape {
                 "deviation at decision {index} has value 0 (the canonical choice is never recorded)"
             )));
         }
-        if let Some(last) = self.deviations.last() {
-            if index <= last.index {
-                return Err(TapeError::Corrupt(format!(
-                    "deviation indexes must increase, got {index} after {}",
-                    last.index
-                )));
-            }
+        if index == u64::MAX {
+            // No engine counts that many decisions; refusing it keeps `index + 1`
+            // (the next gap's base) in range.
+            return Err(TapeError::Corrupt(format!(
+                "deviation index {index} is out of range (the largest is {})",
+                u64::MAX - 1
+            )));
+        }
+        if self.len > 0 && index < self.next_index {
+            return Err(TapeError::Corrupt(format!(
+                "deviation indexes must increase, got {index} after {}",
+                self.next_index - 1
+            )));
         }
         Ok(())
     }
 
+    /// Append a checked deviation.
+    #[inline]
+    fn push(&mut self, index: u64, value: u64) {
+        if self.len.is_multiple_of(CHECKPOINT_EVERY) {
+            self.checkpoints.push(self.end());
+        }
+        push_varint(&mut self.encoded, index - self.next_index);
+        push_varint(&mut self.encoded, value);
+        self.next_index = index + 1;
+        self.len += 1;
+    }
+
     /// Record a decision's outcome; zeros are not stored.
+    #[inline]
     pub fn record(&mut self, index: u64, value: u64) {
         if value != 0 {
-            debug_assert!(self.deviations.last().is_none_or(|d| d.index < index));
-            self.deviations.push(Deviation { index, value });
+            debug_assert!(self.len == 0 || index >= self.next_index);
+            self.push(index, value);
         }
     }
 
-    pub fn deviations(&self) -> &[Deviation] {
-        &self.deviations
+    /// The position before the first deviation.
+    pub fn start(&self) -> Position {
+        Position::default()
+    }
+
+    /// The position after the last deviation.
+    pub fn end(&self) -> Position {
+        Position {
+            offset: self.encoded.len(),
+            next_index: self.next_index,
+            ordinal: self.len,
+        }
+    }
+
+    /// The deviation at `at` and the position after it (`None` at the end).
+    #[inline]
+    pub fn read(&self, at: &Position) -> Option<(Deviation, Position)> {
+        if at.ordinal >= self.len {
+            return None;
+        }
+        let mut offset = at.offset;
+        let index = at.next_index + read_varint(&self.encoded, &mut offset);
+        let value = read_varint(&self.encoded, &mut offset);
+        let after = Position {
+            offset,
+            next_index: index + 1,
+            ordinal: at.ordinal + 1,
+        };
+        Some((Deviation { index, value }, after))
+    }
+
+    /// The position before deviation number `ordinal` (at most [`CHECKPOINT_EVERY`]
+    /// deviations are decoded to find it); `None` past the end.
+    pub fn position(&self, ordinal: usize) -> Option<Position> {
+        if ordinal > self.len {
+            return None;
+        }
+        if ordinal == self.len {
+            return Some(self.end());
+        }
+        let mut at = self.checkpoints[ordinal / CHECKPOINT_EVERY];
+        while at.ordinal < ordinal {
+            at = self.read(&at)?.1;
+        }
+        Some(at)
+    }
+
+    /// Deviation number `ordinal` (0 = the first), if there is one.
+    pub fn get(&self, ordinal: usize) -> Option<Deviation> {
+        self.read(&self.position(ordinal)?)
+            .map(|(deviation, _)| deviation)
+    }
+
+    /// The deviations in decision order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.iter_from(self.start())
+    }
+
+    /// The deviations from `at` on.
+    pub fn iter_from(&self, at: Position) -> Iter<'_> {
+        Iter { tape: self, at }
     }
 
     pub fn len(&self) -> usize {
-        self.deviations.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.deviations.is_empty()
+        self.len == 0
+    }
+
+    /// Bytes of memory the tape holds (its buffers' capacities), for `sys.getsizeof`.
+    pub fn heap_bytes(&self) -> usize {
+        self.encoded.capacity() + self.checkpoints.capacity() * std::mem::size_of::<Position>()
+    }
+
+    /// Give back the spare capacity of the growing buffers (a finished universe's
+    /// tape is read, not appended to).
+    pub fn shrink_to_fit(&mut self) {
+        self.encoded.shrink_to_fit();
+        self.checkpoints.shrink_to_fit();
     }
 
     /// The sparse draw sequence Hypothesis records for this tape.
     pub fn to_draws(&self) -> Vec<u64> {
-        let mut draws = Vec::with_capacity(1 + 3 * self.deviations.len());
+        let mut draws = Vec::with_capacity(1 + 3 * self.len);
         let mut next_index = 0u64;
-        for deviation in &self.deviations {
+        for deviation in self.iter() {
             draws.push(1);
             draws.push(deviation.index - next_index);
             draws.push(deviation.value);
@@ -167,7 +349,7 @@ impl Tape {
                 .checked_add(gap)
                 .ok_or_else(|| TapeError::Corrupt("decision index overflows".into()))?;
             tape.check_next(index, value)?;
-            tape.deviations.push(Deviation { index, value });
+            tape.push(index, value);
             next_index = index + 1;
         }
         if cursor.next().is_some() {
@@ -182,7 +364,7 @@ impl Tape {
         let doc = JsonTape {
             format: TAPE_FORMAT.to_string(),
             version: TAPE_VERSION,
-            deviations: self.deviations.iter().map(|d| (d.index, d.value)).collect(),
+            deviations: Pairs(self),
         };
         serde_json::to_string(&doc).expect("a tape always serialises")
     }
@@ -247,14 +429,7 @@ impl Tape {
     }
 
     pub fn to_cbor(&self) -> Vec<u8> {
-        let doc = (
-            TAPE_CBOR_MAGIC,
-            TAPE_VERSION,
-            self.deviations
-                .iter()
-                .map(|d| (d.index, d.value))
-                .collect::<Vec<_>>(),
-        );
+        let doc = (TAPE_CBOR_MAGIC, TAPE_VERSION, Pairs(self));
         let mut out = Vec::new();
         ciborium::ser::into_writer(&doc, &mut out).expect("a tape always serialises");
         out
@@ -388,6 +563,108 @@ mod tests {
         let tape = Tape::new();
         assert_eq!(tape.to_draws(), vec![0]);
         assert!(tape.to_cbor().len() <= 16, "{} bytes", tape.to_cbor().len());
+    }
+
+    /// A random walk's deviations: most decisions deviate, by small values.
+    fn random_walk(deviations: usize) -> Tape {
+        let mut tape = Tape::new();
+        let mut state = 7u64;
+        let mut index = 0u64;
+        while tape.len() < deviations {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            tape.record(index, (state >> 61) % 4);
+            index += 1;
+        }
+        tape
+    }
+
+    #[test]
+    fn a_random_walk_tape_costs_about_two_bytes_per_deviation() {
+        let mut tape = random_walk(1_000_000);
+        tape.shrink_to_fit();
+        let per_deviation = tape.heap_bytes() as f64 / tape.len() as f64;
+        assert!(
+            per_deviation <= 3.0,
+            "{per_deviation:.2} bytes per deviation"
+        );
+        // Far from the sixteen bytes of an (index, value) pair of u64s.
+        assert!(tape.clone().heap_bytes() <= tape.heap_bytes());
+    }
+
+    #[test]
+    fn random_access_and_iteration_agree() {
+        let tape = random_walk(1_000);
+        let all: Vec<Deviation> = tape.iter().collect();
+        assert_eq!(all.len(), tape.len());
+        assert_eq!(tape.iter().len(), tape.len());
+        for (ordinal, deviation) in all.iter().enumerate() {
+            assert_eq!(tape.get(ordinal), Some(*deviation));
+            let at = tape.position(ordinal).unwrap();
+            assert_eq!(at.ordinal(), ordinal);
+            assert_eq!(tape.iter_from(at).next(), Some(*deviation));
+        }
+        assert_eq!(tape.get(tape.len()), None);
+        assert_eq!(tape.position(tape.len()), Some(tape.end()));
+        assert_eq!(tape.position(tape.len() + 1), None);
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].index < w[1].index && w[0].value != 0));
+    }
+
+    #[test]
+    fn the_same_deviations_make_equal_tapes_whichever_way_they_were_built() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let recorded = random_walk(500);
+        let pairs: Vec<(u64, u64)> = recorded.iter().map(|d| (d.index, d.value)).collect();
+        let rebuilt = Tape::from_deviations(pairs).unwrap();
+        let mut grown = recorded.clone();
+        grown.shrink_to_fit();
+        for other in [
+            rebuilt,
+            Tape::from_draws(&recorded.to_draws()).unwrap(),
+            Tape::from_cbor(&recorded.to_cbor()).unwrap(),
+            grown,
+        ] {
+            assert_eq!(other, recorded);
+            let hash = |tape: &Tape| {
+                let mut hasher = DefaultHasher::new();
+                tape.hash(&mut hasher);
+                hasher.finish()
+            };
+            assert_eq!(hash(&other), hash(&recorded));
+        }
+        assert_ne!(
+            Tape::from_deviations([(0, 1)]).unwrap(),
+            Tape::from_deviations([(0, 2)]).unwrap()
+        );
+    }
+
+    #[test]
+    fn large_indexes_and_values_round_trip() {
+        let pairs = [(0, u64::MAX), (1, 1), (u64::MAX - 1, 1 << 40)];
+        let tape = Tape::from_deviations(pairs).unwrap();
+        let back: Vec<(u64, u64)> = tape.iter().map(|d| (d.index, d.value)).collect();
+        assert_eq!(back, pairs);
+        assert!(matches!(
+            Tape::from_deviations([(u64::MAX, 1)]),
+            Err(TapeError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn the_file_forms_are_those_of_version_1() {
+        // The in-memory storage changed; the files did not (same bytes as before).
+        let tape = Tape::from_deviations([(0, 1), (7, 3)]).unwrap();
+        assert_eq!(
+            tape.to_json(),
+            r#"{"format":"simloom.tape","version":1,"deviations":[[0,1],[7,3]]}"#
+        );
+        assert_eq!(
+            tape.to_cbor(),
+            [0x83, 0x64, b's', b'l', b't', b'p', 0x01, 0x82, 0x82, 0x00, 0x01, 0x82, 0x07, 0x03]
+        );
     }
 
     #[test]

@@ -35,8 +35,9 @@ except ImportError as exc:  # pragma: no cover - exercised without hypothesis in
 
 from .. import _boundary, _budgets
 from .._api import RunResult, _check_main, _universe, run
+from .._config import DEFAULT as DEFAULT_CONFIG
+from .._config import UniverseConfig, config_from
 from .._scheduler import SchedulerSpec, parse_scheduler
-from .._validation import check_flag, check_int
 from ..errors import SimloomUsageError
 from ..loop import DEFAULT_LIVELOCK_STEPS, SimLoop
 from ..tape import MAX_GAP, Tape
@@ -193,17 +194,11 @@ class Universe:
         self,
         data: _compat.ConjectureData,
         scheduler: SchedulerSpec,
-        livelock_steps: int,
-        boundary: _boundary.Settings | None = None,
-        world: bool = True,
-        budgets: _budgets.Budgets | None = None,
+        config: UniverseConfig = DEFAULT_CONFIG,
     ) -> None:
         self._data = data
         self.scheduler = scheduler
-        self.livelock_steps = livelock_steps
-        self.boundary = boundary
-        self.world = world
-        self.budgets = budgets or _budgets.Budgets()
+        self.config = config
         self.result: RunResult | None = None
 
     def run_result(self, main: Callable[[], Awaitable[Any]]) -> RunResult:
@@ -223,26 +218,13 @@ class Universe:
                 main,
                 seed=provider.universe_seed(),
                 scheduler=self.scheduler,
-                livelock_steps=self.livelock_steps,
-                boundary=self.boundary is not None,
-                wall_clock_epoch=(
-                    self.boundary.epoch_ns / 1e9
-                    if self.boundary is not None
-                    else _boundary.DEFAULT_WALL_CLOCK_EPOCH
-                ),
-                world=self.world,
-                **self.budgets.arguments(),
+                config=self.config,
             )
             forced = generated.tape.to_draws()
         draws = _HypothesisDraws(self._data, forced)
-        loop = SimLoop(
-            draws=draws,
-            livelock_steps=self.livelock_steps,
-            world=self.world,
-            **self.budgets.arguments(),
-        )
+        loop = SimLoop(draws=draws, config=self.config)
         try:
-            self.result = _universe(main, loop, None, "hypothesis", self.boundary)
+            self.result = _universe(main, loop, None, "hypothesis", self.config.boundary_settings)
         finally:
             while draws.open_spans:
                 draws._close()
@@ -273,22 +255,14 @@ class _UniverseStrategy(_compat.SearchStrategy[Universe]):
     def __init__(
         self,
         scheduler: SchedulerSpec,
-        livelock_steps: int,
-        boundary: _boundary.Settings | None,
-        world: bool = True,
-        budgets: _budgets.Budgets | None = None,
+        config: UniverseConfig,
     ) -> None:
         super().__init__()
         self.scheduler = scheduler
-        self.livelock_steps = livelock_steps
-        self.boundary = boundary
-        self.world = world
-        self.budgets = budgets
+        self.config = config
 
     def do_draw(self, data: _compat.ConjectureData) -> Universe:
-        return Universe(
-            data, self.scheduler, self.livelock_steps, self.boundary, self.world, self.budgets
-        )
+        return Universe(data, self.scheduler, self.config)
 
     def calc_is_empty(self, recur: Any) -> bool:
         return False
@@ -307,6 +281,7 @@ def universes(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    config: UniverseConfig | None = None,
 ) -> _compat.SearchStrategy[Universe]:
     """A strategy for simulated universes whose choices Hypothesis makes.
 
@@ -324,12 +299,20 @@ def universes(
     universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
     Network and disk faults are choices too, so they shrink toward "no fault".
     ``max_steps``, ``max_virtual_time`` and ``watchdog`` are each universe's budgets
-    (see :func:`simloom.run`).
+    (see :func:`simloom.run`); ``config=`` gives all of these options at once, as a
+    :class:`~simloom.UniverseConfig` (then leave them at their defaults).
     """
     spec = parse_scheduler("random" if scheduler is None else scheduler)
-    check_int("livelock_steps", livelock_steps)
-    check_flag("world", world)
-    budgets = _budgets.budgets(max_steps, max_virtual_time, watchdog)
-    return _UniverseStrategy(
-        spec, livelock_steps, _boundary.settings(boundary, wall_clock_epoch), world, budgets
+    universe = config_from(
+        config,
+        {
+            "livelock_steps": livelock_steps,
+            "boundary": boundary,
+            "wall_clock_epoch": wall_clock_epoch,
+            "world": world,
+            "max_steps": max_steps,
+            "max_virtual_time": max_virtual_time,
+            "watchdog": watchdog,
+        },
     )
+    return _UniverseStrategy(spec, universe)

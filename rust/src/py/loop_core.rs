@@ -444,7 +444,7 @@ impl LoopCore {
             (Some(_), Some(_)) => {
                 return Err(PyValueError::new_err("pass a tape or draws, not both"))
             }
-            (Some(tape), None) => Source::replay(tape.to_core(py)?, strict),
+            (Some(tape), None) => Source::replay(tape.core().clone(), strict),
             (None, Some(draws)) => {
                 *self.draws_slot.lock().expect("draws slot") = Some(draws);
                 Source::external(Box::new(PyDraws {
@@ -827,8 +827,40 @@ impl LoopCore {
         self.fatal.as_ref().map(|e| e.clone_ref(py))
     }
 
+    /// What a finished universe reports, in one call: `(tape, digest, event-log
+    /// bytes, steps, decisions, deviations, virtual time in ns, coverage,
+    /// misaligned)`. The tape is a copy of the engine's compact storage: no Python
+    /// object per deviation or per step.
+    #[allow(clippy::type_complexity)]
+    fn _result<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Tape,
+        String,
+        Bound<'py, PyBytes>,
+        u64,
+        u64,
+        usize,
+        u64,
+        Bound<'py, PyDict>,
+        bool,
+    )> {
+        Ok((
+            self._tape(),
+            self._digest(),
+            self._log_bytes(py),
+            self._steps(),
+            self._decisions(),
+            self._deviations(),
+            self._now_ns(),
+            self._coverage(py)?,
+            self._misaligned(),
+        ))
+    }
+
     fn _tape(&self) -> Tape {
-        Tape::from_core(self.engine.tape())
+        Tape::from_core(self.engine.tape().clone())
     }
 
     fn _log_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
