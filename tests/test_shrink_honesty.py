@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import simloom
 from hypothesis import settings
 from hypothesis.database import (
     DirectoryBasedExampleDatabase,
@@ -151,7 +152,9 @@ def test_corrupt_database_entries_are_discarded_with_a_note_and_the_failure_is_s
 ) -> None:
     faults(pytester)
     database = DirectoryBasedExampleDatabase(str(pytester.path / ".hypothesis" / "examples"))
-    key = testing._HypothesisRun(NODE, _main, settings(database=database), True, 0.0).key
+    key = testing._HypothesisRun(
+        NODE, _main, settings(database=database), simloom.UniverseConfig()
+    ).key
     secondary = _compat.secondary_key(key)
     for garbage in (b"\xff\xfe not choices", b"\x00\x01\x02", b"\x80 torn write"):
         database.save(secondary, garbage)
