@@ -9,6 +9,7 @@ import contextvars
 import gc
 import logging
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -350,3 +351,15 @@ def _collect_warnings() -> list[Any]:
         del closed
         gc.collect()
     return caught
+
+
+def test_a_closed_loop_is_freed_by_one_collection() -> None:
+    # Its finalizer (the unclosed-loop warning) must not keep its cycle alive.
+    gc.collect()
+    loop = simloom.SimLoop()
+    loop.run_until_complete(asyncio.sleep(1))
+    loop.close()
+    alive = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert alive() is None
