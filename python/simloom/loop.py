@@ -1178,8 +1178,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     def __del__(self) -> None:
         """As the stock loop: an unclosed loop warns (``ResourceWarning``) when it is
         collected, and is closed. A loop whose constructor raised (a misused
-        argument) was never usable and says nothing."""
-        if self.__dict__.get("_constructed"):
+        argument) was never usable and says nothing. (``getattr``, not
+        ``self.__dict__``: making the dict during a collection would hold the
+        loop's cycle for another one.)"""
+        if getattr(self, "_constructed", False):
             asyncio.BaseEventLoop.__del__(self)
 
     def __repr__(self) -> str:
