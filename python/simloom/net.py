@@ -358,11 +358,13 @@ class StreamTransport(transports._FlowControlMixin):
     # ------------------------------------------------------------- transport API
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "socket":
+        if name == "socket" and "socket" not in self._extra:
             if "sockname" not in self._extra:
                 return default
+            # Made once, as asyncio's transports hold one socket object (anyio asks
+            # for it on every request).
             kind = socket.AF_UNIX if self._unix_path is not None else self._family
-            return SimSocket(
+            self._extra["socket"] = SimSocket(
                 kind,
                 socket.SOCK_STREAM,
                 self._extra["sockname"],
