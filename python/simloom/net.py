@@ -10,10 +10,12 @@ Owns: transports and servers, the loop's network methods (``create_connection``,
 ``create_server``, ``getaddrinfo``, ...), and ``Net``, the user's fault controls.
 Must not: decide timing or order (the model does), or touch a real socket.
 
-Every event for a transport goes into that transport's inbox and is handled by one
-callback run in the transport's own context (the host that opened it), so the bytes
-of a connection are handed to the protocol in order, a crashed host's transports
-never run again, and the scheduler can still interleave deliveries with other work.
+The core dispatches each event itself: it hands it to the transport's ``_on_net``
+in the transport's own context (the host that opened it), through a per-transport
+inbox in Rust that keeps a connection's events in order whatever the scheduler does,
+so a crashed host's transports never run again and deliveries still interleave with
+other work. ``_on_net`` feeds a reading protocol at once; what it cannot handle yet
+(paused reading, no protocol) waits in the transport's own inbox, in order.
 """
 
 from __future__ import annotations
