@@ -10,10 +10,12 @@ Owns: transports and servers, the loop's network methods (``create_connection``,
 ``create_server``, ``getaddrinfo``, ...), and ``Net``, the user's fault controls.
 Must not: decide timing or order (the model does), or touch a real socket.
 
-Every event for a transport goes into that transport's inbox and is handled by one
-callback run in the transport's own context (the host that opened it), so the bytes
-of a connection are handed to the protocol in order, a crashed host's transports
-never run again, and the scheduler can still interleave deliveries with other work.
+The core dispatches each event itself: it hands it to the transport's ``_on_net``
+in the transport's own context (the host that opened it), through a per-transport
+inbox in Rust that keeps a connection's events in order whatever the scheduler does,
+so a crashed host's transports never run again and deliveries still interleave with
+other work. ``_on_net`` feeds a reading protocol at once; what it cannot handle yet
+(paused reading, no protocol) waits in the transport's own inbox, in order.
 """
 
 from __future__ import annotations
@@ -182,10 +184,6 @@ class _Inbox:
         self._handler = handler
         self._scheduled = False
 
-    def put(self, event: tuple[Any, ...]) -> None:
-        self.events.append(event)
-        self.kick()
-
     def kick(self) -> None:
         if not self._scheduled and self.events:
             self._scheduled = True
@@ -247,6 +245,36 @@ class StreamTransport(transports._FlowControlMixin):
         self._on_refused: Callable[[StreamTransport], None] | None = None
 
     # ---------------------------------------------------------------- events
+
+    def _on_net(self, kind: str, *payload: Any) -> None:
+        """One event from the network core, run in this transport's context (the
+        core schedules it directly): ``("data", bytes)``, ``("eof",)``,
+        ``("reset",)``, ``("writable",)``, ``("connected", local, peer)``,
+        ``("accepted", local, peer)`` or ``("refused",)``. Bytes go straight to a
+        reading protocol when nothing is waiting before them; anything else waits
+        its turn in the inbox, so events are handled in the order they came."""
+        if kind == "writable":
+            # Not through the inbox: a side that stopped reading still writes.
+            self._on_writable()
+            return
+        events = self._inbox.events
+        if kind == "data" and not events and self._reading and not self._closing:
+            protocol = self._protocol
+            if protocol is not None and not self._lost:
+                data = payload[0]
+                # Read: the peer's window opens by as much. (try/except, not
+                # contextlib.suppress: this runs once per segment.)
+                try:  # noqa: SIM105
+                    self._world._net.consumed(self._loop, self._conn, self._side, len(data))
+                except OSError:
+                    pass
+                if isinstance(protocol, asyncio.BufferedProtocol):
+                    _feed(protocol, data)
+                else:
+                    protocol.data_received(data)  # type: ignore[attr-defined]
+                return
+        events.append((kind, *payload))
+        self._handle_events()
 
     def _handle_events(self) -> None:
         events = self._inbox.events
@@ -332,11 +360,13 @@ class StreamTransport(transports._FlowControlMixin):
     # ------------------------------------------------------------- transport API
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "socket":
+        if name == "socket" and "socket" not in self._extra:
             if "sockname" not in self._extra:
                 return default
+            # Made once, as asyncio's transports hold one socket object (anyio asks
+            # for it on every request).
             kind = socket.AF_UNIX if self._unix_path is not None else self._family
-            return SimSocket(
+            self._extra["socket"] = SimSocket(
                 kind,
                 socket.SOCK_STREAM,
                 self._extra["sockname"],
@@ -388,6 +418,22 @@ class StreamTransport(transports._FlowControlMixin):
             getattr(self._world._net, operation)(self._loop, self._conn, self._side)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if (
+            type(data) is bytes
+            and not self._buffer
+            and not (self._write_shut or self._closing or self._lost)
+            and 0 < len(data) <= self._world._stream_window
+        ):
+            # The common case, without copying or wrapping the bytes: what
+            # ``_send`` does for a write no larger than one window.
+            try:
+                taken = self._world._net.send(self._loop, self._conn, self._side, data, False)
+            except OSError:
+                return  # a reset in flight; the reset event reports it
+            if taken < len(data):
+                self._buffer += memoryview(data)[taken:]
+                self._maybe_pause_protocol()  # type: ignore[attr-defined]
+            return
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
@@ -664,6 +710,11 @@ class DatagramTransport(asyncio.DatagramTransport):
             self._extra["peername"] = remote
         self._closing = False
         self._lost = False
+
+    def _on_net(self, kind: str, source: Any, data: bytes) -> None:
+        """A datagram from the network core, run in this transport's context."""
+        self._inbox.events.append((kind, source, data))
+        self._handle_events()
 
     def _handle_events(self) -> None:
         events = self._inbox.events
@@ -1156,6 +1207,7 @@ class Net:
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or not 1 <= nbytes <= 1 << 30:
             raise SimloomUsageError(f"nbytes must be an int in [1, {1 << 30}], got {nbytes!r}")
         self._core().set_stream_window(nbytes)
+        self._world._stream_window = nbytes
 
     def set_datagram_loss(self, percent: int) -> None:
         """Chance that a datagram is dropped (tape choice; canonical: delivered)."""

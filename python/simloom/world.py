@@ -182,6 +182,9 @@ class World:
         self._incarnations: dict[int, Host] = {}
         self._next_incarnation = 1
         self._core: _core.NetCore | None = None
+        #: The network's stream window, mirrored for the transports' write fast
+        #: path (kept in step by ``Net.set_stream_window``).
+        self._stream_window = 0
         self.net = Net(self)
         self._names: dict[str, str] = {}
         self._streams: dict[tuple[int, int], StreamTransport] = {}
@@ -197,7 +200,9 @@ class World:
     @property
     def _net(self) -> _core.NetCore:
         if self._core is None:
-            self._core = _core.NetCore(self._deliver, self._context)
+            self._core = core = _core.NetCore(self._deliver, self._context)
+            core.bind()
+            self._stream_window = core.stream_window()
             self._add_host(MAIN_HOST)
         return self._core
 
@@ -279,10 +284,13 @@ class World:
         if not isinstance(name, str):
             raise TypeError(f"host must be a str, got {type(name).__name__}")
         name = name.strip("[]")
-        try:
-            return str(ipaddress.ip_address(name.split("%", 1)[0]))
-        except ValueError:
-            pass
+        # Only a literal starting with a digit or holding a colon can be an address:
+        # a host name skips the (costly, raising) parse.
+        if name[:1].isdigit() or ":" in name:
+            try:
+                return str(ipaddress.ip_address(name.split("%", 1)[0]))
+            except ValueError:
+                pass
         key = name.lower().rstrip(".")
         if key in _LOCAL_NAMES:
             return "127.0.0.1"
@@ -401,17 +409,24 @@ class World:
 
     # --------------------------------------------------- network registry
 
+    # The network core dispatches each event straight to its transport's
+    # ``_on_net`` (in the transport's context): registering here registers there.
+
     def _register(self, transport: StreamTransport, conn: int, side: int) -> None:
         self._streams[(conn, side)] = transport
+        self._net.register_stream(conn, side, transport._on_net, transport._context)
 
     def _register_datagram(self, transport: DatagramTransport, socket_id: int) -> None:
         self._datagrams[socket_id] = transport
+        self._net.register_datagram(socket_id, transport._on_net, transport._context)
 
     def _forget(self, transport: StreamTransport | DatagramTransport) -> None:
         if isinstance(transport, StreamTransport):
             self._streams.pop((transport._conn, transport._side), None)
+            self._net.forget_stream(transport._conn, transport._side)
         else:
             self._datagrams.pop(transport._socket, None)
+            self._net.forget_datagram(transport._socket)
 
     def _listen(
         self, host: Host, ip: str, port: int, backlog: int, server: SimServer
@@ -439,29 +454,13 @@ class World:
             raise FileNotFoundError(2, "No such file or directory", path)
         return port
 
-    def _deliver(self) -> None:
-        """The network's events are due: hand each to its transport's inbox."""
+    def _deliver(self, events: list[tuple[Any, ...]]) -> None:
+        """The events the network core had no registered handler for (accepts, and
+        events for a side registered after they were popped), in order."""
         loop = self.loop
-        for event in self._net.pop(loop):
+        for event in events:
             kind = event[0]
-            if kind == "data" or kind == "eof" or kind == "reset":
-                transport = self._streams.get((event[1], event[2]))
-                if transport is not None:
-                    transport._inbox.put((kind, event[3]) if kind == "data" else (kind,))
-            elif kind == "writable":
-                transport = self._streams.get((event[1], event[2]))
-                if transport is not None:
-                    # Not through the inbox: a side that stopped reading still writes.
-                    loop.call_soon(transport._on_writable, context=transport._context)
-            elif kind == "connected":
-                transport = self._streams.get((event[1], 0))
-                if transport is not None:
-                    transport._inbox.put(("connected", event[2], event[3]))
-            elif kind == "refused":
-                transport = self._streams.get((event[1], 0))
-                if transport is not None:
-                    transport._inbox.put(("refused",))
-            elif kind == "accept":
+            if kind == "accept":
                 _, listener, conn, local, peer = event
                 server = self._servers.get(listener)
                 if server is None or server._closed:
@@ -479,12 +478,21 @@ class World:
                 )
                 self._register(transport, conn, 1)
                 transport._server = server
-                transport._inbox.put(("accepted", local, peer))
+                server._context.run(transport._on_net, "accepted", local, peer)
             elif kind == "datagram":
-                _, socket_id, source, data = event
-                endpoint = self._datagrams.get(socket_id)
+                endpoint = self._datagrams.get(event[1])
                 if endpoint is not None:
-                    endpoint._inbox.put(("datagram", source, data))
+                    loop.call_soon(
+                        endpoint._on_net, kind, event[2], event[3], context=endpoint._context
+                    )
+            else:
+                if kind in ("connected", "refused"):
+                    key, payload = (event[1], 0), event[2:]
+                else:  # data, eof, reset, writable: (kind, conn, side, *payload)
+                    key, payload = (event[1], event[2]), event[3:]
+                side = self._streams.get(key)
+                if side is not None:
+                    loop.call_soon(side._on_net, kind, *payload, context=side._context)
 
     # ------------------------------------------------------- crash, restart
 
@@ -514,6 +522,7 @@ class World:
                 if transport is not None and transport._host is host:
                     transport._host_crashed()
                     del self._streams[(conn, side)]
+                    self._net.forget_stream(conn, side)
         for listener, server in list(self._servers.items()):
             if server._host is host:
                 server._host_crashed()
@@ -522,6 +531,7 @@ class World:
             if endpoint._host is host:
                 endpoint._host_crashed()
                 del self._datagrams[socket_id]
+                self._net.forget_datagram(socket_id)
         for key in [key for key in self._unix_ports if key[0] == host._net_id]:
             del self._unix_ports[key]
         if host._disk is not None:

@@ -6,9 +6,16 @@
 //! loop for the network's next event. Must not: decide delivery order or timing (the
 //! model does) or touch protocols (the Python transports do).
 //!
-//! Deliveries reach Python through one callable, `deliver`, that the loop runs as an
-//! ordinary timer at the exact virtual nanosecond the next event is due. It runs in
-//! the world's own context, never a host's, so crashing a host never drops it.
+//! Delivery is dispatched here: one timer, whose callback is this object's own
+//! `_due` (no Python code), fires at the exact virtual nanosecond the next event is
+//! due; it pops what is due and schedules each event's registered handler (a
+//! transport's `_on_net`, see `register_stream`/`register_datagram`) as a ready
+//! callback in that transport's context, with a typed event as arguments. So a
+//! segment costs one Python call, in its host's context; the loop drops it if the
+//! host's incarnation has crashed. Events with no handler (accepts, and anything
+//! for a side not registered yet) go to `deliver(events)`, scheduled once per
+//! batch in the world's own context, never a host's, so crashing a host never
+//! drops it.
 
 use super::handle::Handle;
 use super::loop_core::LoopCore;
@@ -17,10 +24,63 @@ use crate::net::{
     ConnId, DatagramSocketId, HostId, LinkShape, ListenerId, NetError, NetEvent, Network, Side,
 };
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+
+/// Where a transport's events go: its inbox and the context it runs in.
+struct Target {
+    inbox: Py<NetInbox>,
+    context: Py<PyAny>,
+}
+
+/// One transport's events waiting for their loop steps. Each event is scheduled as
+/// its own ready callback (so the strategy interleaves it with everything else as
+/// before), and that callback is this inbox, which hands its handler the event at
+/// the *front*: however the strategy orders the callbacks, a transport sees its
+/// events in the order the network produced them.
+#[pyclass(module = "simloom._core")]
+pub struct NetInbox {
+    handler: Option<Py<PyAny>>,
+    queue: std::collections::VecDeque<Py<PyTuple>>,
+}
+
+#[pymethods]
+impl NetInbox {
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let (handler, args) = {
+            let mut inbox = slf.borrow_mut();
+            let Some(args) = inbox.queue.pop_front() else {
+                return Ok(());
+            };
+            let Some(handler) = inbox.handler.as_ref() else {
+                return Ok(());
+            };
+            (handler.clone_ref(py), args)
+        };
+        handler.bind(py).call1(args.bind(py))?;
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(handler) = &self.handler {
+            visit.call(handler)?;
+        }
+        for args in &self.queue {
+            visit.call(args)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.handler = None;
+        self.queue.clear();
+    }
+}
 
 /// The engine answering the network's questions. The model's `Choices` cannot fail,
 /// so the first error of the source is kept here and raised after the call.
@@ -106,12 +166,18 @@ mod libc_errno {
 #[pyclass(module = "simloom._core")]
 pub struct NetCore {
     net: Network,
-    /// Called with no arguments when events are due; it calls `pop`.
+    /// Called with a list of the events that have no registered handler.
     deliver: Option<Py<PyAny>>,
-    /// The context `deliver` runs in.
+    /// The context `deliver` (and the timer) runs in.
     context: Option<Py<PyAny>>,
+    /// The timer's callback: this object's `_due`, bound by `bind`.
+    due: Option<Py<PyAny>>,
     /// The timer armed for the next event: its deadline and handle.
     armed: Option<(u64, Py<Handle>)>,
+    /// The handlers of stream sides, by (connection, side).
+    streams: HashMap<(u64, u8), Target>,
+    /// The handlers of datagram sockets, by socket.
+    datagrams: HashMap<u64, Target>,
 }
 
 impl NetCore {
@@ -141,6 +207,163 @@ impl NetCore {
         Ok(value)
     }
 
+    /// Pop the events due now and queue each, in order, in its transport's inbox,
+    /// scheduling a ready callback for it in the transport's context (except the
+    /// first, returned with its context for `_due` to handle at once), and the
+    /// rest, as one list of tuples, to `deliver` (in the world's context):
+    /// `("accept", listener, conn, local, peer)`, `("connected", conn, local, peer)`,
+    /// `("refused", conn)`, `("data", conn, side, bytes)`, `("eof", conn, side)`,
+    /// `("reset", conn, side)`, `("writable", conn, side)`,
+    /// `("datagram", socket, from, bytes)`; addresses are `(ip, port)` and `side` is
+    /// 0 (client) or 1 (server).
+    fn dispatch(
+        &mut self,
+        loop_core: &Bound<'_, LoopCore>,
+    ) -> PyResult<Option<(Py<NetInbox>, Py<PyAny>)>> {
+        let py = loop_core.py();
+        let now = loop_core.borrow().now_ns();
+        if self
+            .armed
+            .as_ref()
+            .is_some_and(|(deadline, _)| *deadline <= now)
+        {
+            self.armed = None;
+        }
+        let other = PyList::empty(py);
+        let mut at_once = None;
+        for (index, event) in self.net.pop_due(now).into_iter().enumerate() {
+            let (target, args) = match event {
+                NetEvent::Accept {
+                    listener,
+                    conn,
+                    local,
+                    peer,
+                } => (
+                    None,
+                    (
+                        "accept",
+                        listener.0,
+                        conn.0,
+                        address_tuple(local),
+                        address_tuple(peer),
+                    )
+                        .into_pyobject(py)?,
+                ),
+                NetEvent::Connected { conn, local, peer } => match self.streams.get(&(conn.0, 0)) {
+                    Some(target) => (
+                        Some(target),
+                        (
+                            pyo3::intern!(py, "connected"),
+                            address_tuple(local),
+                            address_tuple(peer),
+                        )
+                            .into_pyobject(py)?,
+                    ),
+                    None => (
+                        None,
+                        (
+                            "connected",
+                            conn.0,
+                            address_tuple(local),
+                            address_tuple(peer),
+                        )
+                            .into_pyobject(py)?,
+                    ),
+                },
+                NetEvent::Refused { conn } => match self.streams.get(&(conn.0, 0)) {
+                    Some(target) => (
+                        Some(target),
+                        (pyo3::intern!(py, "refused"),).into_pyobject(py)?,
+                    ),
+                    None => (None, ("refused", conn.0).into_pyobject(py)?),
+                },
+                NetEvent::Data { conn, side, bytes } => {
+                    let index = side_index(side);
+                    let bytes = PyBytes::new(py, &bytes);
+                    match self.streams.get(&(conn.0, index)) {
+                        Some(target) => (
+                            Some(target),
+                            (pyo3::intern!(py, "data"), bytes).into_pyobject(py)?,
+                        ),
+                        None => (None, ("data", conn.0, index, bytes).into_pyobject(py)?),
+                    }
+                }
+                NetEvent::Eof { conn, side } => self.stream_signal(py, "eof", conn, side)?,
+                NetEvent::Reset { conn, side } => self.stream_signal(py, "reset", conn, side)?,
+                NetEvent::Writable { conn, side } => {
+                    self.stream_signal(py, "writable", conn, side)?
+                }
+                NetEvent::Datagram {
+                    socket,
+                    from,
+                    bytes,
+                } => {
+                    let bytes = PyBytes::new(py, &bytes);
+                    match self.datagrams.get(&socket.0) {
+                        Some(target) => (
+                            Some(target),
+                            (pyo3::intern!(py, "datagram"), address_tuple(from), bytes)
+                                .into_pyobject(py)?,
+                        ),
+                        None => (
+                            None,
+                            ("datagram", socket.0, address_tuple(from), bytes).into_pyobject(py)?,
+                        ),
+                    }
+                }
+            };
+            match target {
+                Some(target) if index == 0 => {
+                    target.inbox.borrow_mut(py).queue.push_back(args.unbind());
+                    at_once = Some((target.inbox.clone_ref(py), target.context.clone_ref(py)));
+                }
+                Some(target) => {
+                    target.inbox.borrow_mut(py).queue.push_back(args.unbind());
+                    LoopCore::schedule(
+                        loop_core,
+                        "net",
+                        None,
+                        target.inbox.bind(py).as_any(),
+                        &PyTuple::empty(py),
+                        Some(target.context.bind(py).clone()),
+                    )?;
+                }
+                None => other.append(args)?,
+            }
+        }
+        if !other.is_empty() {
+            let (Some(deliver), Some(context)) = (&self.deliver, &self.context) else {
+                return Err(PyRuntimeError::new_err("the network has been cleared"));
+            };
+            LoopCore::schedule(
+                loop_core,
+                "net",
+                None,
+                deliver.bind(py),
+                &PyTuple::new(py, [other])?,
+                Some(context.bind(py).clone()),
+            )?;
+        }
+        self.arm(loop_core)?;
+        Ok(at_once)
+    }
+
+    /// An event with no payload for `side` of `conn`: its handler's arguments, or
+    /// the tuple for `deliver`.
+    fn stream_signal<'py, 'a>(
+        &'a self,
+        py: Python<'py>,
+        kind: &'static str,
+        conn: ConnId,
+        side: Side,
+    ) -> PyResult<(Option<&'a Target>, Bound<'py, PyTuple>)> {
+        let index = side_index(side);
+        Ok(match self.streams.get(&(conn.0, index)) {
+            Some(target) => (Some(target), PyTuple::new(py, [kind])?),
+            None => (None, (kind, conn.0, index).into_pyobject(py)?),
+        })
+    }
+
     /// Make sure a timer fires when the network's next event is due.
     fn arm(&mut self, loop_core: &Bound<'_, LoopCore>) -> PyResult<()> {
         let py = loop_core.py();
@@ -153,20 +376,41 @@ impl NetCore {
             }
             handle.bind(py).call_method0(pyo3::intern!(py, "cancel"))?;
         }
-        let (Some(deliver), Some(context)) = (&self.deliver, &self.context) else {
-            return Err(PyRuntimeError::new_err("the network has been cleared"));
+        let (Some(due), Some(context)) = (&self.due, &self.context) else {
+            return Err(PyRuntimeError::new_err(
+                "the network has been cleared (or NetCore.bind() was not called)",
+            ));
         };
         let handle = LoopCore::schedule(
             loop_core,
             "net",
             Some(next),
-            deliver.bind(py),
-            &PyTuple::empty(py),
+            due.bind(py),
+            &PyTuple::new(py, [loop_core])?,
             Some(context.bind(py).clone()),
         )?;
         self.armed = Some((next, handle));
         Ok(())
     }
+}
+
+fn target(py: Python<'_>, handler: Py<PyAny>, context: Py<PyAny>) -> PyResult<Target> {
+    let inbox = Py::new(
+        py,
+        NetInbox {
+            handler: Some(handler),
+            queue: Default::default(),
+        },
+    )?;
+    Ok(Target { inbox, context })
+}
+
+/// A forgotten target's pending events are dropped; its scheduled callbacks find
+/// an empty inbox.
+fn forget(py: Python<'_>, target: Target) {
+    let mut inbox = target.inbox.borrow_mut(py);
+    inbox.handler = None;
+    inbox.queue.clear();
 }
 
 fn hosts(ids: Vec<u32>) -> Vec<HostId> {
@@ -183,7 +427,64 @@ impl NetCore {
             net: Network::new(),
             deliver: Some(deliver),
             context: Some(context),
+            due: None,
             armed: None,
+            streams: HashMap::new(),
+            datagrams: HashMap::new(),
+        }
+    }
+
+    /// Make this object's `_due` the delivery timer's callback (a bound method of
+    /// the object itself, which `__new__` cannot take). Call once, before any event.
+    fn bind(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let due = slf.getattr(pyo3::intern!(slf.py(), "_due"))?.unbind();
+        slf.borrow_mut().due = Some(due);
+        Ok(())
+    }
+
+    /// `side` of `conn`'s events go to `handler(kind, ...)`, run in `context`:
+    /// `("data", bytes)`, `("eof",)`, `("reset",)`, `("writable",)`,
+    /// `("connected", local, peer)`, `("refused",)`.
+    fn register_stream(
+        &mut self,
+        py: Python<'_>,
+        conn: u64,
+        side: u8,
+        handler: Py<PyAny>,
+        context: Py<PyAny>,
+    ) -> PyResult<()> {
+        let target = target(py, handler, context)?;
+        if let Some(old) = self.streams.insert((conn, side), target) {
+            forget(py, old);
+        }
+        Ok(())
+    }
+
+    /// `side` of `conn` hears nothing more (events already popped are dropped).
+    fn forget_stream(&mut self, py: Python<'_>, conn: u64, side: u8) {
+        if let Some(old) = self.streams.remove(&(conn, side)) {
+            forget(py, old);
+        }
+    }
+
+    /// `socket`'s datagrams go to `handler("datagram", (ip, port), bytes)` in `context`.
+    fn register_datagram(
+        &mut self,
+        py: Python<'_>,
+        socket: u64,
+        handler: Py<PyAny>,
+        context: Py<PyAny>,
+    ) -> PyResult<()> {
+        let target = target(py, handler, context)?;
+        if let Some(old) = self.datagrams.insert(socket, target) {
+            forget(py, old);
+        }
+        Ok(())
+    }
+
+    fn forget_datagram(&mut self, py: Python<'_>, socket: u64) {
+        if let Some(old) = self.datagrams.remove(&socket) {
+            forget(py, old);
         }
     }
 
@@ -523,83 +824,50 @@ impl NetCore {
         self.net.next_event_time()
     }
 
-    /// The events due now, in order, as tuples:
-    /// `("accept", listener, conn, local, peer)`, `("connected", conn, local, peer)`,
-    /// `("refused", conn)`, `("data", conn, side, bytes)`, `("eof", conn, side)`,
-    /// `("reset", conn, side)`, `("writable", conn, side)`, `("datagram", socket, from, bytes)`; addresses are
-    /// `(ip, port)` and `side` is 0 (client) or 1 (server).
-    fn pop<'py>(&mut self, loop_core: &Bound<'py, LoopCore>) -> PyResult<Bound<'py, PyList>> {
-        let py = loop_core.py();
-        let now = loop_core.borrow().now_ns();
-        if self
-            .armed
-            .as_ref()
-            .is_some_and(|(deadline, _)| *deadline <= now)
-        {
-            self.armed = None;
+    /// The delivery timer fired: hand the events due now, in order, to their
+    /// transports. The first, if it has a handler, is handled right here, in its
+    /// transport's context: a lone segment costs this one loop step and one Python
+    /// call. See `dispatch` for the rest.
+    fn _due(slf: &Bound<'_, Self>, loop_core: &Bound<'_, LoopCore>) -> PyResult<()> {
+        let py = slf.py();
+        let Some((inbox, context)) = slf.borrow_mut().dispatch(loop_core)? else {
+            return Ok(());
+        };
+        // The borrow is released: the handler writes, reads and closes through
+        // this object.
+        // SAFETY: `context` is a live `contextvars.Context` owned here for the call.
+        if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
+            // Already entered (never so for a transport's own context): give the
+            // event a step of its own instead.
+            drop(PyErr::take(py));
+            LoopCore::schedule(
+                loop_core,
+                "net",
+                None,
+                inbox.bind(py).as_any(),
+                &PyTuple::empty(py),
+                Some(context.bind(py).clone()),
+            )?;
+            return Ok(());
         }
-        let out = PyList::empty(py);
-        for event in self.net.pop_due(now) {
-            let item = match event {
-                NetEvent::Accept {
-                    listener,
-                    conn,
-                    local,
-                    peer,
-                } => (
-                    "accept",
-                    listener.0,
-                    conn.0,
-                    address_tuple(local),
-                    address_tuple(peer),
-                )
-                    .into_pyobject(py)?
-                    .into_any(),
-                NetEvent::Connected { conn, local, peer } => (
-                    "connected",
-                    conn.0,
-                    address_tuple(local),
-                    address_tuple(peer),
-                )
-                    .into_pyobject(py)?
-                    .into_any(),
-                NetEvent::Refused { conn } => ("refused", conn.0).into_pyobject(py)?.into_any(),
-                NetEvent::Data { conn, side, bytes } => {
-                    ("data", conn.0, side_index(side), PyBytes::new(py, &bytes))
-                        .into_pyobject(py)?
-                        .into_any()
-                }
-                NetEvent::Eof { conn, side } => ("eof", conn.0, side_index(side))
-                    .into_pyobject(py)?
-                    .into_any(),
-                NetEvent::Reset { conn, side } => ("reset", conn.0, side_index(side))
-                    .into_pyobject(py)?
-                    .into_any(),
-                NetEvent::Writable { conn, side } => ("writable", conn.0, side_index(side))
-                    .into_pyobject(py)?
-                    .into_any(),
-                NetEvent::Datagram {
-                    socket,
-                    from,
-                    bytes,
-                } => (
-                    "datagram",
-                    socket.0,
-                    address_tuple(from),
-                    PyBytes::new(py, &bytes),
-                )
-                    .into_pyobject(py)?
-                    .into_any(),
-            };
-            out.append(item)?;
+        let result = NetInbox::__call__(inbox.bind(py));
+        // SAFETY: exits the context entered above.
+        if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
         }
-        self.arm(loop_core)?;
-        Ok(out)
+        result
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for object in [&self.deliver, &self.context].into_iter().flatten() {
+        for object in [&self.deliver, &self.context, &self.due]
+            .into_iter()
+            .flatten()
+        {
             visit.call(object)?;
+        }
+        for target in self.streams.values().chain(self.datagrams.values()) {
+            visit.call(&target.inbox)?;
+            visit.call(&target.context)?;
         }
         if let Some((_, handle)) = &self.armed {
             visit.call(handle)?;
@@ -610,10 +878,14 @@ impl NetCore {
     fn __clear__(&mut self) {
         self.deliver = None;
         self.context = None;
+        self.due = None;
         self.armed = None;
+        self.streams.clear();
+        self.datagrams.clear();
     }
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<NetCore>()
+    module.add_class::<NetCore>()?;
+    module.add_class::<NetInbox>()
 }
