@@ -482,6 +482,20 @@ impl<T> Engine<T> {
         }
     }
 
+    /// Move the clock to a timer's `deadline` and make what falls due ready; past the
+    /// time budget the run ends instead (`Some`), and the clock stays where it is, so
+    /// the report shows the timers due.
+    fn jump_to(&mut self, deadline: u64) -> Option<Next<T>> {
+        if deadline > self.time_limit_ns {
+            return Some(self.exhaust(BudgetKind::Time));
+        }
+        self.log.clock(deadline - self.now_ns);
+        self.now_ns = deadline;
+        self.steps_since_clock_moved = 0;
+        self.move_due_timers();
+        None
+    }
+
     /// The next callback to run, advancing the virtual clock if nothing is ready.
     pub fn next_step(&mut self) -> Result<Next<T>, EngineError> {
         if let BudgetPhase::Spent(kind) = self.phase {
@@ -494,14 +508,9 @@ impl<T> Engine<T> {
                 // Only timers that never fire (an infinite sleep) are left: idle.
                 _ => return Ok(Next::Idle),
             };
-            if deadline > self.time_limit_ns {
-                // The clock stays where it is, so the report shows the timers due.
-                return Ok(self.exhaust(BudgetKind::Time));
+            if let Some(spent) = self.jump_to(deadline) {
+                return Ok(spent);
             }
-            self.log.clock(deadline - self.now_ns);
-            self.now_ns = deadline;
-            self.steps_since_clock_moved = 0;
-            self.move_due_timers();
         }
         if self.steps_since_clock_moved >= self.livelock_steps {
             // A real loop's clock runs while callbacks run, so a busy stretch never
@@ -511,14 +520,10 @@ impl<T> Engine<T> {
             // to wait for, nothing can change: a livelock.
             match self.timers.next_deadline() {
                 Some(deadline) if deadline != NEVER => {
-                    if deadline > self.time_limit_ns {
-                        return Ok(self.exhaust(BudgetKind::Time));
+                    if let Some(spent) = self.jump_to(deadline) {
+                        return Ok(spent);
                     }
-                    self.log.clock(deadline - self.now_ns);
-                    self.now_ns = deadline;
-                    self.steps_since_clock_moved = 0;
                     self.busy_advances += 1;
-                    self.move_due_timers();
                 }
                 // Reported before anything is taken, so the spinning callback stays
                 // ready and teardown can still cancel its task.
