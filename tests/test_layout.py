@@ -179,7 +179,7 @@ def test_every_module_of_the_package_is_in_the_graph() -> None:
 #: Python names for values the engine defines: each must be the engine's own value,
 #: read from ``_core``, never a copy that could drift from it.
 ENGINE_CONSTANTS = [
-    ("simloom.loop", "DEFAULT_LIVELOCK_STEPS", "DEFAULT_LIVELOCK_STEPS"),
+    ("simloom._config", "DEFAULT_LIVELOCK_STEPS", "DEFAULT_LIVELOCK_STEPS"),
     ("simloom.tape", "MAX_GAP", "MAX_GAP"),
     ("simloom._scheduler", "DEFAULT_PCT_DEPTH", "DEFAULT_PCT_DEPTH"),
     ("simloom._scheduler", "DEFAULT_PCT_HORIZON", "DEFAULT_PCT_HORIZON"),

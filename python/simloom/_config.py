@@ -26,12 +26,14 @@ from . import _boundary, _budgets, _core
 from ._validation import check_flag, check_int
 from .errors import SimloomUsageError
 
-__all__ = ["DEFAULT", "UniverseConfig", "config_from"]
+__all__ = ["DEFAULT", "DEFAULT_LIVELOCK_STEPS", "UniverseConfig", "config_from"]
 
 #: Steps in a row without the virtual clock moving after which it moves to the next
 #: pending timer (time passes on a real loop while callbacks run), or, with no timer
-#: pending, that count as a livelock (the engine defines it).
-DEFAULT_LIVELOCK_STEPS: int = _core.DEFAULT_LIVELOCK_STEPS
+#: pending, that count as a livelock. About a quarter of a second of spinning; raise
+#: it (``livelock_steps=``) for programs that do that much real work at one instant.
+#: (The engine defines it; ``simloom.loop`` re-exports it.)
+DEFAULT_LIVELOCK_STEPS = _core.DEFAULT_LIVELOCK_STEPS
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,7 +142,6 @@ class _Exploration:
             if self.options.budgets
             else config
         )
-        self.boundary = config.boundary
         self.check_determinism = check_determinism or self.options.check_determinism
         self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
@@ -187,7 +186,7 @@ class _Exploration:
                     self.test_id,
                     seed,
                     _scheduler_for_seed(self.scheduler, seed),
-                    boundary=self.boundary,
+                    boundary=self.config.boundary,
                     check_determinism=True,
                 )
             )
@@ -228,7 +227,7 @@ class _Exploration:
         )
         report = _report(
             self.test_id,
-            boundary=self.boundary,
+            boundary=self.config.boundary,
             how=how,
             seed=seed,
             scheduler=scheduler,
@@ -457,7 +456,7 @@ class _Exploration:
             shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
             self._fail(how=how, seed=seed, found=found, shrink=shrink)
         rerun = _rerun_command(
-            self.test_id, seed, _scheduler_for_seed(self.scheduler, seed), boundary=self.boundary
+            self.test_id, seed, _scheduler_for_seed(self.scheduler, seed), boundary=self.config.boundary
         )
         hypothesis_run, shrink = self._shrink(found.tape, f"{how}, seed {seed}; re-run: {rerun}")
         self._fail(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
 from . import _boundary, _budgets, _core, _lockstep, _patches, _watchdog
 from . import net as _net
-from ._config import UniverseConfig, config_from
+from ._config import DEFAULT_LIVELOCK_STEPS, UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
 from .errors import (
@@ -54,12 +54,6 @@ __all__ = ["DEFAULT_LIVELOCK_STEPS", "GC_INTERVAL_STEPS", "SimLoop"]
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
-
-#: Steps in a row without the virtual clock moving after which it moves to the next
-#: pending timer (time passes on a real loop while callbacks run), or, with no timer
-#: pending, that count as a livelock. About a quarter of a second of spinning; raise
-#: it (``livelock_steps=``) for programs that do that much real work at one instant.
-DEFAULT_LIVELOCK_STEPS = _core.DEFAULT_LIVELOCK_STEPS
 
 #: The young generations are collected every this many steps (GC is otherwise off
 #: during a run), so finalizers run at the same step in every replay.
