@@ -262,19 +262,19 @@ class StreamTransport(transports._FlowControlMixin):
             protocol = self._protocol
             if protocol is not None and not self._lost:
                 data = payload[0]
-                # Read: the peer's window opens by as much. (try/except, not
-                # contextlib.suppress: this runs once per segment.)
-                try:  # noqa: SIM105
-                    self._world._net.consumed(self._loop, self._conn, self._side, len(data))
-                except OSError:
-                    pass
-                if isinstance(protocol, asyncio.BufferedProtocol):
-                    _feed(protocol, data)
-                else:
-                    protocol.data_received(data)  # type: ignore[attr-defined]
+                self._consumed(len(data))
+                _feed(protocol, data)
                 return
         events.append((kind, *payload))
         self._handle_events()
+
+    def _consumed(self, nbytes: int) -> None:
+        """``nbytes`` were read: the peer's window opens by as much. (try/except,
+        not contextlib.suppress: this runs once per segment.)"""
+        try:  # noqa: SIM105
+            self._world._net.consumed(self._loop, self._conn, self._side, nbytes)
+        except OSError:
+            pass
 
     def _handle_events(self) -> None:
         events = self._inbox.events
@@ -284,9 +284,7 @@ class StreamTransport(transports._FlowControlMixin):
                 return  # paused, or no protocol yet: resume_reading/attach kicks again
             event = events.popleft()
             if kind == "data":
-                # Read (or, closing, discarded): the peer's window opens by as much.
-                with contextlib.suppress(OSError):
-                    self._world._net.consumed(self._loop, self._conn, self._side, len(event[1]))
+                self._consumed(len(event[1]))  # read, or (closing) discarded
                 if self._closing:
                     continue
                 assert self._protocol is not None
