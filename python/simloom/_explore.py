@@ -456,7 +456,10 @@ class _Exploration:
             shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
             self._fail(how=how, seed=seed, found=found, shrink=shrink)
         rerun = _rerun_command(
-            self.test_id, seed, _scheduler_for_seed(self.scheduler, seed), boundary=self.config.boundary
+            self.test_id,
+            seed,
+            _scheduler_for_seed(self.scheduler, seed),
+            boundary=self.config.boundary,
         )
         hypothesis_run, shrink = self._shrink(found.tape, f"{how}, seed {seed}; re-run: {rerun}")
         self._fail(
