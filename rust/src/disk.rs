@@ -8,7 +8,9 @@
 //! Owns: file contents, the namespace, open handles and their positions, capacity,
 //! and the crash outcome. Must not: touch Python, the clock, the ready set or the
 //! tape directly; every decision goes through the [`Choices`] it is handed (the
-//! engine in a universe, doubles in tests). It has no randomness of its own.
+//! engine in a universe, doubles in tests) and [`crate::choices::ask`], whose rules
+//! hold here as everywhere (a bound below 2 is not asked; an answer out of range is
+//! taken as 0 and reported misaligned). It has no randomness of its own.
 //!
 //! # State
 //!
@@ -93,7 +95,7 @@
 //! so a disk can come back over capacity; it then refuses to grow until space is
 //! freed.
 
-use crate::engine::{Engine, EngineError};
+use crate::choices::{ask, Choices};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::SeekFrom;
@@ -109,42 +111,6 @@ pub const TORN_PERCENT: u32 = 50;
 /// Largest file the model holds (EFBIG beyond), so a stray offset cannot exhaust
 /// the memory of the process running the simulation.
 pub const MAX_FILE_SIZE: u64 = 1 << 32;
-
-/// Where the disk's decisions come from: a labelled choice in `[0, bound)`, 0 being
-/// canonical. `percent` is the chance of a nonzero answer in seeded universes (`None`
-/// = uniform). An answer outside the bound is taken as 0.
-pub trait Choices {
-    type Error;
-    fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>)
-        -> Result<u64, Self::Error>;
-}
-
-/// In a universe the engine answers, so disk decisions are on the tape.
-impl<T> Choices for Engine<T> {
-    type Error = EngineError;
-    fn choose(
-        &mut self,
-        label: &str,
-        bound: u64,
-        percent: Option<u32>,
-    ) -> Result<u64, EngineError> {
-        Engine::choose(self, label, bound, percent)
-    }
-}
-
-/// Ask only real questions, and keep the answer in range.
-fn decide<C: Choices + ?Sized>(
-    choices: &mut C,
-    label: &str,
-    bound: u64,
-    percent: Option<u32>,
-) -> Result<u64, C::Error> {
-    if bound < 2 {
-        return Ok(0);
-    }
-    let value = choices.choose(label, bound, percent)?;
-    Ok(if value < bound { value } else { 0 })
-}
 
 /// An open file handle. Ids are never reused, so a handle from before a crash or a
 /// close stays closed.
@@ -772,7 +738,7 @@ impl Disk {
     /// anything, so an error from `choices` leaves the disk untouched.
     pub fn crash<C: Choices + ?Sized>(&mut self, choices: &mut C) -> Result<CrashReport, C::Error> {
         let dir_pending = self.journal.len();
-        let dir_survived = decide(choices, CRASH_DIR_LABEL, dir_pending as u64 + 1, None)? as usize;
+        let dir_survived = ask(choices, CRASH_DIR_LABEL, dir_pending as u64 + 1, None)? as usize;
         let mut names = self.durable_names.clone();
         for op in &self.journal[..dir_survived] {
             op.apply(&mut names);
@@ -786,10 +752,10 @@ impl Disk {
             if pending.is_empty() {
                 continue;
             }
-            let survived = decide(choices, CRASH_LABEL, pending.len() as u64 + 1, None)? as usize;
+            let survived = ask(choices, CRASH_LABEL, pending.len() as u64 + 1, None)? as usize;
             let torn = match pending.get(survived) {
                 Some(DataOp::Write { bytes, .. }) => {
-                    let kept = decide(choices, TORN_LABEL, bytes.len() as u64, Some(TORN_PERCENT))?;
+                    let kept = ask(choices, TORN_LABEL, bytes.len() as u64, Some(TORN_PERCENT))?;
                     (kept > 0).then_some(TornWrite {
                         kept: kept as usize,
                         len: bytes.len(),
@@ -925,90 +891,9 @@ fn check_path(path: &str) -> Result<(), DiskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Source;
+    use crate::choices::doubles::{Canonical, FailsAt, Lcg, OutOfRange, Scripted, SOURCE_RAISED};
+    use crate::engine::{Engine, Source};
     use crate::strategy::StrategyKind;
-    use std::collections::VecDeque;
-    use std::convert::Infallible;
-
-    /// Always the canonical answer; remembers what it was asked.
-    #[derive(Default)]
-    struct Zeros {
-        asked: Vec<(String, u64)>,
-    }
-
-    impl Choices for Zeros {
-        type Error = Infallible;
-        fn choose(&mut self, label: &str, bound: u64, _: Option<u32>) -> Result<u64, Infallible> {
-            self.asked.push((label.to_string(), bound));
-            Ok(0)
-        }
-    }
-
-    /// Scripted answers in order, then 0; remembers what it was asked.
-    struct Scripted {
-        answers: VecDeque<u64>,
-        asked: Vec<(String, u64)>,
-    }
-
-    impl Scripted {
-        fn new(answers: &[u64]) -> Scripted {
-            Scripted {
-                answers: answers.iter().copied().collect(),
-                asked: Vec::new(),
-            }
-        }
-    }
-
-    impl Choices for Scripted {
-        type Error = Infallible;
-        fn choose(&mut self, label: &str, bound: u64, _: Option<u32>) -> Result<u64, Infallible> {
-            self.asked.push((label.to_string(), bound));
-            Ok(self.answers.pop_front().unwrap_or(0))
-        }
-    }
-
-    /// A seeded linear congruential generator: arbitrary but repeatable answers.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, bound: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            if bound == 0 {
-                0
-            } else {
-                (self.0 >> 33) % bound
-            }
-        }
-
-        fn bytes(&mut self, max_len: u64) -> Vec<u8> {
-            let len = self.below(max_len + 1);
-            (0..len).map(|_| b'a' + self.below(26) as u8).collect()
-        }
-    }
-
-    impl Choices for Lcg {
-        type Error = Infallible;
-        fn choose(&mut self, _: &str, bound: u64, _: Option<u32>) -> Result<u64, Infallible> {
-            Ok(self.below(bound))
-        }
-    }
-
-    /// Fails on its `n`th question.
-    struct FailsAt(usize);
-
-    impl Choices for FailsAt {
-        type Error = &'static str;
-        fn choose(&mut self, _: &str, bound: u64, _: Option<u32>) -> Result<u64, &'static str> {
-            if self.0 == 0 {
-                return Err("source raised");
-            }
-            self.0 -= 1;
-            Ok(bound - 1)
-        }
-    }
 
     fn mode(mode: &str) -> OpenOptions {
         OpenOptions::parse(mode).unwrap()
@@ -1063,7 +948,7 @@ mod tests {
         assert_eq!(disk.size("log").unwrap(), 5);
         assert!(disk.exists("log"));
         assert_eq!(disk.list(""), vec!["log".to_string()]);
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert!(!disk.exists("log"), "nothing about it was ever synced");
     }
 
@@ -1089,7 +974,7 @@ mod tests {
         assert_eq!(text(&disk, "kept"), "Jello world");
         assert_eq!(disk.list(""), ["elsewhere", "empty", "kept", "new2"]);
 
-        let mut zeros = Zeros::default();
+        let mut zeros = Canonical::default();
         let report = disk.crash(&mut zeros).unwrap();
         assert!(report.is_canonical());
         let expected: BTreeMap<String, Vec<u8>> = [
@@ -1105,7 +990,7 @@ mod tests {
         // One journal question (4 entries pending), then each named file with
         // pending data, oldest first: "kept" (2 ops), "empty" (1 op).
         assert_eq!(
-            zeros.asked,
+            zeros.record.asked,
             asked(&[
                 ("disk.crash_dir", 5),
                 ("disk.crash", 3),
@@ -1120,9 +1005,9 @@ mod tests {
         let mut disk = Disk::new();
         put_synced(&mut disk, "a", b"data");
         disk.fsync_dir();
-        let mut zeros = Zeros::default();
+        let mut zeros = Canonical::default();
         let report = disk.crash(&mut zeros).unwrap();
-        assert!(zeros.asked.is_empty());
+        assert!(zeros.record.asked.is_empty());
         assert_eq!(report, CrashReport::default());
         assert_eq!(report.to_string(), "crash: nothing was unsynced");
         assert_eq!(text(&disk, "a"), "data");
@@ -1164,7 +1049,7 @@ mod tests {
             if answers[0] < 3 {
                 expected_asked.push(("disk.torn_at".to_string(), 4));
             }
-            assert_eq!(script.asked, expected_asked);
+            assert_eq!(script.record.asked, expected_asked);
             // The crash is over: what is there now is durable.
             disk.crash(&mut Lcg(7)).unwrap();
             assert_eq!(text(&disk, "wal"), expected);
@@ -1211,9 +1096,9 @@ mod tests {
         let mut disk = Disk::new();
         put_synced(&mut disk, "f", b"");
         append(&mut disk, "f", b"x");
-        let mut zeros = Zeros::default();
+        let mut zeros = Canonical::default();
         disk.crash(&mut zeros).unwrap();
-        assert_eq!(zeros.asked, asked(&[("disk.crash", 2)]));
+        assert_eq!(zeros.record.asked, asked(&[("disk.crash", 2)]));
     }
 
     /// Independent oracle: every content a crash may leave, given the durable
@@ -1321,7 +1206,7 @@ mod tests {
         };
 
         let (mut disk, _) = setup();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(
             text(&disk, "config"),
             "old",
@@ -1335,13 +1220,13 @@ mod tests {
 
         let (mut disk, _) = setup();
         disk.fsync_dir();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(text(&disk, "config"), "new");
         assert!(!disk.exists("config.tmp"));
 
         let (mut disk, fd) = setup();
         disk.fsync(fd).unwrap();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(text(&disk, "config"), "new");
         assert!(!disk.exists("config.tmp"));
 
@@ -1361,7 +1246,7 @@ mod tests {
         put_unsynced(&mut disk, "config.tmp", b"new");
         disk.rename("config.tmp", "config").unwrap();
         disk.fsync_dir();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(
             text(&disk, "config"),
             "",
@@ -1380,17 +1265,17 @@ mod tests {
             disk
         };
         let mut disk = setup();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(text(&disk, "lock"), "pid", "the delete was undone");
 
         let mut disk = setup();
         disk.fsync_dir();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert!(!disk.exists("lock"));
 
         let mut disk = setup();
         disk.sync();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert!(!disk.exists("lock"));
     }
 
@@ -1398,14 +1283,14 @@ mod tests {
     fn a_created_file_is_durable_once_fsynced_and_empty_without_its_data() {
         let mut disk = Disk::new();
         put_synced(&mut disk, "a", b"data");
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(text(&disk, "a"), "data");
 
         let mut disk = Disk::new();
         let fd = disk.open("b", &mode("wb")).unwrap();
         disk.fsync_dir();
         disk.write(fd, b"data").unwrap();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(text(&disk, "b"), "");
     }
 
@@ -1418,10 +1303,10 @@ mod tests {
         let fd = disk.open("mine", &mode("wb")).unwrap();
         disk.rename("old", "renamed").unwrap();
         disk.fsync(fd).unwrap();
-        let mut zeros = Zeros::default();
+        let mut zeros = Canonical::default();
         disk.crash(&mut zeros).unwrap();
         assert_eq!(disk.list(""), ["before", "mine", "old"]);
-        assert_eq!(zeros.asked, asked(&[("disk.crash_dir", 2)]));
+        assert_eq!(zeros.record.asked, asked(&[("disk.crash_dir", 2)]));
     }
 
     #[test]
@@ -1440,7 +1325,7 @@ mod tests {
                 let mut disk = build();
                 let mut script = Scripted::new(&[survived]);
                 let report = disk.crash(&mut script).unwrap();
-                assert_eq!(script.asked, asked(&[("disk.crash_dir", 4)]));
+                assert_eq!(script.record.asked, asked(&[("disk.crash_dir", 4)]));
                 assert_eq!(
                     (report.dir_pending, report.dir_survived),
                     (3, survived as usize)
@@ -1510,7 +1395,7 @@ mod tests {
         disk.delete("a").unwrap();
         disk.write(fd, b"abcdefgh").unwrap();
         disk.fsync(fd).unwrap();
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert_eq!(disk.list(""), ["a", "b"], "the delete of a was lost");
         assert_eq!(disk.used(), 16);
         let fd = disk.open("b", &mode("ab")).unwrap();
@@ -1639,7 +1524,7 @@ mod tests {
         let fd = disk.open("f", &mode("wb")).unwrap();
         disk.fsync(fd).unwrap();
         assert!(disk.is_open(fd));
-        disk.crash(&mut Zeros::default()).unwrap();
+        disk.crash(&mut Canonical::default()).unwrap();
         assert!(!disk.is_open(fd));
         assert_eq!(disk.write(fd, b"x"), Err(DiskError::IsClosed { fd }));
         let fresh = disk.open("f", &mode("rb")).unwrap();
@@ -1656,13 +1541,37 @@ mod tests {
         put_unsynced(&mut disk, "other", b"zz");
         let fd = disk.open("wal", &mode("rb")).unwrap();
         let before = snapshot(&disk);
-        assert_eq!(disk.crash(&mut FailsAt(2)), Err("source raised"));
+        assert_eq!(disk.crash(&mut FailsAt(2)), Err(SOURCE_RAISED));
         assert_eq!(snapshot(&disk), before);
         assert_eq!(disk.read(fd, 4).unwrap(), b"base", "handles stay open");
         let report = disk.crash(&mut FailsAt(usize::MAX)).unwrap();
         assert_eq!(text(&disk, "wal"), "baseAAAABBBBCCCC");
         assert_eq!(text(&disk, "other"), "zz");
         assert!(!report.is_canonical());
+    }
+
+    #[test]
+    fn an_answer_out_of_range_is_taken_as_zero_and_marked_misaligned() {
+        // A journal entry, a file with pending ops and a tear question: every answer
+        // is out of range, and the crash is the canonical one.
+        let mut disk = three_pending_appends();
+        disk.rename("wal", "wal.1").unwrap();
+        let mut canonical = disk.clone();
+        let expected = canonical.crash(&mut Canonical::default()).unwrap();
+        let mut out_of_range = OutOfRange {
+            extra: 5,
+            ..OutOfRange::default()
+        };
+        assert_eq!(disk.crash(&mut out_of_range).unwrap(), expected);
+        assert_eq!(snapshot(&disk), snapshot(&canonical));
+        assert_eq!(
+            out_of_range.record.misaligned,
+            [
+                ("disk.crash_dir".to_string(), 2, 7),
+                ("disk.crash".to_string(), 4, 9),
+                ("disk.torn_at".to_string(), 4, 9)
+            ]
+        );
     }
 
     #[test]
@@ -1796,13 +1705,13 @@ mod tests {
                 "seed {seed}"
             );
 
-            let report = disk.crash(&mut Zeros::default()).unwrap();
+            let report = disk.crash(&mut Canonical::default()).unwrap();
             assert!(report.is_canonical(), "seed {seed}");
             // A canonical crash is idempotent: nothing is pending any more.
             let after = snapshot(&disk);
-            let mut zeros = Zeros::default();
+            let mut zeros = Canonical::default();
             disk.crash(&mut zeros).unwrap();
-            assert!(zeros.asked.is_empty());
+            assert!(zeros.record.asked.is_empty());
             assert_eq!(snapshot(&disk), after);
         }
     }
@@ -1824,7 +1733,7 @@ mod tests {
         assert!(fifo.tape().is_empty());
         let mut canonical = three_pending_appends();
         random_program(&mut canonical, 11);
-        canonical.crash(&mut Zeros::default()).unwrap();
+        canonical.crash(&mut Canonical::default()).unwrap();
         assert_eq!(fifo_state, snapshot(&canonical));
 
         let mut deviated = 0;

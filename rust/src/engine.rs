@@ -8,6 +8,7 @@
 //! callbacks (a timer that fell due counts as a ready callback), or a labelled choice
 //! with a bound of two or more.
 
+use crate::choices::Choices;
 use crate::eventlog::EventLog;
 use crate::ready::ReadySet;
 use crate::strategy::{Question, Strategy, StrategyKind};
@@ -726,6 +727,39 @@ impl<T> Engine<T> {
             .iter()
             .map(|(_, e)| e)
             .chain(self.timers.iter().map(|(_, _, e)| e))
+    }
+}
+
+/// In a universe the engine answers every model's questions, so their decisions are
+/// on the tape. A model that got an answer outside its bound (which the engine never
+/// gives: it validates replayed values itself) reports it here, and it is treated as
+/// a replayed value that does not fit: lenient replay marks the universe misaligned
+/// (a `misalign` event for the decision just made), strict replay fails.
+impl<T> Choices for Engine<T> {
+    type Error = EngineError;
+
+    fn choose(
+        &mut self,
+        label: &str,
+        bound: u64,
+        percent: Option<u32>,
+    ) -> Result<u64, EngineError> {
+        Engine::choose(self, label, bound, percent)
+    }
+
+    fn mark_misaligned(&mut self, label: &str, bound: u64, value: u64) -> Result<(), EngineError> {
+        let index = self.decisions.saturating_sub(1);
+        if let Source::Replay { strict: true, .. } = self.source {
+            return Err(EngineError::Misaligned {
+                index,
+                label: label.to_string(),
+                bound,
+                value,
+            });
+        }
+        self.misaligned = true;
+        self.log.misalign(index);
+        Ok(())
     }
 }
 

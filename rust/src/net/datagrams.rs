@@ -6,6 +6,7 @@ use super::events::{NetEvent, Scheduled};
 use super::hosts::PortKind;
 use super::ids::{DatagramSocketId, HostId};
 use super::{ask, Choices, Network};
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
 /// Label of the datagram drop choice.
@@ -114,7 +115,7 @@ impl Network {
     /// across a blocked path, loses it silently, as the real network would.
     pub fn send_datagram(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         socket: DatagramSocketId,
         to: SocketAddr,
         bytes: Vec<u8>,
@@ -267,7 +268,7 @@ mod tests {
         let sender = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
         let receiver = net.bind_datagram(hosts[1], address(2, 53)).unwrap();
         // Datagram 1 is dropped; of the rest (0, 2, 3), 0 is duplicated and 2 reordered.
-        let mut choices = Scripted::new(&[
+        let mut choices = Scripted::per_label(&[
             (DATAGRAM_DROP_LABEL, &[0, 1, 0, 0]),
             (DATAGRAM_DUPLICATE_LABEL, &[1, 0, 0]),
             (DATAGRAM_REORDER_LABEL, &[0, 1, 0]),

@@ -8,6 +8,7 @@ use super::error::{check_delay, check_percent, NetError};
 use super::ids::HostId;
 use super::{ask, Choices, Network, MAX_DELAY_NS};
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 
 /// Label of the latency choice (streams and datagrams).
 pub const LATENCY_LABEL: &str = "net.latency";
@@ -153,14 +154,24 @@ impl Network {
             .unwrap_or(self.default_link)
     }
 
-    pub(super) fn draw_latency(&self, choices: &mut dyn Choices, src: HostId, dst: HostId) -> u64 {
+    pub(super) fn draw_latency(
+        &self,
+        choices: &mut dyn Choices<Error = Infallible>,
+        src: HostId,
+        dst: HostId,
+    ) -> u64 {
         let shape = self.link(src, dst);
         let spread = shape.max_latency_ns - shape.min_latency_ns;
         shape.min_latency_ns + ask(choices, LATENCY_LABEL, spread + 1, None)
     }
 
     /// Latency plus the retransmission delay of a stream segment.
-    pub(super) fn draw_transit(&self, choices: &mut dyn Choices, src: HostId, dst: HostId) -> u64 {
+    pub(super) fn draw_transit(
+        &self,
+        choices: &mut dyn Choices<Error = Infallible>,
+        src: HostId,
+        dst: HostId,
+    ) -> u64 {
         let latency = self.draw_latency(choices, src, dst);
         let loss_percent = self.link(src, dst).loss_percent;
         if loss_percent == 0 {
@@ -196,7 +207,7 @@ impl Network {
     /// `partition` or `block`); held segments leave in order.
     pub fn heal_between(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         side_a: &[HostId],
         side_b: &[HostId],
         now_ns: u64,
@@ -216,7 +227,7 @@ impl Network {
     }
 
     /// Lift every partition, block and clog; held segments leave in order.
-    pub fn heal(&mut self, choices: &mut dyn Choices, now_ns: u64) {
+    pub fn heal(&mut self, choices: &mut dyn Choices<Error = Infallible>, now_ns: u64) {
         let now = self.advance(now_ns);
         self.reachability = Reachability::default();
         self.release_held(choices, now);
@@ -235,7 +246,7 @@ impl Network {
 
     pub fn unblock(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         src: HostId,
         dst: HostId,
         now_ns: u64,
@@ -266,7 +277,7 @@ impl Network {
 
     pub fn unclog_node_out(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         host: HostId,
         now_ns: u64,
     ) -> Result<(), NetError> {
@@ -279,7 +290,7 @@ impl Network {
 
     pub fn unclog_node_in(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         host: HostId,
         now_ns: u64,
     ) -> Result<(), NetError> {
@@ -340,7 +351,7 @@ mod tests {
             },
         );
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
-        let mut choices = Scripted::new(&[(LATENCY_LABEL, &[9 * MS, 0])]);
+        let mut choices = Scripted::per_label(&[(LATENCY_LABEL, &[9 * MS, 0])]);
         net.send(&mut choices, conn, Side::Client, b"slow", start)
             .unwrap();
         net.partition(&[hosts[0]], &[hosts[1]]).unwrap();

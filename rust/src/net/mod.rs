@@ -6,8 +6,12 @@
 //! everything it delivers, and the state of every connection, listener and datagram
 //! socket. Must not: know about Python or asyncio, read or advance a clock (every
 //! call that can schedule something is told `now_ns`), or draw randomness of its
-//! own. Every nondeterministic decision goes through [`Choices`], which the engine
-//! implements with its tape; choice 0 is always canonical.
+//! own. Every nondeterministic decision goes through [`Choices`] (the one choice
+//! interface, `crate::choices`), which the engine implements with its tape; choice 0
+//! is always canonical, and an answer out of range is taken as 0 and reported
+//! misaligned. The network's calls run to the end, so its source cannot fail
+//! (`Error = Infallible`): the driver wraps the engine in a `Latch` and raises the
+//! source's first error after the call.
 //!
 //! # How a driver uses it
 //!
@@ -81,10 +85,13 @@
 //! orders it), `error` ([`NetError`]), `hosts` (addresses, ports, crashes), `links`
 //! (link shapes, partitions, blocks, clogs), `streams` (listeners, connections and
 //! their pipes, resets, held segments), `datagrams` (sockets and their faults). This
-//! file holds [`Network`] itself, [`Choices`] and the network-wide property tests;
-//! `test_support` the test doubles every test module shares.
+//! file holds [`Network`] itself, its `ask` and the network-wide property tests;
+//! `test_support` the helpers every test module shares (the choice doubles are
+//! `crate::choices::doubles`, shared with the disk's tests).
 
+use crate::choices::Choices;
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
 mod datagrams;
@@ -120,21 +127,17 @@ pub use self::streams::{DEFAULT_STREAM_WINDOW, MAX_STREAM_WINDOW, SEGMENT_LABEL}
 /// that no sum of them can overflow the nanosecond clock.
 pub const MAX_DELAY_NS: u64 = 3_600 * 1_000_000_000;
 
-/// Where the network's decisions come from. The engine answers from its tape; tests
-/// answer from scripts.
-pub trait Choices {
-    /// A choice in `[0, bound)` labelled `label`; 0 is canonical. `percent` is the
-    /// chance of a nonzero answer for a fault, `None` for a uniform draw. Answers at or
-    /// above `bound` are clamped to `bound - 1`.
-    fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> u64;
-}
-
-/// Ask for a choice only when there is an alternative; clamp a careless answer.
-fn ask(choices: &mut dyn Choices, label: &str, bound: u64, percent: Option<u32>) -> u64 {
-    if bound < 2 {
-        return 0;
-    }
-    choices.choose(label, bound, percent).min(bound - 1)
+/// Ask through the one choice rule ([`crate::choices::ask`]). The network's calls
+/// must run to the end, so its source cannot fail: the driver hands it a
+/// [`crate::choices::Latch`] and raises the source's error after the call.
+fn ask(
+    choices: &mut dyn Choices<Error = Infallible>,
+    label: &str,
+    bound: u64,
+    percent: Option<u32>,
+) -> u64 {
+    let Ok(value) = crate::choices::ask(choices, label, bound, percent);
+    value
 }
 
 /// The simulated network of one universe.
@@ -206,10 +209,11 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::test_support::{
-        address, data, established, network, received, run_until, run_until_idle, Canonical, Lcg,
-        MS,
+        address, data, established, network, received, run_until, run_until_idle, Canonical,
+        FailsAt, Lcg, OutOfRange, MS,
     };
     use super::*;
+    use crate::choices::Latch;
     use std::collections::BTreeSet;
 
     // ------------------------------------------------------------- choices
@@ -224,7 +228,7 @@ mod tests {
         let socket = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
         net.send_datagram(&mut choices, socket, address(2, 53), b"x".to_vec(), start)
             .unwrap();
-        assert!(choices.asked.is_empty(), "{:?}", choices.asked);
+        assert!(choices.record.asked.is_empty(), "{:?}", choices.record);
 
         net.set_default_link(LinkShape {
             min_latency_ns: MS,
@@ -241,7 +245,7 @@ mod tests {
         net.send_datagram(&mut choices, socket, address(2, 53), b"x".to_vec(), start)
             .unwrap();
         assert_eq!(
-            choices.asked,
+            choices.record.labels(),
             [
                 LATENCY_LABEL,
                 LOSS_LABEL,
@@ -253,6 +257,79 @@ mod tests {
                 DATAGRAM_REORDER_LABEL
             ]
         );
+    }
+
+    /// Two hosts on a shaped, lossy link with every datagram fault; one connect, one
+    /// write and one datagram, with choices from `choices`. Returns the events.
+    fn one_of_each(choices: &mut dyn Choices<Error = Infallible>) -> Vec<(u64, NetEvent)> {
+        let (mut net, hosts) = network(
+            2,
+            LinkShape {
+                min_latency_ns: MS,
+                max_latency_ns: 9 * MS,
+                loss_percent: 50,
+            },
+        );
+        net.set_datagram_loss(50).unwrap();
+        net.set_datagram_duplication(50).unwrap();
+        net.set_datagram_reorder(50).unwrap();
+        net.set_segmentation(50).unwrap();
+        net.listen(hosts[1], address(2, 80), 8).unwrap();
+        let conn = net.connect(choices, hosts[0], address(2, 80), 0).unwrap();
+        let mut events = run_until_idle(&mut net);
+        let now = events.last().map_or(0, |(at, _)| *at);
+        net.send(choices, conn, Side::Client, b"hello", now)
+            .unwrap();
+        let socket = net.bind_datagram(hosts[0], address(1, 53)).unwrap();
+        net.bind_datagram(hosts[1], address(2, 53)).unwrap();
+        net.send_datagram(choices, socket, address(2, 53), b"x".to_vec(), now)
+            .unwrap();
+        events.extend(run_until_idle(&mut net));
+        events
+    }
+
+    #[test]
+    fn an_answer_out_of_range_is_taken_as_zero_and_marked_misaligned() {
+        let mut canonical = Canonical::default();
+        let expected = one_of_each(&mut canonical);
+        let mut out_of_range = OutOfRange {
+            extra: 1,
+            ..OutOfRange::default()
+        };
+        assert_eq!(one_of_each(&mut out_of_range), expected);
+        assert_eq!(out_of_range.record.asked, canonical.record.asked);
+        let told: Vec<(String, u64, u64)> = canonical
+            .record
+            .asked
+            .iter()
+            .map(|(label, bound)| (label.clone(), *bound, bound + 1))
+            .collect();
+        assert_eq!(
+            out_of_range.record.misaligned, told,
+            "every answer was reported"
+        );
+        assert!(canonical.record.labels().contains(&SEGMENT_LABEL));
+    }
+
+    #[test]
+    fn a_failing_source_lets_the_call_finish_canonically_and_keeps_its_error() {
+        // The source answers its largest value twice, then fails: the rest of the
+        // universe runs on canonical answers, and the error is there to raise.
+        let mut latch = Latch::new(FailsAt(2));
+        let events = one_of_each(&mut latch);
+        assert_eq!(
+            latch.take_error(),
+            Some(crate::choices::doubles::SOURCE_RAISED)
+        );
+        let mut canonical = Canonical::default();
+        assert_ne!(
+            events,
+            one_of_each(&mut canonical),
+            "the first two answers counted"
+        );
+        assert!(events
+            .iter()
+            .any(|(_, e)| matches!(e, NetEvent::Datagram { .. })));
     }
 
     /// What one randomly driven universe did.
@@ -270,7 +347,7 @@ mod tests {
     /// Three hosts, listeners on the second and third, lossy shaped links and every
     /// datagram fault; a workload of connects, sends, half-closes, partitions, blocks,
     /// clogs, resets and crashes driven by `seed`, with choices from `choices`.
-    fn random_universe(seed: u64, choices: &mut dyn Choices) -> Universe {
+    fn random_universe(seed: u64, choices: &mut dyn Choices<Error = Infallible>) -> Universe {
         let (mut net, hosts) = network(
             3,
             LinkShape {
@@ -533,6 +610,9 @@ mod tests {
         delivered.extend(run_until_idle(&mut net));
         expected.sort_by_key(|(at, _)| *at);
         assert_eq!(delivered, expected);
-        assert!(choices.asked.len() > 1000, "the faults were asked about");
+        assert!(
+            choices.record.asked.len() > 1000,
+            "the faults were asked about"
+        );
     }
 }

@@ -9,6 +9,7 @@ use super::hosts::PortKind;
 use super::ids::{ConnId, HostId, ListenerId, Side};
 use super::{ask, Choices, Network};
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
 /// The label of the choice that splits a stream write into several reads.
@@ -246,7 +247,7 @@ impl Network {
     /// blocked path nothing happens until the path reopens.
     pub fn connect(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         from: HostId,
         to: SocketAddr,
         now_ns: u64,
@@ -299,7 +300,7 @@ impl Network {
     /// bytes taken may arrive as several `Data` events (see [`SEGMENT_LABEL`]).
     pub fn send(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         conn: ConnId,
         from_side: Side,
         bytes: impl AsRef<[u8]>,
@@ -429,7 +430,7 @@ impl Network {
     /// already shut side does nothing.
     pub fn shutdown_write(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         conn: ConnId,
         side: Side,
         now_ns: u64,
@@ -451,7 +452,7 @@ impl Network {
     /// nothing.
     pub fn close(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         conn: ConnId,
         side: Side,
         now_ns: u64,
@@ -508,7 +509,13 @@ impl Network {
         Ok(())
     }
 
-    fn shut_write(&mut self, choices: &mut dyn Choices, conn: ConnId, side: Side, now: u64) {
+    fn shut_write(
+        &mut self,
+        choices: &mut dyn Choices<Error = Infallible>,
+        conn: ConnId,
+        side: Side,
+        now: u64,
+    ) {
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.write_shut[side.index()] = true;
         }
@@ -527,7 +534,7 @@ impl Network {
     /// A SYN also draws the transit of its answer.
     fn transmit(
         &mut self,
-        choices: &mut dyn Choices,
+        choices: &mut dyn Choices<Error = Infallible>,
         conn: ConnId,
         from: Side,
         segment: Segment,
@@ -825,7 +832,7 @@ impl Network {
 
     /// After paths reopened: held segments leave, connection by connection (id order),
     /// client direction first, each in order, drawing its transit now.
-    pub(super) fn release_held(&mut self, choices: &mut dyn Choices, now: u64) {
+    pub(super) fn release_held(&mut self, choices: &mut dyn Choices<Error = Infallible>, now: u64) {
         let waiting: Vec<(ConnId, Side)> = self
             .connections
             .iter()
@@ -1066,7 +1073,7 @@ mod tests {
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
         // Later segments draw shorter latencies; they must still arrive after earlier ones.
         let extra = [9 * MS, 0, 5 * MS, 0, 2 * MS, 8 * MS, 0];
-        let mut choices = Scripted::new(&[(LATENCY_LABEL, &extra)]);
+        let mut choices = Scripted::per_label(&[(LATENCY_LABEL, &extra)]);
         let mut expected = Vec::new();
         let mut previous_arrival = 0;
         for (i, extra_ns) in extra.iter().enumerate() {
@@ -1092,7 +1099,7 @@ mod tests {
         );
         net.set_retransmission(100 * MS, 3).unwrap();
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
-        let mut choices = Scripted::new(&[(LOSS_LABEL, &[0, 2, 0])]);
+        let mut choices = Scripted::per_label(&[(LOSS_LABEL, &[0, 2, 0])]);
         for (i, bytes) in [b"one", b"two", b"six"].iter().enumerate() {
             let now = start + i as u64 * MS;
             net.send(&mut choices, conn, Side::Client, bytes, now)
@@ -1121,7 +1128,7 @@ mod tests {
             },
         );
         let (conn, start) = established(&mut net, hosts[0], hosts[1]);
-        let mut choices = Scripted::new(&[(LATENCY_LABEL, &[4 * MS, 0, 0])]);
+        let mut choices = Scripted::per_label(&[(LATENCY_LABEL, &[4 * MS, 0, 0])]);
         net.send(&mut choices, conn, Side::Client, b"x", start)
             .unwrap();
         net.send(&mut choices, conn, Side::Client, b"y", start)
@@ -1258,7 +1265,7 @@ mod tests {
             )]
         );
         assert_eq!(net.send_room(conn, Side::Client), Ok(10));
-        assert!(choices.asked.is_empty());
+        assert!(choices.record.asked.is_empty());
         assert!(net.set_stream_window(0).is_err());
     }
 
@@ -1270,8 +1277,8 @@ mod tests {
         let mut canonical = Canonical::default();
         net.send(&mut canonical, conn, Side::Client, b"whole", start)
             .unwrap();
-        assert_eq!(canonical.asked, [SEGMENT_LABEL]);
-        let mut cuts = Scripted::new(&[(SEGMENT_LABEL, &[2, 1])]);
+        assert_eq!(canonical.record.labels(), [SEGMENT_LABEL]);
+        let mut cuts = Scripted::per_label(&[(SEGMENT_LABEL, &[2, 1])]);
         net.send(&mut cuts, conn, Side::Client, b"abcdef", start)
             .unwrap();
         assert!(cuts.exhausted());

@@ -1,88 +1,15 @@
-//! Test doubles and helpers shared by the network's unit tests: canonical, scripted
-//! and seeded [`Choices`], a network of numbered hosts, and running it until idle.
+//! Helpers shared by the network's unit tests: the choice doubles every model's tests
+//! share (from [`crate::choices::doubles`]), a network of numbered hosts, and running
+//! it until idle.
 
 use super::events::NetEvent;
 use super::ids::{ConnId, HostId, Side};
 use super::links::LinkShape;
-use super::{Choices, Network};
-use std::collections::{BTreeMap, VecDeque};
+use super::Network;
+pub(super) use crate::choices::doubles::{Canonical, FailsAt, Lcg, OutOfRange, Scripted};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub(super) const MS: u64 = 1_000_000;
-
-/// The canonical universe: answers 0 to everything, remembering what it was asked.
-#[derive(Default)]
-pub(super) struct Canonical {
-    pub(super) asked: Vec<String>,
-}
-
-impl Choices for Canonical {
-    fn choose(&mut self, label: &str, _bound: u64, _percent: Option<u32>) -> u64 {
-        self.asked.push(label.to_string());
-        0
-    }
-}
-
-/// Replays scripted answers per label, in order; 0 once a label's script runs out.
-#[derive(Default)]
-pub(super) struct Scripted {
-    answers: BTreeMap<&'static str, VecDeque<u64>>,
-}
-
-impl Scripted {
-    pub(super) fn new(script: &[(&'static str, &[u64])]) -> Scripted {
-        Scripted {
-            answers: script
-                .iter()
-                .map(|(label, answers)| (*label, answers.iter().copied().collect()))
-                .collect(),
-        }
-    }
-
-    pub(super) fn exhausted(&self) -> bool {
-        self.answers.values().all(VecDeque::is_empty)
-    }
-}
-
-impl Choices for Scripted {
-    fn choose(&mut self, label: &str, bound: u64, _percent: Option<u32>) -> u64 {
-        let answer = self
-            .answers
-            .get_mut(label)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or(0);
-        assert!(answer < bound, "{label}: scripted {answer} ≥ bound {bound}");
-        answer
-    }
-}
-
-/// A seeded linear congruential generator that honours `percent` like the seeded
-/// strategies do.
-pub(super) struct Lcg(pub(super) u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    pub(super) fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-}
-
-impl Choices for Lcg {
-    fn choose(&mut self, _label: &str, bound: u64, percent: Option<u32>) -> u64 {
-        match percent {
-            Some(percent) if self.below(100) < percent as u64 => 1 + self.below(bound - 1),
-            Some(_) => 0,
-            None => self.below(bound),
-        }
-    }
-}
 
 pub(super) fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))

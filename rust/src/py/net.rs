@@ -19,7 +19,8 @@
 
 use super::handle::Handle;
 use super::loop_core::LoopCore;
-use crate::engine::{Engine, EngineError};
+use crate::choices::Latch;
+use crate::engine::Engine;
 use crate::net::{
     ConnId, DatagramSocketId, HostId, LinkShape, ListenerId, NetError, NetEvent, Network, Side,
 };
@@ -82,27 +83,9 @@ impl NetInbox {
     }
 }
 
-/// The engine answering the network's questions. The model's `Choices` cannot fail,
-/// so the first error of the source is kept here and raised after the call.
-struct TapeChoices<'a> {
-    engine: &'a mut Engine<Py<Handle>>,
-    error: Option<EngineError>,
-}
-
-impl crate::net::Choices for TapeChoices<'_> {
-    fn choose(&mut self, label: &str, bound: u64, percent: Option<u32>) -> u64 {
-        if self.error.is_some() {
-            return 0;
-        }
-        match self.engine.choose(label, bound, percent) {
-            Ok(value) => value,
-            Err(error) => {
-                self.error = Some(error);
-                0
-            }
-        }
-    }
-}
+/// The engine answering the network's questions. The network's calls cannot fail
+/// half way, so the latch keeps the source's first error to raise after the call.
+type TapeChoices<'a> = Latch<&'a mut Engine<Py<Handle>>>;
 
 fn side_of(index: u8) -> PyResult<Side> {
     match index {
@@ -192,12 +175,9 @@ impl NetCore {
         let outcome = {
             let mut core = loop_core.borrow_mut();
             let now = core.now_ns();
-            let mut choices = TapeChoices {
-                engine: core.engine_mut(),
-                error: None,
-            };
+            let mut choices: TapeChoices<'_> = Latch::new(core.engine_mut());
             let outcome = call(&mut self.net, &mut choices, now);
-            if let Some(error) = choices.error.take() {
+            if let Some(error) = choices.take_error() {
                 return Err(core.fail_source(py, error));
             }
             outcome
