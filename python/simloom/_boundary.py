@@ -18,8 +18,9 @@ wrapper (``pty.fork`` → ``os.forkpty``, ``queue.Queue.get`` → a lock's
 ``acquire``) is named after the wrapper the program called, read from the frames
 between the program and the builtin.
 
-The wall clock is ``wall_clock_epoch`` plus virtual time; the monotonic clocks are
-``loop.time()``. Randomness comes from one tape choice, ``world.random_seed``, drawn
+The wall clock is ``wall_clock_epoch`` plus virtual time, skewed per host once the
+world sets bounds (``world.set_clock_skew``, ``_skew.py``); the monotonic clocks are
+``loop.time()``, never skewed. Randomness comes from one tape choice, ``world.random_seed``, drawn
 the first time the universe touches a random source, so a program that never does
 keeps the tape, decisions and digest it had without the boundary. From that seed:
 the global ``random`` instance and ``random.Random`` instances registered with
@@ -61,6 +62,7 @@ from .errors import EscapedSimulationError, SimloomUsageError
 from .errors import raise_escaped as _raise_escaped
 
 if TYPE_CHECKING:
+    from ._skew import ClockSkew
     from .loop import SimLoop
 
 __all__ = [
@@ -202,6 +204,7 @@ class _Universe:
         "resumed_states",
         "saved_states",
         "simulated",
+        "skew",
         "unseeded_randoms",
         "uuid1_last_timestamp",
     )
@@ -230,11 +233,17 @@ class _Universe:
         #: A managed generator's state inside the universe when it was last left,
         #: by id (``leave`` fills it, the next first use takes it).
         self.resumed_states: dict[int, Any] = {}
+        #: Per-host wall-clock skew, once the world turns it on (``_skew``).
+        self.skew: ClockSkew | None = None
 
     # -- time
 
     def wall_ns(self) -> int:
-        return self.epoch_ns + self.clock.now_ns()
+        """The wall clock of the code running now: the epoch plus virtual time, and
+        the running host's skew if the world set one."""
+        if self.skew is None:
+            return self.epoch_ns + self.clock.now_ns()
+        return self.skew.wall_ns(self.epoch_ns, self.clock.now_ns())
 
     def wall_seconds(self) -> int:
         return self.wall_ns() // 1_000_000_000
@@ -457,11 +466,19 @@ def simulate(loop: SimLoop, api: str, implementation: Callable[..., object]) -> 
     simulated world; the table's treatment of ``api`` should say so."""
     if api not in _ESCAPE_APIS:
         raise SimloomUsageError(f"{api!r} is not an escape the boundary patches")
+    universe = universe_of(loop)
+    if universe is None:
+        raise SimloomUsageError("no universe with the boundary is running on this loop")
+    universe.simulated[api] = implementation
+
+
+def universe_of(loop: SimLoop) -> _Universe | None:
+    """The boundary's state of the universe running on ``loop`` (None: the boundary
+    is off, or nothing runs there)."""
     for universe in _active.values():
         if universe.loop is loop:
-            universe.simulated[api] = implementation
-            return
-    raise SimloomUsageError("no universe with the boundary is running on this loop")
+            return universe
+    return None
 
 
 # ----------------------------------------------------------------- handlers

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _core
+from . import _core, _skew
 from .errors import SimloomUsageError
 from .net import _LOCAL_NAMES, DatagramTransport, Net, SimServer, StreamTransport, _no_such_name
 
@@ -260,6 +260,13 @@ class World:
         if not isinstance(name, str) or not _valid_hostname(name):
             raise SimloomUsageError(f"not a hostname: {name!r}")
         self._names[name.lower()] = target.address
+
+    def set_clock_skew(self, *, max_offset: float = 0.0, max_drift_ppm: float = 0.0) -> None:
+        """Give every host's wall clock its own offset (up to ``max_offset`` seconds
+        either way) and drift (up to ``max_drift_ppm`` either way), tape choices that
+        shrink toward none (see ``simloom._skew``). Monotonic clocks stay shared."""
+        self._check_running("world.set_clock_skew()")
+        _skew.install(self, _host_incarnation, max_offset, max_drift_ppm)
 
     def _check_running(self, what: str) -> None:
         """A world belongs to one universe: once it ended, changing it would act on
@@ -543,6 +550,7 @@ class World:
         host._incarnation = self._next_incarnation
         self._incarnations[host._incarnation] = host
         self._next_incarnation += 1
+        _skew.host_seen(self, host)
 
     def _restart(self, host: Host) -> None:
         self._new_incarnation(host)
