@@ -77,6 +77,20 @@ def decode_events(log: bytes) -> list[Event]:
     return events
 
 
+#: The decisions that order ready callbacks (as opposed to faults, stalls, choices).
+_ORDER_LABELS = frozenset({"sched.pick", "timer.order"})
+
+
+@dataclass(frozen=True)
+class Reordering:
+    """One scheduling decision no real loop makes: at ``decision`` the callback
+    ``callback`` ran ahead of ``skipped`` callbacks that became ready before it."""
+
+    decision: int
+    callback: str
+    skipped: int
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What one universe did.
@@ -120,7 +134,9 @@ class RunResult:
 
         FIFO everywhere except:
           decision #3: sched.pick = 1 (of 3)
-        """
+
+        followed, if the schedule ran ready callbacks out of the order they became
+        ready (which no real asyncio loop does), by a line saying so."""
         lines = []
         index = 0
         for event in self.event_log:
@@ -133,7 +149,42 @@ class RunResult:
             index += 1
         if not lines:
             return "FIFO everywhere (no deviations)"
-        return "FIFO everywhere except:\n" + "\n".join(lines)
+        text = "FIFO everywhere except:\n" + "\n".join(lines)
+        reorderings = self.reorderings()
+        if reorderings:
+            first = reorderings[0]
+            text += (
+                f"\n  infeasible on a real loop: {len(reorderings)} decision(s) ran a ready "
+                "callback ahead of callbacks that became ready before it (first: decision "
+                f"#{first.decision}, {first.callback} ahead of {first.skipped}); asyncio runs "
+                "ready callbacks in the order they were scheduled (call_soon is FIFO, a "
+                "future's callbacks run in registration order). If the code relies on that, "
+                "this schedule is not one a real loop produces: re-check with "
+                "scheduler='faithful'."
+            )
+        elif self.scheduler in ("random", "pct") or self.scheduler.startswith("pct:"):
+            text += (
+                "\n  feasible on a real loop: no ready callback ran ahead of one scheduled "
+                "before it"
+            )
+        return text
+
+    def reorderings(self) -> list[Reordering]:
+        """The scheduling decisions that ran a ready callback ahead of older ones: the
+        part of this schedule no real asyncio loop can produce (the faithful and FIFO
+        schedulers never make one; random and PCT may)."""
+        found: list[Reordering] = []
+        index = 0
+        pending: tuple[int, int] | None = None
+        for event in self.event_log:
+            if event.kind == "decision":
+                if event.value and event.label in _ORDER_LABELS:
+                    pending = (index, int(event.value))
+                index += 1
+            elif event.kind == "step" and pending is not None:
+                found.append(Reordering(pending[0], str(event.label), pending[1]))
+                pending = None
+        return found
 
     def raise_error(self) -> None:
         """Re-raise the universe's error, if it had one."""
@@ -531,6 +582,7 @@ def replay(
     main: Main,
     tape: Tape,
     *,
+    scheduler: str | SchedulerSpec = "fifo",
     strict: bool = False,
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
     boundary: bool = True,
@@ -548,7 +600,10 @@ def replay(
     ``RunResult.misaligned``; ``strict=True`` raises
     :class:`~simloom.errors.TapeMisalignedError` instead. Replay a universe with the
     ``boundary``, ``wall_clock_epoch`` and budgets it ran with (or the
-    :class:`~simloom.UniverseConfig` it ran with, as ``config=``).
+    :class:`~simloom.UniverseConfig` it ran with, as ``config=``). ``scheduler`` is
+    the scheduler it ran with: only ``"faithful"`` matters (it asks different
+    questions: stalls and timer ties, never the order of ready callbacks); a tape of
+    any other scheduler replays the same under all of them.
     """
     if not isinstance(tape, _core.Tape):
         raise SimloomUsageError(f"tape must be a simloom.Tape, got {type(tape).__name__}")
@@ -565,7 +620,7 @@ def replay(
         },
     )
     check_flag("strict", strict)
-    loop = SimLoop(tape=tape, strict=strict, config=universe)
+    loop = SimLoop(tape=tape, strict=strict, scheduler=scheduler, config=universe)
     return _universe(main, loop, None, "replay", universe.boundary_settings)
 
 

@@ -12,6 +12,7 @@ _T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_LIVELOCK_STEPS",
+    "DEFAULT_MAX_STALL_NS",
     "DEFAULT_PCT_DEPTH",
     "DEFAULT_PCT_HORIZON",
     "EVENT_LOG_VERSION",
@@ -43,6 +44,7 @@ DEFAULT_LIVELOCK_STEPS: Final[int]
 DEFAULT_PCT_DEPTH: Final[int]
 DEFAULT_PCT_HORIZON: Final[int]
 NEVER_SECONDS: Final[float]
+DEFAULT_MAX_STALL_NS: Final[int]
 #: The classes of ``simloom.errors`` the engine raises (resolved once, at first use).
 RAISED_ERRORS: Final[list[str]]
 
@@ -166,7 +168,9 @@ class LoopCore:
         livelock_steps: int = ...,
         max_steps: int | None = None,
         max_time_ns: int | None = None,
+        max_stall_ns: int = ...,
     ) -> None: ...
+    def _stalls(self) -> int: ...
     def call_soon(
         self, callback: Callable[..., object], *args: Any, context: Context | None = None
     ) -> Handle: ...

@@ -246,6 +246,12 @@ class _Exploration:
         error.add_note(report)
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
 
+    def _question_model(self) -> str | None:
+        """The scheduler a replay or shrink must name: the faithful one asks
+        different questions (stalls, timer ties) from the others, which all replay
+        alike."""
+        return self.scheduler if self.scheduler.startswith("faithful") else None
+
     def _hypothesis_run(self, *, shrink: bool) -> _HypothesisRun:
         hypothesis_run = _HypothesisRun(
             self.test_id,
@@ -253,6 +259,7 @@ class _Exploration:
             self.settings,
             self.config,
             shrink=shrink,
+            scheduler=self._question_model(),
         )
         discarded = hypothesis_run.discard_corrupt()
         if discarded:
@@ -386,6 +393,7 @@ class _Exploration:
         result = _api.replay(
             self.main,
             artifact.tape,
+            scheduler=self._question_model() or "fifo",
             config=self.config,
         )
         self._count(result)

@@ -141,6 +141,7 @@ def _report(
             f"pytest {_shell_quoted_test(test_id)} --simloom-tape={shlex.quote(str(tapes[0]))}"
             if under_pytest
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
+            + (f", scheduler={scheduler!r}" if str(scheduler).startswith("faithful") else "")
             + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")

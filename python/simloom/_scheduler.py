@@ -1,4 +1,5 @@
-"""Parsing scheduler names (``"fifo"``, ``"random"``, ``"pct"``, ``"pct:auto"``...).
+"""Parsing scheduler names (``"fifo"``, ``"random"``, ``"pct"``, ``"pct:auto"``,
+``"faithful"``...).
 
 Owns: the user-facing scheduler grammar and its validation. Must not: schedule
 anything (the Rust strategies do).
@@ -19,7 +20,17 @@ SCHEDULERS: dict[str, str] = {
     "random": "uniform random walk over the ready callbacks",
     "pct": "PCT with depth 3 and a horizon of 100 decisions ('pct:d=4,k=500' to set them)",
     "pct:auto": "PCT whose horizon is measured by a FIFO probe run of the program",
+    "faithful": (
+        "only what varies on a real loop: ready callbacks keep their order; an iteration may "
+        "stall until the next timer (at most 1 s, 'faithful:stall=0.1' to set it); timers "
+        "due at the same instant run in any order"
+    ),
 }
+
+#: The faithful scheduler's longest stall when the name does not say (the engine's).
+DEFAULT_MAX_STALL_NS = _core.DEFAULT_MAX_STALL_NS
+#: A stall is one iteration of the loop taking long: an hour is beyond any machine.
+MAX_STALL_SECONDS = 3_600
 
 #: PCT's depth and horizon when the name does not say (the engine's defaults).
 DEFAULT_PCT_DEPTH = _core.DEFAULT_PCT_DEPTH
@@ -39,10 +50,22 @@ class SchedulerSpec:
     depth: int = DEFAULT_PCT_DEPTH
     horizon: int = DEFAULT_PCT_HORIZON
     auto_horizon: bool = False
+    #: The faithful scheduler's longest stall (virtual nanoseconds).
+    max_stall_ns: int = DEFAULT_MAX_STALL_NS
+
+    @property
+    def reorders(self) -> bool:
+        """Whether this scheduler may run ready callbacks out of the order they
+        became ready, which no real asyncio loop does."""
+        return self.strategy in ("random", "pct")
 
     @property
     def name(self) -> str:
         """The canonical spelling, e.g. ``"pct:d=3,k=100"``."""
+        if self.strategy == "faithful":
+            if self.max_stall_ns == DEFAULT_MAX_STALL_NS:
+                return "faithful"
+            return f"faithful:stall={self.max_stall_ns / 1e9:g}"
         if self.strategy != "pct":
             return self.strategy
         if self.auto_horizon:
@@ -73,8 +96,24 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
             f"scheduler must be a string such as 'random' or 'pct', got {type(spec).__name__}"
         )
     name, _, options = spec.strip().lower().partition(":")
-    if name in ("fifo", "random") and not options:
+    if name in ("fifo", "random", "faithful") and not options:
         return SchedulerSpec(strategy=name)
+    if name == "faithful":
+        key, _, value = options.strip().partition("=")
+        if key.strip() not in ("stall", "max_stall"):
+            raise SimloomUsageError(
+                f"scheduler {spec!r}: unknown faithful option {options!r}; use 'stall=<seconds>'"
+            )
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds <= MAX_STALL_SECONDS:
+            raise SimloomUsageError(
+                f"scheduler {spec!r}: stall must be a number of seconds in "
+                f"[0, {MAX_STALL_SECONDS}], got {value.strip()!r}"
+            )
+        return SchedulerSpec("faithful", max_stall_ns=round(seconds * 1e9))
     if name == "pct":
         depth, horizon, auto = DEFAULT_PCT_DEPTH, DEFAULT_PCT_HORIZON, False
         for option in filter(None, (o.strip() for o in options.split(","))):

@@ -64,6 +64,7 @@ class _HypothesisRun:
         config: UniverseConfig,
         *,
         shrink: bool = True,
+        scheduler: str | None = None,
     ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
@@ -103,7 +104,9 @@ class _HypothesisRun:
         # Phase.reuse is how a tape reaches Hypothesis, so it is always on here
         # (without it in the test's settings, _replay_database never runs).
         phases = [Phase.reuse, Phase.shrink] if shrink else [Phase.reuse]
-        strategy = universes(config=config)
+        # The draws answer every decision; ``scheduler`` (the faithful one, or None)
+        # says which decisions a universe has.
+        strategy = universes(config=config, scheduler=scheduler)
 
         def build(max_examples: int) -> Callable[[], None]:
             test: Callable[[], None] = settings(

@@ -189,6 +189,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             livelock_steps=livelock_steps,
             max_steps=budgets.max_steps,
             max_time_ns=budgets.max_time_ns,
+            max_stall_ns=spec.max_stall_ns,
         )
         #: The budgets of each run (see :mod:`simloom._budgets`).
         self.budgets = budgets

@@ -20,6 +20,12 @@ use std::collections::BTreeMap;
 
 /// The deadline of a timer that never fires (`asyncio.sleep(math.inf)`).
 pub const NEVER: u64 = u64::MAX;
+/// Faithful mode: the chance (percent, under seeded strategies) that a stock-loop
+/// iteration ran long enough for the next timer to fall due.
+pub const STALL_PERCENT: u32 = 2;
+/// Faithful mode's default longest stall: one virtual second (a loaded CI machine,
+/// a long garbage collection).
+pub const DEFAULT_MAX_STALL_NS: u64 = 1_000_000_000;
 
 /// Steps and virtual time the teardown after a spent budget may still use, so the
 /// universe's leftovers can be cancelled and unwound, yet a program that ignores
@@ -189,6 +195,11 @@ pub struct Engine<T> {
     log: EventLog,
     sched_label: u32,
     timer_label: u32,
+    stall_label: u32,
+    tie_label: u32,
+    /// Faithful mode's longest stall (virtual ns), `None` for the aggressive model.
+    faithful: Option<u64>,
+    stalls: u64,
     coverage: BTreeMap<String, u64>,
     /// The stock loop runs callbacks in iterations ("batches"): every callback
     /// ready when an iteration starts, then the next iteration. The current batch
@@ -228,6 +239,11 @@ impl<T> Engine<T> {
             log,
             sched_label,
             timer_label,
+            // Named by `set_faithful`: other universes' logs do not carry them.
+            stall_label: 0,
+            tie_label: 0,
+            faithful: None,
+            stalls: 0,
             coverage: BTreeMap::new(),
             batch: 0,
             batch_end: 0,
@@ -476,25 +492,104 @@ impl<T> Engine<T> {
         }
     }
 
-    fn move_due_timers(&mut self) {
+    fn move_due_timers(&mut self) -> Result<(), EngineError> {
+        if self.faithful.is_some() && !self.quiet {
+            return self.move_due_timers_faithfully();
+        }
         while let Some((_, _, entry)) = self.timers.pop_due(self.now_ns) {
             let seq = self.next_id();
             self.push_ready(seq, entry);
         }
+        Ok(())
+    }
+
+    /// Faithful mode: timers due at exactly the same instant join the ready set in
+    /// an order the tape chooses (asyncio leaves it undefined: "if two callbacks are
+    /// scheduled for exactly the same time, the order in which they are called is
+    /// undefined"); canonical is scheduling order. Timers due at different instants
+    /// keep deadline order, as on every real loop.
+    fn move_due_timers_faithfully(&mut self) -> Result<(), EngineError> {
+        let mut group: Vec<Entry<T>> = Vec::new();
+        let mut group_deadline = 0;
+        loop {
+            let next = self.timers.pop_due(self.now_ns);
+            let same = matches!(&next, Some((deadline, _, _)) if *deadline == group_deadline);
+            if !same && !group.is_empty() {
+                while group.len() > 1 {
+                    let rank = self.decide(
+                        Question::Choice { percent: None },
+                        self.tie_label,
+                        group.len() as u64,
+                    )?;
+                    let entry = group.remove(rank as usize);
+                    let seq = self.next_id();
+                    self.push_ready(seq, entry);
+                }
+                if let Some(entry) = group.pop() {
+                    let seq = self.next_id();
+                    self.push_ready(seq, entry);
+                }
+            }
+            let Some((deadline, _, entry)) = next else {
+                return Ok(());
+            };
+            group_deadline = deadline;
+            group.push(entry);
+        }
+    }
+
+    /// Faithful mode, when a stock-loop iteration begins: the iteration before it
+    /// may have run long enough for the next timer to fall due (a tape choice,
+    /// canonical: it did not). Only a stall of at most `max_stall` virtual
+    /// nanoseconds is offered: a machine that slow is one a real loop runs on.
+    fn maybe_stall(&mut self, max_stall: u64) -> Result<Option<Next<T>>, EngineError> {
+        let Some((oldest, _)) = self.ready.iter().next() else {
+            return Ok(None);
+        };
+        if oldest < self.batch_end {
+            return Ok(None);
+        }
+        let deadline = match self.timers.next_deadline() {
+            Some(deadline) if deadline != NEVER && deadline - self.now_ns <= max_stall => deadline,
+            _ => return Ok(None),
+        };
+        let question = Question::Choice {
+            percent: Some(STALL_PERCENT),
+        };
+        if self.decide(question, self.stall_label, 2)? == 0 {
+            return Ok(None);
+        }
+        self.stalls += 1;
+        self.jump_to(deadline)
+    }
+
+    /// Turn on the faithful model (see [`StrategyKind::Faithful`]): ready callbacks
+    /// always run in the order they became ready; the decisions are stalls of at
+    /// most `max_stall_ns` between iterations and the order of timers due at the
+    /// same instant (plus faults and user choices, as always).
+    pub fn set_faithful(&mut self, max_stall_ns: u64) {
+        self.faithful = Some(max_stall_ns);
+        self.stall_label = self.log.label("loop.stall");
+        self.tie_label = self.log.label("timer.tie");
+    }
+
+    /// How many iterations faithful mode took to have stalled until a timer.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
     }
 
     /// Move the clock to a timer's `deadline` and make what falls due ready; past the
     /// time budget the run ends instead (`Some`), and the clock stays where it is, so
     /// the report shows the timers due.
-    fn jump_to(&mut self, deadline: u64) -> Option<Next<T>> {
+    fn jump_to(&mut self, deadline: u64) -> Result<Option<Next<T>>, EngineError> {
         if deadline > self.time_limit_ns {
-            return Some(self.exhaust(BudgetKind::Time));
+            return Ok(Some(self.exhaust(BudgetKind::Time)));
         }
         self.log.clock(deadline - self.now_ns);
         self.now_ns = deadline;
         self.steps_since_clock_moved = 0;
-        self.move_due_timers();
-        None
+        self.move_due_timers()?;
+        Ok(None)
     }
 
     /// The next callback to run, advancing the virtual clock if nothing is ready.
@@ -502,14 +597,14 @@ impl<T> Engine<T> {
         if let BudgetPhase::Spent(kind) = self.phase {
             return Ok(Next::Budget(kind));
         }
-        self.move_due_timers();
+        self.move_due_timers()?;
         if self.ready.is_empty() {
             let deadline = match self.timers.next_deadline() {
                 Some(deadline) if deadline != NEVER => deadline,
                 // Only timers that never fire (an infinite sleep) are left: idle.
                 _ => return Ok(Next::Idle),
             };
-            if let Some(spent) = self.jump_to(deadline) {
+            if let Some(spent) = self.jump_to(deadline)? {
                 return Ok(spent);
             }
         }
@@ -521,7 +616,7 @@ impl<T> Engine<T> {
             // to wait for, nothing can change: a livelock.
             match self.timers.next_deadline() {
                 Some(deadline) if deadline != NEVER => {
-                    if let Some(spent) = self.jump_to(deadline) {
+                    if let Some(spent) = self.jump_to(deadline)? {
                         return Ok(spent);
                     }
                     self.busy_advances += 1;
@@ -538,8 +633,13 @@ impl<T> Engine<T> {
         if self.steps >= self.step_limit {
             return Ok(self.exhaust(BudgetKind::Steps));
         }
+        if let (Some(max_stall), false) = (self.faithful, self.quiet) {
+            if let Some(spent) = self.maybe_stall(max_stall)? {
+                return Ok(spent);
+            }
+        }
         let count = self.ready.len() as u64;
-        let rank = if count >= 2 && !self.quiet {
+        let rank = if count >= 2 && !self.quiet && self.faithful.is_none() {
             let label = if self.timers_in_ready as u64 == count {
                 self.timer_label
             } else {
@@ -560,7 +660,7 @@ impl<T> Engine<T> {
             self.batch += 1;
             self.batch_end = self.next_seq;
         }
-        if count >= 2 && !self.quiet {
+        if count >= 2 && !self.quiet && self.faithful.is_none() {
             if let Source::Seeded { strategy, .. } = &mut self.source {
                 strategy.after_schedule(self.decisions - 1, entry.owner);
             }
@@ -808,6 +908,93 @@ mod tests {
         }
         engine.finish("completed").unwrap();
         (order, engine)
+    }
+
+    fn faithful(seed: u64) -> Engine<u32> {
+        let mut engine: Engine<u32> =
+            Engine::new(Source::seeded(seed, &StrategyKind::Faithful), 1_000_000).unwrap();
+        engine.set_faithful(DEFAULT_MAX_STALL_NS);
+        engine
+    }
+
+    /// Run every step; return the payloads in the order they ran.
+    fn drain_steps(engine: &mut Engine<u32>) -> Vec<u32> {
+        let mut order = Vec::new();
+        while let Next::Run(entry) = engine.next_step().unwrap() {
+            order.push(entry.payload);
+        }
+        order
+    }
+
+    #[test]
+    fn faithful_keeps_ready_callbacks_in_order_and_never_asks_to_reorder_them() {
+        for seed in 0..50 {
+            let mut engine = faithful(seed);
+            let label = engine.log_mut().label("cb");
+            for payload in 0..20 {
+                engine.schedule_ready(payload, label, label);
+            }
+            assert_eq!(drain_steps(&mut engine), (0..20).collect::<Vec<_>>());
+            // Nothing but ready callbacks: no decision at all (no timer to stall for).
+            assert_eq!(engine.decisions(), 0, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn faithful_orders_timers_due_at_one_instant_by_the_tape_and_others_by_deadline() {
+        let mut orders = std::collections::BTreeSet::new();
+        for seed in 0..60 {
+            let mut engine = faithful(seed);
+            let label = engine.log_mut().label("t");
+            for payload in 0..3 {
+                engine.schedule_timer(1_000, payload, label, label);
+            }
+            engine.schedule_timer(2_000, 9, label, label);
+            let order = drain_steps(&mut engine);
+            assert_eq!(order.len(), 4);
+            assert_eq!(order[3], 9, "a later deadline stays later (seed {seed})");
+            orders.insert(order[..3].to_vec());
+        }
+        // Every permutation of the three ties shows up; FIFO (canonical) among them.
+        assert_eq!(orders.len(), 6);
+        let mut canonical: Engine<u32> =
+            Engine::new(Source::replay(Tape::new(), true), 100).unwrap();
+        canonical.set_faithful(DEFAULT_MAX_STALL_NS);
+        let label = canonical.log_mut().label("t");
+        for payload in 0..3 {
+            canonical.schedule_timer(1_000, payload, label, label);
+        }
+        assert_eq!(drain_steps(&mut canonical), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn faithful_stalls_an_iteration_until_the_next_timer_within_the_bound() {
+        // A timer at 0.5 s and a long chain of ready steps: some seeds stall an
+        // iteration (the timer then runs before the chain ends), and a stall never
+        // reaches a timer further away than the bound.
+        let mut stalled = 0;
+        for seed in 0..200 {
+            let mut engine = faithful(seed);
+            let label = engine.log_mut().label("x");
+            engine.schedule_timer(500_000_000, 1_000, label, label);
+            engine.schedule_timer(5_000_000_000, 2_000, label, label);
+            engine.schedule_ready(0, label, label);
+            let mut order = Vec::new();
+            while let Next::Run(entry) = engine.next_step().unwrap() {
+                order.push(entry.payload);
+                if entry.payload < 100 {
+                    engine.schedule_ready(entry.payload + 1, label, label);
+                }
+            }
+            let timer_at = order.iter().position(|&p| p == 1_000).unwrap();
+            if timer_at < 101 {
+                stalled += 1;
+                assert!(engine.stalls() >= 1);
+            }
+            // The 5 s timer is beyond the 1 s bound: it only ever runs last.
+            assert_eq!(*order.last().unwrap(), 2_000, "seed {seed}");
+        }
+        assert!(stalled > 0 && stalled < 200, "stalled {stalled} of 200");
     }
 
     #[test]

@@ -46,7 +46,15 @@ pub enum Question {
 pub enum StrategyKind {
     Fifo,
     Random,
-    Pct { depth: u32, horizon: u64 },
+    Pct {
+        depth: u32,
+        horizon: u64,
+    },
+    /// Only what varies on a real loop is a decision (see `Engine::set_faithful`):
+    /// the engine never asks it to order ready callbacks, and it answers the
+    /// decisions it is asked (stalls, equal-deadline timer order, faults, user
+    /// choices) as the random walk does.
+    Faithful,
 }
 
 /// Decisions in a row one owner may win while another owner waits before PCT takes it
@@ -223,7 +231,7 @@ impl Strategy {
     pub fn new(kind: &StrategyKind, rng: &mut Pcg64Mcg) -> Strategy {
         match *kind {
             StrategyKind::Fifo => Strategy::Fifo,
-            StrategyKind::Random => Strategy::Random,
+            StrategyKind::Random | StrategyKind::Faithful => Strategy::Random,
             StrategyKind::Pct { depth, horizon } => {
                 Strategy::Pct(Box::new(Pct::new(depth, horizon, rng)))
             }

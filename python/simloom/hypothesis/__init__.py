@@ -222,7 +222,9 @@ class Universe:
             )
             forced = generated.tape.to_draws()
         draws = _HypothesisDraws(self._data, forced)
-        loop = SimLoop(draws=draws, config=self.config)
+        # The draws answer every decision; the scheduler says which decisions there
+        # are (faithful asks no reordering questions).
+        loop = SimLoop(draws=draws, scheduler=self.scheduler, config=self.config)
         try:
             self.result = _universe(main, loop, None, "hypothesis", self.config.boundary_settings)
         finally:

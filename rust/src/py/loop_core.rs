@@ -12,7 +12,10 @@ use super::handle::Handle;
 use super::simloom_error;
 use super::tape::Tape;
 use super::watch::{Armed, SharedWatch, StepWatch};
-use crate::engine::{BudgetKind, BudgetPhase, Budgets, Engine, EngineError, Next, Source, NEVER};
+use crate::engine::{
+    BudgetKind, BudgetPhase, Budgets, Engine, EngineError, Next, Source, DEFAULT_MAX_STALL_NS,
+    NEVER,
+};
 use crate::strategy::StrategyKind;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -406,10 +409,11 @@ impl LoopCore {
         })
     }
 
-    /// Start a fresh universe: `strategy` is "fifo", "random" or "pct"; a `tape`
+    /// Start a fresh universe: `strategy` is "fifo", "random", "pct" or "faithful"
+    /// (whose stalls last at most `max_stall_ns`); a `tape`
     /// replays recorded choices; `draws` answers choices from Python (Hypothesis).
     /// `max_steps` and `max_time_ns` bound each run (None: unbounded).
-    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = DEFAULT_PCT_DEPTH, horizon = DEFAULT_PCT_HORIZON, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None))]
+    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = DEFAULT_PCT_DEPTH, horizon = DEFAULT_PCT_HORIZON, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None, max_stall_ns = DEFAULT_MAX_STALL_NS))]
     #[allow(clippy::too_many_arguments)]
     fn _configure(
         &mut self,
@@ -424,6 +428,7 @@ impl LoopCore {
         livelock_steps: u64,
         max_steps: Option<u64>,
         max_time_ns: Option<u64>,
+        max_stall_ns: u64,
     ) -> PyResult<()> {
         if self.engine.steps() > 0 || self.engine.ready_len() > 0 || self.engine.timers_len() > 0 {
             return Err(PyRuntimeError::new_err(
@@ -434,9 +439,10 @@ impl LoopCore {
             "fifo" => StrategyKind::Fifo,
             "random" => StrategyKind::Random,
             "pct" => StrategyKind::Pct { depth, horizon },
+            "faithful" => StrategyKind::Faithful,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "unknown strategy {other:?}; expected \"fifo\", \"random\" or \"pct\""
+                    "unknown strategy {other:?}; expected \"fifo\", \"random\", \"pct\" or \"faithful\""
                 )))
             }
         };
@@ -457,6 +463,9 @@ impl LoopCore {
         let mut engine =
             fresh_engine(source, livelock_steps).map_err(|e| self.engine_error(py, e))?;
         self.current_owner = engine.log_mut().label("<loop>");
+        if kind == StrategyKind::Faithful {
+            engine.set_faithful(max_stall_ns);
+        }
         engine.set_budgets(Budgets {
             max_steps,
             max_time_ns,
@@ -881,6 +890,11 @@ impl LoopCore {
 
     fn _deviations(&self) -> usize {
         self.engine.tape().len()
+    }
+
+    /// How many iterations the faithful scheduler stalled until a timer fell due.
+    fn _stalls(&self) -> u64 {
+        self.engine.stalls()
     }
 
     fn _misaligned(&self) -> bool {

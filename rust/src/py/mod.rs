@@ -82,6 +82,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("DEFAULT_PCT_DEPTH", loop_core::DEFAULT_PCT_DEPTH)?;
     module.add("DEFAULT_PCT_HORIZON", loop_core::DEFAULT_PCT_HORIZON)?;
     module.add("NEVER_SECONDS", loop_core::NEVER_SECONDS)?;
+    module.add("DEFAULT_MAX_STALL_NS", crate::engine::DEFAULT_MAX_STALL_NS)?;
     module.add("RAISED_ERRORS", RAISED_ERRORS.to_vec())?;
     Ok(())
 }
