@@ -14,7 +14,6 @@ import socket
 from typing import Any
 
 import pytest
-
 import simloom
 from simloom import _core
 from simloom.world import World

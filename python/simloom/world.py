@@ -274,7 +274,8 @@ class World:
             )
 
     def _current_host(self) -> Host:
-        return self._net.running_host(_host_incarnation.get(0))  # type: ignore[no-any-return]
+        core = self._core if self._core is not None else self._net
+        return core.running_host(_host_incarnation.get(0))  # type: ignore[no-any-return]
 
     def _resolve(self, name: Any, on: Host) -> str:
         """The IP ``name`` means on host ``on`` (strict: unknown names raise
