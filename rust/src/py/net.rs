@@ -76,6 +76,14 @@ impl Deferred {
             | Deferred::Datagram { args, .. } => args,
         }
     }
+
+    fn into_args(self) -> Py<PyTuple> {
+        match self {
+            Deferred::Accept { args, .. }
+            | Deferred::Stream { args, .. }
+            | Deferred::Datagram { args, .. } => args,
+        }
+    }
 }
 
 /// The events of one `_due` that had no handler, in order: the argument of the
@@ -376,11 +384,11 @@ impl NetCore {
                 other.push(deferred);
                 continue;
             };
-            let args = match deferred {
-                Deferred::Stream { args, .. } | Deferred::Datagram { args, .. } => args,
-                Deferred::Accept { .. } => unreachable!("accepts always wait for _deliver"),
-            };
-            target.inbox.borrow_mut(py).queue.push_back(args);
+            target
+                .inbox
+                .borrow_mut(py)
+                .queue
+                .push_back(deferred.into_args());
             if index == 0 {
                 at_once = Some((target.inbox.clone_ref(py), target.context.clone_ref(py)));
             } else {
