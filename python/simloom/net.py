@@ -15,7 +15,11 @@ in the transport's own context (the host that opened it), through a per-transpor
 inbox in Rust that keeps a connection's events in order whatever the scheduler does,
 so a crashed host's transports never run again and deliveries still interleave with
 other work. ``_on_net`` feeds a reading protocol at once; what it cannot handle yet
-(paused reading, no protocol) waits in the transport's own inbox, in order.
+(paused reading, no protocol) waits in the transport's own inbox, in order. A new
+connection goes to its server's ``_on_accept``, and a crash to each endpoint's
+``_host_crashed``: the core keeps which transport, server and socket each id and
+host has (``register_stream``, ``listen``, ``register_datagram``), so nothing here
+keeps a registry of its own.
 """
 
 from __future__ import annotations
@@ -46,8 +50,6 @@ __all__ = ["Net"]
 _CLIENT = 0
 _SERVER = 1
 
-#: Names every host resolves to its own loopback.
-_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 _SERVICES = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25, "dns": 53}
 _DEFAULT_BACKLOG = 100
 
@@ -246,6 +248,20 @@ class StreamTransport(transports._FlowControlMixin):
 
     # ---------------------------------------------------------------- events
 
+    def _register(self) -> None:
+        """The core routes this side's events to ``_on_net`` from now on."""
+        self._world._net.register_stream(
+            self._conn,
+            self._side,
+            self._host._net_id,
+            self._on_net,
+            self._context,
+            self._host_crashed,
+        )
+
+    def _forget(self) -> None:
+        self._world._net.forget_stream(self._conn, self._side)
+
     def _on_net(self, kind: str, *payload: Any) -> None:
         """One event from the network core, run in this transport's context (the
         core schedules it directly): ``("data", bytes)``, ``("eof",)``,
@@ -309,7 +325,7 @@ class StreamTransport(transports._FlowControlMixin):
                 self._server._accept(self)
             elif kind == "refused":
                 self._lost = True
-                self._world._forget(self)
+                self._forget()
                 if self._on_refused is not None:
                     self._on_refused(self)
             elif kind == "reset":
@@ -341,7 +357,7 @@ class StreamTransport(transports._FlowControlMixin):
         self._closing = True
         self._inbox.events.clear()
         self._buffer.clear()
-        self._world._forget(self)
+        self._forget()
         if self._server is not None:
             self._server._detach(self)
         protocol = self._protocol
@@ -554,8 +570,43 @@ class SimServer(asyncio.AbstractServer):
         self._waiters: list[asyncio.Future[None]] = []
         self._serving_forever: asyncio.Future[None] | None = None
 
+    def _listen(self, host: Host, ip: str, port: int, backlog: int) -> tuple[int, Address]:
+        """Listen on ``ip:port`` of ``host``; the core hands its connections to
+        ``_on_accept``."""
+        listener, address = self._world._net.listen(
+            host._net_id,
+            ip,
+            port,
+            max(1, backlog),
+            self._on_accept,
+            self._context,
+            self._host_crashed,
+        )
+        return listener, (address[0], address[1])
+
     def _add_listener(self, listener: int, address: Address) -> None:
         self._listeners.append((listener, address))
+
+    def _on_accept(self, conn: int, local: Address, peer: Address) -> None:
+        """A connection arrived at one of the listeners (run by the core in the
+        server's context): its server-side transport, told it is accepted."""
+        world = self._world
+        if self._closed:
+            with contextlib.suppress(OSError):  # already reset
+                world._net.abort(self._loop, conn, _SERVER)
+            return
+        transport = StreamTransport(
+            world,
+            self._host,
+            conn,
+            _SERVER,
+            self._context,
+            family=_family_of(local[0]),
+            unix_path=self._unix_path,
+        )
+        transport._register()
+        transport._server = self
+        transport._on_net("accepted", local, peer)
 
     def _accept(self, transport: StreamTransport) -> None:
         if self._closed:
@@ -761,7 +812,7 @@ class DatagramTransport(asyncio.DatagramTransport):
             return
         self._closing = True
         self._world._net.close_datagram(self._socket)
-        self._world._forget(self)
+        self._world._net.forget_datagram(self._socket)
         self._loop.call_soon(self._connection_lost, context=self._context)
 
     def abort(self) -> None:
@@ -897,7 +948,7 @@ async def connect(
     transport = StreamTransport(
         world, host, conn, _CLIENT, context, family=_family_of(ip), unix_path=unix_path
     )
-    world._register(transport, conn, _CLIENT)
+    transport._register()
     connected: asyncio.Future[None] = loop.create_future()
 
     def on_connected(_: StreamTransport) -> None:
@@ -923,7 +974,7 @@ async def connect(
             transport._closing = True
             transport._call_net("close")
             transport._lost = True
-            world._forget(transport)
+            transport._forget()
         raise
     return transport
 
@@ -972,7 +1023,7 @@ async def create_server(
     try:
         for name in hosts:
             ip = world._resolve(name, on) if name not in ("0.0.0.0", "::") else name
-            listener, address = world._listen(on, ip, number, backlog, server)
+            listener, address = server._listen(on, ip, number, backlog)
             server._add_listener(listener, address)
             if number == 0:
                 number = address[1]  # every host name listens on the same port
@@ -1052,7 +1103,9 @@ async def create_datagram_endpoint(
     socket_id, local = world._net.bind_datagram(on._net_id, ip, port)
     context = contextvars.copy_context()
     transport = DatagramTransport(world, on, socket_id, tuple(local), remote, context)  # type: ignore[arg-type]
-    world._register_datagram(transport, socket_id)
+    world._net.register_datagram(
+        socket_id, on._net_id, transport._on_net, context, transport._host_crashed
+    )
     protocol = protocol_factory()
     transport._protocol = protocol
     world.loop.call_soon(protocol.connection_made, transport, context=context)

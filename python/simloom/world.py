@@ -4,10 +4,17 @@ Every universe has a :class:`World` (``world=False`` opts out). A program asks f
 by taking a parameter named ``world``; its network calls (``asyncio.open_connection``,
 aiohttp, httpx, ...) go to the simulated network whether it asks or not.
 
-Owns: hosts (names, addresses, incarnations, the tasks spawned on them), name
-resolution, the registry of live transports, and crash/restart. Must not: model
-delivery or disk state (the Rust models do) or decide anything itself (every
-nondeterministic choice is a tape choice made by a model or the scheduler).
+The world's state is Rust (``_core.NetCore`` over ``rust/src/world/``): hosts and
+their addresses and incarnations, DNS both ways, the Unix-path namespace, and which
+host owns each transport, listener and socket. This module is its facade.
+
+Owns: the ``World``/``Host`` API and the checks of its arguments (with their
+``SimloomUsageError`` messages), the tasks spawned on hosts and what a crash
+abandons, name syntax (literal addresses, case folding) before the table is asked,
+and crash/restart as the program sees them. Must not: keep hosts, names, paths or
+endpoints of its own (the core has them), model delivery or disk state (the Rust
+models do), or decide anything itself (every nondeterministic choice is a tape
+choice made by a model or the scheduler).
 
 Which host is running: a context variable holds the host incarnation of the code
 running (tasks inherit it from the task that created them, callbacks from the code
@@ -20,13 +27,12 @@ import asyncio
 import contextlib
 import contextvars
 import ipaddress
-import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _core, _skew
 from .errors import SimloomUsageError
-from .net import _LOCAL_NAMES, DatagramTransport, Net, SimServer, StreamTransport, _no_such_name
+from .net import Net, SimServer, _no_such_name
 
 if TYPE_CHECKING:
     from .disk import Disk
@@ -34,12 +40,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Host", "World", "current_host"]
 
-#: The host incarnation (an int, see ``World._incarnations``) of the running code;
-#: absent for the world's own code and the host ``"main"``.
+#: The host incarnation (an int the core numbers: ``NetCore.host_incarnation``) of
+#: the running code; absent for the world's own code and the host ``"main"``.
 _host_incarnation: contextvars.ContextVar[int] = contextvars.ContextVar("simloom_host_incarnation")
 
-#: Hosts get 10.0.0.1, 10.0.0.2, ... in creation order; "main" is always 10.0.0.1.
-_FIRST_ADDRESS = int(ipaddress.IPv4Address("10.0.0.1"))
+#: The first host, made with the world, where the test runs. The core gives hosts
+#: 10.0.0.1, 10.0.0.2, ... in creation order, so "main" is always 10.0.0.1.
 MAIN_HOST = "main"
 #: How long ``world.until`` waits without a timeout, in virtual seconds.
 UNTIL_LIMIT = 3600.0
@@ -59,9 +65,8 @@ class Host:
         self.world = world
         self.name = name
         self.address = address
+        #: The host's id in the core, which keeps its incarnation and state.
         self._net_id = net_id
-        self._incarnation = 0
-        self._alive = True
         self._entries: list[tuple[EntryFactory, str | None]] = []
         self._disk: Disk | None = None
         self._disk_capacity: int | None = None
@@ -74,7 +79,12 @@ class Host:
     @property
     def alive(self) -> bool:
         """False between ``crash()`` and ``restart()``."""
-        return self._alive
+        return self.world._net.host_alive(self._net_id)
+
+    @property
+    def _incarnation(self) -> int:
+        """The incarnation the host's code runs in (0 for "main")."""
+        return self.world._net.host_incarnation(self._net_id)
 
     @property
     def disk(self) -> Disk:
@@ -87,8 +97,9 @@ class Host:
 
     def _context(self) -> contextvars.Context:
         context = self.world._context.copy()
-        if self._incarnation:
-            context.run(_host_incarnation.set, self._incarnation)
+        incarnation = self._incarnation
+        if incarnation:
+            context.run(_host_incarnation.set, incarnation)
         return context
 
     def spawn(self, factory: EntryFactory, *, name: str | None = None) -> asyncio.Task[Any]:
@@ -134,7 +145,7 @@ class Host:
 
     def _check_alive(self, what: str) -> None:
         self.world._check_running(f"{what}()")
-        if not self._alive:
+        if not self.alive:
             raise SimloomUsageError(f"{what}() on host {self.name!r}, which has crashed")
 
     def crash(self) -> None:
@@ -150,7 +161,7 @@ class Host:
                 "the host 'main' runs the test itself and cannot crash; spawn the code "
                 "to crash on a host of its own (world.host(name).spawn(...))"
             )
-        if not self._alive:
+        if not self.alive:
             raise SimloomUsageError(f"host {self.name!r} has already crashed")
         self.world._crash(self)
 
@@ -158,12 +169,12 @@ class Host:
         """Bring a crashed host back: a new incarnation runs every factory given to
         ``spawn`` again, in order, against what survived on its disk."""
         self.world._check_running("restart()")
-        if self._alive:
+        if self.alive:
             raise SimloomUsageError(f"host {self.name!r} is running; crash() it before restart()")
         self.world._restart(self)
 
     def __repr__(self) -> str:
-        state = "up" if self._alive else "crashed"
+        state = "up" if self.alive else "crashed"
         return f"<simloom.Host {self.name!r} {self.address} {state}>"
 
 
@@ -178,19 +189,12 @@ class World:
         self.loop = loop
         #: The context the world's own code (deliveries) runs in: no host.
         self._context = contextvars.Context()
-        self._hosts: dict[str, Host] = {}
-        self._incarnations: dict[int, Host] = {}
-        self._next_incarnation = 1
+        #: Hosts, names, Unix paths and endpoint routing (made on first use).
         self._core: _core.NetCore | None = None
         #: The network's stream window, mirrored for the transports' write fast
         #: path (kept in step by ``Net.set_stream_window``).
         self._stream_window = 0
         self.net = Net(self)
-        self._names: dict[str, str] = {}
-        self._streams: dict[tuple[int, int], StreamTransport] = {}
-        self._servers: dict[int, SimServer] = {}
-        self._datagrams: dict[int, DatagramTransport] = {}
-        self._unix_ports: dict[tuple[int, str], int] = {}
         self._abandoned: list[Any] = []
         self._ended = False
         loop._set_host_var(_host_incarnation)
@@ -200,21 +204,22 @@ class World:
     @property
     def _net(self) -> _core.NetCore:
         if self._core is None:
-            self._core = core = _core.NetCore(self._deliver, self._context)
+            self._core = core = _core.NetCore(self._context)
             core.bind()
             self._stream_window = core.stream_window()
             self._add_host(MAIN_HOST)
         return self._core
 
     def _add_host(self, name: str, capacity: int | None = None) -> Host:
-        address = str(ipaddress.IPv4Address(_FIRST_ADDRESS + len(self._hosts)))
-        net_id = self._net.add_host([address])
+        """Every host is made here: the core gives it its id, address and first
+        incarnation (none for "main", the first), and its name resolves from now on."""
+        core = self._net
+        net_id, address = core.add_host(name)
         host = Host(self, name, address, net_id)
         host._disk_capacity = capacity
-        if name != MAIN_HOST:
-            self._new_incarnation(host)
-        self._hosts[name] = host
-        self._names[name.lower()] = address
+        core.set_host(net_id, host)
+        core.register_name(name.lower(), net_id)
+        _skew.host_seen(self, host)
         return host
 
     def host(self, name: str, *, disk_capacity: int | None = None) -> Host:
@@ -235,21 +240,20 @@ class World:
             raise SimloomUsageError(
                 f"disk_capacity must be a non-negative int (bytes), got {disk_capacity!r}"
             )
-        self._net  # noqa: B018 - makes "main" first
-        if name in self._hosts:
-            return self._hosts[name]
+        existing = self._net.host_named(name)  # the first use makes "main" first
+        if existing is not None:
+            return existing  # type: ignore[no-any-return]
         return self._add_host(name, disk_capacity)
 
     @property
     def hosts(self) -> dict[str, Host]:
         """Every host by name, in creation order ("main" first)."""
-        self._net  # noqa: B018
-        return dict(self._hosts)
+        return {host.name: host for host in self._net.hosts()}
 
     @property
     def main(self) -> Host:
         """The host the test itself runs on."""
-        return self.hosts[MAIN_HOST]
+        return self._net.running_host(0)  # type: ignore[no-any-return]
 
     def register_name(self, name: str, host: Host | str) -> None:
         """Make ``name`` resolve to ``host``'s address (an alias, or a service name)."""
@@ -259,7 +263,7 @@ class World:
             raise SimloomUsageError(f"{host!r} is not a host of this world")
         if not isinstance(name, str) or not _valid_hostname(name):
             raise SimloomUsageError(f"not a hostname: {name!r}")
-        self._names[name.lower()] = target.address
+        self._net.register_name(name.lower(), target._net_id)
 
     def set_clock_skew(self, *, max_offset: float = 0.0, max_drift_ppm: float = 0.0) -> None:
         """Give every host's wall clock its own offset (up to ``max_offset`` seconds
@@ -278,10 +282,8 @@ class World:
             )
 
     def _current_host(self) -> Host:
-        incarnation = _host_incarnation.get(0)
-        if incarnation:
-            return self._incarnations[incarnation]
-        return self.hosts[MAIN_HOST]
+        core = self._core if self._core is not None else self._net
+        return core.running_host(_host_incarnation.get(0))  # type: ignore[no-any-return]
 
     def _resolve(self, name: Any, on: Host) -> str:
         """The IP ``name`` means on host ``on`` (strict: unknown names raise
@@ -298,19 +300,18 @@ class World:
                 return str(ipaddress.ip_address(name.split("%", 1)[0]))
             except ValueError:
                 pass
-        key = name.lower().rstrip(".")
-        if key in _LOCAL_NAMES:
-            return "127.0.0.1"
-        self._net  # noqa: B018
-        if key in self._names:
-            return self._names[key]
-        raise _no_such_name(name)
+        # Names compare folded (Python's own lower(), no trailing dot); the core's
+        # table answers, the loopback names included.
+        address = self._net.resolve(name.lower().rstrip("."))
+        if address is None:
+            raise _no_such_name(name)
+        return address
 
-    def _name_of(self, ip: str) -> str | None:
-        for name, address in self._names.items():
-            if address == ip:
-                return name
-        return None
+    def _name_of(self, ip: object) -> str | None:
+        """Reverse DNS: the first name registered for ``ip`` (a host's own name)."""
+        if not isinstance(ip, str):
+            return None
+        return self._net.name_of(ip)
 
     # --------------------------------------------------------- virtual time
 
@@ -385,7 +386,7 @@ class World:
 
     def _as_host(self, host: Host | str | None) -> Host:
         if host is None:
-            return self.hosts[MAIN_HOST]
+            return self.main
         if isinstance(host, str):
             return self.host(host)
         if isinstance(host, Host) and host.world is self:
@@ -406,106 +407,41 @@ class World:
         out = []
         for member in members:
             if isinstance(member, str):
-                if member not in self.hosts:
+                named = self._net.host_named(member)
+                if named is None:
                     raise SimloomUsageError(f"{argument}: no host named {member!r}")
-                member = self.hosts[member]
+                member = named
             if not isinstance(member, Host) or member.world is not self:
                 raise SimloomUsageError(f"{argument}: {member!r} is not a host of this world")
             out.append(member)
         return out
 
-    # --------------------------------------------------- network registry
-
-    # The network core dispatches each event straight to its transport's
-    # ``_on_net`` (in the transport's context): registering here registers there.
-
-    def _register(self, transport: StreamTransport, conn: int, side: int) -> None:
-        self._streams[(conn, side)] = transport
-        self._net.register_stream(conn, side, transport._on_net, transport._context)
-
-    def _register_datagram(self, transport: DatagramTransport, socket_id: int) -> None:
-        self._datagrams[socket_id] = transport
-        self._net.register_datagram(socket_id, transport._on_net, transport._context)
-
-    def _forget(self, transport: StreamTransport | DatagramTransport) -> None:
-        if isinstance(transport, StreamTransport):
-            self._streams.pop((transport._conn, transport._side), None)
-            self._net.forget_stream(transport._conn, transport._side)
-        else:
-            self._datagrams.pop(transport._socket, None)
-            self._net.forget_datagram(transport._socket)
-
-    def _listen(
-        self, host: Host, ip: str, port: int, backlog: int, server: SimServer
-    ) -> tuple[int, tuple[str, int]]:
-        listener, address = self._net.listen(host._net_id, ip, port, max(1, backlog))
-        self._servers[listener] = server
-        return listener, (address[0], address[1])
+    # -------------------------------------------------------- unix paths
 
     def _listen_unix(
         self, host: Host, path: str, backlog: int, server: SimServer
     ) -> tuple[int, tuple[str, int]]:
-        if (host._net_id, path) in self._unix_ports:
+        """Listen for ``server`` on a loopback port of ``host`` that serves ``path``."""
+        if self._net.unix_port(host._net_id, path) is not None:
             raise OSError(98, f"[Errno 98] Address already in use: {path!r}")
-        listener, address = self._listen(host, "127.0.0.1", 0, backlog, server)
-        self._unix_ports[(host._net_id, path)] = address[1]
+        listener, address = server._listen(host, "127.0.0.1", 0, backlog)
+        self._net.bind_unix(host._net_id, path, address[1])
         return listener, address
 
     def _unbind_unix(self, host: Host, path: str) -> None:
-        self._unix_ports.pop((host._net_id, path), None)
+        self._net.unbind_unix(host._net_id, path)
 
-    def _unix_port(self, path: str) -> int:
+    def _unix_port(self, path: Any) -> int:
         host = self._current_host()
-        port = self._unix_ports.get((host._net_id, path))
+        port = self._net.unix_port(host._net_id, path) if isinstance(path, str) else None
         if port is None:
             raise FileNotFoundError(2, "No such file or directory", path)
         return port
-
-    def _deliver(self, events: list[tuple[Any, ...]]) -> None:
-        """The events the network core had no registered handler for (accepts, and
-        events for a side registered after they were popped), in order."""
-        loop = self.loop
-        for event in events:
-            kind = event[0]
-            if kind == "accept":
-                _, listener, conn, local, peer = event
-                server = self._servers.get(listener)
-                if server is None or server._closed:
-                    with contextlib.suppress(OSError):  # already reset in this batch
-                        self._net.abort(loop, conn, 1)
-                    continue
-                transport = StreamTransport(
-                    self,
-                    server._host,
-                    conn,
-                    1,
-                    server._context,
-                    family=socket.AF_INET6 if ":" in local[0] else socket.AF_INET,
-                    unix_path=server._unix_path,
-                )
-                self._register(transport, conn, 1)
-                transport._server = server
-                server._context.run(transport._on_net, "accepted", local, peer)
-            elif kind == "datagram":
-                endpoint = self._datagrams.get(event[1])
-                if endpoint is not None:
-                    loop.call_soon(
-                        endpoint._on_net, kind, event[2], event[3], context=endpoint._context
-                    )
-            else:
-                if kind in ("connected", "refused"):
-                    key, payload = (event[1], 0), event[2:]
-                else:  # data, eof, reset, writable: (kind, conn, side, *payload)
-                    key, payload = (event[1], event[2]), event[3:]
-                side = self._streams.get(key)
-                if side is not None:
-                    loop.call_soon(side._on_net, kind, *payload, context=side._context)
 
     # ------------------------------------------------------- crash, restart
 
     def _crash(self, host: Host) -> None:
         loop = self.loop
-        host._alive = False
         host.crashes += 1
         incarnation = host._incarnation
         # Nothing of the host runs again: pending callbacks and timers are dropped,
@@ -522,39 +458,18 @@ class World:
         for task in sorted(doomed, key=order.__getitem__):
             task._log_destroy_pending = False  # type: ignore[attr-defined]
             self._abandoned.append(task)
-        gone = self._net.crash_host(loop, host._net_id)
-        for conn in gone:
-            for side in (0, 1):
-                transport = self._streams.get((conn, side))
-                if transport is not None and transport._host is host:
-                    transport._host_crashed()
-                    del self._streams[(conn, side)]
-                    self._net.forget_stream(conn, side)
-        for listener, server in list(self._servers.items()):
-            if server._host is host:
-                server._host_crashed()
-                del self._servers[listener]
-        for socket_id, endpoint in list(self._datagrams.items()):
-            if endpoint._host is host:
-                endpoint._host_crashed()
-                del self._datagrams[socket_id]
-                self._net.forget_datagram(socket_id)
-        for key in [key for key in self._unix_ports if key[0] == host._net_id]:
-            del self._unix_ports[key]
+        # The core ends the incarnation, drops the host's listeners, sockets and
+        # connections, frees its Unix paths and tells each of its transports,
+        # servers and datagram endpoints (their ``_host_crashed``).
+        self._net.crash_host(loop, host._net_id)
         if host._disk is not None:
             host._disk._crash(loop)
         loop._mark(f"crash:{host.name}")
         loop._cover(f"world.crash:{host.name}")
 
-    def _new_incarnation(self, host: Host) -> None:
-        host._incarnation = self._next_incarnation
-        self._incarnations[host._incarnation] = host
-        self._next_incarnation += 1
-        _skew.host_seen(self, host)
-
     def _restart(self, host: Host) -> None:
-        self._new_incarnation(host)
-        host._alive = True
+        self._net.restart_host(host._net_id)
+        _skew.host_seen(self, host)
         host.restarts += 1
         self.loop._mark(f"restart:{host.name}")
         self.loop._cover(f"world.restart:{host.name}")

@@ -13,6 +13,7 @@ pub mod sha256;
 pub mod strategy;
 pub mod tape;
 pub mod timers;
+pub mod world;
 
 #[cfg(feature = "python")]
 mod py;

@@ -1,10 +1,12 @@
-//! `simloom._core.NetCore`: the simulated network (`crate::net`) behind the Python
-//! transports of `simloom.net`.
+//! `simloom._core.NetCore`: the simulated world (`crate::world`: hosts, DNS, Unix
+//! paths, endpoint routing) and its network (`crate::net`) behind the `World` facade
+//! of `simloom.world` and the Python transports of `simloom.net`.
 //!
-//! Owns: converting addresses, ids and events between Python and the model, drawing
-//! the model's choices from the universe's tape, and keeping one timer armed in the
-//! loop for the network's next event. Must not: decide delivery order or timing (the
-//! model does) or touch protocols (the Python transports do).
+//! Owns: converting addresses, ids and events between Python and the models, drawing
+//! the network's choices from the universe's tape, keeping one timer armed in the
+//! loop for the network's next event, and the Python objects the world routes to
+//! (each host's `Host`, each endpoint's handlers). Must not: decide delivery order or
+//! timing (the model does) or touch protocols (the Python transports do).
 //!
 //! Delivery is dispatched here: one timer, whose callback is this object's own
 //! `_due` (no Python code), fires at the exact virtual nanosecond the next event is
@@ -13,9 +15,11 @@
 //! callback in that transport's context, with a typed event as arguments. So a
 //! segment costs one Python call, in its host's context; the loop drops it if the
 //! host's incarnation has crashed. Events with no handler (accepts, and anything
-//! for a side not registered yet) go to `deliver(events)`, scheduled once per
-//! batch in the world's own context, never a host's, so crashing a host never
-//! drops it.
+//! for a side not registered yet) go, as one `NetBatch`, to this object's own
+//! `_deliver`, scheduled once per batch in the world's own context, never a host's,
+//! so crashing a host never drops it: an accept is handed to its listener's
+//! handler (`SimServer._on_accept`, in the server's context), any other event to
+//! the handler registered by then, or dropped.
 
 use super::handle::Handle;
 use super::loop_core::LoopCore;
@@ -24,18 +28,89 @@ use crate::engine::Engine;
 use crate::net::{
     ConnId, DatagramSocketId, HostId, LinkShape, ListenerId, NetError, NetEvent, Network, Side,
 };
+use crate::world::{World, WorldError};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-/// Where a transport's events go: its inbox and the context it runs in.
+/// Where an endpoint's events go: its inbox (in front of its handler), the context
+/// it runs in, and what to call when its host crashes.
 struct Target {
     inbox: Py<NetInbox>,
     context: Py<PyAny>,
+    on_crash: Py<PyAny>,
+}
+
+/// The world as the FFI layer keeps it: each host's Python `Host`, each endpoint's
+/// `Target`.
+type PyWorld = World<Py<PyAny>, Target>;
+
+/// An event popped with no handler registered for it, waiting for `_deliver`.
+enum Deferred {
+    /// For the listener's handler: `(conn, local, peer)`.
+    Accept {
+        listener: ListenerId,
+        conn: ConnId,
+        args: Py<PyTuple>,
+    },
+    /// For the side's handler: `(kind, *payload)`.
+    Stream {
+        conn: ConnId,
+        side: Side,
+        args: Py<PyTuple>,
+    },
+    /// For the socket's handler: `("datagram", source, bytes)`.
+    Datagram {
+        socket: DatagramSocketId,
+        args: Py<PyTuple>,
+    },
+}
+
+impl Deferred {
+    fn args(&self) -> &Py<PyTuple> {
+        match self {
+            Deferred::Accept { args, .. }
+            | Deferred::Stream { args, .. }
+            | Deferred::Datagram { args, .. } => args,
+        }
+    }
+
+    fn into_args(self) -> Py<PyTuple> {
+        match self {
+            Deferred::Accept { args, .. }
+            | Deferred::Stream { args, .. }
+            | Deferred::Datagram { args, .. } => args,
+        }
+    }
+}
+
+/// The events of one `_due` that had no handler, in order: the argument of the
+/// `_deliver` step scheduled for them (each batch its own, so a scheduler that
+/// reorders ready steps reorders whole batches, as it did when they were lists).
+#[pyclass(module = "simloom._core")]
+pub struct NetBatch {
+    events: Vec<Deferred>,
+}
+
+#[pymethods]
+impl NetBatch {
+    fn __len__(&self) -> usize {
+        self.events.len()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for event in &self.events {
+            visit.call(event.args())?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.events.clear();
+    }
 }
 
 /// One transport's events waiting for their loop steps. Each event is scheduled as
@@ -97,13 +172,6 @@ fn side_of(index: u8) -> PyResult<Side> {
     }
 }
 
-fn side_index(side: Side) -> u8 {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
-}
-
 fn parse_ip(ip: &str) -> PyResult<IpAddr> {
     ip.parse()
         .map_err(|_| PyValueError::new_err(format!("not an IP address: {ip:?}")))
@@ -115,6 +183,14 @@ fn socket_addr(ip: &str, port: u16) -> PyResult<SocketAddr> {
 
 fn address_tuple(address: SocketAddr) -> (String, u16) {
     (address.ip().to_string(), address.port())
+}
+
+/// World errors: the facade checks the user's arguments first, so these are bugs.
+fn world_error(error: WorldError) -> PyErr {
+    match error {
+        WorldError::Net(error) => net_error(error),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
 }
 
 /// Model errors as the exceptions the real socket calls raise.
@@ -149,7 +225,10 @@ mod libc_errno {
 #[pyclass(module = "simloom._core")]
 pub struct NetCore {
     net: Network,
-    /// Called with a list of the events that have no registered handler.
+    /// Hosts, names, Unix paths and who hears each endpoint.
+    world: PyWorld,
+    /// The step for the events that have no registered handler: this object's
+    /// `_deliver`, bound by `bind` (one object, so the event log names it once).
     deliver: Option<Py<PyAny>>,
     /// The context `deliver` (and the timer) runs in.
     context: Option<Py<PyAny>>,
@@ -157,10 +236,6 @@ pub struct NetCore {
     due: Option<Py<PyAny>>,
     /// The timer armed for the next event: its deadline and handle.
     armed: Option<(u64, Py<Handle>)>,
-    /// The handlers of stream sides, by (connection, side).
-    streams: HashMap<(u64, u8), Target>,
-    /// The handlers of datagram sockets, by socket.
-    datagrams: HashMap<u64, Target>,
 }
 
 impl NetCore {
@@ -190,12 +265,10 @@ impl NetCore {
     /// Pop the events due now and queue each, in order, in its transport's inbox,
     /// scheduling a ready callback for it in the transport's context (except the
     /// first, returned with its context for `_due` to handle at once), and the
-    /// rest, as one list of tuples, to `deliver` (in the world's context):
-    /// `("accept", listener, conn, local, peer)`, `("connected", conn, local, peer)`,
-    /// `("refused", conn)`, `("data", conn, side, bytes)`, `("eof", conn, side)`,
-    /// `("reset", conn, side)`, `("writable", conn, side)`,
-    /// `("datagram", socket, from, bytes)`; addresses are `(ip, port)` and `side` is
-    /// 0 (client) or 1 (server).
+    /// rest, as one `NetBatch`, to `_deliver` (in the world's context). A handler's
+    /// arguments: `("connected", local, peer)`, `("refused",)`, `("data", bytes)`,
+    /// `("eof",)`, `("reset",)`, `("writable",)`, `("datagram", from, bytes)`, and a
+    /// listener's `(conn, local, peer)`; addresses are `(ip, port)`.
     fn dispatch(
         &mut self,
         loop_core: &Bound<'_, LoopCore>,
@@ -209,139 +282,122 @@ impl NetCore {
         {
             self.armed = None;
         }
-        let other = PyList::empty(py);
+        let mut other = Vec::new();
         let mut at_once = None;
         for (index, event) in self.net.pop_due(now).into_iter().enumerate() {
-            let (target, args) = match event {
+            let endpoints = self.world.endpoints();
+            let (target, deferred) = match event {
                 NetEvent::Accept {
                     listener,
                     conn,
                     local,
                     peer,
-                } => (
-                    None,
-                    (
-                        "accept",
-                        listener.0,
-                        conn.0,
-                        address_tuple(local),
-                        address_tuple(peer),
-                    )
-                        .into_pyobject(py)?,
-                ),
-                NetEvent::Connected { conn, local, peer } => match self.streams.get(&(conn.0, 0)) {
-                    Some(target) => (
-                        Some(target),
-                        (
+                } => {
+                    let args = (conn.0, address_tuple(local), address_tuple(peer))
+                        .into_pyobject(py)?
+                        .unbind();
+                    other.push(Deferred::Accept {
+                        listener,
+                        conn,
+                        args,
+                    });
+                    continue;
+                }
+                NetEvent::Connected { conn, local, peer } => (
+                    endpoints.stream(conn, Side::Client),
+                    Deferred::Stream {
+                        conn,
+                        side: Side::Client,
+                        args: (
                             pyo3::intern!(py, "connected"),
                             address_tuple(local),
                             address_tuple(peer),
                         )
-                            .into_pyobject(py)?,
-                    ),
-                    None => (
-                        None,
-                        (
-                            "connected",
-                            conn.0,
-                            address_tuple(local),
-                            address_tuple(peer),
-                        )
-                            .into_pyobject(py)?,
-                    ),
-                },
-                NetEvent::Refused { conn } => match self.streams.get(&(conn.0, 0)) {
-                    Some(target) => (
-                        Some(target),
-                        (pyo3::intern!(py, "refused"),).into_pyobject(py)?,
-                    ),
-                    None => (None, ("refused", conn.0).into_pyobject(py)?),
-                },
-                NetEvent::Data { conn, side, bytes } => {
-                    let index = side_index(side);
-                    let bytes = PyBytes::new(py, &bytes);
-                    match self.streams.get(&(conn.0, index)) {
-                        Some(target) => (
-                            Some(target),
-                            (pyo3::intern!(py, "data"), bytes).into_pyobject(py)?,
-                        ),
-                        None => (None, ("data", conn.0, index, bytes).into_pyobject(py)?),
-                    }
+                            .into_pyobject(py)?
+                            .unbind(),
+                    },
+                ),
+                NetEvent::Refused { conn } => (
+                    endpoints.stream(conn, Side::Client),
+                    Deferred::Stream {
+                        conn,
+                        side: Side::Client,
+                        args: (pyo3::intern!(py, "refused"),).into_pyobject(py)?.unbind(),
+                    },
+                ),
+                NetEvent::Data { conn, side, bytes } => (
+                    endpoints.stream(conn, side),
+                    Deferred::Stream {
+                        conn,
+                        side,
+                        args: (pyo3::intern!(py, "data"), PyBytes::new(py, &bytes))
+                            .into_pyobject(py)?
+                            .unbind(),
+                    },
+                ),
+                NetEvent::Eof { conn, side } => stream_signal(py, endpoints, "eof", conn, side)?,
+                NetEvent::Reset { conn, side } => {
+                    stream_signal(py, endpoints, "reset", conn, side)?
                 }
-                NetEvent::Eof { conn, side } => self.stream_signal(py, "eof", conn, side)?,
-                NetEvent::Reset { conn, side } => self.stream_signal(py, "reset", conn, side)?,
                 NetEvent::Writable { conn, side } => {
-                    self.stream_signal(py, "writable", conn, side)?
+                    stream_signal(py, endpoints, "writable", conn, side)?
                 }
                 NetEvent::Datagram {
                     socket,
                     from,
                     bytes,
-                } => {
-                    let bytes = PyBytes::new(py, &bytes);
-                    match self.datagrams.get(&socket.0) {
-                        Some(target) => (
-                            Some(target),
-                            (pyo3::intern!(py, "datagram"), address_tuple(from), bytes)
-                                .into_pyobject(py)?,
-                        ),
-                        None => (
-                            None,
-                            ("datagram", socket.0, address_tuple(from), bytes).into_pyobject(py)?,
-                        ),
-                    }
-                }
+                } => (
+                    endpoints.datagram(socket),
+                    Deferred::Datagram {
+                        socket,
+                        args: (
+                            pyo3::intern!(py, "datagram"),
+                            address_tuple(from),
+                            PyBytes::new(py, &bytes),
+                        )
+                            .into_pyobject(py)?
+                            .unbind(),
+                    },
+                ),
             };
-            match target {
-                Some(target) if index == 0 => {
-                    target.inbox.borrow_mut(py).queue.push_back(args.unbind());
-                    at_once = Some((target.inbox.clone_ref(py), target.context.clone_ref(py)));
-                }
-                Some(target) => {
-                    target.inbox.borrow_mut(py).queue.push_back(args.unbind());
-                    LoopCore::schedule(
-                        loop_core,
-                        "net",
-                        None,
-                        target.inbox.bind(py).as_any(),
-                        &PyTuple::empty(py),
-                        Some(target.context.bind(py).clone()),
-                    )?;
-                }
-                None => other.append(args)?,
+            let Some(target) = target else {
+                other.push(deferred);
+                continue;
+            };
+            target
+                .inbox
+                .borrow_mut(py)
+                .queue
+                .push_back(deferred.into_args());
+            if index == 0 {
+                at_once = Some((target.inbox.clone_ref(py), target.context.clone_ref(py)));
+            } else {
+                LoopCore::schedule(
+                    loop_core,
+                    "net",
+                    None,
+                    target.inbox.bind(py).as_any(),
+                    &PyTuple::empty(py),
+                    Some(target.context.bind(py).clone()),
+                )?;
             }
         }
         if !other.is_empty() {
             let (Some(deliver), Some(context)) = (&self.deliver, &self.context) else {
                 return Err(PyRuntimeError::new_err("the network has been cleared"));
             };
+            let batch = Py::new(py, NetBatch { events: other })?;
             LoopCore::schedule(
                 loop_core,
                 "net",
                 None,
                 deliver.bind(py),
-                &PyTuple::new(py, [other])?,
+                &PyTuple::new(py, [loop_core.as_any(), batch.bind(py).as_any()])?,
                 Some(context.bind(py).clone()),
             )?;
         }
         self.arm(loop_core)?;
         Ok(at_once)
-    }
-
-    /// An event with no payload for `side` of `conn`: its handler's arguments, or
-    /// the tuple for `deliver`.
-    fn stream_signal<'py, 'a>(
-        &'a self,
-        py: Python<'py>,
-        kind: &'static str,
-        conn: ConnId,
-        side: Side,
-    ) -> PyResult<(Option<&'a Target>, Bound<'py, PyTuple>)> {
-        let index = side_index(side);
-        Ok(match self.streams.get(&(conn.0, index)) {
-            Some(target) => (Some(target), PyTuple::new(py, [kind])?),
-            None => (None, (kind, conn.0, index).into_pyobject(py)?),
-        })
     }
 
     /// Make sure a timer fires when the network's next event is due.
@@ -374,7 +430,31 @@ impl NetCore {
     }
 }
 
-fn target(py: Python<'_>, handler: Py<PyAny>, context: Py<PyAny>) -> PyResult<Target> {
+/// An event with no payload for `side` of `conn`: the side's target, if it has one,
+/// and the event for it.
+fn stream_signal<'a>(
+    py: Python<'_>,
+    endpoints: &'a crate::world::Endpoints<Target>,
+    kind: &'static str,
+    conn: ConnId,
+    side: Side,
+) -> PyResult<(Option<&'a Target>, Deferred)> {
+    Ok((
+        endpoints.stream(conn, side),
+        Deferred::Stream {
+            conn,
+            side,
+            args: PyTuple::new(py, [kind])?.unbind(),
+        },
+    ))
+}
+
+fn target(
+    py: Python<'_>,
+    handler: Py<PyAny>,
+    context: Py<PyAny>,
+    on_crash: Py<PyAny>,
+) -> PyResult<Target> {
     let inbox = Py::new(
         py,
         NetInbox {
@@ -382,7 +462,30 @@ fn target(py: Python<'_>, handler: Py<PyAny>, context: Py<PyAny>) -> PyResult<Ta
             queue: Default::default(),
         },
     )?;
-    Ok(Target { inbox, context })
+    Ok(Target {
+        inbox,
+        context,
+        on_crash,
+    })
+}
+
+/// Call `inbox` (its front event to its handler) inside `context`, as
+/// `Context.run` would: an error if the context is entered already.
+fn call_in_context(
+    py: Python<'_>,
+    inbox: &Bound<'_, NetInbox>,
+    context: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    // SAFETY: `context` is a live `contextvars.Context` held for the call.
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
+        return Err(PyErr::fetch(py));
+    }
+    let result = NetInbox::__call__(inbox);
+    // SAFETY: exits the context entered above.
+    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
+        return Err(PyErr::fetch(py));
+    }
+    result
 }
 
 /// A forgotten target's pending events are dropped; its scheduled callbacks find
@@ -397,84 +500,215 @@ fn hosts(ids: Vec<u32>) -> Vec<HostId> {
     ids.into_iter().map(HostId).collect()
 }
 
+impl NetCore {
+    fn payload(&self, py: Python<'_>, host: u32) -> PyResult<Py<PyAny>> {
+        let record = self.world.host(HostId(host)).map_err(world_error)?;
+        Ok(record.payload().clone_ref(py))
+    }
+}
+
 #[pymethods]
 impl NetCore {
-    /// A network with no hosts. `deliver()` is run (in `context`) whenever events
-    /// are due; it should call `pop`.
+    /// A world with no hosts; the world's own steps (the delivery timer,
+    /// `_deliver`) run in `context`.
     #[new]
-    fn new(deliver: Py<PyAny>, context: Py<PyAny>) -> NetCore {
+    fn new(context: Py<PyAny>) -> NetCore {
         NetCore {
             net: Network::new(),
-            deliver: Some(deliver),
+            world: World::new(),
+            deliver: None,
             context: Some(context),
             due: None,
             armed: None,
-            streams: HashMap::new(),
-            datagrams: HashMap::new(),
         }
     }
 
-    /// Make this object's `_due` the delivery timer's callback (a bound method of
-    /// the object itself, which `__new__` cannot take). Call once, before any event.
+    /// Make this object's `_due` the delivery timer's callback and its `_deliver`
+    /// the step for events without a handler (bound methods of the object itself,
+    /// which `__new__` cannot take). Call once, before any event.
     fn bind(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let due = slf.getattr(pyo3::intern!(slf.py(), "_due"))?.unbind();
-        slf.borrow_mut().due = Some(due);
+        let py = slf.py();
+        let due = slf.getattr(pyo3::intern!(py, "_due"))?.unbind();
+        let deliver = slf.getattr(pyo3::intern!(py, "_deliver"))?.unbind();
+        let mut core = slf.borrow_mut();
+        core.due = Some(due);
+        core.deliver = Some(deliver);
         Ok(())
     }
 
-    /// `side` of `conn`'s events go to `handler(kind, ...)`, run in `context`:
-    /// `("data", bytes)`, `("eof",)`, `("reset",)`, `("writable",)`,
-    /// `("connected", local, peer)`, `("refused",)`.
+    // ------------------------------------------------------------ hosts
+
+    /// Make the host `name` with the next address (10.0.0.1 for the first, the
+    /// main host, then 10.0.0.2, ...); `(id, address)`. Give it its `Host` with
+    /// `set_host`, and its name with `register_name`.
+    fn add_host(&mut self, py: Python<'_>, name: &str) -> PyResult<(u32, String)> {
+        let id = self
+            .world
+            .add_host(&mut self.net, name, py.None())
+            .map_err(world_error)?;
+        let address = self.world.host(id).map_err(world_error)?.address();
+        Ok((id.0, address.to_string()))
+    }
+
+    /// The `Host` object of `host` (what `host_named`, `hosts` and `running_host`
+    /// answer with).
+    fn set_host(&mut self, host: u32, value: Py<PyAny>) -> PyResult<()> {
+        self.world
+            .set_payload(HostId(host), value)
+            .map_err(world_error)
+    }
+
+    fn host_named(&self, py: Python<'_>, name: &str) -> Option<Py<PyAny>> {
+        let id = self.world.host_named(name)?;
+        self.payload(py, id.0).ok()
+    }
+
+    /// Every host's `Host`, in creation order.
+    fn hosts(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.world
+            .hosts()
+            .map(|record| record.payload().clone_ref(py))
+            .collect()
+    }
+
+    /// The `Host` running code of `incarnation` (0: the main host).
+    fn running_host(&self, py: Python<'_>, incarnation: u64) -> PyResult<Py<PyAny>> {
+        match self.world.running_host(incarnation) {
+            Some(record) => Ok(record.payload().clone_ref(py)),
+            None => Err(PyRuntimeError::new_err(format!(
+                "no host has incarnation {incarnation}"
+            ))),
+        }
+    }
+
+    fn host_alive(&self, host: u32) -> PyResult<bool> {
+        Ok(self.world.host(HostId(host)).map_err(world_error)?.alive())
+    }
+
+    /// The host's current incarnation (its last, while crashed; 0 for the main host).
+    fn host_incarnation(&self, host: u32) -> PyResult<u64> {
+        Ok(self
+            .world
+            .host(HostId(host))
+            .map_err(world_error)?
+            .incarnation())
+    }
+
+    /// A crashed host comes back: its new incarnation.
+    fn restart_host(&mut self, host: u32) -> PyResult<u64> {
+        self.world.restart(HostId(host)).map_err(world_error)
+    }
+
+    // -------------------------------------------------------------- dns
+
+    /// `name` (folded by the caller: lower case, no trailing dot) means `host`'s
+    /// address from now on.
+    fn register_name(&mut self, name: &str, host: u32) -> PyResult<()> {
+        self.world
+            .register_name(name, HostId(host))
+            .map_err(world_error)
+    }
+
+    /// The address a folded name means, if any (the loopback names: 127.0.0.1).
+    fn resolve(&self, name: &str) -> Option<String> {
+        self.world.resolve(name).map(|ip| ip.to_string())
+    }
+
+    /// Reverse DNS: the earliest registered name that means the address `ip`
+    /// (written as the world writes addresses), if any.
+    fn name_of(&self, ip: &str) -> Option<String> {
+        let address: IpAddr = ip.parse().ok()?;
+        // Only the world's own spelling names an address (as a string match would).
+        if address.to_string() != ip {
+            return None;
+        }
+        self.world.name_of(address).map(str::to_owned)
+    }
+
+    // ------------------------------------------------------- unix paths
+
+    /// `path` on `host` is served by the loopback stream `port`; false if taken.
+    fn bind_unix(&mut self, host: u32, path: &str, port: u16) -> bool {
+        self.world.bind_unix(HostId(host), path, port)
+    }
+
+    fn unix_port(&self, host: u32, path: &str) -> Option<u16> {
+        self.world.unix_port(HostId(host), path)
+    }
+
+    fn unbind_unix(&mut self, host: u32, path: &str) {
+        self.world.unbind_unix(HostId(host), path);
+    }
+
+    // ---------------------------------------------------------- routing
+
+    /// `side` of `conn`, owned by `host`: its events go to `handler(kind, ...)`,
+    /// run in `context`: `("data", bytes)`, `("eof",)`, `("reset",)`,
+    /// `("writable",)`, `("connected", local, peer)`, `("refused",)`; `on_crash()`
+    /// is called if `host` crashes while the connection is up.
+    #[allow(clippy::too_many_arguments)]
     fn register_stream(
         &mut self,
         py: Python<'_>,
         conn: u64,
         side: u8,
+        host: u32,
         handler: Py<PyAny>,
         context: Py<PyAny>,
+        on_crash: Py<PyAny>,
     ) -> PyResult<()> {
-        let target = target(py, handler, context)?;
-        if let Some(old) = self.streams.insert((conn, side), target) {
+        let side = side_of(side)?;
+        let target = target(py, handler, context, on_crash)?;
+        if let Some(old) =
+            self.world
+                .endpoints_mut()
+                .register_stream(ConnId(conn), side, HostId(host), target)
+        {
             forget(py, old);
         }
         Ok(())
     }
 
     /// `side` of `conn` hears nothing more (events already popped are dropped).
-    fn forget_stream(&mut self, py: Python<'_>, conn: u64, side: u8) {
-        if let Some(old) = self.streams.remove(&(conn, side)) {
+    fn forget_stream(&mut self, py: Python<'_>, conn: u64, side: u8) -> PyResult<()> {
+        let side = side_of(side)?;
+        if let Some(old) = self.world.endpoints_mut().forget_stream(ConnId(conn), side) {
             forget(py, old);
         }
+        Ok(())
     }
 
-    /// `socket`'s datagrams go to `handler("datagram", (ip, port), bytes)` in `context`.
+    /// `socket`, owned by `host`: its datagrams go to
+    /// `handler("datagram", (ip, port), bytes)` in `context`; `on_crash()` if
+    /// `host` crashes.
     fn register_datagram(
         &mut self,
         py: Python<'_>,
         socket: u64,
+        host: u32,
         handler: Py<PyAny>,
         context: Py<PyAny>,
+        on_crash: Py<PyAny>,
     ) -> PyResult<()> {
-        let target = target(py, handler, context)?;
-        if let Some(old) = self.datagrams.insert(socket, target) {
+        let target = target(py, handler, context, on_crash)?;
+        if let Some(old) = self.world.endpoints_mut().register_datagram(
+            DatagramSocketId(socket),
+            HostId(host),
+            target,
+        ) {
             forget(py, old);
         }
         Ok(())
     }
 
     fn forget_datagram(&mut self, py: Python<'_>, socket: u64) {
-        if let Some(old) = self.datagrams.remove(&socket) {
+        if let Some(old) = self
+            .world
+            .endpoints_mut()
+            .forget_datagram(DatagramSocketId(socket))
+        {
             forget(py, old);
         }
-    }
-
-    /// Add a host with these addresses (besides loopback); its id.
-    fn add_host(&mut self, addresses: Vec<String>) -> PyResult<u32> {
-        let addresses = addresses
-            .iter()
-            .map(|ip| parse_ip(ip))
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok(self.net.add_host(&addresses).map_err(net_error)?.0)
     }
 
     /// The host that has address `ip`, if any.
@@ -483,18 +717,29 @@ impl NetCore {
     }
 
     /// Listen on `ip:port` of `host` (port 0: ephemeral); `(listener, (ip, port))`.
+    /// Its connections go to `on_accept(conn, local, peer)`, run in `context`;
+    /// `on_crash()` is called if `host` crashes while it listens.
+    #[allow(clippy::too_many_arguments)]
     fn listen(
         &mut self,
+        py: Python<'_>,
         host: u32,
         ip: &str,
         port: u16,
         backlog: usize,
+        on_accept: Py<PyAny>,
+        context: Py<PyAny>,
+        on_crash: Py<PyAny>,
     ) -> PyResult<(u64, (String, u16))> {
         let listener = self
             .net
             .listen(HostId(host), socket_addr(ip, port)?, backlog)
             .map_err(net_error)?;
         let address = self.net.listener_address(listener).map_err(net_error)?;
+        let target = target(py, on_accept, context, on_crash)?;
+        self.world
+            .endpoints_mut()
+            .register_listener(listener, HostId(host), target);
         Ok((listener.0, address_tuple(address)))
     }
 
@@ -509,7 +754,16 @@ impl NetCore {
         })
     }
 
+    /// Stop listening; connections still on their way to it are refused.
     fn close_listener(&mut self, loop_core: &Bound<'_, LoopCore>, listener: u64) -> PyResult<()> {
+        let py = loop_core.py();
+        if let Some(old) = self
+            .world
+            .endpoints_mut()
+            .forget_listener(ListenerId(listener))
+        {
+            forget(py, old);
+        }
         self.act(loop_core, |net, _, now| {
             net.close_listener(ListenerId(listener), now)
         })
@@ -703,10 +957,34 @@ impl NetCore {
         Ok(reset.into_iter().map(|conn| conn.0).collect())
     }
 
-    /// The processes of `host` crash; the ids of the connections it had.
-    fn crash_host(&mut self, loop_core: &Bound<'_, LoopCore>, host: u32) -> PyResult<Vec<u64>> {
-        let gone = self.act(loop_core, |net, _, now| net.crash_host(HostId(host), now))?;
-        Ok(gone.into_iter().map(|conn| conn.0).collect())
+    /// The processes of `host` crash (`World::crash`): its incarnation ends, the
+    /// network drops its listeners, sockets and connections, its Unix paths are
+    /// freed, and each endpoint it owned is unregistered and told (`on_crash()`, in
+    /// order: stream sides, listeners, datagram sockets). The incarnation that ended.
+    fn crash_host(
+        slf: &Bound<'_, Self>,
+        loop_core: &Bound<'_, LoopCore>,
+        host: u32,
+    ) -> PyResult<u64> {
+        let py = slf.py();
+        let crashed = {
+            let mut core = slf.borrow_mut();
+            let now = loop_core.borrow().now_ns();
+            let core = &mut *core;
+            let crashed = core
+                .world
+                .crash(&mut core.net, HostId(host), now)
+                .map_err(world_error)?;
+            core.arm(loop_core)?;
+            crashed
+        };
+        // The borrow is released: a handler may call back.
+        for target in crashed.endpoints {
+            let on_crash = target.on_crash.clone_ref(py);
+            forget(py, target);
+            on_crash.call0(py)?;
+        }
+        Ok(crashed.incarnation)
     }
 
     /// Shape every link without a shape of its own (nanoseconds, percent).
@@ -804,6 +1082,86 @@ impl NetCore {
         self.net.next_event_time()
     }
 
+    /// The events a `_due` had no handler for, in order, in the world's context: an
+    /// accept goes to its listener's handler, run in the listener's context (no
+    /// listener any more: the connection is aborted); any other event is scheduled
+    /// for the handler registered by now (an accept earlier in the batch may have
+    /// registered it), in its context, or dropped.
+    fn _deliver(
+        slf: &Bound<'_, Self>,
+        loop_core: &Bound<'_, LoopCore>,
+        batch: &Bound<'_, NetBatch>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let events = std::mem::take(&mut batch.borrow_mut().events);
+        for event in events {
+            match event {
+                Deferred::Accept {
+                    listener,
+                    conn,
+                    args,
+                } => {
+                    let listening = slf
+                        .borrow()
+                        .world
+                        .endpoints()
+                        .listener(listener)
+                        .map(|target| (target.inbox.clone_ref(py), target.context.clone_ref(py)));
+                    match listening {
+                        Some((inbox, context)) => {
+                            inbox.borrow_mut(py).queue.push_back(args);
+                            call_in_context(py, inbox.bind(py), context.bind(py))?;
+                        }
+                        None => {
+                            // Already reset in this batch, perhaps: nothing to abort.
+                            match slf.borrow_mut().abort(loop_core, conn.0, 1) {
+                                Err(error) if error.is_instance_of::<PyOSError>(py) => {}
+                                other => other?,
+                            }
+                        }
+                    }
+                }
+                Deferred::Stream { conn, side, args } => {
+                    let handler = slf
+                        .borrow()
+                        .world
+                        .endpoints()
+                        .stream(conn, side)
+                        .and_then(|target| handler_of(py, target));
+                    if let Some((handler, context)) = handler {
+                        LoopCore::schedule(
+                            loop_core,
+                            "net",
+                            None,
+                            handler.bind(py),
+                            args.bind(py),
+                            Some(context.into_bound(py)),
+                        )?;
+                    }
+                }
+                Deferred::Datagram { socket, args } => {
+                    let handler = slf
+                        .borrow()
+                        .world
+                        .endpoints()
+                        .datagram(socket)
+                        .and_then(|target| handler_of(py, target));
+                    if let Some((handler, context)) = handler {
+                        LoopCore::schedule(
+                            loop_core,
+                            "net",
+                            None,
+                            handler.bind(py),
+                            args.bind(py),
+                            Some(context.into_bound(py)),
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The delivery timer fired: hand the events due now, in order, to their
     /// transports. The first, if it has a handler, is handled right here, in its
     /// transport's context: a lone segment costs this one loop step and one Python
@@ -845,9 +1203,13 @@ impl NetCore {
         {
             visit.call(object)?;
         }
-        for target in self.streams.values().chain(self.datagrams.values()) {
+        for record in self.world.hosts() {
+            visit.call(record.payload())?;
+        }
+        for target in self.world.endpoints().iter() {
             visit.call(&target.inbox)?;
             visit.call(&target.context)?;
+            visit.call(&target.on_crash)?;
         }
         if let Some((_, handle)) = &self.armed {
             visit.call(handle)?;
@@ -860,12 +1222,20 @@ impl NetCore {
         self.context = None;
         self.due = None;
         self.armed = None;
-        self.streams.clear();
-        self.datagrams.clear();
+        // Drops every host's `Host` and every endpoint's handlers.
+        self.world = World::new();
     }
+}
+
+/// A registered target's handler and context, for a step of its own.
+fn handler_of(py: Python<'_>, target: &Target) -> Option<(Py<PyAny>, Py<PyAny>)> {
+    let inbox = target.inbox.borrow(py);
+    let handler = inbox.handler.as_ref()?.clone_ref(py);
+    Some((handler, target.context.clone_ref(py)))
 }
 
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<NetCore>()?;
-    module.add_class::<NetInbox>()
+    module.add_class::<NetInbox>()?;
+    module.add_class::<NetBatch>()
 }
