@@ -496,7 +496,7 @@ def test_parse_scheduler(text: str, expected: SchedulerSpec, name: str) -> None:
 
 
 def test_every_documented_scheduler_parses() -> None:
-    assert set(simloom.SCHEDULERS) == {"fifo", "random", "pct", "pct:auto"}
+    assert set(simloom.SCHEDULERS) == {"fifo", "random", "pct", "pct:auto", "faithful"}
     for name in simloom.SCHEDULERS:
         assert parse_scheduler(name).name == name
 

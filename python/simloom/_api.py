@@ -77,6 +77,15 @@ def decode_events(log: bytes) -> list[Event]:
     return events
 
 
+#: What the faithful scheduler's own decisions mean, for ``explain()``.
+_GLOSSES = {
+    "loop.stall": (
+        " -- a loop iteration ran until the next timer was due (virtual time passed "
+        "while callbacks ran)"
+    ),
+    "timer.tie": " -- timers due at the same instant ran in another order",
+}
+
 #: The decisions that order ready callbacks (as opposed to faults, stalls, choices).
 _ORDER_LABELS = frozenset({"sched.pick", "timer.order"})
 
@@ -143,8 +152,9 @@ class RunResult:
             if event.kind != "decision":
                 continue
             if event.value:
+                gloss = _GLOSSES.get(str(event.label), "")
                 lines.append(
-                    f"  decision #{index}: {event.label} = {event.value} (of {event.bound})"
+                    f"  decision #{index}: {event.label} = {event.value} (of {event.bound}){gloss}"
                 )
             index += 1
         if not lines:
@@ -154,13 +164,14 @@ class RunResult:
         if reorderings:
             first = reorderings[0]
             text += (
-                f"\n  infeasible on a real loop: {len(reorderings)} decision(s) ran a ready "
+                f"\n  reorders ready callbacks: {len(reorderings)} decision(s) ran a "
                 "callback ahead of callbacks that became ready before it (first: decision "
-                f"#{first.decision}, {first.callback} ahead of {first.skipped}); asyncio runs "
-                "ready callbacks in the order they were scheduled (call_soon is FIFO, a "
-                "future's callbacks run in registration order). If the code relies on that, "
-                "this schedule is not one a real loop produces: re-check with "
-                "scheduler='faithful'."
+                f"#{first.decision}, {first.callback} ahead of {first.skipped}). A real "
+                "asyncio loop runs ready callbacks in scheduling order (call_soon is FIFO, a "
+                "future's callbacks run in registration order): there this interleaving "
+                "needs the awaited operations to take different times (I/O, timers); if "
+                "they cannot, it is infeasible on a real loop, a false alarm. "
+                "scheduler='faithful' explores only what a real loop can do."
             )
         elif self.scheduler in ("random", "pct") or self.scheduler.startswith("pct:"):
             text += (
