@@ -165,7 +165,7 @@ def test_scheduler_names() -> None:
     assert parse_scheduler("faithful").reorders is False
     assert parse_scheduler("random").reorders is True
     for bad in ("faithful:stall=-1", "faithful:stall=abc", "faithful:speed=2"):
-        with pytest.raises(SimloomUsageError, match="faithful|stall"):
+        with pytest.raises(SimloomUsageError, match=r"faithful|stall"):
             parse_scheduler(bad)
 
 
