@@ -530,7 +530,8 @@ def run(
 
     ``seed`` picks the universe: the same seed, scheduler and program give the same
     schedule, the same virtual time and a byte-identical event log. ``scheduler`` is
-    ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``) or ``"pct:auto"``.
+    ``"fifo"``, ``"random"``, ``"pct"`` (``"pct:d=3,k=100"``), ``"pct:auto"`` or
+    ``"faithful"`` (``"faithful:stall=0.1"``; see ``docs/schedulers.md``).
     The program's exception does not propagate; it is ``RunResult.error``.
 
     The determinism boundary is on unless ``boundary=False`` (see

@@ -106,7 +106,8 @@ def test(
     ``runs``: universes to explore (default 2000, or ``max_examples`` from an
     explicit Hypothesis ``@settings``; ``--simloom-runs`` overrides both).
     ``scheduler``: ``"mixed"`` (default: random walk and PCT on alternate seeds),
-    ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``.
+    ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``, ``"faithful"`` (only what a
+    real loop can vary: ready callbacks keep their order; see ``docs/schedulers.md``).
     ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
     reach, or the test fails.
     ``boundary`` (on by default): the stdlib clocks, ``random``, ``uuid`` and
