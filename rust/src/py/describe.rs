@@ -9,12 +9,29 @@ use crate::eventlog::EventLog;
 use crate::timers::SeqMap;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyType, PyWeakrefMethods, PyWeakrefReference};
+use pyo3::types::{PyType, PyWeakrefReference};
+
+/// The head of a `getset_descriptor` (CPython's `PyGetSetDescrObject`, unchanged
+/// since 3.3): a descriptor's common fields, then its `PyGetSetDef`.
+#[repr(C)]
+struct GetSetDescriptor {
+    ob_base: ffi::PyObject,
+    d_type: *mut ffi::PyTypeObject,
+    d_name: *mut ffi::PyObject,
+    d_qualname: *mut ffi::PyObject,
+    d_getset: *mut ffi::PyGetSetDef,
+}
+
+/// A C getter and its closure (an address: static data of the type), called directly.
+type Getter = (ffi::getter, usize);
 
 #[derive(Default)]
 pub(crate) struct Describer {
     task_type: Option<Py<PyType>>,
     step_wrapper_type: usize,
+    /// `TaskStepMethWrapper.__self__`'s C getter (the task a step belongs to), read
+    /// once so each step skips the attribute lookup.
+    step_wrapper_self: Option<Getter>,
     by_key: SeqMap<u32>,
     held: Vec<Py<PyAny>>,
     /// Task address → index into `task_labels`; the weak reference tells a task
@@ -78,11 +95,11 @@ impl Describer {
         let key = task.as_ptr() as u64;
         if let Some(&index) = self.tasks.get(&key) {
             let (label, weak) = &self.task_labels[index];
-            if weak
-                .bind(task.py())
-                .upgrade()
-                .is_some_and(|alive| alive.as_ptr() == task.as_ptr())
-            {
+            // SAFETY: a weak reference's referent field, read with the GIL held; it
+            // is this task while the task lives (None once it died, so a later
+            // task at the same address does not match).
+            let referent = unsafe { (*weak.as_ptr().cast::<ffi::_PyWeakReference>()).wr_object };
+            if referent == task.as_ptr() {
                 return Ok(*label);
             }
         }
@@ -130,7 +147,12 @@ impl Describer {
             }
             let type_ptr = ffi::Py_TYPE(raw) as usize;
             if type_ptr == self.step_wrapper_type && self.step_wrapper_type != 0 {
-                let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
+                let task = match self.step_wrapper_self {
+                    Some((get, closure)) => {
+                        Bound::from_owned_ptr_or_err(py, get(raw, closure as *mut _))?
+                    }
+                    None => callback.getattr(pyo3::intern!(py, "__self__"))?,
+                };
                 let label = self.task_label(&task, log, owner)?;
                 return Ok(Description {
                     label,
@@ -147,6 +169,8 @@ impl Describer {
         let type_name = kind.name()?.to_string();
         if type_name == "TaskStepMethWrapper" {
             self.step_wrapper_type = kind.as_ptr() as usize;
+            self.step_wrapper_self = getset_getter(&kind, "__self__");
+            self.held.push(kind.clone().into_any().unbind());
             let task = callback.getattr(pyo3::intern!(py, "__self__"))?;
             let label = self.task_label(&task, log, owner)?;
             return Ok(Description {
@@ -168,6 +192,22 @@ impl Describer {
             Ok(kind_any.cast::<PyType>()?.qualname()?.to_string())
         })?;
         Ok(Description { label, task: None })
+    }
+}
+
+/// The C getter behind `kind.<name>` if it is a getset descriptor (None otherwise:
+/// the caller then looks the attribute up the ordinary way).
+fn getset_getter(kind: &Bound<'_, PyType>, name: &str) -> Option<Getter> {
+    let descriptor = kind.getattr(name).ok()?;
+    // SAFETY: the type check makes the cast valid; the type (held by the describer)
+    // keeps its descriptor and `PyGetSetDef` alive.
+    unsafe {
+        if ffi::Py_TYPE(descriptor.as_ptr()) != &raw mut ffi::PyGetSetDescr_Type {
+            return None;
+        }
+        let def = (*descriptor.as_ptr().cast::<GetSetDescriptor>()).d_getset;
+        let get = (*def).get?;
+        Some((get, (*def).closure as usize))
     }
 }
 

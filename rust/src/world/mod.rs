@@ -260,14 +260,7 @@ mod tests {
         (world, net, ids)
     }
 
-    /// Every choice canonical (the network's own doubles are private to it).
-    struct Canonical;
-
-    impl crate::net::Choices for Canonical {
-        fn choose(&mut self, _: &str, _: u64, _: Option<u32>) -> u64 {
-            0
-        }
-    }
+    use crate::choices::doubles::Canonical;
 
     fn v4(last: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
@@ -370,7 +363,7 @@ mod tests {
         assert!(world.bind_unix(b, "/run/b.sock", port));
         assert!(world.bind_unix(a, "/run/b.sock", 1), "a's own namespace");
         world.endpoints_mut().register_listener(unix, b, "b's unix");
-        let mut choices = Canonical;
+        let mut choices = Canonical::default();
         let conn = net
             .connect(&mut choices, a, SocketAddr::new(v4(3), 80), 0)
             .unwrap();
