@@ -91,6 +91,8 @@ pub struct LoopCore {
     dead_incarnations: HashSet<u64>,
     /// The engine's clock, published for `ClockView`s whenever it moves.
     clock: SharedClock,
+    /// See `is_coroutine_callback`.
+    code_flags: Vec<(Py<PyAny>, bool)>,
     /// The step count and arming the wall-clock watchdog reads.
     watch: SharedWatch,
 }
@@ -145,7 +147,16 @@ pub(crate) fn invoke(py: Python<'_>, handle: &Handle) -> PyResult<Py<PyAny>> {
     }
 }
 
-fn is_coroutine_callback(callback: &Bound<'_, PyAny>) -> PyResult<bool> {
+/// Code objects recently checked by `is_coroutine_callback` and the answer, so a
+/// function scheduled again and again (asyncio's `_set_result_unless_cancelled`,
+/// behind every `sleep`) is not asked for its `co_flags` each time. Holding the
+/// code object keeps its address from being reused.
+const CODE_FLAGS_CACHE: usize = 16;
+
+fn is_coroutine_callback(
+    callback: &Bound<'_, PyAny>,
+    cache: &mut Vec<(Py<PyAny>, bool)>,
+) -> PyResult<bool> {
     let raw = callback.as_ptr();
     // SAFETY: type checks on a live object.
     unsafe {
@@ -153,12 +164,21 @@ fn is_coroutine_callback(callback: &Bound<'_, PyAny>) -> PyResult<bool> {
             return Ok(true);
         }
         if ffi::PyFunction_Check(raw) != 0 {
-            let code = Bound::from_borrowed_ptr(callback.py(), ffi::PyFunction_GetCode(raw));
+            let code_ptr = ffi::PyFunction_GetCode(raw);
+            if let Some((_, answer)) = cache.iter().find(|(code, _)| code.as_ptr() == code_ptr) {
+                return Ok(*answer);
+            }
+            let code = Bound::from_borrowed_ptr(callback.py(), code_ptr);
             let flags: u32 = code
                 .getattr(pyo3::intern!(callback.py(), "co_flags"))?
                 .extract()?;
             // CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
-            return Ok(flags & (0x80 | 0x100 | 0x200) != 0);
+            let answer = flags & (0x80 | 0x100 | 0x200) != 0;
+            if cache.len() == CODE_FLAGS_CACHE {
+                cache.remove(0);
+            }
+            cache.push((code.unbind(), answer));
+            return Ok(answer);
         }
     }
     Ok(false)
@@ -292,7 +312,13 @@ impl LoopCore {
                 callback.repr()?
             )));
         }
-        if is_coroutine_callback(callback)? {
+        let coroutine = {
+            let mut cache = std::mem::take(&mut slf.borrow_mut().code_flags);
+            let answer = is_coroutine_callback(callback, &mut cache);
+            slf.borrow_mut().code_flags = cache;
+            answer?
+        };
+        if coroutine {
             return Err(PyTypeError::new_err(format!(
                 "coroutines cannot be used with {method}()"
             )));
@@ -406,6 +432,7 @@ impl LoopCore {
             dead_incarnations: HashSet::new(),
             clock: SharedClock::default(),
             watch: SharedWatch::default(),
+            code_flags: Vec::new(),
         })
     }
 
@@ -960,6 +987,9 @@ impl LoopCore {
         for object in self.describer.held() {
             visit.call(object)?;
         }
+        for (code, _) in &self.code_flags {
+            visit.call(code)?;
+        }
         for object in [&self.stop_marker, &self.fatal, &self.host_var]
             .into_iter()
             .flatten()
@@ -975,6 +1005,7 @@ impl LoopCore {
     }
 
     fn __clear__(&mut self) {
+        self.code_flags.clear();
         let describer = std::mem::take(&mut self.describer);
         let drained = self.engine.drain();
         // A fresh engine drops the old choice source and, with it, the draws object.
