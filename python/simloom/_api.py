@@ -173,7 +173,7 @@ class RunResult:
                 "they cannot, it is infeasible on a real loop, a false alarm. "
                 "scheduler='faithful' explores only what a real loop can do."
             )
-        elif self.scheduler in ("random", "pct") or self.scheduler.startswith("pct:"):
+        else:
             text += (
                 "\n  feasible on a real loop: no ready callback ran ahead of one scheduled "
                 "before it"
