@@ -359,3 +359,51 @@ def test_unhandled_policy_is_a_configuration_field(caplog: pytest.LogCaptureFixt
     # The budgets of a configuration keep its policy.
     config = simloom.UniverseConfig(unhandled="log")
     assert config.with_budgets(config.budgets).unhandled == "log"
+
+
+DEBUG_AND_EXIT = """
+import asyncio
+
+import pytest
+
+
+def test_debug_follows_the_environment():
+    async def main():
+        return asyncio.get_running_loop().get_debug()
+
+    assert asyncio.run(main()) is True
+
+
+def test_set_debug_is_honoured():
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(False)
+        return loop.get_debug()
+
+    assert asyncio.run(main()) is False
+
+
+def test_system_exit_in_an_unreferenced_task_propagates():
+    async def leave():
+        raise SystemExit(3)
+
+    async def main():
+        asyncio.get_running_loop().create_task(leave())
+        await asyncio.sleep(1)
+
+    with pytest.raises(SystemExit) as exit:
+        asyncio.run(main())
+    assert exit.value.code == 3
+"""
+
+
+def test_debug_mode_and_system_exit_as_on_the_stock_loop(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_debug=DEBUG_AND_EXIT)
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    run(pytester, "-k", "not system_exit").assert_outcomes(passed=2)
+    run(pytester, "--simloom=2").assert_outcomes(passed=3)
+    monkeypatch.delenv("PYTHONASYNCIODEBUG")
+    no_debug = run(pytester, "--simloom", "-k", "environment")
+    no_debug.assert_outcomes(failed=1)

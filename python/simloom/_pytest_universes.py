@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from . import _api
 from ._api import RunResult
 from ._config import UniverseConfig
@@ -134,6 +136,7 @@ class PytestAsyncioLoops:
     loaded): its runners make their loops through :func:`new_event_loop`. A
     factory of the suite's own (its conftest implementing the hook) wins."""
 
+    @pytest.hookimpl(trylast=True)
     def pytest_asyncio_loop_factories(
         self, config: Any, item: Any
     ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
