@@ -479,6 +479,14 @@ def _run_universe(
         error = late_failure
     if error is not None:
         _count_failure()
+    return _result_of(loop, value, error, seed, scheduler)
+
+
+def _result_of(
+    loop: SimLoop, value: Any, error: BaseException | None, seed: int | None, scheduler: str
+) -> RunResult:
+    """End ``loop``'s event log with the outcome and return the universe's result
+    (``simloom.run``, and ``pytest --simloom`` for the loops a test made)."""
     outcome = "completed" if error is None else f"error:{type(error).__qualname__}"
     loop._finish(outcome)
     # One call across the boundary; the tape stays in the engine's compact storage.

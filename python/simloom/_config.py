@@ -18,7 +18,7 @@ Owns: the defaults' single home and the validation. Must not: run anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,13 @@ from . import _boundary, _budgets, _core
 from ._validation import check_flag, check_int
 from .errors import SimloomUsageError
 
-__all__ = ["DEFAULT", "DEFAULT_LIVELOCK_STEPS", "UniverseConfig", "config_from"]
+__all__ = [
+    "DEFAULT",
+    "DEFAULT_LIVELOCK_STEPS",
+    "UNHANDLED_POLICIES",
+    "UniverseConfig",
+    "config_from",
+]
 
 #: Steps in a row without the virtual clock moving after which it moves to the next
 #: pending timer (time passes on a real loop while callbacks run), or, with no timer
@@ -56,6 +62,7 @@ class UniverseConfig:
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG
+    unhandled: str = "fail"
     #: The validated budgets and boundary settings (derived, not compared).
     budgets: _budgets.Budgets = field(init=False, repr=False, compare=False)
     boundary_settings: _boundary.Settings | None = field(init=False, repr=False, compare=False)
@@ -63,6 +70,11 @@ class UniverseConfig:
     def __post_init__(self) -> None:
         check_int("livelock_steps", self.livelock_steps)
         check_flag("world", self.world)
+        if self.unhandled not in UNHANDLED_POLICIES:
+            raise SimloomUsageError(
+                f"unhandled must be one of {', '.join(map(repr, UNHANDLED_POLICIES))}, "
+                f"got {self.unhandled!r}"
+            )
         settings = _boundary.settings(self.boundary, self.wall_clock_epoch)
         budgets = _budgets.budgets(self.max_steps, self.max_virtual_time, self.watchdog)
         object.__setattr__(self, "boundary_settings", settings)
@@ -80,14 +92,11 @@ class UniverseConfig:
 
     def with_budgets(self, budgets: _budgets.Budgets) -> UniverseConfig:
         """This configuration with other (already validated) budgets."""
-        return UniverseConfig(
-            livelock_steps=self.livelock_steps,
-            boundary=self.boundary,
-            wall_clock_epoch=self.wall_clock_epoch,
-            world=self.world,
-            **budgets.arguments(),
-        )
+        return replace(self, **budgets.arguments())
 
+
+#: What an unhandled exception does: fail the run, or be logged (the stock loop).
+UNHANDLED_POLICIES = ("fail", "log")
 
 #: The configuration with every default (made once).
 DEFAULT = UniverseConfig()

@@ -50,6 +50,7 @@ __all__ = [
     "draw_integer",
     "encode_choices",
     "engine_statistics",
+    "is_stop_test",
     "provider_of",
     "provider_random",
     "random_registry_version",
@@ -95,6 +96,14 @@ def draw_integer(
     """One integer choice in ``[min_value, max_value]`` (shrinks toward
     ``min_value``)."""
     return int(data.draw_integer(min_value, max_value, shrink_towards=min_value, forced=forced))
+
+
+def is_stop_test(error: BaseException) -> bool:
+    """Is ``error`` Hypothesis ending the test case (``StopTest``: an overrun, the
+    shrinker done with this candidate)?"""
+    from hypothesis.errors import StopTest
+
+    return isinstance(error, StopTest)
 
 
 def provider_of(data: ConjectureData) -> PrimitiveProvider | None:

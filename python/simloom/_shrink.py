@@ -65,6 +65,7 @@ class _HypothesisRun:
         *,
         shrink: bool = True,
         scheduler: str | None = None,
+        loops: Callable[[Callable[[], Any]], RunResult] | None = None,
     ) -> None:
         from hypothesis import HealthCheck, Phase, given, settings
 
@@ -81,7 +82,8 @@ class _HypothesisRun:
 
         def replay_universe(universe: Any) -> None:
             outer.candidates += 1
-            result = universe.run_result(main)
+            # ``loops``: a program that makes its own loops (pytest --simloom).
+            result = universe.run_result(main) if loops is None else universe._run_loops(loops)
             if outer.first is None:
                 outer.first = result
             outer.last = result

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from . import _budgets, _hashseed, testing
+from . import _pytest_universes as universes
 from .errors import SimloomUsageError, TapeError
 
 __all__: list[str] = []
@@ -25,6 +26,29 @@ __all__: list[str] = []
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("simloom", "simloom: deterministic simulation testing")
+    group.addoption(
+        "--simloom",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="N",
+        help="run every asyncio test on SimLoop: the polite (FIFO) universe, then N "
+        "explored universes (bare --simloom: the ini option's N, else 0); write "
+        "--simloom=N, or put it after the paths, so that a path is not taken for N",
+    )
+    group.addoption(
+        "--simloom-strict",
+        action="store_true",
+        default=False,
+        help="under --simloom, fail a universe on an exception the stock loop only "
+        "logs (never-retrieved task exceptions, call_exception_handler)",
+    )
+    parser.addini(
+        "simloom",
+        "universes to explore per asyncio test after the FIFO one, as --simloom=N "
+        "(empty or 'off': only with --simloom)",
+        default="",
+    )
     group.addoption(
         "--simloom-seed",
         type=int,
@@ -97,7 +121,12 @@ def pytest_configure(config: pytest.Config) -> None:
             capture.stop_global_capturing()
         _hashseed.pin_hashseed()
     config.addinivalue_line(
-        "markers", "simloom: a test explored by simloom (added by @simloom.test)"
+        "markers",
+        "simloom(universes=N, strict=False): run this test on SimLoop, the FIFO universe "
+        "then N explored ones (with --simloom or without); added bare by @simloom.test",
+    )
+    config.addinivalue_line(
+        "markers", "no_simloom: run this test on the stock loop even under --simloom"
     )
     seed = config.getoption("simloom_seed")
     tape = config.getoption("simloom_tape")
@@ -139,6 +168,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except TapeError as exc:
             raise pytest.UsageError(f"--simloom-tape={tape}: {type(exc).__name__}: {exc}") from None
     testing.session_stats.clear()
+    _configure_universes(config, seed, scheduler, budget_overrides)
     testing.configure(
         testing.Options(
             seed=seed,
@@ -151,6 +181,74 @@ def pytest_configure(config: pytest.Config) -> None:
             budgets=budget_overrides,
         )
     )
+
+
+def _parse_universes(text: str, where: str) -> int | None:
+    """N from ``--simloom=N`` or the ini option (``None``: off)."""
+    text = text.strip()
+    if text.lower() in ("off", "false", "no", "none"):
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        raise pytest.UsageError(
+            f"{where} takes a number of universes (a non-negative integer), got {text!r}"
+            + (
+                "; a path right after a bare --simloom is read as its value: write "
+                "--simloom=N or put --simloom after the paths"
+                if where == "--simloom" and not text.isdigit()
+                else ""
+            )
+        ) from None
+    if count < 0:
+        raise pytest.UsageError(f"{where} must be a non-negative integer, got {text!r}")
+    return count
+
+
+def _configure_universes(
+    config: pytest.Config,
+    seed: int | None,
+    scheduler: str | None,
+    budgets: dict[str, int | float | None],
+) -> None:
+    option = config.getoption("simloom")
+    ini = str(config.getini("simloom") or "")
+    from_ini = _parse_universes(ini, "the ini option simloom") if ini.strip() else None
+    count: int | None
+    if option is None:
+        count = None  # only tests marked simloom(...) run in universes
+    elif option == "":
+        count = from_ini or 0
+    else:
+        count = _parse_universes(option, "--simloom")
+    if option is None and from_ini is not None:
+        count = from_ini
+    settings = universes.Settings(
+        universes=count if count is not None else 0,
+        strict=config.getoption("simloom_strict"),
+        scheduler=scheduler or universes.DEFAULT_SCHEDULER,
+        seed=seed,
+        budgets=budgets,
+    )
+    config.stash[_ACTIVE] = count is not None
+    config.stash[_SETTINGS] = settings
+    config.stash[_SCHEDULE_DEPENDENT] = []
+    # pytest-asyncio's loops come through its loop-factory hook. Outside a universe
+    # the factory makes the stock loop; without pytest.HIDDEN_PARAM (pytest < 8.4)
+    # the hook would add "[simloom]" to node ids, so it is then only used under
+    # --simloom.
+    wanted = count is not None or hasattr(pytest, "HIDDEN_PARAM")
+    if (
+        wanted
+        and config.pluginmanager.has_plugin("asyncio")
+        and not config.pluginmanager.has_plugin("simloom-asyncio")
+    ):
+        config.pluginmanager.register(universes.PytestAsyncioLoops(), "simloom-asyncio")
+
+
+_ACTIVE = pytest.StashKey[bool]()
+_SETTINGS = pytest.StashKey[universes.Settings]()
+_SCHEDULE_DEPENDENT = pytest.StashKey[list[str]]()
 
 
 def _is_simloom_test(item: pytest.Item) -> bool:
@@ -184,6 +282,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"--simloom-tape belongs to {owner}"))
     for item in items:
         _run_async_given_tests_in_their_universe(item)
+    _check_universe_markers(items)
 
 
 def _run_async_given_tests_in_their_universe(item: pytest.Item) -> None:
@@ -209,6 +308,150 @@ def _run_async_given_tests_in_their_universe(item: pytest.Item) -> None:
     handle.inner_test = run_in_universe
 
 
+def _universe_plan(item: pytest.Item) -> tuple[int, bool] | None:
+    """``(explored universes, strict)`` for a test that runs in universes, else
+    ``None`` (a ``@simloom.test`` explores itself; ``no_simloom`` opts out)."""
+    config = item.config
+    if _SETTINGS not in config.stash or _is_simloom_test(item):
+        return None
+    if item.get_closest_marker("no_simloom") is not None:
+        return None
+    settings = config.stash[_SETTINGS]
+    marker = item.get_closest_marker("simloom")
+    if marker is None:
+        if not config.stash[_ACTIVE]:
+            return None
+        return settings.universes, settings.strict
+    return _marker_plan(marker, settings, item.nodeid)
+
+
+def _marker_plan(
+    marker: pytest.Mark, settings: universes.Settings, nodeid: str
+) -> tuple[int, bool]:
+    unknown = set(marker.kwargs) - {"universes", "strict"}
+    if marker.args or unknown:
+        raise pytest.UsageError(
+            f"{nodeid}: @pytest.mark.simloom takes universes=N and strict=True/False, got "
+            + ", ".join([*map(repr, marker.args), *(f"{k}=" for k in sorted(unknown))])
+        )
+    count = marker.kwargs.get("universes", settings.universes)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise pytest.UsageError(
+            f"{nodeid}: @pytest.mark.simloom(universes=...) must be a non-negative "
+            f"integer, got {count!r}"
+        )
+    strict = marker.kwargs.get("strict", settings.strict)
+    if not isinstance(strict, bool):
+        raise pytest.UsageError(
+            f"{nodeid}: @pytest.mark.simloom(strict=...) must be True or False, got {strict!r}"
+        )
+    return count, strict
+
+
+def _check_universe_markers(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SETTINGS in item.config.stash and not _is_simloom_test(item):
+            marker = item.get_closest_marker("simloom")
+            if marker is not None:
+                _marker_plan(marker, item.config.stash[_SETTINGS], item.nodeid)
+
+
+def _failed(reports: list[pytest.TestReport]) -> bool:
+    return any(report.failed for report in reports)
+
+
+def _run_universe(item: pytest.Item, universe: universes.Universe) -> list[pytest.TestReport]:
+    """One whole run of the test (set-up, call, teardown) in ``universe``; what is
+    set up above the test (module, class, session fixtures) stays up."""
+    from _pytest.runner import runtestprotocol
+
+    parent: Any = item.parent
+    reports: list[pytest.TestReport] = universes.run_in_universe(
+        universe, lambda: runtestprotocol(item, nextitem=parent, log=False)
+    )
+    return reports
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    plan = _universe_plan(item)
+    if plan is None:
+        return None
+    explored, strict = plan
+    settings = item.config.stash[_SETTINGS]
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = _run_universes(item, settings, explored, strict)
+    # The universes left what is above the test set up; tear down what the next
+    # test does not need, as pytest's own protocol does.
+    # (The teardown hook itself ran in each universe; only the set-up state is
+    # left, pytest's own SetupState, as its runner tears it down.)
+    setup_state: Any = item.session._setupstate
+    call = pytest.CallInfo.from_call(
+        lambda: setup_state.teardown_exact(nextitem),
+        when="teardown",
+        reraise=(pytest.exit.Exception, KeyboardInterrupt),
+    )
+    final = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    if final.failed:
+        reports.append(final)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _run_universes(
+    item: pytest.Item, settings: universes.Settings, explored: int, strict: bool
+) -> list[pytest.TestReport]:
+    if settings.seed is not None:
+        # Replaying one universe (the report's command).
+        universe = universes.make_universe(settings, settings.seed, strict, 0)
+        return _run_universe(item, universe)
+    fifo = universes.make_universe(settings, None, strict, 0)
+    reports = _run_universe(item, fifo)
+    if _failed(reports) or not fifo.loops or explored == 0:
+        return reports
+    if any(report.skipped for report in reports):
+        return reports
+    fifo_results = fifo.results(failed=False)
+    decisions = max((result.decisions for result in fifo_results), default=0)
+    for seed in range(explored):
+        universe = universes.make_universe(settings, seed, strict, decisions)
+        found = _run_universe(item, universe)
+        if _failed(found):
+            results = universe.results(failed=True)
+            shrunk = None
+            if results:
+
+                def run_test(candidate: universes.Universe) -> bool:
+                    return _failed(_run_universe(item, candidate))
+
+                shrunk = universes.shrink(item.nodeid, universe, results[0], run_test)
+            universes.collect_failed_universes()
+            report = universes.schedule_dependent_report(
+                item.nodeid,
+                seed=seed,
+                universe=universe,
+                universes=explored,
+                explored=seed + 1,
+                settings=settings,
+                strict=strict,
+                results=results,
+                shrunk=shrunk,
+            )
+            for entry in found:
+                if entry.failed:
+                    entry.sections.append(("simloom: schedule-dependent", report))
+                    entry.user_properties.append(("simloom", f"schedule-dependent seed={seed}"))
+                    break
+            item.config.stash[_SCHEDULE_DEPENDENT].append(
+                f"{item.nodeid}: schedule-dependent, fails in universe {seed}; replay: "
+                + universes.replay_command(item.nodeid, seed, settings, strict)
+            )
+            return found
+    return reports
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     testing._set_current_test(item.nodeid if _is_simloom_test(item) else None)
@@ -219,16 +462,28 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"simloom: hash seed {_hashseed.describe_hashseed()}"
+    header = f"simloom: hash seed {_hashseed.describe_hashseed()}"
+    if config.stash.get(_ACTIVE, False):
+        settings = config.stash[_SETTINGS]
+        header += (
+            f"; --simloom: asyncio tests on SimLoop, FIFO then {settings.universes} "
+            f"explored universes ({settings.scheduler}"
+            + (", strict" if settings.strict else "")
+            + ")"
+        )
+    return header
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     # Only tests pytest ran (node ids); explorations a test started by calling a
     # decorated function directly are its own business.
     stats = [entry for entry in testing.session_stats if "::" in entry.test_id]
-    if not stats:
+    dependent = terminalreporter.config.stash.get(_SCHEDULE_DEPENDENT, [])
+    if not stats and not dependent:
         return
     terminalreporter.section("simloom")
+    for line in dependent:
+        terminalreporter.write_line(line)
     for entry in stats:
         coverage = ", ".join(
             f"{label}={hits}"

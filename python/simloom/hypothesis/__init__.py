@@ -135,6 +135,40 @@ class _HypothesisDraws:
             self.open_spans -= 1
 
 
+class _ContainedDraws(_HypothesisDraws):
+    """The draws of a program that runs its own harness (a pytest test under
+    ``pytest --simloom``): Hypothesis stopping the test case (an overrun, a
+    shrink's early stop) must not be raised into that harness, which would treat
+    it as the test's error and leave its own state half torn down. It is kept
+    instead, the rest of the run takes the canonical choices (FIFO), and
+    :meth:`Universe._run_loops` raises it once the program is done."""
+
+    def __init__(self, data: _compat.ConjectureData) -> None:
+        super().__init__(data)
+        self.stopped: BaseException | None = None
+
+    def _contain(self, draw: Callable[[], Any], canonical: Any) -> Any:
+        if self.stopped is not None:
+            return canonical
+        try:
+            return draw()
+        except BaseException as exc:
+            if not _compat.is_stop_test(exc):
+                raise
+            self.stopped = exc
+            self.open_spans = 0  # the data is frozen: its spans end with it
+            return canonical
+
+    def more(self) -> bool:
+        return bool(self._contain(super().more, False))
+
+    def gap(self) -> int:
+        return int(self._contain(super().gap, 0))
+
+    def value(self, label: str, bound: int) -> int:
+        return int(self._contain(lambda: _HypothesisDraws.value(self, label, bound), 1))
+
+
 def choices_for_tape(tape: Tape) -> list[bool | int]:
     """The Hypothesis choice sequence a universe with this tape draws: per
     deviation ``more? = True``, ``far?``, its decision index, its value; then
@@ -230,6 +264,27 @@ class Universe:
         finally:
             while draws.open_spans:
                 draws._close()
+        return self.result
+
+    def _run_loops(self, program: Callable[[Callable[[], SimLoop]], RunResult]) -> RunResult:
+        """Run a program that makes its own loops (a pytest test under
+        ``pytest --simloom``): ``program(make_loop)`` runs it, every loop it makes
+        with ``make_loop()`` draws its choices from this universe, in turn, and it
+        returns the universe's result."""
+        if self.result is not None:
+            raise SimloomUsageError(
+                "a Universe runs one program once; draw another universe for another run"
+            )
+        draws = _ContainedDraws(self._data)
+        try:
+            self.result = program(
+                lambda: SimLoop(draws=draws, scheduler=self.scheduler, config=self.config)
+            )
+        finally:
+            while draws.open_spans:
+                draws._close()
+        if draws.stopped is not None:
+            raise draws.stopped
         return self.result
 
     def run(self, main: Callable[[], Awaitable[Any]]) -> Any:

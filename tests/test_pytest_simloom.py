@@ -1,0 +1,423 @@
+"""``pytest --simloom``: existing asyncio tests run on SimLoop unchanged.
+
+Each test writes a small test file and runs pytest on it in a subprocess (the
+option changes the process's event-loop policy while a test runs). The styles
+are the ones the standard library and anyio's pytest plugin (a test dependency)
+give; pytest-asyncio's loop-factory hook is exercised on third-party suites
+(docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import pytest
+import simloom
+
+pytest_plugins = ["pytester"]
+
+STYLES = """
+import asyncio
+import unittest
+
+import pytest
+import simloom
+
+
+def loop_name():
+    return type(asyncio.get_running_loop()).__name__
+
+
+def test_asyncio_run_in_a_sync_test():
+    async def main():
+        await asyncio.sleep(0.01)
+        return loop_name()
+
+    assert asyncio.run(main()) == "SimLoop"
+
+
+def test_runner_and_new_event_loop():
+    async def main():
+        return loop_name()
+
+    with asyncio.Runner() as runner:
+        assert runner.run(main()) == "SimLoop"
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(main()) == "SimLoop"
+    finally:
+        loop.close()
+
+
+class TestIsolated(unittest.IsolatedAsyncioTestCase):
+    async def asyncSetUp(self):
+        self.setup_loop = loop_name()
+
+    async def test_on_simloop(self):
+        self.assertEqual(self.setup_loop, "SimLoop")
+        self.assertEqual(loop_name(), "SimLoop")
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def resource(anyio_backend):
+    yield loop_name()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("delay", [1, 2])
+async def test_anyio_fixture_and_parametrize(resource, delay):
+    await asyncio.sleep(delay / 100)
+    assert resource == "SimLoop"
+    assert loop_name() == "SimLoop"
+
+
+@pytest.mark.no_simloom
+def test_opted_out():
+    async def main():
+        return loop_name()
+
+    assert asyncio.run(main()) != "SimLoop"
+
+
+@pytest.mark.no_simloom
+def test_policy_restored_after_each_test():
+    assert type(asyncio.get_event_loop_policy()).__name__ != "_Policy"
+"""
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+
+def test_every_style_runs_on_simloop(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_styles=STYLES)
+    result = run(pytester, "--simloom=3", "-v")
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(["*--simloom: asyncio tests on SimLoop, FIFO then 3 explored*"])
+
+
+def test_without_the_option_nothing_changes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_styles=STYLES)
+    result = run(pytester)
+    # The stock loop everywhere: the tests that check for SimLoop fail.
+    result.assert_outcomes(passed=2, failed=5)
+
+
+RACE = """
+import asyncio
+
+counter = 0
+
+
+async def bump():
+    global counter
+    seen = counter
+    await asyncio.sleep(0)
+    counter = seen + 1
+
+
+def test_lost_update():
+    global counter
+    counter = 0
+
+    async def main():
+        await asyncio.gather(bump(), bump())
+
+    asyncio.run(main())
+    # FIFO runs the two reads before both writes: 1. Another order gives 2.
+    assert counter == 1
+
+
+def test_fails_on_fifo():
+    async def main():
+        raise ValueError("broken on every schedule")
+
+    asyncio.run(main())
+"""
+
+
+def test_schedule_dependent_failure_is_reported_with_seed_replay_and_shrink(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_race=RACE)
+    result = run(pytester, "--simloom=8", "--simloom-scheduler=random")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert "test_lost_update is schedule-dependent" in out
+    seed = int(re.search(r"failed in universe (\d+)", out).group(1))  # type: ignore[union-attr]
+    command = (
+        f"pytest 'test_race.py::test_lost_update' --simloom-seed={seed} --simloom "
+        "--simloom-scheduler=random"
+    )
+    assert f"replay it: {command}" in out
+    assert "shrunk:" in out and "minimal schedule: FIFO everywhere except:" in out
+    # A test failing on FIFO fails with its own error, not a schedule report.
+    assert "test_fails_on_fifo is schedule-dependent" not in out
+    result.stdout.fnmatch_lines(["*ValueError: broken on every schedule*"])
+
+    # The replay command reproduces it, and only that universe runs.
+    replay = run(
+        pytester,
+        "test_race.py::test_lost_update",
+        f"--simloom-seed={seed}",
+        "--simloom",
+        "--simloom-scheduler=random",
+    )
+    replay.assert_outcomes(failed=1)
+    replay.stdout.fnmatch_lines(["*assert 2 == 1*"])
+
+    # FIFO alone: the schedule-dependent test passes.
+    fifo = run(pytester, "--simloom")
+    fifo.assert_outcomes(passed=1, failed=1)
+
+
+def test_universes_are_deterministic(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_race=RACE)
+    options = ("--simloom=8", "--simloom-scheduler=random", "-k", "lost_update")
+    first = run(pytester, *options).stdout.str()
+    second = run(pytester, *options).stdout.str()
+    pick = re.compile(r"failed in universe \d+|decision #\d+: \S+ = \d+ \(of \d+\)")
+    assert pick.findall(first) and pick.findall(first) == pick.findall(second)
+
+
+def test_the_default_scheduler_reports_no_interleaving_a_real_loop_cannot_produce(
+    pytester: pytest.Pytester,
+) -> None:
+    # The lost update needs the second task's read to run before the first task's
+    # write, though the first task became ready first: no real loop does that with
+    # sleep(0) alone. The random walk reports it (above); the default, faithful
+    # scheduler explores only what a real loop can vary and passes it.
+    pytester.makepyfile(test_race=RACE)
+    result = run(pytester, "--simloom=20", "-k", "lost_update")
+    result.assert_outcomes(passed=1)
+    assert "explored universes (faithful)" in result.stdout.str()
+
+
+LOST = """
+import asyncio
+
+
+async def fail():
+    raise ValueError("nobody awaits me")
+
+
+def test_lost_task_exception():
+    async def main():
+        task = asyncio.get_running_loop().create_task(fail())
+        await asyncio.sleep(0.01)
+        del task
+
+    asyncio.run(main())
+
+
+def test_library_reports_through_the_handler():
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.call_exception_handler({"message": "job failed", "exception": KeyError("x")})
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+"""
+
+
+def test_lost_exceptions_are_logged_as_on_the_stock_loop(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lost=LOST)
+    stock = run(pytester, "-o", "log_level=ERROR")
+    stock.assert_outcomes(passed=2)
+    logged = run(pytester, "--simloom=2", "-o", "log_level=ERROR", "-rA")
+    logged.assert_outcomes(passed=2)
+    logged.stdout.fnmatch_lines(["*ERROR*asyncio*job failed*"])
+    strict = run(pytester, "--simloom", "--simloom-strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*UnhandledExceptionError*job failed*"])
+
+
+MARKERS = """
+import asyncio
+
+import pytest
+import simloom
+
+order = []
+
+
+async def step(name):
+    await asyncio.sleep(0)
+    order.append(name)
+
+
+@pytest.mark.simloom(universes=6)
+def test_marked_in():
+    order.clear()
+
+    async def main():
+        await asyncio.gather(step("a"), step("b"))
+        return type(asyncio.get_running_loop()).__name__
+
+    assert asyncio.run(main()) == "SimLoop"
+    assert order == ["a", "b"]
+
+
+def test_unmarked():
+    async def main():
+        return type(asyncio.get_running_loop()).__name__
+
+    assert asyncio.run(main()) != "SimLoop"
+"""
+
+
+def test_marker_opts_a_test_in_without_the_option(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_markers=MARKERS)
+    result = run(pytester, "--simloom-scheduler=random")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "test_marked_in is schedule-dependent" in result.stdout.str()
+
+
+def test_ini_option_sets_the_universes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_race=RACE)
+    pytester.makeini("[pytest]\nsimloom = 8\n")
+    result = run(pytester, "-k", "lost_update", "--simloom-scheduler=random")
+    assert "test_lost_update is schedule-dependent" in result.stdout.str()
+    off = run(pytester, "-k", "lost_update", "-o", "simloom=off")
+    off.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--simloom=lots"], "--simloom takes a number of universes*got 'lots'*"),
+        (["--simloom=-1"], "--simloom must be a non-negative integer, got '-1'"),
+        (["-o", "simloom=many"], "*ini option simloom takes a number*got 'many'*"),
+    ],
+)
+def test_invalid_values_are_usage_errors(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass\n")
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_invalid_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_x="import pytest\n@pytest.mark.simloom(universes='x')\ndef test_x(): pass\n"
+    )
+    result = run(pytester, "--simloom")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*simloom(universes=...) must be a non-negative integer*'x'*"])
+
+
+INTERRUPT = """
+import asyncio
+
+
+def test_interrupted():
+    async def main():
+        raise KeyboardInterrupt
+
+    asyncio.run(main())
+
+
+def test_not_reached():
+    pass
+"""
+
+
+def test_keyboard_interrupt_propagates_and_the_policy_is_restored(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_interrupt=INTERRUPT)
+    pytester.makeconftest(
+        """
+import asyncio
+
+
+def pytest_unconfigure(config):
+    print("policy after:", type(asyncio.get_event_loop_policy()).__name__)
+"""
+    )
+    result = run(pytester, "--simloom=2", "-s")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str()
+    assert "KeyboardInterrupt" in out
+    assert "policy after: _UnixDefaultEventLoopPolicy" in out
+
+
+async def _reports_through_the_handler() -> None:
+    loop = asyncio.get_running_loop()
+    loop.call_exception_handler({"message": "job failed", "exception": KeyError("x")})
+    await asyncio.sleep(0)
+
+
+def test_unhandled_policy_is_a_configuration_field(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(simloom.SimloomUsageError, match="unhandled must be one of"):
+        simloom.UniverseConfig(unhandled="ignore")
+    strict = simloom.run(_reports_through_the_handler, scheduler="fifo")
+    assert isinstance(strict.error, simloom.UnhandledExceptionError)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        logged = simloom.run(
+            _reports_through_the_handler,
+            scheduler="fifo",
+            config=simloom.UniverseConfig(unhandled="log"),
+        )
+    assert logged.ok
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == ["job failed"]
+    # The budgets of a configuration keep its policy.
+    config = simloom.UniverseConfig(unhandled="log")
+    assert config.with_budgets(config.budgets).unhandled == "log"
+
+
+DEBUG_AND_EXIT = """
+import asyncio
+
+import pytest
+
+
+def test_debug_follows_the_environment():
+    async def main():
+        return asyncio.get_running_loop().get_debug()
+
+    assert asyncio.run(main()) is True
+
+
+def test_set_debug_is_honoured():
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(False)
+        return loop.get_debug()
+
+    assert asyncio.run(main()) is False
+
+
+def test_system_exit_in_an_unreferenced_task_propagates():
+    async def leave():
+        raise SystemExit(3)
+
+    async def main():
+        asyncio.get_running_loop().create_task(leave())
+        await asyncio.sleep(1)
+
+    with pytest.raises(SystemExit) as exit:
+        asyncio.run(main())
+    assert exit.value.code == 3
+"""
+
+
+def test_debug_mode_and_system_exit_as_on_the_stock_loop(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_debug=DEBUG_AND_EXIT)
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    run(pytester, "-k", "not system_exit").assert_outcomes(passed=2)
+    run(pytester, "--simloom=2").assert_outcomes(passed=3)
+    monkeypatch.delenv("PYTHONASYNCIODEBUG")
+    no_debug = run(pytester, "--simloom", "-k", "environment")
+    no_debug.assert_outcomes(failed=1)
