@@ -24,8 +24,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -501,3 +503,30 @@ def test_shared_attributes_stay_until_the_last_guard_leaves() -> None:
 
     outer.run(nested)
     assert target.helper == "original"  # type: ignore[attr-defined]
+
+
+def test_a_guard_collected_on_another_thread_is_freed_quietly() -> None:
+    # The garbage collector runs on whichever thread allocates: a guard in a cycle
+    # (a loop's, say) can be freed by the watchdog thread's collection. That must
+    # free it, not raise "is unsendable, but is being dropped on another thread".
+    class Holder:
+        pass
+
+    raised: list[object] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = raised.append
+    gc.disable()
+    try:
+        holder = Holder()
+        holder.guard = simloom._core.Restoration()  # type: ignore[attr-defined]
+        holder.cycle = holder  # type: ignore[attr-defined]
+        probe = weakref.ref(holder)
+        del holder
+        worker = threading.Thread(target=gc.collect)
+        worker.start()
+        worker.join()
+    finally:
+        gc.enable()
+        sys.unraisablehook = previous
+    assert probe() is None
+    assert raised == []

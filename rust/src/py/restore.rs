@@ -148,7 +148,7 @@ impl InterruptCatcher {
 /// A plan of process changes, installed by `run` in the order they were added and
 /// undone in reverse order when the function it runs returns or raises. Adding to
 /// the plan changes nothing; a guard runs once.
-#[pyclass(module = "simloom._core", unsendable)]
+#[pyclass(module = "simloom._core")]
 pub struct Restoration {
     plan: Vec<Action>,
     installed: Vec<Undo>,
