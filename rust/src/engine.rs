@@ -516,11 +516,23 @@ impl<T> Engine<T> {
             let same = matches!(&next, Some((deadline, _, _)) if *deadline == group_deadline);
             if !same && !group.is_empty() {
                 while group.len() > 1 {
-                    let rank = self.decide(
+                    let decided = self.decide(
                         Question::Choice { percent: None },
                         self.tie_label,
                         group.len() as u64,
-                    )?;
+                    );
+                    let rank = match decided {
+                        Ok(rank) => rank,
+                        Err(error) => {
+                            // The source failed (the universe ends): keep the timers
+                            // pending for teardown, in scheduling order.
+                            for entry in group.drain(..) {
+                                let seq = self.next_id();
+                                self.push_ready(seq, entry);
+                            }
+                            return Err(error);
+                        }
+                    };
                     let entry = group.remove(rank as usize);
                     let seq = self.next_id();
                     self.push_ready(seq, entry);
@@ -965,6 +977,25 @@ mod tests {
             canonical.schedule_timer(1_000, payload, label, label);
         }
         assert_eq!(drain_steps(&mut canonical), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn faithful_keeps_tied_timers_pending_when_the_source_fails_choosing_their_order() {
+        // Strict replay of a value that does not fit the tie's bound: the error ends
+        // the universe, and the three timers stay for teardown.
+        let tape = Tape::from_deviations([(0, 7)]).unwrap();
+        let mut engine: Engine<u32> = Engine::new(Source::replay(tape, true), 100).unwrap();
+        engine.set_faithful(DEFAULT_MAX_STALL_NS);
+        let label = engine.log_mut().label("t");
+        for payload in 0..3 {
+            engine.schedule_timer(1_000, payload, label, label);
+        }
+        assert!(matches!(
+            engine.next_step(),
+            Err(EngineError::Misaligned { .. })
+        ));
+        let pending: Vec<u32> = engine.drain().into_iter().map(|e| e.payload).collect();
+        assert_eq!(pending, vec![0, 1, 2]);
     }
 
     #[test]
