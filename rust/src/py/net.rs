@@ -1128,16 +1128,7 @@ impl NetCore {
                         .endpoints()
                         .stream(conn, side)
                         .and_then(|target| handler_of(py, target));
-                    if let Some((handler, context)) = handler {
-                        LoopCore::schedule(
-                            loop_core,
-                            "net",
-                            None,
-                            handler.bind(py),
-                            args.bind(py),
-                            Some(context.into_bound(py)),
-                        )?;
-                    }
+                    schedule_deferred(loop_core, handler, args)?;
                 }
                 Deferred::Datagram { socket, args } => {
                     let handler = slf
@@ -1146,16 +1137,7 @@ impl NetCore {
                         .endpoints()
                         .datagram(socket)
                         .and_then(|target| handler_of(py, target));
-                    if let Some((handler, context)) = handler {
-                        LoopCore::schedule(
-                            loop_core,
-                            "net",
-                            None,
-                            handler.bind(py),
-                            args.bind(py),
-                            Some(context.into_bound(py)),
-                        )?;
-                    }
+                    schedule_deferred(loop_core, handler, args)?;
                 }
             }
         }
@@ -1228,6 +1210,27 @@ impl NetCore {
 }
 
 /// A registered target's handler and context, for a step of its own.
+/// An event that had no handler when it was due, for the handler registered since
+/// (none: the endpoint is gone and the event with it): a step of its own.
+fn schedule_deferred(
+    loop_core: &Bound<'_, LoopCore>,
+    handler: Option<(Py<PyAny>, Py<PyAny>)>,
+    args: Py<PyTuple>,
+) -> PyResult<()> {
+    let py = loop_core.py();
+    if let Some((handler, context)) = handler {
+        LoopCore::schedule(
+            loop_core,
+            "net",
+            None,
+            handler.bind(py),
+            args.bind(py),
+            Some(context.into_bound(py)),
+        )?;
+    }
+    Ok(())
+}
+
 fn handler_of(py: Python<'_>, target: &Target) -> Option<(Py<PyAny>, Py<PyAny>)> {
     let inbox = target.inbox.borrow(py);
     let handler = inbox.handler.as_ref()?.clone_ref(py);
