@@ -148,7 +148,8 @@ class RunResult:
         ready (which no real asyncio loop does), by a line saying so."""
         lines = []
         index = 0
-        for event in self.event_log:
+        events = self.event_log
+        for event in events:
             if event.kind != "decision":
                 continue
             if event.value:
@@ -160,7 +161,7 @@ class RunResult:
         if not lines:
             return "FIFO everywhere (no deviations)"
         text = "FIFO everywhere except:\n" + "\n".join(lines)
-        reorderings = self.reorderings()
+        reorderings = _reorderings(events)
         if reorderings:
             first = reorderings[0]
             text += (
@@ -184,23 +185,29 @@ class RunResult:
         """The scheduling decisions that ran a ready callback ahead of older ones: the
         part of this schedule no real asyncio loop can produce (the faithful and FIFO
         schedulers never make one; random and PCT may)."""
-        found: list[Reordering] = []
-        index = 0
-        pending: tuple[int, int] | None = None
-        for event in self.event_log:
-            if event.kind == "decision":
-                if event.value and event.label in _ORDER_LABELS:
-                    pending = (index, int(event.value))
-                index += 1
-            elif event.kind == "step" and pending is not None:
-                found.append(Reordering(pending[0], str(event.label), pending[1]))
-                pending = None
-        return found
+        return _reorderings(self.event_log)
 
     def raise_error(self) -> None:
         """Re-raise the universe's error, if it had one."""
         if self.error is not None:
             raise self.error
+
+
+def _reorderings(events: list[Event]) -> list[Reordering]:
+    """See :meth:`RunResult.reorderings`: each ordering decision with a nonzero value,
+    and the callback the step after it ran."""
+    found: list[Reordering] = []
+    index = 0
+    pending: tuple[int, int] | None = None
+    for event in events:
+        if event.kind == "decision":
+            if event.value and event.label in _ORDER_LABELS:
+                pending = (index, int(event.value))
+            index += 1
+        elif event.kind == "step" and pending is not None:
+            found.append(Reordering(pending[0], str(event.label), pending[1]))
+            pending = None
+    return found
 
 
 def _check_main(main: object) -> None:
