@@ -568,14 +568,24 @@ def fork_and_exit_the_child() -> None:
         os._exit(0)
 
 
-def time_sleep_escapes_for_a_positive_duration() -> None:
-    async def main() -> None:
+def time_sleep_blocks_the_universe_in_virtual_time() -> None:
+    async def main() -> tuple[float, list[str], list[str]]:
+        loop = asyncio.get_running_loop()
         time.sleep(0)
         with pytest.raises(ValueError):
             time.sleep(-1)
+        fired: list[str] = []
+        loop.call_later(0.5, fired.append, "timer")
+        started = time.monotonic()
+        time.sleep(2.5)  # the loop is blocked: nothing runs, the clock moves on
+        during = list(fired)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return time.monotonic() - started, during, fired
 
-    in_universe(main)
-    escapes("time.sleep", lambda: time.sleep(0.01))()
+    wall = time.perf_counter()
+    assert in_universe(main) == (2.5, [], ["timer"])
+    assert time.perf_counter() - wall < 2.0  # virtual seconds, not real ones
 
 
 def as_completed_goes_in_argument_order() -> None:
@@ -643,7 +653,7 @@ PROBES: dict[str, Callable[[], None]] = {
     "datetime.date.today": reads_after_a_second(
         datetime.date.today, datetime.date.fromtimestamp(WALL)
     ),
-    "time.sleep": time_sleep_escapes_for_a_positive_duration,
+    "time.sleep": time_sleep_blocks_the_universe_in_virtual_time,
     "random": replays_by_seed(lambda: random.random()),
     "random.Random": replays_by_seed(lambda: (random.Random().random(), random.seed())),
     "hypothesis.register_random": replays_by_seed(lambda: REGISTERED.random()),

@@ -553,8 +553,9 @@ def run(
     :func:`simloom.boundary`): the stdlib clocks read virtual time, with the wall
     clock starting at ``wall_clock_epoch`` (an aware datetime or Unix seconds);
     ``random``, ``os.urandom``, ``secrets`` and ``uuid`` are seeded from the tape;
-    code that would reach the real world (blocking sockets, DNS, subprocesses,
-    ``time.sleep``) raises :class:`~simloom.EscapedSimulationError` at the call site.
+    ``time.sleep`` on the loop's thread moves virtual time (it blocks the universe);
+    code that would reach the real world (blocking sockets, DNS, subprocesses)
+    raises :class:`~simloom.EscapedSimulationError` at the call site.
     Called inside a running event loop it raises
     :class:`~simloom.SimloomUsageError`: await the program there instead.
     ``check_determinism=True`` runs the universe twice and raises

@@ -679,13 +679,12 @@ def _sleep(receiver: object, seconds: object) -> object:
         return NotImplemented  # the original says what is wrong with the argument
     if not blocks:
         return NotImplemented  # time.sleep(0) blocks nothing
-    return _sleep_escape(receiver, seconds)
-
-
-_sleep_escape = _escape(
-    "time.sleep",
-    "it blocks the real thread for real time; in a coroutine, `await asyncio.sleep(...)`",
-)
+    assert universe is not None
+    # The loop's thread blocks, so the whole universe does: on a real loop nothing
+    # else runs meanwhile and its clock runs on. Here the virtual clock moves on by
+    # the duration, and timers that fell due meanwhile run after the current step.
+    universe.loop._blocking_sleep(float(seconds))  # type: ignore[arg-type]
+    return None
 
 
 def _is_numeric_host(host: object) -> bool:
@@ -1367,9 +1366,10 @@ _ROWS: tuple[_Row, ...] = (
     _row(
         "time.sleep",
         "clock",
-        "escape",
-        "EscapedSimulationError for a positive duration: it would block the real "
-        "thread (time.sleep(0) is allowed)",
+        "patched",
+        "on the loop's thread it blocks the whole universe, as it blocks a real loop: "
+        "the virtual clock moves on by the duration at once and nothing else runs "
+        "meanwhile (timers that fell due run after the step)",
         ("time.sleep",),
         _sleep,
     ),

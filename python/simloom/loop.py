@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import gc
 import inspect
+import math
 import os
 import re
 import socket
@@ -28,7 +29,7 @@ from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _boundary, _budgets, _core, _lockstep, _patches, _watchdog
+from . import _boundary, _budgets, _core, _lockstep, _patched_clock, _patches, _watchdog
 from . import net as _net
 from ._config import DEFAULT_LIVELOCK_STEPS, UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
@@ -403,6 +404,43 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         else:
             sys.set_coroutine_origin_tracking_depth(saved or 0)
             self._coroutine_origin_tracking_saved_depth = None
+
+    def _blocking_sleep(self, seconds: float) -> None:
+        """``time.sleep(seconds)`` on the loop's thread in this universe: the loop is
+        blocked, so the virtual clock moves on by ``seconds`` (the boundary calls
+        this; see :func:`simloom._boundary._sleep`)."""
+        if math.isinf(seconds):
+            _escape("time.sleep", "an infinite sleep blocks the loop's thread forever")
+        self._advance_clock(seconds)
+
+    # ------------------------------------------------------- a replaced clock
+
+    def _time_replaced(self, clock: object) -> None:
+        """``loop.time`` was replaced (``LoopCore.__setattr__`` calls this): timers
+        scheduled from now on follow the replacement (see :mod:`simloom._patched_clock`).
+        Putting the loop's own ``time`` back counts as restoring it."""
+        patched: _patched_clock.PatchedClock | None = self.__dict__.get("_patched_clock")
+        if not callable(clock) or clock == _core.LoopCore.time.__get__(self):
+            if patched is not None:
+                self._time_restored()
+            return
+        if patched is not None:
+            patched.replace(clock)
+            return
+        patched = _patched_clock.PatchedClock(self, clock)
+        self._patched_clock = patched
+        # Instance attributes shadow the engine's methods while the clock is replaced.
+        self.call_at = patched.call_at  # type: ignore[method-assign,assignment]
+        self.call_later = patched.call_later  # type: ignore[method-assign,assignment]
+
+    def _time_restored(self) -> None:
+        """``loop.time`` is the loop's own again."""
+        patched: _patched_clock.PatchedClock | None = self.__dict__.pop("_patched_clock", None)
+        if patched is None:
+            return
+        self.__dict__.pop("call_at", None)
+        self.__dict__.pop("call_later", None)
+        patched.restore()
 
     def _run_once(self) -> None:
         """One iteration of the stock loop: run the callbacks ready now (what CPython's

@@ -111,8 +111,8 @@ def test(
     ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
     reach, or the test fails.
     ``boundary`` (on by default): the stdlib clocks, ``random``, ``uuid`` and
-    ``os.urandom`` are virtual or tape-driven, blocking sockets, DNS and
-    ``time.sleep`` escapes (see :func:`simloom.boundary`); the wall clock starts at
+    ``os.urandom`` are virtual or tape-driven, ``time.sleep`` moves virtual time,
+    blocking sockets and DNS escape (see :func:`simloom.boundary`); the wall clock starts at
     ``wall_clock_epoch``.
     ``check_determinism``: run every universe twice and fail with
     :class:`~simloom.SimloomNondeterminismError` if the runs differ

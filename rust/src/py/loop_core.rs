@@ -36,6 +36,12 @@ pub const DEFAULT_PCT_HORIZON: u64 = 100;
 /// Deadlines further away than this (about 317 years) never fire.
 pub const NEVER_SECONDS: f64 = 1e10;
 
+/// Whether an attribute name is `time` (by identity first: names are interned).
+fn is_time(name: &Bound<'_, pyo3::types::PyString>) -> bool {
+    let interned = pyo3::intern!(name.py(), "time");
+    name.is(interned) || name.to_str().is_ok_and(|text| text == "time")
+}
+
 /// A deadline in seconds (float) to the virtual nanosecond it fires at: the nearest
 /// one, moved one nanosecond later if that reads as earlier than `seconds`. So when a
 /// timer fires, `loop.time() >= when` holds exactly, as code that re-checks its
@@ -976,6 +982,45 @@ impl LoopCore {
             .into_iter()
             .map(|entry| entry.payload)
             .collect()
+    }
+
+    /// Attribute assignment as `object`'s, except that replacing `time` on a loop
+    /// (`mock.patch.object(loop, "time", ...)`, as test suites do to move time by hand)
+    /// tells the Python side, so the timers scheduled while it is replaced follow the
+    /// replacement as they would on the stock loop (`simloom._patched_clock`). Done
+    /// here rather than in a Python `__setattr__`, which would cost every attribute
+    /// set on the loop about 400 ns.
+    fn __setattr__(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, pyo3::types::PyString>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        // SAFETY: both pointers are live for the call; a null result sets an error.
+        let status =
+            unsafe { ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), value.as_ptr()) };
+        if status < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        if is_time(name) {
+            slf.call_method1(pyo3::intern!(py, "_time_replaced"), (value,))?;
+        }
+        Ok(())
+    }
+
+    fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, pyo3::types::PyString>) -> PyResult<()> {
+        let py = slf.py();
+        // SAFETY: a null value deletes the attribute, as `object.__delattr__`.
+        let status = unsafe {
+            ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), std::ptr::null_mut())
+        };
+        if status < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        if is_time(name) {
+            slf.call_method0(pyo3::intern!(py, "_time_restored"))?;
+        }
+        Ok(())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
