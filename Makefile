@@ -31,7 +31,7 @@ PYTEST_TARGETS := $(addprefix pytest-,$(PY_VERSIONS))
 
 .PHONY: help setup build demo test lint bench clean distclean \
         fmt-check clippy clippy-core clippy-python cargo-test \
-        ruff mypy stubtest pytest \
+        ruff mypy stubtest pytest suites suites-ci \
         $(VENV_TARGETS) $(BUILD_TARGETS) $(PYTEST_TARGETS)
 
 help: ## show this help
@@ -45,7 +45,7 @@ demo: build-$(PY_MAIN) ## build the extension (release) and run examples/demo.py
 	$(call say,'running examples/demo.py (Python $(PY_MAIN)) ...')
 	@$(IN_VENV) $(PY_MAIN) python examples/demo.py
 
-test: fmt-check clippy cargo-test build-$(PY_MAIN) ruff mypy stubtest pytest-$(PY_MAIN) build-3.13 pytest-3.13 ## run every check (Rust + Python 3.12 + 3.13); stops at the first failure
+test: fmt-check clippy cargo-test build-$(PY_MAIN) ruff mypy stubtest pytest-$(PY_MAIN) build-3.13 pytest-3.13 suites-ci ## run every check (Rust + Python 3.12 + 3.13 + two third-party suites); stops at the first failure
 	$(call say,'all checks passed')
 
 setup: $(VENV_TARGETS) ## create both venvs (.venv/py3.12, .venv/py3.13) with the dev tools
@@ -82,6 +82,14 @@ build-3.12 build-3.13: build-%: ## venv + maturin develop --release for Python X
 pytest-3.12 pytest-3.13: pytest-%: build-% ## pytest on Python X.Y
 	$(call say,'pytest on Python $* ...')
 	@$(IN_VENV) $* python -m pytest $(PYTEST_ARGS)
+
+suites: build-$(PY_MAIN) build-3.13 ## every third-party suite (scripts/suites.py): stock vs --simloom vs --simloom=20, with issue 10's goals
+	$(call say,'third-party suites under pytest --simloom (Python $(PY_MAIN)) ...')
+	@$(IN_VENV) $(PY_MAIN) python scripts/suites.py
+
+suites-ci: build-$(PY_MAIN) ## the two third-party suites CI runs (async-lru, aioitertools)
+	$(call say,'two third-party suites under pytest --simloom (Python $(PY_MAIN)) ...')
+	@$(IN_VENV) $(PY_MAIN) python scripts/suites.py --ci
 
 # ---------------------------------------------------------------- rust checks
 

@@ -24,6 +24,7 @@ DEV_DEPS=(
     'aiohttp'
     'httpx'
     'trustme'
+    'async-lru==2.4.0'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }

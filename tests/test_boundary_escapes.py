@@ -415,3 +415,33 @@ def test_each_loop_escape_is_written_once_and_raised_by_the_loop_as_listed() -> 
             assert what in str(raised.value)
     finally:
         loop.close()
+
+
+def test_a_builtin_wrapped_by_another_tool_still_reaches_the_boundary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """blockbuster (anyio's suite turns it on for every test) replaces time.sleep and
+    socket methods with Python wrappers that call the originals: the boundary, which
+    redirects the C builtins themselves, still sees those calls."""
+    from simloom import _boundary
+
+    original = time.sleep
+    calls: list[float] = []
+
+    @functools.wraps(original)
+    def wrapper(seconds: float) -> None:
+        calls.append(seconds)
+        original(seconds)
+
+    monkeypatch.setattr(time, "sleep", wrapper)
+    # Resolved through the wrapper, should the boundary be first used only now.
+    assert _boundary._original_builtin("time.sleep") is original
+
+    async def main() -> float:
+        started = time.monotonic()
+        time.sleep(30)  # through the wrapper: virtual time, not 30 real seconds
+        return time.monotonic() - started
+
+    wall = time.perf_counter()
+    assert simloom.run(main, scheduler="fifo").value == 30
+    assert calls == [30] and time.perf_counter() - wall < 10

@@ -44,6 +44,7 @@ import _thread
 import datetime as _datetime
 import functools
 import hashlib
+import inspect
 import math
 import random
 import sys
@@ -366,6 +367,8 @@ _get_ident = _thread.get_ident
 #: The universe running in each thread (thread id → universe).
 _active: dict[int, _Universe] = {}
 _redirects: _core.BuiltinRedirects | None = None
+#: The redirected builtins, resolved when simloom is imported (redirected_builtins).
+_resolved_builtins: list[tuple[str, object, Callable[..., object]]] | None = None
 
 _GLOBAL_RANDOM: random.Random = random._inst
 _C_RANDOM = random.Random.__mro__[1]  # _random.Random, the C base class
@@ -1720,16 +1723,48 @@ def _resolve(path: str) -> object | None:
     return target
 
 
-def redirected_builtins() -> list[tuple[str, object, Callable[..., object]]]:
-    """``(target path, builtin, handler)`` for every builtin the table redirects
-    that exists on this platform."""
+_C_BUILTINS = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+
+def _original_builtin(path: str) -> object | None:
+    """The C builtin at ``path``, looking through a wrapper some other tool put
+    there (``functools.wraps``' ``__wrapped__``), or ``None``."""
+    found = _resolve(path)
+    if found is None or isinstance(found, _C_BUILTINS):
+        return found
+    try:
+        unwrapped = inspect.unwrap(found)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return unwrapped if isinstance(unwrapped, _C_BUILTINS) else None
+
+
+def _resolve_redirected_builtins() -> list[tuple[str, object, Callable[..., object]]]:
     found = []
     for row in _ROWS:
         for target, handler in row.redirects:
-            builtin = _resolve(target)
+            builtin = _original_builtin(target)
             if builtin is not None:
                 found.append((target, builtin, handler))
     return found
+
+
+def redirected_builtins() -> list[tuple[str, object, Callable[..., object]]]:
+    """``(target path, builtin, handler)`` for every builtin the table redirects
+    that exists on this platform.
+
+    Resolved once, when simloom is imported: a tool that replaces one of them later
+    with a Python wrapper that calls the original (blockbuster, which anyio's suite
+    turns on for every test, replaces ``time.sleep`` and socket methods this way)
+    still reaches the redirected builtin through its wrapper."""
+    global _resolved_builtins
+    if _resolved_builtins is None:
+        _resolved_builtins = _resolve_redirected_builtins()
+    return list(_resolved_builtins)
 
 
 def _builtin_redirects() -> _core.BuiltinRedirects:
@@ -1742,3 +1777,7 @@ def _builtin_redirects() -> _core.BuiltinRedirects:
             )
         _redirects = _core.BuiltinRedirects(redirected_builtins())
     return _redirects
+
+
+# Before any other tool can wrap them (see redirected_builtins).
+redirected_builtins()
