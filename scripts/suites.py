@@ -67,7 +67,10 @@ class Suite:
 
 
 _ASYNCIO = ("-o", "addopts=", "-o", "asyncio_default_fixture_loop_scope=function")
-_ANYIO = ("-p", "no:asyncio", "-o", "addopts=", "-p", "anyio", "-k", "asyncio and not uvloop")
+_ANYIO = (
+    "-p", "no:asyncio", "-p", "no:aiohttp", "-o", "addopts=", "-p", "anyio",
+    "-k", "asyncio and not uvloop",
+)
 
 SUITES = [
     Suite("async-timeout", "async-timeout==5.0.1", ("tests",), args=_ASYNCIO),

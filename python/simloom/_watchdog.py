@@ -95,6 +95,12 @@ _running = _thread.allocate_lock()
 _pause = _thread.allocate_lock()
 _pause.acquire()
 _stop = False
+#: The lock's own ``acquire``, taken when simloom is imported. The thread waits with
+#: it, not through ``lock.acquire``: a tool that swaps methods of the C lock type in
+#: place while tests run (blockbuster, through forbiddenfruit, turns it on and off
+#: around each test) leaves the type's method cache pointing at a freed wrapper,
+#: and a thread that looks the method up again crashes the process.
+_acquire = _thread.LockType.acquire
 
 
 def _forget(ref: weakref.ref[SimLoop]) -> None:
@@ -135,8 +141,8 @@ def _start() -> None:
 def _sleeper(seconds: float) -> None:
     """Sleep without ``time.sleep`` (which the boundary may refuse in this thread)."""
     lock = _thread.allocate_lock()
-    lock.acquire()
-    lock.acquire(timeout=seconds)
+    _acquire(lock)
+    _acquire(lock, timeout=seconds)
 
 
 def _stop_before_fork() -> None:
@@ -202,7 +208,7 @@ def _run() -> None:
     seen: dict[weakref.ref[SimLoop], tuple[int, int, float]] = {}
     try:
         while not _stop:
-            pause.acquire(timeout=_poll_interval())
+            _acquire(pause, timeout=_poll_interval())
             if _stop:
                 break
             # The thread must survive anything a report can raise.
