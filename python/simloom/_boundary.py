@@ -367,8 +367,6 @@ _get_ident = _thread.get_ident
 #: The universe running in each thread (thread id → universe).
 _active: dict[int, _Universe] = {}
 _redirects: _core.BuiltinRedirects | None = None
-#: The redirected builtins, resolved when simloom is imported (redirected_builtins).
-_resolved_builtins: list[tuple[str, object, Callable[..., object]]] | None = None
 
 _GLOBAL_RANDOM: random.Random = random._inst
 _C_RANDOM = random.Random.__mro__[1]  # _random.Random, the C base class
@@ -1761,10 +1759,7 @@ def redirected_builtins() -> list[tuple[str, object, Callable[..., object]]]:
     with a Python wrapper that calls the original (blockbuster, which anyio's suite
     turns on for every test, replaces ``time.sleep`` and socket methods this way)
     still reaches the redirected builtin through its wrapper."""
-    global _resolved_builtins
-    if _resolved_builtins is None:
-        _resolved_builtins = _resolve_redirected_builtins()
-    return list(_resolved_builtins)
+    return list(_RESOLVED_BUILTINS)
 
 
 def _builtin_redirects() -> _core.BuiltinRedirects:
@@ -1779,5 +1774,6 @@ def _builtin_redirects() -> _core.BuiltinRedirects:
     return _redirects
 
 
-# Before any other tool can wrap them (see redirected_builtins).
-redirected_builtins()
+#: The redirected builtins, resolved when simloom is imported: before any other
+#: tool can wrap them (see redirected_builtins).
+_RESOLVED_BUILTINS = _resolve_redirected_builtins()
