@@ -25,6 +25,7 @@ DEV_DEPS=(
     'httpx'
     'trustme'
     'async-lru==2.4.0'
+    'pytest-asyncio>=1.1'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }

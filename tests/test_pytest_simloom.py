@@ -3,8 +3,7 @@
 Each test writes a small test file and runs pytest on it in a subprocess (the
 option changes the process's event-loop policy while a test runs). The styles
 are the ones the standard library and anyio's pytest plugin (a test dependency)
-give; pytest-asyncio's loop-factory hook is exercised on third-party suites
-(docs/testing.md).
+give, and pytest-asyncio's at every loop scope (its loop-factory hook).
 """
 
 from __future__ import annotations
@@ -108,6 +107,96 @@ def test_without_the_option_nothing_changes(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     # The stock loop everywhere: the tests that check for SimLoop fail.
     result.assert_outcomes(passed=2, failed=5)
+
+
+PYTEST_ASYNCIO = """
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+counter = 0
+
+
+def loop_name():
+    return type(asyncio.get_running_loop()).__name__
+
+
+async def bump():
+    global counter
+    seen = counter
+    await asyncio.sleep(0)
+    counter = seen + 1
+
+
+async def lost_update():
+    global counter
+    counter = 0
+    await asyncio.gather(bump(), bump())
+    assert counter == 1
+
+
+@pytest_asyncio.fixture
+async def per_test():
+    await asyncio.sleep(0.01)
+    yield loop_name()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def per_module():
+    yield asyncio.get_running_loop()
+
+
+@pytest.mark.asyncio
+async def test_function_scope(per_test):
+    assert per_test == "SimLoop" == loop_name()
+
+
+@pytest.mark.asyncio
+async def test_function_scope_race():
+    await lost_update()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_module_scope_race(per_module):
+    assert asyncio.get_running_loop() is per_module
+    assert loop_name() == "SimLoop"
+    await lost_update()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("n", [1, 2])
+async def test_session_scope_race(n):
+    await asyncio.sleep(n)
+    await lost_update()
+
+
+class TestClassScope:
+    @pytest.mark.asyncio(loop_scope="class")
+    async def test_race(self):
+        await lost_update()
+"""
+
+
+def test_pytest_asyncio_at_every_loop_scope(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_pa=PYTEST_ASYNCIO)
+    result = run(pytester, "--simloom=8", "--simloom-scheduler=random", "-p", "asyncio")
+    # Every test runs on SimLoop; the function-scoped race is explored and found.
+    result.assert_outcomes(passed=5, failed=1)
+    out = result.stdout.str()
+    assert "test_function_scope_race is schedule-dependent" in out
+    # A test on a wider-scoped loop runs on that one loop in every universe: it
+    # is said to be FIFO only, not passed off as explored.
+    result.stdout.fnmatch_lines(
+        [
+            "4 test(s) ran FIFO only, their explored universes not run: *wider scope*",
+            "  test_pa.py::test_module_scope_race",
+            "  test_pa.py::test_session_scope_race[[]1[]]",
+            "  test_pa.py::test_session_scope_race[[]2[]]",
+            "  test_pa.py::TestClassScope::test_race",
+        ]
+    )
 
 
 RACE = """

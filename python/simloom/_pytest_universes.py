@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from . import _api
+from . import loop as loop_module
 from ._api import RunResult
 from ._config import UniverseConfig
 from ._explore import _scheduler_for_seed
@@ -82,6 +83,9 @@ class Universe:
     config: UniverseConfig
     thread: int = field(default_factory=threading.get_ident)
     loops: list[SimLoop] = field(default_factory=list)
+    #: Runs of a SimLoop the universe did not make (a loop of a wider fixture
+    #: scope, made in an earlier universe): those runs are not this universe's.
+    foreign_runs: int = 0
     #: Makes the loops instead (a shrink: they draw from Hypothesis).
     make_loop: Callable[[], SimLoop] | None = None
 
@@ -145,16 +149,27 @@ class PytestAsyncioLoops:
         return {"simloom": new_event_loop}
 
 
+def _note_run(loop: SimLoop) -> None:
+    universe = _current
+    if universe is None or threading.get_ident() != universe.thread:
+        return
+    if not any(made is loop for made in universe.loops):
+        universe.foreign_runs += 1
+
+
 def run_in_universe(universe: Universe, run: Callable[[], Any]) -> Any:
-    """``run()`` with ``universe`` current and the policy installed; both undone
-    on every way out (an interrupt included)."""
+    """``run()`` with ``universe`` current, the policy installed and the loop runs
+    observed; all undone on every way out (an interrupt included)."""
     global _current
     saved = asyncio.get_event_loop_policy()
+    saved_observer = loop_module.run_observer
     asyncio.set_event_loop_policy(_Policy())
     _current = universe
+    loop_module.run_observer = _note_run
     try:
         return run()
     finally:
+        loop_module.run_observer = saved_observer
         _current = None
         asyncio.set_event_loop_policy(saved)
 

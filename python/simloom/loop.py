@@ -65,6 +65,10 @@ _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
+#: Told of every SimLoop that starts a run (``pytest --simloom`` sets it while a
+#: test's universe runs, to notice a test running on a loop it did not make).
+run_observer: Callable[[SimLoop], None] | None = None
+
 
 class _StopMarker:
     """Done callback of the future ``run_until_complete`` waits for. The engine
@@ -268,6 +272,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         """
         self._check_closed()
         self._check_running()
+        if run_observer is not None:
+            run_observer(self)
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner. Each run gets the full
         # step and time budgets too, unless they were spent: then what is left of

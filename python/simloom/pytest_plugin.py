@@ -233,6 +233,7 @@ def _configure_universes(
     config.stash[_ACTIVE] = count is not None
     config.stash[_SETTINGS] = settings
     config.stash[_SCHEDULE_DEPENDENT] = []
+    config.stash[_NOT_EXPLORED] = []
     # pytest-asyncio's loops come through its loop-factory hook. Outside a universe
     # the factory makes the stock loop; without pytest.HIDDEN_PARAM (pytest < 8.4)
     # the hook would add "[simloom]" to node ids, so it is then only used under
@@ -249,6 +250,8 @@ def _configure_universes(
 _ACTIVE = pytest.StashKey[bool]()
 _SETTINGS = pytest.StashKey[universes.Settings]()
 _SCHEDULE_DEPENDENT = pytest.StashKey[list[str]]()
+#: Tests whose explored universes could not run, and why.
+_NOT_EXPLORED = pytest.StashKey[list[str]]()
 
 
 def _is_simloom_test(item: pytest.Item) -> bool:
@@ -409,7 +412,13 @@ def _run_universes(
         return _run_universe(item, universe)
     fifo = universes.make_universe(settings, None, strict, 0)
     reports = _run_universe(item, fifo)
-    if _failed(reports) or not fifo.loops or explored == 0:
+    if _failed(reports) or explored == 0:
+        return reports
+    if fifo.foreign_runs:
+        # Its loop was made for a wider scope (an earlier test's universe made
+        # it); every universe would run the test on that same loop and schedule.
+        return _not_explored(item, explored, reports)
+    if not fifo.loops:
         return reports
     if any(report.skipped for report in reports):
         return reports
@@ -418,6 +427,10 @@ def _run_universes(
     for seed in range(explored):
         universe = universes.make_universe(settings, seed, strict, decisions)
         found = _run_universe(item, universe)
+        if universe.foreign_runs:
+            # The FIFO universe made a loop of a wider scope (the first test of
+            # its scope): this universe ran on it, not on a loop of its own.
+            return _not_explored(item, explored, found)
         if _failed(found):
             results = universe.results(failed=True)
             shrunk = None
@@ -452,6 +465,19 @@ def _run_universes(
     return reports
 
 
+def _not_explored(
+    item: pytest.Item, explored: int, reports: list[pytest.TestReport]
+) -> list[pytest.TestReport]:
+    """Remember that the test's explored universes cannot run (said in the
+    summary: never a silent pass)."""
+    item.config.stash[_NOT_EXPLORED].append(item.nodeid)
+    return reports
+
+
+#: Test ids listed under "FIFO only" in the summary without -v.
+_NOT_EXPLORED_LISTED = 10
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     testing._set_current_test(item.nodeid if _is_simloom_test(item) else None)
@@ -479,11 +505,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     # decorated function directly are its own business.
     stats = [entry for entry in testing.session_stats if "::" in entry.test_id]
     dependent = terminalreporter.config.stash.get(_SCHEDULE_DEPENDENT, [])
-    if not stats and not dependent:
+    not_explored = terminalreporter.config.stash.get(_NOT_EXPLORED, [])
+    if not stats and not dependent and not not_explored:
         return
     terminalreporter.section("simloom")
     for line in dependent:
         terminalreporter.write_line(line)
+    if not_explored:
+        terminalreporter.write_line(
+            f"{len(not_explored)} test(s) ran FIFO only, their explored universes not run: "
+            "each runs on an event loop of a wider scope (module, class, package or "
+            "session) that outlives the test, and simloom explores the loops a test "
+            "makes (a function-scoped loop explores them):",
+            yellow=True,
+        )
+        verbose = terminalreporter.config.getoption("verbose") > 0
+        shown = not_explored if verbose else not_explored[:_NOT_EXPLORED_LISTED]
+        for test_id in shown:
+            terminalreporter.write_line(f"  {test_id}")
+        if len(shown) < len(not_explored):
+            terminalreporter.write_line(
+                f"  ... and {len(not_explored) - len(shown)} more (-v lists them)"
+            )
     for entry in stats:
         coverage = ", ".join(
             f"{label}={hits}"
