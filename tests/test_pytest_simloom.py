@@ -267,6 +267,24 @@ def test_schedule_dependent_failure_is_reported_with_seed_replay_and_shrink(
     fifo.assert_outcomes(passed=1, failed=1)
 
 
+def test_the_replay_command_carries_the_session_budgets(pytester: pytest.Pytester) -> None:
+    # A budget decides where a universe stops: a replay without it is another run.
+    pytester.makepyfile(test_race=RACE)
+    budgets = ("--simloom-max-steps=5000", "--simloom-max-virtual-time=60")
+    result = run(
+        pytester, "--simloom=8", "--simloom-scheduler=random", "-k", "lost_update", *budgets
+    )
+    result.assert_outcomes(failed=1)
+    seed = int(re.search(r"failed in universe (\d+)", result.stdout.str()).group(1))  # type: ignore[union-attr]
+    result.stdout.fnmatch_lines(
+        [
+            f"*replay it: pytest 'test_race.py::test_lost_update' --simloom-seed={seed} "
+            "--simloom-max-steps=5000 --simloom-max-virtual-time=60 --simloom "
+            "--simloom-scheduler=random"
+        ]
+    )
+
+
 def test_universes_are_deterministic(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_race=RACE)
     options = ("--simloom=8", "--simloom-scheduler=random", "-k", "lost_update")

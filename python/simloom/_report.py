@@ -60,13 +60,24 @@ def _draw_count(tape: Tape) -> int:
     return len(tape.to_draws())
 
 
+#: The session's budget flags (``--simloom-max-steps=...``), which a re-run needs
+#: too: a budget decides where a universe stops. Set by the pytest plugin.
+_session_flags = ""
+
+
+def set_session_flags(flags: dict[str, str]) -> None:
+    """Remember the budget flags the pytest session was given, for re-run commands."""
+    global _session_flags
+    _session_flags = "".join(f" {flag}={shlex.quote(text)}" for flag, text in flags.items())
+
+
 def _rerun_command(
     test_id: str, seed: int, scheduler: str, *, boundary: bool, check_determinism: bool = False
 ) -> str:
     """How to run universe ``seed`` of a test again: the pytest command line, or the
     ``simloom.run`` call outside pytest."""
     if "::" in test_id:
-        command = f"pytest {_shell_quoted_test(test_id)} --simloom-seed={seed}"
+        command = f"pytest {_shell_quoted_test(test_id)} --simloom-seed={seed}{_session_flags}"
         return command + (" --simloom-check-determinism" if check_determinism else "")
     options = ("" if boundary else ", boundary=False") + (
         ", check_determinism=True" if check_determinism else ""

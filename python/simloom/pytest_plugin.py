@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import _budgets, _hashseed, testing
+from . import _budgets, _hashseed, _report, testing
 from . import _pytest_universes as universes
 from .errors import SimloomUsageError, TapeError
 
@@ -146,11 +146,13 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(f"--simloom-scheduler: {exc}") from None
     budget_overrides: dict[str, int | float | None] = {}
+    budget_flags: dict[str, str] = {}
     for name in ("max_steps", "max_virtual_time", "watchdog"):
         text = config.getoption(f"simloom_{name}")
         if text is None:
             continue
         flag = "--simloom-" + name.replace("_", "-")
+        budget_flags[flag] = text
         try:
             budget_overrides[name] = _budgets.parse_option(name, text)
             _budgets.budgets(**budget_overrides)
@@ -168,6 +170,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except TapeError as exc:
             raise pytest.UsageError(f"--simloom-tape={tape}: {type(exc).__name__}: {exc}") from None
     testing.session_stats.clear()
+    _report.set_session_flags(budget_flags)
     _configure_universes(config, seed, scheduler, budget_overrides)
     testing.configure(
         testing.Options(
