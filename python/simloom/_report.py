@@ -71,6 +71,16 @@ def set_session_flags(flags: dict[str, str]) -> None:
     _session_flags = "".join(f" {flag}={shlex.quote(text)}" for flag, text in flags.items())
 
 
+#: The target ``simloom explore`` is running (its re-run is that command line).
+_cli_target: str | None = None
+
+
+def set_cli_target(target: str | None) -> None:
+    """Tell re-run commands that ``simloom explore TARGET`` is running."""
+    global _cli_target
+    _cli_target = target
+
+
 def _rerun_command(
     test_id: str, seed: int, scheduler: str, *, boundary: bool, check_determinism: bool = False
 ) -> str:
@@ -79,6 +89,10 @@ def _rerun_command(
     if "::" in test_id:
         command = f"pytest {_shell_quoted_test(test_id)} --simloom-seed={seed}{_session_flags}"
         return command + (" --simloom-check-determinism" if check_determinism else "")
+    if _cli_target is not None and test_id == _cli_target:
+        return f"simloom explore {shlex.quote(test_id)} --seed={seed}" + (
+            " --check-determinism" if check_determinism else ""
+        )
     options = ("" if boundary else ", boundary=False") + (
         ", check_determinism=True" if check_determinism else ""
     )
@@ -151,6 +165,8 @@ def _report(
         replay = (
             f"pytest {_shell_quoted_test(test_id)} --simloom-tape={shlex.quote(str(tapes[0]))}"
             if under_pytest
+            else f"simloom replay {shlex.quote(str(tapes[0]))}"
+            if _cli_target is not None and test_id == _cli_target
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
             + (f", scheduler={scheduler!r}" if str(scheduler).startswith("faithful") else "")
             + (")" if boundary else ", boundary=False)")

@@ -1,0 +1,7 @@
+"""``python -m simloom``: the command line (see :mod:`simloom.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

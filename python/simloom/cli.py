@@ -1,0 +1,509 @@
+"""The ``simloom`` command line (console script ``simloom``, or ``python -m simloom``).
+
+    simloom explore TARGET [--runs N] [--scheduler S] [--seed S | --tape FILE]
+    simloom replay ARTIFACT
+    simloom trace ARTIFACT [--kind KIND] [--label TEXT] [--limit N]
+    simloom diff A B [--context N]
+
+``TARGET`` is an async function outside pytest: ``package.module:function`` or
+``path/to/file.py:function``. ``explore`` runs it as ``@simloom.test`` runs a test
+(seeded universes, the first failure shrunk by Hypothesis, the report, the
+artifacts under ``.sim/failures/``); ``replay`` runs a failure's tape file again
+(a pytest test's through pytest, an explored function's here); ``trace`` prints a
+failure's event log; ``diff`` prints two event logs from their first difference.
+
+Exit status: 0 when the command did what it was asked and found nothing wrong, 1
+when a universe failed (or two logs differ), 2 for bad input (a missing, foreign or
+corrupt file, an unknown target, a bad option): a one-line ``simloom: error: ...``
+on stderr, never a traceback.
+
+Owns: argument parsing, loading a target, reading artifact files for display, exit
+statuses. Must not: explore, shrink or report by itself (``testing`` does, through
+the same code as ``@simloom.test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = ["main"]
+
+#: Exit statuses.
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def _error(message: str) -> NoReturn:
+    raise CommandError(message)
+
+
+# ------------------------------------------------------------------- targets
+
+
+def _load_target(target: str) -> Callable[..., Awaitable[Any]]:
+    """The async function ``module:function`` or ``file.py:function`` names."""
+    where, sep, name = target.rpartition(":")
+    if not sep or not where or not name:
+        _error(f"target {target!r} is not MODULE:FUNCTION or FILE.py:FUNCTION")
+    module: Any
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        path = Path(where)
+        if not path.is_file():
+            _error(f"target {target!r}: no such file: {where}")
+        directory = str(path.resolve().parent)
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        module_name = path.stem if path.suffix == ".py" else path.name
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            _error(f"target {target!r}: {where} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        _import(target, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
+    else:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module = _import(target, lambda: importlib.import_module(where))
+    function: Any = module
+    for part in name.split("."):
+        try:
+            function = getattr(function, part)
+        except AttributeError:
+            _error(f"target {target!r}: {where} has no {name!r}")
+    if not inspect.iscoroutinefunction(function):
+        _error(f"target {target!r} is not an async function (async def)")
+    return function  # type: ignore[no-any-return]
+
+
+def _import(target: str, load: Callable[[], Any]) -> Any:
+    try:
+        return load()
+    except ModuleNotFoundError as exc:
+        _error(f"target {target!r}: no module named {exc.name!r}")
+    except Exception as exc:
+        _error(f"target {target!r}: importing it raised {type(exc).__name__}: {exc}")
+
+
+def _is_cli_target(test_id: str) -> bool:
+    """A test id that is an explore target (``a:b``), not a pytest id (``a::b``)
+    nor the ``module.qualname`` of a test run outside pytest."""
+    return ":" in test_id and "::" not in test_id
+
+
+# ------------------------------------------------------------------- explore
+
+
+def _explore(
+    target: str,
+    *,
+    runs: int | None,
+    scheduler: str | None,
+    seed: int | None,
+    tape: Path | None,
+    shrink: bool,
+    artifact_dir: Path | None,
+    stream: Any,
+    check_determinism: bool = False,
+    database: bool = True,
+) -> int:
+    from . import _report, testing
+    from .errors import SimloomUsageError, TapeError
+
+    function = _load_target(target)
+    artifact = None
+    if tape is not None:
+        artifact = _load_artifact(tape)
+    options = testing.Options(
+        seed=seed,
+        tape=tape,
+        tape_artifact=artifact,
+        runs=runs,
+        scheduler=scheduler,
+        shrink=shrink,
+        check_determinism=check_determinism,
+    )
+    if artifact_dir is not None:
+        options = dataclasses.replace(options, artifact_dir=artifact_dir)
+    try:
+        decorated = testing.test(function)
+    except SimloomUsageError as exc:
+        _error(f"target {target!r}: {exc}")
+    if not database:
+        from hypothesis import settings
+
+        decorated = settings(database=None)(decorated)
+    saved_options = testing.options()
+    testing.configure(options)
+    testing._set_current_test(target)
+    _report.set_cli_target(target)
+    try:
+        decorated()
+    except (SimloomUsageError, TapeError) as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        _print_failure(exc, stream)
+        return FAILED
+    finally:
+        _report.set_cli_target(None)
+        testing._set_current_test(None)
+        testing.configure(saved_options)
+    stats = testing.session_stats[-1] if testing.session_stats else None
+    universes = stats.universes if stats is not None else 0
+    print(f"simloom: {target}: passed in {universes} universe(s)", file=stream)
+    return OK
+
+
+def _print_failure(error: BaseException, stream: Any) -> None:
+    """The program's error (its traceback without simloom's frames) and the report."""
+    notes = list(getattr(error, "__notes__", ()))
+    plain = error.with_traceback(_user_frames(error.__traceback__))
+    try:
+        error.__notes__ = []
+        lines = traceback.format_exception(plain)
+    finally:
+        error.__notes__ = notes
+    stream.write("".join(lines))
+    for note in notes:
+        print(note, file=stream)
+
+
+def _user_frames(tb: Any) -> Any:
+    """The traceback from its first frame outside simloom's and Hypothesis's code."""
+    import hypothesis
+
+    packages = tuple(
+        os.path.dirname(os.path.abspath(path)) + os.sep for path in (__file__, hypothesis.__file__)
+    )
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(packages):
+        tb = tb.tb_next
+    return tb
+
+
+# ------------------------------------------------------------------- artifacts
+
+
+@dataclass(frozen=True)
+class _Artifact:
+    """A failure's files: the tape document and the event log beside it."""
+
+    tape_path: Path | None
+    events_path: Path
+    fields: dict[str, Any]
+
+
+def _load_artifact(path: Path) -> Any:
+    from . import testing
+    from .errors import TapeError
+
+    if not path.exists():
+        _error(f"no such file: {path}")
+    if path.is_dir():
+        _error(f"{path} is a directory, not a tape file")
+    try:
+        return testing.load_tape_artifact(path)
+    except TapeError as exc:
+        _error(f"{path}: {type(exc).__name__}: {exc}")
+    except OSError as exc:
+        _error(f"{path}: {exc.strerror or exc}")
+
+
+def _artifact_files(path: Path) -> _Artifact:
+    """The tape file and event log of the failure ``path`` names (either file)."""
+    if not path.exists():
+        _error(f"no such file: {path}")
+    name = path.name
+    if name.endswith(".events.jsonl"):
+        events = path
+        tape = path.with_name(name.removesuffix(".events.jsonl") + ".tape.json")
+        fields = _load_artifact(tape).fields if tape.is_file() else {}
+        return _Artifact(tape if tape.is_file() else None, events, fields)
+    if name.endswith(".tape.json"):
+        artifact = _load_artifact(path)
+        events = path.with_name(name.removesuffix(".tape.json") + ".events.jsonl")
+        if not events.is_file():
+            _error(f"{path}: its event log {events.name} is not beside it")
+        return _Artifact(path, events, artifact.fields)
+    _error(f"{path}: not a simloom artifact (*.tape.json or *.events.jsonl)")
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    """The records of an ``*.events.jsonl`` file, each checked."""
+    records: list[dict[str, Any]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        _error(f"{path}: not a simloom event log (not UTF-8 text)")
+    except OSError as exc:
+        _error(f"{path}: {exc.strerror or exc}")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            _error(f"{path}:{number}: not a simloom event log (line is not JSON)")
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("i"), int)
+            and isinstance(record.get("kind"), str)
+            and isinstance(record.get("t_ns"), int)
+        ):
+            _error(f"{path}:{number}: not a simloom event record (needs i, kind, t_ns)")
+        if record["i"] != len(records):
+            _error(
+                f"{path}:{number}: event {record['i']} where event {len(records)} was "
+                "expected (a truncated or edited log)"
+            )
+        records.append(record)
+    if not records:
+        _error(f"{path}: an empty event log")
+    return records
+
+
+def _describe(record: dict[str, Any]) -> str:
+    seconds = record["t_ns"] / 1e9
+    text = f"#{record['i']:<6} {seconds:>12.6f} s  {record['kind']}"
+    if "label" in record:
+        text += f"  {record['label']}"
+    if record["kind"] == "decision":
+        text += f"  decision #{record.get('decision')}: {record.get('value')} (of {record.get('bound')})"
+    elif "value" in record:
+        text += f"  = {record['value']}"
+    return text
+
+
+def _trace(
+    path: Path, *, kind: str | None, label: str | None, limit: int | None, stream: Any
+) -> int:
+    artifact = _artifact_files(path)
+    records = _events(artifact.events_path)
+    if artifact.fields:
+        test = artifact.fields.get("test")
+        error = artifact.fields.get("error")
+        print(f"simloom: trace of {test} (seed {artifact.fields.get('seed')})", file=stream)
+        if error:
+            print(f"  error: {error}", file=stream)
+    shown = 0
+    for record in records:
+        if kind is not None and record["kind"] != kind:
+            continue
+        if label is not None and label not in str(record.get("label", "")):
+            continue
+        if limit is not None and shown >= limit:
+            print(f"... (--limit {limit} reached)", file=stream)
+            break
+        print(_describe(record), file=stream)
+        shown += 1
+    print(f"simloom: {shown} of {len(records)} events shown", file=stream)
+    return OK
+
+
+def _diff(first: Path, second: Path, *, context: int, stream: Any) -> int:
+    a = _events(_artifact_files(first).events_path)
+    b = _events(_artifact_files(second).events_path)
+
+    def key(record: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(sorted((k, str(v)) for k, v in record.items()))
+
+    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if key(x) != key(y)), None)
+    if at is None and len(a) == len(b):
+        print(f"simloom: the two event logs are identical ({len(a)} events)", file=stream)
+        return OK
+    if at is None:
+        at = min(len(a), len(b))
+    print(
+        f"simloom: the event logs agree on their first {at} events, then differ "
+        f"(A: {len(a)} events, B: {len(b)})",
+        file=stream,
+    )
+    start = max(0, at - context)
+    width = 60
+    print(f"  {'A: ' + str(first):<{width}}  B: {second}", file=stream)
+    for index in range(start, min(max(len(a), len(b)), at + context + 1)):
+        left = _describe(a[index]) if index < len(a) else "(ended)"
+        right = _describe(b[index]) if index < len(b) else "(ended)"
+        mark = ">" if index >= at else " "
+        print(f"{mark} {left:<{width}}  {right}", file=stream)
+    return FAILED
+
+
+# ------------------------------------------------------------------- replay
+
+
+def _replay(path: Path, *, stream: Any) -> int:
+    artifact = _load_artifact(path)
+    test = artifact.test
+    if test is None:
+        _error(f"{path}: the tape file names no test; replay it with simloom.replay(main, tape)")
+    if "::" in test:
+        command = [sys.executable, "-m", "pytest", test, f"--simloom-tape={path}", "-p", "simloom"]
+        print("simloom: " + " ".join(command[1:]), file=stream)
+        stream.flush()
+        completed = subprocess.run(command, check=False)
+        return OK if completed.returncode == 0 else FAILED
+    if _is_cli_target(test):
+        return _explore(
+            test,
+            runs=None,
+            scheduler=None,
+            seed=None,
+            tape=path,
+            shrink=False,
+            artifact_dir=None,
+            stream=stream,
+        )
+    _error(
+        f"{path}: the failure of {test!r} was found outside pytest and the command line; "
+        "replay it with simloom.replay(main, simloom.Tape.load(path))"
+    )
+
+
+# ------------------------------------------------------------------- parsing
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="simloom",
+        description="Deterministic simulation testing for asyncio: explore an async "
+        "function, replay a failure, read its event log.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    explore = commands.add_parser(
+        "explore",
+        help="explore an async function in seeded universes, shrink and report a failure",
+        description="Run TARGET (MODULE:FUNCTION or FILE.py:FUNCTION, an async def; a "
+        "parameter named world gets the universe's World) as @simloom.test does.",
+    )
+    explore.add_argument("target", metavar="TARGET")
+    explore.add_argument("--runs", type=_positive, help="universes to explore (default 2000)")
+    explore.add_argument(
+        "--scheduler", help="mixed (default), random, pct, pct:auto, fifo or faithful"
+    )
+    which = explore.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=_non_negative, help="run only universe SEED")
+    which.add_argument("--tape", type=Path, metavar="FILE", help="run only this tape file")
+    explore.add_argument("--no-shrink", action="store_true", help="report the failure unshrunk")
+    explore.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="run every universe twice and fail if the two runs differ",
+    )
+    explore.add_argument(
+        "--no-database",
+        action="store_true",
+        help="neither replay nor save failures in Hypothesis's example database",
+    )
+    explore.add_argument(
+        "--artifacts", type=Path, metavar="DIR", help="where failures go (default .sim/failures)"
+    )
+
+    replay = commands.add_parser(
+        "replay",
+        help="run a failure's tape file again and print its report",
+        description="A pytest test's failure replays through pytest (--simloom-tape), an "
+        "explored function's here.",
+    )
+    replay.add_argument("artifact", type=Path, metavar="ARTIFACT", help="a *.tape.json file")
+
+    trace = commands.add_parser(
+        "trace",
+        help="print a failure's event log",
+        description="ARTIFACT: the failure's *.tape.json or *.events.jsonl.",
+    )
+    trace.add_argument("artifact", type=Path, metavar="ARTIFACT")
+    trace.add_argument("--kind", help="only events of this kind (step, decision, ...)")
+    trace.add_argument("--label", help="only events whose label contains TEXT", metavar="TEXT")
+    trace.add_argument("--limit", type=_positive, help="print at most N events", metavar="N")
+
+    diff = commands.add_parser(
+        "diff",
+        help="two event logs side by side from their first difference",
+        description="A, B: failures' *.tape.json or *.events.jsonl files. Exit status 1 "
+        "when they differ.",
+    )
+    diff.add_argument("first", type=Path, metavar="A")
+    diff.add_argument("second", type=Path, metavar="B")
+    diff.add_argument(
+        "--context", type=_non_negative, default=3, help="events shown before the difference"
+    )
+    return parser
+
+
+def _run(arguments: argparse.Namespace, stream: Any) -> int:
+    if arguments.command == "explore":
+        return _explore(
+            arguments.target,
+            runs=arguments.runs,
+            scheduler=arguments.scheduler,
+            seed=arguments.seed,
+            tape=arguments.tape,
+            shrink=not arguments.no_shrink,
+            artifact_dir=arguments.artifacts,
+            stream=stream,
+            check_determinism=arguments.check_determinism,
+            database=not arguments.no_database,
+        )
+    if arguments.command == "replay":
+        return _replay(arguments.artifact, stream=stream)
+    if arguments.command == "trace":
+        return _trace(
+            arguments.artifact,
+            kind=arguments.kind,
+            label=arguments.label,
+            limit=arguments.limit,
+            stream=stream,
+        )
+    return _diff(arguments.first, arguments.second, context=arguments.context, stream=stream)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return its exit status."""
+    try:
+        arguments = _parser().parse_args(argv)
+        return _run(arguments, sys.stdout)
+    except CommandError as exc:
+        print(f"simloom: error: {exc}", file=sys.stderr)
+        return USAGE
+    except BrokenPipeError:  # `simloom trace ... | head`
+        sys.stderr.close()
+        return OK
