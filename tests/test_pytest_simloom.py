@@ -247,6 +247,14 @@ def test_schedule_dependent_failure_is_reported_with_seed_replay_and_shrink(
     )
     assert f"replay it: {command}" in out
     assert "shrunk:" in out and "minimal schedule: FIFO everywhere except:" in out
+    # The minimal schedule in code: which task ran ahead of which, and where.
+    result.stdout.fnmatch_lines(
+        [
+            "  the schedule in code:",
+            "    decision #*: `Task-*` (bump) resumed from `await asyncio.sleep(0)` at "
+            "test_race.py:* in bump, ahead of `Task-*` (bump)*",
+        ]
+    )
     # A test failing on FIFO fails with its own error, not a schedule report.
     assert "test_fails_on_fifo is schedule-dependent" not in out
     result.stdout.fnmatch_lines(["*ValueError: broken on every schedule*"])

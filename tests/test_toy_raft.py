@@ -88,11 +88,15 @@ def test_the_planted_double_vote_is_found_within_50_universes_and_shrunk() -> No
     assert found_at <= BUG_HUNT_RUNS
     before, after = map(int, re.search(r"schedule deviations (\d+) → (\d+)", report).groups())  # type: ignore[union-attr]
     assert after < before
-    minimal = re.findall(r"decision #\d+: (\S+) = \d+", report)
+    decisions = report.split("the schedule in code:")[0]
+    minimal = re.findall(r"decision #\d+: (\S+) = \d+", decisions)
     assert len(minimal) == after
     # What is left is a few faults: the nemesis's draws, not the schedule's.
     assert after <= 10, report
     assert any(label == "draw:nemesis.action" for label in minimal), report
+    # In code: each fault choice names the nemesis step it was taken in.
+    told = report.split("the schedule in code:\n", 1)[1]
+    assert "draw:nemesis.action = " in told and "in a step of `" in told, report
 
     tape_path = Path(re.search(r"artifacts: (\S+?),", report)[1])  # type: ignore[index]
     first = simloom.replay(program, simloom.Tape.load(tape_path), strict=True)

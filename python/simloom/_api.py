@@ -12,12 +12,13 @@ import asyncio
 import functools
 import gc
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from . import _boundary, _budgets, _core, _selfcheck
+from . import _boundary, _budgets, _causal, _core, _selfcheck
 from ._config import UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
@@ -681,6 +682,8 @@ def sometimes(label: str, percent: int = 10) -> bool:
     loop = _simulation()
     if loop is None or percent == 0:
         return False
+    if _causal.recording is not None:
+        _causal.recording.note_choice(loop, sys._getframe(1))
     fired = True if percent == 100 else loop._choose(f"sometimes:{label}", 2, percent) == 1
     if fired:
         loop._cover(label)
@@ -698,6 +701,8 @@ def draw(label: str, bound: int) -> int:
     loop = _simulation()
     if loop is None:
         return 0
+    if _causal.recording is not None:
+        _causal.recording.note_choice(loop, sys._getframe(1))
     return int(loop._choose(f"draw:{label}", bound))
 
 

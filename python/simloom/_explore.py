@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _api
+from . import _api, _causal
 from ._api import RunResult
 from ._artifacts import ARTIFACT_DIR, TapeArtifact, _write_artifacts, load_tape_artifact
 from ._config import UniverseConfig
@@ -237,6 +237,7 @@ class _Exploration:
             artifacts=artifacts,
             universes=self.stats.universes,
             notes=[*self.notes, *notes, *warnings],
+            in_code=self._in_code(final),
         )
         self.stats.outcome = "failed"
         self.stats.note = report
@@ -245,6 +246,22 @@ class _Exploration:
             hypothesis_run.restore_notes(error)
         error.add_note(report)
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
+
+    def _in_code(self, final: RunResult) -> list[str]:
+        """The deviations of ``final``'s tape told in code, from one more replay
+        with the causal trace recorded (empty when its tape has no deviation)."""
+        if not final.deviations:
+            return []
+        scheduler = self._question_model() or "fifo"
+        try:
+            replayed, trace = _causal.traced(
+                lambda: _api.replay(self.main, final.tape, scheduler=scheduler, config=self.config)
+            )
+        except Exception as exc:  # the report must not give way to its explanation
+            return [f"(not told: its traced replay raised {type(exc).__name__}: {exc})"]
+        if replayed.digest != final.digest:
+            return ["(not told: its traced replay took another course than the failure)"]
+        return _causal.told_in_code(trace, final.tape.deviations, _causal.decision_labels(final))
 
     def _question_model(self) -> str | None:
         """The scheduler a replay or shrink must name: the faithful one asks

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from . import _api
+from . import _api, _causal
 from . import loop as loop_module
 from ._api import RunResult
 from ._config import UniverseConfig
@@ -165,7 +165,13 @@ def run_in_universe(universe: Universe, run: Callable[[], Any]) -> Any:
     saved_observer = loop_module.run_observer
     asyncio.set_event_loop_policy(_Policy())
     _current = universe
-    loop_module.run_observer = _note_run
+
+    def observe(loop: SimLoop) -> None:
+        _note_run(loop)
+        if saved_observer is not None:  # (a causal trace being recorded)
+            saved_observer(loop)
+
+    loop_module.run_observer = observe
     try:
         return run()
     finally:
@@ -238,6 +244,28 @@ def shrink(
     return final, shrunk
 
 
+def in_code(found: Universe, result: RunResult, run_test: Callable[[Universe], bool]) -> list[str]:
+    """The deviations of ``result`` (the failing universe's one loop, shrunk) told
+    in code, from one more run of the test replaying its tape with the causal
+    trace recorded."""
+    if not result.deviations:
+        return []
+    scheduler = found.scheduler if found.scheduler.strategy == "faithful" else "fifo"
+
+    def replay_loop() -> SimLoop:
+        return SimLoop(tape=result.tape, scheduler=scheduler, config=found.config)
+
+    replay = Universe(None, found.scheduler, "replay", found.config, make_loop=replay_loop)
+    try:
+        failed, trace = _causal.traced(lambda: run_test(replay))
+    except Exception as exc:  # the report must not give way to its explanation
+        return [f"(not told: its traced replay raised {type(exc).__name__}: {exc})"]
+    replayed = replay.results(failed)
+    if len(replayed) != 1 or replayed[0].digest != result.digest:
+        return ["(not told: its traced replay took another course than the failure)"]
+    return _causal.told_in_code(trace, result.tape.deviations, _causal.decision_labels(result))
+
+
 def collect_failed_universes() -> None:
     """Collect what the failing universe and the shrink's candidate runs left
     behind (each a run of the same failing test: coroutines its failure left
@@ -282,9 +310,10 @@ def schedule_dependent_report(
     strict: bool,
     results: list[RunResult],
     shrunk: tuple[RunResult, _Shrink] | None = None,
+    told: list[str] | None = None,
 ) -> str:
     """What ``pytest --simloom`` says about a test that passed on FIFO and failed
-    in universe ``seed``."""
+    in universe ``seed`` (``told``: its minimal schedule in code)."""
     name = test_id.split("::")[-1]
     lines = [
         f"simloom: {name} is schedule-dependent: it passed in the polite (FIFO) universe "
@@ -307,4 +336,7 @@ def schedule_dependent_report(
         if final is not results[0]:
             story = final.explain().replace("\n", "\n  ")
             lines.append(f"  minimal schedule: {story}")
+    if told:
+        lines.append("  the schedule in code:")
+        lines.extend(f"    {line}" for line in told)
     return "\n".join(lines)

@@ -144,6 +144,7 @@ def _report(
     artifacts: Sequence[Path],
     universes: int,
     notes: Sequence[str] = (),
+    in_code: Sequence[str] = (),
 ) -> str:
     assert final.error is not None
     name = test_id.split("::")[-1]
@@ -160,6 +161,9 @@ def _report(
     lines.extend(f"  {note}" for note in notes if not note.startswith("  warning: "))
     story = final.explain().replace("\n", "\n  ")
     lines.append(f"  {_schedule_label(shrink)}: {story}")
+    if in_code:
+        lines.append("  the schedule in code:")
+        lines.extend(f"    {line}" for line in in_code)
     tapes = [p for p in artifacts if p.name.endswith(".tape.json")]
     if tapes:
         replay = (

@@ -437,12 +437,14 @@ def _run_universes(
         if _failed(found):
             results = universe.results(failed=True)
             shrunk = None
+            told: list[str] = []
             if results:
 
                 def run_test(candidate: universes.Universe) -> bool:
                     return _failed(_run_universe(item, candidate))
 
                 shrunk = universes.shrink(item.nodeid, universe, results[0], run_test)
+                told = universes.in_code(universe, shrunk[0] if shrunk else results[0], run_test)
             universes.collect_failed_universes()
             report = universes.schedule_dependent_report(
                 item.nodeid,
@@ -454,6 +456,7 @@ def _run_universes(
                 strict=strict,
                 results=results,
                 shrunk=shrunk,
+                told=told,
             )
             for entry in found:
                 if entry.failed:

@@ -207,6 +207,9 @@ pub struct Engine<T> {
     /// `loop.stop()` ends the run when the current batch is done, as on the stock loop.
     batch: u64,
     batch_end: u64,
+    /// The rank (in the ready set, oldest first) of the entry the last step took:
+    /// how many older ready callbacks it ran ahead of.
+    last_rank: u64,
 }
 
 impl<T> Engine<T> {
@@ -247,6 +250,7 @@ impl<T> Engine<T> {
             coverage: BTreeMap::new(),
             batch: 0,
             batch_end: 0,
+            last_rank: 0,
         };
         // The sparse encoding always starts with one `more?` draw, so a FIFO universe
         // is exactly the draw sequence [0] whether or not it makes decisions.
@@ -270,6 +274,11 @@ impl<T> Engine<T> {
 
     pub fn decisions(&self) -> u64 {
         self.decisions
+    }
+
+    /// How many older ready callbacks the last step's callback ran ahead of.
+    pub fn last_rank(&self) -> u64 {
+        self.last_rank
     }
 
     pub fn tape(&self) -> &Tape {
@@ -661,6 +670,7 @@ impl<T> Engine<T> {
         } else {
             0
         };
+        self.last_rank = rank;
         let (seq, entry) = self
             .ready
             .take(rank as usize)
@@ -718,6 +728,7 @@ impl<T> Engine<T> {
             return None;
         }
         let (seq, entry) = self.ready.take(0)?;
+        self.last_rank = 0;
         self.unready(seq, &entry);
         self.steps += 1;
         self.steps_since_clock_moved += 1;
@@ -1083,6 +1094,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn last_rank_counts_the_older_ready_entries_a_step_ran_ahead_of() {
+        let mut tape = Tape::new();
+        tape.record(0, 2);
+        let mut engine: Engine<&str> = Engine::new(Source::replay(tape, true), 100).unwrap();
+        for name in ["a", "b", "c"] {
+            engine.schedule_ready(name, 0, 0);
+        }
+        let mut ran = Vec::new();
+        let mut ranks = Vec::new();
+        while let Next::Run(entry) = engine.next_step().unwrap() {
+            ran.push(entry.payload);
+            ranks.push(engine.last_rank());
+        }
+        assert_eq!(ran, ["c", "a", "b"]);
+        assert_eq!(ranks, [2, 0, 0]);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct Handle {
     pub(crate) cancelled: AtomicBool,
     /// Taken out of the engine to run: cancelling it now has nothing to remove.
     pub(crate) started: AtomicBool,
+    /// The step (numbered from 1) whose callback scheduled it; 0 when it was
+    /// scheduled outside any step (the main task, the world's set-up). The causal
+    /// trace's "woken by" edge.
+    pub(crate) parent_step: u64,
 }
 
 #[pymethods]
@@ -62,6 +66,18 @@ impl Handle {
     #[getter(_cancelled)]
     fn cancelled_attribute(&self) -> bool {
         self.cancelled()
+    }
+
+    /// The engine's id of this callback (ids grow in scheduling order).
+    #[getter]
+    fn _id(&self) -> u64 {
+        self.id
+    }
+
+    /// The step (numbered from 1) that scheduled this callback, 0 for none.
+    #[getter]
+    fn _parent_step(&self) -> u64 {
+        self.parent_step
     }
 
     #[getter]

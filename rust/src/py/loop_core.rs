@@ -101,6 +101,13 @@ pub struct LoopCore {
     code_flags: Vec<(Py<PyAny>, bool)>,
     /// The step count and arming the wall-clock watchdog reads.
     watch: SharedWatch,
+    /// A callback is running as a step (what it schedules names that step as its
+    /// parent in the causal trace).
+    in_step: bool,
+    /// Called before each step as `tracer(handle, step, decisions_before,
+    /// decisions_after, rank)` (rank: the older ready callbacks it ran ahead of) while a causal trace is recorded (`None`: not recording,
+    /// the default, at no cost).
+    tracer: Option<Py<PyAny>>,
 }
 
 /// The host incarnation `context` belongs to, or 0.
@@ -282,6 +289,68 @@ impl LoopCore {
         }
     }
 
+    /// The steps of `_run_steps` (which resets `in_step` however they end).
+    fn run_steps(slf: &Bound<'_, Self>, budget: u64) -> PyResult<&'static str> {
+        let py = slf.py();
+        let (watch, steps) = {
+            let core = slf.borrow();
+            (core.watch.clone(), core.engine.steps())
+        };
+        let _armed = Armed::new(&watch, steps);
+        for _ in 0..budget {
+            let (entry, traced) = {
+                let mut core = slf.borrow_mut();
+                core.in_step = false;
+                let decisions_before = core.engine.decisions();
+                match core.next_entry() {
+                    Ok(None) => return Ok("stopped"),
+                    Ok(Some(Next::Run(entry))) => {
+                        core.current_owner = entry.owner;
+                        let now = core.engine.now_ns();
+                        core.clock.store(now, Ordering::Relaxed);
+                        let steps = core.engine.steps();
+                        watch.publish_steps(steps);
+                        core.in_step = true;
+                        let traced = core.tracer.as_ref().map(|tracer| {
+                            let engine = &core.engine;
+                            let decisions =
+                                (decisions_before, engine.decisions(), engine.last_rank());
+                            (tracer.clone_ref(py), steps, decisions)
+                        });
+                        (entry, traced)
+                    }
+                    Ok(Some(Next::Idle)) => return Ok("idle"),
+                    Ok(Some(Next::Livelock { .. })) => return Ok("livelock"),
+                    Ok(Some(Next::Budget(BudgetKind::Steps))) => return Ok("step_budget"),
+                    Ok(Some(Next::Budget(BudgetKind::Time))) => return Ok("time_budget"),
+                    Err(error) => return Err(core.source_error(py, error)),
+                }
+            };
+            let handle = entry.payload.get();
+            handle.started.store(true, Ordering::Relaxed);
+            if handle.cancelled.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Some((tracer, step, (before, after, rank))) = traced {
+                tracer.call1(py, (&entry.payload, step, before, after, rank))?;
+            }
+            if let Err(error) = invoke(py, handle) {
+                if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                    || error.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+                {
+                    return Err(error);
+                }
+                let label = slf.borrow().label_text(handle.label);
+                let context = PyDict::new(py);
+                context.set_item("message", format!("Exception in callback {label}"))?;
+                context.set_item("exception", error.value(py))?;
+                context.set_item("handle", &entry.payload)?;
+                slf.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
+            }
+        }
+        Ok("budget")
+    }
+
     /// Schedule `callback(*args)` as ready (`when_ns` None) or as a timer at an exact
     /// virtual nanosecond; the world's models use this for their deliveries.
     pub(crate) fn schedule(
@@ -340,6 +409,7 @@ impl LoopCore {
         };
         let mut core = slf.borrow_mut();
         let id = core.engine.peek_id();
+        let parent_step = if core.in_step { core.engine.steps() } else { 0 };
         let new_handle = |label: u32, cancelled: bool| {
             Py::new(
                 py,
@@ -353,6 +423,7 @@ impl LoopCore {
                     when_ns,
                     cancelled: std::sync::atomic::AtomicBool::new(cancelled),
                     started: Default::default(),
+                    parent_step,
                 },
             )
         };
@@ -439,6 +510,8 @@ impl LoopCore {
             clock: SharedClock::default(),
             watch: SharedWatch::default(),
             code_flags: Vec::new(),
+            in_step: false,
+            tracer: None,
         })
     }
 
@@ -736,51 +809,15 @@ impl LoopCore {
     /// `self.call_exception_handler`; KeyboardInterrupt and SystemExit propagate.
     /// The watchdog is armed for the duration.
     fn _run_steps(slf: &Bound<'_, Self>, budget: u64) -> PyResult<&'static str> {
-        let py = slf.py();
-        let (watch, steps) = {
-            let core = slf.borrow();
-            (core.watch.clone(), core.engine.steps())
-        };
-        let _armed = Armed::new(&watch, steps);
-        for _ in 0..budget {
-            let entry = {
-                let mut core = slf.borrow_mut();
-                match core.next_entry() {
-                    Ok(None) => return Ok("stopped"),
-                    Ok(Some(Next::Run(entry))) => {
-                        core.current_owner = entry.owner;
-                        let now = core.engine.now_ns();
-                        core.clock.store(now, Ordering::Relaxed);
-                        watch.publish_steps(core.engine.steps());
-                        entry
-                    }
-                    Ok(Some(Next::Idle)) => return Ok("idle"),
-                    Ok(Some(Next::Livelock { .. })) => return Ok("livelock"),
-                    Ok(Some(Next::Budget(BudgetKind::Steps))) => return Ok("step_budget"),
-                    Ok(Some(Next::Budget(BudgetKind::Time))) => return Ok("time_budget"),
-                    Err(error) => return Err(core.source_error(py, error)),
-                }
-            };
-            let handle = entry.payload.get();
-            handle.started.store(true, Ordering::Relaxed);
-            if handle.cancelled.load(Ordering::Relaxed) {
-                continue;
-            }
-            if let Err(error) = invoke(py, handle) {
-                if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
-                    || error.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
-                {
-                    return Err(error);
-                }
-                let label = slf.borrow().label_text(handle.label);
-                let context = PyDict::new(py);
-                context.set_item("message", format!("Exception in callback {label}"))?;
-                context.set_item("exception", error.value(py))?;
-                context.set_item("handle", &entry.payload)?;
-                slf.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
-            }
-        }
-        Ok("budget")
+        let status = Self::run_steps(slf, budget);
+        // However the steps ended, what is scheduled from now on is no step's doing.
+        slf.borrow_mut().in_step = false;
+        status
+    }
+
+    /// Set (or, with `None`, remove) the causal trace's tracer: see `tracer`.
+    fn _set_tracer(&mut self, tracer: Option<Py<PyAny>>) {
+        self.tracer = tracer;
     }
 
     /// A labelled choice in `[0, bound)`; `percent` is the chance of nonzero for
@@ -1035,7 +1072,7 @@ impl LoopCore {
         for (code, _) in &self.code_flags {
             visit.call(code)?;
         }
-        for object in [&self.stop_marker, &self.fatal, &self.host_var]
+        for object in [&self.stop_marker, &self.fatal, &self.host_var, &self.tracer]
             .into_iter()
             .flatten()
         {
@@ -1059,6 +1096,7 @@ impl LoopCore {
             .ok()
             .map(|engine| std::mem::replace(&mut self.engine, engine));
         let released = (
+            self.tracer.take(),
             self.host_var.take(),
             self.stop_marker.take(),
             self.fatal.take(),

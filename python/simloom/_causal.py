@@ -1,0 +1,418 @@
+"""The causal trace of a universe: for every step, the step that woke it, the task
+it belongs to and the line it resumes at; and the schedule told in code.
+
+Recording is off by default and costs nothing then. A report records it by
+replaying the failing tape once more with a tracer installed on the loop
+(``LoopCore._set_tracer``): the engine calls the tracer before each step with the
+callback's handle, the step's number, the decisions the step's choice took and
+the callback's rank among the ready ones. Every handle carries the number of the
+step that scheduled it (``Handle._parent_step``, kept by the engine always), which
+is the "woken by" edge: a task resumed by a future's result names the step that
+set it, a timer's callback names the step that armed it.
+
+Owns: the trace's records, reading a suspended task's location, and the words of
+the schedule told in code. Must not: change what the universe does (it only reads:
+no user code runs, no file is read while the universe runs; source lines are read
+after it ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import linecache
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+
+if TYPE_CHECKING:
+    from ._api import RunResult
+
+__all__ = ["CausalStep", "CausalTrace", "Location", "Waiting", "told_in_code"]
+
+#: The trace being recorded now, if any (``sometimes`` and ``draw`` tell it
+#: where they were called).
+recording: CausalTrace | None = None
+
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
+_SIMLOOM_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_INTERNAL_DIRS = (_ASYNCIO_DIR, _SIMLOOM_DIR)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in the source: where a task is suspended (and resumes), or where a
+    plain callback's function is defined."""
+
+    file: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{os.path.basename(self.file)}:{self.line}"
+
+    def source(self) -> str:
+        """The line's text, stripped ('' when the file cannot be read)."""
+        return linecache.getline(self.file, self.line).strip()
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A ready callback a step ran ahead of: its label and where it waited."""
+
+    label: str
+    location: Location | None
+    #: The coroutine a task runs (its qualname), None for a plain callback.
+    coroutine: str | None = None
+    #: A task that has not started yet.
+    starts: bool = False
+
+
+@dataclass(frozen=True)
+class CausalStep:
+    """One step of the universe, with what caused it."""
+
+    #: The step's number, from 1 (the event log's n-th ``step`` event).
+    step: int
+    time_ns: int
+    #: The callback's event-log label: a task's name, or a function's qualname.
+    label: str
+    #: The task the step belongs to (its name), if it is a task's step or wakeup.
+    task: str | None
+    #: The step that scheduled this one (0: scheduled outside any step).
+    parent: int
+    #: Where the task resumes (the line of the await it returns from; its ``def``
+    #: line when it starts), or a plain callback's definition.
+    location: Location | None
+    #: What the resumed await was waiting on (``sleep``, ``Event.wait``, ``Future``).
+    awaited: str | None
+    #: The task's first step.
+    starts: bool
+    #: The decisions taken to choose this step: indexes ``[first, end)``.
+    decisions: tuple[int, int]
+    #: The older ready callbacks it ran ahead of (empty in FIFO order).
+    passed_over: tuple[Waiting, ...] = ()
+    #: The coroutine the task runs (its qualname), None for a plain callback.
+    coroutine: str | None = None
+
+
+@dataclass
+class CausalTrace:
+    """The tracer a loop calls before each step, and the steps it recorded."""
+
+    steps: list[CausalStep] = field(default_factory=list)
+    #: Decision index → where the program asked for it (``sometimes``, ``draw``).
+    choices: dict[int, Location] = field(default_factory=dict)
+    #: The loop being traced (None once the trace is uninstalled).
+    _core_loop: Any = None
+
+    def install(self, loop: _core.LoopCore) -> None:
+        self._core_loop = loop
+        loop._set_tracer(self._record)
+
+    def note_choice(self, loop: Any, frame: Any) -> None:
+        """``sometimes``/``draw`` is about to ask ``loop`` for a choice, from
+        ``frame``: remember where (the next decision's index)."""
+        if loop is self._core_loop:
+            code = frame.f_code
+            self.choices[loop._decisions()] = Location(
+                code.co_filename, frame.f_lineno, code.co_qualname
+            )
+
+    def uninstall(self) -> None:
+        if self._core_loop is not None:
+            self._core_loop._set_tracer(None)
+            self._core_loop = None
+
+    def _record(self, handle: _core.Handle, step: int, first: int, end: int, rank: int) -> None:
+        task = _task_of(handle._callback)
+        coroutine = None
+        if task is not None:
+            location, awaited, starts = _task_location(task)
+            name = task.get_name()
+            coroutine = _coroutine_name(task)
+        else:
+            location, awaited, starts, name = (
+                _callback_location(handle._callback),
+                None,
+                False,
+                None,
+            )
+        passed: tuple[Waiting, ...] = ()
+        if rank and self._core_loop is not None:
+            ready = self._core_loop._ready_handles()[:rank]
+            passed = tuple(_waiting(other) for other in ready)
+        self.steps.append(
+            CausalStep(
+                step=step,
+                time_ns=self._core_loop._now_ns() if self._core_loop is not None else 0,
+                label=handle._label,
+                task=name,
+                parent=handle._parent_step,
+                location=location,
+                awaited=awaited,
+                starts=starts,
+                decisions=(first, end),
+                passed_over=passed,
+                coroutine=coroutine,
+            )
+        )
+
+    def step(self, number: int) -> CausalStep | None:
+        """Step ``number`` (from 1), if it was recorded."""
+        if 1 <= number <= len(self.steps) and self.steps[number - 1].step == number:
+            return self.steps[number - 1]
+        return next((s for s in self.steps if s.step == number), None)
+
+    def chosen_by(self, decision: int) -> CausalStep | None:
+        """The step whose choice took decision ``decision``, if a scheduling
+        decision took it."""
+        return next((s for s in self.steps if s.decisions[0] <= decision < s.decisions[1]), None)
+
+    def during(self, decision: int) -> CausalStep | None:
+        """The step during which the in-program decision ``decision`` (a
+        ``sometimes``, ``draw`` or fault) was taken."""
+        previous = None
+        for recorded in self.steps:
+            if recorded.decisions[0] > decision:
+                break
+            previous = recorded
+        return previous
+
+    def woken_by(self, recorded: CausalStep) -> CausalStep | None:
+        return self.step(recorded.parent) if recorded.parent else None
+
+    def chain(self, recorded: CausalStep, limit: int = 20) -> list[CausalStep]:
+        """``recorded`` and the steps that woke it, back to the first."""
+        chain = [recorded]
+        while len(chain) < limit and (parent := self.woken_by(chain[-1])) is not None:
+            chain.append(parent)
+        return chain
+
+
+def _coroutine_name(task: asyncio.Task[Any]) -> str | None:
+    coro: Any = task.get_coro()
+    name = getattr(coro, "__qualname__", None)
+    code = getattr(coro, "cr_code", None)
+    if name == "_call_main" and code is not None and _is_internal(code.co_filename):
+        return "main"  # simloom's wrapper around the program's main
+    return name if isinstance(name, str) else None
+
+
+def _task_of(callback: Any) -> asyncio.Task[Any] | None:
+    owner = getattr(callback, "__self__", None)
+    return owner if isinstance(owner, asyncio.Task) else None
+
+
+def _frame_of(awaitable: Any) -> Any:
+    for attribute in ("cr_frame", "gi_frame", "ag_frame"):
+        frame = getattr(awaitable, attribute, None)
+        if frame is not None:
+            return frame
+    return None
+
+
+def _next_awaited(awaitable: Any) -> Any:
+    for attribute in ("cr_await", "gi_yieldfrom", "ag_await"):
+        inner = getattr(awaitable, attribute, None)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _is_internal(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_INTERNAL_DIRS)
+
+
+def _task_location(task: asyncio.Task[Any]) -> tuple[Location | None, str | None, bool]:
+    """Where ``task`` is suspended: the innermost frame of its await chain that is
+    the program's (not asyncio's, not simloom's); what that frame awaits; whether
+    the task has not started yet."""
+    coro = task.get_coro()
+    starts = inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED"
+    chain: list[tuple[Any, Any]] = []
+    current: Any = coro
+    while current is not None and len(chain) < 64:
+        frame = _frame_of(current)
+        if frame is None:
+            break
+        chain.append((current, frame))
+        current = _next_awaited(current)
+    user = [
+        index
+        for index, (_, frame) in enumerate(chain)
+        if not _is_internal(frame.f_code.co_filename)
+    ]
+    if not user:
+        if not chain:
+            return None, None, starts
+        index = len(chain) - 1
+    else:
+        index = user[-1]
+    frame = chain[index][1]
+    location = Location(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname)
+    awaited: str | None = None
+    if index + 1 < len(chain):
+        awaited = getattr(chain[index + 1][0], "__qualname__", None)
+    else:
+        waiter = getattr(task, "_fut_waiter", None)
+        if waiter is not None:
+            awaited = type(waiter).__name__
+    return location, awaited, starts
+
+
+def _callback_location(callback: Any) -> Location | None:
+    function = getattr(callback, "__func__", callback)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    return Location(code.co_filename, code.co_firstlineno, code.co_qualname)
+
+
+def _waiting(handle: _core.Handle) -> Waiting:
+    task = _task_of(handle._callback)
+    if task is not None:
+        location, _, starts = _task_location(task)
+        return Waiting(task.get_name(), location, _coroutine_name(task), starts)
+    return Waiting(handle._label, _callback_location(handle._callback))
+
+
+# ------------------------------------------------------------------ in words
+
+#: Deviations told in code in a report; the rest are counted.
+MAX_TOLD = 12
+
+
+def _where(location: Location | None) -> str:
+    if location is None:
+        return ""
+    return f" at {location} in {_short_function(location.function)}"
+
+
+def _short_function(qualname: str) -> str:
+    return qualname.rsplit("<locals>.", 1)[-1]
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _who(name: str, coroutine: str | None, is_task: bool) -> str:
+    if not is_task:
+        return f"callback `{_short_function(name)}`"
+    if coroutine is not None and re.fullmatch(r"Task-\d+", name):
+        # A loop-assigned name says little: add the coroutine the task runs.
+        return f"`{name}` ({_short_function(coroutine)})"
+    return f"`{name}`"
+
+
+def _code(location: Location | None) -> str:
+    """The location's source line without its comment ('' if unreadable)."""
+    if location is None:
+        return ""
+    return location.source().split("  #", 1)[0].rstrip()
+
+
+def _step_words(recorded: CausalStep) -> str:
+    if recorded.task is None:
+        return _who(recorded.label, None, False) + _where(recorded.location)
+    who = _who(recorded.task, recorded.coroutine, True)
+    if recorded.starts:
+        return f"{who} started{_where(recorded.location)}"
+    source = _code(recorded.location)
+    if source.startswith(("await ", "async with ", "async for ")) or " await " in source:
+        return f"{who} resumed from `{_clip(source)}`{_where(recorded.location)}"
+    awaited = f" (its {recorded.awaited} returned)" if recorded.awaited else ""
+    return f"{who} resumed{awaited}{_where(recorded.location)}"
+
+
+def _waiting_words(waiting: Sequence[Waiting]) -> str:
+    parts = []
+    for other in waiting[:3]:
+        state = "not started yet" if other.starts else "waiting"
+        where = f", {state}{_where(other.location)}" if other.location is not None else ""
+        parts.append(_who(other.label, other.coroutine, other.coroutine is not None) + where)
+    if len(waiting) > 3:
+        parts.append(f"{len(waiting) - 3} more")
+    return "; ".join(parts)
+
+
+def told_in_code(
+    trace: CausalTrace, deviations: Iterable[tuple[int, int]], labels: dict[int, str]
+) -> list[str]:
+    """One line per deviation of the tape (at most :data:`MAX_TOLD`), in code:
+    what ran instead of what, and where; an in-program choice names the step it
+    was taken in. ``labels`` maps a decision index to its label."""
+    lines = []
+    count = 0
+    for index, value in deviations:
+        count += 1
+        if count > MAX_TOLD:
+            continue
+        label = labels.get(index, "?")
+        chosen = trace.chosen_by(index)
+        if chosen is not None:
+            text = f"decision #{index}: {_step_words(chosen)}"
+            if chosen.passed_over:
+                text += f", ahead of {_waiting_words(chosen.passed_over)}"
+            elif label != "sched.pick":
+                text += f" ({label} = {value})"
+            lines.append(text)
+            continue
+        during = trace.during(index)
+        asked = trace.choices.get(index)
+        text = f"decision #{index}: {label} = {value}"
+        if asked is not None:
+            code = _code(asked)
+            text += f"{_where(asked)}" + (f" `{_clip(code)}`" if code else "")
+        if during is not None:
+            who = _who(during.task or during.label, during.coroutine, during.task is not None)
+            text += f", in a step of {who}"
+            if asked is None:
+                text += _where(during.location)
+        lines.append(text)
+    if count > MAX_TOLD:
+        lines.append(f"... and {count - MAX_TOLD} more deviation(s)")
+    return lines
+
+
+def decision_labels(result: RunResult) -> dict[int, str]:
+    """Decision index → label, from a result's event log."""
+    labels: dict[int, str] = {}
+    index = 0
+    for event in result.event_log:
+        if event.kind == "decision":
+            labels[index] = event.label or "?"
+            index += 1
+    return labels
+
+
+def traced[T](run: Callable[[], T]) -> tuple[T, CausalTrace]:
+    """Run ``run()`` (a replay) with a causal trace of the first SimLoop that
+    runs in it; return what it returned and the trace."""
+    from . import loop as loop_module
+
+    trace = CausalTrace()
+    saved = loop_module.run_observer
+
+    def observe(loop: Any) -> None:
+        if trace._core_loop is None and not trace.steps:
+            trace.install(loop)
+        if saved is not None:
+            saved(loop)
+
+    global recording
+    saved_recording = recording
+    loop_module.run_observer = observe
+    recording = trace
+    try:
+        result = run()
+    finally:
+        recording = saved_recording
+        loop_module.run_observer = saved
+        trace.uninstall()
+    return result, trace
