@@ -192,3 +192,22 @@ def test_the_report_tells_the_bank_race_in_code() -> None:
     assert "(bob)" in told and "(alice)" in told
     assert "bank_race.py:" in told
     assert "ahead of `Task-" in lines[0]
+
+
+def test_the_report_tells_bpo42130_as_the_two_timers_of_the_race() -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    import bpo42130
+    from hypothesis import settings
+
+    test = settings(database=None)(simloom.test(runs=2000)(bpo42130.main_legacy))
+    try:
+        test()
+    except AssertionError as exc:
+        report = "\n".join(getattr(exc, "__notes__", []))
+    else:
+        raise AssertionError("bpo-42130 was not found")
+    told = report.split("the schedule in code:\n", 1)[1]
+    # Two timers due at one instant: the response's (fetch's sleep) and the
+    # shutdown's (scenario's sleep); each named by its task and its line.
+    assert "(fetch), waiting at bpo42130.py:" in told, report
+    assert "in scenario `await asyncio.sleep(RESPONSE_AT)`" in told, report

@@ -97,6 +97,8 @@ def test_the_planted_double_vote_is_found_within_50_universes_and_shrunk() -> No
     # In code: each fault choice names the nemesis step it was taken in.
     told = report.split("the schedule in code:\n", 1)[1]
     assert "draw:nemesis.action = " in told and "in a step of `" in told, report
+    # ... and the faults the minimal universe injects, when and where.
+    assert re.search(r"fault at \d+\.\d{3} s: (partition \{|crash n)", told), report
 
     tape_path = Path(re.search(r"artifacts: (\S+?),", report)[1])  # type: ignore[index]
     first = simloom.replay(program, simloom.Tape.load(tape_path), strict=True)

@@ -23,6 +23,7 @@ import inspect
 import linecache
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,9 @@ class Waiting:
     coroutine: str | None = None
     #: A task that has not started yet.
     starts: bool = False
+    #: For a plain callback that resolves a future a task awaits (a sleep's
+    #: timer): that task's name and coroutine (``location`` is where it waits).
+    for_task: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,22 @@ class CausalStep:
     passed_over: tuple[Waiting, ...] = ()
     #: The coroutine the task runs (its qualname), None for a plain callback.
     coroutine: str | None = None
+    #: For a plain callback that resolves a future a task awaits (a sleep's
+    #: timer): that task's name and coroutine, and where it waits.
+    for_task: tuple[str, str | None] | None = None
+    for_location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault the program injected through the world (a partition, a crash)."""
+
+    time_ns: int
+    #: The step it was injected in (0: outside any step).
+    step: int
+    text: str
+    #: Where the program injected it (its innermost own frame).
+    location: Location | None
 
 
 @dataclass
@@ -107,6 +127,7 @@ class CausalTrace:
     steps: list[CausalStep] = field(default_factory=list)
     #: Decision index → where the program asked for it (``sometimes``, ``draw``).
     choices: dict[int, Location] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
     #: The loop being traced (None once the trace is uninstalled).
     _core_loop: Any = None
 
@@ -122,6 +143,20 @@ class CausalTrace:
             self.choices[loop._decisions()] = Location(
                 code.co_filename, frame.f_lineno, code.co_qualname
             )
+
+    def note_fault(self, loop: Any, text: str) -> None:
+        """The program injected a fault through the world (the world calls this)."""
+        if loop is not self._core_loop:
+            return
+        frame: Any = sys._getframe(1)
+        while frame is not None and _is_internal(frame.f_code.co_filename):
+            frame = frame.f_back
+        location = (
+            Location(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname)
+            if frame is not None
+            else None
+        )
+        self.faults.append(Fault(loop._now_ns(), loop._steps(), text, location))
 
     def uninstall(self) -> None:
         if self._core_loop is not None:
@@ -142,10 +177,11 @@ class CausalTrace:
                 False,
                 None,
             )
+        for_task, for_location = _awaiting_task(handle, self._core_loop)
         passed: tuple[Waiting, ...] = ()
         if rank and self._core_loop is not None:
             ready = self._core_loop._ready_handles()[:rank]
-            passed = tuple(_waiting(other) for other in ready)
+            passed = tuple(_waiting(other, self._core_loop) for other in ready)
         self.steps.append(
             CausalStep(
                 step=step,
@@ -159,6 +195,8 @@ class CausalTrace:
                 decisions=(first, end),
                 passed_over=passed,
                 coroutine=coroutine,
+                for_task=for_task,
+                for_location=for_location,
             )
         )
 
@@ -273,12 +311,35 @@ def _callback_location(callback: Any) -> Location | None:
     return Location(code.co_filename, code.co_firstlineno, code.co_qualname)
 
 
-def _waiting(handle: _core.Handle) -> Waiting:
+def _waiting(handle: _core.Handle, loop: Any) -> Waiting:
     task = _task_of(handle._callback)
     if task is not None:
         location, _, starts = _task_location(task)
         return Waiting(task.get_name(), location, _coroutine_name(task), starts)
+    for_task, for_location = _awaiting_task(handle, loop)
+    if for_task is not None:
+        return Waiting(handle._label, for_location, None, False, for_task)
     return Waiting(handle._label, _callback_location(handle._callback))
+
+
+def _awaiting_task(
+    handle: _core.Handle, loop: Any
+) -> tuple[tuple[str, str | None] | None, Location | None]:
+    """The task awaiting a future that this plain callback is given (the timer of
+    an ``asyncio.sleep``, a ``call_soon(fut.set_result, ...)``), and where it waits."""
+    if _task_of(handle._callback) is not None or loop is None:
+        return None, None
+    futures = [arg for arg in handle._args if isinstance(arg, asyncio.Future)]
+    target = getattr(handle._callback, "__self__", None)
+    if isinstance(target, asyncio.Future):
+        futures.append(target)
+    if not futures:
+        return None, None
+    for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+        waiter = getattr(task, "_fut_waiter", None)
+        if waiter is not None and any(waiter is future for future in futures):
+            return (task.get_name(), _coroutine_name(task)), _task_location(task)[0]
+    return None, None
 
 
 # ------------------------------------------------------------------ in words
@@ -317,7 +378,16 @@ def _code(location: Location | None) -> str:
     return location.source().split("  #", 1)[0].rstrip()
 
 
+def _for_words(for_task: tuple[str, str | None], location: Location | None) -> str:
+    code = _code(location)
+    where = _where(location) + (f" `{_clip(code)}`" if code else "")
+    return f"for {_who(for_task[0], for_task[1], True)}, waiting{where}"
+
+
 def _step_words(recorded: CausalStep) -> str:
+    if recorded.task is None and recorded.for_task is not None:
+        callback = _who(recorded.label, None, False)
+        return f"{callback} {_for_words(recorded.for_task, recorded.for_location)}"
     if recorded.task is None:
         return _who(recorded.label, None, False) + _where(recorded.location)
     who = _who(recorded.task, recorded.coroutine, True)
@@ -333,6 +403,10 @@ def _step_words(recorded: CausalStep) -> str:
 def _waiting_words(waiting: Sequence[Waiting]) -> str:
     parts = []
     for other in waiting[:3]:
+        if other.for_task is not None:
+            callback = _who(other.label, None, False)
+            parts.append(f"{callback} {_for_words(other.for_task, other.location)}")
+            continue
         state = "not started yet" if other.starts else "waiting"
         where = f", {state}{_where(other.location)}" if other.location is not None else ""
         parts.append(_who(other.label, other.coroutine, other.coroutine is not None) + where)
@@ -377,6 +451,10 @@ def told_in_code(
         lines.append(text)
     if count > MAX_TOLD:
         lines.append(f"... and {count - MAX_TOLD} more deviation(s)")
+    for fault in trace.faults[:MAX_TOLD]:
+        lines.append(f"fault at {fault.time_ns / 1e9:.3f} s: {fault.text}{_where(fault.location)}")
+    if len(trace.faults) > MAX_TOLD:
+        lines.append(f"... and {len(trace.faults) - MAX_TOLD} more fault(s)")
     return lines
 
 

@@ -38,6 +38,7 @@ from asyncio import sslproto, transports
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import _causal
 from .errors import SimloomUsageError
 from .errors import raise_escaped as _escape
 
@@ -1154,52 +1155,78 @@ class Net:
             raise SimloomUsageError(f"{argument} must be one host, got {host!r}")
         return hosts[0]._net_id
 
+    def _names(self, group: Any, argument: str) -> str:
+        """A group of hosts in words, for the causal trace's faults."""
+        names = sorted(host.name for host in self._world._hosts_in(group, argument))
+        return names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
+
+    def _fault(self, text: Callable[[], str]) -> None:
+        if _causal.recording is not None:
+            _causal.recording.note_fault(self._world.loop, text())
+
     def partition(self, side_a: Any, side_b: Any) -> None:
         """Cut every path between the hosts of ``side_a`` and those of ``side_b``
         (each a host, a host name or an iterable of them). Stream bytes sent across
         are held and delivered, in order, on ``heal``; datagrams are lost; a connect
         across hangs until the caller gives up."""
         self._core().partition(self._ids(side_a, "side_a"), self._ids(side_b, "side_b"))
+        self._fault(
+            lambda: f"partition {self._names(side_a, 'side_a')} | {self._names(side_b, 'side_b')}"
+        )
 
     def heal(self, side_a: Any = None, side_b: Any = None) -> None:
         """Reopen every path (no arguments) or those between two groups; held bytes
         leave in order."""
         if side_a is None and side_b is None:
             self._core().heal(self._world.loop)
+            self._fault(lambda: "heal every partition")
         elif side_a is None or side_b is None:
             raise SimloomUsageError("heal() takes no groups (heal everything) or two groups")
         else:
             self._core().heal_between(
                 self._world.loop, self._ids(side_a, "side_a"), self._ids(side_b, "side_b")
             )
+            self._fault(
+                lambda: f"heal {self._names(side_a, 'side_a')} | {self._names(side_b, 'side_b')}"
+            )
 
     def block(self, src: Any, dst: Any) -> None:
         """Cut the one direction ``src → dst`` (asymmetric partition)."""
         self._core().block(self._one(src, "src"), self._one(dst, "dst"))
+        self._fault(lambda: f"block {self._names(src, 'src')} -> {self._names(dst, 'dst')}")
 
     def unblock(self, src: Any, dst: Any) -> None:
         self._core().unblock(self._world.loop, self._one(src, "src"), self._one(dst, "dst"))
+        self._fault(lambda: f"unblock {self._names(src, 'src')} -> {self._names(dst, 'dst')}")
 
     def clog_node_out(self, host: Any) -> None:
         """Hold everything ``host`` sends."""
         self._core().clog_node_out(self._one(host, "host"))
+        self._fault(lambda: f"clog {self._names(host, 'host')} (out)")
 
     def clog_node_in(self, host: Any) -> None:
         """Hold everything sent to ``host``."""
         self._core().clog_node_in(self._one(host, "host"))
+        self._fault(lambda: f"clog {self._names(host, 'host')} (in)")
 
     def unclog_node_out(self, host: Any) -> None:
         self._core().unclog_node_out(self._world.loop, self._one(host, "host"))
+        self._fault(lambda: f"unclog {self._names(host, 'host')} (out)")
 
     def unclog_node_in(self, host: Any) -> None:
         self._core().unclog_node_in(self._world.loop, self._one(host, "host"))
+        self._fault(lambda: f"unclog {self._names(host, 'host')} (in)")
 
     def reset_connections(self, a: Any, b: Any) -> int:
         """Reset every established connection between hosts ``a`` and ``b``: both
         sides' protocols get ``ConnectionResetError``. Returns how many."""
-        return len(
+        count = len(
             self._core().reset_connections(self._world.loop, self._one(a, "a"), self._one(b, "b"))
         )
+        self._fault(
+            lambda: f"reset {count} connection(s) {self._names(a, 'a')} <-> {self._names(b, 'b')}"
+        )
+        return count
 
     def set_latency(
         self, minimum: float, maximum: float | None = None, *, src: Any = None, dst: Any = None

@@ -30,7 +30,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _core, _skew
+from . import _causal, _core, _skew
 from .errors import SimloomUsageError
 from .net import Net, SimServer, _no_such_name
 
@@ -164,6 +164,8 @@ class Host:
         if not self.alive:
             raise SimloomUsageError(f"host {self.name!r} has already crashed")
         self.world._crash(self)
+        if _causal.recording is not None:
+            _causal.recording.note_fault(self.world.loop, f"crash {self.name}")
 
     def restart(self) -> None:
         """Bring a crashed host back: a new incarnation runs every factory given to
@@ -172,6 +174,8 @@ class Host:
         if self.alive:
             raise SimloomUsageError(f"host {self.name!r} is running; crash() it before restart()")
         self.world._restart(self)
+        if _causal.recording is not None:
+            _causal.recording.note_fault(self.world.loop, f"restart {self.name}")
 
     def __repr__(self) -> str:
         state = "up" if self.alive else "crashed"
