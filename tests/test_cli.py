@@ -165,6 +165,24 @@ def test_trace_prints_and_filters_the_event_log(
     assert "2 of" in out and "--limit 2 reached" in out
 
 
+def test_trace_causal_replays_the_failure_and_names_who_woke_each_step(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, tape = explore_bank(capsys, tmp_path)
+    status, out, _ = run(capsys, "trace", str(tape), "--causal")
+    assert status == cli.OK
+    assert "error: AssertionError: overdrawn: balance is -40" in out
+    assert "warning" not in out  # the replay has the artifact's digest
+    steps = [line for line in out.splitlines() if line.startswith("#")]
+    assert steps[0].startswith("#1 ") and "(main) started" in steps[0]
+    # Every later task step names the step that woke it.
+    assert all(" <- #" in line for line in steps[1:] if "(bob)" in line or "(alice)" in line)
+    status, out, _ = run(capsys, "trace", str(tape), "--causal", "--task", "bob")
+    shown = [line for line in out.splitlines() if line.startswith("#")]
+    assert shown and all("`Task-3` (bob)" in line.split(" <- ")[0] for line in shown)
+    assert "resumed from `await asyncio.sleep(0)` at bank_race.py:" in out
+
+
 def test_diff_shows_where_two_runs_part(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     _, tape = explore_bank(capsys, tmp_path)
     status, out, _ = run(capsys, "diff", str(tape), str(tape))
@@ -195,6 +213,9 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     )
     (tmp_path / "binary.events.jsonl").write_bytes(b"\xff\xfe\x00")
     (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "pytest.tape.json").write_text(
+        json.dumps({"format": "simloom.tape", "version": 1, "test": "t.py::t", "deviations": []})
+    )
     return {
         "no command": ([], "the following arguments are required"),
         "unknown command": (["frobnicate"], "invalid choice"),
@@ -217,6 +238,8 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "event log with a gap": (["trace", "gap.events.jsonl"], "truncated or edited"),
         "event log not text": (["diff", "binary.events.jsonl", "gap.events.jsonl"], "not UTF-8"),
         "tape without its log": (["trace", "foreign.tape.json"], "ForeignTapeError"),
+        "task without causal": (["trace", "gap.events.jsonl", "--task", "x"], "needs --causal"),
+        "causal of a pytest test": (["trace", "pytest.tape.json", "--causal"], "needs an artifact"),
     }
 
 
@@ -244,6 +267,8 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "event log with a gap",
         "event log not text",
         "tape without its log",
+        "task without causal",
+        "causal of a pytest test",
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(

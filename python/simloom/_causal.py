@@ -33,7 +33,7 @@ from . import _core
 if TYPE_CHECKING:
     from ._api import RunResult
 
-__all__ = ["CausalStep", "CausalTrace", "Location", "Waiting", "told_in_code"]
+__all__ = ["CausalStep", "CausalTrace", "Location", "Waiting", "step_words", "told_in_code", "who"]
 
 #: The trace being recorded now, if any (``sometimes`` and ``draw`` tell it
 #: where they were called).
@@ -384,7 +384,15 @@ def _for_words(for_task: tuple[str, str | None], location: Location | None) -> s
     return f"for {_who(for_task[0], for_task[1], True)}, waiting{where}"
 
 
-def _step_words(recorded: CausalStep) -> str:
+def who(recorded: CausalStep) -> str:
+    """The task (or callback) a step belongs to, in words."""
+    if recorded.task is None:
+        return _who(recorded.label, None, False)
+    return _who(recorded.task, recorded.coroutine, True)
+
+
+def step_words(recorded: CausalStep) -> str:
+    """One step in words: who ran, resumed from which line."""
     if recorded.task is None and recorded.for_task is not None:
         callback = _who(recorded.label, None, False)
         return f"{callback} {_for_words(recorded.for_task, recorded.for_location)}"
@@ -430,7 +438,7 @@ def told_in_code(
         label = labels.get(index, "?")
         chosen = trace.chosen_by(index)
         if chosen is not None:
-            text = f"decision #{index}: {_step_words(chosen)}"
+            text = f"decision #{index}: {step_words(chosen)}"
             if chosen.passed_over:
                 text += f", ahead of {_waiting_words(chosen.passed_over)}"
             elif label != "sched.pick":

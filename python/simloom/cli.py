@@ -314,6 +314,68 @@ def _trace(
     return OK
 
 
+def _causal_trace(path: Path, *, task: str | None, limit: int | None, stream: Any) -> int:
+    """Replay an explored function's failure with the causal trace recorded and
+    print it: each step's time, task, resume line and the step that woke it."""
+    from . import _api, _causal
+    from .tape import Tape
+
+    artifact = _load_artifact(path)
+    test = artifact.test
+    if test is None or not _is_cli_target(test):
+        _error(
+            f"{path}: --causal replays the failure, which needs an artifact of "
+            f"`simloom explore` (this one is of {test!r}); without --causal, trace prints "
+            "its event log"
+        )
+    function = _load_target(test)
+    scheduler = str(artifact.fields.get("scheduler") or "fifo")
+    tape: Tape = artifact.tape
+    result, trace = _causal.traced(
+        lambda: _api.replay(
+            function, tape, scheduler=scheduler if scheduler.startswith("faithful") else "fifo"
+        )
+    )
+    recorded = artifact.fields.get("digest")
+    print(f"simloom: causal trace of {test} (replayed from {path})", file=stream)
+    if result.error is not None:
+        print(f"  error: {type(result.error).__name__}: {result.error}", file=stream)
+    if recorded is not None and recorded != result.digest:
+        print("  warning: the replay's digest differs from the artifact's", file=stream)
+    shown = 0
+    for step in trace.steps:
+        if task is not None and not _is_task(step, task):
+            continue
+        if limit is not None and shown >= limit:
+            print(f"... (--limit {limit} reached)", file=stream)
+            break
+        woken = trace.woken_by(step)
+        cause = f"  <- #{woken.step} {_causal.who(woken)}" if woken is not None else ""
+        chosen = (
+            f"  [decision #{step.decisions[1] - 1}]"
+            if step.decisions[1] > step.decisions[0]
+            else ""
+        )
+        print(
+            f"#{step.step:<6} {step.time_ns / 1e9:>12.6f} s  {_causal.step_words(step)}{cause}{chosen}",
+            file=stream,
+        )
+        shown += 1
+    for fault in trace.faults:
+        print(
+            f"fault at {fault.time_ns / 1e9:.6f} s (step #{fault.step}): {fault.text}", file=stream
+        )
+    print(f"simloom: {shown} of {len(trace.steps)} steps shown", file=stream)
+    return OK
+
+
+def _is_task(step: Any, name: str) -> bool:
+    """Whether ``step`` is of the task named ``name`` (its name, or its coroutine's
+    qualname or last part)."""
+    coroutine = step.coroutine or ""
+    return name in (step.task, coroutine, coroutine.rsplit(".", 1)[-1])
+
+
 def _diff(first: Path, second: Path, *, context: int, stream: Any) -> int:
     a = _events(_artifact_files(first).events_path)
     b = _events(_artifact_files(second).events_path)
@@ -454,6 +516,15 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--kind", help="only events of this kind (step, decision, ...)")
     trace.add_argument("--label", help="only events whose label contains TEXT", metavar="TEXT")
     trace.add_argument("--limit", type=_positive, help="print at most N events", metavar="N")
+    trace.add_argument(
+        "--causal",
+        action="store_true",
+        help="replay the failure (an artifact of simloom explore) and print its causal "
+        "trace: each step's task, resume line and the step that woke it",
+    )
+    trace.add_argument(
+        "--task", help="with --causal: only the steps of this task (name or coroutine)"
+    )
 
     diff = commands.add_parser(
         "diff",
@@ -485,7 +556,13 @@ def _run(arguments: argparse.Namespace, stream: Any) -> int:
         )
     if arguments.command == "replay":
         return _replay(arguments.artifact, stream=stream)
+    if arguments.command == "trace" and arguments.causal:
+        return _causal_trace(
+            arguments.artifact, task=arguments.task, limit=arguments.limit, stream=stream
+        )
     if arguments.command == "trace":
+        if arguments.task is not None:
+            _error("trace: --task needs --causal (the event log names callbacks, not tasks)")
         return _trace(
             arguments.artifact,
             kind=arguments.kind,
