@@ -192,6 +192,10 @@ def test_the_report_tells_the_bank_race_in_code() -> None:
     assert "(bob)" in told and "(alice)" in told
     assert "bank_race.py:" in told
     assert "ahead of `Task-" in lines[0]
+    # The why: the nearest passing universe and where it parts from the failure.
+    nearest = told.split("nearest passing universe: ", 1)[1]
+    assert nearest.startswith("decision #") and "then part:" in nearest
+    assert "the failure, step #" in nearest and "the passing run, step #" in nearest
 
 
 def test_the_report_tells_bpo42130_as_the_two_timers_of_the_race() -> None:

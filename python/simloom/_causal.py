@@ -32,8 +32,18 @@ from . import _core
 
 if TYPE_CHECKING:
     from ._api import RunResult
+    from .tape import Tape
 
-__all__ = ["CausalStep", "CausalTrace", "Location", "Waiting", "step_words", "told_in_code", "who"]
+__all__ = [
+    "CausalStep",
+    "CausalTrace",
+    "Location",
+    "Waiting",
+    "explain",
+    "step_words",
+    "told_in_code",
+    "who",
+]
 
 #: The trace being recorded now, if any (``sometimes`` and ``draw`` tell it
 #: where they were called).
@@ -502,3 +512,67 @@ def traced[T](run: Callable[[], T]) -> tuple[T, CausalTrace]:
         loop_module.run_observer = saved
         trace.uninstall()
     return result, trace
+
+
+#: Replays a tape with the causal trace recorded: (failed, digest, trace).
+TracedReplay = Callable[["Tape"], tuple[bool, "str | None", CausalTrace]]
+
+#: Deviations tried one by one for the nearest passing universe.
+MAX_UNDONE = 12
+
+
+def explain(replay: TracedReplay, final: RunResult) -> list[str]:
+    """The report's explanation of the failure ``final``: its deviations told in
+    code, then the nearest passing universe (each deviation undone in turn; of
+    those that pass, the one that stays with the failure longest) and where the
+    two part. Empty when the tape has no deviation."""
+    if not final.deviations:
+        return []
+    try:
+        failed, digest, trace = replay(final.tape)
+    except Exception as exc:  # the report must not give way to its explanation
+        return [f"(not told: its traced replay raised {type(exc).__name__}: {exc})"]
+    if not failed or digest != final.digest:
+        return ["(not told: its traced replay took another course than the failure)"]
+    lines = told_in_code(trace, final.tape.deviations, decision_labels(final))
+    lines.extend(_nearest_passing(replay, final, trace))
+    return lines
+
+
+def _step_key(recorded: CausalStep) -> tuple[Any, ...]:
+    return (recorded.label, recorded.task, recorded.location, recorded.time_ns)
+
+
+def _nearest_passing(replay: TracedReplay, final: RunResult, failing: CausalTrace) -> list[str]:
+    from .tape import Tape
+
+    deviations = list(final.tape.deviations)
+    best: tuple[int, int, CausalTrace] | None = None  # (common prefix, undone, trace)
+    for undone in range(min(len(deviations), MAX_UNDONE)):
+        variant = Tape([d for i, d in enumerate(deviations) if i != undone])
+        try:
+            failed, _, trace = replay(variant)
+        except Exception:
+            continue
+        if failed:
+            continue
+        common = 0
+        for a, b in zip(failing.steps, trace.steps, strict=False):
+            if _step_key(a) != _step_key(b):
+                break
+            common += 1
+        if best is None or common > best[0]:
+            best = (common, undone, trace)
+    if best is None:
+        return ["nearest passing universe: none with one deviation undone (each still fails)"]
+    common, undone, passing = best
+    index, value = deviations[undone]
+    lines = [
+        f"nearest passing universe: decision #{index} undone (FIFO there, not {value}); "
+        f"the two runs agree for {common} step(s), then part:"
+    ]
+    if common < len(failing.steps):
+        lines.append(f"  the failure, step #{common + 1}: {step_words(failing.steps[common])}")
+    if common < len(passing.steps):
+        lines.append(f"  the passing run, step #{common + 1}: {step_words(passing.steps[common])}")
+    return lines

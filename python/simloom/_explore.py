@@ -248,20 +248,18 @@ class _Exploration:
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
 
     def _in_code(self, final: RunResult) -> list[str]:
-        """The deviations of ``final``'s tape told in code, from one more replay
-        with the causal trace recorded (empty when its tape has no deviation)."""
-        if not final.deviations:
-            return []
+        """``final`` explained: its deviations told in code and the nearest
+        passing universe (``_causal.explain``), from replays with the causal trace
+        recorded."""
         scheduler = self._question_model() or "fifo"
-        try:
-            replayed, trace = _causal.traced(
-                lambda: _api.replay(self.main, final.tape, scheduler=scheduler, config=self.config)
+
+        def replay(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
+            result, trace = _causal.traced(
+                lambda: _api.replay(self.main, tape, scheduler=scheduler, config=self.config)
             )
-        except Exception as exc:  # the report must not give way to its explanation
-            return [f"(not told: its traced replay raised {type(exc).__name__}: {exc})"]
-        if replayed.digest != final.digest:
-            return ["(not told: its traced replay took another course than the failure)"]
-        return _causal.told_in_code(trace, final.tape.deviations, _causal.decision_labels(final))
+            return result.error is not None, result.digest, trace
+
+        return _causal.explain(replay, final)
 
     def _question_model(self) -> str | None:
         """The scheduler a replay or shrink must name: the faithful one asks

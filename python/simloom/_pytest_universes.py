@@ -45,6 +45,7 @@ from ._report import _rerun_command, _shrink_lines
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._shrink import FINISHED, NOT_SHRUNK, PARTLY, _HypothesisRun, _Shrink
 from .loop import SimLoop
+from .tape import Tape
 
 __all__: list[str] = []
 
@@ -245,25 +246,22 @@ def shrink(
 
 
 def in_code(found: Universe, result: RunResult, run_test: Callable[[Universe], bool]) -> list[str]:
-    """The deviations of ``result`` (the failing universe's one loop, shrunk) told
-    in code, from one more run of the test replaying its tape with the causal
-    trace recorded."""
-    if not result.deviations:
-        return []
+    """``result`` (the failing universe's one loop, shrunk) explained: its
+    deviations told in code and the nearest passing universe, from runs of the
+    test replaying tapes with the causal trace recorded."""
     scheduler = found.scheduler if found.scheduler.strategy == "faithful" else "fifo"
 
-    def replay_loop() -> SimLoop:
-        return SimLoop(tape=result.tape, scheduler=scheduler, config=found.config)
+    def replay(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
+        def replay_loop() -> SimLoop:
+            return SimLoop(tape=tape, scheduler=scheduler, config=found.config)
 
-    replay = Universe(None, found.scheduler, "replay", found.config, make_loop=replay_loop)
-    try:
-        failed, trace = _causal.traced(lambda: run_test(replay))
-    except Exception as exc:  # the report must not give way to its explanation
-        return [f"(not told: its traced replay raised {type(exc).__name__}: {exc})"]
-    replayed = replay.results(failed)
-    if len(replayed) != 1 or replayed[0].digest != result.digest:
-        return ["(not told: its traced replay took another course than the failure)"]
-    return _causal.told_in_code(trace, result.tape.deviations, _causal.decision_labels(result))
+        universe = Universe(None, found.scheduler, "replay", found.config, make_loop=replay_loop)
+        failed, trace = _causal.traced(lambda: run_test(universe))
+        replayed = universe.results(failed)
+        digest = replayed[0].digest if len(replayed) == 1 else None
+        return failed, digest, trace
+
+    return _causal.explain(replay, result)
 
 
 def collect_failed_universes() -> None:
