@@ -45,6 +45,11 @@ __all__ = [
     "who",
 ]
 
+#: Told of every SimLoop that starts a run (``run_forever``): ``pytest --simloom``
+#: notices a test running on a loop it did not make, :func:`traced` installs its
+#: tracer on the loop it traces.
+run_observer: Callable[[Any], None] | None = None
+
 #: The trace being recorded now, if any (``sometimes`` and ``draw`` tell it
 #: where they were called).
 recording: CausalTrace | None = None
@@ -490,10 +495,9 @@ def decision_labels(result: RunResult) -> dict[int, str]:
 def traced[T](run: Callable[[], T]) -> tuple[T, CausalTrace]:
     """Run ``run()`` (a replay) with a causal trace of the first SimLoop that
     runs in it; return what it returned and the trace."""
-    from . import loop as loop_module
-
+    global recording, run_observer
     trace = CausalTrace()
-    saved = loop_module.run_observer
+    saved = run_observer
 
     def observe(loop: Any) -> None:
         if trace._core_loop is None and not trace.steps:
@@ -501,15 +505,14 @@ def traced[T](run: Callable[[], T]) -> tuple[T, CausalTrace]:
         if saved is not None:
             saved(loop)
 
-    global recording
     saved_recording = recording
-    loop_module.run_observer = observe
+    run_observer = observe
     recording = trace
     try:
         result = run()
     finally:
         recording = saved_recording
-        loop_module.run_observer = saved
+        run_observer = saved
         trace.uninstall()
     return result, trace
 

@@ -37,7 +37,6 @@ from typing import Any
 import pytest
 
 from . import _api, _causal
-from . import loop as loop_module
 from ._api import RunResult
 from ._config import UniverseConfig
 from ._explore import _scheduler_for_seed
@@ -163,7 +162,7 @@ def run_in_universe(universe: Universe, run: Callable[[], Any]) -> Any:
     observed; all undone on every way out (an interrupt included)."""
     global _current
     saved = asyncio.get_event_loop_policy()
-    saved_observer = loop_module.run_observer
+    saved_observer = _causal.run_observer
     asyncio.set_event_loop_policy(_Policy())
     _current = universe
 
@@ -172,11 +171,11 @@ def run_in_universe(universe: Universe, run: Callable[[], Any]) -> Any:
         if saved_observer is not None:  # (a causal trace being recorded)
             saved_observer(loop)
 
-    loop_module.run_observer = observe
+    _causal.run_observer = observe
     try:
         return run()
     finally:
-        loop_module.run_observer = saved_observer
+        _causal.run_observer = saved_observer
         _current = None
         asyncio.set_event_loop_policy(saved)
 

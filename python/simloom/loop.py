@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _boundary, _budgets, _core, _lockstep, _patched_clock, _patches, _watchdog
+from . import _boundary, _budgets, _causal, _core, _lockstep, _patched_clock, _patches, _watchdog
 from . import net as _net
 from ._config import DEFAULT_LIVELOCK_STEPS, UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
@@ -64,10 +64,6 @@ GC_INTERVAL_STEPS = 10_000
 _DEFAULT_TASK_NAME = re.compile(r"Task-\d+")
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-#: Told of every SimLoop that starts a run (``pytest --simloom`` sets it while a
-#: test's universe runs, to notice a test running on a loop it did not make).
-run_observer: Callable[[SimLoop], None] | None = None
 
 
 class _StopMarker:
@@ -272,8 +268,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         """
         self._check_closed()
         self._check_running()
-        if run_observer is not None:
-            run_observer(self)
+        if _causal.run_observer is not None:
+            _causal.run_observer(self)
         # Each run gets the full livelock budget: after a livelock, asyncio.Runner and
         # teardown must still be able to cancel the spinner. Each run gets the full
         # step and time budgets too, unless they were spent: then what is left of
