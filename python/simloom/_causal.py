@@ -301,11 +301,10 @@ def _task_location(task: asyncio.Task[Any]) -> tuple[Location | None, str | None
         if not _is_internal(frame.f_code.co_filename)
     ]
     if not user:
-        if not chain:
-            return None, None, starts
-        index = len(chain) - 1
-    else:
-        index = user[-1]
+        # Only asyncio's or simloom's own frames (simloom's wrapper around main,
+        # the loop's teardown tasks): no line of the program's to show.
+        return None, None, starts
+    index = user[-1]
     frame = chain[index][1]
     location = Location(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname)
     awaited: str | None = None

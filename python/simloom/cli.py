@@ -395,12 +395,18 @@ def _diff(first: Path, second: Path, *, context: int, stream: Any) -> int:
         file=stream,
     )
     start = max(0, at - context)
-    width = 60
+    end = min(max(len(a), len(b)), at + context + 1)
+    rows = [
+        (
+            ">" if index >= at else " ",
+            _describe(a[index]) if index < len(a) else "(ended)",
+            _describe(b[index]) if index < len(b) else "(ended)",
+        )
+        for index in range(start, end)
+    ]
+    width = max(len(f"A: {first}"), *(len(left) for _, left, _ in rows))
     print(f"  {'A: ' + str(first):<{width}}  B: {second}", file=stream)
-    for index in range(start, min(max(len(a), len(b)), at + context + 1)):
-        left = _describe(a[index]) if index < len(a) else "(ended)"
-        right = _describe(b[index]) if index < len(b) else "(ended)"
-        mark = ">" if index >= at else " "
+    for mark, left, right in rows:
         print(f"{mark} {left:<{width}}  {right}", file=stream)
     return FAILED
 
