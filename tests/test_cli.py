@@ -183,6 +183,17 @@ def test_trace_causal_replays_the_failure_and_names_who_woke_each_step(
     assert "resumed from `await asyncio.sleep(0)` at bank_race.py:" in out
 
 
+def test_explain_tells_the_schedule_in_code_and_the_nearest_passing_universe(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, tape = explore_bank(capsys, tmp_path)
+    status, out, _ = run(capsys, "explain", str(tape))
+    assert status == cli.FAILED  # it still fails
+    assert "why examples/bank_race.py:main fails" in out or "fails (replayed from" in out
+    assert "`Task-3` (bob)" in out and "ahead of `Task-2` (alice)" in out
+    assert "nearest passing universe: decision #" in out
+
+
 def test_diff_shows_where_two_runs_part(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     _, tape = explore_bank(capsys, tmp_path)
     status, out, _ = run(capsys, "diff", str(tape), str(tape))
@@ -240,6 +251,7 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "tape without its log": (["trace", "foreign.tape.json"], "ForeignTapeError"),
         "task without causal": (["trace", "gap.events.jsonl", "--task", "x"], "needs --causal"),
         "causal of a pytest test": (["trace", "pytest.tape.json", "--causal"], "needs an artifact"),
+        "explain a foreign tape": (["explain", "foreign.tape.json"], "ForeignTapeError"),
     }
 
 
@@ -269,6 +281,7 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "tape without its log",
         "task without causal",
         "causal of a pytest test",
+        "explain a foreign tape",
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(
@@ -285,7 +298,7 @@ def test_bad_input_is_one_line_and_exit_status_2(
 def test_the_console_entry_point_and_help() -> None:
     result = simloom("--help")
     assert result.returncode == 0
-    for command in ("explore", "replay", "trace", "diff"):
+    for command in ("explore", "replay", "trace", "explain", "diff"):
         assert command in result.stdout
         sub = simloom(command, "--help")
         assert sub.returncode == 0 and "usage: simloom " + command in sub.stdout

@@ -3,6 +3,7 @@
     simloom explore TARGET [--runs N] [--scheduler S] [--seed S | --tape FILE]
     simloom replay ARTIFACT
     simloom trace ARTIFACT [--kind KIND] [--label TEXT] [--limit N]
+    simloom explain ARTIFACT
     simloom diff A B [--context N]
 
 ``TARGET`` is an async function outside pytest: ``package.module:function`` or
@@ -369,6 +370,38 @@ def _causal_trace(path: Path, *, task: str | None, limit: int | None, stream: An
     return OK
 
 
+def _explain(path: Path, *, stream: Any) -> int:
+    """Why an explored function's failure fails: its deviations told in code and
+    the nearest passing universe (a pytest test's: its replay report says it)."""
+    from . import _api, _causal
+    from .tape import Tape
+
+    artifact = _load_artifact(path)
+    test = artifact.test
+    if test is not None and "::" in test:
+        return _replay(path, stream=stream)
+    if test is None or not _is_cli_target(test):
+        _error(f"{path}: explain needs an artifact of `simloom explore` or of a pytest test")
+    function = _load_target(test)
+    scheduler = str(artifact.fields.get("scheduler") or "fifo")
+    question = scheduler if scheduler.startswith("faithful") else "fifo"
+
+    def replay(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
+        result, trace = _causal.traced(lambda: _api.replay(function, tape, scheduler=question))
+        return result.error is not None, result.digest, trace
+
+    final = _api.replay(function, artifact.tape, scheduler=question)
+    if final.error is None:
+        print(f"simloom: {test}: the tape of {path} no longer fails", file=stream)
+        return OK
+    print(f"simloom: why {test} fails (replayed from {path})", file=stream)
+    print(f"  error: {type(final.error).__name__}: {final.error}", file=stream)
+    print("  " + final.explain().replace("\n", "\n  "), file=stream)
+    for line in _causal.explain(replay, final):
+        print(f"  {line}", file=stream)
+    return FAILED
+
+
 def _is_task(step: Any, name: str) -> bool:
     """Whether ``step`` is of the task named ``name`` (its name, or its coroutine's
     qualname or last part)."""
@@ -532,6 +565,14 @@ def _parser() -> argparse.ArgumentParser:
         "--task", help="with --causal: only the steps of this task (name or coroutine)"
     )
 
+    explain = commands.add_parser(
+        "explain",
+        help="why a failure fails: its schedule in code and the nearest passing universe",
+        description="Replays the failure (an artifact of simloom explore; a pytest test's "
+        "replays through pytest, whose report says it too). Exit status 1 while it fails.",
+    )
+    explain.add_argument("artifact", type=Path, metavar="ARTIFACT", help="a *.tape.json file")
+
     diff = commands.add_parser(
         "diff",
         help="two event logs side by side from their first difference",
@@ -562,6 +603,8 @@ def _run(arguments: argparse.Namespace, stream: Any) -> int:
         )
     if arguments.command == "replay":
         return _replay(arguments.artifact, stream=stream)
+    if arguments.command == "explain":
+        return _explain(arguments.artifact, stream=stream)
     if arguments.command == "trace" and arguments.causal:
         return _causal_trace(
             arguments.artifact, task=arguments.task, limit=arguments.limit, stream=stream
