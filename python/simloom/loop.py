@@ -762,6 +762,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             for task in waiting:
                 awaited = getattr(task, "_fut_waiter", None)
                 what = _describe_awaitable(awaited) if awaited is not None else "nothing"
+                lock = _patches.lock_waited_on(task)
+                if lock is not None:
+                    holder = _patches.lock_holder(lock)
+                    what = f"an asyncio.Lock held by {holder.get_name()}" if holder else what
                 lines.append(f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}")
         else:
             lines.append("No task is waiting: the loop was asked to run with nothing to do.")
