@@ -31,7 +31,7 @@ import pytest
 import simloom
 from hypothesis import given, register_random, settings
 from hypothesis import strategies as st
-from simloom import _boundary, _hashseed
+from simloom import _boundary, _hashseed, _patches
 
 EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 EPOCH_SECONDS = EPOCH.timestamp()
@@ -599,6 +599,23 @@ def as_completed_goes_in_argument_order() -> None:
     assert in_universe(main, scheduler="fifo") == list(range(8))
 
 
+def lock_acquire_remembers_its_holder() -> None:
+    async def main() -> list[object]:
+        lock = asyncio.Lock()
+        seen: list[object] = []
+
+        async def holder() -> None:
+            async with lock:
+                seen.append(_patches.lock_holder(lock) is asyncio.current_task())
+                await asyncio.sleep(0)
+            seen.append(_patches.lock_holder(lock))
+
+        await asyncio.create_task(holder())
+        return seen
+
+    assert in_universe(main) == [True, None]
+
+
 def numeric_hosts_need_no_dns() -> None:
     async def main() -> None:
         assert socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
@@ -664,6 +681,7 @@ PROBES: dict[str, Callable[[], None]] = {
     "uuid.uuid4": replays_by_seed(uuid.uuid4),
     "uuid.uuid1": uuid1_is_of_the_wall_clock,
     "asyncio.as_completed": as_completed_goes_in_argument_order,
+    "asyncio.Lock.acquire": lock_acquire_remembers_its_holder,
     "socket.socket.connect": escapes(
         "socket.socket.connect", lambda: socket.socket().connect(("127.0.0.1", 9))
     ),

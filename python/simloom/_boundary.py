@@ -1222,6 +1222,13 @@ _ROWS: tuple[_Row, ...] = (
         "coroutines are wrapped into tasks in argument order, not set order",
     ),
     _row(
+        "asyncio.Lock.acquire",
+        "scheduling",
+        "patched",
+        "behaves as the stock one and remembers the task that holds the lock (release "
+        "forgets it), so a deadlock report names who holds what each waiter waits for",
+    ),
+    _row(
         "gc",
         "identity",
         "simulated",
