@@ -32,6 +32,7 @@ import simloom
 from hypothesis import given, register_random, settings
 from hypothesis import strategies as st
 from simloom import _boundary, _hashseed
+from simloom._lockstep import start_outside_the_universe
 
 EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 EPOCH_SECONDS = EPOCH.timestamp()
@@ -309,7 +310,7 @@ def test_other_threads_keep_the_real_clock_during_a_universe() -> None:
 
     async def main() -> float:
         thread = threading.Thread(target=read)
-        thread.start()
+        start_outside_the_universe(thread)  # not a lockstep thread of the universe
         while thread.is_alive():  # join() of a live thread is an escape
             time.sleep(0)  # allowed: blocks nothing
         thread.join()
