@@ -850,6 +850,11 @@ _WAITING_CODE = frozenset(
     )
     if function is not None
 )
+#: Modules of tools that wrap the lock methods in Python (blockbuster, as anyio's
+#: suite runs it): their frame stands between the primitive and the builtin and is
+#: looked through.
+_TRANSPARENT_WRAPPERS = frozenset({"blockbuster.blockbuster"})
+
 #: Waits that end as soon as another thread gets going.
 _BRIEF_WAIT_CODE = frozenset({_threading.Thread.start.__code__})
 
@@ -867,6 +872,8 @@ def _waiting_api(caller: types.FrameType | None, direct: str, waits: bool) -> st
     program called it itself; ``waits`` says whether the builtin waits for another
     thread even when a stdlib primitive calls it (a Thread.join, a queue), rather
     than only when the caller is a wait (Condition.wait's waiter lock)."""
+    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
+        caller = caller.f_back
     if caller is None:
         return direct
     module = _frame_module(caller)
