@@ -163,6 +163,10 @@ class Worker:
         self._reply: _Reply | None = None
         #: A program's own ``threading.Thread`` (already started, waiting for its
         #: first turn inside its ``run``), or simloom's thread for an executor job.
+        # The universe, read here (on the loop thread or a lockstep thread holding
+        # the baton): while the loop waits for a baton its own entry is set aside.
+        caller = current_worker()
+        self.universe = caller.universe if caller is not None else _boundary._here()
         self.program_thread = thread is not None
         if thread is None:
             thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -359,7 +363,7 @@ class Worker:
             # The thread is part of the universe: the boundary answers in it as in
             # the loop's thread (virtual clocks, escapes raised here), and its
             # waits are switch points.
-            universe = _boundary._active.get(self.loop._thread_id or -1)
+            universe = self.universe
             if universe is not None:
                 _boundary._active[ident] = universe
             _boundary.lockstep_parties[ident] = _Party(self)
