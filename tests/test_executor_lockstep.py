@@ -237,7 +237,10 @@ def test_a_job_waiting_on_an_event_nobody_sets_is_a_deadlock_naming_it() -> None
     message = str(result.error)
     assert "Waiting threads (lockstep):" in message
     assert "thread 'simloom-executor-1' waits on a lock" in message
-    assert "in test_a_job_waiting_on_an_event_nobody_sets_is_a_deadlock_naming_it.<locals>.stuck" in message
+    assert (
+        "in test_a_job_waiting_on_an_event_nobody_sets_is_a_deadlock_naming_it.<locals>.stuck"
+        in message
+    )
 
 
 def test_a_job_parked_at_universe_end_gets_cancelled_inside_and_is_joined() -> None:

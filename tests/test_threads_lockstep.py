@@ -141,7 +141,10 @@ def test_threads_waiting_on_each_other_are_a_deadlock_that_names_them() -> None:
                 with first:
                     pass
 
-        threads = [threading.Thread(target=one, name="one"), threading.Thread(target=two, name="two")]
+        threads = [
+            threading.Thread(target=one, name="one"),
+            threading.Thread(target=two, name="two"),
+        ]
         for thread in threads:
             thread.start()
         await asyncio.to_thread(lambda: [t.join() for t in threads])

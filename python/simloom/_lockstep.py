@@ -166,7 +166,9 @@ class Worker:
         # The universe, read here (on the loop thread or a lockstep thread holding
         # the baton): while the loop waits for a baton its own entry is set aside.
         caller = current_worker()
-        self.universe = caller.universe if caller is not None else _boundary._here()
+        self.universe: _boundary._Universe | None = (
+            caller.universe if caller is not None else _boundary._here()
+        )
         self.program_thread = thread is not None
         if thread is None:
             thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -380,11 +382,14 @@ class Worker:
             _boundary._active.pop(_thread.get_ident(), None)
         if not self.abandoned:
             self._give_back(_Finished(result, error), wait=False)
-        if error is not None and self.program_thread:
+        if (
+            error is not None
+            and self.program_thread
+            and not isinstance(error, concurrent.futures.CancelledError)
+        ):
             # As a real thread: threading's excepthook reports it (the loop thread
             # joins this thread in the finish step, so the report is in order).
-            if not isinstance(error, concurrent.futures.CancelledError):
-                raise error
+            raise error
 
     def _wait_for_turn(self) -> _Reply:
         self._worker_may_run.acquire()
