@@ -693,7 +693,7 @@ async def racy_counters() -> Any:
 
 @program
 async def threads_contending() -> Any:
-    """Three threads contend on a lock and a queue.Queue, sleep (virtual time) and call
+    """Four threads contend on a lock and a queue.Queue, sleep (virtual time) and call
     back into the loop; a consumer thread drains the queue; the loop sets an Event one
     of them waits on. Every switch point is a tape choice: the interleaving varies with
     the seed and replays exactly."""
@@ -706,7 +706,7 @@ async def threads_contending() -> Any:
     items: queue.Queue[tuple[int, int]] = queue.Queue(maxsize=2)
     go = threading.Event()
     log: list[Any] = []
-    pauses = [[delay("pause", 3, 0.001) for _ in range(3)] for _ in range(3)]
+    pauses = [[delay("pause", 3, 0.001) for _ in range(5)] for _ in range(4)]
 
     async def echo(value: Any) -> Any:
         await asyncio.sleep(0)
@@ -715,7 +715,7 @@ async def threads_contending() -> Any:
     def producer(n: int) -> None:
         if n == 0:
             go.wait()
-        for i in range(3):
+        for i in range(5):
             with lock:
                 log.append(("lock", n, i))
             time.sleep(pauses[n][i])
@@ -723,9 +723,9 @@ async def threads_contending() -> Any:
         log.append(asyncio.run_coroutine_threadsafe(echo(("echo", n)), loop).result())
 
     def consumer() -> list[tuple[int, int]]:
-        return [items.get() for _ in range(9)]
+        return [items.get() for _ in range(20)]
 
-    threads = [threading.Thread(target=producer, args=(n,), name=f"p{n}") for n in range(3)]
+    threads = [threading.Thread(target=producer, args=(n,), name=f"p{n}") for n in range(4)]
     for thread in threads:
         thread.start()
     drained = asyncio.ensure_future(asyncio.to_thread(consumer))

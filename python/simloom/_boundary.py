@@ -1697,10 +1697,12 @@ _ROWS: tuple[_Row, ...] = (
     _row(
         "threading.Thread",
         "threads",
-        "documented",
-        "a thread the program starts runs for real, beside the universe; only its "
-        "calls into the loop are detected (loop.call_soon_threadsafe); the "
-        "self-check (check_determinism) catches the divergence it causes",
+        "simulated",
+        "a thread started in a universe (on its loop's thread or by a lockstep "
+        "thread) runs in lockstep: one party at a time, its waits (locks, events, "
+        "conditions, queues, joins, time.sleep, futures) are switch points resumed by "
+        "thread.wake steps at tape-chosen positions; the boundary answers in it as in "
+        "the loop's thread",
     ),
     *_THREAD_ROWS,
     # -- hashing and identity

@@ -23,11 +23,24 @@ step raises :class:`~simloom.errors.ExecutorBlockedError` with the worker's stac
 When the loop closes, a parked worker gets ``concurrent.futures.CancelledError``
 raised inside it and is joined, so no thread outlives its universe.
 
-Owns: the baton, the parking wrappers of ``concurrent.futures`` (installed while a
-lockstep worker is alive; every other thread gets the originals' behaviour), worker
-clean-up. Must not: decide scheduling order (resumes are ordinary loop callbacks).
-Built so that it can grow to every thread started in a universe and every blocking
-primitive: a primitive only needs to call :meth:`Worker.park` with a predicate.
+Every ``threading.Thread`` started inside a universe (on the loop's thread, or by a
+lockstep thread) is a lockstep party too (:func:`thread_start`): its real thread
+bootstraps, then waits in ``run`` for its first turn (a ``_ThreadStart`` step). Its
+waits are switch points (:class:`_Party`, called by the boundary's handlers): a
+blocking acquire of a held lock (so Condition/Event/Semaphore/Barrier/Queue waits and
+Thread.join on 3.12), ``_ThreadHandle.join`` (3.13) and ``time.sleep`` park the
+thread with a predicate or a virtual timeout. Predicates are re-checked at poll
+points, all on the loop thread between turns — after any lockstep thread's turn,
+after a ``Condition.notify`` by the loop thread, and when the loop would be idle —
+and one that holds schedules a ``_ThreadWake`` step (``thread.wake``) with
+``call_soon``, so where the thread resumes is a tape choice. No decision depends on
+wall-clock timing: thread switching is a function of the tape. The thread runs with
+the universe's boundary (virtual clocks; escapes raised at the call site in it).
+
+Owns: the baton, the parking wrappers of ``concurrent.futures`` and
+``Condition.notify`` (installed while a lockstep worker is alive; every other thread
+gets the originals' behaviour), lockstep threads' switch points, worker clean-up.
+Must not: decide scheduling order (resumes are ordinary loop callbacks).
 """
 
 from __future__ import annotations
