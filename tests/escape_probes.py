@@ -32,6 +32,7 @@ from typing import Any
 
 import simloom
 from simloom import _hashseed
+from simloom._lockstep import start_outside_the_universe
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 #: A wait that regresses blocks this long, then the attempt returns instead of raising.
@@ -183,7 +184,7 @@ def _later(action: Callable[[], object]) -> None:
     """``action()`` in a real thread, RELEASE seconds from now."""
     timer = threading.Timer(RELEASE, action)
     timer.daemon = True
-    timer.start()
+    start_outside_the_universe(timer)
 
 
 def _held_lock() -> threading.Lock:
@@ -208,7 +209,7 @@ def _held_elsewhere() -> threading.RLock:
             taken.set()
             time.sleep(RELEASE)
 
-    threading.Thread(target=hold, daemon=True).start()
+    start_outside_the_universe(threading.Thread(target=hold, daemon=True))
     while not taken.is_set():
         time.sleep(0)  # allowed: blocks nothing (taken.wait() would be an escape)
     return lock
@@ -284,7 +285,7 @@ def _future_done_later() -> concurrent.futures.Future[int]:
 def _thread_join(timeout: float | None) -> Callable[[], object]:
     def attempt() -> object:
         thread = threading.Thread(target=time.sleep, args=(RELEASE,), daemon=True)
-        thread.start()
+        start_outside_the_universe(thread)
         thread.join(timeout)
         return None
 
@@ -377,7 +378,7 @@ def _done_future() -> object:
 
 def _finished_thread() -> object:
     thread = threading.Thread(target=lambda: None)
-    thread.start()
+    start_outside_the_universe(thread)
     while thread.is_alive():
         time.sleep(0)  # allowed: blocks nothing
     thread.join()

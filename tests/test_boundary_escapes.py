@@ -37,6 +37,7 @@ from escape_probes import (
     message_of,
 )
 from simloom import _boundary
+from simloom._lockstep import start_outside_the_universe
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "determinism.md"
 
@@ -251,7 +252,9 @@ def test_other_threads_wait_for_real_during_a_universe() -> None:
 
     async def main() -> None:
         thread = threading.Thread(target=other)
-        thread.start()  # Thread.start waits for the thread to run: allowed
+        # Not the universe's (a thread started in it would be a lockstep thread):
+        # Thread.start waits for the thread to run, allowed.
+        start_outside_the_universe(thread)
         go.set()
         RUNNING.append(thread)
 
@@ -282,7 +285,7 @@ def test_the_stdlibs_own_locks_may_wait_briefly() -> None:
         handler.release()
 
     async def main() -> str:
-        threading.Thread(target=hold).start()
+        start_outside_the_universe(threading.Thread(target=hold))
         while not held.is_set():
             time.sleep(0)
         logger.warning("from the universe")

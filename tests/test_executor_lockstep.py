@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import simloom
 from simloom import _lockstep
-from simloom.errors import EscapedSimulationError, ExecutorBlockedError
+from simloom.errors import EscapedSimulationError, ExecutorBlockedError, SimDeadlockError
 
 
 @pytest.fixture(autouse=True)
@@ -200,6 +201,27 @@ def test_a_job_blocked_on_the_real_world_ends_the_universe_with_its_stack(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_lockstep, "WALL_LIMIT_SECONDS", 0.3)
+    read_end, write_end = os.pipe()
+
+    def stuck() -> None:
+        os.read(read_end, 1)  # a real pipe nobody writes to: blocks in C
+
+    async def main() -> None:
+        await asyncio.to_thread(stuck)
+
+    started = time.monotonic()
+    try:
+        result = simloom.run(main)
+        assert time.monotonic() - started < 3
+        assert isinstance(result.error, ExecutorBlockedError)
+        assert "in stuck" in str(result.error)
+        assert "os.read(read_end, 1)" in str(result.error)
+    finally:
+        os.write(write_end, b"x")  # let the abandoned thread end (the fixture counts threads)
+        os.close(write_end)
+
+
+def test_a_job_waiting_on_an_event_nobody_sets_is_a_deadlock_naming_it() -> None:
     never_set = threading.Event()
 
     def stuck() -> None:
@@ -211,10 +233,14 @@ def test_a_job_blocked_on_the_real_world_ends_the_universe_with_its_stack(
     started = time.monotonic()
     result = simloom.run(main)
     assert time.monotonic() - started < 3
-    assert isinstance(result.error, ExecutorBlockedError)
-    assert "in stuck" in str(result.error)
-    assert "never_set.wait()" in str(result.error)
-    never_set.set()  # let the abandoned thread end (the fixture counts threads)
+    assert isinstance(result.error, SimDeadlockError)
+    message = str(result.error)
+    assert "Waiting threads (lockstep):" in message
+    assert "thread 'simloom-executor-1' waits on a lock" in message
+    assert (
+        "in test_a_job_waiting_on_an_event_nobody_sets_is_a_deadlock_naming_it.<locals>.stuck"
+        in message
+    )
 
 
 def test_a_job_parked_at_universe_end_gets_cancelled_inside_and_is_joined() -> None:
@@ -281,10 +307,9 @@ def test_an_interrupt_while_a_job_runs_propagates_and_the_job_is_joined() -> Non
 
     def interrupts_its_loop(loop: asyncio.AbstractEventLoop) -> None:
         _thread.interrupt_main()  # the loop thread is waiting for this worker
-        time.sleep(0.05)
         steps.append("job ran on")
         try:
-            concurrent.futures.Future().result()  # parks; nothing will finish it
+            time.sleep(0.05)  # a switch point: the loop thread takes the interrupt
         except concurrent.futures.CancelledError:
             steps.append("cancelled at close")
             raise

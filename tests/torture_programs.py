@@ -688,6 +688,54 @@ async def racy_counters() -> Any:
     return {"counter": shared["counter"], "finals": finals, "trail": trail, "volleys": volleys}
 
 
+# ------------------------------------------------------- threads in lockstep
+
+
+@program
+async def threads_contending() -> Any:
+    """Four threads contend on a lock and a queue.Queue, sleep (virtual time) and call
+    back into the loop; a consumer thread drains the queue; the loop sets an Event one
+    of them waits on. Every switch point is a tape choice: the interleaving varies with
+    the seed and replays exactly."""
+    import queue
+    import threading
+    import time
+
+    loop = asyncio.get_running_loop()
+    lock = threading.Lock()
+    items: queue.Queue[tuple[int, int]] = queue.Queue(maxsize=2)
+    go = threading.Event()
+    log: list[Any] = []
+    pauses = [[delay("pause", 3, 0.001) for _ in range(5)] for _ in range(4)]
+
+    async def echo(value: Any) -> Any:
+        await asyncio.sleep(0)
+        return value
+
+    def producer(n: int) -> None:
+        if n == 0:
+            go.wait()
+        for i in range(5):
+            with lock:
+                log.append(("lock", n, i))
+            time.sleep(pauses[n][i])
+            items.put((n, i))
+        log.append(asyncio.run_coroutine_threadsafe(echo(("echo", n)), loop).result())
+
+    def consumer() -> list[tuple[int, int]]:
+        return [items.get() for _ in range(20)]
+
+    threads = [threading.Thread(target=producer, args=(n,), name=f"p{n}") for n in range(4)]
+    for thread in threads:
+        thread.start()
+    drained = asyncio.ensure_future(asyncio.to_thread(consumer))
+    await asyncio.sleep(delay("go", 4, 0.002))
+    go.set()
+    got = await drained
+    await asyncio.to_thread(lambda: [t.join() for t in threads])
+    return log, got
+
+
 # ------------------------------------------------------------------ worlds
 #
 # Programs over the simulated world with faults: every fault is a tape choice, so a

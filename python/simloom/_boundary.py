@@ -55,7 +55,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
 
 from . import _core
 from .errors import ESCAPE_HINT as _ESCAPE_HINT
@@ -489,6 +489,22 @@ def universe_of(loop: SimLoop) -> _Universe | None:
 # original": always outside a universe, and for arguments it leaves alone.
 
 
+class LockstepParty(Protocol):
+    """A lockstep thread's switch points (``_lockstep``), as the boundary's handlers
+    call them in that thread; each returns the builtin's result or NotImplemented."""
+
+    def acquire(self, lock: Any, timeout: object, caller: types.FrameType) -> object: ...
+
+    def join(self, handle: Any, timeout: object, caller: types.FrameType) -> object: ...
+
+    def sleep(self, seconds: float) -> object: ...
+
+
+#: The lockstep threads of every universe (thread id → its switch points), kept by
+#: ``_lockstep`` while each runs its turns.
+lockstep_parties: dict[int, LockstepParty] = {}
+
+
 def _here() -> _Universe | None:
     return _active.get(_get_ident())
 
@@ -674,6 +690,13 @@ def _escape(api: str, what: str) -> Callable[..., object]:
 
 def _sleep(receiver: object, seconds: object) -> object:
     universe = _here()
+    if (party := lockstep_parties.get(_get_ident())) is not None:
+        try:
+            if not seconds > 0:  # type: ignore[operator]
+                return NotImplemented
+        except TypeError:
+            return NotImplemented
+        return party.sleep(float(seconds))  # type: ignore[arg-type]
     try:
         blocks = universe is not None and seconds > 0  # type: ignore[operator]
     except TypeError:
@@ -827,6 +850,11 @@ _WAITING_CODE = frozenset(
     )
     if function is not None
 )
+#: Modules of tools that wrap the lock methods in Python (blockbuster, as anyio's
+#: suite runs it): their frame stands between the primitive and the builtin and is
+#: looked through.
+_TRANSPARENT_WRAPPERS = frozenset({"blockbuster.blockbuster"})
+
 #: Waits that end as soon as another thread gets going.
 _BRIEF_WAIT_CODE = frozenset({_threading.Thread.start.__code__})
 
@@ -844,6 +872,8 @@ def _waiting_api(caller: types.FrameType | None, direct: str, waits: bool) -> st
     program called it itself; ``waits`` says whether the builtin waits for another
     thread even when a stdlib primitive calls it (a Thread.join, a queue), rather
     than only when the caller is a wait (Condition.wait's waiter lock)."""
+    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
+        caller = caller.f_back
     if caller is None:
         return direct
     module = _frame_module(caller)
@@ -897,8 +927,11 @@ def _lock_acquire(api: str) -> Callable[..., object]:
         # cases first, without a call.
         if args == _NON_BLOCKING and not kwargs:
             return NotImplemented  # acquire(False), the try below among them
-        if _active.get(_get_ident()) is None:
+        thread = _get_ident()
+        if _active.get(thread) is None and thread not in lockstep_parties:
             return NotImplemented
+        blocking: object = True
+        timeout: object = -1
         if args or kwargs:
             if len(args) > 2 or not kwargs.keys() <= {"blocking", "timeout"}:
                 return NotImplemented
@@ -913,6 +946,9 @@ def _lock_acquire(api: str) -> Callable[..., object]:
         # no ``with`` block to release it.
         if not _held_elsewhere(lock):
             return NotImplemented
+        if thread in lockstep_parties:
+            # A lockstep thread (``_lockstep``): a switch point, not an escape.
+            return lockstep_parties[thread].acquire(lock, timeout, sys._getframe(1))
         return _contended(api, sys._getframe(1))
 
     handler.__qualname__ = f"escape[{api}]"
@@ -941,7 +977,8 @@ def _contended(api: str, caller: types.FrameType) -> object:
 
 def _thread_handle_join(handle: Any, *args: object, **kwargs: object) -> object:
     """``_thread._ThreadHandle.join(timeout=None)`` (Thread.join on 3.13)."""
-    if _here() is None or len(args) > 1 or not set(kwargs) <= {"timeout"}:
+    party = lockstep_parties.get(_get_ident())
+    if (_here() is None and party is None) or len(args) > 1 or not set(kwargs) <= {"timeout"}:
         return NotImplemented
     timeout = args[0] if args else kwargs.get("timeout")
     if timeout is not None:
@@ -951,6 +988,8 @@ def _thread_handle_join(handle: Any, *args: object, **kwargs: object) -> object:
             return NotImplemented  # no wait
     if handle.is_done():
         return NotImplemented
+    if party is not None:
+        return party.join(handle, timeout, sys._getframe(1))
     called = _waiting_api(sys._getframe(1), "threading.Thread.join", waits=True)
     if called is None:
         return NotImplemented
@@ -1665,10 +1704,12 @@ _ROWS: tuple[_Row, ...] = (
     _row(
         "threading.Thread",
         "threads",
-        "documented",
-        "a thread the program starts runs for real, beside the universe; only its "
-        "calls into the loop are detected (loop.call_soon_threadsafe); the "
-        "self-check (check_determinism) catches the divergence it causes",
+        "simulated",
+        "a thread started in a universe (on its loop's thread or by a lockstep "
+        "thread) runs in lockstep: one party at a time, its waits (locks, events, "
+        "conditions, queues, joins, time.sleep, futures) are switch points resumed by "
+        "thread.wake steps at tape-chosen positions; the boundary answers in it as in "
+        "the loop's thread",
     ),
     *_THREAD_ROWS,
     # -- hashing and identity

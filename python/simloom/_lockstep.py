@@ -23,11 +23,24 @@ step raises :class:`~simloom.errors.ExecutorBlockedError` with the worker's stac
 When the loop closes, a parked worker gets ``concurrent.futures.CancelledError``
 raised inside it and is joined, so no thread outlives its universe.
 
-Owns: the baton, the parking wrappers of ``concurrent.futures`` (installed while a
-lockstep worker is alive; every other thread gets the originals' behaviour), worker
-clean-up. Must not: decide scheduling order (resumes are ordinary loop callbacks).
-Built so that it can grow to every thread started in a universe and every blocking
-primitive: a primitive only needs to call :meth:`Worker.park` with a predicate.
+Every ``threading.Thread`` started inside a universe (on the loop's thread, or by a
+lockstep thread) is a lockstep party too (:func:`thread_start`): its real thread
+bootstraps, then waits in ``run`` for its first turn (a ``_ThreadStart`` step). Its
+waits are switch points (:class:`_Party`, called by the boundary's handlers): a
+blocking acquire of a held lock (so Condition/Event/Semaphore/Barrier/Queue waits and
+Thread.join on 3.12), ``_ThreadHandle.join`` (3.13) and ``time.sleep`` park the
+thread with a predicate or a virtual timeout. Predicates are re-checked at poll
+points, all on the loop thread between turns — after any lockstep thread's turn,
+after a ``Condition.notify`` by the loop thread, and when the loop would be idle —
+and one that holds schedules a ``_ThreadWake`` step (``thread.wake``) with
+``call_soon``, so where the thread resumes is a tape choice. No decision depends on
+wall-clock timing: thread switching is a function of the tape. The thread runs with
+the universe's boundary (virtual clocks; escapes raised at the call site in it).
+
+Owns: the baton, the parking wrappers of ``concurrent.futures`` and
+``Condition.notify`` (installed while a lockstep worker is alive; every other thread
+gets the originals' behaviour), lockstep threads' switch points, worker clean-up.
+Must not: decide scheduling order (resumes are ordinary loop callbacks).
 """
 
 from __future__ import annotations
@@ -46,7 +59,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _boundary
-from .errors import ExecutorBlockedError
+from .errors import EscapedSimulationError, ExecutorBlockedError
 
 if TYPE_CHECKING:
     from .loop import SimLoop
@@ -85,17 +98,26 @@ class _Finished:
 
 
 class _Parked:
-    __slots__ = ("done", "futures", "timeout")
+    __slots__ = ("done", "futures", "poll", "timeout", "where")
 
     def __init__(
         self,
         futures: list[concurrent.futures.Future[Any]],
         timeout: float | None,
         done: Callable[[], bool],
+        where: str = "a concurrent.futures wait",
+        *,
+        poll: bool = False,
     ) -> None:
         self.futures = futures
         self.timeout = timeout
         self.done = done
+        #: What the thread waits on, for the deadlock report.
+        self.where = where
+        #: Whether ``done`` is re-checked at the lockstep's poll points (a thread
+        #: primitive: nothing calls back when it frees up) rather than only when one
+        #: of ``futures`` finishes.
+        self.poll = poll
 
 
 class _Request:
@@ -127,10 +149,11 @@ class Worker:
     def __init__(
         self,
         lockstep: Lockstep,
-        future: asyncio.Future[Any],
+        future: asyncio.Future[Any] | None,
         func: Callable[..., Any],
         args: tuple[Any, ...],
         name: str,
+        thread: threading.Thread | None = None,
     ) -> None:
         self.lockstep = lockstep
         self.loop = lockstep.loop
@@ -146,9 +169,25 @@ class Worker:
         self._worker_may_run = _thread.allocate_lock()
         self._worker_may_run.acquire()
         self._turn = "loop"
+        #: Set by this worker's own thread while it hands the baton over and waits
+        #: for it (its baton waits are simloom's, not switch points).
+        self._switching = False
         self._message: _Message | None = None
         self._reply: _Reply | None = None
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        #: A program's own ``threading.Thread`` (already started, waiting for its
+        #: first turn inside its ``run``), or simloom's thread for an executor job.
+        # The universe, read here (on the loop thread or a lockstep thread holding
+        # the baton): while the loop waits for a baton its own entry is set aside.
+        caller = current_worker()
+        self.universe: _boundary._Universe | None = (
+            caller.universe if caller is not None else _boundary._here()
+        )
+        self.program_thread = thread is not None
+        if thread is None:
+            thread = threading.Thread(target=self._main, name=name, daemon=True)
+            thread._simloom_internal = True  # type: ignore[attr-defined]
+        self._thread = thread
+        self.name = thread.name
         #: Bumped at every park, so a wake-up for an earlier park is ignored.
         self._park_number = 0
         self._parked: _Parked | None = None
@@ -161,7 +200,7 @@ class Worker:
 
     def start(self) -> None:
         """The job's step: start the thread and run it until it yields the baton."""
-        if self.future.cancelled():
+        if self.future is not None and self.future.cancelled():
             self.finished = True
             self.lockstep._forget(self)
             return
@@ -177,8 +216,8 @@ class Worker:
         self._reply = reply
         self._turn = "worker"
         self._worker_may_run.release()
-        if start:
-            self._thread.start()
+        if start and not self.program_thread:
+            _original_thread_start(self._thread)
 
     @_boundary.machinery
     def _wait_for_the_baton(self) -> tuple[bool, _Message | None]:
@@ -193,7 +232,14 @@ class Worker:
 
     def _serve(self) -> None:
         """Wait while the worker holds the baton; run what it asks the loop for
-        (handing the baton straight back) until it finishes or parks."""
+        (handing the baton straight back) until it finishes or parks; then poll the
+        parked threads (what this one did may have freed what they wait on)."""
+        try:
+            self._serve_until_yielded()
+        finally:
+            self.lockstep.poll()
+
+    def _serve_until_yielded(self) -> None:
         while True:
             returned, message = self._wait_for_the_baton()
             if not returned:
@@ -222,9 +268,10 @@ class Worker:
         self.lockstep._forget(self)
         frame = sys._current_frames().get(self._thread.ident or -1)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
+        kind = "thread" if self.program_thread else "executor job"
         self.loop._fail_universe(
             ExecutorBlockedError(
-                f"executor job {self._thread.name!r} ({_describe(self._func)}) ran for "
+                f"{kind} {self._thread.name!r} ({_describe(self._func)}) ran for "
                 f"{WALL_LIMIT_SECONDS:g}s of wall-clock time without finishing or waiting "
                 "on the loop: it blocks on something the simulation cannot see (a real "
                 "lock, event, socket or sleep) or computes for too long. Executor jobs "
@@ -238,8 +285,12 @@ class Worker:
         self.finished = True
         self._thread.join()
         self.lockstep._forget(self)
+        if self.program_thread and isinstance(message.error, EscapedSimulationError):
+            # A thread that reached the real world fails the universe with that
+            # message (raised at the call site, in the thread).
+            self.loop._fail_universe(message.error)
         future = self.future
-        if future.done() or self.loop.is_closed():
+        if future is None or future.done() or self.loop.is_closed():
             return
         if message.error is not None:
             # As asyncio's wrap_future does: concurrent's CancelledError and
@@ -260,7 +311,7 @@ class Worker:
             return
         if parked.timeout is not None:
             self._timer = self.loop.call_later(
-                parked.timeout, _ExecutorResume(self, number, timed_out=True)
+                max(0.0, parked.timeout), _ExecutorResume(self, number, timed_out=True)
             )
         for future in parked.futures:
             future.add_done_callback(lambda _f, number=number: self._wake(number))  # type: ignore[misc]
@@ -280,7 +331,17 @@ class Worker:
             self._timer = None
         if self.loop.is_closed():
             return  # close() resumes (cancels) every parked worker itself
-        self.loop.call_soon_threadsafe(_ExecutorResume(self, number, timed_out=False))
+        wake = _ThreadWake if self._parked is not None and self._parked.poll else _ExecutorResume
+        self.loop.call_soon_threadsafe(wake(self, number, timed_out=False))
+
+    def poll(self) -> None:
+        """A poll point (loop thread, inside a step): resume this thread if it is
+        parked on a thread primitive that has freed up."""
+        parked = self._parked
+        if parked is None or not parked.poll or self._resume_scheduled or self.finished:
+            return
+        if parked.done():
+            self._schedule_resume(self._park_number)
 
     def _resume(self, number: int, timed_out: bool) -> None:
         """The resume step: give the baton back to the parked worker."""
@@ -308,18 +369,40 @@ class Worker:
     # ---------------------------------------------------------- worker side
 
     def _main(self) -> None:
-        _local.worker = self
         result: Any = None
         error: BaseException | None = None
         try:
-            self._wait_for_turn()
+            reply = self._wait_for_turn()
+            _local.worker = self
+            ident = _thread.get_ident()
+            # The thread is part of the universe: the boundary answers in it as in
+            # the loop's thread (virtual clocks, escapes raised here), and its
+            # waits are switch points.
+            universe = self.universe
+            if universe is not None:
+                _boundary._active[ident] = universe
+            _boundary.lockstep_parties[ident] = _Party(self)
+            if reply.cancel:
+                raise concurrent.futures.CancelledError(
+                    "the simulated loop closed before this thread got its first turn"
+                )
             result = self._func(*self._args)
         except BaseException as exc:
             error = exc
         finally:
             _local.worker = None
+            _boundary.lockstep_parties.pop(_thread.get_ident(), None)
+            _boundary._active.pop(_thread.get_ident(), None)
         if not self.abandoned:
             self._give_back(_Finished(result, error), wait=False)
+        if (
+            error is not None
+            and self.program_thread
+            and not isinstance(error, concurrent.futures.CancelledError)
+        ):
+            # As a real thread: threading's excepthook reports it (the loop thread
+            # joins this thread in the finish step, so the report is in order).
+            raise error
 
     def _wait_for_turn(self) -> _Reply:
         self._worker_may_run.acquire()
@@ -334,23 +417,31 @@ class Worker:
             raise concurrent.futures.CancelledError(
                 "this executor job was abandoned by its simulated loop"
             )
-        self._message = message
-        self._turn = "loop"
-        self._loop_may_run.release()
-        if not wait:
-            return None
-        return self._wait_for_turn()
+        self._switching = True
+        try:
+            self._message = message
+            self._turn = "loop"
+            self._loop_may_run.release()
+            if not wait:
+                return None
+            return self._wait_for_turn()
+        finally:
+            self._switching = False
 
     def park(
         self,
         futures: list[concurrent.futures.Future[Any]],
         timeout: float | None,
         done: Callable[[], bool],
+        where: str = "a concurrent.futures wait",
+        *,
+        poll: bool = False,
     ) -> bool:
         """Give the baton to the loop until ``done()`` holds (re-checked whenever one
-        of ``futures`` finishes) or ``timeout`` virtual seconds pass. Returns False on
-        a timeout. Raises CancelledError if the loop closes meanwhile."""
-        reply = self._give_back(_Parked(futures, timeout, done))
+        of ``futures`` finishes, and at every poll point when ``poll``) or
+        ``timeout`` virtual seconds pass. Returns False on a timeout. Raises
+        CancelledError if the loop closes meanwhile."""
+        reply = self._give_back(_Parked(futures, timeout, done, where, poll=poll))
         assert reply is not None
         if reply.cancel:
             raise concurrent.futures.CancelledError(
@@ -389,6 +480,34 @@ class Lockstep:
         self._workers.append(worker)
         return worker
 
+    def thread(self, thread: threading.Thread) -> Worker:
+        """A lockstep party for a program's ``threading.Thread`` that is about to
+        start: its ``run`` waits for the baton first; its first turn is a step."""
+        worker = Worker(self, None, thread.run, (), thread.name, thread=thread)
+        if not self._workers:
+            _install()
+        self._workers.append(worker)
+        return worker
+
+    def poll(self) -> None:
+        """A poll point: resume (schedule the wake step of) every thread parked on a
+        thread primitive that has freed up, in the order the threads were created.
+        Runs on the loop thread, between parties' turns, so what it sees depends
+        only on what the parties did: on the schedule, never on wall-clock timing."""
+        for worker in list(self._workers):
+            worker.poll()
+
+    def parked_report(self) -> list[str]:
+        """One line per lockstep thread that waits: its name and what it waits on."""
+        lines = []
+        for worker in self._workers:
+            parked = worker._parked
+            if parked is not None and not worker.finished:
+                lines.append(f"  thread {worker.name!r} waits on {parked.where}")
+            elif not worker.finished and worker._turn == "loop" and worker.program_thread:
+                lines.append(f"  thread {worker.name!r} waits for its first turn")
+        return lines
+
     def _forget(self, worker: Worker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
@@ -422,6 +541,25 @@ class _ExecutorResume:
 
     def __call__(self) -> None:
         self.worker._resume(self.number, self.timed_out)
+
+
+class _ThreadWake(_ExecutorResume):
+    """The step that resumes a thread parked on a thread primitive (a lock, an
+    event, a queue, a join, a sleep): the event log names it ``thread.wake``."""
+
+    __slots__ = ()
+
+
+class _ThreadStart:
+    """The step that gives a program's ``threading.Thread`` its first turn."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def __call__(self) -> None:
+        self.worker.start()
 
 
 def _describe(func: Callable[..., Any]) -> str:
@@ -535,6 +673,7 @@ def _install() -> None:
     global _installed
     _installed += 1
     if _installed == 1:
+        threading.Condition.notify = _notify  # type: ignore[method-assign]
         concurrent.futures.Future.result = _result  # type: ignore[method-assign]
         concurrent.futures.Future.exception = _exception  # type: ignore[method-assign]
         concurrent.futures.wait = _futures_base.wait = _wait
@@ -545,7 +684,154 @@ def _uninstall() -> None:
     global _installed
     _installed = max(0, _installed - 1)
     if _installed == 0:
+        threading.Condition.notify = _original_notify  # type: ignore[method-assign]
         concurrent.futures.Future.result = _original_result  # type: ignore[method-assign]
         concurrent.futures.Future.exception = _original_exception  # type: ignore[method-assign]
         concurrent.futures.wait = _futures_base.wait = _original_wait
         concurrent.futures.as_completed = _futures_base.as_completed = _original_as_completed
+
+
+# ------------------------------------------------ threads and their switch points
+
+_original_thread_start = threading.Thread.start
+
+
+def _loop_for_new_thread() -> SimLoop | None:
+    """The simulated loop a thread started here joins: the current lockstep
+    thread's, or the loop of the universe running on this thread."""
+    worker = current_worker()
+    if worker is not None:
+        return worker.loop
+    universe = _boundary._here()
+    if universe is None:
+        return None
+    loop: SimLoop = universe.loop
+    return loop if loop.is_running() else None
+
+
+def thread_start(thread: threading.Thread) -> None:
+    """``threading.Thread.start`` while a universe runs: a thread started by the
+    universe (on its loop's thread or by a lockstep thread) becomes a lockstep
+    thread of that loop; any other start is the original."""
+    loop = _loop_for_new_thread()
+    if loop is None or getattr(thread, "_simloom_internal", False) or thread.is_alive():
+        _original_thread_start(thread)
+        return
+    worker = loop._lockstep.thread(thread)
+    thread.run = worker._main  # type: ignore[method-assign]
+    # The real start: the new thread bootstraps (Thread.start waits for that, a
+    # brief wait the boundary allows) and then waits inside run for its first turn.
+    _original_thread_start(thread)
+    step = _ThreadStart(worker)
+    caller = current_worker()
+    if caller is not None:
+        caller.on_loop(lambda: loop.call_soon(step))
+    else:
+        loop.call_soon(step)
+
+
+def start_outside_the_universe(thread: threading.Thread) -> None:
+    """Start ``thread`` as a real thread the universe does not own, even from inside
+    one (for tests standing in for the outside world: a thread holding a lock the
+    universe must not see through)."""
+    _original_thread_start(thread)
+
+
+def _in_thread_start(frame: Any) -> bool:
+    """Whether a wait is Thread.start's wait for the new thread to bootstrap (a
+    real, brief wait: the new thread runs free until its first turn)."""
+    depth = 0
+    while frame is not None and depth < 8:
+        if frame.f_code is _THREAD_START_CODE:
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
+
+
+_THREAD_START_CODE = _original_thread_start.__code__
+
+
+def _lock_free(lock: Any) -> Callable[[], bool]:
+    if type(lock) is _thread.RLock:
+        return lambda: not repr(lock).startswith("<locked")
+    return lambda: not lock.locked()
+
+
+class _Party:
+    """A lockstep thread's switch points, called by the boundary's handlers in that
+    thread (see :data:`simloom._boundary.lockstep_parties`)."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def _may_park(self) -> bool:
+        worker = self.worker
+        return worker is current_worker() and not worker._switching
+
+    def acquire(self, lock: Any, timeout: object, caller: Any) -> object:
+        """A blocking acquire of a held lock: the thread parks until the lock is
+        free (or ``timeout`` virtual seconds pass) and takes it in its wake step.
+        NotImplemented for a wait left to the real acquire (Thread.start's wait for
+        the new thread to bootstrap, simloom's baton)."""
+        if not self._may_park() or _in_thread_start(caller):
+            return NotImplemented
+        worker = self.worker
+        loop = worker.loop
+        seconds = float(timeout)  # type: ignore[arg-type]
+        deadline = None if seconds < 0 else loop.time() + seconds
+        where = f"a {type(lock).__name__} {_where(caller)}"
+        while True:
+            if lock.acquire(False):
+                return True
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            worker.park([], remaining, _lock_free(lock), where, poll=True)
+
+    def join(self, handle: Any, timeout: object, caller: Any) -> object:
+        """``_thread._ThreadHandle.join`` (Thread.join on 3.13)."""
+        if not self._may_park():
+            return NotImplemented
+        seconds = None if timeout is None else float(timeout)  # type: ignore[arg-type]
+        self.worker.park([], seconds, handle.is_done, f"Thread.join {_where(caller)}", poll=True)
+        return NotImplemented  # the real join now returns at once (or times out: 0 left)
+
+    def sleep(self, seconds: float) -> object:
+        """``time.sleep``: ``seconds`` of virtual time, other parties running."""
+        if not self._may_park():
+            return NotImplemented
+        self.worker.park([], seconds, _never, f"time.sleep({seconds:g})")
+        return None
+
+
+def _never() -> bool:
+    return False
+
+
+def _where(frame: Any) -> str:
+    """The program's call site of a wait: the first frame outside threading/queue."""
+    while frame is not None and frame.f_globals.get("__name__") in _PRIMITIVE_MODULES:
+        frame = frame.f_back
+    if frame is None:
+        return "(unknown)"
+    return f"at {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_qualname}"
+
+
+_PRIMITIVE_MODULES = frozenset(
+    {"threading", "queue", "concurrent.futures._base", "simloom._lockstep", "simloom._boundary"}
+)
+
+
+_original_notify = threading.Condition.notify
+
+
+def _notify(self: threading.Condition, n: int = 1) -> None:
+    """``Condition.notify`` (Event.set, Queue.put, Semaphore.release all notify): a
+    poll point when the loop thread notifies, so the waiters wake at once."""
+    _original_notify(self, n)
+    loop = _loop_for_new_thread()
+    if loop is not None and current_worker() is None:
+        loop._lockstep.poll()

@@ -301,7 +301,11 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             elif status == "stopped":
                 return
             elif status == "idle":
-                raise SimDeadlockError(self._deadlock_report())
+                # A poll point: a lockstep thread may wait on something the loop
+                # thread freed without a notify (a plain lock's release).
+                self._lockstep.poll()
+                if self._ready_count() == 0:
+                    raise SimDeadlockError(self._deadlock_report())
             elif status == "livelock":
                 raise SimLivelockError(self._livelock_report())
             elif status == "step_budget":
@@ -329,6 +333,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         running = _core.Restoration()
         running.set_attr(self, "_running", True)
         running.set_attr(self, "_thread_id", threading.get_ident())
+        # Threads the universe starts run in lockstep with this loop (``_lockstep``).
+        running.set_attr(threading.Thread, "start", _lockstep.thread_start)
         running.asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
         running.running_loop(self)
         _patches.plan(running)
@@ -633,8 +639,11 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         if threading.get_ident() != (self._thread_id or self._owner_thread):
             worker = _lockstep.current_worker()
             if worker is not None and worker.loop is self:
+                # The handle runs in a copy of the calling thread's context, as on
+                # the stock loop (copied here, in that thread).
+                ctx = contextvars.copy_context() if context is None else context
                 handle: _core.Handle = worker.on_loop(
-                    lambda: self.call_soon(callback, *args, context=context)
+                    lambda: self.call_soon(callback, *args, context=ctx)
                 )
                 return handle
             _escape(
@@ -767,7 +776,11 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
                     holder = _patches.lock_holder(lock)
                     what = f"an asyncio.Lock held by {holder.get_name()}" if holder else what
                 lines.append(f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}")
-        else:
+        threads = self._lockstep.parked_report()
+        if threads:
+            lines.append("Waiting threads (lockstep):")
+            lines.extend(threads)
+        elif not waiting:
             lines.append("No task is waiting: the loop was asked to run with nothing to do.")
         return "\n".join(lines)
 

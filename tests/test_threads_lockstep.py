@@ -1,0 +1,254 @@
+"""Threads in lockstep: a ``threading.Thread`` started inside a universe runs on a
+real thread, one party at a time, and its blocking waits are switch points.
+
+Each test fails without the feature: a thread started in a universe would run free
+(racing the loop, reading the real clock), its waits would block for real, and the
+same seed would not give the same universe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import simloom
+from simloom.errors import EscapedSimulationError, SimDeadlockError
+
+TESTS = Path(__file__).parent
+
+
+def _contending() -> Any:
+    import torture_programs as tp
+
+    return tp.threads_contending
+
+
+def test_a_thread_started_in_a_universe_runs_on_virtual_time() -> None:
+    seen: list[float] = []
+
+    def sleeper() -> None:
+        seen.append(time.monotonic())
+        time.sleep(30)  # virtual: the test does not wait 30 seconds
+        seen.append(time.monotonic())
+
+    async def main() -> float:
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        return asyncio.get_running_loop().time()
+
+    started = time.monotonic()
+    result = simloom.run(main)
+    assert result.error is None
+    assert time.monotonic() - started < 5
+    assert seen == [0.0, 30.0]
+    assert result.value == 30.0
+
+
+def test_locks_events_queues_and_joins_switch_between_threads() -> None:
+    async def main() -> Any:
+        lock = threading.Lock()
+        items: queue.Queue[int] = queue.Queue(maxsize=1)
+        ready = threading.Event()
+        order: list[str] = []
+
+        def holder() -> None:
+            with lock:
+                ready.set()
+                time.sleep(1)
+                order.append("holder releases")
+
+        def contender() -> None:
+            ready.wait()
+            with lock:  # parks until the holder releases (virtual t=1)
+                order.append("contender has the lock")
+            for i in range(3):
+                items.put(i)  # maxsize 1: parks until the loop's consumer takes
+
+        threads = [threading.Thread(target=holder), threading.Thread(target=contender)]
+        for thread in threads:
+            thread.start()
+        got = [await asyncio.to_thread(items.get) for _ in range(3)]
+        await asyncio.to_thread(lambda: [t.join() for t in threads])
+        return order, got
+
+    result = simloom.run(main, seed=5)
+    assert result.error is None
+    assert result.value == (["holder releases", "contender has the lock"], [0, 1, 2])
+
+
+def test_the_loop_setting_an_event_wakes_the_waiting_thread() -> None:
+    async def main() -> Any:
+        event = threading.Event()
+        loop = asyncio.get_running_loop()
+
+        def waiter() -> float:
+            event.wait()
+            return loop.time()
+
+        job = asyncio.ensure_future(asyncio.to_thread(waiter))
+        await asyncio.sleep(2)
+        event.set()
+        return await job
+
+    result = simloom.run(main)
+    assert result.error is None
+    assert result.value == 2.0
+
+
+def test_call_soon_threadsafe_copies_the_threads_context() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="loop")
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        seen = loop.create_future()
+
+        def in_thread() -> None:
+            var.set("thread")
+            loop.call_soon_threadsafe(lambda: seen.set_result(var.get()))
+
+        await asyncio.to_thread(in_thread)
+        return await seen
+
+    assert simloom.run(main).value == "thread"
+
+
+def test_threads_waiting_on_each_other_are_a_deadlock_that_names_them() -> None:
+    async def main() -> None:
+        first, second = threading.Lock(), threading.Lock()
+        both = threading.Barrier(2)
+
+        def one() -> None:
+            with first:
+                both.wait()
+                with second:
+                    pass
+
+        def two() -> None:
+            with second:
+                both.wait()
+                with first:
+                    pass
+
+        threads = [
+            threading.Thread(target=one, name="one"),
+            threading.Thread(target=two, name="two"),
+        ]
+        for thread in threads:
+            thread.start()
+        await asyncio.to_thread(lambda: [t.join() for t in threads])
+
+    started = time.monotonic()
+    result = simloom.run(main)
+    assert time.monotonic() - started < 5
+    assert isinstance(result.error, SimDeadlockError)
+    message = str(result.error)
+    assert "thread 'one' waits on a lock" in message
+    assert "thread 'two' waits on a lock" in message
+    assert "deadlock_that_names_them.<locals>.main.<locals>.one" in message
+
+
+def test_a_thread_serving_a_real_socket_escapes_in_the_thread_and_nothing_hangs() -> None:
+    raised: list[BaseException] = []
+
+    def serve() -> None:
+        server = socket.socket()
+        try:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            server.accept()
+        except BaseException as error:
+            raised.append(error)
+            raise
+        finally:
+            server.close()
+
+    async def main() -> None:
+        thread = threading.Thread(target=serve, name="server")  # not a daemon
+        thread.start()
+        await asyncio.sleep(1)
+
+    started = time.monotonic()
+    result = simloom.run(main)
+    assert time.monotonic() - started < 5
+    assert isinstance(result.error, EscapedSimulationError)
+    assert raised and raised[0] is result.error
+    assert not [t for t in threading.enumerate() if t.name == "server"]
+
+
+def test_a_thread_left_waiting_at_universe_end_is_stopped_and_joined() -> None:
+    stopped: list[str] = []
+
+    def forever() -> None:
+        try:
+            threading.Event().wait()
+        except BaseException as error:
+            stopped.append(type(error).__name__)
+            raise
+
+    async def main() -> None:
+        threading.Thread(target=forever, name="forever").start()
+        await asyncio.sleep(1)
+
+    result = simloom.run(main)
+    assert result.error is None
+    assert stopped == ["CancelledError"]
+    assert not [t for t in threading.enumerate() if t.name == "forever"]
+
+
+def test_thread_switching_is_a_function_of_the_seed() -> None:
+    program = _contending()
+    digests = set()
+    for seed in range(12):
+        first = simloom.run(program, seed=seed, scheduler="random")
+        again = simloom.run(program, seed=seed, scheduler="random")
+        replayed = simloom.replay(program, first.tape)
+        assert first.error is None, first.error
+        assert first.digest == again.digest == replayed.digest, seed
+        assert first.value == again.value == replayed.value
+        digests.add(first.digest)
+    assert len(digests) > 6  # the interleaving really varies with the seed
+
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import simloom, torture_programs as tp
+tape = simloom.Tape.loads({tape!r}) if {tape!r} else None
+out = []
+for seed in range(6):
+    r = simloom.run(tp.threads_contending, seed=seed, scheduler="random")
+    out.append([r.digest, r.tape.to_json()])
+if tape is not None:
+    out.append([simloom.replay(tp.threads_contending, tape).digest, None])
+print(json.dumps(out))
+"""
+
+
+def _child(tape: str | None) -> list[list[Any]]:
+    code = _CHILD.format(tests=str(TESTS), tape=tape or "")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    result: list[list[Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_two_fresh_processes_agree_and_replay_each_others_tapes() -> None:
+    first = _child(None)
+    second = _child(first[3][1])
+    assert [d for d, _ in first] == [d for d, _ in second[:6]]
+    assert second[6][0] == first[3][0]
