@@ -293,6 +293,38 @@ def test_the_replay_command_carries_the_session_budgets(pytester: pytest.Pyteste
     )
 
 
+OUTSIDE = """
+import asyncio
+
+runs = 0
+
+
+def test_depends_on_a_module_global():
+    global runs
+    runs += 1
+
+    async def main():
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert runs == 1  # true on the first run only, whatever the schedule
+"""
+
+
+def test_a_failure_on_the_fifo_schedule_itself_is_not_called_schedule_dependent(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_outside=OUTSIDE)
+    result = run(pytester, "--simloom=5")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "is schedule-dependent" not in out
+    assert "test_depends_on_a_module_global is not schedule-dependent: universe 0 failed" in out
+    result.stdout.fnmatch_lines(
+        ["*NOT schedule-dependent (failed on the FIFO schedule in universe 0*"]
+    )
+
+
 def test_universes_are_deterministic(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_race=RACE)
     options = ("--simloom=8", "--simloom-scheduler=random", "-k", "lost_update")

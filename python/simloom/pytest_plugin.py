@@ -436,6 +436,8 @@ def _run_universes(
             return _not_explored(item, explored, found)
         if _failed(found):
             results = universe.results(failed=True)
+            if results and all(result.deviations == 0 for result in results):
+                return _same_schedule_failure(item, seed, settings, strict, found)
             shrunk = None
             told: list[str] = []
             if results:
@@ -469,6 +471,39 @@ def _run_universes(
             )
             return found
     return reports
+
+
+def _same_schedule_failure(
+    item: pytest.Item,
+    seed: int,
+    settings: universes.Settings,
+    strict: bool,
+    found: list[pytest.TestReport],
+) -> list[pytest.TestReport]:
+    """An explored universe failed with no deviation at all: its schedule (and
+    every other choice) is the polite universe's, which passed. The schedule did
+    not decide it; something outside the simulation did. Said as such, never as
+    a schedule-dependent failure."""
+    universes.collect_failed_universes()
+    replay = universes.replay_command(item.nodeid, seed, settings, strict)
+    report = (
+        f"simloom: {item.nodeid.split('::')[-1]} is not schedule-dependent: universe {seed} "
+        "failed with no deviation, on the very schedule and choices of the polite (FIFO) "
+        "universe it passed in. Its outcome depends on something outside the simulation: "
+        "state an earlier test left behind (an object collected during it, a module "
+        "global), a real thread or the real clock.\n"
+        f"  replay it: {replay}"
+    )
+    for entry in found:
+        if entry.failed:
+            entry.sections.append(("simloom: not schedule-dependent", report))
+            entry.user_properties.append(("simloom", f"same-schedule failure seed={seed}"))
+            break
+    item.config.stash[_SCHEDULE_DEPENDENT].append(
+        f"{item.nodeid}: NOT schedule-dependent (failed on the FIFO schedule in universe "
+        f"{seed}: depends on state outside the simulation); replay: {replay}"
+    )
+    return found
 
 
 def _not_explored(
