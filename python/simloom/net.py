@@ -33,12 +33,11 @@ import ipaddress
 import os
 import socket
 import ssl as ssl_module
-import weakref
 from asyncio import sslproto, transports
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SimloomUsageError
+from .errors import EscapedSimulationError, SimloomUsageError
 from .errors import raise_escaped as _escape
 
 if TYPE_CHECKING:
@@ -905,6 +904,7 @@ async def open_stream(
     ssl_shutdown_timeout: float | None,
     unix_path: str | None = None,
     transport: StreamTransport | None = None,
+    server_side: bool = False,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect (or take the already connected ``transport``), build the protocol and
     wait for it to be ready (the TLS handshake included)."""
@@ -920,7 +920,7 @@ async def open_stream(
             protocol,
             context,  # type: ignore[arg-type]  # None: a default client context
             waiter,
-            server_side=False,
+            server_side=server_side,
             server_hostname=server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
@@ -958,6 +958,14 @@ async def connect(
             transport.abort()
 
     def on_refused(_: StreamTransport) -> None:
+        if not connected.done() and unix_path is None:
+            from . import _sim_socket
+
+            try:
+                _sim_socket.check_real_server(ip, port, "loop.create_connection")
+            except EscapedSimulationError as escape:
+                connected.set_exception(escape)
+                return
         if not connected.done():
             where = unix_path if unix_path is not None else f"('{ip}', {port})"
             connected.set_exception(
@@ -1000,7 +1008,13 @@ async def create_server(
     if isinstance(ssl, bool):
         raise TypeError("ssl argument must be an SSLContext or None")
     if sock is not None:
-        _escape("loop.create_server(sock=...)", "it listens on a real socket")
+        if host is not None or port is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        from . import _sim_socket
+
+        host, port, _family = _sim_socket.adopt_listening(
+            world, sock, "loop.create_server(sock=...)"
+        )
     _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
     on = world._current_host()
     hosts: list[Any]
@@ -1277,8 +1291,6 @@ class Net:
 
 
 # Sockets that ``sock_connect`` connected on the simulated network, for
-# ``create_connection(sock=...)`` (how happy-eyeballs clients connect).
-_connected_sockets: weakref.WeakKeyDictionary[Any, StreamTransport] = weakref.WeakKeyDictionary()
 
 
 async def sock_connect(world: World, sock: Any, address: Any) -> None:
@@ -1286,16 +1298,24 @@ async def sock_connect(world: World, sock: Any, address: Any) -> None:
         raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
     if sock.type != socket.SOCK_STREAM:
         _escape("loop.sock_connect() on a non-stream socket", "it connects a real socket")
+    from . import _sim_socket
+
     ip = world._resolve(address[0], world._current_host())
-    transport = await connect(world, ip, _port_number(address[1]))
-    _connected_sockets[sock] = transport
+    port = _port_number(address[1])
+    transport = await connect(world, ip, port)
+    state = _sim_socket.state_of(world, sock)
+    if state is not None and state.listener is not None:
+        state.release()  # bound first: the connection has its own local port here
+    if state is None:
+        state = _sim_socket.new_state(world, sock)
+    state.connected(transport)
 
 
-def take_connected_socket(sock: Any) -> StreamTransport | None:
-    """The transport ``sock_connect`` opened for ``sock``, which now owns the
-    connection. The real socket only carried the address and is closed here (on the
-    stock loop the transport would close it), so no file descriptor leaks."""
-    transport = _connected_sockets.pop(sock, None)
-    if transport is not None:
-        sock.close()
-    return transport
+def take_connected_socket(world: World, sock: Any) -> StreamTransport | None:
+    """The transport of ``sock``'s connection (``sock_connect`` or ``accept`` made
+    it), which owns the connection from now on; the real socket only carried an
+    identity and is closed here (on the stock loop the transport would close it),
+    so no file descriptor leaks."""
+    from . import _sim_socket
+
+    return _sim_socket.adopt_connected(world, sock, "loop.create_connection(sock=...)")
