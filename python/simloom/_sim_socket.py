@@ -22,6 +22,7 @@ from __future__ import annotations
 import _socket
 import asyncio
 import collections
+import contextlib
 import contextvars
 import errno
 import socket
@@ -95,7 +96,12 @@ class SocketState:
     def __init__(self, world: World, family: int, owner: Any = None) -> None:
         self.world = world
         self.family = family
-        self.owner: weakref.ref[Any] | None = weakref.ref(owner) if owner is not None else None
+        #: The socket objects with this descriptor (``socket.socket(fileno=...)``
+        #: makes another): none left alive means the descriptor is a reused one.
+        self.owners: weakref.WeakSet[Any] = weakref.WeakSet()
+        if owner is not None:
+            self.owners.add(owner)
+        self.adopted = owner is None
         self.bound: Address | None = None
         self.listener: _Listener | None = None
         self.listening = False
@@ -104,6 +110,9 @@ class SocketState:
         self.inbound = bytearray()
         self.eof = False
         self.error: Exception | None = None
+        #: A UDP socket's id in the network core, and its peer (connect).
+        self.datagram: int | None = None
+        self.peer: Address | None = None
         self._waiters: list[asyncio.Future[None]] = []
 
     def wake(self) -> None:
@@ -143,6 +152,10 @@ class SocketState:
         if self.transport is not None:
             self.transport.close()
             self.transport = None
+        if self.datagram is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.world._net.close_datagram(self.datagram)
+            self.datagram = None
         self.wake()
 
 
@@ -164,11 +177,12 @@ def state_of(world: World, sock: Any) -> SocketState | None:
     state = table.get(fd)
     if state is None:
         return None
-    if state.owner is None:
-        state.owner = weakref.ref(sock)  # an accepted socket's first use
-    elif state.owner() is not sock:
-        del table[fd]  # the descriptor of a socket collected unclosed, reused
-        return None
+    if sock not in state.owners:
+        if not state.owners and not state.adopted:
+            del table[fd]  # the descriptor of a socket collected unclosed, reused
+            return None
+        state.owners.add(sock)  # an accepted socket's first use, or fileno=
+        state.adopted = False
     return state
 
 
@@ -176,6 +190,13 @@ def new_state(world: World, sock: Any) -> SocketState:
     state = SocketState(world, sock.family, sock)
     _table(world)[_socket.socket.fileno(sock)] = state
     return state
+
+
+def _is_datagram(sock: Any) -> bool:
+    return bool(sock.type & socket.SOCK_DGRAM) and sock.family in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    )
 
 
 def _is_stream(sock: Any) -> bool:
@@ -206,7 +227,8 @@ def _would_block(api: str, what: str) -> EscapedSimulationError:
 
 
 def bind(world: World, sock: Any, address: Any) -> Any:
-    if not _is_stream(sock):
+    datagram = _is_datagram(sock)
+    if not (datagram or _is_stream(sock)):
         return NotImplemented
     state = state_of(world, sock) or new_state(world, sock)
     if state.bound is not None or state.transport is not None:
@@ -217,6 +239,10 @@ def bind(world: World, sock: Any, address: Any) -> Any:
         ip = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
     else:
         ip = world._resolve(name, host)
+    if datagram:
+        state.datagram, bound_to = world._net.bind_datagram(host._net_id, ip, port)
+        state.bound = (bound_to[0], bound_to[1])
+        return None
     listener = _Listener(world, host, state)
     listener_id, bound = listener._listen(host, ip, port, _net._DEFAULT_BACKLOG)
     listener._add_listener(listener_id, bound)
@@ -264,6 +290,17 @@ def accept(world: World, sock: Any) -> Any:
 
 
 def connect(world: World, sock: Any, address: Any, api: str = "socket.socket.connect") -> Any:
+    if _is_datagram(sock):
+        # A UDP connect only sets the peer: nothing is sent, nothing waits.
+        state = state_of(world, sock)
+        if state is None or state.datagram is None:
+            any_address = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+            bind(world, sock, (any_address, 0))
+            state = state_of(world, sock)
+        assert state is not None
+        host = world._current_host()
+        state.peer = (world._resolve(str(address[0]), host), _net._port_number(address[1]))
+        return None
     if not _is_stream(sock):
         return NotImplemented
     check_real_server(str(address[0]), _net._port_number(address[1]), api)
@@ -383,7 +420,9 @@ def getpeername(world: World, sock: Any) -> Any:
     state = state_of(world, sock)
     if state is None:
         return NotImplemented
-    peer = state.transport.get_extra_info("peername") if state.transport else None
+    peer = state.transport.get_extra_info("peername") if state.transport else state.peer
+    if peer is not None and state.transport is None and state.family == socket.AF_INET6:
+        peer = (*peer, 0, 0)
     if peer is None:
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
     return peer
@@ -501,6 +540,16 @@ def _replay(transport: _net.StreamTransport, pending: bytes, eof: bool) -> None:
         _net._feed(protocol, pending)
     if eof and not protocol.eof_received():  # type: ignore[attr-defined]
         transport.close()
+
+
+def adopt_datagram(world: World, sock: Any, api: str) -> tuple[int, Address, Address | None]:
+    """A bound UDP socket, taken over by a datagram transport: ``(its id in the
+    network core, its address, its peer)``."""
+    state = _forget(world, sock, api)
+    if state.datagram is None or state.bound is None:
+        raise _escaped(api, f"{sock!r} is not a UDP socket bound in this universe")
+    socket_id, state.datagram = state.datagram, None
+    return socket_id, state.bound, state.peer
 
 
 def adopt_listening(world: World, sock: Any, api: str) -> tuple[str, int, int]:

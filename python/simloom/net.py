@@ -33,7 +33,7 @@ import ipaddress
 import os
 import socket
 import ssl as ssl_module
-from asyncio import sslproto, transports
+from asyncio import futures, sslproto, transports
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,8 @@ _SERVER = 1
 
 _SERVICES = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25, "dns": 53}
 _DEFAULT_BACKLOG = 100
+#: Names every host has for itself (the world's DNS never lets them be shadowed).
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
 Address = tuple[str, int]
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
@@ -165,6 +167,10 @@ class SimSocket:
 
     def setblocking(self, flag: bool) -> None:
         pass
+
+    def gettimeout(self) -> float:
+        """0.0: a transport's socket is non-blocking, as on the stock loop."""
+        return 0.0
 
     def __repr__(self) -> str:
         return f"<simloom.SimSocket family={self.family.name} laddr={self._sockname}>"
@@ -753,9 +759,10 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._context = context
         self._protocol: asyncio.DatagramProtocol | None = None
         self._inbox = _Inbox(world.loop, context, self._handle_events)
-        self._extra: dict[str, Any] = {"sockname": local}
+        six = _family_of(local[0]) == socket.AF_INET6
+        self._extra: dict[str, Any] = {"sockname": (*local, 0, 0) if six else local}
         if remote is not None:
-            self._extra["peername"] = remote
+            self._extra["peername"] = (*remote, 0, 0) if six else remote
         self._closing = False
         self._lost = False
 
@@ -771,6 +778,8 @@ class DatagramTransport(asyncio.DatagramTransport):
             source = tuple(source)
             if self._remote is not None and source != self._remote:
                 continue  # a connected UDP socket hears only its peer
+            if len(self._extra["sockname"]) == 4:
+                source = (*source, 0, 0)  # an IPv6 address, as the stock loop gives it
             self._protocol.datagram_received(data, source)
 
     def _host_crashed(self) -> None:
@@ -825,7 +834,22 @@ class DatagramTransport(asyncio.DatagramTransport):
             self._protocol.connection_lost(None)
 
     def get_write_buffer_size(self) -> int:
+        """Always 0: a datagram goes to the network at once, never waits here."""
         return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Stored and reported as asyncio's transports do; with nothing ever buffered
+        (see :meth:`get_write_buffer_size`) the protocol is never paused."""
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._write_buffer_limits = (low, high)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return getattr(self, "_write_buffer_limits", (16 * 1024, 64 * 1024))
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol  # type: ignore[return-value]
@@ -859,6 +883,10 @@ async def getaddrinfo(
     else:
         ip = world._resolve(host, world._current_host())
     ip_family = _family_of(ip)
+    if family == socket.AF_INET6 and ip == "127.0.0.1" and host in _LOCAL_NAMES:
+        # The machine's own names have an IPv6 loopback too (as in /etc/hosts);
+        # asked for without a family they answer 127.0.0.1 only, as before.
+        ip, ip_family = "::1", socket.AF_INET6
     if family not in (0, socket.AF_UNSPEC, ip_family):
         raise socket.gaierror(socket.EAI_ADDRFAMILY, f"no {family!r} address for {host!r}")
     kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
@@ -1101,9 +1129,18 @@ async def create_datagram_endpoint(
     allow_broadcast: bool | None = None,
     sock: Any = None,
 ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
-    if sock is not None:
-        _escape("loop.create_datagram_endpoint(sock=...)", "it wraps a real UDP socket")
     on = world._current_host()
+    if sock is not None:
+        if local_addr is not None or remote_addr is not None:
+            raise ValueError(
+                "socket modifier keyword arguments can not be used when sock is specified."
+            )
+        from . import _sim_socket
+
+        socket_id, bound, peer = _sim_socket.adopt_datagram(
+            world, sock, "loop.create_datagram_endpoint(sock=...)"
+        )
+        return await open_datagram(world, on, socket_id, bound, peer, protocol_factory)
     remote: Address | None = None
     if remote_addr is not None:
         remote = (world._resolve(remote_addr[0], on), _port_number(remote_addr[1]))
@@ -1115,15 +1152,37 @@ async def create_datagram_endpoint(
     else:
         ip, port = ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0
     socket_id, local = world._net.bind_datagram(on._net_id, ip, port)
+    return await open_datagram(world, on, socket_id, tuple(local), remote, protocol_factory)  # type: ignore[arg-type]
+
+
+async def open_datagram(
+    world: World,
+    on: Host,
+    socket_id: int,
+    local: Address,
+    remote: Address | None,
+    protocol_factory: Callable[[], asyncio.DatagramProtocol],
+) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+    """The transport of the bound UDP socket ``socket_id``, with its protocol,
+    returned once ``connection_made`` has run, as the stock loop's
+    ``create_datagram_endpoint`` waits for it (the same three callbacks, in order)."""
     context = contextvars.copy_context()
-    transport = DatagramTransport(world, on, socket_id, tuple(local), remote, context)  # type: ignore[arg-type]
+    transport = DatagramTransport(world, on, socket_id, local, remote, context)
     world._net.register_datagram(
         socket_id, on._net_id, transport._on_net, context, transport._host_crashed
     )
     protocol = protocol_factory()
     transport._protocol = protocol
-    world.loop.call_soon(protocol.connection_made, transport, context=context)
-    world.loop.call_soon(transport._inbox.kick, context=context)
+    loop = world.loop
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(protocol.connection_made, transport, context=context)
+    loop.call_soon(transport._inbox.kick, context=context)
+    loop.call_soon(futures._set_result_unless_cancelled, ready, None)  # type: ignore[attr-defined]
+    try:
+        await ready
+    except BaseException:
+        transport.close()
+        raise
     return transport, protocol
 
 
