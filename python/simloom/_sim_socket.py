@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import errno
 import socket
+import struct
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,10 @@ Address = tuple[str, int]
 
 _ANY = ("", "0.0.0.0", "::")
 
+#: How many received bytes a simulated socket holds before its peer's sends wait
+#: (a real socket's receive buffer; Linux's default is of this order).
+RECEIVE_BUFFER = 256 * 1024
+
 
 class _BufferingProtocol(asyncio.Protocol):
     """The protocol of a socket's connection until a transport takes it over:
@@ -48,9 +53,18 @@ class _BufferingProtocol(asyncio.Protocol):
     def __init__(self, state: SocketState) -> None:
         self._state = state
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
     def data_received(self, data: bytes) -> None:
-        self._state.inbound += data
-        self._state.wake()
+        state = self._state
+        state.inbound += data
+        if len(state.inbound) >= RECEIVE_BUFFER and not state.reading_paused:
+            # A full receive buffer: the peer's window closes and its sends wait,
+            # as they do against a real socket nobody reads.
+            state.reading_paused = True
+            self._transport.pause_reading()  # type: ignore[attr-defined]
+        state.wake()
 
     def eof_received(self) -> bool:
         self._state.eof = True
@@ -109,6 +123,7 @@ class SocketState:
         self.transport: _net.StreamTransport | None = None
         self.inbound = bytearray()
         self.eof = False
+        self.reading_paused = False
         self.error: Exception | None = None
         #: A UDP socket's id in the network core, and its peer (connect).
         self.datagram: int | None = None
@@ -141,8 +156,10 @@ class SocketState:
                 address = (*address, 0, 0)
         return address
 
-    def release(self) -> None:
-        """The socket is closed: its listener and connection go with it."""
+    def release(self, linger_zero: bool = False) -> None:
+        """The socket is closed: its listener and connection go with it. With
+        bytes received and not read, or ``SO_LINGER`` set to 0, the connection is
+        reset, as a real close does then; otherwise it is closed."""
         if self.listener is not None:
             self.listener.close()
             for transport in self.accepted:
@@ -150,7 +167,11 @@ class SocketState:
             self.accepted.clear()
             self.listener = None
         if self.transport is not None:
-            self.transport.close()
+            unread = bool(self.inbound) or bool(self.transport._inbox.events)
+            if unread or linger_zero:
+                self.transport.abort()
+            else:
+                self.transport.close()
             self.transport = None
         if self.datagram is not None:
             with contextlib.suppress(OSError, RuntimeError):
@@ -393,6 +414,9 @@ def _take(world: World, sock: Any, nbytes: int, api: str) -> Any:
     size = len(state.inbound) if nbytes <= 0 else min(nbytes, len(state.inbound))
     data = bytes(state.inbound[:size])
     del state.inbound[:size]
+    if state.reading_paused and len(state.inbound) < RECEIVE_BUFFER and state.transport:
+        state.reading_paused = False
+        state.transport.resume_reading()
     return data
 
 
@@ -444,8 +468,19 @@ def close(world: World, sock: Any) -> Any:
     state = state_of(world, sock)
     if state is not None:
         del _table(world)[_socket.socket.fileno(sock)]
-        state.release()
+        state.release(linger_zero=_linger_zero(sock))
     return NotImplemented
+
+
+def _linger_zero(sock: Any) -> bool:
+    """``SO_LINGER`` on with a timeout of 0 (the option is stored by the real socket)."""
+    try:
+        onoff, seconds = struct.unpack(
+            "ii", _socket.socket.getsockopt(sock, socket.SOL_SOCKET, socket.SO_LINGER, 8)
+        )
+    except (OSError, struct.error):
+        return False
+    return bool(onoff) and seconds == 0
 
 
 #: ``_socket.socket`` method name -> its simulation (the receiver first).
