@@ -290,3 +290,23 @@ def test_sockets_are_real_again_after_the_universe() -> None:
         sock.bind(("127.0.0.1", 0))
         assert sock.getsockname()[1] != 49152 or sock.getsockname()[0] == "127.0.0.1"
         sock.listen()
+
+
+def test_closing_with_unread_bytes_resets_the_peer() -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.getsockname()[1])
+            conn, _ = await loop.sock_accept(server)
+            writer.write(b"never read")
+            await asyncio.sleep(0.1)
+            conn.close()  # unread bytes: a reset, as on Linux
+            try:
+                await reader.read(10)
+                writer.write(b"more")
+                await writer.drain()
+            except ConnectionResetError:
+                return "reset"
+            return "no reset"
+
+    assert in_universe(main) == "reset"
