@@ -151,14 +151,6 @@ SUITES = [
             for variant in ("asyncio", "asyncio+eager")
         },
     ),
-    Suite(
-        # Real sockets in a universe are simulated sockets (simloom._sim_socket).
-        "anyio-sockets",
-        "anyio==4.16.0",
-        ("tests/test_sockets.py",),
-        deps=("trustme", "psutil", "blockbuster==1.5.29", "truststore", "uvloop"),
-        args=_ANYIO,
-    ),
 ]
 
 CI_SUITES = ("async-lru", "aioitertools")
