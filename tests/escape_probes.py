@@ -45,9 +45,10 @@ def in_universe(main: Callable[[], Awaitable[Any]], seed: int = 0, **options: An
     return result.value
 
 
-def message_of(action: Callable[[], object]) -> str:
-    """Run ``action`` in a universe: the EscapedSimulationError's message, or
-    ``"no escape: <what it returned or raised>"``."""
+def message_of(action: Callable[[], object], **options: Any) -> str:
+    """Run ``action`` in a universe (``options`` for ``simloom.run``): the
+    EscapedSimulationError's message, or ``"no escape: <what it returned or
+    raised>"``."""
 
     async def main() -> str:
         try:
@@ -58,7 +59,7 @@ def message_of(action: Callable[[], object]) -> str:
             return f"no escape: raised {error!r}"
         return f"no escape: returned {outcome!r}"
 
-    return str(in_universe(main))
+    return str(in_universe(main, **options))
 
 
 def assert_names(api: str, message: str) -> None:
@@ -437,17 +438,81 @@ def _bind() -> object:
     return "bound"
 
 
+def _bind_probe() -> None:
+    """Simulated with a world (a port of the simulated network), an escape without."""
+    assert_names("socket.socket.bind", message_of(_bind, world=False))
+
+    async def main() -> object:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()
+
+    assert in_universe(main) == ("127.0.0.1", 49152)
+
+
 def _listen_probe() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # outside the universe
         assert_names("socket.socket.listen", message_of(sock.listen))
 
 
+async def _connected_pair() -> tuple[socket.socket, socket.socket, socket.socket]:
+    """A simulated listener, a connection accepted on it, and the client's side."""
+    loop = asyncio.get_running_loop()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    client = socket.socket()
+    client.setblocking(False)
+    await loop.sock_connect(client, server.getsockname())
+    conn, _ = await loop.sock_accept(server)
+    conn.setblocking(False)
+    return server, conn, client
+
+
+def _getpeername_probe() -> None:
+    async def main() -> bool:
+        server, conn, client = await _connected_pair()
+        with server, conn, client:
+            return bool(conn.getpeername() == client.getsockname())
+
+    assert in_universe(main) is True
+
+
+def _shutdown_probe() -> None:
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        server, conn, client = await _connected_pair()
+        with server, conn, client:
+            conn.shutdown(socket.SHUT_WR)
+            return await loop.sock_recv(client, 10)  # end of file
+
+    assert in_universe(main) == b""
+
+
+def _close_probe() -> None:
+    async def main() -> object:
+        first = socket.socket()
+        first.bind(("127.0.0.1", 0))
+        port = first.getsockname()[1]
+        first.close()  # the simulated port is free again
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", port))
+            return again.getsockname() == ("127.0.0.1", port)
+
+    assert in_universe(main) is True
+
+
 #: A behaviour probe for each table row these escapes add (test_boundary.py holds
 #: the table and its probes together).
 PROBES: dict[str, Callable[[], None]] = {
-    "socket.socket.bind": escapes("socket.socket.bind", _bind),
+    "socket.socket.bind": _bind_probe,
     "socket.socket.listen": _listen_probe,
+    "socket.socket.getsockname": _bind_probe,
+    "socket.socket.getpeername": _getpeername_probe,
+    "socket.socket.shutdown": _shutdown_probe,
+    "socket.socket.close": _close_probe,
     "ssl.RAND_bytes": _ssl_bytes_replay_by_seed,
     **{api: escapes_in_a_child(api) for api in ("os.forkpty", "pty.fork", "os.spawnv", "os.execv")},
     **{api: escapes(api, attempt) for api, attempt in SIGNAL_ATTEMPTS.items()},

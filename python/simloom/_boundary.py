@@ -1037,15 +1037,10 @@ def _loop_simulated(name: str, area: str, what: str) -> _Row:
 #: raise from here (:func:`refuse_loop_call`) and the boundary table lists them from
 #: here. name -> (area, what the call would do to the real world).
 LOOP_ESCAPES: dict[str, tuple[str, str]] = {
-    "connect_accepted_socket": ("network", "it wraps a real socket"),
     "sendfile": ("network", "it sends a real file over a transport"),
-    "sock_recv": ("network", "it reads from a real socket"),
-    "sock_recv_into": ("network", "it reads from a real socket"),
     "sock_recvfrom": ("network", "it reads from a real socket"),
     "sock_recvfrom_into": ("network", "it reads from a real socket"),
-    "sock_sendall": ("network", "it writes to a real socket"),
     "sock_sendto": ("network", "it writes to a real socket"),
-    "sock_accept": ("network", "it accepts on a real socket"),
     "sock_sendfile": ("network", "it sends a real file over a real socket"),
     "subprocess_exec": ("processes", "it starts a real process"),
     "subprocess_shell": ("processes", "it starts a real process"),
@@ -1059,6 +1054,16 @@ LOOP_ESCAPES: dict[str, tuple[str, str]] = {
     "remove_writer": ("files", "it watches a real file descriptor"),
 }
 
+#: The loop's socket methods that a world simulates on a socket of its network
+#: (simloom._sim_socket) and that are escapes on any other socket.
+SOCKET_LOOP_CALLS: dict[str, str] = {
+    "connect_accepted_socket": "it wraps a real socket",
+    "sock_recv": "it reads from a real socket",
+    "sock_recv_into": "it reads from a real socket",
+    "sock_sendall": "it writes to a real socket",
+    "sock_accept": "it accepts on a real socket",
+}
+
 #: How a program usually reaches a loop escape, when not by calling it directly.
 _LOOP_ESCAPE_CALLERS = {
     "subprocess_exec": "asyncio.create_subprocess_exec()",
@@ -1069,7 +1074,7 @@ _LOOP_ESCAPE_CALLERS = {
 def refuse_loop_call(name: str) -> NoReturn:
     """Raise the :class:`EscapedSimulationError` of ``loop.<name>()`` (one of
     :data:`LOOP_ESCAPES`)."""
-    _area, what = LOOP_ESCAPES[name]
+    what = SOCKET_LOOP_CALLS[name] if name in SOCKET_LOOP_CALLS else LOOP_ESCAPES[name][1]
     caller = _LOOP_ESCAPE_CALLERS.get(name)
     _raise_escaped(f"loop.{name}()" + (f" / {caller}" if caller else ""), what)
 
@@ -1083,15 +1088,8 @@ def _loop_escapes(area: str) -> list[_Row]:
 
 
 _SOCKET_METHOD_ESCAPES = {
-    "connect": "it connects a real socket",
-    "connect_ex": "it connects a real socket",
-    "_accept": "it accepts on a real socket",
-    "send": "it writes to a real socket",
-    "sendall": "it writes to a real socket",
     "sendto": "it writes to a real socket",
     "sendmsg": "it writes to a real socket",
-    "recv": "it reads from a real socket",
-    "recv_into": "it reads from a real socket",
     "recvfrom": "it reads from a real socket",
     "recvfrom_into": "it reads from a real socket",
     "recvmsg": "it reads from a real socket",
@@ -1099,8 +1097,62 @@ _SOCKET_METHOD_ESCAPES = {
 }
 
 
+#: The ``_socket.socket`` methods a world simulates (see :mod:`simloom._sim_socket`):
+#: name -> what the call would do to the real world (None: nothing, the real
+#: method runs on a socket the simulated network does not know).
+_SIMULATED_SOCKET_METHODS: dict[str, str | None] = {
+    "bind": "it binds a real socket to a real address",
+    "listen": "it listens on a real socket",
+    "_accept": "it accepts on a real socket",
+    "connect": "it connects a real socket",
+    "connect_ex": "it connects a real socket",
+    "send": "it writes to a real socket",
+    "sendall": "it writes to a real socket",
+    "recv": "it reads from a real socket",
+    "recv_into": "it reads from a real socket",
+    "getsockname": None,
+    "getpeername": None,
+    "shutdown": None,
+    "close": None,
+}
+
+_sim_socket_module: types.ModuleType | None = None
+
+
+def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., object]:
+    """A handler for ``_socket.socket.<name>``: in a universe with a world the
+    simulated network answers (:mod:`simloom._sim_socket`); otherwise, or on a
+    socket it does not know, the escape (``what``) or the real method (None)."""
+    escape = _escape(api, what) if what is not None else None
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        global _sim_socket_module
+        universe = _here()
+        if universe is None:
+            return NotImplemented
+        world = universe.loop._get_world() if api not in universe.simulated else None
+        if world is not None:
+            if _sim_socket_module is None:
+                from . import _sim_socket
+
+                _sim_socket_module = _sim_socket
+            result = _sim_socket_module.METHODS[name](world, receiver, *args, **kwargs)
+            if result is not NotImplemented:
+                return result
+        if escape is None:
+            return NotImplemented
+        return escape(receiver, *args, **kwargs)
+
+    handler.__qualname__ = f"simulated_socket[{api}]"
+    return handler
+
+
+def _socket_api(name: str) -> str:
+    return "socket.socket.accept" if name == "_accept" else f"socket.socket.{name}"
+
+
 def _socket_method_row(name: str, what: str) -> _Row:
-    api = "socket.socket.accept" if name == "_accept" else f"socket.socket.{name}"
+    api = _socket_api(name)
     return _row(
         api,
         "network",
@@ -1109,6 +1161,25 @@ def _socket_method_row(name: str, what: str) -> _Row:
         "from code under test or a library such as requests)",
         (f"_socket.socket.{name}",),
         _escape(api, what),
+    )
+
+
+def _simulated_socket_row(name: str, what: str | None) -> _Row:
+    api = _socket_api(name)
+    fallback = (
+        f"EscapedSimulationError ({what}) with world=False, on a socket made outside "
+        "the universe, or where the call would block the loop's thread"
+        if what is not None
+        else "the real method on a socket the simulated network does not know"
+    )
+    return _row(
+        api,
+        "network",
+        "patched",
+        "on the simulated network when the universe has a world (a socket.socket is "
+        f"a simulated socket: simloom._sim_socket); {fallback}",
+        (f"_socket.socket.{name}",),
+        _simulated_socket(api, name, what),
     )
 
 
@@ -1517,28 +1588,21 @@ _ROWS: tuple[_Row, ...] = (
     _loop_simulated("create_datagram_endpoint", "network", "a UDP endpoint"),
     _loop_simulated("start_tls", "network", "TLS over memory BIOs on a simulated connection"),
     _loop_simulated("sock_connect", "network", "connects a socket.socket object"),
+    *(
+        _row(
+            f"loop.{name}",
+            "network",
+            "simulated",
+            "on a socket bound, connected or accepted in the universe (simloom._sim_socket): "
+            f"the simulated network; EscapedSimulationError on any other socket ({what})",
+        )
+        for name, what in SOCKET_LOOP_CALLS.items()
+    ),
     *_loop_escapes("network"),
     _loop_simulated("getaddrinfo", "dns", "strict DNS of the world's names"),
     _loop_simulated("getnameinfo", "dns", "the world's names"),
     *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
-    _row(
-        "socket.socket.bind",
-        "network",
-        "escape",
-        "EscapedSimulationError at the call: it binds a real address; a program "
-        "listens on the simulated network with loop.create_server / "
-        "asyncio.start_server (UDP: create_datagram_endpoint(local_addr=...))",
-        ("_socket.socket.bind",),
-        _escape("socket.socket.bind", "it binds a real socket to a real address"),
-    ),
-    _row(
-        "socket.socket.listen",
-        "network",
-        "escape",
-        "EscapedSimulationError at the call: it listens on a real socket (see socket.socket.bind)",
-        ("_socket.socket.listen",),
-        _escape("socket.socket.listen", "it listens on a real socket"),
-    ),
+    *(_simulated_socket_row(name, what) for name, what in _SIMULATED_SOCKET_METHODS.items()),
     _row(
         "socket.create_connection",
         "network",

@@ -29,7 +29,17 @@ from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 
-from . import _boundary, _budgets, _causal, _core, _lockstep, _patched_clock, _patches, _watchdog
+from . import (
+    _boundary,
+    _budgets,
+    _causal,
+    _core,
+    _lockstep,
+    _patched_clock,
+    _patches,
+    _sim_socket,
+    _watchdog,
+)
 from . import net as _net
 from ._config import DEFAULT_LIVELOCK_STEPS, UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
@@ -966,11 +976,25 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     def remove_writer(self, fd: Any) -> NoReturn:
         _boundary.refuse_loop_call("remove_writer")
 
-    def sock_recv(self, sock: Any, nbytes: int) -> NoReturn:
-        _boundary.refuse_loop_call("sock_recv")
+    def _simulated_socket(self, sock: Any, name: str) -> World:
+        """The world whose network knows ``sock`` (bound, connected or accepted in
+        this universe: see :mod:`simloom._sim_socket`); for any other socket
+        ``loop.<name>()`` is the escape it always was."""
+        if not isinstance(sock, socket.socket):
+            raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
+        world = self._get_world()
+        if world is None or _sim_socket.state_of(world, sock) is None:
+            _boundary.refuse_loop_call(name)
+        return world
 
-    def sock_recv_into(self, sock: Any, buf: Any) -> NoReturn:
-        _boundary.refuse_loop_call("sock_recv_into")
+    async def sock_recv(self, sock: Any, nbytes: int) -> bytes:
+        """Receive from a simulated socket (see :mod:`simloom._sim_socket`)."""
+        return await _sim_socket.sock_recv(self._simulated_socket(sock, "sock_recv"), sock, nbytes)
+
+    async def sock_recv_into(self, sock: Any, buf: Any) -> int:
+        """Receive into ``buf`` from a simulated socket."""
+        world = self._simulated_socket(sock, "sock_recv_into")
+        return await _sim_socket.sock_recv_into(world, sock, buf)
 
     def sock_recvfrom(self, sock: Any, bufsize: int) -> NoReturn:
         _boundary.refuse_loop_call("sock_recvfrom")
@@ -978,8 +1002,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
     def sock_recvfrom_into(self, sock: Any, buf: Any, nbytes: int = 0) -> NoReturn:
         _boundary.refuse_loop_call("sock_recvfrom_into")
 
-    def sock_sendall(self, sock: Any, data: Any) -> NoReturn:
-        _boundary.refuse_loop_call("sock_sendall")
+    async def sock_sendall(self, sock: Any, data: Any) -> None:
+        """Send all of ``data`` on a simulated socket's connection."""
+        world = self._simulated_socket(sock, "sock_sendall")
+        await _sim_socket.sock_sendall(world, sock, data)
 
     def sock_sendto(self, sock: Any, data: Any, address: Any) -> NoReturn:
         _boundary.refuse_loop_call("sock_sendto")
@@ -989,8 +1015,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         clients do before ``create_connection(sock=sock)``)."""
         await _net.sock_connect(self._require_world("loop.sock_connect()"), sock, address)
 
-    def sock_accept(self, sock: Any) -> NoReturn:
-        _boundary.refuse_loop_call("sock_accept")
+    async def sock_accept(self, sock: Any) -> tuple[Any, Any]:
+        """Accept a connection on a simulated listening socket."""
+        world = self._simulated_socket(sock, "sock_accept")
+        return await _sim_socket.sock_accept(world, sock)
 
     def sock_sendfile(self, sock: Any, file: Any, *args: Any, **kwargs: Any) -> NoReturn:
         _boundary.refuse_loop_call("sock_sendfile")
@@ -1043,7 +1071,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         if sock is not None:
             if host is not None or port is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
-            transport = _net.take_connected_socket(sock)
+            transport = _net.take_connected_socket(world, sock)
             if transport is None:
                 _escape(
                     "loop.create_connection(sock=...)",
@@ -1140,8 +1168,34 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             world, protocol_factory, local_addr, remote_addr, **kwargs
         )
 
-    def connect_accepted_socket(self, *args: Any, **kwargs: Any) -> NoReturn:
-        _boundary.refuse_loop_call("connect_accepted_socket")
+    async def connect_accepted_socket(
+        self,
+        protocol_factory: Callable[[], Any],
+        sock: Any,
+        *,
+        ssl: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[Any, Any]:
+        """Wrap a simulated socket's accepted (or connected) connection in a
+        transport and ``protocol_factory()``'s protocol."""
+        world = self._simulated_socket(sock, "connect_accepted_socket")
+        _net._check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        transport = _sim_socket.adopt_connected(world, sock, "loop.connect_accepted_socket()")
+        if transport is None:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        return await _net.open_stream(
+            world,
+            protocol_factory,
+            "",
+            0,
+            ssl=ssl,
+            server_hostname=None,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            transport=transport,
+            server_side=True,
+        )
 
     def sendfile(self, *args: Any, **kwargs: Any) -> NoReturn:
         _boundary.refuse_loop_call("sendfile")

@@ -33,14 +33,26 @@ import ipaddress
 import os
 import socket
 import ssl as ssl_module
-import weakref
-from asyncio import sslproto, transports
+from asyncio import futures, sslproto, transports
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _causal
-from .errors import SimloomUsageError
+from .errors import EscapedSimulationError, SimloomUsageError
 from .errors import raise_escaped as _escape
+
+#: The simulated-socket layer, ``simloom._sim_socket``, which builds on this module
+#: and registers itself here when imported (``loop.py`` imports it): the sockets a
+#: program hands to loop APIs (``create_server(sock=)``, ``sock_connect``) go to it
+#: without an import edge back from here.
+_registered_socket_layer: Any = None
+
+
+def _socket_layer() -> Any:
+    if _registered_socket_layer is None:  # pragma: no cover - loop.py imports it
+        raise RuntimeError("simloom._sim_socket is not loaded")
+    return _registered_socket_layer
+
 
 if TYPE_CHECKING:
     from .loop import SimLoop
@@ -53,6 +65,8 @@ _SERVER = 1
 
 _SERVICES = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25, "dns": 53}
 _DEFAULT_BACKLOG = 100
+#: Names every host has for itself (the world's DNS never lets them be shadowed).
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
 Address = tuple[str, int]
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
@@ -167,6 +181,10 @@ class SimSocket:
 
     def setblocking(self, flag: bool) -> None:
         pass
+
+    def gettimeout(self) -> float:
+        """0.0: a transport's socket is non-blocking, as on the stock loop."""
+        return 0.0
 
     def __repr__(self) -> str:
         return f"<simloom.SimSocket family={self.family.name} laddr={self._sockname}>"
@@ -755,9 +773,10 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._context = context
         self._protocol: asyncio.DatagramProtocol | None = None
         self._inbox = _Inbox(world.loop, context, self._handle_events)
-        self._extra: dict[str, Any] = {"sockname": local}
+        six = _family_of(local[0]) == socket.AF_INET6
+        self._extra: dict[str, Any] = {"sockname": (*local, 0, 0) if six else local}
         if remote is not None:
-            self._extra["peername"] = remote
+            self._extra["peername"] = (*remote, 0, 0) if six else remote
         self._closing = False
         self._lost = False
 
@@ -773,6 +792,8 @@ class DatagramTransport(asyncio.DatagramTransport):
             source = tuple(source)
             if self._remote is not None and source != self._remote:
                 continue  # a connected UDP socket hears only its peer
+            if len(self._extra["sockname"]) == 4:
+                source = (*source, 0, 0)  # an IPv6 address, as the stock loop gives it
             self._protocol.datagram_received(data, source)
 
     def _host_crashed(self) -> None:
@@ -827,7 +848,22 @@ class DatagramTransport(asyncio.DatagramTransport):
             self._protocol.connection_lost(None)
 
     def get_write_buffer_size(self) -> int:
+        """Always 0: a datagram goes to the network at once, never waits here."""
         return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Stored and reported as asyncio's transports do; with nothing ever buffered
+        (see :meth:`get_write_buffer_size`) the protocol is never paused."""
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._write_buffer_limits = (low, high)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return getattr(self, "_write_buffer_limits", (16 * 1024, 64 * 1024))
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol  # type: ignore[return-value]
@@ -861,6 +897,10 @@ async def getaddrinfo(
     else:
         ip = world._resolve(host, world._current_host())
     ip_family = _family_of(ip)
+    if family == socket.AF_INET6 and ip == "127.0.0.1" and host in _LOCAL_NAMES:
+        # The machine's own names have an IPv6 loopback too (as in /etc/hosts);
+        # asked for without a family they answer 127.0.0.1 only, as before.
+        ip, ip_family = "::1", socket.AF_INET6
     if family not in (0, socket.AF_UNSPEC, ip_family):
         raise socket.gaierror(socket.EAI_ADDRFAMILY, f"no {family!r} address for {host!r}")
     kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
@@ -906,6 +946,7 @@ async def open_stream(
     ssl_shutdown_timeout: float | None,
     unix_path: str | None = None,
     transport: StreamTransport | None = None,
+    server_side: bool = False,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect (or take the already connected ``transport``), build the protocol and
     wait for it to be ready (the TLS handshake included)."""
@@ -921,7 +962,7 @@ async def open_stream(
             protocol,
             context,  # type: ignore[arg-type]  # None: a default client context
             waiter,
-            server_side=False,
+            server_side=server_side,
             server_hostname=server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
@@ -959,6 +1000,14 @@ async def connect(
             transport.abort()
 
     def on_refused(_: StreamTransport) -> None:
+        if not connected.done() and unix_path is None:
+            _sim_socket = _socket_layer()
+
+            try:
+                _sim_socket.check_real_server(ip, port, "loop.create_connection")
+            except EscapedSimulationError as escape:
+                connected.set_exception(escape)
+                return
         if not connected.done():
             where = unix_path if unix_path is not None else f"('{ip}', {port})"
             connected.set_exception(
@@ -1001,7 +1050,13 @@ async def create_server(
     if isinstance(ssl, bool):
         raise TypeError("ssl argument must be an SSLContext or None")
     if sock is not None:
-        _escape("loop.create_server(sock=...)", "it listens on a real socket")
+        if host is not None or port is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        _sim_socket = _socket_layer()
+
+        host, port, _family = _sim_socket.adopt_listening(
+            world, sock, "loop.create_server(sock=...)"
+        )
     _check_ssl_arguments(ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout)
     on = world._current_host()
     hosts: list[Any]
@@ -1088,9 +1143,18 @@ async def create_datagram_endpoint(
     allow_broadcast: bool | None = None,
     sock: Any = None,
 ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
-    if sock is not None:
-        _escape("loop.create_datagram_endpoint(sock=...)", "it wraps a real UDP socket")
     on = world._current_host()
+    if sock is not None:
+        if local_addr is not None or remote_addr is not None:
+            raise ValueError(
+                "socket modifier keyword arguments can not be used when sock is specified."
+            )
+        _sim_socket = _socket_layer()
+
+        socket_id, bound, peer = _sim_socket.adopt_datagram(
+            world, sock, "loop.create_datagram_endpoint(sock=...)"
+        )
+        return await open_datagram(world, on, socket_id, bound, peer, protocol_factory)
     remote: Address | None = None
     if remote_addr is not None:
         remote = (world._resolve(remote_addr[0], on), _port_number(remote_addr[1]))
@@ -1102,15 +1166,37 @@ async def create_datagram_endpoint(
     else:
         ip, port = ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0
     socket_id, local = world._net.bind_datagram(on._net_id, ip, port)
+    return await open_datagram(world, on, socket_id, tuple(local), remote, protocol_factory)  # type: ignore[arg-type]
+
+
+async def open_datagram(
+    world: World,
+    on: Host,
+    socket_id: int,
+    local: Address,
+    remote: Address | None,
+    protocol_factory: Callable[[], asyncio.DatagramProtocol],
+) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+    """The transport of the bound UDP socket ``socket_id``, with its protocol,
+    returned once ``connection_made`` has run, as the stock loop's
+    ``create_datagram_endpoint`` waits for it (the same three callbacks, in order)."""
     context = contextvars.copy_context()
-    transport = DatagramTransport(world, on, socket_id, tuple(local), remote, context)  # type: ignore[arg-type]
+    transport = DatagramTransport(world, on, socket_id, local, remote, context)
     world._net.register_datagram(
         socket_id, on._net_id, transport._on_net, context, transport._host_crashed
     )
     protocol = protocol_factory()
     transport._protocol = protocol
-    world.loop.call_soon(protocol.connection_made, transport, context=context)
-    world.loop.call_soon(transport._inbox.kick, context=context)
+    loop = world.loop
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(protocol.connection_made, transport, context=context)
+    loop.call_soon(transport._inbox.kick, context=context)
+    loop.call_soon(futures._set_result_unless_cancelled, ready, None)  # type: ignore[attr-defined]
+    try:
+        await ready
+    except BaseException:
+        transport.close()
+        raise
     return transport, protocol
 
 
@@ -1304,8 +1390,6 @@ class Net:
 
 
 # Sockets that ``sock_connect`` connected on the simulated network, for
-# ``create_connection(sock=...)`` (how happy-eyeballs clients connect).
-_connected_sockets: weakref.WeakKeyDictionary[Any, StreamTransport] = weakref.WeakKeyDictionary()
 
 
 async def sock_connect(world: World, sock: Any, address: Any) -> None:
@@ -1313,16 +1397,25 @@ async def sock_connect(world: World, sock: Any, address: Any) -> None:
         raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
     if sock.type != socket.SOCK_STREAM:
         _escape("loop.sock_connect() on a non-stream socket", "it connects a real socket")
+    _sim_socket = _socket_layer()
+
     ip = world._resolve(address[0], world._current_host())
-    transport = await connect(world, ip, _port_number(address[1]))
-    _connected_sockets[sock] = transport
+    port = _port_number(address[1])
+    transport = await connect(world, ip, port)
+    state = _sim_socket.state_of(world, sock)
+    if state is not None and state.listener is not None:
+        state.release()  # bound first: the connection has its own local port here
+    if state is None:
+        state = _sim_socket.new_state(world, sock)
+    state.connected(transport)
 
 
-def take_connected_socket(sock: Any) -> StreamTransport | None:
-    """The transport ``sock_connect`` opened for ``sock``, which now owns the
-    connection. The real socket only carried the address and is closed here (on the
-    stock loop the transport would close it), so no file descriptor leaks."""
-    transport = _connected_sockets.pop(sock, None)
-    if transport is not None:
-        sock.close()
+def take_connected_socket(world: World, sock: Any) -> StreamTransport | None:
+    """The transport of ``sock``'s connection (``sock_connect`` or ``accept`` made
+    it), which owns the connection from now on; the real socket only carried an
+    identity and is closed here (on the stock loop the transport would close it),
+    so no file descriptor leaks."""
+    transport: StreamTransport | None = _socket_layer().adopt_connected(
+        world, sock, "loop.create_connection(sock=...)"
+    )
     return transport

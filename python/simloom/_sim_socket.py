@@ -1,0 +1,601 @@
+"""Real ``socket.socket`` objects used inside a universe with a world: their stream
+I/O happens on the simulated network.
+
+The boundary redirects the C methods of ``_socket.socket`` (``bind``, ``listen``,
+``_accept``, ``connect``, ``send``, ``recv``, ``getsockname``, ``close``, ...) here
+while a universe runs (see the socket rows of :mod:`simloom._boundary`). A socket
+bound, connected or accepted in the universe gets a :class:`SocketState` in its
+world, keyed by its file descriptor: a listener of the simulated network, or a
+connection's :class:`~simloom.net.StreamTransport` with a protocol that buffers
+what arrives for ``recv``. The loop's ``sock_*`` methods, ``connect_accepted_socket``
+and ``create_server(sock=)``/``create_connection(sock=)`` take those over.
+
+Owns: the simulated state of real socket objects, and the check that names a real
+server listening on a loopback port (``/proc/net/tcp``).
+Must not: do I/O on the real descriptor (it only carries an identity; socket
+options are stored by the real socket, which is never bound or connected), or wait
+on the loop's thread: a blocking call that would wait raises a named error.
+"""
+
+from __future__ import annotations
+
+import _socket
+import asyncio
+import collections
+import contextlib
+import contextvars
+import errno
+import socket
+import struct
+import sys
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import net as _net
+from .errors import ESCAPE_HINT, EscapedSimulationError
+
+if TYPE_CHECKING:
+    from .world import Host, World
+
+Address = tuple[str, int]
+
+_ANY = ("", "0.0.0.0", "::")
+
+#: How many received bytes a simulated socket holds before its peer's sends wait
+#: (a real socket's receive buffer; Linux's default is of this order).
+RECEIVE_BUFFER = 256 * 1024
+
+
+class _BufferingProtocol(asyncio.Protocol):
+    """The protocol of a socket's connection until a transport takes it over:
+    what arrives waits in the socket's state for ``recv``."""
+
+    def __init__(self, state: SocketState) -> None:
+        self._state = state
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        state = self._state
+        state.inbound += data
+        if len(state.inbound) >= RECEIVE_BUFFER and not state.reading_paused:
+            # A full receive buffer: the peer's window closes and its sends wait,
+            # as they do against a real socket nobody reads.
+            state.reading_paused = True
+            self._transport.pause_reading()  # type: ignore[attr-defined]
+        state.wake()
+
+    def eof_received(self) -> bool:
+        self._state.eof = True
+        self._state.wake()
+        return True  # half-closed: the socket may still send
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._state.eof = True
+        if exc is not None:
+            self._state.error = exc
+        self._state.wake()
+
+
+class _Listener(_net.SimServer):
+    """A listening socket's listener: accepted connections wait, with no protocol
+    yet, for ``accept()``."""
+
+    def __init__(self, world: World, host: Host, state: SocketState) -> None:
+        super().__init__(
+            world,
+            host,
+            lambda: _BufferingProtocol(state),
+            contextvars.copy_context(),
+            ssl=None,
+            ssl_handshake_timeout=None,
+            ssl_shutdown_timeout=None,
+        )
+        self._state = state
+
+    def _accept(self, transport: _net.StreamTransport) -> None:
+        if self._closed:
+            transport.abort()
+            return
+        transport._server = self
+        self._clients[transport] = None
+        self._state.accepted.append(transport)
+        self._state.wake()
+
+
+class SocketState:
+    """What the simulated network knows of one real stream socket."""
+
+    def __init__(self, world: World, family: int, owner: Any = None) -> None:
+        self.world = world
+        self.family = family
+        #: The socket objects with this descriptor (``socket.socket(fileno=...)``
+        #: makes another): none left alive means the descriptor is a reused one.
+        self.owners: weakref.WeakSet[Any] = weakref.WeakSet()
+        if owner is not None:
+            self.owners.add(owner)
+        self.adopted = owner is None
+        self.bound: Address | None = None
+        self.listener: _Listener | None = None
+        self.listening = False
+        self.accepted: collections.deque[_net.StreamTransport] = collections.deque()
+        self.transport: _net.StreamTransport | None = None
+        self.inbound = bytearray()
+        self.eof = False
+        self.reading_paused = False
+        self.error: Exception | None = None
+        #: A UDP socket's id in the network core, and its peer (connect).
+        self.datagram: int | None = None
+        self.peer: Address | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def changed(self) -> None:
+        """Wait until something arrives (a connection, bytes, end of file)."""
+        waiter: asyncio.Future[None] = self.world.loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def connected(self, transport: _net.StreamTransport) -> None:
+        self.transport = transport
+        transport._attach(_BufferingProtocol(self))
+
+    def sockname(self) -> Any:
+        address: Any = None
+        if self.transport is not None:
+            address = self.transport.get_extra_info("sockname")
+        elif self.bound is not None:
+            address = self.bound
+            if self.family == socket.AF_INET6:
+                address = (*address, 0, 0)
+        return address
+
+    def release(self, linger_zero: bool = False) -> None:
+        """The socket is closed: its listener and connection go with it. With
+        bytes received and not read, or ``SO_LINGER`` set to 0, the connection is
+        reset, as a real close does then; otherwise it is closed."""
+        if self.listener is not None:
+            self.listener.close()
+            for transport in self.accepted:
+                transport.abort()
+            self.accepted.clear()
+            self.listener = None
+        if self.transport is not None:
+            unread = bool(self.inbound) or bool(self.transport._inbox.events)
+            if unread or linger_zero:
+                self.transport.abort()
+            else:
+                self.transport.close()
+            self.transport = None
+        if self.datagram is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.world._net.close_datagram(self.datagram)
+            self.datagram = None
+        self.wake()
+
+
+def _table(world: World) -> dict[int, SocketState]:
+    table: dict[int, SocketState] | None = world.__dict__.get("_sim_sockets")
+    if table is None:
+        table = {}
+        world.__dict__["_sim_sockets"] = table
+    return table
+
+
+def state_of(world: World, sock: Any) -> SocketState | None:
+    """The simulated state of ``sock`` (a real socket object), or None."""
+    try:
+        fd = _socket.socket.fileno(sock)
+    except (OSError, TypeError):
+        return None
+    table = _table(world)
+    state = table.get(fd)
+    if state is None:
+        return None
+    if sock not in state.owners:
+        if not state.owners and not state.adopted:
+            del table[fd]  # the descriptor of a socket collected unclosed, reused
+            return None
+        state.owners.add(sock)  # an accepted socket's first use, or fileno=
+        state.adopted = False
+    return state
+
+
+def new_state(world: World, sock: Any) -> SocketState:
+    state = SocketState(world, sock.family, sock)
+    _table(world)[_socket.socket.fileno(sock)] = state
+    return state
+
+
+def _is_datagram(sock: Any) -> bool:
+    return bool(sock.type & socket.SOCK_DGRAM) and sock.family in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    )
+
+
+def _is_stream(sock: Any) -> bool:
+    return bool(sock.type & socket.SOCK_STREAM) and sock.family in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    )
+
+
+def _nonblocking(sock: Any) -> bool:
+    return _socket.socket.gettimeout(sock) == 0
+
+
+def _escaped(api: str, what: str) -> EscapedSimulationError:
+    return EscapedSimulationError(f"{api}(): {what} ({ESCAPE_HINT}).")
+
+
+def _would_block(api: str, what: str) -> EscapedSimulationError:
+    return _escaped(
+        api,
+        f"on a blocking socket it would wait for {what} on the loop's thread, which "
+        "blocks the whole universe; use the loop's sock_* methods or a non-blocking "
+        "socket (socket.setblocking(False))",
+    )
+
+
+# ------------------------------------------------------------ socket methods
+
+
+def bind(world: World, sock: Any, address: Any) -> Any:
+    datagram = _is_datagram(sock)
+    if not (datagram or _is_stream(sock)):
+        return NotImplemented
+    state = state_of(world, sock) or new_state(world, sock)
+    if state.bound is not None or state.transport is not None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    host = world._current_host()
+    name, port = address[0], _net._port_number(address[1])
+    if name in _ANY:
+        ip = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+    else:
+        ip = world._resolve(name, host)
+    if datagram:
+        state.datagram, bound_to = world._net.bind_datagram(host._net_id, ip, port)
+        state.bound = (bound_to[0], bound_to[1])
+        return None
+    listener = _Listener(world, host, state)
+    listener_id, bound = listener._listen(host, ip, port, _net._DEFAULT_BACKLOG)
+    listener._add_listener(listener_id, bound)
+    # Bound, not listening yet: connections wait until listen().
+    world._net.set_accepting(world.loop, listener_id, False)
+    state.listener = listener
+    state.bound = bound
+    return None
+
+
+def listen(world: World, sock: Any, *args: Any) -> Any:
+    if not _is_stream(sock):
+        return NotImplemented
+    state = state_of(world, sock)
+    if state is None and _socket.socket.getsockname(sock)[1] != 0:
+        return NotImplemented  # bound outside the universe: a real socket
+    if state is None or state.listener is None:
+        bind(world, sock, ("", 0))
+        state = state_of(world, sock)
+    assert state is not None and state.listener is not None
+    state.listening = True
+    state.listener._serving = True
+    for listener_id, _ in state.listener._listeners:
+        world._net.set_accepting(world.loop, listener_id, True)
+    return None
+
+
+def accept(world: World, sock: Any) -> Any:
+    state = state_of(world, sock)
+    if state is None:
+        return NotImplemented
+    if not state.listening:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    if not state.accepted:
+        if _nonblocking(sock):
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        raise _would_block("socket.socket.accept", "a connection")
+    transport = state.accepted.popleft()
+    fresh = _socket.socket(sock.family, socket.SOCK_STREAM)
+    fd = fresh.detach()
+    accepted = SocketState(world, sock.family)
+    _table(world)[fd] = accepted
+    accepted.connected(transport)
+    return fd, transport.get_extra_info("peername")
+
+
+def connect(world: World, sock: Any, address: Any, api: str = "socket.socket.connect") -> Any:
+    if _is_datagram(sock):
+        # A UDP connect only sets the peer: nothing is sent, nothing waits.
+        state = state_of(world, sock)
+        if state is None or state.datagram is None:
+            any_address = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+            bind(world, sock, (any_address, 0))
+            state = state_of(world, sock)
+        assert state is not None
+        host = world._current_host()
+        state.peer = (world._resolve(str(address[0]), host), _net._port_number(address[1]))
+        return None
+    if not _is_stream(sock):
+        return NotImplemented
+    check_real_server(str(address[0]), _net._port_number(address[1]), api)
+    if _nonblocking(sock):
+        raise _escaped(
+            api,
+            "a non-blocking connect is not simulated; use loop.sock_connect(), which "
+            "connects the socket on the simulated network",
+        )
+    raise _would_block(api, "the connection")
+
+
+def connect_ex(world: World, sock: Any, address: Any) -> Any:
+    return connect(world, sock, address, "socket.socket.connect_ex")
+
+
+_LOOPBACK_NAMES = ("localhost", "::1", "ip6-localhost")
+
+
+def _real_listeners() -> set[int]:
+    """Ports a real TCP socket of this machine listens on (Linux's /proc/net/tcp*;
+    empty elsewhere)."""
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as lines:
+                next(lines, None)
+                for line in lines:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            continue
+    return ports
+
+
+def check_real_server(host: str, port: int, api: str = "socket.socket.connect") -> None:
+    """Raise a named :class:`EscapedSimulationError` when ``host:port`` is a
+    loopback address where a real server of this machine listens (one started
+    outside the universe, by a sync fixture or a thread): the simulated network
+    cannot reach it, and waiting for it would hang."""
+    if not (host.startswith("127.") or host in _LOOPBACK_NAMES):
+        return
+    if port in _real_listeners():
+        raise _escaped(
+            api,
+            f"connecting to ('{host}', {port}), where a real server outside the "
+            f"universe is listening (port {port} of this machine, opened before the "
+            "universe or by a thread it did not start); the simulated network cannot "
+            "reach it: start the server inside the universe (an async fixture or the "
+            "test itself)",
+        )
+
+
+def send(world: World, sock: Any, data: Any, *args: Any) -> Any:
+    state = state_of(world, sock)
+    if state is None:
+        return NotImplemented
+    transport = state.transport
+    if transport is None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+    if state.error is not None:
+        raise state.error
+    if transport.is_closing():
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+    payload = bytes(data)
+    transport.write(payload)
+    return len(payload)
+
+
+def sendall(world: World, sock: Any, data: Any, *args: Any) -> Any:
+    result = send(world, sock, data)
+    return result if result is NotImplemented else None
+
+
+def _take(world: World, sock: Any, nbytes: int, api: str) -> Any:
+    state = state_of(world, sock)
+    if state is None:
+        return NotImplemented
+    if state.transport is None and not state.inbound:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+    if not state.inbound:
+        if state.error is not None:
+            raise state.error
+        if state.eof:
+            return b""
+        if _nonblocking(sock):
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        raise _would_block(api, "bytes to arrive")
+    size = len(state.inbound) if nbytes <= 0 else min(nbytes, len(state.inbound))
+    data = bytes(state.inbound[:size])
+    del state.inbound[:size]
+    if state.reading_paused and len(state.inbound) < RECEIVE_BUFFER and state.transport:
+        state.reading_paused = False
+        state.transport.resume_reading()
+    return data
+
+
+def recv(world: World, sock: Any, bufsize: int, *args: Any) -> Any:
+    return _take(world, sock, bufsize, "socket.socket.recv")
+
+
+def recv_into(world: World, sock: Any, buffer: Any, nbytes: int = 0, *args: Any) -> Any:
+    view = memoryview(buffer).cast("B")
+    wanted = len(view) if nbytes <= 0 else min(nbytes, len(view))
+    data = _take(world, sock, wanted, "socket.socket.recv_into")
+    if data is NotImplemented:
+        return data
+    view[: len(data)] = data
+    return len(data)
+
+
+def getsockname(world: World, sock: Any) -> Any:
+    state = state_of(world, sock)
+    address = state.sockname() if state is not None else None
+    return NotImplemented if address is None else address
+
+
+def getpeername(world: World, sock: Any) -> Any:
+    state = state_of(world, sock)
+    if state is None:
+        return NotImplemented
+    peer = state.transport.get_extra_info("peername") if state.transport else state.peer
+    if peer is not None and state.transport is None and state.family == socket.AF_INET6:
+        peer = (*peer, 0, 0)
+    if peer is None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+    return peer
+
+
+def shutdown(world: World, sock: Any, how: int) -> Any:
+    state = state_of(world, sock)
+    if state is None:
+        return NotImplemented
+    if state.transport is None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+    if how in (socket.SHUT_WR, socket.SHUT_RDWR) and state.transport.can_write_eof():
+        state.transport.write_eof()
+    return None
+
+
+def close(world: World, sock: Any) -> Any:
+    """The real descriptor closes as usual; the simulated side goes first."""
+    state = state_of(world, sock)
+    if state is not None:
+        del _table(world)[_socket.socket.fileno(sock)]
+        state.release(linger_zero=_linger_zero(sock))
+    return NotImplemented
+
+
+def _linger_zero(sock: Any) -> bool:
+    """``SO_LINGER`` on with a timeout of 0 (the option is stored by the real socket)."""
+    try:
+        onoff, seconds = struct.unpack(
+            "ii", _socket.socket.getsockopt(sock, socket.SOL_SOCKET, socket.SO_LINGER, 8)
+        )
+    except (OSError, struct.error):
+        return False
+    return bool(onoff) and seconds == 0
+
+
+#: ``_socket.socket`` method name -> its simulation (the receiver first).
+METHODS: dict[str, Callable[..., Any]] = {
+    "bind": bind,
+    "listen": listen,
+    "_accept": accept,
+    "connect": connect,
+    "connect_ex": connect_ex,
+    "send": send,
+    "sendall": sendall,
+    "recv": recv,
+    "recv_into": recv_into,
+    "getsockname": getsockname,
+    "getpeername": getpeername,
+    "shutdown": shutdown,
+    "close": close,
+}
+
+
+# -------------------------------------------------------- the loop's methods
+
+
+def _forget(world: World, sock: Any, api: str) -> SocketState:
+    """Take ``sock``'s state out of the table (a transport or server owns it now)
+    and close the real descriptor, as the stock loop's transport would."""
+    state = state_of(world, sock)
+    if state is None:
+        raise _escaped(
+            api,
+            f"{sock!r} was not bound, connected or accepted on the simulated network "
+            "in this universe, so it is a real socket",
+        )
+    del _table(world)[_socket.socket.fileno(sock)]
+    _socket.socket.close(sock)
+    return state
+
+
+async def sock_accept(world: World, sock: Any) -> tuple[Any, Any]:
+    state = state_of(world, sock)
+    if state is None or not state.listening:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    while not state.accepted:
+        await state.changed()
+    return sock.accept()  # type: ignore[no-any-return]
+
+
+async def sock_recv(world: World, sock: Any, nbytes: int) -> bytes:
+    while True:
+        state = state_of(world, sock)
+        if state is None:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        if state.inbound or state.eof or state.error is not None or state.transport is None:
+            return _take(world, sock, nbytes, "loop.sock_recv")  # type: ignore[no-any-return]
+        await state.changed()
+
+
+async def sock_recv_into(world: World, sock: Any, buffer: Any) -> int:
+    view = memoryview(buffer).cast("B")
+    data = await sock_recv(world, sock, len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
+async def sock_sendall(world: World, sock: Any, data: Any) -> None:
+    if state_of(world, sock) is None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+    send(world, sock, data)
+
+
+def adopt_connected(world: World, sock: Any, api: str) -> _net.StreamTransport | None:
+    """The connection of ``sock``, taken over by a transport whose protocol the
+    caller attaches next; the bytes that already arrived follow on the next turn
+    of the loop, as the stock transport reads them from the socket then."""
+    state = state_of(world, sock)
+    if state is None or state.transport is None:
+        return None
+    _forget(world, sock, api)
+    transport = state.transport
+    state.transport = None
+    pending, eof = bytes(state.inbound), state.eof and state.error is None
+    if pending or eof:
+        world.loop.call_soon(_replay, transport, pending, eof, context=transport._context)
+    return transport
+
+
+def _replay(transport: _net.StreamTransport, pending: bytes, eof: bool) -> None:
+    protocol = transport._protocol
+    if protocol is None or transport._lost or transport._closing:
+        return
+    if pending:
+        _net._feed(protocol, pending)
+    if eof and not protocol.eof_received():  # type: ignore[attr-defined]
+        transport.close()
+
+
+def adopt_datagram(world: World, sock: Any, api: str) -> tuple[int, Address, Address | None]:
+    """A bound UDP socket, taken over by a datagram transport: ``(its id in the
+    network core, its address, its peer)``."""
+    state = _forget(world, sock, api)
+    if state.datagram is None or state.bound is None:
+        raise _escaped(api, f"{sock!r} is not a UDP socket bound in this universe")
+    socket_id, state.datagram = state.datagram, None
+    return socket_id, state.bound, state.peer
+
+
+def adopt_listening(world: World, sock: Any, api: str) -> tuple[str, int, int]:
+    """``sock``'s bound address, its listener closed for a server to listen there
+    instead: ``(ip, port, family)``."""
+    state = _forget(world, sock, api)
+    assert state.bound is not None
+    ip, port = state.bound
+    state.release()
+    return ip, port, state.family
+
+
+_net._registered_socket_layer = sys.modules[__name__]

@@ -1,0 +1,312 @@
+"""Real ``socket.socket`` objects inside a universe with a world are simulated
+sockets (simloom._sim_socket): bind/listen/accept/send/recv, the loop's sock_*
+methods, ``create_server(sock=)``, ``connect_accepted_socket``, and the libraries
+whose test servers are built on them (aiohttp's TestServer, httpx)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import simloom
+from simloom import EscapedSimulationError
+
+
+def in_universe(main: Callable[[], Awaitable[Any]], seed: int = 0, **options: Any) -> Any:
+    result = simloom.run(main, seed=seed, boundary=True, **options)
+    result.raise_error()
+    return result.value
+
+
+def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen()
+    sock.setblocking(False)
+    return sock
+
+
+async def fetch(port: int, payload: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    data = await reader.read(100)
+    writer.close()
+    return data
+
+
+def test_a_socket_bound_in_a_universe_gets_a_simulated_address() -> None:
+    async def main() -> tuple[Any, int]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            # The simulated network's first ephemeral port, the same in every run.
+            return sock.getsockname(), sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+
+    first = in_universe(main)
+    assert first == (("127.0.0.1", 49152), socket.SOCK_STREAM)
+    assert in_universe(main) == first
+
+
+def test_sock_accept_recv_and_sendall_serve_a_simulated_client() -> None:
+    async def main() -> tuple[bytes, bytes, Any]:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            port = server.getsockname()[1]
+            client = asyncio.ensure_future(fetch(port, b"ping"))
+            conn, peer = await loop.sock_accept(server)
+            with conn:
+                conn.setblocking(False)
+                assert conn.getsockname() == ("127.0.0.1", port)
+                request = await loop.sock_recv(conn, 100)
+                await loop.sock_sendall(conn, request.upper())
+            return request, await client, peer
+
+    request, reply, peer = in_universe(main)
+    assert (request, reply) == (b"ping", b"PING")
+    assert peer[0] == "127.0.0.1" and peer[1] >= 49152
+
+
+def test_non_blocking_socket_methods_on_an_accepted_connection() -> None:
+    async def main() -> tuple[bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            with pytest.raises(BlockingIOError):
+                server.accept()
+            client = asyncio.ensure_future(fetch(server.getsockname()[1], b"abc"))
+            conn, _ = await loop.sock_accept(server)
+            conn.setblocking(False)
+            first = await loop.sock_recv(conn, 1)
+            rest = conn.recv(10)  # already arrived: a non-blocking recv returns it
+            with pytest.raises(BlockingIOError):
+                conn.recv(10)
+            conn.sendall(b"xyz")
+            conn.shutdown(socket.SHUT_WR)
+            reply = await client
+            conn.close()
+            return first + rest, reply
+
+    assert in_universe(main) == (b"abc", b"xyz")
+
+
+def test_create_server_takes_over_a_bound_socket() -> None:
+    async def main() -> bytes:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write((await reader.read(100)).upper())
+            await writer.drain()
+            writer.close()
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = await asyncio.start_server(echo, sock=sock)
+        async with server:
+            assert server.sockets[0].getsockname() == ("127.0.0.1", port)
+            return await fetch(port, b"hello")
+
+    assert in_universe(main) == b"HELLO"
+
+
+def test_connect_accepted_socket_hands_early_bytes_to_the_protocol() -> None:
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", server.getsockname()[1])
+            writer.write(b"early")
+            conn, _ = await loop.sock_accept(server)
+            await asyncio.sleep(0.1)  # the bytes arrive before any protocol exists
+            stream_reader = asyncio.StreamReader()
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: asyncio.StreamReaderProtocol(stream_reader), conn
+            )
+            data = await stream_reader.readexactly(5)
+            transport.close()
+            writer.close()
+            return data
+
+    assert in_universe(main) == b"early"
+
+
+def test_create_connection_takes_a_socket_connected_by_sock_connect() -> None:
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            sock = socket.socket()
+            sock.setblocking(False)
+            await loop.sock_connect(sock, server.getsockname())
+            conn, _ = await loop.sock_accept(server)
+            reader, writer = await asyncio.open_connection(sock=sock)
+            conn.setblocking(False)
+            await loop.sock_sendall(conn, b"over")
+            data = await reader.readexactly(4)
+            writer.close()
+            conn.close()
+            return data
+
+    assert in_universe(main) == b"over"
+
+
+def test_aiohttp_test_server_and_client() -> None:
+    aiohttp_web = pytest.importorskip("aiohttp.web")
+    test_utils = pytest.importorskip("aiohttp.test_utils")
+
+    async def hello(request: Any) -> Any:
+        return aiohttp_web.Response(text="hello " + request.query["name"])
+
+    async def main() -> tuple[str, int]:
+        app = aiohttp_web.Application()
+        app.router.add_get("/", hello)
+        async with test_utils.TestClient(test_utils.TestServer(app)) as client:
+            response = await client.get("/", params={"name": "world"})
+            return await response.text(), client.port
+
+    text, port = in_universe(main)
+    assert text == "hello world"
+    assert port >= 49152  # a port of the simulated network
+
+
+def test_httpx_against_a_socket_bound_server() -> None:
+    httpx = pytest.importorskip("httpx")
+    aiohttp_web = pytest.importorskip("aiohttp.web")
+
+    async def hello(request: Any) -> Any:
+        return aiohttp_web.Response(text="from a socket")
+
+    async def main() -> str:
+        app = aiohttp_web.Application()
+        app.router.add_get("/", hello)
+        runner = aiohttp_web.AppRunner(app)
+        await runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        await aiohttp_web.SockSite(runner, sock).start()
+        try:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{port}/")
+                return str(response.text)
+        finally:
+            await runner.cleanup()
+
+    assert in_universe(main) == "from a socket"
+
+
+def test_the_same_seed_gives_the_same_event_log_with_simulated_sockets() -> None:
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            clients = [
+                asyncio.ensure_future(fetch(server.getsockname()[1], b"%d" % n)) for n in range(3)
+            ]
+            for _ in clients:
+                conn, _ = await loop.sock_accept(server)
+                conn.setblocking(False)
+                await loop.sock_sendall(conn, await loop.sock_recv(conn, 10))
+                conn.close()
+            return b"".join(await asyncio.gather(*clients))
+
+    runs = [simloom.run(main, seed=7, boundary=True) for _ in range(2)]
+    assert runs[0].value == b"012"
+    assert runs[0].digest == runs[1].digest
+    assert runs[0].event_log_bytes == runs[1].event_log_bytes
+
+
+def test_a_blocking_recv_that_would_wait_is_a_named_escape() -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", server.getsockname()[1])
+            conn, _ = await loop.sock_accept(server)
+            conn.setblocking(True)
+            try:
+                conn.recv(10)
+            except EscapedSimulationError as escape:
+                return str(escape)
+            finally:
+                writer.close()
+                conn.close()
+        return "no escape"
+
+    message = in_universe(main)
+    assert message.startswith("socket.socket.recv(): on a blocking socket it would wait")
+
+
+def test_connecting_to_a_real_server_outside_the_universe_names_it() -> None:
+    real = socket.socket()
+    real.bind(("127.0.0.1", 0))
+    real.listen()
+    port = real.getsockname()[1]
+
+    async def main() -> str:
+        try:
+            await asyncio.open_connection("127.0.0.1", port)
+        except EscapedSimulationError as escape:
+            return str(escape)
+        return "no escape"
+
+    with real:
+        message = in_universe(main)
+    assert "a real server outside the universe is listening" in message
+    assert f"port {port}" in message
+
+
+def test_without_a_world_binding_a_socket_is_still_an_escape() -> None:
+    async def main() -> str:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", 0))
+            except EscapedSimulationError as escape:
+                return str(escape)
+        return "no escape"
+
+    assert in_universe(main, world=False).startswith("socket.socket.bind(): ")
+
+
+def test_a_socket_made_outside_the_universe_still_escapes() -> None:
+    left, right = socket.socketpair()
+    left.setblocking(False)
+
+    async def main() -> str:
+        try:
+            left.send(b"x")
+        except EscapedSimulationError as escape:
+            return str(escape)
+        return "no escape"
+
+    with left, right:
+        assert in_universe(main).startswith("socket.socket.send(): ")
+
+
+def test_sockets_are_real_again_after_the_universe() -> None:
+    async def main() -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+
+    in_universe(main)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert sock.getsockname()[1] != 49152 or sock.getsockname()[0] == "127.0.0.1"
+        sock.listen()
+
+
+def test_closing_with_unread_bytes_resets_the_peer() -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        with listening_socket() as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.getsockname()[1])
+            conn, _ = await loop.sock_accept(server)
+            writer.write(b"never read")
+            await asyncio.sleep(0.1)
+            conn.close()  # unread bytes: a reset, as on Linux
+            try:
+                await reader.read(10)
+                writer.write(b"more")
+                await writer.drain()
+            except ConnectionResetError:
+                return "reset"
+            return "no reset"
+
+    assert in_universe(main) == "reset"
