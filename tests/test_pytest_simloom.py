@@ -568,3 +568,51 @@ def test_debug_mode_and_system_exit_as_on_the_stock_loop(
     monkeypatch.delenv("PYTHONASYNCIODEBUG")
     no_debug = run(pytester, "--simloom", "-k", "environment")
     no_debug.assert_outcomes(failed=1)
+
+
+REAL_SERVER_THREAD = """
+import asyncio
+import socket
+import threading
+
+import pytest
+
+
+@pytest.fixture
+def real_server():
+    # A real server started by a sync fixture, outside the universe: its thread
+    # waits in a real accept() for the test's client.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve():
+        connection, _ = listener.accept()
+        connection.close()
+
+    threading.Thread(target=serve, name="real-server").start()
+    yield port
+
+
+def test_client_of_a_real_server(real_server):
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", real_server)
+        writer.close()
+
+    asyncio.run(main())
+"""
+
+
+def test_a_real_server_thread_left_waiting_never_hangs_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_real=REAL_SERVER_THREAD)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--simloom", "-p", "no:asyncio", timeout=120
+    )
+    # The client is refused with a named escape (a real server listens there) ...
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*EscapedSimulationError*"])
+    # ... its server thread never gets a client, and pytest still exits, naming it.
+    assert "non-daemon thread(s) started outside the simulation" in result.stderr.str()
+    assert "real-server at real_server.<locals>.serve (" in result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import sys
+import sysconfig
+import threading
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -253,6 +258,8 @@ def _configure_universes(
 _ACTIVE = pytest.StashKey[bool]()
 _SETTINGS = pytest.StashKey[universes.Settings]()
 _SCHEDULE_DEPENDENT = pytest.StashKey[list[str]]()
+#: The session's exit status (for the exit that does not wait on stuck threads).
+_EXIT_STATUS = pytest.StashKey[int]()
 #: Tests whose explored universes could not run, and why.
 _NOT_EXPLORED = pytest.StashKey[list[str]]()
 
@@ -584,3 +591,65 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         if entry.outcome == "passed" and entry.note:
             line += f" ({entry.note})"
         terminalreporter.write_line(line)
+
+
+#: How long (wall clock) the end of a ``--simloom`` session waits for threads the
+#: program started outside the simulation before it names them and exits anyway.
+LEFTOVER_THREAD_WAIT = 2.0
+
+
+def _exits_at_shutdown(thread: threading.Thread) -> bool:
+    """A ``concurrent.futures`` worker: idle until the interpreter's shutdown tells
+    it to stop (not stuck)."""
+    import concurrent.futures.thread
+
+    return getattr(thread, "_target", None) is concurrent.futures.thread._worker
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Under ``--simloom``, never let pytest hang at exit on a thread the tests
+    started outside the simulation: a real server thread whose client the
+    simulation refused (a named escape) still waits in a real ``accept()``. Such
+    non-daemon threads are named, and the process exits without waiting for them."""
+    if not config.stash.get(_ACTIVE, False):
+        return
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is None:
+        return
+    deadline = time.monotonic() + LEFTOVER_THREAD_WAIT
+    stuck = []
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon or _exits_at_shutdown(thread):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            stuck.append(thread)
+    if not stuck:
+        return
+    frames = sys._current_frames()
+    lines = [
+        f"simloom: {len(stuck)} non-daemon thread(s) started outside the simulation were "
+        f"still running after the session (waited {LEFTOVER_THREAD_WAIT:g} s); exiting "
+        "without waiting for them (a real server's thread whose client the simulation "
+        "refused, say, waits in a real accept() forever):"
+    ]
+    stdlib = sysconfig.get_paths()["stdlib"] + os.sep
+    for thread in stuck:
+        frame = frames.get(thread.ident or -1)
+        innermost = frame
+        while frame is not None and frame.f_code.co_filename.startswith(stdlib):
+            frame = frame.f_back
+        frame = frame or innermost
+        where = ""
+        if frame is not None:
+            where = f" at {frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})"
+        lines.append(f"  {thread.name}{where}")
+    sys.stdout.flush()
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    os._exit(status)
