@@ -159,6 +159,11 @@ def test_a_message_round_trip_links_the_reply_back_to_the_request() -> None:
     assert sender.task == "client" and sender.location is not None
     assert sender.location.line == line_of("reader, writer = await asyncio.open_connection")
     assert [s.time_ns for s in chain[:5]] == sorted((s.time_ns for s in chain[:5]), reverse=True)
+    # Each step names its host: the server's on "server", the client's on "main",
+    # the world's deliveries on none.
+    assert server_step.host == "server"
+    assert client_reply.host == sender.host == "main"
+    assert delivery.host is None and request_delivery.host is None
 
 
 def test_recording_changes_nothing_the_universe_does() -> None:

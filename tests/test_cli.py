@@ -249,9 +249,10 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "event log with a gap": (["trace", "gap.events.jsonl"], "truncated or edited"),
         "event log not text": (["diff", "binary.events.jsonl", "gap.events.jsonl"], "not UTF-8"),
         "tape without its log": (["trace", "foreign.tape.json"], "ForeignTapeError"),
-        "task without causal": (["trace", "gap.events.jsonl", "--task", "x"], "needs --causal"),
+        "task without causal": (["trace", "gap.events.jsonl", "--task", "x"], "need --causal"),
         "causal of a pytest test": (["trace", "pytest.tape.json", "--causal"], "needs an artifact"),
         "explain a foreign tape": (["explain", "foreign.tape.json"], "ForeignTapeError"),
+        "host without causal": (["trace", "gap.events.jsonl", "--host", "n1"], "need --causal"),
     }
 
 
@@ -282,6 +283,7 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "task without causal",
         "causal of a pytest test",
         "explain a foreign tape",
+        "host without causal",
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(

@@ -50,6 +50,10 @@ __all__ = [
 #: tracer on the loop it traces.
 run_observer: Callable[[Any], None] | None = None
 
+#: The context variable naming the host incarnation a callback runs for (the world
+#: module sets it when imported): the trace names each step's host through it.
+host_var: Any = None
+
 #: The trace being recorded now, if any (``sometimes`` and ``draw`` tell it
 #: where they were called).
 recording: CausalTrace | None = None
@@ -121,6 +125,9 @@ class CausalStep:
     #: timer): that task's name and coroutine, and where it waits.
     for_task: tuple[str, str | None] | None = None
     for_location: Location | None = None
+    #: The world host it runs for (None without a world, or for the world's own
+    #: callbacks: deliveries, timers of the network).
+    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,7 @@ class CausalTrace:
                 coroutine=coroutine,
                 for_task=for_task,
                 for_location=for_location,
+                host=_host_of(handle, self._core_loop, is_task=task is not None),
             )
         )
 
@@ -245,6 +253,23 @@ class CausalTrace:
         while len(chain) < limit and (parent := self.woken_by(chain[-1])) is not None:
             chain.append(parent)
         return chain
+
+
+def _host_of(handle: _core.Handle, loop: Any, *, is_task: bool) -> str | None:
+    """The name of the world host ``handle`` runs for (read from its context):
+    a task with no host of its own runs on ``main``; a plain callback with none is
+    the world's own (a delivery, a retransmission)."""
+    world = getattr(loop, "_world", None)
+    context = handle.get_context()
+    if world is None or host_var is None or context is None:
+        return None
+    incarnation = context.get(host_var, None)
+    if incarnation is None:
+        return "main" if is_task else None
+    try:
+        return str(world._net.running_host(incarnation).name)
+    except Exception:  # an incarnation that has crashed since
+        return None
 
 
 def _coroutine_name(task: asyncio.Task[Any]) -> str | None:
@@ -406,7 +431,21 @@ def who(recorded: CausalStep) -> str:
 
 
 def step_words(recorded: CausalStep) -> str:
-    """One step in words: who ran, resumed from which line."""
+    """One step in words: who ran (on which host), resumed from which line."""
+    words = _step_words_hostless(recorded)
+    if recorded.host is not None and recorded.host != "main":
+        who, _, rest = words.partition(" ")
+        if who.startswith("`") and recorded.task is not None:
+            # "`Task-5` (run) on n3 resumed ..." : after the name and coroutine.
+            head, sep, tail = words.partition(") ")
+            if sep and recorded.coroutine is not None and re.fullmatch(r"Task-\d+", recorded.task):
+                return f"{head}) on {recorded.host} {tail}"
+            return f"{who} on {recorded.host} {rest}"
+        return f"{words} (on {recorded.host})"
+    return words
+
+
+def _step_words_hostless(recorded: CausalStep) -> str:
     if recorded.task is None and recorded.for_task is not None:
         callback = _who(recorded.label, None, False)
         return f"{callback} {_for_words(recorded.for_task, recorded.for_location)}"

@@ -315,7 +315,9 @@ def _trace(
     return OK
 
 
-def _causal_trace(path: Path, *, task: str | None, limit: int | None, stream: Any) -> int:
+def _causal_trace(
+    path: Path, *, task: str | None, host: str | None, limit: int | None, stream: Any
+) -> int:
     """Replay an explored function's failure with the causal trace recorded and
     print it: each step's time, task, resume line and the step that woke it."""
     from . import _api, _causal
@@ -346,6 +348,8 @@ def _causal_trace(path: Path, *, task: str | None, limit: int | None, stream: An
     shown = 0
     for step in trace.steps:
         if task is not None and not _is_task(step, task):
+            continue
+        if host is not None and step.host != host:
             continue
         if limit is not None and shown >= limit:
             print(f"... (--limit {limit} reached)", file=stream)
@@ -564,6 +568,7 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument(
         "--task", help="with --causal: only the steps of this task (name or coroutine)"
     )
+    trace.add_argument("--host", help="with --causal: only the steps run for this world host")
 
     explain = commands.add_parser(
         "explain",
@@ -607,11 +612,15 @@ def _run(arguments: argparse.Namespace, stream: Any) -> int:
         return _explain(arguments.artifact, stream=stream)
     if arguments.command == "trace" and arguments.causal:
         return _causal_trace(
-            arguments.artifact, task=arguments.task, limit=arguments.limit, stream=stream
+            arguments.artifact,
+            task=arguments.task,
+            host=arguments.host,
+            limit=arguments.limit,
+            stream=stream,
         )
     if arguments.command == "trace":
-        if arguments.task is not None:
-            _error("trace: --task needs --causal (the event log names callbacks, not tasks)")
+        if arguments.task is not None or arguments.host is not None:
+            _error("trace: --task and --host need --causal (the event log names callbacks only)")
         return _trace(
             arguments.artifact,
             kind=arguments.kind,

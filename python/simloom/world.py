@@ -43,6 +43,8 @@ __all__ = ["Host", "World", "current_host"]
 #: The host incarnation (an int the core numbers: ``NetCore.host_incarnation``) of
 #: the running code; absent for the world's own code and the host ``"main"``.
 _host_incarnation: contextvars.ContextVar[int] = contextvars.ContextVar("simloom_host_incarnation")
+# The causal trace names each step's host through it.
+_causal.host_var = _host_incarnation
 
 #: The first host, made with the world, where the test runs. The core gives hosts
 #: 10.0.0.1, 10.0.0.2, ... in creation order, so "main" is always 10.0.0.1.
