@@ -220,3 +220,28 @@ def test_the_report_tells_bpo42130_as_the_two_timers_of_the_race() -> None:
     # shutdown's (scenario's sleep); each named by its task and its line.
     assert "(fetch), waiting at bpo42130.py:" in told, report
     assert "in scenario `await asyncio.sleep(RESPONSE_AT)`" in told, report
+
+
+def test_a_faithful_stall_is_told_as_a_long_iteration() -> None:
+    async def main() -> None:
+        async def sleepy(delay: float) -> None:
+            await asyncio.sleep(delay)
+
+        first = asyncio.create_task(sleepy(0.1))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(sleepy(0.3))
+        await asyncio.gather(first, second)
+
+    for seed in range(200):
+        found = simloom.run(main, seed=seed, scheduler="faithful")
+        labels = _causal.decision_labels(found)
+        stalls = [(i, v) for i, v in found.tape.deviations if labels.get(i) == "loop.stall"]
+        if stalls:
+            break
+    else:
+        raise AssertionError("no faithful universe stalled in 200 seeds")
+    replayed, trace = _causal.traced(lambda: simloom.replay(main, found.tape, scheduler="faithful"))
+    assert replayed.digest == found.digest
+    (line, *_) = _causal.told_in_code(trace, stalls, labels)
+    assert line.startswith(f"decision #{stalls[0][0]}: a loop iteration ran long (loop.stall)")
+    assert "next ran " in line

@@ -490,6 +490,13 @@ def told_in_code(
             continue
         label = labels.get(index, "?")
         chosen = trace.chosen_by(index)
+        if chosen is not None and label == "loop.stall":
+            # A faithful stall: the iteration ran until the next timer was due.
+            lines.append(
+                f"decision #{index}: a loop iteration ran long (loop.stall), until a timer "
+                f"was due at {chosen.time_ns / 1e9:.3f} s; next ran {step_words(chosen)}"
+            )
+            continue
         if chosen is not None:
             text = f"decision #{index}: {step_words(chosen)}"
             if chosen.passed_over:
@@ -612,8 +619,10 @@ def _nearest_passing(replay: TracedReplay, final: RunResult, failing: CausalTrac
         f"nearest passing universe: decision #{index} undone (FIFO there, not {value}); "
         f"the two runs agree for {common} step(s), then part:"
     ]
-    if common < len(failing.steps):
-        lines.append(f"  the failure, step #{common + 1}: {step_words(failing.steps[common])}")
-    if common < len(passing.steps):
-        lines.append(f"  the passing run, step #{common + 1}: {step_words(passing.steps[common])}")
+    for name, run in (("the failure", failing), ("the passing run", passing)):
+        if common < len(run.steps):
+            step = run.steps[common]
+            lines.append(
+                f"  {name}, step #{step.step} at {step.time_ns / 1e9:.3f} s: {step_words(step)}"
+            )
     return lines
