@@ -31,7 +31,8 @@ def _no_thread_outlives_its_test() -> Iterator[None]:
     deadline = time.monotonic() + 5
     while threading.active_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == baseline, threading.enumerate()
+    # (At most: a daemon Timer an earlier test file left may end meanwhile.)
+    assert threading.active_count() <= baseline, threading.enumerate()
 
 
 async def _add(a: int, b: int) -> int:

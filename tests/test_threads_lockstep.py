@@ -252,3 +252,71 @@ def test_two_fresh_processes_agree_and_replay_each_others_tapes() -> None:
     second = _child(first[3][1])
     assert [d for d, _ in first] == [d for d, _ in second[:6]]
     assert second[6][0] == first[3][0]
+
+
+def test_the_loops_thread_joining_a_thread_lets_it_run_while_the_loop_is_blocked() -> None:
+    # As on a real machine: the loop's thread blocked in join() runs nothing of
+    # the loop's, the thread runs (its sleep passes in virtual time), join returns.
+    async def main() -> list[Any]:
+        out: list[Any] = []
+
+        def work() -> None:
+            time.sleep(0.5)
+            out.append("thread done")
+
+        thread = threading.Thread(target=work, name="worker")
+        thread.start()
+        thread.join()  # no await: the loop's own thread waits
+        out.append(("joined at", asyncio.get_running_loop().time()))
+        return out
+
+    digests = set()
+    for seed in range(5):
+        result = simloom.run(main, seed=seed)
+        assert result.value == ["thread done", ("joined at", 0.5)], result.error
+        digests.add(simloom.replay(main, result.tape).digest)
+        assert result.digest in digests
+
+
+def test_the_loops_thread_waits_for_a_lock_a_thread_holds() -> None:
+    async def main() -> list[Any]:
+        lock = threading.Lock()
+        out: list[Any] = []
+        taken = threading.Event()
+
+        def holder() -> None:
+            with lock:
+                taken.set()
+                time.sleep(1)
+                out.append("released")
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        while not taken.is_set():
+            await asyncio.sleep(0.01)
+        with lock:  # held by the thread: the loop's thread waits for its release
+            out.append(("loop has the lock", asyncio.get_running_loop().time()))
+        thread.join()
+        return out
+
+    result = simloom.run(main, scheduler="fifo")
+    assert result.error is None, result.error
+    assert result.value[0] == "released"
+    assert result.value[1][0] == "loop has the lock" and result.value[1][1] >= 1.0
+
+
+def test_the_loops_thread_joining_a_thread_that_waits_on_the_loop_is_still_an_escape() -> None:
+    # The thread waits for an event only the (blocked) loop would set: on a real
+    # machine this join never returns. Named at the call, never a hang.
+    async def main() -> None:
+        event = threading.Event()
+        thread = threading.Thread(target=event.wait, name="waiter")
+        thread.start()
+        try:
+            thread.join()
+        finally:
+            event.set()
+
+    result = simloom.run(main)
+    assert isinstance(result.error, EscapedSimulationError)
+    assert "threading.Thread.join" in str(result.error)

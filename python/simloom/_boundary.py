@@ -503,6 +503,9 @@ class LockstepParty(Protocol):
 #: The lockstep threads of every universe (thread id → its switch points), kept by
 #: ``_lockstep`` while each runs its turns.
 lockstep_parties: dict[int, LockstepParty] = {}
+#: ``_lockstep.loop_thread_waits`` (registered by it): the universe's own thread
+#: about to wait for another thread gives the lockstep threads their turns first.
+loop_thread_waits: Callable[[Callable[[], bool]], bool] | None = None
 
 
 def _here() -> _Universe | None:
@@ -949,7 +952,7 @@ def _lock_acquire(api: str) -> Callable[..., object]:
         if thread in lockstep_parties:
             # A lockstep thread (``_lockstep``): a switch point, not an escape.
             return lockstep_parties[thread].acquire(lock, timeout, sys._getframe(1))
-        return _contended(api, sys._getframe(1))
+        return _contended(api, sys._getframe(1), lock)
 
     handler.__qualname__ = f"escape[{api}]"
     return handler
@@ -966,12 +969,15 @@ def _held_elsewhere(lock: Any) -> bool:
     return bool(lock.locked())
 
 
-def _contended(api: str, caller: types.FrameType) -> object:
+def _contended(api: str, caller: types.FrameType, lock: Any) -> object:
     """A blocking acquire of a lock another thread holds, from the universe's
-    thread: an escape when it is the program's wait for another thread."""
+    thread: the lockstep threads run until it is free (one of them holds it), or
+    an escape when it is the program's wait for another thread."""
     called = _waiting_api(caller, api, waits=False)
     if called is None:
         return NotImplemented
+    if loop_thread_waits is not None and loop_thread_waits(lambda: not _held_elsewhere(lock)):
+        return NotImplemented  # free now: the original acquire takes it at once
     raise _wait_escape(called)
 
 
@@ -993,6 +999,8 @@ def _thread_handle_join(handle: Any, *args: object, **kwargs: object) -> object:
     called = _waiting_api(sys._getframe(1), "threading.Thread.join", waits=True)
     if called is None:
         return NotImplemented
+    if loop_thread_waits is not None and loop_thread_waits(handle.is_done):
+        return NotImplemented  # the thread has ended: the original join returns
     raise _wait_escape(called)
 
 
@@ -1232,10 +1240,12 @@ _THREAD_ROWS = (
             "threading.Lock.acquire",
             "threads",
             "escape",
-            "EscapedSimulationError in the thread running the universe when the lock is "
-            "held and the call would wait (blocking, a positive timeout, `with lock:`); "
-            "a free lock or blocking=False / timeout=0 is allowed, and so are the "
-            "stdlib's own locks (logging's)",
+            "in the thread running the universe, a lock a lockstep thread holds: the "
+            "lockstep threads run (the loop blocked meanwhile) until it is free; "
+            "EscapedSimulationError when they cannot free it and the call would wait "
+            "(blocking, a positive timeout, `with lock:`); a free lock or "
+            "blocking=False / timeout=0 is allowed, and so are the stdlib's own locks "
+            "(logging's)",
         ),
         (
             ("_thread.LockType.acquire", _lock_acquire("threading.Lock.acquire")),
@@ -1269,9 +1279,11 @@ _THREAD_ROWS = (
         "threading.Thread.join",
         "threads",
         "escape",
-        "EscapedSimulationError in the thread running the universe unless the thread "
-        "has finished or the timeout is 0 (Thread.start, which waits for the new "
-        "thread to run, is allowed)",
+        "in the thread running the universe, a lockstep thread: the lockstep threads "
+        "run (the loop blocked meanwhile, their sleeps passing in virtual time) until it "
+        "ends; EscapedSimulationError when it cannot end without the loop (it waits on "
+        "it) or is not the universe's, unless the timeout is 0 (Thread.start, which "
+        "waits for the new thread to run, is allowed)",
         ("_thread._ThreadHandle.join",),  # 3.13; 3.12 joins through the lock
         _thread_handle_join,
     ),

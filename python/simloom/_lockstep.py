@@ -195,11 +195,15 @@ class Worker:
         self._timer: Any = None
         self.finished = False
         self.abandoned = False
+        self._started = False
 
     # ------------------------------------------------------------ loop side
 
     def start(self) -> None:
         """The job's step: start the thread and run it until it yields the baton."""
+        if self._started:
+            return  # it had its first turn already (the loop's thread waited on it)
+        self._started = True
         if self.future is not None and self.future.cancelled():
             self.finished = True
             self.lockstep._forget(self)
@@ -342,6 +346,29 @@ class Worker:
             return
         if parked.done():
             self._schedule_resume(self._park_number)
+
+    def run_now(self) -> bool:
+        """Give this thread a turn now, inside the current step, if it can run:
+        its first turn, or a resume whose wait is over. The loop's thread does this
+        while it waits on the threads itself (see :func:`loop_thread_waits`); the
+        wake step scheduled for it, if any, then finds nothing to do."""
+        if self.finished or self.abandoned or self._turn == "worker":
+            return False
+        if not self._started:
+            self.start()
+            return True
+        parked = self._parked
+        if parked is None or not parked.done():
+            return False
+        self._resume_now(timed_out=False)
+        return True
+
+    def _resume_now(self, *, timed_out: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._parked = None
+        self._hand_over(_Reply(timed_out))
 
     def _resume(self, number: int, timed_out: bool) -> None:
         """The resume step: give the baton back to the parked worker."""
@@ -694,6 +721,42 @@ def _uninstall() -> None:
 # ------------------------------------------------ threads and their switch points
 
 _original_thread_start = threading.Thread.start
+
+
+def loop_thread_waits(done: Callable[[], bool]) -> bool:
+    """The universe's own thread is about to wait for another thread (a join, a
+    lock a thread holds): as on a real machine the loop is blocked meanwhile and
+    the threads run. Give the lockstep threads turns, inside the current step and
+    in the order they were created (a pure function of the schedule), until
+    ``done()`` holds or none of them can run. Returns ``done()``; False leaves the
+    wait to the boundary (an escape: it waits on the real world, or a deadlock)."""
+    if current_worker() is not None:
+        return done()
+    universe = _boundary._here()
+    loop = universe.loop if universe is not None else None
+    lockstep: Lockstep | None = getattr(loop, "_lockstep", None)
+    if lockstep is None:
+        return done()
+    while not done():
+        if any(worker.run_now() for worker in list(lockstep._workers)):
+            continue
+        # None can run before a timeout of its own (a sleep, a wait with a
+        # timeout): the loop stays blocked while that time passes.
+        timed = [
+            worker
+            for worker in lockstep._workers
+            if worker._parked is not None and worker._timer is not None and not worker.finished
+        ]
+        if not timed:
+            return False
+        first = min(timed, key=lambda worker: worker._timer.when())
+        assert loop is not None
+        loop._advance_clock(max(0.0, first._timer.when() - loop.time()))
+        first._resume_now(timed_out=True)
+    return True
+
+
+_boundary.loop_thread_waits = loop_thread_waits
 
 
 def _loop_for_new_thread() -> SimLoop | None:
