@@ -320,3 +320,28 @@ def test_the_loops_thread_joining_a_thread_that_waits_on_the_loop_is_still_an_es
     result = simloom.run(main)
     assert isinstance(result.error, EscapedSimulationError)
     assert "threading.Thread.join" in str(result.error)
+
+
+def test_the_loops_thread_joining_a_thread_that_polls_for_the_loop_ends_not_hangs() -> None:
+    # The thread polls (sleeping) for a flag only the blocked loop would set: its
+    # sleeps pass in virtual time, turn after turn, and the join is an escape
+    # after a bounded number of turns instead of spinning forever.
+    async def main() -> None:
+        flag = threading.Event()
+
+        def poller() -> None:
+            while not flag.is_set():
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=poller, name="poller")
+        thread.start()
+        try:
+            thread.join()
+        finally:
+            flag.set()
+
+    wall = time.perf_counter()
+    result = simloom.run(main)
+    assert isinstance(result.error, EscapedSimulationError)
+    assert "threading.Thread.join" in str(result.error)
+    assert time.perf_counter() - wall < 60

@@ -723,6 +723,11 @@ def _uninstall() -> None:
 _original_thread_start = threading.Thread.start
 
 
+#: Turns the lockstep threads get while the loop's thread waits on them, before
+#: the wait counts as one that never ends (an escape at the call, not a hang).
+LOOP_WAIT_TURNS = 10_000
+
+
 def loop_thread_waits(done: Callable[[], bool]) -> bool:
     """The universe's own thread is about to wait for another thread (a join, a
     lock a thread holds): as on a real machine the loop is blocked meanwhile and
@@ -737,7 +742,9 @@ def loop_thread_waits(done: Callable[[], bool]) -> bool:
     lockstep: Lockstep | None = getattr(loop, "_lockstep", None)
     if lockstep is None:
         return done()
-    while not done():
+    for _ in range(LOOP_WAIT_TURNS):
+        if done():
+            return True
         if any(worker.run_now() for worker in list(lockstep._workers)):
             continue
         # None can run before a timeout of its own (a sleep, a wait with a
@@ -753,7 +760,9 @@ def loop_thread_waits(done: Callable[[], bool]) -> bool:
         assert loop is not None
         loop._advance_clock(max(0.0, first._timer.when() - loop.time()))
         first._resume_now(timed_out=True)
-    return True
+    # Threads that keep running (a poll loop waiting for the blocked loop) without
+    # ending the wait: as good as waiting forever. The boundary names it.
+    return done()
 
 
 _boundary.loop_thread_waits = loop_thread_waits
