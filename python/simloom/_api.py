@@ -653,6 +653,22 @@ def replay(
     return _universe(main, loop, None, "replay", universe.boundary_settings)
 
 
+def traced_replays(
+    main: Main, *, scheduler: str | SchedulerSpec = "fifo", config: UniverseConfig | None = None
+) -> _causal.TracedReplay:
+    """Replays of ``main`` with the causal trace recorded, for
+    :func:`simloom._causal.explain`: each answers whether the tape's universe
+    failed, its digest and its trace."""
+
+    def replay_traced(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
+        result, trace = _causal.traced(
+            lambda: replay(main, tape, scheduler=scheduler, config=config)
+        )
+        return result.error is not None, result.digest, trace
+
+    return replay_traced
+
+
 # ------------------------------------------------------------ in-program choices
 
 

@@ -302,6 +302,18 @@ def _next_awaited(awaitable: Any) -> Any:
     return None
 
 
+def await_chain(coro: Any) -> list[tuple[Any, Any]]:
+    """A suspended coroutine's await chain, outermost first: each awaitable that
+    has a frame (coroutine, generator, async generator), with that frame; it ends
+    at the first awaitable without one (a future, the awaited object itself)."""
+    chain: list[tuple[Any, Any]] = []
+    current = coro
+    while current is not None and (frame := _frame_of(current)) is not None:
+        chain.append((current, frame))
+        current = _next_awaited(current)
+    return chain
+
+
 def _is_internal(filename: str) -> bool:
     return os.path.abspath(filename).startswith(_INTERNAL_DIRS)
 
@@ -312,14 +324,7 @@ def _task_location(task: asyncio.Task[Any]) -> tuple[Location | None, str | None
     the task has not started yet."""
     coro = task.get_coro()
     starts = inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED"
-    chain: list[tuple[Any, Any]] = []
-    current: Any = coro
-    while current is not None and len(chain) < 64:
-        frame = _frame_of(current)
-        if frame is None:
-            break
-        chain.append((current, frame))
-        current = _next_awaited(current)
+    chain = await_chain(coro)
     user = [
         index
         for index, (_, frame) in enumerate(chain)

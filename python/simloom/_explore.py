@@ -251,15 +251,10 @@ class _Exploration:
         """``final`` explained: its deviations told in code and the nearest
         passing universe (``_causal.explain``), from replays with the causal trace
         recorded."""
-        scheduler = self._question_model() or "fifo"
-
-        def replay(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
-            result, trace = _causal.traced(
-                lambda: _api.replay(self.main, tape, scheduler=scheduler, config=self.config)
-            )
-            return result.error is not None, result.digest, trace
-
-        return _causal.explain(replay, final)
+        replays = _api.traced_replays(
+            self.main, scheduler=self._question_model() or "fifo", config=self.config
+        )
+        return _causal.explain(replays, final)
 
     def _question_model(self) -> str | None:
         """The scheduler a replay or shrink must name: the faithful one asks

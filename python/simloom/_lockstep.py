@@ -374,9 +374,8 @@ class Worker:
         """The resume step: give the baton back to the parked worker."""
         if number != self._park_number or self._parked is None or self.finished:
             return
-        self._parked = None
-        self._timer = None
-        self._hand_over(_Reply(timed_out))
+        # (Its timer, if this is it, has started: cancelling it is a no-op.)
+        self._resume_now(timed_out=timed_out)
 
     def _cancel(self) -> None:
         """At close: raise CancelledError in the parked worker and wait for it."""

@@ -24,7 +24,7 @@ import asyncio.tasks
 from collections.abc import Iterable
 from typing import Any
 
-from . import _core
+from . import _causal, _core
 
 __all__ = ["lock_holder", "lock_waited_on", "plan"]
 
@@ -74,15 +74,10 @@ for _wrapper, _original in (
 
 def lock_waited_on(task: asyncio.Task[Any]) -> asyncio.Lock | None:
     """The ``asyncio.Lock`` whose ``acquire`` ``task`` is suspended in, if any."""
-    current: Any = task.get_coro()
-    while current is not None:
-        frame = getattr(current, "cr_frame", None)
-        if frame is None:
-            return None
+    for _, frame in _causal.await_chain(task.get_coro()):
         if frame.f_code is _original_lock_acquire.__code__:
             lock = frame.f_locals.get("self")
             return lock if isinstance(lock, asyncio.Lock) else None
-        current = getattr(current, "cr_await", None)
     return None
 
 

@@ -315,30 +315,34 @@ def _trace(
     return OK
 
 
+def _explored_failure(artifact: Any, refusal: str) -> tuple[str, Any, str]:
+    """Of a ``simloom explore`` failure's artifact: its target, the target's
+    function and the scheduler a replay of it names (only the faithful one asks
+    other questions); ``refusal`` is the error for another artifact (``{test}``
+    is its test id)."""
+    path = artifact.path
+    test = artifact.test
+    if test is None or not _is_cli_target(test):
+        _error(f"{path}: " + refusal.format(test=test))
+    scheduler = str(artifact.fields.get("scheduler") or "fifo")
+    question = scheduler if scheduler.startswith("faithful") else "fifo"
+    return test, _load_target(test), question
+
+
 def _causal_trace(
     path: Path, *, task: str | None, host: str | None, limit: int | None, stream: Any
 ) -> int:
     """Replay an explored function's failure with the causal trace recorded and
     print it: each step's time, task, resume line and the step that woke it."""
     from . import _api, _causal
-    from .tape import Tape
 
     artifact = _load_artifact(path)
-    test = artifact.test
-    if test is None or not _is_cli_target(test):
-        _error(
-            f"{path}: --causal replays the failure, which needs an artifact of "
-            f"`simloom explore` (this one is of {test!r}); without --causal, trace prints "
-            "its event log"
-        )
-    function = _load_target(test)
-    scheduler = str(artifact.fields.get("scheduler") or "fifo")
-    tape: Tape = artifact.tape
-    result, trace = _causal.traced(
-        lambda: _api.replay(
-            function, tape, scheduler=scheduler if scheduler.startswith("faithful") else "fifo"
-        )
+    test, function, question = _explored_failure(
+        artifact,
+        "--causal replays the failure, which needs an artifact of `simloom explore` "
+        "(this one is of {test!r}); without --causal, trace prints its event log",
     )
+    result, trace = _causal.traced(lambda: _api.replay(function, artifact.tape, scheduler=question))
     recorded = artifact.fields.get("digest")
     print(f"simloom: causal trace of {test} (replayed from {path})", file=stream)
     if result.error is not None:
@@ -378,22 +382,13 @@ def _explain(path: Path, *, stream: Any) -> int:
     """Why an explored function's failure fails: its deviations told in code and
     the nearest passing universe (a pytest test's: its replay report says it)."""
     from . import _api, _causal
-    from .tape import Tape
 
     artifact = _load_artifact(path)
-    test = artifact.test
-    if test is not None and "::" in test:
+    if artifact.test is not None and "::" in artifact.test:
         return _replay(path, stream=stream)
-    if test is None or not _is_cli_target(test):
-        _error(f"{path}: explain needs an artifact of `simloom explore` or of a pytest test")
-    function = _load_target(test)
-    scheduler = str(artifact.fields.get("scheduler") or "fifo")
-    question = scheduler if scheduler.startswith("faithful") else "fifo"
-
-    def replay(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
-        result, trace = _causal.traced(lambda: _api.replay(function, tape, scheduler=question))
-        return result.error is not None, result.digest, trace
-
+    test, function, question = _explored_failure(
+        artifact, "explain needs an artifact of `simloom explore` or of a pytest test"
+    )
     final = _api.replay(function, artifact.tape, scheduler=question)
     if final.error is None:
         print(f"simloom: {test}: the tape of {path} no longer fails", file=stream)
@@ -401,7 +396,7 @@ def _explain(path: Path, *, stream: Any) -> int:
     print(f"simloom: why {test} fails (replayed from {path})", file=stream)
     print(f"  error: {type(final.error).__name__}: {final.error}", file=stream)
     print("  " + final.explain().replace("\n", "\n  "), file=stream)
-    for line in _causal.explain(replay, final):
+    for line in _causal.explain(_api.traced_replays(function, scheduler=question), final):
         print(f"  {line}", file=stream)
     return FAILED
 

@@ -105,16 +105,11 @@ def _describe_awaitable(obj: object) -> str:
 
 def _suspension_point(task: asyncio.Task[Any]) -> str:
     """Where a task's coroutine chain is suspended, innermost frame last."""
-    coro: Any = task.get_coro()
-    places: list[str] = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None and not frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-            code = frame.f_code
-            places.append(f"{code.co_qualname} ({code.co_filename}:{frame.f_lineno})")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-        if coro is not None and not hasattr(coro, "cr_frame") and not hasattr(coro, "gi_frame"):
-            break
+    places = [
+        f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})"
+        for _, frame in _causal.await_chain(task.get_coro())
+        if not frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+    ]
     return " → ".join(places) if places else "(not started)"
 
 

@@ -467,16 +467,14 @@ def _run_universes(
                 shrunk=shrunk,
                 told=told,
             )
-            for entry in found:
-                if entry.failed:
-                    entry.sections.append(("simloom: schedule-dependent", report))
-                    entry.user_properties.append(("simloom", f"schedule-dependent seed={seed}"))
-                    break
-            item.config.stash[_SCHEDULE_DEPENDENT].append(
+            return _attach(
+                item,
+                found,
+                ("simloom: schedule-dependent", report),
+                f"schedule-dependent seed={seed}",
                 f"{item.nodeid}: schedule-dependent, fails in universe {seed}; replay: "
-                + universes.replay_command(item.nodeid, seed, settings, strict)
+                + universes.replay_command(item.nodeid, seed, settings, strict),
             )
-            return found
     return reports
 
 
@@ -501,15 +499,31 @@ def _same_schedule_failure(
         "global), a real thread or the real clock.\n"
         f"  replay it: {replay}"
     )
+    return _attach(
+        item,
+        found,
+        ("simloom: not schedule-dependent", report),
+        f"same-schedule failure seed={seed}",
+        f"{item.nodeid}: NOT schedule-dependent (failed on the FIFO schedule in universe "
+        f"{seed}: depends on state outside the simulation); replay: {replay}",
+    )
+
+
+def _attach(
+    item: pytest.Item,
+    found: list[pytest.TestReport],
+    section: tuple[str, str],
+    verdict: str,
+    summary: str,
+) -> list[pytest.TestReport]:
+    """Put an explored universe's report on the first failing report of its run
+    (a section and a ``simloom`` user property) and its line in the summary."""
     for entry in found:
         if entry.failed:
-            entry.sections.append(("simloom: not schedule-dependent", report))
-            entry.user_properties.append(("simloom", f"same-schedule failure seed={seed}"))
+            entry.sections.append(section)
+            entry.user_properties.append(("simloom", verdict))
             break
-    item.config.stash[_SCHEDULE_DEPENDENT].append(
-        f"{item.nodeid}: NOT schedule-dependent (failed on the FIFO schedule in universe "
-        f"{seed}: depends on state outside the simulation); replay: {replay}"
-    )
+    item.config.stash[_SCHEDULE_DEPENDENT].append(summary)
     return found
 
 
