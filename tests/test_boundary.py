@@ -617,6 +617,18 @@ def lock_acquire_remembers_its_holder() -> None:
     assert in_universe(main) == [True, None]
 
 
+def semaphore_acquire_remembers_its_holders() -> None:
+    async def main() -> list[object]:
+        sem = asyncio.Semaphore(2)
+        await sem.acquire()
+        seen: list[object] = [_patches.semaphore_holders(sem) == [asyncio.current_task()]]
+        sem.release()
+        seen.append(_patches.semaphore_holders(sem))
+        return seen
+
+    assert in_universe(main) == [True, []]
+
+
 def numeric_hosts_need_no_dns() -> None:
     async def main() -> None:
         assert socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
@@ -683,6 +695,7 @@ PROBES: dict[str, Callable[[], None]] = {
     "uuid.uuid1": uuid1_is_of_the_wall_clock,
     "asyncio.as_completed": as_completed_goes_in_argument_order,
     "asyncio.Lock.acquire": lock_acquire_remembers_its_holder,
+    "asyncio.Semaphore.acquire": semaphore_acquire_remembers_its_holders,
     "socket.socket.connect": escapes(
         "socket.socket.connect", lambda: socket.socket().connect(("127.0.0.1", 9))
     ),

@@ -1351,6 +1351,14 @@ _ROWS: tuple[_Row, ...] = (
         "forgets it), so a deadlock report names who holds what each waiter waits for",
     ),
     _row(
+        "asyncio.Semaphore.acquire",
+        "scheduling",
+        "patched",
+        "behaves as the stock one (BoundedSemaphore too) and remembers the tasks that "
+        "hold a unit (a release gives back the releaser's unit, or the oldest), so a "
+        "deadlock report names them",
+    ),
+    _row(
         "gc",
         "identity",
         "simulated",

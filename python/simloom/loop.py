@@ -98,6 +98,11 @@ def _duration(seconds: float) -> str:
 def _describe_awaitable(obj: object) -> str:
     if isinstance(obj, asyncio.Task):
         return f"task {obj.get_name()!r}"
+    children = getattr(obj, "_children", None)
+    if isinstance(obj, asyncio.Future) and isinstance(children, list) and children:
+        names = [c.get_name() if isinstance(c, asyncio.Task) else "a Future" for c in children]
+        listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        return f"the gather of {listed}"
     if isinstance(obj, asyncio.Future):
         return "a Future" + (" (done)" if obj.done() else "")
     return type(obj).__qualname__
@@ -776,10 +781,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             for task in waiting:
                 awaited = getattr(task, "_fut_waiter", None)
                 what = _describe_awaitable(awaited) if awaited is not None else "nothing"
-                lock = _patches.lock_waited_on(task)
-                if lock is not None:
-                    holder = _patches.lock_holder(lock)
-                    what = f"an asyncio.Lock held by {holder.get_name()}" if holder else what
+                what = _patches.describe_wait(task) or what
                 lines.append(f"  {task.get_name()}: waits for {what} at {_suspension_point(task)}")
         threads = self._lockstep.parked_report()
         if threads:
