@@ -24,6 +24,8 @@ from .errors import (
     EventLogError,
     ExecutorBlockedError,
     ForeignTapeError,
+    LinearizabilityCheckError,
+    NotLinearizableError,
     SimBudgetExceededError,
     SimDeadlockError,
     SimLivelockError,
@@ -39,6 +41,7 @@ from .errors import (
     TruncatedTapeError,
     UnhandledExceptionError,
 )
+from .history import History, LinearizabilityResult, OperationFailed
 from .loop import SimLoop
 from .net import Net
 from .tape import Tape
@@ -71,8 +74,13 @@ __all__ = [
     "EventLogError",
     "ExecutorBlockedError",
     "ForeignTapeError",
+    "History",
     "Host",
+    "LinearizabilityCheckError",
+    "LinearizabilityResult",
     "Net",
+    "NotLinearizableError",
+    "OperationFailed",
     "RunResult",
     "SchedulerSpec",
     "SimBudgetExceededError",

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_PCT_DEPTH",
     "DEFAULT_PCT_HORIZON",
     "EVENT_LOG_VERSION",
+    "LINEARIZABILITY_MODELS",
     "MAX_GAP",
     "NEVER_SECONDS",
     "RAISED_ERRORS",
@@ -34,6 +35,7 @@ __all__ = [
     "Restoration",
     "StepWatch",
     "Tape",
+    "check_linearizable",
     "decode_event_log",
 ]
 
@@ -50,6 +52,17 @@ DEFAULT_MAX_STALL_NS: Final[int]
 RAISED_ERRORS: Final[list[str]]
 
 def decode_event_log(data: bytes) -> list[tuple[Any, ...]]: ...
+
+#: The built-in linearizability models' names.
+LINEARIZABILITY_MODELS: Final[list[str]]
+
+def check_linearizable(
+    model: Any,
+    objects: list[Any],
+    by_key: bool,
+    max_steps: int,
+    shrink_checks: int,
+) -> tuple[list[int], int, list[int], bool] | None: ...
 
 @disjoint_base
 class Tape:

@@ -16,6 +16,8 @@ __all__ = [
     "EventLogError",
     "ExecutorBlockedError",
     "ForeignTapeError",
+    "LinearizabilityCheckError",
+    "NotLinearizableError",
     "SimBudgetExceededError",
     "SimDeadlockError",
     "SimLivelockError",
@@ -134,6 +136,21 @@ class TapeMisalignedError(SimloomError):
 class CoverageNotReachedError(SimloomError, AssertionError):
     """``@simloom.test(require_coverage=...)`` named labels that no universe of the
     exploration reached."""
+
+
+class NotLinearizableError(SimloomError, AssertionError):
+    """A recorded history is not linearizable for its model. Raised in a universe,
+    it fails the universe like a failed assertion (and shrinks like one); its
+    message is the counterexample drawn over time, and ``result`` the
+    :class:`simloom.LinearizabilityResult`."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class LinearizabilityCheckError(SimloomError, RuntimeError):
+    """The linearizability search gave up (its step budget) before it could answer."""
 
 
 class EventLogError(SimloomError, ValueError):

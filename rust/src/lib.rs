@@ -3,6 +3,7 @@
 //! The engine modules build and test with no Python present (`cargo test`); the
 //! `python` feature adds `py/`, the only place that knows about Python objects.
 
+pub mod check;
 pub mod choices;
 pub mod disk;
 pub mod engine;

@@ -3,6 +3,7 @@
 //! Owns: conversions between Python objects and engine types, calling callbacks.
 //! Must not: decide scheduling or encode tapes (the engine does).
 
+mod check;
 mod clock;
 mod describe;
 mod disk;
@@ -21,7 +22,7 @@ use pyo3::sync::PyOnceLock;
 /// Every class of `simloom.errors` the Rust side raises. They are resolved once, at
 /// the first raise (`simloom.errors` imports `_core`, so not at module init);
 /// `tests/test_layout.py` checks each one exists and is a `SimloomError`.
-pub(crate) const RAISED_ERRORS: [&str; 8] = [
+pub(crate) const RAISED_ERRORS: [&str; 9] = [
     "SimloomUsageError",
     "EscapedSimulationError",
     "TapeMisalignedError",
@@ -30,6 +31,7 @@ pub(crate) const RAISED_ERRORS: [&str; 8] = [
     "TapeVersionError",
     "CorruptTapeError",
     "TruncatedTapeError",
+    "LinearizabilityCheckError",
 ];
 
 static ERROR_CLASSES: PyOnceLock<Vec<Py<PyAny>>> = PyOnceLock::new();
@@ -72,6 +74,7 @@ fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<clock::ClockView>()?;
     module.add_class::<watch::StepWatch>()?;
     module.add_function(wrap_pyfunction!(tape::decode_event_log, module)?)?;
+    check::register(module)?;
     disk::register(module)?;
     net::register(module)?;
     // Values the engine defines and Python reads (never re-declares).
