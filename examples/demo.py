@@ -14,6 +14,11 @@
    double-vote bug (a vote granted before it is on disk) exploration elects two
    leaders in one term and shrinks the universe to the few faults that do it; the
    correct Raft survives 500 universes, and the coverage counters show the faults.
+4. ``examples/replicated_kv.py`` — a primary-backup key-value store that spreads
+   reads over its backups. No reply is wrong on its own; the clients' recorded
+   history is checked for linearizability (in Rust) and the stale read is shrunk
+   to the put and the two gets that no order explains. Reads from the primary
+   survive.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(HERE))
 
 import bank_race  # noqa: E402
 import bpo42130  # noqa: E402
+import replicated_kv  # noqa: E402
 import simloom  # noqa: E402
 import toy_raft  # noqa: E402
 from hypothesis import settings  # noqa: E402
@@ -41,6 +47,8 @@ from simloom import testing  # noqa: E402
 RUNS = 2_000
 RAFT_BUG_HUNT_RUNS = 50
 RAFT_SURVIVAL_RUNS = 500
+KV_RUNS = 300
+KV_OPERATIONS = 12  # 3 clients x 4
 
 
 def explore(
@@ -124,7 +132,29 @@ def main() -> int:
 
     print("\n== 3. examples/toy_raft.py: five Raft nodes, partitions, crashes, restarts\n")
     status |= raft()
+
+    print("\n== 4. examples/replicated_kv.py: reads from backups, checked for linearizability\n")
+    status |= kv()
     return status
+
+
+def kv() -> int:
+    """Find the stale read with the linearizability check; the primary-only
+    store survives."""
+    failure = explore("test_replicated_kv_reads_any", replicated_kv.buggy, runs=KV_RUNS)
+    if failure is None:
+        print(f"  no failure in {KV_RUNS} universes")
+        return 1
+    report = show(failure)
+    print("\n  the history of the minimal universe, checked:")
+    print("    " + str(failure).replace("\n", "\n    "))
+    history = re.search(r"artifacts: .*?(\S+\.history\.json)", report)
+    print(f"  (all {KV_OPERATIONS} operations: {history[1] if history else 'not written'})\n")
+    status = not replay_twice(replicated_kv.buggy, report)
+    survivor = explore("test_replicated_kv_reads_primary", replicated_kv.correct, runs=KV_RUNS)
+    verdict = "survives" if survivor is None else f"FAILS: {survivor!r}"
+    print(f"\n  the store that reads from its primary {verdict} {KV_RUNS} universes.")
+    return int(status) | (survivor is not None)
 
 
 def raft() -> int:

@@ -25,6 +25,7 @@ from ._api import RunResult, decode_events
 from ._report import _error_line
 from ._shrink import NOT_SHRUNK, PARTLY, _Shrink
 from ._version import __version__
+from .errors import NotLinearizableError
 from .tape import Tape, atomic_write
 
 ARTIFACT_DIR = Path(".sim") / "failures"
@@ -136,7 +137,17 @@ def _write_artifacts(
 
     write(tape_path, lambda: _artifact_json(fields, result.tape, original))
     write(events_path, lambda: _event_lines(result))
+    history = _checked_history(result.error)
+    if history is not None:
+        write(artifact_dir / f"{stem}.history.json", history.to_json)
     return written, warnings
+
+
+def _checked_history(error: BaseException | None) -> Any:
+    """The history a failed consistency check was about (a ``NotLinearizableError``
+    carries it), for its own artifact file."""
+    checked = getattr(error, "result", None) if isinstance(error, NotLinearizableError) else None
+    return getattr(checked, "history", None)
 
 
 def _event_lines(result: RunResult) -> str:

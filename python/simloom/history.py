@@ -163,6 +163,8 @@ class LinearizabilityResult:
     unplaceable: Operation | None = None
     concurrent: tuple[Operation, ...] = ()
     minimal: bool = True
+    #: The history checked (it goes into a failure's artifacts as JSON).
+    history: History | None = field(default=None, repr=False, compare=False)
     _diagram: str = field(default="", repr=False)
 
     def __bool__(self) -> bool:
@@ -337,6 +339,7 @@ class History:
             unplaceable=ops[unplaceable],
             concurrent=tuple(ops[i] for i in concurrent),
             minimal=minimal,
+            history=self,
             _diagram=_diagram(self, name, checked, example, ops[unplaceable], minimal),
         )
         return result
