@@ -38,9 +38,14 @@ KEYS = ("x", "y")
 class Replica:
     """One replica's state and server."""
 
+    #: Set to a list to have every replica started append itself (for monitors).
+    instances: list[Replica] | None = None
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.data: dict[str, Any] = {}
+        if Replica.instances is not None:
+            Replica.instances.append(self)
 
     async def serve(self) -> None:
         server = await asyncio.start_server(self._connection, None, PORT)

@@ -14,6 +14,7 @@ from ._api import Event, RunResult, decode_events, draw, reached, replay, run, s
 from ._boundary import BoundaryEntry, boundary
 from ._config import UniverseConfig
 from ._hashseed import pin_hashseed
+from ._monitors import always, eventually, leads_to
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
 from ._version import __version__
 from .disk import Disk, DiskFile
@@ -25,6 +26,7 @@ from .errors import (
     ExecutorBlockedError,
     ForeignTapeError,
     LinearizabilityCheckError,
+    MonitorViolationError,
     NotLinearizableError,
     SimBudgetExceededError,
     SimDeadlockError,
@@ -78,6 +80,7 @@ __all__ = [
     "Host",
     "LinearizabilityCheckError",
     "LinearizabilityResult",
+    "MonitorViolationError",
     "Net",
     "NotLinearizableError",
     "OperationFailed",
@@ -103,10 +106,13 @@ __all__ = [
     "UniverseConfig",
     "World",
     "__version__",
+    "always",
     "boundary",
     "current_host",
     "decode_events",
     "draw",
+    "eventually",
+    "leads_to",
     "parse_scheduler",
     "pin_hashseed",
     "reached",

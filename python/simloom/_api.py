@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from . import _boundary, _budgets, _causal, _core, _selfcheck
+from . import _boundary, _budgets, _causal, _core, _monitors, _selfcheck
 from ._config import UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
@@ -246,7 +246,9 @@ async def _call_main(main: Main, loop: SimLoop) -> Any:
             f"main must be an async function (returning an awaitable); it returned "
             f"{type(awaitable).__name__}"
         )
-    return await awaitable
+    value = await awaitable
+    _monitors.check_at_end(loop)
+    return value
 
 
 def _retrieve_task_exceptions(loop: SimLoop) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "ExecutorBlockedError",
     "ForeignTapeError",
     "LinearizabilityCheckError",
+    "MonitorViolationError",
     "NotLinearizableError",
     "SimBudgetExceededError",
     "SimDeadlockError",
@@ -147,6 +148,20 @@ class NotLinearizableError(SimloomError, AssertionError):
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class MonitorViolationError(SimloomError, AssertionError):
+    """A monitor (``simloom.always``, ``eventually``, ``leads_to``) was violated: it
+    fails the universe like a failed assertion and shrinks like one. ``monitor`` is
+    its name, ``kind`` its kind, ``time_ns`` the virtual time of the violation
+    (a deadline's, for a time limit) and ``step`` the step after which it was seen."""
+
+    def __init__(self, message: str, *, monitor: str, kind: str, time_ns: int, step: int) -> None:
+        super().__init__(message)
+        self.monitor = monitor
+        self.kind = kind
+        self.time_ns = time_ns
+        self.step = step
 
 
 class LinearizabilityCheckError(SimloomError, RuntimeError):

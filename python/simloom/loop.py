@@ -35,6 +35,7 @@ from . import (
     _causal,
     _core,
     _lockstep,
+    _monitors,
     _patched_clock,
     _patches,
     _sim_socket,
@@ -763,6 +764,19 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         if self._failure is None:
             self._failure = error
         self._stop_now()
+
+    def _monitor_failed(
+        self,
+        index: int,
+        time_ns: int,
+        since_ns: int | None,
+        reason: str,
+        step: int,
+        label: str,
+        exception: BaseException | None,
+    ) -> None:
+        """The engine found a monitor violated (see ``_monitors``)."""
+        _monitors.failed(self, index, time_ns, since_ns, reason, step, label, exception)
 
     def _take_failure(self) -> BaseException | None:
         failure, self._failure = self._failure, None

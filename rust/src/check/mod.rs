@@ -12,6 +12,7 @@
 pub mod history;
 pub mod linearizable;
 pub mod models;
+pub mod monitors;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use super::handle::Handle;
 use super::simloom_error;
 use super::tape::Tape;
 use super::watch::{Armed, SharedWatch, StepWatch};
+use crate::check::monitors::{Kind as MonitorKind, Monitors, Reason, Violation, Which};
 use crate::engine::{
     BudgetKind, BudgetPhase, Budgets, Engine, EngineError, Next, Source, DEFAULT_MAX_STALL_NS,
     NEVER,
@@ -108,6 +109,15 @@ pub struct LoopCore {
     /// decisions_after, rank)` (rank: the older ready callbacks it ran ahead of) while a causal trace is recorded (`None`: not recording,
     /// the default, at no cost).
     tracer: Option<Py<PyAny>>,
+    /// `simloom.always`/`eventually`/`leads_to`: their state (judged after each
+    /// step that may have run program code), and their predicates `(p, q)`.
+    monitors: Monitors,
+    monitor_predicates: Vec<(Py<PyAny>, Option<Py<PyAny>>)>,
+    /// A callback that runs no program code (asyncio's `_set_result_unless_cancelled`,
+    /// which ends a sleep): no monitor is judged after its steps.
+    quiet_callback: Option<Py<PyAny>>,
+    /// The monitors' predicates are running (they must not add monitors).
+    judging: bool,
 }
 
 /// The host incarnation `context` belongs to, or 0.
@@ -116,6 +126,15 @@ fn incarnation_in(context: &Bound<'_, PyAny>, host_var: &Bound<'_, PyAny>) -> u6
         .get_item(host_var)
         .and_then(|value| value.extract::<u64>())
         .unwrap_or(0)
+}
+
+/// A monitor violation's reason as the Python layer names it.
+fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::False => "false",
+        Reason::Deadline => "deadline",
+        Reason::Ended => "ended",
+    }
 }
 
 fn fresh_engine(source: Source, livelock_steps: u64) -> Result<Engine<Py<Handle>>, EngineError> {
@@ -298,7 +317,7 @@ impl LoopCore {
         };
         let _armed = Armed::new(&watch, steps);
         for _ in 0..budget {
-            let (entry, traced) = {
+            let (entry, traced, monitored) = {
                 let mut core = slf.borrow_mut();
                 core.in_step = false;
                 let decisions_before = core.engine.decisions();
@@ -317,7 +336,8 @@ impl LoopCore {
                                 (decisions_before, engine.decisions(), engine.last_rank());
                             (tracer.clone_ref(py), steps, decisions)
                         });
-                        (entry, traced)
+                        let monitored = core.monitors.is_active();
+                        (entry, traced, monitored)
                     }
                     Ok(Some(Next::Idle)) => return Ok("idle"),
                     Ok(Some(Next::Livelock { .. })) => return Ok("livelock"),
@@ -347,8 +367,108 @@ impl LoopCore {
                 context.set_item("handle", &entry.payload)?;
                 slf.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
             }
+            // A monitor added in this step is judged after it, too.
+            if monitored || slf.borrow().monitors.is_active() {
+                Self::judge_monitors(slf, handle)?;
+            }
         }
         Ok("budget")
+    }
+
+    /// Call the open monitors' predicates now (no borrow held while they run: they
+    /// may read the loop; adding a monitor from one is refused while `judging`).
+    #[allow(clippy::type_complexity)]
+    fn evaluate_monitors(
+        slf: &Bound<'_, Self>,
+    ) -> (Result<Option<Violation>, (usize, PyErr)>, u64, u64) {
+        let py = slf.py();
+        let (mut monitors, predicates, now, step) = {
+            let mut core = slf.borrow_mut();
+            core.judging = true;
+            (
+                std::mem::take(&mut core.monitors),
+                std::mem::take(&mut core.monitor_predicates),
+                core.engine.now_ns(),
+                core.engine.steps(),
+            )
+        };
+        let verdict = monitors.after_step(now, |index, which| {
+            let (p, q) = &predicates[index];
+            let predicate = match which {
+                Which::P => p,
+                Which::Q => q.as_ref().unwrap_or(p),
+            };
+            // SAFETY: a live callable; returns a new reference or NULL with an
+            // exception set.
+            let answer = unsafe { ffi::PyObject_CallNoArgs(predicate.as_ptr()) };
+            let answer = unsafe { Bound::from_owned_ptr_or_err(py, answer) };
+            answer
+                .and_then(|answer| answer.is_truthy())
+                .map_err(|error| (index, error))
+        });
+        let mut core = slf.borrow_mut();
+        core.monitors = monitors;
+        core.monitor_predicates = predicates;
+        core.judging = false;
+        (verdict, now, step)
+    }
+
+    /// Judge the monitors after a step of `handle` (unless none is active, or the
+    /// step ran no program code). A violation, or a predicate raising, is handed to
+    /// the loop's `_monitor_failed`, which fails the universe.
+    fn judge_monitors(slf: &Bound<'_, Self>, handle: &Handle) -> PyResult<()> {
+        let py = slf.py();
+        if slf
+            .borrow()
+            .quiet_callback
+            .as_ref()
+            .is_some_and(|quiet| quiet.as_ptr() == handle.callback.as_ptr())
+        {
+            return Ok(());
+        }
+        let (verdict, now, step) = Self::evaluate_monitors(slf);
+        if matches!(verdict, Ok(None)) {
+            return Ok(());
+        }
+        let label = slf.borrow().label_text(handle.label);
+        match verdict {
+            Ok(None) => Ok(()),
+            Ok(Some(violation)) => {
+                slf.call_method1(
+                    pyo3::intern!(py, "_monitor_failed"),
+                    (
+                        violation.monitor,
+                        violation.time_ns,
+                        violation.since_ns,
+                        reason_name(violation.reason),
+                        step,
+                        label,
+                        py.None(),
+                    ),
+                )?;
+                Ok(())
+            }
+            Err((index, error)) => {
+                if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                    || error.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+                {
+                    return Err(error);
+                }
+                slf.call_method1(
+                    pyo3::intern!(py, "_monitor_failed"),
+                    (
+                        index,
+                        now,
+                        py.None(),
+                        "raised",
+                        step,
+                        label,
+                        error.value(py),
+                    ),
+                )?;
+                Ok(())
+            }
+        }
     }
 
     /// Schedule `callback(*args)` as ready (`when_ns` None) or as a timer at an exact
@@ -512,6 +632,10 @@ impl LoopCore {
             code_flags: Vec::new(),
             in_step: false,
             tracer: None,
+            monitors: Monitors::default(),
+            monitor_predicates: Vec::new(),
+            quiet_callback: None,
+            judging: false,
         })
     }
 
@@ -580,6 +704,8 @@ impl LoopCore {
         self.clock.store(self.engine.now_ns(), Ordering::Relaxed);
         self.livelock_steps = livelock_steps;
         self.describer = Describer::new(self.task_type.clone_ref(py));
+        self.monitors = Monitors::default();
+        self.monitor_predicates.clear();
         self.stop_requested = false;
         self.stop_after_batch = None;
         self.fatal = None;
@@ -818,6 +944,63 @@ impl LoopCore {
     /// Set (or, with `None`, remove) the causal trace's tracer: see `tracer`.
     fn _set_tracer(&mut self, tracer: Option<Py<PyAny>>) {
         self.tracer = tracer;
+    }
+
+    /// Add a monitor (`kind`: "always", "eventually" or "leads_to"; `q` for
+    /// leads_to; `within_ns`: its time limit) judged from the next step on;
+    /// returns its index.
+    #[pyo3(signature = (kind, p, q = None, within_ns = None))]
+    fn _add_monitor(
+        &mut self,
+        kind: &str,
+        p: Py<PyAny>,
+        q: Option<Py<PyAny>>,
+        within_ns: Option<u64>,
+    ) -> PyResult<usize> {
+        if self.judging {
+            return Err(PyRuntimeError::new_err(
+                "a monitor's predicate added a monitor: predicates must only read the program's state",
+            ));
+        }
+        let kind = match kind {
+            "always" => MonitorKind::Always,
+            "eventually" => MonitorKind::Eventually { within_ns },
+            "leads_to" => MonitorKind::LeadsTo { within_ns },
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown monitor kind {other:?}"
+                )))
+            }
+        };
+        self.monitor_predicates.push((p, q));
+        Ok(self.monitors.add(kind, self.engine.now_ns()))
+    }
+
+    /// Stop judging monitor `index`.
+    fn _remove_monitor(&mut self, index: usize) {
+        self.monitors.remove(index);
+    }
+
+    /// The universe's program ended: the first monitor left unsatisfied, as
+    /// `(index, time_ns, since_ns, reason)`, or None.
+    /// The state at the end is judged first, as after a step; a predicate's
+    /// exception propagates.
+    #[allow(clippy::type_complexity)]
+    fn _monitors_at_end(
+        slf: &Bound<'_, Self>,
+    ) -> PyResult<Option<(usize, u64, Option<u64>, &'static str)>> {
+        let (verdict, now, _) = Self::evaluate_monitors(slf);
+        let found = match verdict {
+            Err((_, error)) => return Err(error),
+            Ok(Some(violation)) => Some(violation),
+            Ok(None) => slf.borrow_mut().monitors.at_end(now),
+        };
+        Ok(found.map(|v| (v.monitor, v.time_ns, v.since_ns, reason_name(v.reason))))
+    }
+
+    /// The callback after whose steps no monitor is judged (see `quiet_callback`).
+    fn _set_quiet_callback(&mut self, callback: Option<Py<PyAny>>) {
+        self.quiet_callback = callback;
     }
 
     /// A labelled choice in `[0, bound)`; `percent` is the chance of nonzero for
@@ -1072,11 +1255,23 @@ impl LoopCore {
         for (code, _) in &self.code_flags {
             visit.call(code)?;
         }
-        for object in [&self.stop_marker, &self.fatal, &self.host_var, &self.tracer]
-            .into_iter()
-            .flatten()
+        for object in [
+            &self.stop_marker,
+            &self.fatal,
+            &self.host_var,
+            &self.tracer,
+            &self.quiet_callback,
+        ]
+        .into_iter()
+        .flatten()
         {
             visit.call(object)?;
+        }
+        for (p, q) in &self.monitor_predicates {
+            visit.call(p)?;
+            if let Some(q) = q {
+                visit.call(q)?;
+            }
         }
         if let Ok(slot) = self.draws_slot.lock() {
             if let Some(draws) = slot.as_ref() {
@@ -1095,7 +1290,11 @@ impl LoopCore {
         let old_engine = fresh
             .ok()
             .map(|engine| std::mem::replace(&mut self.engine, engine));
+        let predicates = std::mem::take(&mut self.monitor_predicates);
+        self.monitors = Monitors::default();
         let released = (
+            predicates,
+            self.quiet_callback.take(),
             self.tracer.take(),
             self.host_var.take(),
             self.stop_marker.take(),
