@@ -1,0 +1,370 @@
+"""The visual timeline of a universe: one self-contained HTML file drawn from its
+causal trace (``simloom timeline ARTIFACT -o FILE.html``).
+
+:func:`build` turns a traced replay into a plain, JSON-able model: the world's
+hosts (each a lane, its tasks rows within it), every step with its words and
+source line, the messages (the step that sent, the world's delivery step, the step
+the delivery woke), the faults the program injected (partitions and crashes as
+bands until their heal or restart, the others as marks), the tape's deviations
+told as the report's "schedule in code" tells them, and the step where the nearest
+passing universe parts from the failure. :func:`render` embeds that model, escaped,
+as JSON in the HTML template ``_timeline.html`` (inline CSS, JS and SVG: no font,
+script, image or request from outside); the page draws itself from it, so a few
+thousand steps cost a few hundred kilobytes, not an SVG element each in the file.
+
+The bytes depend only on the artifact (and the program it replays): no timestamp,
+no random id, keys sorted.
+
+Owns: the timeline's model and its HTML. Must not: run or replay a universe (the
+CLI hands it the traces), nor change what the causal trace records.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ._causal import (
+    CausalStep,
+    CausalTrace,
+    Location,
+    NearestPassing,
+    decision_labels,
+    step_words,
+    told_in_code,
+    who,
+)
+
+__all__ = ["FORMAT", "Timeline", "build", "render"]
+
+#: The model's format name and version (in the embedded JSON).
+FORMAT = "simloom.timeline"
+VERSION = 1
+
+#: The labels of the world's delivery callbacks (the network's timer and the
+#: hand-over of an accept or of an event for a late-registered side).
+_DELIVERIES = ("NetCore._due", "NetCore._deliver")
+
+_SIMLOOM_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+#: The row of a host's lane for its plain callbacks (not a task's).
+CALLBACKS_ROW = "(callbacks)"
+
+#: The lane of the world's own steps (deliveries, its timers).
+WORLD_LANE = "(world)"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A timeline's model (``data``) and what it counts, for the CLI's summary."""
+
+    data: dict[str, Any]
+
+    @property
+    def hosts(self) -> int:
+        return len(self.data["hosts"])
+
+    @property
+    def steps(self) -> int:
+        return len(self.data["steps"])
+
+    @property
+    def messages(self) -> int:
+        return len(self.data["messages"])
+
+    @property
+    def deviations(self) -> int:
+        return len(self.data["deviations"])
+
+    @property
+    def faults(self) -> int:
+        return len(self.data["faults"])
+
+
+def _where(location: Location | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    return {
+        "file": location.file,
+        "name": os.path.basename(location.file),
+        "line": location.line,
+        "function": location.function.rsplit("<locals>.", 1)[-1],
+        "source": location.source(),
+    }
+
+
+def _task_row(step: CausalStep) -> str:
+    if step.task is None:
+        return CALLBACKS_ROW
+    if step.coroutine is not None and re.fullmatch(r"Task-\d+", step.task):
+        return f"{step.task} ({step.coroutine.rsplit('<locals>.', 1)[-1]})"
+    return step.task
+
+
+def build(
+    trace: CausalTrace,
+    result: Any,
+    *,
+    hosts: list[str],
+    nearest: NearestPassing | None,
+    header: dict[str, Any],
+) -> Timeline:
+    """The model of ``result``'s universe (a :class:`~simloom._api.RunResult`) from
+    its causal ``trace``. ``hosts`` are the world's host names in creation order
+    (a host that never ran still gets a lane); ``nearest`` the nearest passing
+    universe, if one was found; ``header`` what the page's title says (test, seed,
+    error, ...)."""
+    steps = trace.steps
+    by_number = {step.step: step for step in steps}
+    lanes: list[str] = list(hosts)
+    for step in steps:
+        if step.host is not None and step.host not in lanes:
+            lanes.append(step.host)
+    # Without a world every step is the program's own: one lane, "main".
+    worldless = not lanes
+    if worldless:
+        lanes.append("main")
+    # A timer's step that resolves a task's future (a sleep's end) is drawn in that
+    # task's row, on that task's host.
+    task_place: dict[str, tuple[str, str]] = {}
+    for step in steps:
+        if step.task is not None and step.host is not None:
+            task_place.setdefault(step.task, (step.host, _task_row(step)))
+    rows: dict[str, list[str]] = {lane: [] for lane in lanes}
+    rows[WORLD_LANE] = []
+    children: dict[int, list[int]] = {}
+    for step in steps:
+        children.setdefault(step.parent, []).append(step.step)
+
+    drawn: list[dict[str, Any]] = []
+    for step in steps:
+        lane, row, timer = step.host, _task_row(step), False
+        if lane is None and step.task is not None and step.task in task_place:
+            # A task's step before the world existed (main's first).
+            lane, row = task_place[step.task]
+        if lane is None and step.for_task is not None and step.for_task[0] in task_place:
+            lane, row = task_place[step.for_task[0]]
+            timer = True
+        if lane is None and (worldless or not _is_worlds(step)):
+            # A callback in the test's own context (gather's, a future's): main's.
+            lane = "main"
+        if lane is None:
+            lane, row = WORLD_LANE, step.label
+        if row not in rows[lane]:
+            rows[lane].append(row)
+        record: dict[str, Any] = {
+            "n": step.step,
+            "t": step.time_ns,
+            "lane": lane,
+            "row": row,
+            "words": step_words(step),
+            "who": who(step),
+            "task": step.task,
+            "coroutine": step.coroutine,
+            "host": step.host,
+            "parent": step.parent,
+            "woke": children.get(step.step, []),
+            "at": _where(step.location),
+            "awaited": step.awaited,
+            "starts": step.starts,
+        }
+        if timer:
+            record["timer"] = True
+        if step.decisions[1] > step.decisions[0]:
+            record["decisions"] = [step.decisions[0], step.decisions[1]]
+        if step.passed_over:
+            record["passed_over"] = [
+                {
+                    "label": other.label,
+                    "coroutine": other.coroutine,
+                    "at": _where(other.location),
+                    "starts": other.starts,
+                }
+                for other in step.passed_over
+            ]
+        drawn.append(record)
+
+    messages = _messages(steps, by_number, children)
+    labels = decision_labels(result)
+    deviations = []
+    for index, value in result.tape.deviations:
+        chosen = trace.chosen_by(index) or trace.during(index)
+        told = told_in_code(trace, [(index, value)], labels)
+        deviations.append(
+            {
+                "decision": index,
+                "value": value,
+                "label": labels.get(index, "?"),
+                "step": chosen.step if chosen is not None else None,
+                "text": told[0] if told else f"decision #{index} = {value}",
+                "asked_at": _where(trace.choices.get(index)),
+            }
+        )
+
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "header": header,
+        "hosts": [{"name": lane, "rows": rows[lane]} for lane in lanes],
+        "world": {"name": WORLD_LANE, "rows": rows[WORLD_LANE]},
+        "steps": drawn,
+        "messages": messages,
+        "faults": _faults(trace, lanes, steps[-1].step if steps else 0),
+        "deviations": deviations,
+        "nearest": _nearest(nearest, trace),
+    }
+    return Timeline(data)
+
+
+def _is_worlds(step: CausalStep) -> bool:
+    """Whether a step with no host is the world's own (its network's)."""
+    if step.label.startswith("NetCore."):
+        return True
+    location = step.location
+    return location is not None and os.path.abspath(location.file).startswith(_SIMLOOM_DIR)
+
+
+def _sender(step: CausalStep, by_number: dict[int, CausalStep]) -> CausalStep | None:
+    """The step on a host that sent what the delivery ``step`` hands over: its
+    parent, through the world's delivery steps of the same instant (a timer's
+    step handing an accept on). None for what the network made of an earlier
+    delivery (a handshake's answer): no host's step sent that."""
+    current = step
+    for _ in range(1000):
+        parent = by_number.get(current.parent) if current.parent else None
+        if parent is None or parent.host is not None:
+            return parent
+        if parent.label not in _DELIVERIES or parent.time_ns != current.time_ns:
+            return None
+        current = parent
+    return None
+
+
+def _messages(
+    steps: list[CausalStep], by_number: dict[int, CausalStep], children: dict[int, list[int]]
+) -> list[dict[str, Any]]:
+    """Each world delivery that woke a step on a host: (sender, delivery, receiver)."""
+    messages = []
+    for step in steps:
+        if step.host is not None or step.label not in _DELIVERIES:
+            continue
+        receiver = next(
+            (
+                by_number[child]
+                for child in children.get(step.step, [])
+                if by_number[child].host is not None
+            ),
+            None,
+        )
+        sender = _sender(step, by_number)
+        if receiver is None or sender is None:
+            continue
+        messages.append(
+            {
+                "from": sender.step,
+                "via": step.step,
+                "to": receiver.step,
+                "src": sender.host,
+                "dst": receiver.host,
+            }
+        )
+    return messages
+
+
+def _hosts_named(text: str, hosts: list[str]) -> list[str]:
+    words = set(re.findall(r"[\w.-]+", text))
+    return [host for host in hosts if host in words]
+
+
+def _faults(trace: CausalTrace, hosts: list[str], last_step: int) -> list[dict[str, Any]]:
+    """The injected faults; a partition lasts until a heal, a crash until its
+    host's restart (``until``: the step that ended it, the last step if none)."""
+    faults: list[dict[str, Any]] = []
+    open_partitions: list[dict[str, Any]] = []
+    down: dict[str, dict[str, Any]] = {}
+    for fault in trace.faults:
+        kind = fault.text.split(" ", 1)[0]
+        record: dict[str, Any] = {
+            "kind": kind,
+            "text": fault.text,
+            "step": fault.step,
+            "t": fault.time_ns,
+            "hosts": _hosts_named(fault.text, hosts),
+            "at": _where(fault.location),
+        }
+        if kind == "partition":
+            record["until"] = last_step
+            sides = fault.text.removeprefix("partition ").split(" | ", 1)
+            if len(sides) == 2:
+                record["sides"] = [_hosts_named(side, hosts) for side in sides]
+            open_partitions.append(record)
+        elif kind == "heal":
+            healed = set(record["hosts"])
+            for partition in list(open_partitions):
+                if not healed or healed == set(partition["hosts"]):
+                    partition["until"] = fault.step
+                    open_partitions.remove(partition)
+        elif kind == "crash" and record["hosts"]:
+            record["until"] = last_step
+            down[record["hosts"][0]] = record
+        elif kind == "restart" and record["hosts"] and record["hosts"][0] in down:
+            down.pop(record["hosts"][0])["until"] = fault.step
+        faults.append(record)
+    return faults
+
+
+def _nearest(nearest: NearestPassing | None, trace: CausalTrace) -> dict[str, Any] | None:
+    if nearest is None:
+        return None
+    steps = trace.steps
+    parting = steps[nearest.common] if nearest.common < len(steps) else None
+    passing = (
+        nearest.trace.steps[nearest.common] if nearest.common < len(nearest.trace.steps) else None
+    )
+    # Every step of the failure is the passing run's too: they part within the
+    # step that took the undone decision (an in-program choice there).
+    within = None
+    if parting is None:
+        within = trace.chosen_by(nearest.decision) or trace.during(nearest.decision)
+        parting = within
+        passing = nearest.trace.step(within.step) if within is not None else None
+    return {
+        "decision": nearest.decision,
+        "value": nearest.value,
+        "common": nearest.common,
+        "step": parting.step if parting is not None else None,
+        "within": within is not None,
+        "failure": step_words(parting) if parting is not None else None,
+        "passing": step_words(passing) if passing is not None else None,
+        "passing_t": passing.time_ns if passing is not None else None,
+    }
+
+
+def _script_json(data: dict[str, Any]) -> str:
+    """``data`` as JSON safe inside a ``<script>`` element: no ``<``, ``>`` or
+    ``&`` (so no ``</script>`` or ``<!--`` from a task's name), nor the two line
+    separators JavaScript once refused in strings."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def render(timeline: Timeline) -> str:
+    """The timeline's HTML page: one file, everything inline."""
+    template = resources.files(__package__).joinpath("_timeline.html").read_text("utf-8")
+    title = f"simloom timeline: {timeline.data['header'].get('test') or 'a universe'}"
+    fills = {"TITLE": html.escape(title), "DATA": _script_json(timeline.data)}
+    # One pass, so that a title holding "{{DATA}}" stays text.
+    return re.sub(r"\{\{(TITLE|DATA)\}\}", lambda match: fills[match[1]], template)
