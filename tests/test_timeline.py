@@ -120,7 +120,9 @@ def test_the_timeline_is_one_self_contained_file(page_file: Path) -> None:
     assert text.startswith("<!DOCTYPE html>")
     # Nothing from outside: no linked style, script, image, font or request.
     assert not re.search(r"<(link|img|iframe|object|embed)\b", text)
-    assert not re.search(r"\bsrc\s*=|@import|@font-face|fetch\(|XMLHttpRequest|url\(['\"]?http", text)
+    assert not re.search(
+        r"\bsrc\s*=|@import|@font-face|fetch\(|XMLHttpRequest|url\(['\"]?http", text
+    )
     urls = set(re.findall(r"https?://[^\s\"'<>)]+", text))
     assert urls == {"http://www.w3.org/2000/svg"}  # the SVG namespace, never fetched
 
@@ -152,7 +154,9 @@ def test_the_model_has_a_lane_per_host_messages_faults_and_the_deviations(
     assert [(d["decision"], d["value"]) for d in data["deviations"]] == list(tape.deviations)
     labels = {d["label"] for d in data["deviations"]}
     assert {"draw:first", "draw:second"} <= labels
-    assert any("draw:first = " in d["text"] and "three_hosts.py:" in d["text"] for d in data["deviations"])
+    assert any(
+        "draw:first = " in d["text"] and "three_hosts.py:" in d["text"] for d in data["deviations"]
+    )
     # Undoing one draw passes: where that universe parts from the failure.
     nearest = data["nearest"]
     assert nearest is not None and nearest["step"] in steps and nearest["passing"]
@@ -207,9 +211,11 @@ def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks
             requests: list[str] = []
             page.on(
                 "console",
-                lambda message: problems.append(f"console {message.type}: {message.text}")
-                if message.type in ("error", "warning")
-                else None,
+                lambda message: (
+                    problems.append(f"console {message.type}: {message.text}")
+                    if message.type in ("error", "warning")
+                    else None
+                ),
             )
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on("request", lambda request: requests.append(request.url))

@@ -229,20 +229,62 @@ def _is_worlds(step: CausalStep) -> bool:
     return location is not None and os.path.abspath(location.file).startswith(_SIMLOOM_DIR)
 
 
-def _sender(step: CausalStep, by_number: dict[int, CausalStep]) -> CausalStep | None:
-    """The step on a host that sent what the delivery ``step`` hands over: its
-    parent, through the world's delivery steps of the same instant (a timer's
-    step handing an accept on). None for what the network made of an earlier
-    delivery (a handshake's answer): no host's step sent that."""
-    current = step
-    for _ in range(1000):
-        parent = by_number.get(current.parent) if current.parent else None
-        if parent is None or parent.host is not None:
-            return parent
-        if parent.label not in _DELIVERIES or parent.time_ns != current.time_ns:
-            return None
-        current = parent
+def _is_delivery(step: CausalStep) -> bool:
+    return step.host is None and step.label in _DELIVERIES
+
+
+def _receiver(
+    step: CausalStep, by_number: dict[int, CausalStep], children: dict[int, list[int]]
+) -> CausalStep | None:
+    """The first step on a host that the delivery ``step`` woke, directly or
+    through the world's delivery steps of the same instant (an accept handed on)."""
+    for child in children.get(step.step, []):
+        woken = by_number[child]
+        if woken.host is not None:
+            return woken
+    for child in children.get(step.step, []):
+        woken = by_number[child]
+        if _is_delivery(woken) and woken.time_ns == step.time_ns:
+            found = _receiver(woken, by_number, children)
+            if found is not None:
+                return found
     return None
+
+
+def _sender(
+    step: CausalStep,
+    receiver: CausalStep,
+    by_number: dict[int, CausalStep],
+    children: dict[int, list[int]],
+) -> CausalStep | None:
+    """The step on a host that sent what the delivery ``step`` hands
+    ``receiver``: the first step on a host up its causal chain (the network's
+    timer, re-armed by each delivery, links a queued segment to the one before it,
+    back to the writer's step). A chain that comes back to the receiver's own host
+    through an earlier delivery to another host is the network's answer on that
+    host's behalf (a connection's handshake): that host's step sent it."""
+    passed: list[CausalStep] = []
+    current = step
+    for _ in range(10_000):
+        parent = by_number.get(current.parent) if current.parent else None
+        if parent is None:
+            return None
+        if parent.host is not None:
+            break
+        if not _is_delivery(parent):
+            return None
+        passed.append(parent)
+        current = parent
+    else:
+        return None
+    if parent.host == receiver.host:
+        for earlier in passed:
+            if earlier.time_ns == step.time_ns:
+                continue
+            answered = _receiver(earlier, by_number, children)
+            if answered is not None and answered.host != receiver.host:
+                return answered
+    return parent
 
 
 def _messages(
@@ -251,7 +293,7 @@ def _messages(
     """Each world delivery that woke a step on a host: (sender, delivery, receiver)."""
     messages = []
     for step in steps:
-        if step.host is not None or step.label not in _DELIVERIES:
+        if not _is_delivery(step):
             continue
         receiver = next(
             (
@@ -261,8 +303,10 @@ def _messages(
             ),
             None,
         )
-        sender = _sender(step, by_number)
-        if receiver is None or sender is None:
+        if receiver is None:
+            continue
+        sender = _sender(step, receiver, by_number, children)
+        if sender is None:
             continue
         messages.append(
             {
