@@ -148,7 +148,7 @@ def test_the_model_has_a_lane_per_host_messages_faults_and_the_deviations(
     partition, heal, crash, restart = data["faults"]
     assert partition["until"] == heal["step"] and partition["sides"] == [["bob"], ["server"]]
     assert crash["until"] == restart["step"] and crash["hosts"] == ["alice"]
-    assert partition["at"]["name"] == "three_hosts.py"
+    assert data["locations"][partition["at"]]["name"] == "three_hosts.py"
     # Every deviation of the tape, told as the report tells it.
     tape = simloom.Tape.load(failure)
     assert [(d["decision"], d["value"]) for d in data["deviations"]] == list(tape.deviations)
@@ -243,10 +243,18 @@ def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks
             details = page.locator("#details").inner_text()
             assert f"step #{message['to']}" in details
             assert "woken by: #" in details and "received a message from" in details
+            # ... and the board draws a line to the step that woke it and to each it woke.
+            clicked = next(step for step in data["steps"] if step["n"] == message["to"])
+            assert page.locator("#chart .causes line").count() == 1 + len(clicked["woke"])
+            woken_by = page.locator(f'#chart .step[data-step="{clicked["parent"]}"]')
+            assert "related" in (woken_by.get_attribute("class") or "")
             # The filter dims every step not of bob's host.
             page.fill("#filter", "bob")
-            bobs = sum(1 for step in data["steps"] if step["lane"] == "bob")
-            assert page.locator("#chart .step:not(.dim)").count() >= bobs > 0
+            page.wait_for_selector("#chart .step.dim")
+            fields = ("task", "coroutine", "host", "lane", "row", "who")
+            bobs = [s for s in data["steps"] if any("bob" in str(s[f] or "") for f in fields)]
+            assert {s["lane"] for s in bobs} == {"bob"}
+            assert page.locator("#chart .step:not(.dim)").count() == len(bobs) > 0
             # Unticking a host hides its lane.
             page.locator("#host-toggles input").nth(HOSTS.index("alice")).uncheck()
             assert page.locator("#chart .host-lane").count() == len(HOSTS) - 1

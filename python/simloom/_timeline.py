@@ -86,16 +86,30 @@ class Timeline:
         return len(self.data["faults"])
 
 
-def _where(location: Location | None) -> dict[str, Any] | None:
-    if location is None:
-        return None
-    return {
-        "file": location.file,
-        "name": os.path.basename(location.file),
-        "line": location.line,
-        "function": location.function.rsplit("<locals>.", 1)[-1],
-        "source": location.source(),
-    }
+class _Locations:
+    """The source locations a model names, each once (a step refers to its index:
+    a loop's line recurs in every iteration)."""
+
+    def __init__(self) -> None:
+        self.table: list[dict[str, Any]] = []
+        self._index: dict[Location, int] = {}
+
+    def __call__(self, location: Location | None) -> int | None:
+        if location is None:
+            return None
+        index = self._index.get(location)
+        if index is None:
+            index = self._index[location] = len(self.table)
+            self.table.append(
+                {
+                    "file": location.file,
+                    "name": os.path.basename(location.file),
+                    "line": location.line,
+                    "function": location.function.rsplit("<locals>.", 1)[-1],
+                    "source": location.source(),
+                }
+            )
+        return index
 
 
 def _task_row(step: CausalStep) -> str:
@@ -141,6 +155,7 @@ def build(
     for step in steps:
         children.setdefault(step.parent, []).append(step.step)
 
+    where = _Locations()
     drawn: list[dict[str, Any]] = []
     for step in steps:
         lane, row, timer = step.host, _task_row(step), False
@@ -169,7 +184,7 @@ def build(
             "host": step.host,
             "parent": step.parent,
             "woke": children.get(step.step, []),
-            "at": _where(step.location),
+            "at": where(step.location),
             "awaited": step.awaited,
             "starts": step.starts,
         }
@@ -182,7 +197,7 @@ def build(
                 {
                     "label": other.label,
                     "coroutine": other.coroutine,
-                    "at": _where(other.location),
+                    "at": where(other.location),
                     "starts": other.starts,
                 }
                 for other in step.passed_over
@@ -202,7 +217,7 @@ def build(
                 "label": labels.get(index, "?"),
                 "step": chosen.step if chosen is not None else None,
                 "text": told[0] if told else f"decision #{index} = {value}",
-                "asked_at": _where(trace.choices.get(index)),
+                "asked_at": where(trace.choices.get(index)),
             }
         )
 
@@ -214,9 +229,10 @@ def build(
         "world": {"name": WORLD_LANE, "rows": rows[WORLD_LANE]},
         "steps": drawn,
         "messages": messages,
-        "faults": _faults(trace, lanes, steps[-1].step if steps else 0),
+        "faults": _faults(trace, lanes, steps[-1].step if steps else 0, where),
         "deviations": deviations,
         "nearest": _nearest(nearest, trace),
+        "locations": where.table,
     }
     return Timeline(data)
 
@@ -325,7 +341,9 @@ def _hosts_named(text: str, hosts: list[str]) -> list[str]:
     return [host for host in hosts if host in words]
 
 
-def _faults(trace: CausalTrace, hosts: list[str], last_step: int) -> list[dict[str, Any]]:
+def _faults(
+    trace: CausalTrace, hosts: list[str], last_step: int, where: _Locations
+) -> list[dict[str, Any]]:
     """The injected faults; a partition lasts until a heal, a crash until its
     host's restart (``until``: the step that ended it, the last step if none)."""
     faults: list[dict[str, Any]] = []
@@ -339,7 +357,7 @@ def _faults(trace: CausalTrace, hosts: list[str], last_step: int) -> list[dict[s
             "step": fault.step,
             "t": fault.time_ns,
             "hosts": _hosts_named(fault.text, hosts),
-            "at": _where(fault.location),
+            "at": where(fault.location),
         }
         if kind == "partition":
             record["until"] = last_step
