@@ -25,8 +25,9 @@ corrupt file, an unknown target, a bad option): a one-line ``simloom: error: ...
 on stderr, never a traceback.
 
 Owns: argument parsing, loading a target, reading artifact files for display, the
-colour and progress bar of a terminal, exit statuses. Must not: explore, shrink or report by itself (``testing`` does, through
-the same code as ``@simloom.test``).
+colour and progress bar of a terminal, exit statuses. Must not: explore, shrink or
+report by itself (``testing`` does, through the same code as ``@simloom.test``),
+nor draw the timeline (``_timeline`` does).
 """
 
 from __future__ import annotations
@@ -455,6 +456,7 @@ def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) ->
     """Replay an explored function's failure with its causal trace recorded and
     write its timeline: one self-contained HTML page."""
     from . import _api, _causal, _timeline
+    from .errors import SimloomUsageError, TapeError
 
     artifact = _load_artifact(path)
     test, function, question = _explored_failure(
@@ -475,6 +477,8 @@ def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) ->
         final, trace = _causal.traced(
             lambda: _api.replay(function, artifact.tape, scheduler=question)
         )
+    except (SimloomUsageError, TapeError) as exc:
+        _error(f"{path}: {type(exc).__name__}: {exc}")
     finally:
         _causal.run_observer = saved_observer
     recorded = artifact.fields.get("digest")
