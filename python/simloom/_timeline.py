@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._causal import (
     CausalStep,
@@ -39,6 +39,9 @@ from ._causal import (
     told_in_code,
     who,
 )
+
+if TYPE_CHECKING:
+    from ._api import RunResult
 
 __all__ = ["FORMAT", "Timeline", "build", "render"]
 
@@ -122,14 +125,13 @@ def _task_row(step: CausalStep) -> str:
 
 def build(
     trace: CausalTrace,
-    result: Any,
+    result: RunResult,
     *,
     hosts: list[str],
     nearest: NearestPassing | None,
     header: dict[str, Any],
 ) -> Timeline:
-    """The model of ``result``'s universe (a :class:`~simloom._api.RunResult`) from
-    its causal ``trace``. ``hosts`` are the world's host names in creation order
+    """The model of ``result``'s universe from its causal ``trace``. ``hosts`` are the world's host names in creation order
     (a host that never ran still gets a lane); ``nearest`` the nearest passing
     universe, if one was found; ``header`` what the page's title says (test, seed,
     error, ...)."""
@@ -170,6 +172,9 @@ def build(
             lane = "main"
         if lane is None:
             lane, row = WORLD_LANE, step.label
+        if lane not in rows:  # "main" of a world that did not say its hosts
+            lanes.append(lane)
+            rows[lane] = []
         if row not in rows[lane]:
             rows[lane].append(row)
         record: dict[str, Any] = {
