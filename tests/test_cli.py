@@ -352,6 +352,12 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
             ["timeline", "unknown.tape.json"],
             "no module named 'nosuchmodule'",
         ),
+        "replay of an unknown target": (["replay", "unknown.tape.json"], "no module named"),
+        "explain of an unknown target": (["explain", "unknown.tape.json"], "no module named"),
+        "causal trace of an unknown target": (
+            ["trace", "unknown.tape.json", "--causal"],
+            "no module named 'nosuchmodule'",
+        ),
         "timeline into a missing directory": (
             ["timeline", "calm.tape.json", "-o", "nowhere/t.html"],
             "no such directory: nowhere",
@@ -399,6 +405,9 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "timeline of an unknown target",
         "timeline into a missing directory",
         "timeline onto a directory",
+        "replay of an unknown target",
+        "explain of an unknown target",
+        "causal trace of an unknown target",
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(
