@@ -248,6 +248,16 @@ def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks
             assert page.locator("#chart .causes line").count() == 1 + len(clicked["woke"])
             woken_by = page.locator(f'#chart .step[data-step="{clicked["parent"]}"]')
             assert "related" in (woken_by.get_attribute("class") or "")
+            # The right arrow walks on to the same task's next step.
+            later = [
+                step["n"]
+                for step in data["steps"]
+                if step["n"] > clicked["n"]
+                and (step["lane"], step["row"]) == (clicked["lane"], clicked["row"])
+            ]
+            assert later  # the server's reader reads on
+            page.keyboard.press("ArrowRight")
+            assert f"step #{later[0]} " in page.locator("#details").inner_text()
             # The filter dims every step not of bob's host.
             page.fill("#filter", "bob")
             page.wait_for_selector("#chart .step.dim")
