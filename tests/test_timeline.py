@@ -14,6 +14,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,16 @@ def test_the_same_artifact_gives_the_same_bytes(failure: Path, page_file: Path) 
     again = failure.parent / "again.html"
     assert cli.main(["timeline", str(failure), "-o", str(again)]) == cli.OK
     assert again.read_bytes() == page_file.read_bytes()
+    # ... in another process too (another hash seed, other ids in memory).
+    other = failure.parent / "other.html"
+    subprocess.run(
+        [sys.executable, "-m", "simloom", "timeline", str(failure), "-o", str(other)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert other.read_bytes() == page_file.read_bytes()
 
 
 def test_a_task_name_cannot_end_the_data_script(page_file: Path) -> None:
