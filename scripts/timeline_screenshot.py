@@ -24,6 +24,9 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import toy_raft  # noqa: E402
 
+#: As root (CI) Chromium's sandbox cannot start; a container's /dev/shm is small.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]
+
 #: The failing program the picture shows (a target for ``simloom explore``).
 toy_raft_double_vote = toy_raft.scenario_main(toy_raft.DOUBLE_VOTE, toy_raft.QUICK)
 
@@ -56,7 +59,7 @@ def main() -> int:
         if cli.main(["timeline", str(tape), "-o", str(page_file)]) != cli.OK:
             return 1
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(page_file.resolve().as_uri())
             page.wait_for_selector("html[data-simloom-timeline=drawn]")

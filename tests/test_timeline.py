@@ -24,6 +24,9 @@ import pytest
 import simloom
 from simloom import cli
 
+#: As root (CI) Chromium's sandbox cannot start; a container's /dev/shm is small.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]
+
 #: A task name that would end the page's data <script> if it were not escaped.
 EVIL = "</script><script>window.injected = 1</script><!--"
 
@@ -216,7 +219,7 @@ def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks
     data = embedded(page_file)
     url = page_file.resolve().as_uri()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             problems: list[str] = []
