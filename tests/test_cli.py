@@ -238,6 +238,11 @@ def test_timeline_writes_one_html_page_of_the_failure(
     beside = tape.with_name(tape.name.replace(".tape.json", ".timeline.html"))
     assert status == cli.OK and beside.is_file() and str(beside) in out
     assert '"nearest":null' in beside.read_text("utf-8")
+    # Its event log names the same failure.
+    events = tape.with_name(tape.name.replace(".tape.json", ".events.jsonl"))
+    status, _, _ = run(capsys, "timeline", str(events), "-o", "from-events.html")
+    assert status == cli.OK
+    assert Path("from-events.html").read_bytes() == Path("bank.html").read_bytes()
 
 
 # ------------------------------------------------------------------- colour, progress
@@ -343,7 +348,10 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "timeline of a directory": (["timeline", "."], "is a directory"),
         "timeline of a foreign tape": (["timeline", "foreign.tape.json"], "ForeignTapeError"),
         "timeline of a truncated tape": (["timeline", "truncated.tape.json"], "Tape"),
-        "timeline of an event log": (["timeline", "gap.events.jsonl"], "Tape"),
+        "timeline of a lone event log": (
+            ["timeline", "gap.events.jsonl"],
+            "its tape file is not beside it",
+        ),
         "timeline of a pytest test": (
             ["timeline", "pytest.tape.json"],
             "timeline replays the failure, which needs an artifact of `simloom explore`",
@@ -400,7 +408,7 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "timeline of a directory",
         "timeline of a foreign tape",
         "timeline of a truncated tape",
-        "timeline of an event log",
+        "timeline of a lone event log",
         "timeline of a pytest test",
         "timeline of an unknown target",
         "timeline into a missing directory",

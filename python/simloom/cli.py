@@ -458,6 +458,11 @@ def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) ->
     from . import _api, _causal, _timeline
     from .errors import SimloomUsageError, TapeError
 
+    if path.name.endswith(".events.jsonl"):
+        tape_path = _artifact_files(path).tape_path
+        if tape_path is None:
+            _error(f"{path}: its tape file is not beside it (the timeline replays the tape)")
+        path = tape_path
     artifact = _load_artifact(path)
     test, function, question = _explored_failure(
         artifact,
@@ -684,7 +689,9 @@ def _parser() -> argparse.ArgumentParser:
         "told in code, and where the nearest passing universe parts from the failure. "
         "Click a step for its file:line and what woke it; filter by task or host.",
     )
-    timeline.add_argument("artifact", type=Path, metavar="ARTIFACT", help="a *.tape.json file")
+    timeline.add_argument(
+        "artifact", type=Path, metavar="ARTIFACT", help="a *.tape.json file (or its *.events.jsonl)"
+    )
     timeline.add_argument(
         "-o",
         "--output",
