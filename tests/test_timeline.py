@@ -165,6 +165,15 @@ def test_the_model_has_a_lane_per_host_messages_faults_and_the_deviations(
     # Undoing one draw passes: where that universe parts from the failure.
     nearest = data["nearest"]
     assert nearest is not None and nearest["step"] in steps and nearest["passing"]
+    # What the passing run does after the two part, placed on the same board.
+    rows = {
+        (host["name"], row)
+        for host in [*data["hosts"], data["world"]]
+        for row in host["rows"] + host["passing_rows"]
+    }
+    assert nearest["after"] and all((g["lane"], g["row"]) in rows for g in nearest["after"])
+    parting = next(k for k, step in enumerate(data["steps"]) if step["n"] == nearest["step"])
+    assert nearest["after"][0]["i"] == (parting if nearest["within"] else nearest["common"])
     assert nearest["decision"] in dict(tape.deviations)
 
 
@@ -273,6 +282,15 @@ def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks
             assert later  # the server's reader reads on
             page.keyboard.press("ArrowRight")
             assert f"step #{later[0]} " in page.locator("#details").inner_text()
+            # The nearest passing universe's steps after it parts, on request.
+            assert page.locator("#chart .ghost").count() == 0
+            page.check("#compare")
+            after = data["nearest"]["after"]
+            assert page.locator("#chart .ghost").count() == len(after) > 0
+            page.locator("#chart .ghost").first.dispatch_event("click")
+            details = page.locator("#details").inner_text()
+            assert f"the nearest passing universe, step #{after[0]['n']}" in details
+            page.uncheck("#compare")
             # The filter dims every step not of bob's host.
             page.fill("#filter", "bob")
             page.wait_for_selector("#chart .step.dim")

@@ -131,28 +131,14 @@ def build(
     nearest: NearestPassing | None,
     header: dict[str, Any],
 ) -> Timeline:
-    """The model of ``result``'s universe from its causal ``trace``. ``hosts`` are the world's host names in creation order
-    (a host that never ran still gets a lane); ``nearest`` the nearest passing
-    universe, if one was found; ``header`` what the page's title says (test, seed,
-    error, ...)."""
+    """The model of ``result``'s universe from its causal ``trace``. ``hosts`` are
+    the world's host names in creation order (a host that never ran still gets a
+    lane); ``nearest`` the nearest passing universe, if one was found (its steps
+    after the two part are drawn too, on request); ``header`` what the page's
+    title says (test, seed, error, ...)."""
     steps = trace.steps
     by_number = {step.step: step for step in steps}
-    lanes: list[str] = list(hosts)
-    for step in steps:
-        if step.host is not None and step.host not in lanes:
-            lanes.append(step.host)
-    # Without a world every step is the program's own: one lane, "main".
-    worldless = not lanes
-    if worldless:
-        lanes.append("main")
-    # A timer's step that resolves a task's future (a sleep's end) is drawn in that
-    # task's row, on that task's host.
-    task_place: dict[str, tuple[str, str]] = {}
-    for step in steps:
-        if step.task is not None and step.host is not None:
-            task_place.setdefault(step.task, (step.host, _task_row(step)))
-    rows: dict[str, list[str]] = {lane: [] for lane in lanes}
-    rows[WORLD_LANE] = []
+    board = _Board(hosts, steps)
     children: dict[int, list[int]] = {}
     for step in steps:
         children.setdefault(step.parent, []).append(step.step)
@@ -160,23 +146,7 @@ def build(
     where = _Locations()
     drawn: list[dict[str, Any]] = []
     for step in steps:
-        lane, row, timer = step.host, _task_row(step), False
-        if lane is None and step.task is not None and step.task in task_place:
-            # A task's step before the world existed (main's first).
-            lane, row = task_place[step.task]
-        if lane is None and step.for_task is not None and step.for_task[0] in task_place:
-            lane, row = task_place[step.for_task[0]]
-            timer = True
-        if lane is None and (worldless or not _is_worlds(step)):
-            # A callback in the test's own context (gather's, a future's): main's.
-            lane = "main"
-        if lane is None:
-            lane, row = WORLD_LANE, step.label
-        if lane not in rows:  # "main" of a world that did not say its hosts
-            lanes.append(lane)
-            rows[lane] = []
-        if row not in rows[lane]:
-            rows[lane].append(row)
+        lane, row, timer = board.place(step)
         record: dict[str, Any] = {
             "n": step.step,
             "t": step.time_ns,
@@ -209,6 +179,7 @@ def build(
             ]
         drawn.append(record)
 
+    failure_rows = {name: list(rows) for name, rows in board.rows.items()}
     messages = _messages(steps, by_number, children)
     labels = decision_labels(result)
     deviations = []
@@ -230,16 +201,71 @@ def build(
         "format": FORMAT,
         "version": VERSION,
         "header": header,
-        "hosts": [{"name": lane, "rows": rows[lane]} for lane in lanes],
-        "world": {"name": WORLD_LANE, "rows": rows[WORLD_LANE]},
         "steps": drawn,
         "messages": messages,
-        "faults": _faults(trace, lanes, steps[-1].step if steps else 0, where),
+        "faults": _faults(trace, board.lanes, steps[-1].step if steps else 0, where),
         "deviations": deviations,
-        "nearest": _nearest(nearest, trace),
+        "nearest": _nearest(nearest, trace, board, where),
         "locations": where.table,
     }
+
+    # The rows only the nearest passing universe's steps use (its own tasks) are
+    # drawn only with them.
+    def lane_of(name: str) -> dict[str, Any]:
+        rows = board.rows.get(name, [])
+        ours = failure_rows.get(name, [])
+        return {"name": name, "rows": ours, "passing_rows": rows[len(ours) :]}
+
+    data["hosts"] = [lane_of(name) for name in board.lanes]
+    data["world"] = lane_of(WORLD_LANE)
     return Timeline(data)
+
+
+class _Board:
+    """Where each step is drawn: a lane per host (the world's hosts in creation
+    order, then any other a step ran on), a row per task within it."""
+
+    def __init__(self, hosts: list[str], steps: list[CausalStep]) -> None:
+        self.lanes: list[str] = list(hosts)
+        for step in steps:
+            if step.host is not None and step.host not in self.lanes:
+                self.lanes.append(step.host)
+        # Without a world every step is the program's own: one lane, "main".
+        self.worldless = not self.lanes
+        if self.worldless:
+            self.lanes.append("main")
+        self.rows: dict[str, list[str]] = {lane: [] for lane in self.lanes}
+        self.rows[WORLD_LANE] = []
+        self.task_place: dict[str, tuple[str, str]] = {}
+        self.learn(steps)
+
+    def learn(self, steps: list[CausalStep]) -> None:
+        """Where the tasks of ``steps`` run (a task's host and row)."""
+        for step in steps:
+            if step.task is not None and step.host is not None:
+                self.task_place.setdefault(step.task, (step.host, _task_row(step)))
+
+    def place(self, step: CausalStep) -> tuple[str, str, bool]:
+        """The step's lane and row, and whether it is a timer drawn in the row of
+        the task whose sleep it ends."""
+        lane, row, timer = step.host, _task_row(step), False
+        if lane is None and step.task is not None and step.task in self.task_place:
+            # A task's step before the world existed (main's first).
+            lane, row = self.task_place[step.task]
+        if lane is None and step.for_task is not None and step.for_task[0] in self.task_place:
+            lane, row = self.task_place[step.for_task[0]]
+            timer = True
+        if lane is None and (self.worldless or not _is_worlds(step)):
+            # A callback in the test's own context (gather's, a future's): main's.
+            lane = "main"
+        if lane is None:
+            lane, row = WORLD_LANE, step.label
+        if lane not in self.rows:  # "main" of a world that did not say its hosts
+            self.lanes.append(lane)
+            self.rows[lane] = []
+        if row not in self.rows[lane]:
+            self.rows[lane].append(row)
+        return lane, row, timer
 
 
 def _is_worlds(step: CausalStep) -> bool:
@@ -385,7 +411,13 @@ def _faults(
     return faults
 
 
-def _nearest(nearest: NearestPassing | None, trace: CausalTrace) -> dict[str, Any] | None:
+#: The nearest passing universe's steps after it parts, drawn at most.
+MAX_PASSING_STEPS = 2000
+
+
+def _nearest(
+    nearest: NearestPassing | None, trace: CausalTrace, board: _Board, where: _Locations
+) -> dict[str, Any] | None:
     if nearest is None:
         return None
     steps = trace.steps
@@ -400,6 +432,26 @@ def _nearest(nearest: NearestPassing | None, trace: CausalTrace) -> dict[str, An
         within = trace.chosen_by(nearest.decision) or trace.during(nearest.decision)
         parting = within
         passing = nearest.trace.step(within.step) if within is not None else None
+    # What the passing run does from where the two part, drawn over the failure's
+    # board (its own tasks get rows of their own: a name like Task-21 may be
+    # another task there).
+    board.task_place = {}
+    board.learn(nearest.trace.steps)
+    start = nearest.common if within is None else steps.index(within)
+    after = []
+    for index, step in enumerate(nearest.trace.steps[start:][:MAX_PASSING_STEPS]):
+        lane, row, _ = board.place(step)
+        after.append(
+            {
+                "i": start + index,
+                "n": step.step,
+                "t": step.time_ns,
+                "lane": lane,
+                "row": row,
+                "words": step_words(step),
+                "at": where(step.location),
+            }
+        )
     return {
         "decision": nearest.decision,
         "value": nearest.value,
@@ -409,6 +461,7 @@ def _nearest(nearest: NearestPassing | None, trace: CausalTrace) -> dict[str, An
         "failure": step_words(parting) if parting is not None else None,
         "passing": step_words(passing) if passing is not None else None,
         "passing_t": passing.time_ns if passing is not None else None,
+        "after": after,
     }
 
 
