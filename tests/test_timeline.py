@@ -217,6 +217,15 @@ def chromium() -> str:
     return path
 
 
+def test_without_chromium_the_browser_test_fails_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SIMLOOM_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(pytest.fail.Exception, match=r"scripts/bootstrap.sh browser"):
+        chromium()
+
+
 def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks(
     page_file: Path,
 ) -> None:
