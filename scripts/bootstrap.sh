@@ -5,6 +5,8 @@
 #   scripts/bootstrap.sh find  3.12   print the base interpreter that would be used
 #   scripts/bootstrap.sh venv  3.12   create/refresh .venv/py3.12 (deps, skipped when up to date)
 #   scripts/bootstrap.sh build 3.12   venv + `maturin develop --release` (target dir target/py3.12)
+#   scripts/bootstrap.sh browser      install Chromium from the OS packages when it is missing
+#                                     (the timeline's browser test and its screenshot use it)
 #
 # Override the interpreter search with SIMLOOM_PYTHON312=/path/to/python3.12 (same for 313).
 # The project itself is never built through pip: pip only installs the dev tools, and
@@ -26,13 +28,15 @@ DEV_DEPS=(
     'trustme'
     'async-lru==2.4.0'
     'pytest-asyncio>=1.1'
+    'rich>=13.7'
+    'playwright>=1.49'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }
 die() { printf 'simloom: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -173,6 +177,37 @@ build_ext() {
     say "extension for Python $ver built and installed in $((SECONDS - t0))s"
 }
 
+# ensure_browser: Chromium from the OS packages (Debian's `chromium`), installed
+# with apt-get when it is missing. Playwright drives it (executable_path): never
+# `playwright install`, which downloads a browser build of its own.
+ensure_browser() {
+    local found
+    if [[ -n ${SIMLOOM_CHROMIUM:-} && ! -x $SIMLOOM_CHROMIUM ]]; then
+        die "SIMLOOM_CHROMIUM=$SIMLOOM_CHROMIUM is not an executable"
+    fi
+    found="${SIMLOOM_CHROMIUM:-$(command -v chromium 2>/dev/null || true)}"
+    if [[ -n $found && -x $found ]]; then
+        say "browser: $found ($("$found" --version 2>/dev/null | head -n1 || echo 'version unknown'))"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "Chromium is missing and there is no apt-get here: install the OS package 'chromium' (or set SIMLOOM_CHROMIUM=/path/to/chromium)"
+    [[ $(id -u) -eq 0 ]] ||
+        die "Chromium is missing: run 'apt-get install -y chromium' as root (or set SIMLOOM_CHROMIUM=/path/to/chromium)"
+    local t0=$SECONDS
+    say "Chromium is missing; installing the OS package (apt-get install chromium) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        die "apt-get update failed (needed to install chromium)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+        die "apt-get install chromium failed"
+    command -v chromium >/dev/null 2>&1 || die "apt-get installed chromium, but it is not on PATH"
+    say "Chromium installed in $((SECONDS - t0))s: $(chromium --version 2>/dev/null | head -n1)"
+}
+
+if [[ $# -eq 1 && $1 == browser ]]; then
+    ensure_browser
+    exit 0
+fi
 [[ $# -eq 2 ]] || usage
 cmd=$1
 ver=$2

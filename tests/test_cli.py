@@ -4,6 +4,8 @@ one-line error with exit status 2 (never a traceback)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -211,6 +213,89 @@ def test_diff_shows_where_two_runs_part(capsys: pytest.CaptureFixture[str], tmp_
     assert marked[0].startswith("> #3 ")
 
 
+# ------------------------------------------------------------------- timeline
+
+
+def test_timeline_writes_one_html_page_of_the_failure(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, tape = explore_bank(capsys, tmp_path)
+    status, out, err = run(capsys, "timeline", str(tape), "-o", "bank.html")
+    assert status == cli.OK and err == ""
+    assert f"simloom: timeline of {BANK} written to bank.html (" in out
+    text = Path("bank.html").read_text("utf-8")
+    data = json.loads(text.split('id="simloom-data">', 1)[1].split("</script>", 1)[0])
+    # No world: one lane, the program's own; both deviations marked, told in code.
+    assert [host["name"] for host in data["hosts"]] == ["main"]
+    assert [(d["decision"], d["value"]) for d in data["deviations"]] == [
+        tuple(d) for d in json.loads(tape.read_text())["deviations"]
+    ]
+    assert all("`Task-3` (bob)" in d["text"] for d in data["deviations"])
+    assert data["nearest"] is not None and data["nearest"]["passing"]
+    assert data["header"]["error"] == "AssertionError: overdrawn: balance is -40"
+    # Without -o it goes beside the artifact.
+    status, out, _ = run(capsys, "timeline", str(tape), "--no-nearest")
+    beside = tape.with_name(tape.name.replace(".tape.json", ".timeline.html"))
+    assert status == cli.OK and beside.is_file() and str(beside) in out
+    assert '"nearest":null' in beside.read_text("utf-8")
+    # Its event log names the same failure.
+    events = tape.with_name(tape.name.replace(".tape.json", ".events.jsonl"))
+    status, _, _ = run(capsys, "timeline", str(events), "-o", "from-events.html")
+    assert status == cli.OK
+    assert Path("from-events.html").read_bytes() == Path("bank.html").read_bytes()
+
+
+# ------------------------------------------------------------------- colour, progress
+
+ANSI = "\x1b["
+
+
+def test_piped_output_is_plain_text(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out, tape = explore_bank(capsys, tmp_path)
+    assert ANSI not in out
+    status, out, err = run(capsys, "trace", str(tape), "--causal")
+    assert status == cli.OK and ANSI not in out + err
+    status, _, err = run(capsys, "replay", "gone.tape.json")
+    assert status == cli.USAGE and ANSI not in err
+    # Through the console script too, where a terminal would get a progress bar.
+    piped = simloom("explore", BANK, "--runs", "30", "--no-database")
+    assert ANSI not in piped.stdout + piped.stderr
+    assert "exploring" not in piped.stderr
+
+
+def test_a_terminal_gets_colour_unless_no_color_is_set(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, tape = explore_bank(capsys, tmp_path)
+    status, out, _ = run(capsys, "--color", "always", "trace", str(tape), "--causal")
+    assert status == cli.OK and ANSI in out
+    # The words are the same, only coloured.
+    plain = run(capsys, "trace", str(tape), "--causal")[1]
+    assert re.sub(r"\x1b\[[0-9;]*m", "", out) == plain
+    status, _, err = run(capsys, "replay", "gone.tape.json", "--color", "always")
+    assert err.startswith(ANSI) and "no such file: gone.tape.json" in err
+    monkeypatch.setenv("FORCE_COLOR", "1")  # as a terminal would
+    assert ANSI in run(capsys, "trace", str(tape))[1]
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert ANSI not in run(capsys, "trace", str(tape))[1]
+    assert ANSI not in run(capsys, "--color", "never", "trace", str(tape))[1]
+
+
+def test_explore_on_a_terminal_shows_a_progress_bar_of_the_universes(tmp_path: Path) -> None:
+    (tmp_path / "calm.py").write_text(PASSING)
+    shown = subprocess.run(
+        [sys.executable, "-m", "simloom", "explore", "calm:main", "--runs", "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "FORCE_COLOR": "1", "NO_COLOR": ""},
+    )
+    assert shown.returncode == cli.OK
+    assert "exploring calm:main" in shown.stderr and "40/40" in shown.stderr
+    assert "universes" in shown.stderr and ANSI in shown.stderr
+
+
 # ------------------------------------------------------------------- bad input
 
 
@@ -227,6 +312,10 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     (tmp_path / "pytest.tape.json").write_text(
         json.dumps({"format": "simloom.tape", "version": 1, "test": "t.py::t", "deviations": []})
     )
+    for name, test in (("calm", "calm:main"), ("unknown", "nosuchmodule:main")):
+        (tmp_path / f"{name}.tape.json").write_text(
+            json.dumps({"format": "simloom.tape", "version": 1, "test": test, "deviations": []})
+        )
     return {
         "no command": ([], "the following arguments are required"),
         "unknown command": (["frobnicate"], "invalid choice"),
@@ -253,6 +342,35 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "causal of a pytest test": (["trace", "pytest.tape.json", "--causal"], "needs an artifact"),
         "explain a foreign tape": (["explain", "foreign.tape.json"], "ForeignTapeError"),
         "host without causal": (["trace", "gap.events.jsonl", "--host", "n1"], "need --causal"),
+        "bad color": (["--color", "pink", "trace", "notes.txt"], "invalid choice: 'pink'"),
+        "timeline without artifact": (["timeline"], "the following arguments are required"),
+        "timeline of a missing file": (["timeline", "gone.tape.json"], "no such file"),
+        "timeline of a directory": (["timeline", "."], "is a directory"),
+        "timeline of a foreign tape": (["timeline", "foreign.tape.json"], "ForeignTapeError"),
+        "timeline of a truncated tape": (["timeline", "truncated.tape.json"], "Tape"),
+        "timeline of a lone event log": (
+            ["timeline", "gap.events.jsonl"],
+            "its tape file is not beside it",
+        ),
+        "timeline of a pytest test": (
+            ["timeline", "pytest.tape.json"],
+            "timeline replays the failure, which needs an artifact of `simloom explore`",
+        ),
+        "timeline of an unknown target": (
+            ["timeline", "unknown.tape.json"],
+            "no module named 'nosuchmodule'",
+        ),
+        "replay of an unknown target": (["replay", "unknown.tape.json"], "no module named"),
+        "explain of an unknown target": (["explain", "unknown.tape.json"], "no module named"),
+        "causal trace of an unknown target": (
+            ["trace", "unknown.tape.json", "--causal"],
+            "no module named 'nosuchmodule'",
+        ),
+        "timeline into a missing directory": (
+            ["timeline", "calm.tape.json", "-o", "nowhere/t.html"],
+            "no such directory: nowhere",
+        ),
+        "timeline onto a directory": (["timeline", "calm.tape.json", "-o", "."], "is a directory"),
     }
 
 
@@ -284,6 +402,20 @@ def corrupt_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "causal of a pytest test",
         "explain a foreign tape",
         "host without causal",
+        "bad color",
+        "timeline without artifact",
+        "timeline of a missing file",
+        "timeline of a directory",
+        "timeline of a foreign tape",
+        "timeline of a truncated tape",
+        "timeline of a lone event log",
+        "timeline of a pytest test",
+        "timeline of an unknown target",
+        "timeline into a missing directory",
+        "timeline onto a directory",
+        "replay of an unknown target",
+        "explain of an unknown target",
+        "causal trace of an unknown target",
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(
@@ -300,7 +432,7 @@ def test_bad_input_is_one_line_and_exit_status_2(
 def test_the_console_entry_point_and_help() -> None:
     result = simloom("--help")
     assert result.returncode == 0
-    for command in ("explore", "replay", "trace", "explain", "diff"):
+    for command in ("explore", "replay", "trace", "explain", "diff", "timeline"):
         assert command in result.stdout
         sub = simloom(command, "--help")
         assert sub.returncode == 0 and "usage: simloom " + command in sub.stdout

@@ -38,8 +38,10 @@ __all__ = [
     "CausalStep",
     "CausalTrace",
     "Location",
+    "NearestPassing",
     "Waiting",
     "explain",
+    "nearest_passing",
     "step_words",
     "told_in_code",
     "who",
@@ -596,11 +598,28 @@ def _step_key(recorded: CausalStep) -> tuple[Any, ...]:
     return (recorded.label, recorded.task, recorded.location, recorded.time_ns)
 
 
-def _nearest_passing(replay: TracedReplay, final: RunResult, failing: CausalTrace) -> list[str]:
+@dataclass(frozen=True)
+class NearestPassing:
+    """The nearest passing universe of a failure: one deviation undone."""
+
+    #: The undone deviation: its position in the tape, its decision and value.
+    undone: int
+    decision: int
+    value: int
+    #: The steps the two runs share before they part.
+    common: int
+    trace: CausalTrace
+
+
+def nearest_passing(
+    replay: TracedReplay, final: RunResult, failing: CausalTrace
+) -> NearestPassing | None:
+    """Each deviation of ``final`` undone in turn (at most :data:`MAX_UNDONE`): of
+    the variants that pass, the one whose trace agrees with ``failing`` longest."""
     from .tape import Tape
 
     deviations = list(final.tape.deviations)
-    best: tuple[int, int, CausalTrace] | None = None  # (common prefix, undone, trace)
+    best: NearestPassing | None = None
     for undone in range(min(len(deviations), MAX_UNDONE)):
         variant = Tape([d for i, d in enumerate(deviations) if i != undone])
         try:
@@ -614,15 +633,20 @@ def _nearest_passing(replay: TracedReplay, final: RunResult, failing: CausalTrac
             if _step_key(a) != _step_key(b):
                 break
             common += 1
-        if best is None or common > best[0]:
-            best = (common, undone, trace)
+        if best is None or common > best.common:
+            index, value = deviations[undone]
+            best = NearestPassing(undone, index, value, common, trace)
+    return best
+
+
+def _nearest_passing(replay: TracedReplay, final: RunResult, failing: CausalTrace) -> list[str]:
+    best = nearest_passing(replay, final, failing)
     if best is None:
         return ["nearest passing universe: none with one deviation undone (each still fails)"]
-    common, undone, passing = best
-    index, value = deviations[undone]
+    common, passing = best.common, best.trace
     lines = [
-        f"nearest passing universe: decision #{index} undone (FIFO there, not {value}); "
-        f"the two runs agree for {common} step(s), then part:"
+        f"nearest passing universe: decision #{best.decision} undone (FIFO there, not "
+        f"{best.value}); the two runs agree for {common} step(s), then part:"
     ]
     for name, run in (("the failure", failing), ("the passing run", passing)):
         if common < len(run.steps):

@@ -62,6 +62,9 @@ class Options:
     #: ``--simloom-max-steps`` and friends given on the command line (argument name
     #: → value, ``None`` for "none"); they override the test's own.
     budgets: dict[str, int | float | None] = field(default_factory=dict)
+    #: Told after each seeded universe: (universes explored, runs, whether it
+    #: failed); the command line's progress bar.
+    progress: Callable[[int, int, bool], None] | None = None
 
 
 @dataclass
@@ -459,6 +462,8 @@ class _Exploration:
         for seed in range(self.runs):
             result = self._run_seed(seed)
             self._count(result)
+            if self.options.progress is not None:
+                self.options.progress(seed + 1, self.runs, result.error is not None)
             if result.error is not None:
                 self._fail_and_shrink(
                     how=f"universe {seed + 1} of {self.runs}", seed=seed, found=result

@@ -5,27 +5,35 @@
     simloom trace ARTIFACT [--kind KIND] [--label TEXT] [--limit N]
     simloom explain ARTIFACT
     simloom diff A B [--context N]
+    simloom timeline ARTIFACT [-o FILE.html]
 
 ``TARGET`` is an async function outside pytest: ``package.module:function`` or
 ``path/to/file.py:function``. ``explore`` runs it as ``@simloom.test`` runs a test
 (seeded universes, the first failure shrunk by Hypothesis, the report, the
 artifacts under ``.sim/failures/``); ``replay`` runs a failure's tape file again
 (a pytest test's through pytest, an explored function's here); ``trace`` prints a
-failure's event log; ``diff`` prints two event logs from their first difference.
+failure's event log; ``diff`` prints two event logs from their first difference;
+``timeline`` draws a failure's universe as one self-contained HTML page.
+
+On a terminal the output is in colour and ``explore`` shows a progress bar (both
+with rich); piped, or with ``NO_COLOR`` set, it is plain text (``--color
+always|never`` decides instead).
 
 Exit status: 0 when the command did what it was asked and found nothing wrong, 1
 when a universe failed (or two logs differ), 2 for bad input (a missing, foreign or
 corrupt file, an unknown target, a bad option): a one-line ``simloom: error: ...``
 on stderr, never a traceback.
 
-Owns: argument parsing, loading a target, reading artifact files for display, exit
-statuses. Must not: explore, shrink or report by itself (``testing`` does, through
-the same code as ``@simloom.test``).
+Owns: argument parsing, loading a target, reading artifact files for display, the
+colour and progress bar of a terminal, exit statuses. Must not: explore, shrink or
+report by itself (``testing`` does, through the same code as ``@simloom.test``),
+nor draw the timeline (``_timeline`` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -35,7 +43,7 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -150,11 +158,12 @@ def _explore(
 
         decorated = settings(database=None)(decorated)
     saved_options = testing.options()
-    testing.configure(options)
     testing._set_current_test(target)
     _report.set_cli_target(target)
     try:
-        decorated()
+        with _progress_bar(target) as progress:
+            testing.configure(dataclasses.replace(options, progress=progress))
+            decorated()
     except (SimloomUsageError, TapeError) as exc:
         _error(f"{type(exc).__name__}: {exc}")
     except Exception as exc:
@@ -443,6 +452,90 @@ def _diff(first: Path, second: Path, *, context: int, stream: Any) -> int:
     return FAILED
 
 
+def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) -> int:
+    """Replay an explored function's failure with its causal trace recorded and
+    write its timeline: one self-contained HTML page."""
+    from . import _api, _causal, _timeline
+    from .errors import SimloomUsageError, TapeError
+
+    if path.name.endswith(".events.jsonl"):
+        tape_path = _artifact_files(path).tape_path
+        if tape_path is None:
+            _error(f"{path}: its tape file is not beside it (the timeline replays the tape)")
+        path = tape_path
+    artifact = _load_artifact(path)
+    test, function, question = _explored_failure(
+        artifact,
+        "timeline replays the failure, which needs an artifact of `simloom explore` "
+        "(this one is of {test!r}; `simloom trace` prints its event log)",
+    )
+    if output is None:
+        output = path.with_name(path.name.removesuffix(".tape.json") + ".timeline.html")
+    if output.is_dir():
+        _error(f"-o {output}: is a directory, not a file")
+    if not output.parent.is_dir():
+        _error(f"-o {output}: no such directory: {output.parent}")
+    loops: list[Any] = []
+    saved_observer = _causal.run_observer
+    _causal.run_observer = loops.append
+    try:
+        final, trace = _causal.traced(
+            lambda: _api.replay(function, artifact.tape, scheduler=question)
+        )
+    except (SimloomUsageError, TapeError) as exc:
+        _error(f"{path}: {type(exc).__name__}: {exc}")
+    finally:
+        _causal.run_observer = saved_observer
+    recorded = artifact.fields.get("digest")
+    if recorded is not None and recorded != final.digest:
+        print(
+            f"simloom: warning: the replay of {path} took another course than the failure "
+            "(its digest differs); the timeline shows the replay",
+            file=stream,
+        )
+    if final.error is None:
+        print(f"simloom: warning: the tape of {path} no longer fails", file=stream)
+    closest = None
+    if nearest and final.error is not None and final.tape.deviations:
+        closest = _causal.nearest_passing(
+            _api.traced_replays(function, scheduler=question), final, trace
+        )
+    header = {
+        "test": test,
+        "seed": artifact.fields.get("seed"),
+        "scheduler": artifact.fields.get("scheduler"),
+        "error": f"{type(final.error).__name__}: {final.error}" if final.error else None,
+        "digest": final.digest,
+        "virtual_time_ns": final.virtual_time_ns,
+        "artifact": path.name,
+    }
+    timeline = _timeline.build(
+        trace, final, hosts=_world_hosts(loops), nearest=closest, header=header
+    )
+    try:
+        output.write_text(_timeline.render(timeline), encoding="utf-8")
+    except OSError as exc:
+        _error(f"-o {output}: {exc.strerror or exc}")
+    print(
+        f"simloom: timeline of {test} written to {output} ({timeline.steps} steps, "
+        f"{timeline.hosts} host(s), {timeline.messages} message(s), {timeline.faults} "
+        f"fault(s), {timeline.deviations} deviation(s))",
+        file=stream,
+    )
+    return OK
+
+
+def _world_hosts(loops: list[Any]) -> list[str]:
+    """The host names of the first traced loop's world, in creation order."""
+    world = getattr(loops[0], "_world", None) if loops else None
+    if world is None:
+        return []
+    try:
+        return list(world.hosts)
+    except Exception:  # a world that cannot say: the trace's hosts are drawn
+        return []
+
+
 # ------------------------------------------------------------------- replay
 
 
@@ -505,6 +598,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Deterministic simulation testing for asyncio: explore an async "
         "function, replay a failure, read its event log.",
     )
+    _add_color_option(parser, default="auto")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -584,7 +678,44 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--context", type=_non_negative, default=3, help="events shown before the difference"
     )
+
+    timeline = commands.add_parser(
+        "timeline",
+        help="draw a failure's universe as one HTML page (a lane per host, messages, "
+        "faults, deviations)",
+        description="Replays the failure (an artifact of simloom explore) with its causal "
+        "trace recorded and writes one self-contained HTML file: a lane per host with its "
+        "tasks, an arrow per message, faults as bands and marks, each deviation from FIFO "
+        "told in code, and where the nearest passing universe parts from the failure. "
+        "Click a step for its file:line and what woke it; filter by task or host.",
+    )
+    timeline.add_argument(
+        "artifact", type=Path, metavar="ARTIFACT", help="a *.tape.json file (or its *.events.jsonl)"
+    )
+    timeline.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE.html",
+        help="where to write it (default: beside the artifact, *.timeline.html)",
+    )
+    timeline.add_argument(
+        "--no-nearest",
+        action="store_true",
+        help="do not look for the nearest passing universe (one replay per deviation)",
+    )
+    for command in (explore, replay, trace, explain, diff, timeline):
+        _add_color_option(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_color_option(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument(
+        "--color",
+        choices=COLOR_MODES,
+        default=default,
+        help="colour: auto (default: on a terminal, unless NO_COLOR is set), always or never",
+    )
 
 
 def _run(arguments: argparse.Namespace, stream: Any) -> int:
@@ -623,17 +754,155 @@ def _run(arguments: argparse.Namespace, stream: Any) -> int:
             limit=arguments.limit,
             stream=stream,
         )
+    if arguments.command == "timeline":
+        return _timeline(
+            arguments.artifact,
+            output=arguments.output,
+            nearest=not arguments.no_nearest,
+            stream=stream,
+        )
     return _diff(arguments.first, arguments.second, context=arguments.context, stream=stream)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return its exit status."""
+    global _color_mode
+    _color_mode = "auto"
+    stdout: Any = sys.stdout
     try:
         arguments = _parser().parse_args(argv)
-        return _run(arguments, sys.stdout)
+        _color_mode = arguments.color
+        stdout = _output(sys.stdout)
+        return _run(arguments, stdout)
     except CommandError as exc:
-        print(f"simloom: error: {exc}", file=sys.stderr)
+        print(f"simloom: error: {exc}", file=_output(sys.stderr))
         return USAGE
     except BrokenPipeError:  # `simloom trace ... | head`
         sys.stderr.close()
         return OK
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            stdout.flush()
+
+
+# ------------------------------------------------------------------- terminal
+
+#: ``--color``: auto (on a terminal, unless ``NO_COLOR`` is set; ``FORCE_COLOR``
+#: forces it), always, never.
+COLOR_MODES = ("auto", "always", "never")
+_color_mode = "auto"
+
+
+def _wants_color(file: Any) -> bool:
+    """Whether what goes to ``file`` gets colour (and a progress bar)."""
+    if _color_mode != "auto":
+        return _color_mode == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(file, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+def _console(file: Any) -> Any:
+    from rich.console import Console
+
+    return Console(
+        file=file,
+        force_terminal=True,
+        color_system="standard",
+        no_color=False,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+    )
+
+
+def _output(file: Any) -> Any:
+    """``file`` itself when it gets plain text, else a stream that colours each
+    line it is given."""
+    return _Styled(_console(file)) if _wants_color(file) else file
+
+
+#: What is coloured in the output, line by line: (pattern, rich style).
+_STYLES: tuple[tuple[str, str], ...] = (
+    (r"^simloom: error:", "bold red"),
+    (r"^simloom: warning:", "bold yellow"),
+    (r"^simloom found a failing universe.*", "bold red"),
+    (r"^(Traceback \(most recent call last\):|[A-Za-z_.]*(Error|Exception)\b:?)", "red"),
+    (r"^simloom: .* passed in .*", "bold green"),
+    (r"^simloom: (timeline of|the two event logs are identical).*", "green"),
+    (
+        r"^ {2}(seed|error|hash seed|universes explored|shrunk|minimal schedule|the schedule "
+        r"in code|replay it|artifacts)\b",
+        "cyan",
+    ),
+    (r"decision #\d+", "yellow"),
+    (r"fault at [\d.]+ s", "magenta"),
+    (r"nearest passing universe", "bold green"),
+    (r"^#\d+", "bold blue"),
+    (r"<- #\d+", "blue"),
+    (r"^> ", "bold yellow"),
+)
+
+
+class _Styled:
+    """A text stream that prints each whole line through rich, coloured."""
+
+    def __init__(self, console: Any) -> None:
+        self._console = console
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._console.print(_styled(line))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._console.print(_styled(self._pending), end="")
+            self._pending = ""
+        self._console.file.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _styled(line: str) -> Any:
+    from rich.text import Text
+
+    text = Text(line)
+    for pattern, style in _STYLES:
+        text.highlight_regex(pattern, style)
+    return text
+
+
+@contextlib.contextmanager
+def _progress_bar(target: str) -> Iterator[Callable[[int, int, bool], None] | None]:
+    """A progress bar of the universes explored, on stderr when it is a terminal;
+    yields what exploration tells after each universe (None: no bar)."""
+    if not _wants_color(sys.stderr):
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("universes"),
+        TimeElapsedColumn(),
+        console=_console(sys.stderr),
+        transient=True,
+    )
+    task = bar.add_task(f"exploring {target}", total=None)
+
+    def told(done: int, runs: int, failed: bool) -> None:
+        description = f"shrinking the failure of {target}" if failed else f"exploring {target}"
+        bar.update(task, completed=done, total=runs, description=description)
+
+    with bar:
+        yield told
