@@ -10,6 +10,12 @@ each operation takes effect at a point inside its interval, on an atomic object)
 * ``register, stale read`` -- the register history with one read made stale near
   its end: not linearizable; the time includes the shrink to a small
   counterexample.
+* ``list-append`` -- 100,000 transactions of 50 clients over 10,000 keys (1-3
+  reads and appends each), executed one at a time: serializable
+  (``History.check_serializable``, Elle's inference in Rust; the goal: under 2 s),
+  against the same inference (edges from the longest reads, a cycle search)
+  in plain Python. Peak memory of the check is measured in child processes at
+  25,000, 50,000 and 100,000 transactions (it should grow linearly).
 
 Contenders, in the same run: ``simloom`` (``History.check_linearizable``, the
 search in Rust, including the conversion of the history) and ``naive`` (the same
@@ -21,15 +27,18 @@ plainly in Python; no shrink).
 
 from __future__ import annotations
 
+import itertools
 import random
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from _common import Report, interleaved_best, parse_args, print_header, print_table
 from simloom import History
 
-GOALS = {"register": 0.5, "kv": 1.0}
+GOALS = {"register": 0.5, "kv": 1.0, "list-append": 2.0}
 
 
 def generate(ops: int, clients: int, keys: int, seed: int) -> History:
@@ -163,6 +172,125 @@ def _naive_single(ops: list[Any]) -> bool:
     return True
 
 
+def generate_transactions(count: int, clients: int, keys: int, seed: int) -> History:
+    """``count`` list-append transactions run one at a time on an in-memory store,
+    recorded with overlapping invocations (each client one at a time)."""
+    rng = random.Random(seed)
+    store: dict[int, list[int]] = {}
+    history = History("bench transactions")
+    pending: dict[int, tuple[Any, list[tuple[str, int, Any]]]] = {}
+    value = 0
+    for _ in range(count):
+        client = rng.randrange(clients)
+        if client in pending:
+            op, done = pending.pop(client)
+            history.ok(op, done)
+        micro: list[tuple[str, int, Any]] = []
+        for _ in range(rng.randint(1, 3)):
+            key = rng.randrange(keys)
+            if rng.random() < 0.5:
+                micro.append(("r", key, list(store.get(key, []))))
+            else:
+                value += 1
+                store.setdefault(key, []).append(value)
+                micro.append(("append", key, value))
+        op = history.invoke(client, "txn", [(f, k, None if f == "r" else v) for f, k, v in micro])
+        pending[client] = (op, micro)
+    for op, done in pending.values():
+        history.ok(op, done)
+    return history
+
+
+def naive_serializable(history: History) -> bool:
+    """Elle's list-append inference in plain Python: ww/wr/rw edges from the
+    longest read of each key, then Tarjan's algorithm for a cycle."""
+    ops = [op for op in history.operations if op.status == "ok"]
+    writer: dict[tuple[Any, Any], int] = {}
+    longest: dict[Any, list[Any]] = {}
+    for t, op in enumerate(ops):
+        for f, key, v in op.result:
+            if f == "append":
+                writer[(key, v)] = t
+            elif len(v) > len(longest.get(key, ())):
+                longest[key] = v
+    edges: list[set[int]] = [set() for _ in ops]
+    for key, order in longest.items():
+        for a, b in itertools.pairwise(order):
+            if (key, a) in writer and (key, b) in writer:
+                edges[writer[(key, a)]].add(writer[(key, b)])
+    for t, op in enumerate(ops):
+        for f, key, v in op.result:
+            if f != "r":
+                continue
+            if v and (key, v[-1]) in writer:
+                edges[writer[(key, v[-1])]].add(t)
+            order = longest.get(key, [])
+            if len(v) < len(order) and (key, order[len(v)]) in writer:
+                edges[t].add(writer[(key, order[len(v)])])
+    for t, targets in enumerate(edges):
+        targets.discard(t)
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[int] = []
+    counter = 0
+    for root in range(len(ops)):
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    size = 0
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        size += 1
+                        if member == node:
+                            break
+                    if size > 1:
+                        return False
+    return True
+
+
+def transaction_memory(count: int) -> float:
+    """Peak RSS (MB) that checking ``count`` transactions adds, in a child: the
+    peak is reset (``/proc/self/clear_refs``) once the history is built, and
+    compared with the resident size then."""
+    here = str(Path(__file__).resolve().parent)
+    code = (
+        f"import sys; sys.path.insert(0, {here!r}); import bench_checkers as b; "
+        f"h = b.generate_transactions({count}, 50, 10_000, seed=3); "
+        "status = lambda f: int(next(l.split()[1] for l in open('/proc/self/status') "
+        "if l.startswith(f))); "
+        "open('/proc/self/clear_refs', 'w').write('5'); before = status('VmRSS:'); "
+        "ok = h.check_serializable().ok; print(ok, status('VmHWM:') - before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    ok, grown = out.stdout.split()
+    if ok != "True":
+        raise SystemExit("the generated transactions were not serializable")
+    return int(grown) / 1024
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -217,7 +345,46 @@ def main() -> None:
                 f"{best['simloom']:.3f} s ({ratio:.1f}x the Python search)",
                 best["simloom"] < GOALS[case],
             )
+    transactions = generate_transactions(100_000 // scale, 50, 10_000 // scale, seed=3)
+    answers: dict[str, bool] = {}
+
+    def simloom_txn() -> float:
+        start = time.perf_counter()
+        answers["simloom"] = transactions.check_serializable().ok
+        return time.perf_counter() - start
+
+    def naive_txn() -> float:
+        start = time.perf_counter()
+        answers["naive"] = naive_serializable(transactions)
+        return time.perf_counter() - start
+
+    best = interleaved_best(
+        {"simloom": simloom_txn, "naive": naive_txn}, repeat=min(args.repeat, 3)
+    )
+    if answers != {"simloom": True, "naive": True}:
+        sys.exit(f"list-append: wrong answer {answers}")
+    ratio = best["naive"] / best["simloom"]
+    count = f"{len(transactions):,}"
+    rows.append(["list-append", count, "simloom", f"{best['simloom'] * 1e3:.1f}", f"{ratio:.1f}x"])
+    rows.append(["list-append", count, "naive Python", f"{best['naive'] * 1e3:.1f}", "1.0x"])
+    report.measure("list-append", "simloom", best["simloom"], "s", f"{ratio:.1f}x naive")
+    report.measure("list-append", "naive", best["naive"], "s")
+    if not args.quick:
+        report.goal(
+            f"list-append: {len(transactions):,} transactions checked in under 2 s",
+            f"{best['simloom']:.3f} s ({ratio:.1f}x the Python inference)",
+            best["simloom"] < GOALS["list-append"],
+        )
     print_table(["history", "operations", "checker", "ms (best)", "vs naive"], rows)
+    sizes = (2_500, 5_000, 10_000) if args.quick else (25_000, 50_000, 100_000)
+    grown = {n: transaction_memory(n) for n in sizes}
+    print()
+    for n, mb in grown.items():
+        print(f"list-append check of {n:,} transactions: peak RSS +{mb:.1f} MB")
+        report.measure("list-append memory", f"{n} transactions", mb, "MB")
+    report.note(
+        "peak RSS growth per size: " + ", ".join(f"{n}: {mb:.1f} MB" for n, mb in grown.items())
+    )
     report.print_goals()
     report.write_json(args.json)
 

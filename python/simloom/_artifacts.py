@@ -25,7 +25,7 @@ from ._api import RunResult, decode_events
 from ._report import _error_line
 from ._shrink import NOT_SHRUNK, PARTLY, _Shrink
 from ._version import __version__
-from .errors import NotLinearizableError
+from .errors import NotLinearizableError, NotSerializableError
 from .tape import Tape, atomic_write
 
 ARTIFACT_DIR = Path(".sim") / "failures"
@@ -146,7 +146,8 @@ def _write_artifacts(
 def _checked_history(error: BaseException | None) -> Any:
     """The history a failed consistency check was about (a ``NotLinearizableError``
     carries it), for its own artifact file."""
-    checked = getattr(error, "result", None) if isinstance(error, NotLinearizableError) else None
+    failed_check = isinstance(error, NotLinearizableError | NotSerializableError)
+    checked = getattr(error, "result", None) if failed_check else None
     return getattr(checked, "history", None)
 
 

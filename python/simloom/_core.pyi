@@ -36,6 +36,7 @@ __all__ = [
     "StepWatch",
     "Tape",
     "check_linearizable",
+    "check_serializable",
     "decode_event_log",
 ]
 
@@ -52,6 +53,9 @@ DEFAULT_MAX_STALL_NS: Final[int]
 RAISED_ERRORS: Final[list[str]]
 
 def decode_event_log(data: bytes) -> list[tuple[Any, ...]]: ...
+def check_serializable(
+    objects: list[Any], kind: str, realtime: bool
+) -> list[tuple[str, list[int], list[str], list[Any]]]: ...
 
 #: The built-in linearizability models' names.
 LINEARIZABILITY_MODELS: Final[list[str]]

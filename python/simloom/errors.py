@@ -19,6 +19,7 @@ __all__ = [
     "LinearizabilityCheckError",
     "MonitorViolationError",
     "NotLinearizableError",
+    "NotSerializableError",
     "SimBudgetExceededError",
     "SimDeadlockError",
     "SimLivelockError",
@@ -144,6 +145,16 @@ class NotLinearizableError(SimloomError, AssertionError):
     it fails the universe like a failed assertion (and shrinks like one); its
     message is the counterexample drawn over time, and ``result`` the
     :class:`simloom.LinearizabilityResult`."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class NotSerializableError(SimloomError, AssertionError):
+    """A history of transactions is not serializable (or not strictly so): its
+    message names each anomaly with its transactions; ``result`` is the
+    :class:`simloom.history.SerializabilityResult`."""
 
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)

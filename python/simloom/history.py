@@ -25,6 +25,7 @@ Must not: decide linearizability (``simloom._core.check_linearizable`` does).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -33,15 +34,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from . import _core
-from .errors import NotLinearizableError, SimloomUsageError
+from .errors import NotLinearizableError, NotSerializableError, SimloomUsageError
 
 __all__ = [
+    "ANOMALIES",
     "MODELS",
+    "Anomaly",
     "History",
     "LinearizabilityResult",
     "Model",
     "Operation",
     "OperationFailed",
+    "SerializabilityResult",
 ]
 
 #: The built-in models :meth:`History.check_linearizable` knows by name.
@@ -176,6 +180,96 @@ class LinearizabilityResult:
         if self.ok:
             return f"linearizable ({self.operations} operations, model {self.model})"
         return self._diagram
+
+
+#: What each anomaly means, for the report.
+ANOMALIES: dict[str, str] = {
+    "G0": "write cycle: transactions overwrote each other's writes",
+    "G1a": "aborted read: a committed transaction read a failed one's write",
+    "G1b": "intermediate read: a transaction read a value its writer later overwrote",
+    "G1c": "circular information flow: a cycle of writes and reads",
+    "G-single": "read skew: a cycle with exactly one anti-dependency",
+    "G2": "write skew: a cycle of anti-dependencies",
+    "incompatible-order": "two reads of one list disagree on its order",
+}
+
+_EDGE_WORDS = {
+    "ww": "{a}'s write of {k} was overwritten by {b}",
+    "wr": "{b} read {a}'s write of {k}",
+    "rw": "{a} read {k} before {b} wrote it",
+    "rt": "{a} completed before {b} was invoked",
+}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One anomaly: its name (``G0`` ... ``G2``, ``-realtime`` when it needs real
+    time), the transactions (a cycle's in order), and for a cycle the edge from
+    each to the next (``ww``, ``wr``, ``rw``, ``rt``) and the key behind it."""
+
+    name: str
+    transactions: tuple[Operation, ...]
+    edges: tuple[str, ...]
+    keys: tuple[Any, ...]
+
+    def explain(self) -> str:
+        base = self.name.removesuffix("-realtime")
+        meaning = ANOMALIES.get(base, base)
+        if self.name.endswith("-realtime"):
+            meaning += ", once real-time order counts (not strictly serializable)"
+        lines = [f"  {self.name}: {meaning}"]
+        names = [f"T#{t.index}" for t in self.transactions]
+        for t in self.transactions:
+            ops = t.result if t.result_known else (t.args[0] if t.args else ())
+            lines.append(f"    T#{t.index} by {t.process!r}: {_micro_ops(ops)}")
+        for i, edge in enumerate(self.edges):
+            a = names[i]
+            b = names[(i + 1) % len(names)]
+            key = self.keys[i] if i < len(self.keys) else None
+            words = _EDGE_WORDS.get(edge, edge).format(a=a, b=b, k=repr(key))
+            lines.append(f"    {a} -{edge}-> {b}: {words}")
+        return "\n".join(lines)
+
+
+def _micro_ops(ops: Any) -> str:
+    try:
+        return (
+            "["
+            + ", ".join(" ".join(repr(p) if i else str(p) for i, p in enumerate(op)) for op in ops)
+            + "]"
+        )
+    except TypeError:
+        return repr(ops)
+
+
+@dataclass(frozen=True)
+class SerializabilityResult:
+    """What :meth:`History.check_serializable` found."""
+
+    ok: bool
+    kind: str
+    realtime: bool
+    #: Committed transactions checked.
+    transactions: int
+    anomalies: tuple[Anomaly, ...] = ()
+    history: History | None = field(default=None, repr=False, compare=False)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def explain(self) -> str:
+        strict = "strictly " if self.realtime else ""
+        name = self.history.name if self.history is not None else "history"
+        if self.ok:
+            return f"{name} is {strict}serializable ({self.transactions} committed transactions, {self.kind})"
+        found = ", ".join(a.name for a in self.anomalies)
+        return "\n".join(
+            [
+                f"{name} is not {strict}serializable ({self.kind}, {self.transactions} "
+                f"committed transactions): {found}",
+                *(a.explain() for a in self.anomalies),
+            ]
+        )
 
 
 class History:
@@ -325,7 +419,7 @@ class History:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SimloomUsageError(f"{argument} must be an int >= 1, not {value!r}")
         ops = self._operations
-        found = _core.check_linearizable(model, ops, by_key, max_steps, shrink_checks)
+        found = _without_gc(_core.check_linearizable, model, ops, by_key, max_steps, shrink_checks)
         checked = sum(1 for op in ops if op.status != "fail")
         if found is None:
             return LinearizabilityResult(ok=True, model=name, operations=checked)
@@ -343,6 +437,53 @@ class History:
             _diagram=_diagram(self, name, checked, example, ops[unplaceable], minimal),
         )
         return result
+
+    def check_serializable(
+        self, kind: str = "list-append", *, realtime: bool = False
+    ) -> SerializabilityResult:
+        """Are this history's transactions serializable (Elle's inference, in Rust)?
+
+        Each operation is a transaction: ``history.invoke(process, "txn", ops)`` with
+        ``ops`` a list of micro-operations ``(f, key, value)`` — ``("append", k, v)``
+        and ``("r", k, None)`` for ``kind="list-append"`` (appended values unique
+        per key), ``("w", k, v)`` and ``("r", k, None)`` for ``"rw-register"``
+        (written values unique per key) — completed with ``history.ok(op, ops)``
+        where each read has its value (the list read, the register's value). The
+        anomalies: G0, G1a, G1b, G1c, G-single, G2 (and incompatible-order for lists);
+        ``realtime=True`` also orders transactions by real time (strict
+        serializability), reporting a cycle that needs it as ``<name>-realtime``.
+        """
+        if not isinstance(realtime, bool):
+            raise SimloomUsageError(f"realtime must be a bool, not {realtime!r}")
+        if kind not in ("list-append", "rw-register"):
+            raise SimloomUsageError(
+                f'unknown transaction kind {kind!r}: "list-append" or "rw-register"'
+            )
+        found = _without_gc(_core.check_serializable, self._operations, kind, realtime)
+        anomalies = tuple(
+            Anomaly(
+                name=name,
+                transactions=tuple(self._operations[i] for i in members),
+                edges=tuple(edges),
+                keys=tuple(keys),
+            )
+            for name, members, edges, keys in found
+        )
+        return SerializabilityResult(
+            ok=not anomalies,
+            kind=kind,
+            realtime=realtime,
+            transactions=sum(1 for op in self._operations if op.status == "ok"),
+            anomalies=anomalies,
+            history=self,
+        )
+
+    def assert_serializable(self, kind: str = "list-append", *, realtime: bool = False) -> None:
+        """:meth:`check_serializable`, raising :class:`~simloom.NotSerializableError`
+        (an ``AssertionError``) with the anomalies found when there are any."""
+        result = self.check_serializable(kind, realtime=realtime)
+        if not result.ok:
+            raise NotSerializableError(result.explain(), result)
 
     def assert_linearizable(self, model: str | Model, **options: Any) -> None:
         """:meth:`check_linearizable`, raising :class:`~simloom.NotLinearizableError`
@@ -364,6 +505,20 @@ class History:
 class OperationFailed(Exception):
     """Raise inside ``History.call``'s block: the operation certainly did not take
     effect (recorded as ``fail``). It does not propagate."""
+
+
+def _without_gc(function: Any, *args: Any) -> Any:
+    """Call ``function`` with the cyclic collector paused: reading a long history
+    allocates small objects by the hundred thousand, and each generation-2
+    collection they trigger would walk the whole history (nothing the check
+    makes is cyclic garbage)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return function(*args)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _hashable(process: Any) -> Any:

@@ -18,6 +18,7 @@
 
 use super::history::{Operation, Outcome, Value};
 use super::models::{Model, ModelError};
+use super::FxHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
@@ -323,44 +324,6 @@ struct Memo<S> {
     chain: Vec<u32>,
 }
 
-/// A fast, deterministic hasher for small states (the multiply-rotate of rustc's
-/// FxHash); the memo needs speed, not resistance to chosen inputs.
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn write_i64(&mut self, i: i64) {
-        self.write_u64(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The memo's keys are already mixed (Zobrist): hash them as they are.
 #[derive(Default)]
 struct Premixed(u64);
@@ -393,7 +356,7 @@ impl<S: Eq + Hash> Memo<S> {
     }
 
     fn key(placed: &Placed, state: &S) -> u64 {
-        let mut hasher = FxHasher(0);
+        let mut hasher = FxHasher::default();
         state.hash(&mut hasher);
         placed.hash ^ hasher.finish()
     }

@@ -10,20 +10,51 @@
 use crate::check::history::{Function, Operation, Outcome, Value};
 use crate::check::linearizable::{check, CheckError, Limits, Verdict};
 use crate::check::models::{Builtin, Model, ModelError};
+use crate::check::serializable::{
+    check as check_transactions, Kind as TxnKind, Micro, Status as TxnStatus, Transaction,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFrozenSet, PyInt, PyList, PySet, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyTuple};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 
 /// Maps Python values onto [`Value`]s, interning what is neither int nor collection.
 struct Values<'py> {
     symbols: Bound<'py, PyDict>,
+    /// The interned objects, by symbol (to give a key back to Python).
+    objects: Vec<Bound<'py, PyAny>>,
 }
 
 impl<'py> Values<'py> {
-    fn convert(&self, object: &Bound<'py, PyAny>) -> PyResult<Value> {
+    fn new(py: Python<'py>) -> Self {
+        Values {
+            symbols: PyDict::new(py),
+            objects: Vec::new(),
+        }
+    }
+
+    /// A value back as Python sees it (ints, None, interned objects; a collection
+    /// as a tuple).
+    fn to_python(&self, py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match value {
+            Value::Nil => py.None().into_bound(py),
+            Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+            Value::Int(i) => i.into_pyobject(py)?.into_any(),
+            Value::Sym(id) => self.objects[*id as usize].clone(),
+            Value::Coll(items) => PyTuple::new(
+                py,
+                items
+                    .iter()
+                    .map(|item| self.to_python(py, item))
+                    .collect::<PyResult<Vec<_>>>()?,
+            )?
+            .into_any(),
+        })
+    }
+
+    fn convert(&mut self, object: &Bound<'py, PyAny>) -> PyResult<Value> {
         if object.is_none() {
             return Ok(Value::Nil);
         }
@@ -36,10 +67,26 @@ impl<'py> Values<'py> {
                 return Ok(Value::Int(i));
             }
         }
-        if let Ok(f) = object.extract::<f64>() {
-            if f.fract() == 0.0 && f.abs() < 9.0e15 && !object.is_instance_of::<PyInt>() {
-                return Ok(Value::Int(f as i64));
+        if let Ok(float) = object.cast::<PyFloat>() {
+            let f = float.value();
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                return Ok(Value::Int(f as i64)); // 2.0 == 2
             }
+        }
+        if let Ok(list) = object.cast::<PyList>() {
+            // Indexed, not through an iterator object: no allocation per read.
+            let items = list
+                .iter()
+                .map(|item| self.convert(&item))
+                .collect::<PyResult<Vec<_>>>()?;
+            return Ok(Value::Coll(items.into_boxed_slice()));
+        }
+        if let Ok(tuple) = object.cast::<PyTuple>() {
+            let items = tuple
+                .iter()
+                .map(|item| self.convert(&item))
+                .collect::<PyResult<Vec<_>>>()?;
+            return Ok(Value::Coll(items.into_boxed_slice()));
         }
         if object.is_instance_of::<PySet>() || object.is_instance_of::<PyFrozenSet>() {
             let mut items = object
@@ -50,18 +97,12 @@ impl<'py> Values<'py> {
             items.dedup();
             return Ok(Value::Coll(items.into_boxed_slice()));
         }
-        if object.is_instance_of::<PyList>() || object.is_instance_of::<PyTuple>() {
-            let items = object
-                .try_iter()?
-                .map(|item| self.convert(&item?))
-                .collect::<PyResult<Vec<_>>>()?;
-            return Ok(Value::Coll(items.into_boxed_slice()));
-        }
         if let Some(id) = self.symbols.get_item(object)? {
             return Ok(Value::Sym(id.extract()?));
         }
-        let id = self.symbols.len() as u64;
+        let id = self.objects.len() as u64;
         self.symbols.set_item(object, id)?;
+        self.objects.push(object.clone());
         Ok(Value::Sym(id))
     }
 }
@@ -182,9 +223,7 @@ pub(crate) fn check_linearizable<'py>(
         })?),
         Err(_) => None,
     };
-    let values = Values {
-        symbols: PyDict::new(py),
-    };
+    let mut values = Values::new(py);
     // Processes are only compared (a mutex's holder): number them.
     let processes = PyDict::new(py);
     let process_id = |process: &Bound<'py, PyAny>| -> PyResult<u64> {
@@ -294,8 +333,130 @@ pub(crate) fn check_linearizable<'py>(
     }
 }
 
+/// One anomaly as Python receives it: `(name, transaction indices, edge names,
+/// keys)`; a cycle's transactions are in order, each preceding the next by its
+/// edge (the last the first).
+type RawAnomaly<'py> = (
+    String,
+    Vec<usize>,
+    Vec<&'static str>,
+    Vec<Bound<'py, PyAny>>,
+);
+
+/// Check the transactions `objects` (`simloom.history.Operation`s whose `args[0]`
+/// and, once completed, `result` are lists of micro-operations `(f, key, value)`:
+/// `f` one of "append"/"w"/"write" and "r"/"read") for serializability, Elle-style:
+/// `kind` "list-append" or "rw-register"; `realtime` adds real-time order (strict
+/// serializability).
+#[pyfunction]
+pub(crate) fn check_serializable<'py>(
+    py: Python<'py>,
+    objects: Vec<Bound<'py, PyAny>>,
+    kind: &str,
+    realtime: bool,
+) -> PyResult<Vec<RawAnomaly<'py>>> {
+    let kind = match kind {
+        "list-append" | "list_append" => TxnKind::ListAppend,
+        "rw-register" | "rw_register" | "register" => TxnKind::Register,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown transaction kind '{other}': 'list-append' or 'rw-register'"
+            )))
+        }
+    };
+    let mut values = Values::new(py);
+    let processes = PyDict::new(py);
+    let mut history = Vec::with_capacity(objects.len());
+    for (index, object) in objects.iter().enumerate() {
+        let status: String = object.getattr(intern!(py, "status"))?.extract()?;
+        let status = match status.as_str() {
+            "ok" => TxnStatus::Ok,
+            "fail" => TxnStatus::Fail,
+            _ => TxnStatus::Info,
+        };
+        let known: bool = object.getattr(intern!(py, "result_known"))?.extract()?;
+        let micro = if known && status == TxnStatus::Ok {
+            object.getattr(intern!(py, "result"))?
+        } else {
+            object.getattr(intern!(py, "args"))?.get_item(0)?
+        };
+        let mut ops = Vec::new();
+        let items: Vec<Bound<'py, PyAny>> = match micro.cast::<PyList>() {
+            Ok(list) => list.iter().collect(),
+            Err(_) => micro.try_iter()?.collect::<PyResult<_>>()?,
+        };
+        for item in items {
+            let (f, key, value): (String, Bound<'py, PyAny>, Bound<'py, PyAny>) =
+                item.extract().map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "transaction #{index}: a micro-operation is (f, key, value), not {}",
+                        item.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ))
+                })?;
+            let key = values.convert(&key)?;
+            ops.push(match f.as_str() {
+                "append" | "w" | "write" => Micro::Write {
+                    key,
+                    value: values.convert(&value)?,
+                },
+                "r" | "read" => Micro::Read {
+                    key,
+                    value: if known && status == TxnStatus::Ok {
+                        let read = values.convert(&value)?;
+                        Some(match (kind, read) {
+                            (TxnKind::ListAppend, Value::Nil) => Value::Coll(Box::new([])),
+                            (_, read) => read,
+                        })
+                    } else {
+                        None
+                    },
+                },
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "transaction #{index}: unknown micro-operation '{other}' ('append', 'w' or 'r')"
+                    )))
+                }
+            });
+        }
+        let process = object.getattr(intern!(py, "process"))?;
+        let id = match processes.get_item(&process)? {
+            Some(id) => id.extract()?,
+            None => {
+                let id = processes.len() as u64;
+                processes.set_item(&process, id)?;
+                id
+            }
+        };
+        history.push(Transaction {
+            process: id,
+            invoked: object.getattr(intern!(py, "invoked_order"))?.extract()?,
+            completed: object.getattr(intern!(py, "completed_order"))?.extract()?,
+            status,
+            ops,
+        });
+    }
+    let anomalies = py.detach(|| check_transactions(&history, kind, realtime));
+    anomalies
+        .into_iter()
+        .map(|anomaly| {
+            let keys = anomaly
+                .keys
+                .iter()
+                .map(|key| values.to_python(py, key))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok((
+                anomaly.name,
+                anomaly.transactions,
+                anomaly.edges.iter().map(|e| e.name()).collect(),
+                keys,
+            ))
+        })
+        .collect()
+}
+
 pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(check_linearizable, module)?)?;
+    module.add_function(wrap_pyfunction!(check_serializable, module)?)?;
     module.add("LINEARIZABILITY_MODELS", Builtin::NAMES.to_vec())?;
     Ok(())
 }
