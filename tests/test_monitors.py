@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 import simloom
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis.database import InMemoryExampleDatabase
 from simloom import MonitorViolationError, SimloomUsageError
+
+pytest_plugins = ["pytester"]
 
 
 def explored(program: Any, runs: int = 300) -> Any:
@@ -201,3 +203,43 @@ def test_bad_arguments_are_named() -> None:
         result = simloom.run(lambda w=which: main(w))
         assert isinstance(result.error, SimloomUsageError), which
         assert message in str(result.error)
+
+
+def test_monitors_in_hypothesis_universes() -> None:
+    @settings(max_examples=200, database=None)
+    @given(simloom.universes())
+    def check(universe: simloom.Universe) -> None:
+        async def overdraw() -> None:
+            account = Account()
+            simloom.always(lambda: account.balance >= 0, name="never overdrawn")
+            await asyncio.gather(account.withdraw(70), account.withdraw(70))
+
+        universe.run(overdraw)
+
+    with pytest.raises(MonitorViolationError, match="never overdrawn"):
+        check()
+
+
+def test_a_monitor_in_an_existing_test_under_pytest_simloom(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio, pytest, simloom
+
+        @pytest.mark.asyncio
+        async def test_overdraw():
+            state = {"balance": 100}
+            simloom.always(lambda: state["balance"] >= 0, name="never overdrawn")
+
+            async def withdraw():
+                if state["balance"] >= 70:
+                    await asyncio.sleep(0)
+                    state["balance"] -= 70
+
+            await asyncio.gather(withdraw(), withdraw())
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simloom=0")
+    result.assert_outcomes(failed=1)  # reported once: not again at teardown
+    result.stdout.fnmatch_lines(
+        ["*MonitorViolationError: monitor always 'never overdrawn' violated*"]
+    )

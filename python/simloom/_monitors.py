@@ -190,6 +190,8 @@ def failed(
     """The engine found monitor ``index`` violated (or its predicate raised
     ``exception``): fail the universe with it."""
     monitor = loop._simloom_monitors[index]
+    # Reported once: the loop may run on (a test's teardown) with the state unchanged.
+    loop._remove_monitor(index)
     if exception is not None:
         exception.add_note(
             f"raised by the predicate of monitor {monitor.kind} {monitor.name!r}, judged "
