@@ -154,7 +154,9 @@ def test_a_full_disk_loses_only_the_file_that_could_not_be_written(
     assert_complete(report)
     [tape_path] = artifact_dir.glob("*.tape.json")
     assert f"replay it: simloom.replay(main, simloom.Tape.load('{tape_path}'" in report
-    assert f"artifacts: {tape_path}\n" in report
+    timeline = tape_path.with_name(tape_path.name.replace(".tape.json", ".timeline.html"))
+    assert f"artifacts: {tape_path}, {timeline}\n" in report
+    assert timeline.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     events = tape_path.with_name(tape_path.name.replace(".tape.json", ".events.jsonl"))
     assert f"warning: artifact {events} not written: No space left on device (ENOSPC)" in report
     # the warning is the report's last line: the report itself is whole above it
@@ -202,7 +204,7 @@ def test_artifact_names_are_unique_per_test_id_and_every_replay_command_is_accep
     tapes = [word.removeprefix("--simloom-tape=") for c in commands for word in c[2:]]
     assert len(set(tapes)) == 7, tapes
     written = sorted((pytester.path / ".sim" / "failures").iterdir())
-    assert len(written) == 14  # a tape and an event log each, nothing shared
+    assert len(written) == 21  # a tape, an event log and a timeline each, nothing shared
     for path in written:
         assert path.name.isascii(), path.name
         assert len(path.name.encode()) <= NAME_MAX - 60, path.name  # room to spare

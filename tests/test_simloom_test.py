@@ -267,15 +267,20 @@ def test_shrinking_drops_deviations_the_failure_does_not_need(
 # ------------------------------------------------------------------ artifacts
 
 
-def test_artifacts_are_a_tape_and_an_event_log(explored: Session) -> None:
+def test_artifacts_are_a_tape_an_event_log_and_a_timeline(explored: Session) -> None:
     text = explored.text
     seed = reported_seed(text)
     directory = explored.directory / ".sim" / "failures"
     tape_path = directory / f"test_bank.test_never_overdrawn-seed{seed}.tape.json"
     events_path = directory / f"test_bank.test_never_overdrawn-seed{seed}.events.jsonl"
+    timeline_path = directory / f"test_bank.test_never_overdrawn-seed{seed}.timeline.html"
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [tape_path.name, events_path.name]
+        [tape_path.name, events_path.name, timeline_path.name]
     )  # and no temporary files left behind
+    assert f"{timeline_path.name}" in text
+    assert '"format":"simloom.timeline"' in timeline_path.read_text(encoding="utf-8").replace(
+        " ", ""
+    )
 
     tape = simloom.Tape.load(tape_path)
     document = json.loads(tape_path.read_text())
@@ -592,7 +597,7 @@ def test_fixtures_parametrize_marks_and_runs(pytester: pytest.Pytester) -> None:
     assert "test_like.py::test_marked: 7 universes, passed" in text
     # the artifacts of a parametrized test name the parameter
     names = [p.name for p in (pytester.path / ".sim" / "failures").iterdir()]
-    assert len(names) == 2, names
+    assert len(names) == 3, names  # tape, event log, timeline
     assert all(re.fullmatch(r"test_like.test_parametrized.70.?-seed\d+\..+", n) for n in names), (
         names
     )

@@ -671,6 +671,48 @@ def traced_replays(
     return replay_traced
 
 
+def draw_timeline(
+    main: Main,
+    tape: Tape,
+    *,
+    scheduler: str | SchedulerSpec = "fifo",
+    config: UniverseConfig | None = None,
+    header: dict[str, Any],
+    nearest: bool = True,
+) -> tuple[Any, RunResult]:
+    """Replay ``tape`` with the causal trace recorded and build its timeline
+    (``simloom._timeline``), with the nearest passing universe when asked and the
+    tape has deviations; returns the timeline and the replay's result."""
+    from . import _timeline
+
+    loops: list[Any] = []
+    saved_observer = _causal.run_observer
+    _causal.run_observer = loops.append
+    try:
+        final, trace = _causal.traced(
+            lambda: replay(main, tape, scheduler=scheduler, config=config)
+        )
+    finally:
+        _causal.run_observer = saved_observer
+    closest = None
+    if nearest and final.error is not None and final.tape.deviations:
+        closest = _causal.nearest_passing(
+            traced_replays(main, scheduler=scheduler, config=config), final, trace
+        )
+    header = {
+        **header,
+        "error": f"{type(final.error).__name__}: {final.error}" if final.error else None,
+        "digest": final.digest,
+        "virtual_time_ns": final.virtual_time_ns,
+    }
+    world = getattr(loops[0], "_world", None) if loops else None
+    try:
+        hosts = list(world.hosts) if world is not None else []
+    except Exception:  # a world that cannot say: the trace's hosts are drawn
+        hosts = []
+    return _timeline.build(trace, final, hosts=hosts, nearest=closest, header=header), final
+
+
 # ------------------------------------------------------------ in-program choices
 
 

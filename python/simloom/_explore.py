@@ -36,7 +36,7 @@ from ._report import (
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._shrink import FINISHED, NOT_SHRUNK, PARTLY, _discarded_note, _HypothesisRun, _Shrink
 from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
-from .tape import Tape
+from .tape import Tape, atomic_write
 
 #: Universes explored per test when neither ``runs`` nor Hypothesis's
 #: ``max_examples`` (from an explicit ``@settings``) says otherwise.
@@ -228,6 +228,9 @@ class _Exploration:
             found.tape if final is not found else None,
             shrink,
         )
+        timeline = self._write_timeline(final, seed, scheduler, artifacts, warnings)
+        if timeline is not None:
+            artifacts.append(timeline)
         report = _report(
             self.test_id,
             boundary=self.config.boundary,
@@ -249,6 +252,43 @@ class _Exploration:
             hypothesis_run.restore_notes(error)
         error.add_note(report)
         raise error.with_traceback(_strip_simloom_frames(error.__traceback__))
+
+    def _write_timeline(
+        self,
+        final: RunResult,
+        seed: int | None,
+        scheduler: str,
+        artifacts: list[Path],
+        warnings: list[str],
+    ) -> Path | None:
+        """Draw the failure's timeline beside its tape (``<stem>.timeline.html``,
+        written atomically); a timeline that cannot be drawn or written is a
+        warning line, never a lost report."""
+        tape_path = next((p for p in artifacts if p.name.endswith(".tape.json")), None)
+        if tape_path is None:
+            return None
+        path = tape_path.with_name(tape_path.name.removesuffix(".tape.json") + ".timeline.html")
+        from . import _timeline
+
+        header = {
+            "test": self.test_id,
+            "seed": seed,
+            "scheduler": scheduler,
+            "artifact": tape_path.name,
+        }
+        try:
+            timeline, _ = _api.draw_timeline(
+                self.main,
+                final.tape,
+                scheduler=self._question_model() or "fifo",
+                config=self.config,
+                header=header,
+            )
+            atomic_write(path, _timeline.render(timeline).encode())
+        except Exception as exc:  # the report must not give way to the drawing
+            warnings.append(f"  warning: timeline {path} not written: {type(exc).__name__}: {exc}")
+            return None
+        return path
 
     def _in_code(self, final: RunResult) -> list[str]:
         """``final`` explained: its deviations told in code and the nearest

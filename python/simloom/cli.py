@@ -455,7 +455,7 @@ def _diff(first: Path, second: Path, *, context: int, stream: Any) -> int:
 def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) -> int:
     """Replay an explored function's failure with its causal trace recorded and
     write its timeline: one self-contained HTML page."""
-    from . import _api, _causal, _timeline
+    from . import _api, _timeline
     from .errors import SimloomUsageError, TapeError
 
     if path.name.endswith(".events.jsonl"):
@@ -475,17 +475,18 @@ def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) ->
         _error(f"-o {output}: is a directory, not a file")
     if not output.parent.is_dir():
         _error(f"-o {output}: no such directory: {output.parent}")
-    loops: list[Any] = []
-    saved_observer = _causal.run_observer
-    _causal.run_observer = loops.append
+    header = {
+        "test": test,
+        "seed": artifact.fields.get("seed"),
+        "scheduler": artifact.fields.get("scheduler"),
+        "artifact": path.name,
+    }
     try:
-        final, trace = _causal.traced(
-            lambda: _api.replay(function, artifact.tape, scheduler=question)
+        timeline, final = _api.draw_timeline(
+            function, artifact.tape, scheduler=question, header=header, nearest=nearest
         )
     except (SimloomUsageError, TapeError) as exc:
         _error(f"{path}: {type(exc).__name__}: {exc}")
-    finally:
-        _causal.run_observer = saved_observer
     recorded = artifact.fields.get("digest")
     if recorded is not None and recorded != final.digest:
         print(
@@ -495,23 +496,6 @@ def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) ->
         )
     if final.error is None:
         print(f"simloom: warning: the tape of {path} no longer fails", file=stream)
-    closest = None
-    if nearest and final.error is not None and final.tape.deviations:
-        closest = _causal.nearest_passing(
-            _api.traced_replays(function, scheduler=question), final, trace
-        )
-    header = {
-        "test": test,
-        "seed": artifact.fields.get("seed"),
-        "scheduler": artifact.fields.get("scheduler"),
-        "error": f"{type(final.error).__name__}: {final.error}" if final.error else None,
-        "digest": final.digest,
-        "virtual_time_ns": final.virtual_time_ns,
-        "artifact": path.name,
-    }
-    timeline = _timeline.build(
-        trace, final, hosts=_world_hosts(loops), nearest=closest, header=header
-    )
     try:
         output.write_text(_timeline.render(timeline), encoding="utf-8")
     except OSError as exc:
@@ -523,17 +507,6 @@ def _timeline(path: Path, *, output: Path | None, nearest: bool, stream: Any) ->
         file=stream,
     )
     return OK
-
-
-def _world_hosts(loops: list[Any]) -> list[str]:
-    """The host names of the first traced loop's world, in creation order."""
-    world = getattr(loops[0], "_world", None) if loops else None
-    if world is None:
-        return []
-    try:
-        return list(world.hosts)
-    except Exception:  # a world that cannot say: the trace's hosts are drawn
-        return []
 
 
 # ------------------------------------------------------------------- replay
