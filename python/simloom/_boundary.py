@@ -1096,11 +1096,6 @@ def _loop_escapes(area: str) -> list[_Row]:
 
 
 _SOCKET_METHOD_ESCAPES = {
-    "sendto": "it writes to a real socket",
-    "sendmsg": "it writes to a real socket",
-    "recvfrom": "it reads from a real socket",
-    "recvfrom_into": "it reads from a real socket",
-    "recvmsg": "it reads from a real socket",
     "recvmsg_into": "it reads from a real socket",
 }
 
@@ -1118,6 +1113,12 @@ _SIMULATED_SOCKET_METHODS: dict[str, str | None] = {
     "sendall": "it writes to a real socket",
     "recv": "it reads from a real socket",
     "recv_into": "it reads from a real socket",
+    # Simulated on Unix sockets (simloom._sim_unix); escapes on any other.
+    "sendto": "it writes to a real socket",
+    "sendmsg": "it writes to a real socket",
+    "recvfrom": "it reads from a real socket",
+    "recvfrom_into": "it reads from a real socket",
+    "recvmsg": "it reads from a real socket",
     "getsockname": None,
     "getpeername": None,
     "shutdown": None,
@@ -1144,7 +1145,7 @@ def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., ob
                 from . import _sim_socket
 
                 _sim_socket_module = _sim_socket
-            result = _sim_socket_module.METHODS[name](world, receiver, *args, **kwargs)
+            result = _sim_socket_module.call(name, world, receiver, *args, **kwargs)
             if result is not NotImplemented:
                 return result
         if escape is None:
@@ -1153,6 +1154,18 @@ def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., ob
 
     handler.__qualname__ = f"simulated_socket[{api}]"
     return handler
+
+
+def _socketpair(receiver: object, *args: object) -> object:
+    """``_socket.socketpair``: in a universe with a world, two connected simulated
+    Unix sockets (simloom._sim_unix); otherwise the real pair."""
+    universe = _here()
+    world = universe.loop._get_world() if universe is not None else None
+    if world is None:
+        return NotImplemented
+    from . import _sim_socket
+
+    return _sim_socket.socketpair(world, *args)
 
 
 def _socket_api(name: str) -> str:
@@ -1615,6 +1628,15 @@ _ROWS: tuple[_Row, ...] = (
     _loop_simulated("getnameinfo", "dns", "the world's names"),
     *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
     *(_simulated_socket_row(name, what) for name, what in _SIMULATED_SOCKET_METHODS.items()),
+    _row(
+        "socket.socketpair",
+        "network",
+        "simulated",
+        "two connected Unix sockets of the simulated world (simloom._sim_unix); the real "
+        "pair with world=False",
+        ("_socket.socketpair",),
+        _socketpair,
+    ),
     _row(
         "socket.create_connection",
         "network",

@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import _sim_unix
 from . import net as _net
 from .errors import ESCAPE_HINT, EscapedSimulationError
 
@@ -502,6 +503,45 @@ METHODS: dict[str, Callable[..., Any]] = {
 }
 
 
+def call(name: str, world: World, sock: Any, *args: Any, **kwargs: Any) -> Any:
+    """``_socket.socket.<name>(sock, ...)`` on the simulated network: a Unix socket's
+    in :mod:`simloom._sim_unix`, an IP one's here; NotImplemented leaves the call to
+    the boundary (the real method, or the escape)."""
+    if _sim_unix.real_calls:
+        return NotImplemented
+    methods = METHODS
+    if _sim_unix.is_unix(sock):
+        methods = _sim_unix.METHODS
+        if name != "close" and name in methods and _socket.socket.fileno(sock) < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")  # closed, as the real one
+        if name in methods and _sim_unix.state_of(world, sock) is None:
+            return NotImplemented  # connected for real outside the universe
+    method = methods.get(name)
+    return NotImplemented if method is None else method(world, sock, *args, **kwargs)
+
+
+def socketpair(world: World, family: Any = None, kind: Any = None, proto: Any = 0) -> Any:
+    """``_socket.socketpair()`` with a world: two connected simulated Unix sockets
+    (the default family); NotImplemented for another family."""
+    family = socket.AF_UNIX if family is None else family
+    kind = socket.SOCK_STREAM if kind is None else kind
+    if family != socket.AF_UNIX:
+        return NotImplemented
+    first, second = _sim_unix.socketpair(world, family, kind, proto)
+    return (
+        _socket.socket(socket.AF_UNIX, kind, 0, first),
+        _socket.socket(socket.AF_UNIX, kind, 0, second),
+    )
+
+
+def known(world: World, sock: Any) -> bool:
+    """Whether ``sock`` is a socket of the simulated network (for the loop's
+    ``sock_*`` methods)."""
+    if _sim_unix.is_unix(sock):
+        return _sim_unix.state_of(world, sock) is not None
+    return state_of(world, sock) is not None
+
+
 # -------------------------------------------------------- the loop's methods
 
 
@@ -521,6 +561,8 @@ def _forget(world: World, sock: Any, api: str) -> SocketState:
 
 
 async def sock_accept(world: World, sock: Any) -> tuple[Any, Any]:
+    if _sim_unix.is_unix(sock):
+        return await _sim_unix.sock_accept(world, sock)
     state = state_of(world, sock)
     if state is None or not state.listening:
         raise OSError(errno.EINVAL, "Invalid argument")
@@ -530,6 +572,8 @@ async def sock_accept(world: World, sock: Any) -> tuple[Any, Any]:
 
 
 async def sock_recv(world: World, sock: Any, nbytes: int) -> bytes:
+    if _sim_unix.is_unix(sock):
+        return await _sim_unix.sock_recv(world, sock, nbytes)
     while True:
         state = state_of(world, sock)
         if state is None:
@@ -547,6 +591,9 @@ async def sock_recv_into(world: World, sock: Any, buffer: Any) -> int:
 
 
 async def sock_sendall(world: World, sock: Any, data: Any) -> None:
+    if _sim_unix.is_unix(sock):
+        await _sim_unix.sock_sendall(world, sock, data)
+        return
     if state_of(world, sock) is None:
         raise OSError(errno.EBADF, "Bad file descriptor")
     send(world, sock, data)
