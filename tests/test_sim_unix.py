@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 import simloom
 from simloom.errors import EscapedSimulationError
 
@@ -171,7 +170,7 @@ def test_blocking_recv_that_nothing_can_satisfy_is_a_named_escape() -> None:
             left.close()
             right.close()
 
-    with pytest.raises(EscapedSimulationError, match="socket.socket.recv"):
+    with pytest.raises(EscapedSimulationError, match=r"socket\.socket\.recv"):
         run(main)
 
 

@@ -32,6 +32,7 @@ import _socket
 import array
 import asyncio
 import collections
+import contextlib
 import errno
 import os
 import socket
@@ -60,7 +61,7 @@ wait_hook: Callable[[Callable[[], bool], float | None, str], bool] | None = None
 #: Runs a function on the loop's thread from a lockstep thread, within its turn.
 on_loop_hook: Callable[[Callable[[], Any]], Any] | None = None
 #: Whether the calling thread is a lockstep thread (registered with ``wait_hook``).
-in_lockstep_thread: Callable[[], bool] = lambda: False
+in_lockstep_thread: Callable[[], bool] = bool  # bool() is False: no lockstep yet
 
 
 def _error(code: int) -> OSError:
@@ -143,7 +144,7 @@ class UnixSocket:
         return self.kind == socket.SOCK_STREAM
 
     def readable(self) -> bool:
-        if self.closed or self.listening and self.backlog:
+        if self.closed or (self.listening and self.backlog):
             return True
         if self.is_stream:
             return bool(self.inbound) or self.eof or self.shut_read or self.error is not None
@@ -205,7 +206,7 @@ class UnixSocket:
         if not (self.readable() if readable else self.writable()):
             return
         self._armed[readable] = True
-        self.world.loop.call_soon(self._fire, readable, context=handle._context)
+        self.world.loop.call_soon(self._fire, readable, context=handle.get_context())
 
     def _fire(self, readable: bool) -> None:
         """A watcher's callback, level-triggered as the selector loop's: it runs
@@ -302,10 +303,8 @@ def _in_loop_thread() -> bool:
 
 def _close_fds(fds: list[int]) -> None:
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def _table(world: World) -> dict[int, UnixSocket]:
@@ -384,9 +383,7 @@ def _address(address: Any) -> bytes:
     elif isinstance(address, os.PathLike):
         raw = os.fsencode(address)
     else:
-        raise TypeError(
-            f"a bytes-like object is required, not '{type(address).__name__}'"
-        )
+        raise TypeError(f"a bytes-like object is required, not '{type(address).__name__}'")
     if len(raw) > MAX_PATH:
         raise OSError("AF_UNIX path too long")
     return raw
@@ -529,8 +526,13 @@ def accept(world: World, sock: Any) -> Any:
     assert state is not None
     if not state.listening:
         raise _error(errno.EINVAL)
-    _block(sock, state, lambda: bool(state.backlog) or state.closed, "socket.socket.accept",
-           "a connection")
+    _block(
+        sock,
+        state,
+        lambda: bool(state.backlog) or state.closed,
+        "socket.socket.accept",
+        "a connection",
+    )
     if state.closed:
         raise _error(errno.EBADF)
     accepted = state.backlog.popleft()
@@ -596,7 +598,12 @@ def connect_ex(world: World, sock: Any, address: Any) -> Any:
 
 
 def _deliver(
-    world: World, sock: Any, state: UnixSocket, data: bytes, fds: list[int], api: str,
+    world: World,
+    sock: Any,
+    state: UnixSocket,
+    data: bytes,
+    fds: list[int],
+    api: str,
     target: UnixSocket | None,
 ) -> int:
     if state.shut_write:
@@ -605,8 +612,13 @@ def _deliver(
         if target is None or target.closed:
             raise _error(errno.ECONNREFUSED)
         receiver = target
-        _block(sock, state, lambda: len(receiver.messages) < MESSAGE_QUEUE or receiver.closed,
-               api, "room in the receiver's queue")
+        _block(
+            sock,
+            state,
+            lambda: len(receiver.messages) < MESSAGE_QUEUE or receiver.closed,
+            api,
+            "room in the receiver's queue",
+        )
         if receiver.closed:
             raise _error(errno.ECONNREFUSED)
         receiver.messages.append((data, state.name or None, _dup(fds)))
