@@ -122,7 +122,8 @@ class UnixSocket:
         self._owner_refs.append(weakref.ref(sock, lambda _: self._owner_gone(fd)))
 
     def _owner_gone(self, fd: int) -> None:
-        if self.owners or self.closed:
+        # Iterating sees only live holders (the set may still count the dead one).
+        if self.closed or any(True for _ in self.owners):
             return
         table = _table(self.world)
         if table.get(fd) is not self:
