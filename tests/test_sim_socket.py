@@ -310,3 +310,52 @@ def test_closing_with_unread_bytes_resets_the_peer() -> None:
             return "no reset"
 
     assert in_universe(main) == "reset"
+
+
+def test_a_real_listener_a_sync_fixture_bound_is_adopted_by_the_universe() -> None:
+    fixture_server = listening_socket()  # before the universe, for real
+    fixture_server.setblocking(True)
+    port = fixture_server.getsockname()[1]
+
+    async def main() -> bytes:
+        # The first use in the universe adopts it (simloom.run's frozen heap hides
+        # it from the search a refused connect makes under pytest --simloom).
+        loop = asyncio.get_running_loop()
+        accepted_task = asyncio.ensure_future(loop.sock_accept(fixture_server))
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        accepted, _ = await accepted_task
+        writer.write(b"adopted")
+        data = await loop.sock_recv(accepted, 100)
+        writer.close()
+        accepted.close()
+        return data
+
+    with fixture_server:
+        assert in_universe(main, scheduler="faithful") == b"adopted"
+
+
+def test_a_listener_a_real_thread_serves_is_not_adopted() -> None:
+    import threading
+
+    real = listening_socket()
+    real.setblocking(True)
+    port = real.getsockname()[1]
+    stop = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        stop.wait(5)
+
+    thread = threading.Thread(target=serve, args=(real,))
+    thread.start()
+    try:
+        from simloom import _sim_socket
+
+        async def main() -> bool:
+            world = asyncio.get_running_loop()._get_world()  # type: ignore[attr-defined]
+            return _sim_socket.adopt_listener_on(world, port)
+
+        assert in_universe(main) is False
+    finally:
+        stop.set()
+        thread.join()
+        real.close()

@@ -1161,11 +1161,24 @@ def _socketpair(receiver: object, *args: object) -> object:
     Unix sockets (simloom._sim_unix); otherwise the real pair."""
     universe = _here()
     world = universe.loop._get_world() if universe is not None else None
-    if world is None:
+    if world is None or _for_a_selector_loop(sys._getframe(1)):
         return NotImplemented
     from . import _sim_socket
 
     return _sim_socket.socketpair(world, *args)
+
+
+def _for_a_selector_loop(frame: types.FrameType | None) -> bool:
+    """Whether ``socket.socketpair()`` is a stock selector loop's self-pipe (a
+    second loop run in a lockstep thread): it must stay real, as its selector
+    watches it for real."""
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "_make_self_pipe":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _socket_api(name: str) -> str:

@@ -28,6 +28,8 @@ import errno
 import socket
 import struct
 import sys
+import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -294,7 +296,7 @@ def listen(world: World, sock: Any, *args: Any) -> Any:
 
 
 def accept(world: World, sock: Any) -> Any:
-    state = state_of(world, sock)
+    state = state_of(world, sock) or adopt_real_listener(world, sock)
     if state is None:
         return NotImplemented
     if not state.listening:
@@ -358,6 +360,99 @@ def _real_listeners() -> set[int]:
         except OSError:
             continue
     return ports
+
+
+def _real_sockname(sock: Any) -> Any:
+    """``sock``'s real address (the boundary leaves the call to the real method)."""
+    _sim_unix.real_calls = True
+    try:
+        return _socket.socket.getsockname(sock)
+    except OSError:
+        return None
+    finally:
+        _sim_unix.real_calls = False
+
+
+def adopt_real_listener(world: World, sock: Any) -> SocketState | None:
+    """A TCP socket listening for real, bound before the universe (a sync
+    fixture's server): the universe takes it over as a simulated listener on the
+    same address and port, so connects in the universe reach it and its
+    ``accept()`` takes their connections. None if ``sock`` is not one."""
+    if not _is_stream(sock) or _socket.socket.fileno(sock) < 0:
+        return None
+    if _socket.socket.fileno(sock) in _table(world):
+        return state_of(world, sock)
+    try:
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            return None
+    except OSError:
+        return None
+    address = _real_sockname(sock)
+    if not address:
+        return None
+    ip, port = str(address[0]), int(address[1])
+    host = world._current_host()
+    if ip not in _ANY:
+        try:
+            ip = world._resolve(ip, host)
+        except OSError:
+            return None
+    state = new_state(world, sock)
+    listener = _Listener(world, host, state)
+    try:
+        listener_id, bound = listener._listen(host, ip, port, _net._DEFAULT_BACKLOG)
+    except OSError:
+        del _table(world)[_socket.socket.fileno(sock)]
+        return None
+    listener._add_listener(listener_id, bound)
+    state.listener, state.bound, state.listening = listener, bound, True
+    listener._serving = True
+    return state
+
+
+def adopt_listener_on(world: World, port: int) -> bool:
+    """A connect in the universe was refused on loopback ``port`` where a real
+    server of this machine listens: adopt that server's socket if it is a live
+    socket object of this process (searched once, ``gc.get_objects``, in creation
+    order). Whether one was adopted (the connect may be tried again)."""
+    import gc
+
+    if port not in _real_listeners():
+        return False
+    for candidate in gc.get_objects():
+        if (
+            isinstance(candidate, _socket.socket)
+            and candidate.family in (socket.AF_INET, socket.AF_INET6)
+            and _is_stream(candidate)
+            and _socket.socket.fileno(candidate) >= 0
+            and _socket.socket.fileno(candidate) not in _table(world)
+        ):
+            address = _real_sockname(candidate)
+            if (
+                address
+                and int(address[1]) == port
+                and not _served_by_a_thread(candidate)
+                and adopt_real_listener(world, candidate)
+            ):
+                return True
+    return False
+
+
+def _served_by_a_thread(sock: Any) -> bool:
+    """Whether another thread's stack holds ``sock`` (a real server thread
+    accepting on it, directly or through its server object): such a listener is
+    left to that thread, and the connect is the named escape."""
+    me = threading.get_ident()
+    for thread, top in sys._current_frames().items():
+        if thread == me:
+            continue
+        frame: types.FrameType | None = top
+        while frame is not None:
+            for value in frame.f_locals.values():
+                if value is sock or sock in getattr(value, "__dict__", {}).values():
+                    return True
+            frame = frame.f_back
+    return False
 
 
 def check_real_server(host: str, port: int, api: str = "socket.socket.connect") -> None:
@@ -539,7 +634,7 @@ def known(world: World, sock: Any) -> bool:
     ``sock_*`` methods)."""
     if _sim_unix.is_unix(sock):
         return _sim_unix.state_of(world, sock) is not None
-    return state_of(world, sock) is not None
+    return state_of(world, sock) is not None or adopt_real_listener(world, sock) is not None
 
 
 # -------------------------------------------------------- the loop's methods

@@ -969,11 +969,16 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         world = self._get_world()
         handle = None if callback is None else asyncio.Handle(callback, args, self, None)
         result = None if world is None else _sim_unix.watch(world, fd, readable, handle)
-        if result is None and handle is None and world is not None:
-            # Removing a watcher from a simulated IP socket: none can be set (the
-            # transports and sock_* methods wait on its state instead).
-            if isinstance(fd, socket.socket) and _sim_socket.known(world, fd):
-                return False
+        # Removing a watcher from a simulated IP socket: none can be set (the
+        # transports and sock_* methods wait on its state instead).
+        if (
+            result is None
+            and handle is None
+            and world is not None
+            and isinstance(fd, socket.socket)
+            and _sim_socket.known(world, fd)
+        ):
+            return False
         if result is None:
             _boundary.refuse_loop_call(name)
         return result

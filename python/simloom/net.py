@@ -1002,7 +1002,11 @@ async def connect(
     def on_refused(_: StreamTransport) -> None:
         if not connected.done() and unix_path is None:
             _sim_socket = _socket_layer()
-
+            if _is_loopback(ip) and _sim_socket.adopt_listener_on(world, port):
+                # A sync fixture's real listener, taken over now: try again.
+                connected.set_result(None)
+                retry.append(True)
+                return
             try:
                 _sim_socket.check_real_server(ip, port, "loop.create_connection")
             except EscapedSimulationError as escape:
@@ -1014,6 +1018,7 @@ async def connect(
                 ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {where}")
             )
 
+    retry: list[bool] = []
     transport._on_connected = on_connected
     transport._on_refused = on_refused
     try:
@@ -1026,7 +1031,13 @@ async def connect(
             transport._lost = True
             transport._forget()
         raise
+    if retry:
+        return await connect(world, ip, port, unix_path=unix_path)
     return transport
+
+
+def _is_loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
 
 
 async def create_server(
