@@ -359,3 +359,70 @@ def test_a_listener_a_real_thread_serves_is_not_adopted() -> None:
         stop.set()
         thread.join()
         real.close()
+
+
+def test_a_blocking_connect_and_recv_on_the_loop_thread_wait_in_virtual_time() -> None:
+    async def main() -> tuple[bytes, bool]:
+        loop = asyncio.get_running_loop()
+        server = listening_socket()
+        port = server.getsockname()[1]
+        client = socket.socket()
+        client.connect(("127.0.0.1", port))  # the handshake runs while the loop blocks
+        connected_at = loop.time()
+        accepted, _ = await loop.sock_accept(server)
+        await loop.sock_sendall(accepted, b"over the network")
+        data = client.recv(100)  # blocks until the bytes arrive, in virtual time
+        for each in (client, accepted, server):
+            each.close()
+        return data, loop.time() > connected_at > 0
+
+    assert in_universe(main, scheduler="faithful") == (b"over the network", True)
+
+
+def test_a_blocking_recv_with_a_timeout_times_out_in_virtual_time() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        server = listening_socket()
+        client = socket.socket()
+        client.connect(server.getsockname())
+        client.settimeout(3.0)
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            client.recv(10)
+        elapsed = loop.time() - started
+        client.close()
+        server.close()
+        return elapsed
+
+    assert in_universe(main, scheduler="faithful") == pytest.approx(3.0)
+
+
+def test_a_lockstep_thread_serves_a_blocking_socket_and_the_run_replays() -> None:
+    import threading
+
+    async def main() -> bytes:
+        server = listening_socket()
+        server.setblocking(True)
+        port = server.getsockname()[1]
+        received: list[bytes] = []
+
+        def serve() -> None:
+            accepted, _ = server.accept()  # parks the thread until the connection comes
+            received.append(accepted.recv(100))
+            accepted.close()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"to the thread")
+        await writer.drain()
+        await asyncio.to_thread(thread.join)
+        writer.close()
+        server.close()
+        return received[0]
+
+    first = simloom.run(main, seed=5, scheduler="faithful")
+    again = simloom.run(main, seed=5, scheduler="faithful")
+    first.raise_error()
+    assert first.value == b"to the thread"
+    assert first.digest == again.digest

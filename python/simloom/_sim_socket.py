@@ -25,6 +25,7 @@ import collections
 import contextlib
 import contextvars
 import errno
+import functools
 import socket
 import struct
 import sys
@@ -148,6 +149,7 @@ class SocketState:
 
     def connected(self, transport: _net.StreamTransport) -> None:
         self.transport = transport
+        transport._socket_side = True
         transport._attach(_BufferingProtocol(self))
 
     def sockname(self) -> Any:
@@ -231,12 +233,99 @@ def _is_stream(sock: Any) -> bool:
     )
 
 
+#: Set while a lockstep thread's call runs on the loop's thread: it must not wait
+#: there (the thread parks instead, see :func:`_from_a_lockstep_thread`).
+_on_behalf_of_a_thread = False
+
+
 def _nonblocking(sock: Any) -> bool:
-    return _socket.socket.gettimeout(sock) == 0
+    return _on_behalf_of_a_thread or _socket.socket.gettimeout(sock) == 0
 
 
 def _escaped(api: str, what: str) -> EscapedSimulationError:
     return EscapedSimulationError(f"{api}(): {what} ({ESCAPE_HINT}).")
+
+
+def _wait_for_network(
+    world: World,
+    sock: Any,
+    transport: _net.StreamTransport | None,
+    done: Callable[[], bool],
+    api: str,
+    what: str,
+) -> None:
+    """A blocking call on the loop's thread waits as the kernel does while the
+    program is blocked: lockstep threads take their turns, virtual time moves on to
+    each network event, and the events of this socket's own connection are handled
+    at once (every other transport's wait for the loop), until ``done()``. Past the
+    socket's timeout, TimeoutError; with nothing left that could happen, the named
+    escape (a real program would hang)."""
+    loop = world.loop
+    timeout = _socket.socket.gettimeout(sock)
+    deadline = None if timeout is None else loop.time() + timeout
+    core = world._net
+    _net.blocked_waits += 1
+    try:
+        while not done():
+            if _sim_unix.wait_hook is not None and _sim_unix.wait_hook(done, None, api):
+                return
+            next_ns = core.next_event_time()
+            if next_ns is None:
+                break
+            when = next_ns / 1e9
+            if deadline is not None and when > deadline:
+                break
+            if when > loop.time():
+                loop._advance_clock(when - loop.time())
+            core._due(loop)
+            if transport is not None:
+                core.drain_stream(transport._conn, transport._side)
+    finally:
+        _net.blocked_waits -= 1
+    if done():
+        return
+    if deadline is not None:
+        if deadline > loop.time():
+            loop._advance_clock(deadline - loop.time())
+        raise TimeoutError("timed out")
+    raise _would_block(api, what)
+
+
+def _blocking_connect(world: World, sock: Any, ip: str, port: int, api: str) -> None:
+    """A blocking connect on the loop's thread: the handshake runs in virtual time
+    while the loop is blocked (see :func:`_wait_for_network`)."""
+    host = world._current_host()
+    conn = world._net.connect(world.loop, host._net_id, ip, port)
+    transport = _net.StreamTransport(
+        world, host, conn, _net._CLIENT, contextvars.copy_context(), family=_net._family_of(ip)
+    )
+    transport._socket_side = True
+    transport._register()
+    outcome: list[str] = []
+    transport._on_connected = lambda _: outcome.append("connected")
+    transport._on_refused = lambda _: outcome.append("refused")
+    try:
+        _wait_for_network(world, sock, transport, lambda: bool(outcome), api, "the connection")
+    except BaseException:
+        if not transport._lost:
+            transport._closing = True
+            transport._call_net("close")
+            transport._lost = True
+            transport._forget()
+        raise
+    if outcome[0] == "refused":
+        if ip.startswith("127.") or ip == "::1":
+            if adopt_listener_on(world, port):
+                _blocking_connect(world, sock, ip, port, api)  # a sync fixture's server
+                return
+            check_real_server(ip, port, api)
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    state = state_of(world, sock)
+    if state is not None and state.listener is not None:
+        state.release()  # bound first: the connection has its own local port here
+    if state is None:
+        state = new_state(world, sock)
+    state.connected(transport)
 
 
 def _would_block(api: str, what: str) -> EscapedSimulationError:
@@ -304,7 +393,10 @@ def accept(world: World, sock: Any) -> Any:
     if not state.accepted:
         if _nonblocking(sock):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        raise _would_block("socket.socket.accept", "a connection")
+        raise _would_block(
+            "socket.socket.accept",
+            "a connection (the loop's accept steps cannot run while it blocks)",
+        )
     transport = state.accepted.popleft()
     fresh = _socket.socket(sock.family, socket.SOCK_STREAM)
     fd = fresh.detach()
@@ -328,18 +420,32 @@ def connect(world: World, sock: Any, address: Any, api: str = "socket.socket.con
         return None
     if not _is_stream(sock):
         return NotImplemented
-    check_real_server(str(address[0]), _net._port_number(address[1]), api)
     if _nonblocking(sock):
+        check_real_server(str(address[0]), _net._port_number(address[1]), api)
         raise _escaped(
             api,
             "a non-blocking connect is not simulated; use loop.sock_connect(), which "
             "connects the socket on the simulated network",
         )
-    raise _would_block(api, "the connection")
+    existing = state_of(world, sock)
+    if existing is not None and existing.transport is not None:
+        raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+    host = world._current_host()
+    ip = world._resolve(str(address[0]), host)
+    _blocking_connect(world, sock, ip, _net._port_number(address[1]), api)
+    return None
 
 
 def connect_ex(world: World, sock: Any, address: Any) -> Any:
-    return connect(world, sock, address, "socket.socket.connect_ex")
+    try:
+        result = connect(world, sock, address, "socket.socket.connect_ex")
+    except EscapedSimulationError:
+        raise
+    except OSError as error:
+        if error.errno is None:
+            raise
+        return error.errno
+    return 0 if result is None else result
 
 
 _LOOPBACK_NAMES = ("localhost", "::1", "ip6-localhost")
@@ -507,7 +613,15 @@ def _take(world: World, sock: Any, nbytes: int, api: str) -> Any:
             return b""
         if _nonblocking(sock):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        raise _would_block(api, "bytes to arrive")
+        _wait_for_network(
+            world,
+            sock,
+            state.transport,
+            lambda: bool(state.inbound) or state.eof or state.error is not None,
+            api,
+            "bytes to arrive",
+        )
+        return _take(world, sock, nbytes, api)
     size = len(state.inbound) if nbytes <= 0 else min(nbytes, len(state.inbound))
     data = bytes(state.inbound[:size])
     del state.inbound[:size]
@@ -612,7 +726,54 @@ def call(name: str, world: World, sock: Any, *args: Any, **kwargs: Any) -> Any:
         if name in methods and _sim_unix.state_of(world, sock) is None:
             return NotImplemented  # connected for real outside the universe
     method = methods.get(name)
-    return NotImplemented if method is None else method(world, sock, *args, **kwargs)
+    if method is None:
+        return NotImplemented
+    if methods is METHODS and _sim_unix.in_lockstep_thread():
+        return _from_a_lockstep_thread(world, sock, method, args, kwargs)
+    return method(world, sock, *args, **kwargs)
+
+
+def _from_a_lockstep_thread(
+    world: World, sock: Any, method: Callable[..., Any], args: Any, kwargs: Any
+) -> Any:
+    """An IP socket's call from a lockstep thread: it runs on the loop's thread
+    (the network is the loop's), never waiting there; a blocking socket's thread
+    parks until the socket is ready (or its timeout passes) and tries again."""
+    global _on_behalf_of_a_thread
+    blocking = _socket.socket.gettimeout(sock) != 0
+    timeout = _socket.socket.gettimeout(sock)
+
+    def attempt() -> Any:
+        global _on_behalf_of_a_thread
+        _on_behalf_of_a_thread = True
+        try:
+            return method(world, sock, *args, **kwargs)
+        finally:
+            _on_behalf_of_a_thread = False
+
+    assert _sim_unix.on_loop_hook is not None and _sim_unix.wait_hook is not None
+    while True:
+        try:
+            return _sim_unix.on_loop_hook(attempt)
+        except BlockingIOError:
+            if not blocking:
+                raise
+        state = state_of(world, sock)
+        if state is None:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        ready = functools.partial(_ready, state)
+        if not _sim_unix.wait_hook(ready, timeout, f"{method.__name__} on {sock!r}"):
+            raise TimeoutError("timed out")
+
+
+def _ready(state: SocketState) -> bool:
+    """Whether a blocking call on ``state``'s socket may now go on."""
+    return (
+        bool(state.inbound or state.accepted)
+        or state.eof
+        or state.error is not None
+        or (state.transport is None and not state.listening)
+    )
 
 
 def socketpair(world: World, family: Any = None, kind: Any = None, proto: Any = 0) -> Any:

@@ -190,6 +190,16 @@ class SimSocket:
         return f"<simloom.SimSocket family={self.family.name} laddr={self._sockname}>"
 
 
+#: Blocking socket calls now waiting on the loop's thread (simloom._sim_socket):
+#: while one waits, events for transports other than simulated sockets' wait for
+#: the loop (their inbox steps), as the kernel keeps them for a blocked program.
+blocked_waits = 0
+
+
+def _deferred(transport: StreamTransport | DatagramTransport) -> bool:
+    return blocked_waits > 0 and not transport._socket_side
+
+
 def _family_of(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
@@ -261,6 +271,9 @@ class StreamTransport(transports._FlowControlMixin):
         self._reading = True
         self._eof = False
         self._server: SimServer | None = None
+        #: A simulated socket's connection (simloom._sim_socket): its events are the
+        #: kernel's, handled even while a blocking call waits on the loop's thread.
+        self._socket_side = False
         # Filled in by whoever opened the transport:
         self._on_connected: Callable[[StreamTransport], None] | None = None
         self._on_refused: Callable[[StreamTransport], None] | None = None
@@ -288,6 +301,13 @@ class StreamTransport(transports._FlowControlMixin):
         ``("accepted", local, peer)`` or ``("refused",)``. Bytes go straight to a
         reading protocol when nothing is waiting before them; anything else waits
         its turn in the inbox, so events are handled in the order they came."""
+        if _deferred(self):
+            if kind == "writable":
+                self._loop.call_soon(self._on_writable, context=self._context)
+            else:
+                self._inbox.events.append((kind, *payload))
+                self._inbox.kick()
+            return
         if kind == "writable":
             # Not through the inbox: a side that stopped reading still writes.
             self._on_writable()
@@ -779,10 +799,14 @@ class DatagramTransport(asyncio.DatagramTransport):
             self._extra["peername"] = (*remote, 0, 0) if six else remote
         self._closing = False
         self._lost = False
+        self._socket_side = False
 
     def _on_net(self, kind: str, source: Any, data: bytes) -> None:
         """A datagram from the network core, run in this transport's context."""
         self._inbox.events.append((kind, source, data))
+        if _deferred(self):
+            self._inbox.kick()
+            return
         self._handle_events()
 
     def _handle_events(self) -> None:

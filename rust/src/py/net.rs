@@ -669,6 +669,32 @@ impl NetCore {
         Ok(())
     }
 
+    /// Hand `side` of `conn` the events queued for it now, in order, in its
+    /// context (its scheduled inbox steps then find the inbox empty): a blocking
+    /// socket call on the loop's thread waits for its own connection's events
+    /// while the loop cannot run. Returns how many were handed over.
+    fn drain_stream(&self, py: Python<'_>, conn: u64, side: u8) -> PyResult<usize> {
+        let side = side_of(side)?;
+        let Some(target) = self.world.endpoints().stream(ConnId(conn), side) else {
+            return Ok(0);
+        };
+        let inbox = target.inbox.clone_ref(py);
+        let context = target.context.clone_ref(py);
+        let mut count = 0;
+        while !inbox.borrow(py).queue.is_empty() {
+            match call_in_context(py, inbox.bind(py), context.bind(py)) {
+                Ok(()) => {}
+                Err(error) if error.is_instance_of::<PyRuntimeError>(py) => {
+                    // The context is entered already (the caller runs in it).
+                    NetInbox::__call__(inbox.bind(py))?;
+                }
+                Err(error) => return Err(error),
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// `side` of `conn` hears nothing more (events already popped are dropped).
     fn forget_stream(&mut self, py: Python<'_>, conn: u64, side: u8) -> PyResult<()> {
         let side = side_of(side)?;
