@@ -26,7 +26,9 @@ import contextlib
 import contextvars
 import errno
 import functools
+import os
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -118,8 +120,9 @@ class SocketState:
         #: The socket objects with this descriptor (``socket.socket(fileno=...)``
         #: makes another): none left alive means the descriptor is a reused one.
         self.owners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._owner_refs: list[weakref.ref[Any]] = []
         if owner is not None:
-            self.owners.add(owner)
+            self.own(owner)
         self.adopted = owner is None
         self.bound: Address | None = None
         self.listener: _Listener | None = None
@@ -134,6 +137,31 @@ class SocketState:
         self.datagram: int | None = None
         self.peer: Address | None = None
         self._waiters: list[asyncio.Future[None]] = []
+
+    def own(self, sock: Any) -> None:
+        """``sock`` holds this socket's descriptor. When the last holder goes
+        without closing it, the descriptor is still open (``detach()``: a
+        ``socket.socket(fileno=fd)`` takes it up) or was closed by the collector
+        (the state goes with it; the number may be reused)."""
+        fd = _socket.socket.fileno(sock)
+        self.owners.add(sock)
+        self._owner_refs.append(weakref.ref(sock, lambda _: self._owner_gone(fd)))
+
+    def _owner_gone(self, fd: int) -> None:
+        if any(True for _ in self.owners):
+            return
+        table = _table(self.world)
+        if table.get(fd) is not self:
+            return
+        try:
+            still_open = stat.S_ISSOCK(os.fstat(fd).st_mode)
+        except OSError:
+            still_open = False
+        if still_open:
+            self.adopted = True
+        else:
+            del table[fd]
+            self.release()
 
     def wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -208,7 +236,7 @@ def state_of(world: World, sock: Any) -> SocketState | None:
         if not state.owners and not state.adopted:
             del table[fd]  # the descriptor of a socket collected unclosed, reused
             return None
-        state.owners.add(sock)  # an accepted socket's first use, or fileno=
+        state.own(sock)  # an accepted socket's first use, or fileno=
         state.adopted = False
     return state
 
