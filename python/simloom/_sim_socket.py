@@ -281,6 +281,7 @@ def _wait_for_network(
     done: Callable[[], bool],
     api: str,
     what: str,
+    listeners: tuple[int, ...] = (),
 ) -> None:
     """A blocking call on the loop's thread waits as the kernel does while the
     program is blocked: lockstep threads take their turns, virtual time moves on to
@@ -293,6 +294,7 @@ def _wait_for_network(
     deadline = None if timeout is None else loop.time() + timeout
     core = world._net
     _net.blocked_waits += 1
+    core.set_blocked(True)
     try:
         while not done():
             if _sim_unix.wait_hook is not None and _sim_unix.wait_hook(done, None, api):
@@ -308,8 +310,11 @@ def _wait_for_network(
             core._due(loop)
             if transport is not None:
                 core.drain_stream(transport._conn, transport._side)
+            for listener in listeners:
+                core.drain_listener(listener)
     finally:
         _net.blocked_waits -= 1
+        core.set_blocked(_net.blocked_waits > 0)
     if done():
         return
     if deadline is not None:
@@ -421,9 +426,15 @@ def accept(world: World, sock: Any) -> Any:
     if not state.accepted:
         if _nonblocking(sock):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        raise _would_block(
+        listener = state.listener
+        _wait_for_network(
+            world,
+            sock,
+            None,
+            lambda: bool(state.accepted),
             "socket.socket.accept",
-            "a connection (the loop's accept steps cannot run while it blocks)",
+            "a connection",
+            tuple(listener_id for listener_id, _ in listener._listeners) if listener else (),
         )
     transport = state.accepted.popleft()
     fresh = _socket.socket(sock.family, socket.SOCK_STREAM)

@@ -236,6 +236,10 @@ pub struct NetCore {
     due: Option<Py<PyAny>>,
     /// The timer armed for the next event: its deadline and handle.
     armed: Option<(u64, Py<Handle>)>,
+    /// A blocking socket call waits on the loop's thread: accepts go to their
+    /// listener's inbox (a step of its own), so the waiting listener can take its
+    /// own at once (`drain_listener`).
+    blocked: bool,
 }
 
 impl NetCore {
@@ -296,6 +300,20 @@ impl NetCore {
                     let args = (conn.0, address_tuple(local), address_tuple(peer))
                         .into_pyobject(py)?
                         .unbind();
+                    if self.blocked {
+                        if let Some(target) = endpoints.listener(listener) {
+                            target.inbox.borrow_mut(py).queue.push_back(args);
+                            LoopCore::schedule(
+                                loop_core,
+                                "net",
+                                None,
+                                target.inbox.bind(py).as_any(),
+                                &PyTuple::empty(py),
+                                Some(target.context.bind(py).clone()),
+                            )?;
+                            continue;
+                        }
+                    }
                     other.push(Deferred::Accept {
                         listener,
                         conn,
@@ -520,6 +538,7 @@ impl NetCore {
             context: Some(context),
             due: None,
             armed: None,
+            blocked: false,
         }
     }
 
@@ -690,6 +709,27 @@ impl NetCore {
                 }
                 Err(error) => return Err(error),
             }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Whether a blocking socket call waits on the loop's thread (see `blocked`).
+    fn set_blocked(&mut self, blocked: bool) {
+        self.blocked = blocked;
+    }
+
+    /// Hand `listener` the connections queued for it now (while `blocked`), in its
+    /// context. Returns how many were handed over.
+    fn drain_listener(&self, py: Python<'_>, listener: u64) -> PyResult<usize> {
+        let Some(target) = self.world.endpoints().listener(ListenerId(listener)) else {
+            return Ok(0);
+        };
+        let inbox = target.inbox.clone_ref(py);
+        let context = target.context.clone_ref(py);
+        let mut count = 0;
+        while !inbox.borrow(py).queue.is_empty() {
+            call_in_context(py, inbox.bind(py), context.bind(py))?;
             count += 1;
         }
         Ok(count)
