@@ -426,3 +426,20 @@ def test_a_lockstep_thread_serves_a_blocking_socket_and_the_run_replays() -> Non
     first.raise_error()
     assert first.value == b"to the thread"
     assert first.digest == again.digest
+
+
+def test_a_blocking_accept_on_the_loop_thread_takes_a_connection_made_meanwhile() -> None:
+    async def main() -> bytes:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.socket() as client:
+            client.connect(server.getsockname())
+            client.sendall(b"queued before accept")
+        accepted, _ = server.accept()  # the connection's accept arrives meanwhile
+        data = accepted.recv(100)
+        accepted.close()
+        server.close()
+        return data
+
+    assert in_universe(main, scheduler="faithful") == b"queued before accept"

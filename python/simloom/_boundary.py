@@ -1181,6 +1181,26 @@ def _for_a_selector_loop(frame: types.FrameType | None) -> bool:
     return False
 
 
+def _ssl_wrap_socket(receiver: object, sock: object, *args: object, **kwargs: object) -> object:
+    """``SSLContext.wrap_socket`` (``_ssl._SSLContext._wrap_socket``) on a simulated
+    socket: OpenSSL would read and write its real descriptor, which is never
+    connected (it would block in C for ever), so it is a named escape."""
+    universe = _here()
+    world = universe.loop._get_world() if universe is not None else None
+    if world is None:
+        return NotImplemented
+    from . import _sim_socket
+
+    if not _sim_socket.known(world, sock):
+        return NotImplemented
+    _raise_escaped(
+        "ssl.SSLContext.wrap_socket()",
+        "TLS on a simulated socket.socket is not simulated (OpenSSL would do real I/O "
+        "on its descriptor); use the loop's TLS (ssl= on open_connection/start_server) "
+        "or anyio's TLSStream",
+    )
+
+
 def _socket_api(name: str) -> str:
     return "socket.socket.accept" if name == "_accept" else f"socket.socket.{name}"
 
@@ -1641,6 +1661,15 @@ _ROWS: tuple[_Row, ...] = (
     _loop_simulated("getnameinfo", "dns", "the world's names"),
     *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
     *(_simulated_socket_row(name, what) for name, what in _SIMULATED_SOCKET_METHODS.items()),
+    _row(
+        "ssl.SSLContext.wrap_socket",
+        "network",
+        "patched",
+        "EscapedSimulationError on a simulated socket.socket (OpenSSL would do real I/O "
+        "on its descriptor); the real method on any other socket",
+        ("_ssl._SSLContext._wrap_socket",),
+        _ssl_wrap_socket,
+    ),
     _row(
         "socket.socketpair",
         "network",

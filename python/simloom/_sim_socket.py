@@ -100,6 +100,7 @@ class _Listener(_net.SimServer):
             ssl_shutdown_timeout=None,
         )
         self._state = state
+        self._socket_listener = True
 
     def _accept(self, transport: _net.StreamTransport) -> None:
         if self._closed:
@@ -296,7 +297,15 @@ def _wait_for_network(
     _net.blocked_waits += 1
     core.set_blocked(True)
     try:
-        while not done():
+        while True:
+            # What already came for this socket (an accept routed to its
+            # listener's inbox while an earlier blocking call waited) first.
+            if transport is not None:
+                core.drain_stream(transport._conn, transport._side)
+            for listener in listeners:
+                core.drain_listener(listener)
+            if done():
+                return
             if _sim_unix.wait_hook is not None and _sim_unix.wait_hook(done, None, api):
                 return
             next_ns = core.next_event_time()
@@ -308,10 +317,6 @@ def _wait_for_network(
             if when > loop.time():
                 loop._advance_clock(when - loop.time())
             core._due(loop)
-            if transport is not None:
-                core.drain_stream(transport._conn, transport._side)
-            for listener in listeners:
-                core.drain_listener(listener)
     finally:
         _net.blocked_waits -= 1
         core.set_blocked(_net.blocked_waits > 0)

@@ -602,6 +602,9 @@ class SimServer(asyncio.AbstractServer):
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._unix_path = unix_path
+        #: A simulated socket's listener (simloom._sim_socket): its connections'
+        #: events are the kernel's (see StreamTransport._socket_side).
+        self._socket_listener = False
         self._listeners: list[tuple[int, Address]] = []
         self._serving = False
         self._closed = False
@@ -645,6 +648,7 @@ class SimServer(asyncio.AbstractServer):
         )
         transport._register()
         transport._server = self
+        transport._socket_side = self._socket_listener
         transport._on_net("accepted", local, peer)
 
     def _accept(self, transport: StreamTransport) -> None:

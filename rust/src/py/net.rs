@@ -692,13 +692,17 @@ impl NetCore {
     /// context (its scheduled inbox steps then find the inbox empty): a blocking
     /// socket call on the loop's thread waits for its own connection's events
     /// while the loop cannot run. Returns how many were handed over.
-    fn drain_stream(&self, py: Python<'_>, conn: u64, side: u8) -> PyResult<usize> {
+    fn drain_stream(slf: &Bound<'_, Self>, conn: u64, side: u8) -> PyResult<usize> {
+        let py = slf.py();
         let side = side_of(side)?;
-        let Some(target) = self.world.endpoints().stream(ConnId(conn), side) else {
-            return Ok(0);
+        // The borrow ends here: the handler calls back into this object.
+        let (inbox, context) = {
+            let this = slf.borrow();
+            let Some(target) = this.world.endpoints().stream(ConnId(conn), side) else {
+                return Ok(0);
+            };
+            (target.inbox.clone_ref(py), target.context.clone_ref(py))
         };
-        let inbox = target.inbox.clone_ref(py);
-        let context = target.context.clone_ref(py);
         let mut count = 0;
         while !inbox.borrow(py).queue.is_empty() {
             match call_in_context(py, inbox.bind(py), context.bind(py)) {
@@ -721,12 +725,16 @@ impl NetCore {
 
     /// Hand `listener` the connections queued for it now (while `blocked`), in its
     /// context. Returns how many were handed over.
-    fn drain_listener(&self, py: Python<'_>, listener: u64) -> PyResult<usize> {
-        let Some(target) = self.world.endpoints().listener(ListenerId(listener)) else {
-            return Ok(0);
+    fn drain_listener(slf: &Bound<'_, Self>, listener: u64) -> PyResult<usize> {
+        let py = slf.py();
+        // The borrow ends here: the handler calls back into this object.
+        let (inbox, context) = {
+            let this = slf.borrow();
+            let Some(target) = this.world.endpoints().listener(ListenerId(listener)) else {
+                return Ok(0);
+            };
+            (target.inbox.clone_ref(py), target.context.clone_ref(py))
         };
-        let inbox = target.inbox.clone_ref(py);
-        let context = target.context.clone_ref(py);
         let mut count = 0;
         while !inbox.borrow(py).queue.is_empty() {
             call_in_context(py, inbox.bind(py), context.bind(py))?;
