@@ -472,6 +472,8 @@ def connect(world: World, sock: Any, address: Any, api: str = "socket.socket.con
             "connects the socket on the simulated network",
         )
     existing = state_of(world, sock)
+    if existing is None and (_real_sockname(sock) or ("", 0))[1] != 0:
+        return NotImplemented  # bound outside the universe: a real socket
     if existing is not None and existing.transport is not None:
         raise OSError(errno.EISCONN, "Transport endpoint is already connected")
     host = world._current_host()
