@@ -112,11 +112,13 @@ class _Listener(_net.SimServer):
         self._state.wake()
 
 
-class SocketState:
+class SocketState(_sim_unix.Watched):
     """What the simulated network knows of one real stream socket."""
 
     def __init__(self, world: World, family: int, owner: Any = None) -> None:
+        super().__init__()
         self.world = world
+        self.closed = False
         self.family = family
         #: The socket objects with this descriptor (``socket.socket(fileno=...)``
         #: makes another): none left alive means the descriptor is a reused one.
@@ -164,11 +166,22 @@ class SocketState:
             del table[fd]
             self.release()
 
+    def readable(self) -> bool:
+        return bool(self.inbound or self.accepted) or self.eof or self.error is not None
+
+    def writable(self) -> bool:
+        transport = self.transport
+        if transport is None:
+            return not self.listening  # a send fails at once
+        return transport.get_write_buffer_size() == 0 or transport.is_closing()
+
     def wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        self._arm(True)
+        self._arm(False)
 
     async def changed(self) -> None:
         """Wait until something arrives (a connection, bytes, end of file)."""
@@ -212,6 +225,8 @@ class SocketState:
             with contextlib.suppress(OSError, RuntimeError):
                 self.world._net.close_datagram(self.datagram)
             self.datagram = None
+        self.closed = True
+        self._unwatch_all()
         self.wake()
 
 
@@ -834,6 +849,25 @@ def socketpair(world: World, family: Any = None, kind: Any = None, proto: Any = 
         _socket.socket(socket.AF_UNIX, kind, 0, first),
         _socket.socket(socket.AF_UNIX, kind, 0, second),
     )
+
+
+def watch(world: World, fd: Any, readable: bool, handle: asyncio.Handle | None) -> bool | None:
+    """``loop.add_reader``/``add_writer`` (a handle) and ``remove_*`` (None) on an IP
+    socket of this universe, or on a Unix one (:func:`simloom._sim_unix.watch`);
+    None when ``fd`` is neither."""
+    found = _sim_unix.watch(world, fd, readable, handle)
+    if found is not None:
+        return found
+    number = fd if isinstance(fd, int) else _sim_unix._fileno(fd)
+    state = None if number is None else _table(world).get(number)
+    if state is None and isinstance(fd, socket.socket) and _is_stream(fd):
+        # A fresh socket (never bound or connected, for real or here): a simulated
+        # one with nothing to read yet.
+        if (_real_sockname(fd) or ("", 1))[1] == 0 and _socket.socket.fileno(fd) >= 0:
+            state = new_state(world, fd)
+    if state is None:
+        return None
+    return state.watch(readable, handle)
 
 
 def known(world: World, sock: Any) -> bool:

@@ -72,10 +72,76 @@ def _escaped(api: str, what: str) -> EscapedSimulationError:
     return EscapedSimulationError(f"{api}(): {what} ({ESCAPE_HINT}).")
 
 
-class UnixSocket:
+class Watched:
+    """The loop's reader and writer watchers of a simulated socket (``add_reader``,
+    ``add_writer``): level-triggered steps while the socket is ready. A subclass
+    says when it is ready (``readable``, ``writable``) and calls ``_arm`` when that
+    may have changed."""
+
+    world: World
+    closed: bool
+
+    def __init__(self) -> None:
+        self.readers: asyncio.Handle | None = None
+        self.writers: asyncio.Handle | None = None
+        self._armed = [False, False]
+
+    def readable(self) -> bool:
+        raise NotImplementedError
+
+    def writable(self) -> bool:
+        raise NotImplementedError
+
+    def watch(self, readable: bool, handle: asyncio.Handle | None) -> bool:
+        """Set (or, with None, remove) the reader or writer watcher; whether one
+        was set before."""
+        before = self.readers if readable else self.writers
+        if before is not None:
+            before.cancel()
+        if readable:
+            self.readers = handle
+        else:
+            self.writers = handle
+        if handle is not None:
+            self._arm(readable)
+        return before is not None
+
+    def _arm(self, readable: bool) -> None:
+        handle = self.readers if readable else self.writers
+        if handle is None or self._armed[readable] or self.closed:
+            return
+        if not (self.readable() if readable else self.writable()):
+            return
+        self._armed[readable] = True
+        self.world.loop.call_soon(self._fire, readable, context=handle.get_context())
+
+    def _fire(self, readable: bool) -> None:
+        """A watcher's callback, level-triggered as the selector loop's: it runs
+        while the socket is ready and the watcher is set, one turn at a time."""
+        self._armed[readable] = False
+        handle = self.readers if readable else self.writers
+        if handle is None or handle.cancelled() or self.closed:
+            return
+        if not (self.readable() if readable else self.writable()):
+            return
+        # This step runs in the watcher's context already (see _arm).
+        try:
+            handle._callback(*handle._args)  # type: ignore[attr-defined]
+        finally:
+            self._arm(readable)
+
+    def _unwatch_all(self) -> None:
+        for handle in (self.readers, self.writers):
+            if handle is not None:
+                handle.cancel()
+        self.readers = self.writers = None
+
+
+class UnixSocket(Watched):
     """What the model knows of one Unix socket."""
 
     def __init__(self, world: World, kind: int) -> None:
+        super().__init__()
         self.world = world
         self.kind = kind
         self.owners: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -103,14 +169,11 @@ class UnixSocket:
         self.shut_write = False
         self.closed = False
         self.error: OSError | None = None
-        self.readers: asyncio.Handle | None = None
-        self.writers: asyncio.Handle | None = None
         #: An accepted or socketpair socket whose descriptor no object holds yet.
         self.adoptable = False
         #: A socket connected for real outside the universe: left to the boundary.
         self.real = False
         self._owner_refs: list[weakref.ref[Any]] = []
-        self._armed = [False, False]
         self._waiters: list[asyncio.Future[None]] = []
 
     def own(self, sock: Any, fd: int) -> None:
@@ -186,44 +249,6 @@ class UnixSocket:
         self._waiters.append(waiter)
         await waiter
 
-    def watch(self, readable: bool, handle: asyncio.Handle | None) -> bool:
-        """Set (or, with None, remove) the reader or writer watcher; whether one
-        was set before."""
-        before = self.readers if readable else self.writers
-        if before is not None:
-            before.cancel()
-        if readable:
-            self.readers = handle
-        else:
-            self.writers = handle
-        if handle is not None:
-            self._arm(readable)
-        return before is not None
-
-    def _arm(self, readable: bool) -> None:
-        handle = self.readers if readable else self.writers
-        if handle is None or self._armed[readable] or self.closed:
-            return
-        if not (self.readable() if readable else self.writable()):
-            return
-        self._armed[readable] = True
-        self.world.loop.call_soon(self._fire, readable, context=handle.get_context())
-
-    def _fire(self, readable: bool) -> None:
-        """A watcher's callback, level-triggered as the selector loop's: it runs
-        while the socket is ready and the watcher is set, one turn at a time."""
-        self._armed[readable] = False
-        handle = self.readers if readable else self.writers
-        if handle is None or handle.cancelled() or self.closed:
-            return
-        if not (self.readable() if readable else self.writable()):
-            return
-        # This step runs in the watcher's context already (see _arm).
-        try:
-            handle._callback(*handle._args)  # type: ignore[attr-defined]
-        finally:
-            self._arm(readable)
-
     # ------------------------------------------------------------ closing
 
     def release(self) -> None:
@@ -248,10 +273,7 @@ class UnixSocket:
             _close_fds(fds)
         self.inbound_fds.clear()
         self.messages.clear()
-        for handle in (self.readers, self.writers):
-            if handle is not None:
-                handle.cancel()
-        self.readers = self.writers = None
+        self._unwatch_all()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

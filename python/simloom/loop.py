@@ -38,7 +38,6 @@ from . import (
     _patched_clock,
     _patches,
     _sim_socket,
-    _sim_unix,
     _watchdog,
 )
 from . import net as _net
@@ -964,11 +963,11 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         self, name: str, fd: Any, readable: bool, callback: Any = None, args: tuple[Any, ...] = ()
     ) -> bool:
         """A reader/writer watcher on a simulated Unix socket's descriptor (see
-        :mod:`simloom._sim_unix`: its callback is a step while the socket is ready);
+        :mod:`simloom._sim_socket`, :mod:`simloom._sim_unix`: its callback is a step while the socket is ready);
         on any other descriptor ``loop.<name>()`` is the escape it always was."""
         world = self._get_world()
         handle = None if callback is None else asyncio.Handle(callback, args, self, None)
-        result = None if world is None else _sim_unix.watch(world, fd, readable, handle)
+        result = None if world is None else _sim_socket.watch(world, fd, readable, handle)
         # Removing a watcher from a simulated IP socket: none can be set (the
         # transports and sock_* methods wait on its state instead).
         if (
