@@ -860,11 +860,16 @@ def watch(world: World, fd: Any, readable: bool, handle: asyncio.Handle | None) 
         return found
     number = fd if isinstance(fd, int) else _sim_unix._fileno(fd)
     state = None if number is None else _table(world).get(number)
-    if state is None and isinstance(fd, socket.socket) and _is_stream(fd):
-        # A fresh socket (never bound or connected, for real or here): a simulated
-        # one with nothing to read yet.
-        if (_real_sockname(fd) or ("", 1))[1] == 0 and _socket.socket.fileno(fd) >= 0:
-            state = new_state(world, fd)
+    # A fresh socket (never bound or connected, for real or here): a simulated one
+    # with nothing to read yet.
+    if (
+        state is None
+        and isinstance(fd, socket.socket)
+        and _is_stream(fd)
+        and _socket.socket.fileno(fd) >= 0
+        and (_real_sockname(fd) or ("", 1))[1] == 0
+    ):
+        state = new_state(world, fd)
     if state is None:
         return None
     return state.watch(readable, handle)
