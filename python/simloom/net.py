@@ -159,6 +159,9 @@ class SimSocket:
         self._sockname = sockname
         self._peername = peername
         self._readable = readable
+        #: The transport's connection is gone: as the stock transport closes its
+        #: socket then, ``fileno()`` is -1 from now on.
+        self._closed = False
 
     def getsockname(self) -> Any:
         return self._sockname
@@ -169,7 +172,7 @@ class SimSocket:
         return self._peername
 
     def fileno(self) -> int:
-        if self._readable is None:
+        if self._readable is None or self._closed:
             return -1
         return _readiness_fd(self._readable())
 
@@ -397,6 +400,8 @@ class StreamTransport(transports._FlowControlMixin):
         self._inbox.events.clear()
         self._buffer.clear()
         self._forget()
+        if (sock := self._extra.get("socket")) is not None:
+            sock._closed = True
         if self._server is not None:
             self._server._detach(self)
         protocol = self._protocol
