@@ -544,22 +544,36 @@ def nonblocking_pair() -> tuple[socket.socket, socket.socket]:
     return left, right
 
 
-def listening_socket() -> socket.socket:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.setblocking(False)
-    return server
-
-
 def socket_probe(method: str, *args: Any) -> Callable[[], None]:
     api = "socket.socket.accept" if method == "accept" else f"socket.socket.{method}"
 
     def probe() -> None:
-        # Made outside the universe: binding and listening are escapes too.
-        sock = listening_socket() if method == "accept" else nonblocking_pair()[0]
+        # Made outside the universe: binding and listening are escapes too. (A
+        # listener made outside would be adopted: a sync fixture's server.)
+        sock = nonblocking_pair()[0]
         with sock:
             escapes(api, lambda: getattr(sock, method)(*args))()
+
+    return probe
+
+
+def wrap_a_simulated_socket_in_tls() -> None:
+    import ssl
+
+    # In the universe: simulated sockets, connected on the simulated network.
+    with socket.socket() as server, socket.socket() as sock:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        sock.connect(server.getsockname())
+        ssl.create_default_context().wrap_socket(sock, server_hostname="example.test")
+
+
+def bound_socket_probe(method: str, *args: Any) -> Callable[[], None]:
+    def probe() -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))  # outside the universe: a real socket
+        with sock:
+            escapes(f"socket.socket.{method}", lambda: getattr(sock, method)(*args))()
 
     return probe
 
@@ -696,13 +710,14 @@ PROBES: dict[str, Callable[[], None]] = {
     "asyncio.as_completed": as_completed_goes_in_argument_order,
     "asyncio.Lock.acquire": lock_acquire_remembers_its_holder,
     "asyncio.Semaphore.acquire": semaphore_acquire_remembers_its_holders,
-    "socket.socket.connect": escapes(
-        "socket.socket.connect", lambda: socket.socket().connect(("127.0.0.1", 9))
-    ),
-    "socket.socket.connect_ex": escapes(
-        "socket.socket.connect_ex", lambda: socket.socket().connect_ex(("127.0.0.1", 9))
-    ),
+    # A socket made in the universe connects on the simulated network (a blocking
+    # connect waits in virtual time); one bound outside it is a real socket.
+    "socket.socket.connect": bound_socket_probe("connect", ("127.0.0.1", 9)),
+    "socket.socket.connect_ex": bound_socket_probe("connect_ex", ("127.0.0.1", 9)),
     "socket.socket.accept": socket_probe("accept"),
+    "ssl.SSLContext.wrap_socket": escapes(
+        "ssl.SSLContext.wrap_socket", wrap_a_simulated_socket_in_tls
+    ),
     "socket.socket.send": socket_probe("send", b"x"),
     "socket.socket.sendall": socket_probe("sendall", b"x"),
     "socket.socket.sendto": socket_probe("sendto", b"x", ("127.0.0.1", 9)),

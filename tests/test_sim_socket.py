@@ -310,3 +310,136 @@ def test_closing_with_unread_bytes_resets_the_peer() -> None:
             return "no reset"
 
     assert in_universe(main) == "reset"
+
+
+def test_a_real_listener_a_sync_fixture_bound_is_adopted_by_the_universe() -> None:
+    fixture_server = listening_socket()  # before the universe, for real
+    fixture_server.setblocking(True)
+    port = fixture_server.getsockname()[1]
+
+    async def main() -> bytes:
+        # The first use in the universe adopts it (simloom.run's frozen heap hides
+        # it from the search a refused connect makes under pytest --simloom).
+        loop = asyncio.get_running_loop()
+        accepted_task = asyncio.ensure_future(loop.sock_accept(fixture_server))
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        accepted, _ = await accepted_task
+        writer.write(b"adopted")
+        data = await loop.sock_recv(accepted, 100)
+        writer.close()
+        accepted.close()
+        return data
+
+    with fixture_server:
+        assert in_universe(main, scheduler="faithful") == b"adopted"
+
+
+def test_a_listener_a_real_thread_serves_is_not_adopted() -> None:
+    import threading
+
+    real = listening_socket()
+    real.setblocking(True)
+    port = real.getsockname()[1]
+    stop = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        stop.wait(5)
+
+    thread = threading.Thread(target=serve, args=(real,))
+    thread.start()
+    try:
+        from simloom import _sim_socket
+
+        async def main() -> bool:
+            world = asyncio.get_running_loop()._get_world()  # type: ignore[attr-defined]
+            return _sim_socket.adopt_listener_on(world, port)
+
+        assert in_universe(main) is False
+    finally:
+        stop.set()
+        thread.join()
+        real.close()
+
+
+def test_a_blocking_connect_and_recv_on_the_loop_thread_wait_in_virtual_time() -> None:
+    async def main() -> tuple[bytes, bool]:
+        loop = asyncio.get_running_loop()
+        server = listening_socket()
+        port = server.getsockname()[1]
+        client = socket.socket()
+        client.connect(("127.0.0.1", port))  # the handshake runs while the loop blocks
+        connected_at = loop.time()
+        accepted, _ = await loop.sock_accept(server)
+        await loop.sock_sendall(accepted, b"over the network")
+        data = client.recv(100)  # blocks until the bytes arrive, in virtual time
+        for each in (client, accepted, server):
+            each.close()
+        return data, loop.time() > connected_at > 0
+
+    assert in_universe(main, scheduler="faithful") == (b"over the network", True)
+
+
+def test_a_blocking_recv_with_a_timeout_times_out_in_virtual_time() -> None:
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        server = listening_socket()
+        client = socket.socket()
+        client.connect(server.getsockname())
+        client.settimeout(3.0)
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            client.recv(10)
+        elapsed = loop.time() - started
+        client.close()
+        server.close()
+        return elapsed
+
+    assert in_universe(main, scheduler="faithful") == pytest.approx(3.0)
+
+
+def test_a_lockstep_thread_serves_a_blocking_socket_and_the_run_replays() -> None:
+    import threading
+
+    async def main() -> bytes:
+        server = listening_socket()
+        server.setblocking(True)
+        port = server.getsockname()[1]
+        received: list[bytes] = []
+
+        def serve() -> None:
+            accepted, _ = server.accept()  # parks the thread until the connection comes
+            received.append(accepted.recv(100))
+            accepted.close()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"to the thread")
+        await writer.drain()
+        await asyncio.to_thread(thread.join)
+        writer.close()
+        server.close()
+        return received[0]
+
+    first = simloom.run(main, seed=5, scheduler="faithful")
+    again = simloom.run(main, seed=5, scheduler="faithful")
+    first.raise_error()
+    assert first.value == b"to the thread"
+    assert first.digest == again.digest
+
+
+def test_a_blocking_accept_on_the_loop_thread_takes_a_connection_made_meanwhile() -> None:
+    async def main() -> bytes:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.socket() as client:
+            client.connect(server.getsockname())
+            client.sendall(b"queued before accept")
+        accepted, _ = server.accept()  # the connection's accept arrives meanwhile
+        data = accepted.recv(100)
+        accepted.close()
+        server.close()
+        return data
+
+    assert in_universe(main, scheduler="faithful") == b"queued before accept"

@@ -1096,11 +1096,6 @@ def _loop_escapes(area: str) -> list[_Row]:
 
 
 _SOCKET_METHOD_ESCAPES = {
-    "sendto": "it writes to a real socket",
-    "sendmsg": "it writes to a real socket",
-    "recvfrom": "it reads from a real socket",
-    "recvfrom_into": "it reads from a real socket",
-    "recvmsg": "it reads from a real socket",
     "recvmsg_into": "it reads from a real socket",
 }
 
@@ -1118,6 +1113,12 @@ _SIMULATED_SOCKET_METHODS: dict[str, str | None] = {
     "sendall": "it writes to a real socket",
     "recv": "it reads from a real socket",
     "recv_into": "it reads from a real socket",
+    # Simulated on Unix sockets (simloom._sim_unix); escapes on any other.
+    "sendto": "it writes to a real socket",
+    "sendmsg": "it writes to a real socket",
+    "recvfrom": "it reads from a real socket",
+    "recvfrom_into": "it reads from a real socket",
+    "recvmsg": "it reads from a real socket",
     "getsockname": None,
     "getpeername": None,
     "shutdown": None,
@@ -1144,7 +1145,7 @@ def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., ob
                 from . import _sim_socket
 
                 _sim_socket_module = _sim_socket
-            result = _sim_socket_module.METHODS[name](world, receiver, *args, **kwargs)
+            result = _sim_socket_module.call(name, world, receiver, *args, **kwargs)
             if result is not NotImplemented:
                 return result
         if escape is None:
@@ -1153,6 +1154,51 @@ def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., ob
 
     handler.__qualname__ = f"simulated_socket[{api}]"
     return handler
+
+
+def _socketpair(receiver: object, *args: object) -> object:
+    """``_socket.socketpair``: in a universe with a world, two connected simulated
+    Unix sockets (simloom._sim_unix); otherwise the real pair."""
+    universe = _here()
+    world = universe.loop._get_world() if universe is not None else None
+    if world is None or _for_a_selector_loop(sys._getframe(1)):
+        return NotImplemented
+    from . import _sim_socket
+
+    return _sim_socket.socketpair(world, *args)
+
+
+def _for_a_selector_loop(frame: types.FrameType | None) -> bool:
+    """Whether ``socket.socketpair()`` is a stock selector loop's self-pipe (a
+    second loop run in a lockstep thread): it must stay real, as its selector
+    watches it for real."""
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "_make_self_pipe":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _ssl_wrap_socket(receiver: object, sock: object, *args: object, **kwargs: object) -> object:
+    """``SSLContext.wrap_socket`` (``_ssl._SSLContext._wrap_socket``) on a simulated
+    socket: OpenSSL would read and write its real descriptor, which is never
+    connected (it would block in C for ever), so it is a named escape."""
+    universe = _here()
+    world = universe.loop._get_world() if universe is not None else None
+    if world is None:
+        return NotImplemented
+    from . import _sim_socket
+
+    if not _sim_socket.known(world, sock):
+        return NotImplemented
+    _raise_escaped(
+        "ssl.SSLContext.wrap_socket()",
+        "TLS on a simulated socket.socket is not simulated (OpenSSL would do real I/O "
+        "on its descriptor); use the loop's TLS (ssl= on open_connection/start_server) "
+        "or anyio's TLSStream",
+    )
 
 
 def _socket_api(name: str) -> str:
@@ -1623,6 +1669,24 @@ _ROWS: tuple[_Row, ...] = (
     _loop_simulated("getnameinfo", "dns", "the world's names"),
     *(_socket_method_row(name, what) for name, what in _SOCKET_METHOD_ESCAPES.items()),
     *(_simulated_socket_row(name, what) for name, what in _SIMULATED_SOCKET_METHODS.items()),
+    _row(
+        "ssl.SSLContext.wrap_socket",
+        "network",
+        "patched",
+        "EscapedSimulationError on a simulated socket.socket (OpenSSL would do real I/O "
+        "on its descriptor); the real method on any other socket",
+        ("_ssl._SSLContext._wrap_socket",),
+        _ssl_wrap_socket,
+    ),
+    _row(
+        "socket.socketpair",
+        "network",
+        "simulated",
+        "two connected Unix sockets of the simulated world (simloom._sim_unix); the real "
+        "pair with world=False",
+        ("_socket.socketpair",),
+        _socketpair,
+    ),
     _row(
         "socket.create_connection",
         "network",

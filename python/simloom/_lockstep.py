@@ -58,7 +58,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _boundary
+from . import _boundary, _sim_unix
 from .errors import EscapedSimulationError, ExecutorBlockedError
 
 if TYPE_CHECKING:
@@ -765,6 +765,37 @@ def loop_thread_waits(done: Callable[[], bool]) -> bool:
 
 
 _boundary.loop_thread_waits = loop_thread_waits
+
+
+def socket_waits(done: Callable[[], bool], timeout: float | None, where: str) -> bool:
+    """A blocking simulated socket call waits (:mod:`simloom._sim_unix`): a
+    lockstep thread parks until ``done()`` holds or ``timeout`` virtual seconds
+    pass; the loop's thread gives the lockstep threads their turns
+    (:func:`loop_thread_waits`). Returns ``done()``."""
+    worker = current_worker()
+    if worker is None:
+        return loop_thread_waits(done)
+    if not _Party(worker)._may_park():
+        return done()
+    deadline = None if timeout is None else worker.loop.time() + timeout
+    while not done():
+        remaining = None if deadline is None else deadline - worker.loop.time()
+        if remaining is not None and remaining <= 0:
+            return False
+        worker.park([], remaining, done, where, poll=True)
+    return True
+
+
+_sim_unix.wait_hook = socket_waits
+_sim_unix.in_lockstep_thread = lambda: current_worker() is not None
+
+
+def _on_loop(function: Callable[[], Any]) -> Any:
+    worker = current_worker()
+    return function() if worker is None else worker.on_loop(function)
+
+
+_sim_unix.on_loop_hook = _on_loop
 
 
 def _loop_for_new_thread() -> SimLoop | None:

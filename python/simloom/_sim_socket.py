@@ -25,13 +25,19 @@ import collections
 import contextlib
 import contextvars
 import errno
+import functools
+import os
 import socket
+import stat
 import struct
 import sys
+import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import _sim_unix
 from . import net as _net
 from .errors import ESCAPE_HINT, EscapedSimulationError
 
@@ -94,6 +100,7 @@ class _Listener(_net.SimServer):
             ssl_shutdown_timeout=None,
         )
         self._state = state
+        self._socket_listener = True
 
     def _accept(self, transport: _net.StreamTransport) -> None:
         if self._closed:
@@ -105,17 +112,20 @@ class _Listener(_net.SimServer):
         self._state.wake()
 
 
-class SocketState:
+class SocketState(_sim_unix.Watched):
     """What the simulated network knows of one real stream socket."""
 
     def __init__(self, world: World, family: int, owner: Any = None) -> None:
+        super().__init__()
         self.world = world
+        self.closed = False
         self.family = family
         #: The socket objects with this descriptor (``socket.socket(fileno=...)``
         #: makes another): none left alive means the descriptor is a reused one.
         self.owners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._owner_refs: list[weakref.ref[Any]] = []
         if owner is not None:
-            self.owners.add(owner)
+            self.own(owner)
         self.adopted = owner is None
         self.bound: Address | None = None
         self.listener: _Listener | None = None
@@ -131,11 +141,47 @@ class SocketState:
         self.peer: Address | None = None
         self._waiters: list[asyncio.Future[None]] = []
 
+    def own(self, sock: Any) -> None:
+        """``sock`` holds this socket's descriptor. When the last holder goes
+        without closing it, the descriptor is still open (``detach()``: a
+        ``socket.socket(fileno=fd)`` takes it up) or was closed by the collector
+        (the state goes with it; the number may be reused)."""
+        fd = _socket.socket.fileno(sock)
+        self.owners.add(sock)
+        self._owner_refs.append(weakref.ref(sock, lambda _: self._owner_gone(fd)))
+
+    def _owner_gone(self, fd: int) -> None:
+        if any(True for _ in self.owners):
+            return
+        table = _table(self.world)
+        if table.get(fd) is not self:
+            return
+        try:
+            still_open = stat.S_ISSOCK(os.fstat(fd).st_mode)
+        except OSError:
+            still_open = False
+        if still_open:
+            self.adopted = True
+        else:
+            del table[fd]
+            self.release()
+
+    def readable(self) -> bool:
+        return bool(self.inbound or self.accepted) or self.eof or self.error is not None
+
+    def writable(self) -> bool:
+        transport = self.transport
+        if transport is None:
+            return not self.listening  # a send fails at once
+        return transport.get_write_buffer_size() == 0 or transport.is_closing()
+
     def wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        self._arm(True)
+        self._arm(False)
 
     async def changed(self) -> None:
         """Wait until something arrives (a connection, bytes, end of file)."""
@@ -145,6 +191,7 @@ class SocketState:
 
     def connected(self, transport: _net.StreamTransport) -> None:
         self.transport = transport
+        transport._socket_side = True
         transport._attach(_BufferingProtocol(self))
 
     def sockname(self) -> Any:
@@ -178,6 +225,8 @@ class SocketState:
             with contextlib.suppress(OSError, RuntimeError):
                 self.world._net.close_datagram(self.datagram)
             self.datagram = None
+        self.closed = True
+        self._unwatch_all()
         self.wake()
 
 
@@ -203,7 +252,7 @@ def state_of(world: World, sock: Any) -> SocketState | None:
         if not state.owners and not state.adopted:
             del table[fd]  # the descriptor of a socket collected unclosed, reused
             return None
-        state.owners.add(sock)  # an accepted socket's first use, or fileno=
+        state.own(sock)  # an accepted socket's first use, or fileno=
         state.adopted = False
     return state
 
@@ -228,12 +277,108 @@ def _is_stream(sock: Any) -> bool:
     )
 
 
+#: Set while a lockstep thread's call runs on the loop's thread: it must not wait
+#: there (the thread parks instead, see :func:`_from_a_lockstep_thread`).
+_on_behalf_of_a_thread = False
+
+
 def _nonblocking(sock: Any) -> bool:
-    return _socket.socket.gettimeout(sock) == 0
+    return _on_behalf_of_a_thread or _socket.socket.gettimeout(sock) == 0
 
 
 def _escaped(api: str, what: str) -> EscapedSimulationError:
     return EscapedSimulationError(f"{api}(): {what} ({ESCAPE_HINT}).")
+
+
+def _wait_for_network(
+    world: World,
+    sock: Any,
+    transport: _net.StreamTransport | None,
+    done: Callable[[], bool],
+    api: str,
+    what: str,
+    listeners: tuple[int, ...] = (),
+) -> None:
+    """A blocking call on the loop's thread waits as the kernel does while the
+    program is blocked: lockstep threads take their turns, virtual time moves on to
+    each network event, and the events of this socket's own connection are handled
+    at once (every other transport's wait for the loop), until ``done()``. Past the
+    socket's timeout, TimeoutError; with nothing left that could happen, the named
+    escape (a real program would hang)."""
+    loop = world.loop
+    timeout = _socket.socket.gettimeout(sock)
+    deadline = None if timeout is None else loop.time() + timeout
+    core = world._net
+    _net.blocked_waits += 1
+    core.set_blocked(True)
+    try:
+        while True:
+            # What already came for this socket (an accept routed to its
+            # listener's inbox while an earlier blocking call waited) first.
+            if transport is not None:
+                core.drain_stream(transport._conn, transport._side)
+            for listener in listeners:
+                core.drain_listener(listener)
+            if done():
+                return
+            if _sim_unix.wait_hook is not None and _sim_unix.wait_hook(done, None, api):
+                return
+            next_ns = core.next_event_time()
+            if next_ns is None:
+                break
+            when = next_ns / 1e9
+            if deadline is not None and when > deadline:
+                break
+            if when > loop.time():
+                loop._advance_clock(when - loop.time())
+            core._due(loop)
+    finally:
+        _net.blocked_waits -= 1
+        core.set_blocked(_net.blocked_waits > 0)
+    if done():
+        return
+    if deadline is not None:
+        if deadline > loop.time():
+            loop._advance_clock(deadline - loop.time())
+        raise TimeoutError("timed out")
+    raise _would_block(api, what)
+
+
+def _blocking_connect(world: World, sock: Any, ip: str, port: int, api: str) -> None:
+    """A blocking connect on the loop's thread: the handshake runs in virtual time
+    while the loop is blocked (see :func:`_wait_for_network`)."""
+    host = world._current_host()
+    conn = world._net.connect(world.loop, host._net_id, ip, port)
+    transport = _net.StreamTransport(
+        world, host, conn, _net._CLIENT, contextvars.copy_context(), family=_net._family_of(ip)
+    )
+    transport._socket_side = True
+    transport._register()
+    outcome: list[str] = []
+    transport._on_connected = lambda _: outcome.append("connected")
+    transport._on_refused = lambda _: outcome.append("refused")
+    try:
+        _wait_for_network(world, sock, transport, lambda: bool(outcome), api, "the connection")
+    except BaseException:
+        if not transport._lost:
+            transport._closing = True
+            transport._call_net("close")
+            transport._lost = True
+            transport._forget()
+        raise
+    if outcome[0] == "refused":
+        if ip.startswith("127.") or ip == "::1":
+            if adopt_listener_on(world, port):
+                _blocking_connect(world, sock, ip, port, api)  # a sync fixture's server
+                return
+            check_real_server(ip, port, api)
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    state = state_of(world, sock)
+    if state is not None and state.listener is not None:
+        state.release()  # bound first: the connection has its own local port here
+    if state is None:
+        state = new_state(world, sock)
+    state.connected(transport)
 
 
 def _would_block(api: str, what: str) -> EscapedSimulationError:
@@ -293,7 +438,7 @@ def listen(world: World, sock: Any, *args: Any) -> Any:
 
 
 def accept(world: World, sock: Any) -> Any:
-    state = state_of(world, sock)
+    state = state_of(world, sock) or adopt_real_listener(world, sock)
     if state is None:
         return NotImplemented
     if not state.listening:
@@ -301,7 +446,16 @@ def accept(world: World, sock: Any) -> Any:
     if not state.accepted:
         if _nonblocking(sock):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        raise _would_block("socket.socket.accept", "a connection")
+        listener = state.listener
+        _wait_for_network(
+            world,
+            sock,
+            None,
+            lambda: bool(state.accepted),
+            "socket.socket.accept",
+            "a connection",
+            tuple(listener_id for listener_id, _ in listener._listeners) if listener else (),
+        )
     transport = state.accepted.popleft()
     fresh = _socket.socket(sock.family, socket.SOCK_STREAM)
     fd = fresh.detach()
@@ -325,18 +479,34 @@ def connect(world: World, sock: Any, address: Any, api: str = "socket.socket.con
         return None
     if not _is_stream(sock):
         return NotImplemented
-    check_real_server(str(address[0]), _net._port_number(address[1]), api)
     if _nonblocking(sock):
+        check_real_server(str(address[0]), _net._port_number(address[1]), api)
         raise _escaped(
             api,
             "a non-blocking connect is not simulated; use loop.sock_connect(), which "
             "connects the socket on the simulated network",
         )
-    raise _would_block(api, "the connection")
+    existing = state_of(world, sock)
+    if existing is None and (_real_sockname(sock) or ("", 0))[1] != 0:
+        return NotImplemented  # bound outside the universe: a real socket
+    if existing is not None and existing.transport is not None:
+        raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+    host = world._current_host()
+    ip = world._resolve(str(address[0]), host)
+    _blocking_connect(world, sock, ip, _net._port_number(address[1]), api)
+    return None
 
 
 def connect_ex(world: World, sock: Any, address: Any) -> Any:
-    return connect(world, sock, address, "socket.socket.connect_ex")
+    try:
+        result = connect(world, sock, address, "socket.socket.connect_ex")
+    except EscapedSimulationError:
+        raise
+    except OSError as error:
+        if error.errno is None:
+            raise
+        return error.errno
+    return 0 if result is None else result
 
 
 _LOOPBACK_NAMES = ("localhost", "::1", "ip6-localhost")
@@ -357,6 +527,99 @@ def _real_listeners() -> set[int]:
         except OSError:
             continue
     return ports
+
+
+def _real_sockname(sock: Any) -> Any:
+    """``sock``'s real address (the boundary leaves the call to the real method)."""
+    _sim_unix.real_calls = True
+    try:
+        return _socket.socket.getsockname(sock)
+    except OSError:
+        return None
+    finally:
+        _sim_unix.real_calls = False
+
+
+def adopt_real_listener(world: World, sock: Any) -> SocketState | None:
+    """A TCP socket listening for real, bound before the universe (a sync
+    fixture's server): the universe takes it over as a simulated listener on the
+    same address and port, so connects in the universe reach it and its
+    ``accept()`` takes their connections. None if ``sock`` is not one."""
+    if not _is_stream(sock) or _socket.socket.fileno(sock) < 0:
+        return None
+    if _socket.socket.fileno(sock) in _table(world):
+        return state_of(world, sock)
+    try:
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            return None
+    except OSError:
+        return None
+    address = _real_sockname(sock)
+    if not address:
+        return None
+    ip, port = str(address[0]), int(address[1])
+    host = world._current_host()
+    if ip not in _ANY:
+        try:
+            ip = world._resolve(ip, host)
+        except OSError:
+            return None
+    state = new_state(world, sock)
+    listener = _Listener(world, host, state)
+    try:
+        listener_id, bound = listener._listen(host, ip, port, _net._DEFAULT_BACKLOG)
+    except OSError:
+        del _table(world)[_socket.socket.fileno(sock)]
+        return None
+    listener._add_listener(listener_id, bound)
+    state.listener, state.bound, state.listening = listener, bound, True
+    listener._serving = True
+    return state
+
+
+def adopt_listener_on(world: World, port: int) -> bool:
+    """A connect in the universe was refused on loopback ``port`` where a real
+    server of this machine listens: adopt that server's socket if it is a live
+    socket object of this process (searched once, ``gc.get_objects``, in creation
+    order). Whether one was adopted (the connect may be tried again)."""
+    import gc
+
+    if port not in _real_listeners():
+        return False
+    for candidate in gc.get_objects():
+        if (
+            isinstance(candidate, _socket.socket)
+            and candidate.family in (socket.AF_INET, socket.AF_INET6)
+            and _is_stream(candidate)
+            and _socket.socket.fileno(candidate) >= 0
+            and _socket.socket.fileno(candidate) not in _table(world)
+        ):
+            address = _real_sockname(candidate)
+            if (
+                address
+                and int(address[1]) == port
+                and not _served_by_a_thread(candidate)
+                and adopt_real_listener(world, candidate)
+            ):
+                return True
+    return False
+
+
+def _served_by_a_thread(sock: Any) -> bool:
+    """Whether another thread's stack holds ``sock`` (a real server thread
+    accepting on it, directly or through its server object): such a listener is
+    left to that thread, and the connect is the named escape."""
+    me = threading.get_ident()
+    for thread, top in sys._current_frames().items():
+        if thread == me:
+            continue
+        frame: types.FrameType | None = top
+        while frame is not None:
+            for value in frame.f_locals.values():
+                if value is sock or sock in getattr(value, "__dict__", {}).values():
+                    return True
+            frame = frame.f_back
+    return False
 
 
 def check_real_server(host: str, port: int, api: str = "socket.socket.connect") -> None:
@@ -411,7 +674,15 @@ def _take(world: World, sock: Any, nbytes: int, api: str) -> Any:
             return b""
         if _nonblocking(sock):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        raise _would_block(api, "bytes to arrive")
+        _wait_for_network(
+            world,
+            sock,
+            state.transport,
+            lambda: bool(state.inbound) or state.eof or state.error is not None,
+            api,
+            "bytes to arrive",
+        )
+        return _take(world, sock, nbytes, api)
     size = len(state.inbound) if nbytes <= 0 else min(nbytes, len(state.inbound))
     data = bytes(state.inbound[:size])
     del state.inbound[:size]
@@ -502,6 +773,116 @@ METHODS: dict[str, Callable[..., Any]] = {
 }
 
 
+def call(name: str, world: World, sock: Any, *args: Any, **kwargs: Any) -> Any:
+    """``_socket.socket.<name>(sock, ...)`` on the simulated network: a Unix socket's
+    in :mod:`simloom._sim_unix`, an IP one's here; NotImplemented leaves the call to
+    the boundary (the real method, or the escape)."""
+    if _sim_unix.real_calls:
+        return NotImplemented
+    methods = METHODS
+    if _sim_unix.is_unix(sock):
+        methods = _sim_unix.METHODS
+        if name != "close" and name in methods and _socket.socket.fileno(sock) < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")  # closed, as the real one
+        if name in methods and _sim_unix.state_of(world, sock) is None:
+            return NotImplemented  # connected for real outside the universe
+    method = methods.get(name)
+    if method is None:
+        return NotImplemented
+    if methods is METHODS and _sim_unix.in_lockstep_thread():
+        return _from_a_lockstep_thread(world, sock, method, args, kwargs)
+    return method(world, sock, *args, **kwargs)
+
+
+def _from_a_lockstep_thread(
+    world: World, sock: Any, method: Callable[..., Any], args: Any, kwargs: Any
+) -> Any:
+    """An IP socket's call from a lockstep thread: it runs on the loop's thread
+    (the network is the loop's), never waiting there; a blocking socket's thread
+    parks until the socket is ready (or its timeout passes) and tries again."""
+    global _on_behalf_of_a_thread
+    blocking = _socket.socket.gettimeout(sock) != 0
+    timeout = _socket.socket.gettimeout(sock)
+
+    def attempt() -> Any:
+        global _on_behalf_of_a_thread
+        _on_behalf_of_a_thread = True
+        try:
+            return method(world, sock, *args, **kwargs)
+        finally:
+            _on_behalf_of_a_thread = False
+
+    assert _sim_unix.on_loop_hook is not None and _sim_unix.wait_hook is not None
+    while True:
+        try:
+            return _sim_unix.on_loop_hook(attempt)
+        except BlockingIOError:
+            if not blocking:
+                raise
+        state = state_of(world, sock)
+        if state is None:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        ready = functools.partial(_ready, state)
+        if not _sim_unix.wait_hook(ready, timeout, f"{method.__name__} on {sock!r}"):
+            raise TimeoutError("timed out")
+
+
+def _ready(state: SocketState) -> bool:
+    """Whether a blocking call on ``state``'s socket may now go on."""
+    return (
+        bool(state.inbound or state.accepted)
+        or state.eof
+        or state.error is not None
+        or (state.transport is None and not state.listening)
+    )
+
+
+def socketpair(world: World, family: Any = None, kind: Any = None, proto: Any = 0) -> Any:
+    """``_socket.socketpair()`` with a world: two connected simulated Unix sockets
+    (the default family); NotImplemented for another family."""
+    family = socket.AF_UNIX if family is None else family
+    kind = socket.SOCK_STREAM if kind is None else kind
+    if family != socket.AF_UNIX:
+        return NotImplemented
+    first, second = _sim_unix.socketpair(world, family, kind, proto)
+    return (
+        _socket.socket(socket.AF_UNIX, kind, 0, first),
+        _socket.socket(socket.AF_UNIX, kind, 0, second),
+    )
+
+
+def watch(world: World, fd: Any, readable: bool, handle: asyncio.Handle | None) -> bool | None:
+    """``loop.add_reader``/``add_writer`` (a handle) and ``remove_*`` (None) on an IP
+    socket of this universe, or on a Unix one (:func:`simloom._sim_unix.watch`);
+    None when ``fd`` is neither."""
+    found = _sim_unix.watch(world, fd, readable, handle)
+    if found is not None:
+        return found
+    number = fd if isinstance(fd, int) else _sim_unix._fileno(fd)
+    state = None if number is None else _table(world).get(number)
+    # A fresh socket (never bound or connected, for real or here): a simulated one
+    # with nothing to read yet.
+    if (
+        state is None
+        and isinstance(fd, socket.socket)
+        and _is_stream(fd)
+        and _socket.socket.fileno(fd) >= 0
+        and (_real_sockname(fd) or ("", 1))[1] == 0
+    ):
+        state = new_state(world, fd)
+    if state is None:
+        return None
+    return state.watch(readable, handle)
+
+
+def known(world: World, sock: Any) -> bool:
+    """Whether ``sock`` is a socket of the simulated network (for the loop's
+    ``sock_*`` methods)."""
+    if _sim_unix.is_unix(sock):
+        return _sim_unix.state_of(world, sock) is not None
+    return state_of(world, sock) is not None or adopt_real_listener(world, sock) is not None
+
+
 # -------------------------------------------------------- the loop's methods
 
 
@@ -521,6 +902,8 @@ def _forget(world: World, sock: Any, api: str) -> SocketState:
 
 
 async def sock_accept(world: World, sock: Any) -> tuple[Any, Any]:
+    if _sim_unix.is_unix(sock):
+        return await _sim_unix.sock_accept(world, sock)
     state = state_of(world, sock)
     if state is None or not state.listening:
         raise OSError(errno.EINVAL, "Invalid argument")
@@ -530,6 +913,8 @@ async def sock_accept(world: World, sock: Any) -> tuple[Any, Any]:
 
 
 async def sock_recv(world: World, sock: Any, nbytes: int) -> bytes:
+    if _sim_unix.is_unix(sock):
+        return await _sim_unix.sock_recv(world, sock, nbytes)
     while True:
         state = state_of(world, sock)
         if state is None:
@@ -547,6 +932,9 @@ async def sock_recv_into(world: World, sock: Any, buffer: Any) -> int:
 
 
 async def sock_sendall(world: World, sock: Any, data: Any) -> None:
+    if _sim_unix.is_unix(sock):
+        await _sim_unix.sock_sendall(world, sock, data)
+        return
     if state_of(world, sock) is None:
         raise OSError(errno.EBADF, "Bad file descriptor")
     send(world, sock, data)

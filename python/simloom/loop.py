@@ -975,17 +975,40 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
 
     # ------------------------------------------------- escapes: the real world
 
-    def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
-        _boundary.refuse_loop_call("add_reader")
+    def _fd_watch(
+        self, name: str, fd: Any, readable: bool, callback: Any = None, args: tuple[Any, ...] = ()
+    ) -> bool:
+        """A reader/writer watcher on a simulated Unix socket's descriptor (see
+        :mod:`simloom._sim_socket`, :mod:`simloom._sim_unix`: its callback is a step while the socket is ready);
+        on any other descriptor ``loop.<name>()`` is the escape it always was."""
+        world = self._get_world()
+        handle = None if callback is None else asyncio.Handle(callback, args, self, None)
+        result = None if world is None else _sim_socket.watch(world, fd, readable, handle)
+        # Removing a watcher from a simulated IP socket: none can be set (the
+        # transports and sock_* methods wait on its state instead).
+        if (
+            result is None
+            and handle is None
+            and world is not None
+            and isinstance(fd, socket.socket)
+            and _sim_socket.known(world, fd)
+        ):
+            return False
+        if result is None:
+            _boundary.refuse_loop_call(name)
+        return result
 
-    def remove_reader(self, fd: Any) -> NoReturn:
-        _boundary.refuse_loop_call("remove_reader")
+    def add_reader(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> None:
+        self._fd_watch("add_reader", fd, True, callback, args)
 
-    def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> NoReturn:
-        _boundary.refuse_loop_call("add_writer")
+    def remove_reader(self, fd: Any) -> bool:
+        return self._fd_watch("remove_reader", fd, True)
 
-    def remove_writer(self, fd: Any) -> NoReturn:
-        _boundary.refuse_loop_call("remove_writer")
+    def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], Any], *args: *_Ts) -> None:
+        self._fd_watch("add_writer", fd, False, callback, args)
+
+    def remove_writer(self, fd: Any) -> bool:
+        return self._fd_watch("remove_writer", fd, False)
 
     def _simulated_socket(self, sock: Any, name: str) -> World:
         """The world whose network knows ``sock`` (bound, connected or accepted in
@@ -994,7 +1017,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         if not isinstance(sock, socket.socket):
             raise TypeError(f"sock must be a socket.socket, got {type(sock).__name__}")
         world = self._get_world()
-        if world is None or _sim_socket.state_of(world, sock) is None:
+        if world is None or not _sim_socket.known(world, sock):
             _boundary.refuse_loop_call(name)
         return world
 

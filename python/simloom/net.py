@@ -159,6 +159,9 @@ class SimSocket:
         self._sockname = sockname
         self._peername = peername
         self._readable = readable
+        #: The transport's connection is gone: as the stock transport closes its
+        #: socket then, ``fileno()`` is -1 from now on.
+        self._closed = False
 
     def getsockname(self) -> Any:
         return self._sockname
@@ -169,7 +172,7 @@ class SimSocket:
         return self._peername
 
     def fileno(self) -> int:
-        if self._readable is None:
+        if self._readable is None or self._closed:
             return -1
         return _readiness_fd(self._readable())
 
@@ -188,6 +191,16 @@ class SimSocket:
 
     def __repr__(self) -> str:
         return f"<simloom.SimSocket family={self.family.name} laddr={self._sockname}>"
+
+
+#: Blocking socket calls now waiting on the loop's thread (simloom._sim_socket):
+#: while one waits, events for transports other than simulated sockets' wait for
+#: the loop (their inbox steps), as the kernel keeps them for a blocked program.
+blocked_waits = 0
+
+
+def _deferred(transport: StreamTransport | DatagramTransport) -> bool:
+    return blocked_waits > 0 and not transport._socket_side
 
 
 def _family_of(ip: str) -> int:
@@ -261,6 +274,9 @@ class StreamTransport(transports._FlowControlMixin):
         self._reading = True
         self._eof = False
         self._server: SimServer | None = None
+        #: A simulated socket's connection (simloom._sim_socket): its events are the
+        #: kernel's, handled even while a blocking call waits on the loop's thread.
+        self._socket_side = False
         # Filled in by whoever opened the transport:
         self._on_connected: Callable[[StreamTransport], None] | None = None
         self._on_refused: Callable[[StreamTransport], None] | None = None
@@ -288,6 +304,13 @@ class StreamTransport(transports._FlowControlMixin):
         ``("accepted", local, peer)`` or ``("refused",)``. Bytes go straight to a
         reading protocol when nothing is waiting before them; anything else waits
         its turn in the inbox, so events are handled in the order they came."""
+        if _deferred(self):
+            if kind == "writable":
+                self._loop.call_soon(self._on_writable, context=self._context)
+            else:
+                self._inbox.events.append((kind, *payload))
+                self._inbox.kick()
+            return
         if kind == "writable":
             # Not through the inbox: a side that stopped reading still writes.
             self._on_writable()
@@ -377,6 +400,8 @@ class StreamTransport(transports._FlowControlMixin):
         self._inbox.events.clear()
         self._buffer.clear()
         self._forget()
+        if (sock := self._extra.get("socket")) is not None:
+            sock._closed = True
         if self._server is not None:
             self._server._detach(self)
         protocol = self._protocol
@@ -582,6 +607,9 @@ class SimServer(asyncio.AbstractServer):
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._unix_path = unix_path
+        #: A simulated socket's listener (simloom._sim_socket): its connections'
+        #: events are the kernel's (see StreamTransport._socket_side).
+        self._socket_listener = False
         self._listeners: list[tuple[int, Address]] = []
         self._serving = False
         self._closed = False
@@ -625,6 +653,7 @@ class SimServer(asyncio.AbstractServer):
         )
         transport._register()
         transport._server = self
+        transport._socket_side = self._socket_listener
         transport._on_net("accepted", local, peer)
 
     def _accept(self, transport: StreamTransport) -> None:
@@ -779,10 +808,14 @@ class DatagramTransport(asyncio.DatagramTransport):
             self._extra["peername"] = (*remote, 0, 0) if six else remote
         self._closing = False
         self._lost = False
+        self._socket_side = False
 
     def _on_net(self, kind: str, source: Any, data: bytes) -> None:
         """A datagram from the network core, run in this transport's context."""
         self._inbox.events.append((kind, source, data))
+        if _deferred(self):
+            self._inbox.kick()
+            return
         self._handle_events()
 
     def _handle_events(self) -> None:
@@ -1002,7 +1035,11 @@ async def connect(
     def on_refused(_: StreamTransport) -> None:
         if not connected.done() and unix_path is None:
             _sim_socket = _socket_layer()
-
+            if _is_loopback(ip) and _sim_socket.adopt_listener_on(world, port):
+                # A sync fixture's real listener, taken over now: try again.
+                connected.set_result(None)
+                retry.append(True)
+                return
             try:
                 _sim_socket.check_real_server(ip, port, "loop.create_connection")
             except EscapedSimulationError as escape:
@@ -1014,6 +1051,7 @@ async def connect(
                 ConnectionRefusedError(errno.ECONNREFUSED, f"Connect call failed {where}")
             )
 
+    retry: list[bool] = []
     transport._on_connected = on_connected
     transport._on_refused = on_refused
     try:
@@ -1026,7 +1064,13 @@ async def connect(
             transport._lost = True
             transport._forget()
         raise
+    if retry:
+        return await connect(world, ip, port, unix_path=unix_path)
     return transport
+
+
+def _is_loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
 
 
 async def create_server(

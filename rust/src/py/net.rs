@@ -236,6 +236,10 @@ pub struct NetCore {
     due: Option<Py<PyAny>>,
     /// The timer armed for the next event: its deadline and handle.
     armed: Option<(u64, Py<Handle>)>,
+    /// A blocking socket call waits on the loop's thread: accepts go to their
+    /// listener's inbox (a step of its own), so the waiting listener can take its
+    /// own at once (`drain_listener`).
+    blocked: bool,
 }
 
 impl NetCore {
@@ -296,6 +300,20 @@ impl NetCore {
                     let args = (conn.0, address_tuple(local), address_tuple(peer))
                         .into_pyobject(py)?
                         .unbind();
+                    if self.blocked {
+                        if let Some(target) = endpoints.listener(listener) {
+                            target.inbox.borrow_mut(py).queue.push_back(args);
+                            LoopCore::schedule(
+                                loop_core,
+                                "net",
+                                None,
+                                target.inbox.bind(py).as_any(),
+                                &PyTuple::empty(py),
+                                Some(target.context.bind(py).clone()),
+                            )?;
+                            continue;
+                        }
+                    }
                     other.push(Deferred::Accept {
                         listener,
                         conn,
@@ -520,6 +538,7 @@ impl NetCore {
             context: Some(context),
             due: None,
             armed: None,
+            blocked: false,
         }
     }
 
@@ -667,6 +686,61 @@ impl NetCore {
             forget(py, old);
         }
         Ok(())
+    }
+
+    /// Hand `side` of `conn` the events queued for it now, in order, in its
+    /// context (its scheduled inbox steps then find the inbox empty): a blocking
+    /// socket call on the loop's thread waits for its own connection's events
+    /// while the loop cannot run. Returns how many were handed over.
+    fn drain_stream(slf: &Bound<'_, Self>, conn: u64, side: u8) -> PyResult<usize> {
+        let py = slf.py();
+        let side = side_of(side)?;
+        // The borrow ends here: the handler calls back into this object.
+        let (inbox, context) = {
+            let this = slf.borrow();
+            let Some(target) = this.world.endpoints().stream(ConnId(conn), side) else {
+                return Ok(0);
+            };
+            (target.inbox.clone_ref(py), target.context.clone_ref(py))
+        };
+        let mut count = 0;
+        while !inbox.borrow(py).queue.is_empty() {
+            match call_in_context(py, inbox.bind(py), context.bind(py)) {
+                Ok(()) => {}
+                Err(error) if error.is_instance_of::<PyRuntimeError>(py) => {
+                    // The context is entered already (the caller runs in it).
+                    NetInbox::__call__(inbox.bind(py))?;
+                }
+                Err(error) => return Err(error),
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Whether a blocking socket call waits on the loop's thread (see `blocked`).
+    fn set_blocked(&mut self, blocked: bool) {
+        self.blocked = blocked;
+    }
+
+    /// Hand `listener` the connections queued for it now (while `blocked`), in its
+    /// context. Returns how many were handed over.
+    fn drain_listener(slf: &Bound<'_, Self>, listener: u64) -> PyResult<usize> {
+        let py = slf.py();
+        // The borrow ends here: the handler calls back into this object.
+        let (inbox, context) = {
+            let this = slf.borrow();
+            let Some(target) = this.world.endpoints().listener(ListenerId(listener)) else {
+                return Ok(0);
+            };
+            (target.inbox.clone_ref(py), target.context.clone_ref(py))
+        };
+        let mut count = 0;
+        while !inbox.borrow(py).queue.is_empty() {
+            call_in_context(py, inbox.bind(py), context.bind(py))?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// `side` of `conn` hears nothing more (events already popped are dropped).
