@@ -245,3 +245,31 @@ def test_a_faithful_stall_is_told_as_a_long_iteration() -> None:
     (line, *_) = _causal.told_in_code(trace, stalls, labels)
     assert line.startswith(f"decision #{stalls[0][0]}: a loop iteration ran long (loop.stall)")
     assert "next ran " in line
+
+
+def test_each_decision_keeps_its_alternatives() -> None:
+    async def main() -> None:
+        async def worker(n: int) -> None:
+            await asyncio.sleep(0)
+
+        await asyncio.gather(*(asyncio.create_task(worker(n), name=f"w{n}") for n in range(12)))
+
+    found = simloom.run(main, seed=3, scheduler="random")
+    _, trace = _causal.traced(lambda: simloom.replay(main, found.tape))
+    decided = [step for step in trace.steps if step.decisions[1] > step.decisions[0]]
+    assert decided, "a random walk over 12 ready tasks decides"
+    for step in decided:
+        # The others ready at the decision: none of them is the step itself, and
+        # those it ran ahead of come first.
+        assert step.ready_others >= len(step.alternatives) > 0
+        assert len(step.alternatives) <= _causal.MAX_ALTERNATIVES
+        if step.task is not None:  # a task is ready once: not among the others
+            assert all(other.label != step.task for other in step.alternatives)
+        assert step.alternatives[: len(step.passed_over)] == step.passed_over[: len(step.alternatives)]
+    first = decided[0]
+    words = _causal.alternatives_words(first)
+    assert words.startswith(f"instead of {first.ready_others} other ready: ")
+    # The first step of a 12-task gather chooses among all twelve workers.
+    widest = max(decided, key=lambda s: s.ready_others)
+    assert widest.ready_others >= 11
+    assert len(widest.alternatives) == _causal.MAX_ALTERNATIVES

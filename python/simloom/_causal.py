@@ -97,6 +97,11 @@ class Waiting:
     for_task: tuple[str, str | None] | None = None
 
 
+#: How many of the other ready callbacks a decision's step keeps (the count is
+#: kept whole).
+MAX_ALTERNATIVES = 8
+
+
 @dataclass(frozen=True)
 class CausalStep:
     """One step of the universe, with what caused it."""
@@ -121,6 +126,11 @@ class CausalStep:
     decisions: tuple[int, int]
     #: The older ready callbacks it ran ahead of (empty in FIFO order).
     passed_over: tuple[Waiting, ...] = ()
+    #: When a scheduling decision chose it: every other callback that was ready
+    #: then, in FIFO order (at most :data:`MAX_ALTERNATIVES`), and how many there
+    #: were. Empty when it was the only one.
+    alternatives: tuple[Waiting, ...] = ()
+    ready_others: int = 0
     #: The coroutine the task runs (its qualname), None for a plain callback.
     coroutine: str | None = None
     #: For a plain callback that resolves a future a task awaits (a sleep's
@@ -203,7 +213,19 @@ class CausalTrace:
             )
         for_task, for_location = _awaiting_task(handle, self._core_loop)
         passed: tuple[Waiting, ...] = ()
-        if rank and self._core_loop is not None:
+        alternatives: tuple[Waiting, ...] = ()
+        ready_others = 0
+        if end > first and self._core_loop is not None:
+            # A decision chose this step: what else could have run (the ready set
+            # without it, in FIFO order), the first of them being what it passed.
+            ready = self._core_loop._ready_handles()
+            ready_others = len(ready)
+            known = [
+                _waiting(other, self._core_loop) for other in ready[: max(rank, MAX_ALTERNATIVES)]
+            ]
+            passed = tuple(known[:rank])
+            alternatives = tuple(known[:MAX_ALTERNATIVES])
+        elif rank and self._core_loop is not None:
             ready = self._core_loop._ready_handles()[:rank]
             passed = tuple(_waiting(other, self._core_loop) for other in ready)
         self.steps.append(
@@ -218,6 +240,8 @@ class CausalTrace:
                 starts=starts,
                 decisions=(first, end),
                 passed_over=passed,
+                alternatives=alternatives,
+                ready_others=ready_others,
                 coroutine=coroutine,
                 for_task=for_task,
                 for_location=for_location,
@@ -466,6 +490,18 @@ def _step_words_hostless(recorded: CausalStep) -> str:
         return f"{who} resumed from `{_clip(source)}`{_where(recorded.location)}"
     awaited = f" (its {recorded.awaited} returned)" if recorded.awaited else ""
     return f"{who} resumed{awaited}{_where(recorded.location)}"
+
+
+def alternatives_words(recorded: CausalStep) -> str:
+    """What else a decision could have run instead of ``recorded`` ("" if it made
+    no choice): "instead of 2 other ready: `Task-2` (alice), waiting at bank.py:13; …"."""
+    if not recorded.ready_others:
+        return ""
+    listed = _waiting_words(recorded.alternatives)
+    more = recorded.ready_others - len(recorded.alternatives)
+    if more > 0 and len(recorded.alternatives) <= 3:
+        listed += f"; {more} more"
+    return f"instead of {recorded.ready_others} other ready: {listed}"
 
 
 def _waiting_words(waiting: Sequence[Waiting]) -> str:

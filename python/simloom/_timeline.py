@@ -177,6 +177,18 @@ def build(
                 }
                 for other in step.passed_over
             ]
+        if step.ready_others:
+            record["alternatives"] = {
+                "count": step.ready_others,
+                "shown": [
+                    {
+                        "label": other.label,
+                        "coroutine": other.coroutine,
+                        "at": where(other.location),
+                    }
+                    for other in step.alternatives
+                ],
+            }
         drawn.append(record)
 
     failure_rows = {name: list(rows) for name, rows in board.rows.items()}

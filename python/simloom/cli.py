@@ -370,7 +370,9 @@ def _causal_trace(
         woken = trace.woken_by(step)
         cause = f"  <- #{woken.step} {_causal.who(woken)}" if woken is not None else ""
         chosen = (
-            f"  [decision #{step.decisions[1] - 1}]"
+            f"  [decision #{step.decisions[1] - 1}: {_causal.alternatives_words(step)}]"
+            if step.decisions[1] > step.decisions[0] and step.ready_others
+            else f"  [decision #{step.decisions[1] - 1}]"
             if step.decisions[1] > step.decisions[0]
             else ""
         )
