@@ -291,6 +291,12 @@ def test_the_timeline_loads_in_headless_chromium_with_its_lanes_arrows_and_marks
             assert later  # the server's reader reads on
             page.keyboard.press("ArrowRight")
             assert f"step #{later[0]} " in page.locator("#details").inner_text()
+            # A step a decision chose names what else was ready.
+            chosen = next((step for step in data["steps"] if "alternatives" in step), None)
+            assert chosen is not None
+            page.locator(f'#chart .step[data-step="{chosen["n"]}"]').dispatch_event("click")
+            details = page.locator("#details").inner_text()
+            assert f"instead of {chosen['alternatives']['count']} other ready: " in details
             # The nearest passing universe's steps after it parts, on request.
             assert page.locator("#chart .ghost").count() == 0
             page.check("#compare")
