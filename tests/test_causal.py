@@ -265,7 +265,9 @@ def test_each_decision_keeps_its_alternatives() -> None:
         assert len(step.alternatives) <= _causal.MAX_ALTERNATIVES
         if step.task is not None:  # a task is ready once: not among the others
             assert all(other.label != step.task for other in step.alternatives)
-        assert step.alternatives[: len(step.passed_over)] == step.passed_over[: len(step.alternatives)]
+        assert (
+            step.alternatives[: len(step.passed_over)] == step.passed_over[: len(step.alternatives)]
+        )
     first = decided[0]
     words = _causal.alternatives_words(first)
     assert words.startswith(f"instead of {first.ready_others} other ready: ")

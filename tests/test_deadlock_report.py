@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 import simloom
+from simloom import _patches
 from simloom import SimDeadlockError
 
 
@@ -171,3 +172,17 @@ def test_semaphore_wrappers_keep_asyncio_behaviour_and_are_undone() -> None:
     result = simloom.run(main)
     assert result.value == [True, True, "BoundedSemaphore released too many times", False]
     assert (asyncio.Semaphore.acquire, asyncio.Semaphore.release) == original
+
+
+def test_a_semaphore_outliving_its_universe_names_only_this_universes_holders() -> None:
+    shared = asyncio.Semaphore(1)
+
+    async def take_and_keep() -> None:
+        await shared.acquire()  # never released: the universe ends holding it
+
+    assert simloom.run(take_and_keep).error is None
+
+    async def main() -> list[object]:
+        return list(_patches.semaphore_holders(shared))
+
+    assert simloom.run(main).value == []

@@ -79,6 +79,10 @@ async def _semaphore_acquire(self: asyncio.Semaphore) -> bool:
         if holders is None:
             holders = []
             setattr(self, _HOLDERS, holders)
+        elif holders and any(t is not None and t.get_loop() is not loop for t in holders):
+            # Left from an earlier universe's loop: not holders here, and not to
+            # be kept alive by a semaphore that outlives it.
+            holders[:] = [t for t in holders if t is None or t.get_loop() is loop]
         holders.append(asyncio.tasks.current_task(loop))
     return acquired
 
@@ -118,7 +122,14 @@ def semaphore_holders(semaphore: asyncio.Semaphore) -> list[asyncio.Task[Any]]:
     """The tasks that acquired ``semaphore`` in a simulation and have not released
     it, oldest first (a unit released by a non-holder is taken off the oldest)."""
     holders = getattr(semaphore, _HOLDERS, None) or []
-    return [task for task in holders if isinstance(task, asyncio.Task)]
+    loop = asyncio.events._get_running_loop()
+    # A semaphore that outlives a universe keeps its list: only this loop's
+    # tasks count (a unit taken in an earlier universe is not this one's holder).
+    return [
+        task
+        for task in holders
+        if isinstance(task, asyncio.Task) and (loop is None or task.get_loop() is loop)
+    ]
 
 
 def _names(tasks: Iterable[asyncio.Task[Any]]) -> str:

@@ -164,6 +164,11 @@ class SocketState(_sim_unix.Watched):
             self.adopted = True
         else:
             del table[fd]
+            if self.world.loop.is_closed():
+                # Collected after its universe ended: its connection went with the
+                # world, there is nothing left to close.
+                self.closed = True
+                return
             self.release()
 
     def readable(self) -> bool:

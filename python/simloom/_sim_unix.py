@@ -199,6 +199,9 @@ class UnixSocket(Watched):
             self.adoptable = True
         else:
             del table[fd]
+            if self.world.loop.is_closed():
+                self.closed = True  # collected after its universe: nothing to wake
+                return
             self.release()
 
     # ------------------------------------------------------------ readiness
