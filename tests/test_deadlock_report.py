@@ -8,8 +8,7 @@ import asyncio
 
 import pytest
 import simloom
-from simloom import _patches
-from simloom import SimDeadlockError
+from simloom import SimDeadlockError, _patches
 
 
 def test_a_lock_order_inversion_names_who_holds_each_lock() -> None:
