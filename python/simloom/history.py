@@ -398,14 +398,7 @@ class History:
         for ``"kv"``). Operations still pending count as ``info``.
         """
         if isinstance(model, str):
-            if model not in MODELS and model.replace("_", "-") not in MODELS:
-                known = {"cas_register", "key-value", "key_value", "map", "fifo", "lease", "lock"}
-                if model not in known:
-                    raise SimloomUsageError(
-                        f"unknown model {model!r}: one of {', '.join(MODELS)}, "
-                        "or an object with init() and step(state, op)"
-                    )
-            name = model
+            name = model  # the engine knows the names (and refuses others)
         else:
             if not (
                 callable(getattr(model, "init", None)) and callable(getattr(model, "step", None))

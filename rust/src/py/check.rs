@@ -216,10 +216,14 @@ pub(crate) fn check_linearizable<'py>(
 ) -> PyResult<Option<(Vec<usize>, usize, Vec<usize>, bool)>> {
     let builtin = match model.extract::<String>() {
         Ok(name) => Some(Builtin::from_name(&name).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "unknown model {name:?}: one of {} or an object with init() and step(state, op)",
-                Builtin::NAMES.join(", ")
-            ))
+            super::simloom_error(
+                py,
+                "SimloomUsageError",
+                format!(
+                    "unknown model '{name}': one of {}, or an object with init() and step(state, op)",
+                    Builtin::NAMES.join(", ")
+                ),
+            )
         })?),
         Err(_) => None,
     };
