@@ -74,3 +74,17 @@ def test_reads_from_the_primary_survive() -> None:
         await replicated_kv.correct(world)
 
     explored(test_reads_primary, runs=300)()  # type: ignore[operator]
+
+
+def test_any_failing_universe_keeps_the_histories_it_recorded(artifacts_in_tmp: Path) -> None:
+    async def test_two_histories_then_a_crash() -> None:
+        first, second = simloom.History("first"), simloom.History("second")
+        first.ok(first.invoke(1, "write", 1))
+        second.ok(second.invoke(2, "read"), None)
+        raise RuntimeError("not a check failing: the histories are kept anyway")
+
+    with pytest.raises(RuntimeError):
+        explored(test_two_histories_then_a_crash, runs=5)()  # type: ignore[operator]
+    (one,) = artifacts_in_tmp.glob("*.history.json")
+    (two,) = artifacts_in_tmp.glob("*.history-2.json")
+    assert [json.loads(p.read_text())["name"] for p in (one, two)] == ["first", "second"]

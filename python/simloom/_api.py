@@ -9,6 +9,7 @@ Hypothesis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import inspect
@@ -478,17 +479,29 @@ def _universe(
     return result
 
 
+#: The attribute a failing universe's error carries its recorded histories in.
+HISTORIES_ATTRIBUTE = "__simloom_histories__"
+
+
 def _run_universe(
     main: Main, loop: SimLoop, seed: int | None, scheduler: str, guard: _core.Restoration
 ) -> RunResult:
-    value, error = _run_main(main, loop)
-    gc.collect()
-    guard.raise_caught_interrupt()
-    late_failure = loop._take_failure()
-    if error is None and late_failure is not None:
-        error = late_failure
-    if error is not None:
-        _count_failure()
+    loop._simloom_histories = []  # what simloom.History records in this universe
+    try:
+        value, error = _run_main(main, loop)
+        gc.collect()
+        guard.raise_caught_interrupt()
+        late_failure = loop._take_failure()
+        if error is None and late_failure is not None:
+            error = late_failure
+        if error is not None:
+            _count_failure()
+            if loop._simloom_histories:
+                # A failure's artifacts include every history the universe recorded.
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(error, HISTORIES_ATTRIBUTE, tuple(loop._simloom_histories))
+    finally:
+        loop._simloom_histories = None
     return _result_of(loop, value, error, seed, scheduler)
 
 

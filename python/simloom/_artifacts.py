@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _hashseed
-from ._api import RunResult, decode_events
+from ._api import HISTORIES_ATTRIBUTE, RunResult, decode_events
 from ._report import _error_line
 from ._shrink import NOT_SHRUNK, PARTLY, _Shrink
 from ._version import __version__
@@ -137,18 +137,23 @@ def _write_artifacts(
 
     write(tape_path, lambda: _artifact_json(fields, result.tape, original))
     write(events_path, lambda: _event_lines(result))
-    history = _checked_history(result.error)
-    if history is not None:
-        write(artifact_dir / f"{stem}.history.json", history.to_json)
+    for number, history in enumerate(_histories(result.error), start=1):
+        suffix = "" if number == 1 else f"-{number}"
+        write(artifact_dir / f"{stem}.history{suffix}.json", history.to_json)
     return written, warnings
 
 
-def _checked_history(error: BaseException | None) -> Any:
-    """The history a failed consistency check was about (a ``NotLinearizableError``
-    carries it), for its own artifact file."""
+def _histories(error: BaseException | None) -> list[Any]:
+    """The histories of a failing universe, for artifact files: the one a failed
+    consistency check was about first, then every other one the universe recorded
+    (``simloom.History`` registers itself with the running universe)."""
+    found: list[Any] = []
     failed_check = isinstance(error, NotLinearizableError | NotSerializableError)
-    checked = getattr(error, "result", None) if failed_check else None
-    return getattr(checked, "history", None)
+    checked = getattr(getattr(error, "result", None), "history", None) if failed_check else None
+    for history in (checked, *getattr(error, HISTORIES_ATTRIBUTE, ())):
+        if history is not None and not any(h is history for h in found):
+            found.append(history)
+    return found
 
 
 def _event_lines(result: RunResult) -> str:

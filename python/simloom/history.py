@@ -298,6 +298,14 @@ class History:
         """Every operation, in invocation order."""
         return tuple(self._operations)
 
+    def _register(self) -> None:
+        """Be one of the running universe's histories (written to its artifacts
+        if it fails)."""
+        loop = asyncio.events._get_running_loop()
+        recorded = getattr(loop, "_simloom_histories", None) if loop is not None else None
+        if recorded is not None and not any(h is self for h in recorded):
+            recorded.append(self)
+
     def _tick(self) -> int:
         self._order += 1
         return self._order
@@ -315,6 +323,7 @@ class History:
                 "time (give concurrent callers their own process ids)"
             )
         now, host = _now_ns()
+        self._register()
         op = Operation(
             index=len(self._operations),
             process=process,

@@ -148,6 +148,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
 
     #: Marks simloom's loop for helpers that must not import this module.
     _simloom_loop = True
+    #: The ``simloom.History`` objects the running universe recorded (set per universe).
+    _simloom_histories: list[Any] | None = None
     #: Read by asyncio's default exception handler (the stock loop's handle in
     #: progress, for its creation traceback in debug mode); SimLoop has none.
     _current_handle = None
