@@ -33,7 +33,7 @@ from ._report import (
     _rerun_command,
     _strip_simloom_frames,
 )
-from ._scheduler import SchedulerSpec, parse_scheduler
+from ._scheduler import SchedulerSpec, parse_scheduler, replay_questions
 from ._shrink import FINISHED, NOT_SHRUNK, PARTLY, _discarded_note, _HypothesisRun, _Shrink
 from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
 from .tape import Tape, atomic_write
@@ -303,7 +303,7 @@ class _Exploration:
         """The scheduler a replay or shrink must name: the faithful one asks
         different questions (stalls, timer ties) from the others, which all replay
         alike."""
-        return self.scheduler if self.scheduler.startswith("faithful") else None
+        return replay_questions(self.scheduler)
 
     def _hypothesis_run(self, *, shrink: bool) -> _HypothesisRun:
         hypothesis_run = _HypothesisRun(

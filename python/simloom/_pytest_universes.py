@@ -41,7 +41,7 @@ from ._api import RunResult
 from ._config import UniverseConfig
 from ._explore import _scheduler_for_seed
 from ._report import _rerun_command, _shrink_lines
-from ._scheduler import SchedulerSpec, parse_scheduler
+from ._scheduler import SchedulerSpec, parse_scheduler, replay_questions
 from ._shrink import FINISHED, NOT_SHRUNK, PARTLY, _HypothesisRun, _Shrink
 from .loop import SimLoop
 from .tape import Tape
@@ -219,7 +219,7 @@ def shrink(
         return results[-1]
 
     base = settings(settings.default, database=None)
-    question_model = found.scheduler.name if found.scheduler.strategy == "faithful" else None
+    question_model = replay_questions(found.scheduler)
     hypothesis_run = _HypothesisRun(
         test_id, _no_main, base, found.config, loops=program, scheduler=question_model
     )
@@ -248,7 +248,7 @@ def in_code(found: Universe, result: RunResult, run_test: Callable[[Universe], b
     """``result`` (the failing universe's one loop, shrunk) explained: its
     deviations told in code and the nearest passing universe, from runs of the
     test replaying tapes with the causal trace recorded."""
-    scheduler = found.scheduler if found.scheduler.strategy == "faithful" else "fifo"
+    scheduler = found.scheduler if replay_questions(found.scheduler) else "fifo"
 
     def replay(tape: Tape) -> tuple[bool, str | None, _causal.CausalTrace]:
         def replay_loop() -> SimLoop:

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import _hashseed
 from ._api import RunResult, decode_events
+from ._scheduler import replay_questions
 from ._shrink import FINISHED, PARTLY, _Shrink
 from .tape import Tape
 
@@ -172,7 +173,7 @@ def _report(
             else f"simloom replay {shlex.quote(str(tapes[0]))}"
             if _cli_target is not None and test_id == _cli_target
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
-            + (f", scheduler={scheduler!r}" if str(scheduler).startswith("faithful") else "")
+            + (f", scheduler={scheduler!r}" if replay_questions(scheduler) else "")
             + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import _core
 from .errors import SimloomUsageError
 
-__all__ = ["SCHEDULERS", "SchedulerSpec", "parse_scheduler"]
+__all__ = ["SCHEDULERS", "SchedulerSpec", "parse_scheduler", "replay_questions"]
 
 #: The scheduler names a user can pass, with what each means.
 SCHEDULERS: dict[str, str] = {
@@ -132,3 +132,13 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
         return SchedulerSpec("pct", depth=depth, horizon=horizon, auto_horizon=auto)
     known = ", ".join(repr(n) for n in SCHEDULERS)
     raise SimloomUsageError(f"unknown scheduler {spec!r}; expected one of {known}")
+
+
+def replay_questions(scheduler: str | SchedulerSpec | None) -> str | None:
+    """The scheduler a replay of a universe run under ``scheduler`` must name: the
+    faithful one asks questions of its own (stalls, timer ties), so its tape is read
+    by it alone; every other scheduler's tape replays alike (``None``)."""
+    if isinstance(scheduler, SchedulerSpec):
+        return scheduler.name if scheduler.strategy == "faithful" else None
+    name = str(scheduler or "")
+    return name if name.split(":", 1)[0] == "faithful" else None

@@ -334,7 +334,9 @@ def _explored_failure(artifact: Any, refusal: str) -> tuple[str, Any, str]:
     if test is None or not _is_cli_target(test):
         _error(f"{path}: " + refusal.format(test=test))
     scheduler = str(artifact.fields.get("scheduler") or "fifo")
-    question = scheduler if scheduler.startswith("faithful") else "fifo"
+    from ._scheduler import replay_questions
+
+    question = replay_questions(scheduler) or "fifo"
     return test, _load_target(test), question
 
 
