@@ -26,9 +26,7 @@ import contextlib
 import contextvars
 import errno
 import functools
-import os
 import socket
-import stat
 import struct
 import sys
 import threading
@@ -151,25 +149,16 @@ class SocketState(_sim_unix.Watched):
         self._owner_refs.append(weakref.ref(sock, lambda _: self._owner_gone(fd)))
 
     def _owner_gone(self, fd: int) -> None:
-        if any(True for _ in self.owners):
-            return
-        table = _table(self.world)
-        if table.get(fd) is not self:
-            return
-        try:
-            still_open = stat.S_ISSOCK(os.fstat(fd).st_mode)
-        except OSError:
-            still_open = False
-        if still_open:
+        left = _sim_unix.descriptor_left(self, self.owners, _table(self.world), fd)
+        if left == "open":
             self.adopted = True
-        else:
-            del table[fd]
+        elif left == "closed":
             if self.world.loop.is_closed():
                 # Collected after its universe ended: its connection went with the
                 # world, there is nothing left to close.
                 self.closed = True
-                return
-            self.release()
+            else:
+                self.release()
 
     def readable(self) -> bool:
         return bool(self.inbound or self.accepted) or self.eof or self.error is not None

@@ -185,24 +185,16 @@ class UnixSocket(Watched):
         self._owner_refs.append(weakref.ref(sock, lambda _: self._owner_gone(fd)))
 
     def _owner_gone(self, fd: int) -> None:
-        # Iterating sees only live holders (the set may still count the dead one).
-        if self.closed or any(True for _ in self.owners):
+        if self.closed:
             return
-        table = _table(self.world)
-        if table.get(fd) is not self:
-            return
-        try:
-            still_open = stat.S_ISSOCK(os.fstat(fd).st_mode)
-        except OSError:
-            still_open = False
-        if still_open:
+        left = descriptor_left(self, self.owners, _table(self.world), fd)
+        if left == "open":
             self.adoptable = True
-        else:
-            del table[fd]
+        elif left == "closed":
             if self.world.loop.is_closed():
                 self.closed = True  # collected after its universe: nothing to wake
-                return
-            self.release()
+            else:
+                self.release()
 
     # ------------------------------------------------------------ readiness
 
@@ -331,6 +323,25 @@ def _close_fds(fds: list[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def descriptor_left(state: Any, owners: Any, table: dict[int, Any], fd: int) -> str | None:
+    """A holder of ``state``'s descriptor ``fd`` was collected: ``None`` while
+    another holder lives (or the number now names another socket); ``"open"`` if
+    the descriptor is still open (``detach()``: ``socket.socket(fileno=fd)`` may
+    take it up); ``"closed"`` if the collector closed it, after taking it out of
+    ``table`` (the caller releases the state). Shared by IP and Unix sockets."""
+    # Iterating sees only live holders (the set may still count the dead one).
+    if any(True for _ in owners) or table.get(fd) is not state:
+        return None
+    try:
+        still_open = stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        still_open = False
+    if still_open:
+        return "open"
+    del table[fd]
+    return "closed"
 
 
 def _table(world: World) -> dict[int, UnixSocket]:
