@@ -89,7 +89,7 @@ def _add(
     loop: Any, kind: str, name: str, p: Predicate, q: Predicate | None, within: float | None
 ) -> Monitor:
     monitors: list[Monitor] | None = getattr(loop, "_simloom_monitors", None)
-    if monitors is None or (monitors and monitors[0]._loop is not loop):
+    if monitors is None:
         monitors = []
         loop._simloom_monitors = monitors
         loop._set_quiet_callback(asyncio.futures._set_result_unless_cancelled)  # type: ignore[attr-defined]

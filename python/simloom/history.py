@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 from . import _core
 from .errors import NotLinearizableError, NotSerializableError, SimloomUsageError
+from .world import current_host
 
 __all__ = [
     "ANOMALIES",
@@ -143,12 +144,8 @@ def _now_ns() -> tuple[int, str | None]:
     world host the caller runs on."""
     loop = asyncio.events._get_running_loop()
     if loop is not None and getattr(loop, "_simloom_loop", False):
-        host = None
-        world = getattr(loop, "_world", None)
-        if world is not None:
-            current = world._current_host()
-            host = current.name if current is not None else None
-        return int(loop._now_ns()), host  # type: ignore[attr-defined]
+        host = current_host()
+        return int(loop._now_ns()), host.name if host is not None else None  # type: ignore[attr-defined]
     return time.monotonic_ns(), None
 
 

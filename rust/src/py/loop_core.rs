@@ -317,7 +317,7 @@ impl LoopCore {
         };
         let _armed = Armed::new(&watch, steps);
         for _ in 0..budget {
-            let (entry, traced, monitored) = {
+            let (entry, traced) = {
                 let mut core = slf.borrow_mut();
                 core.in_step = false;
                 let decisions_before = core.engine.decisions();
@@ -336,8 +336,7 @@ impl LoopCore {
                                 (decisions_before, engine.decisions(), engine.last_rank());
                             (tracer.clone_ref(py), steps, decisions)
                         });
-                        let monitored = core.monitors.is_active();
-                        (entry, traced, monitored)
+                        (entry, traced)
                     }
                     Ok(Some(Next::Idle)) => return Ok("idle"),
                     Ok(Some(Next::Livelock { .. })) => return Ok("livelock"),
@@ -367,8 +366,8 @@ impl LoopCore {
                 context.set_item("handle", &entry.payload)?;
                 slf.call_method1(pyo3::intern!(py, "call_exception_handler"), (context,))?;
             }
-            // A monitor added in this step is judged after it, too.
-            if monitored || slf.borrow().monitors.is_active() {
+            // Judged after the step (a monitor it added included).
+            if slf.borrow().monitors.is_active() {
                 Self::judge_monitors(slf, handle)?;
             }
         }
