@@ -692,10 +692,12 @@ def draw_timeline(
     config: UniverseConfig | None = None,
     header: dict[str, Any],
     nearest: bool = True,
+    replays: _causal.TracedReplay | None = None,
 ) -> tuple[Any, RunResult]:
     """Replay ``tape`` with the causal trace recorded and build its timeline
     (``simloom._timeline``), with the nearest passing universe when asked and the
-    tape has deviations; returns the timeline and the replay's result."""
+    tape has deviations (found with ``replays``, by default this program's
+    :func:`traced_replays`); returns the timeline and the replay's result."""
     from . import _timeline
 
     loops: list[Any] = []
@@ -710,7 +712,7 @@ def draw_timeline(
     closest = None
     if nearest and final.error is not None and final.tape.deviations:
         closest = _causal.nearest_passing(
-            traced_replays(main, scheduler=scheduler, config=config), final, trace
+            replays or traced_replays(main, scheduler=scheduler, config=config), final, trace
         )
     header = {
         **header,

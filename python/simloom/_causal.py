@@ -42,6 +42,7 @@ __all__ = [
     "Waiting",
     "explain",
     "nearest_passing",
+    "remembering",
     "step_words",
     "told_in_code",
     "who",
@@ -607,6 +608,21 @@ def traced[T](run: Callable[[], T]) -> tuple[T, CausalTrace]:
 
 #: Replays a tape with the causal trace recorded: (failed, digest, trace).
 TracedReplay = Callable[["Tape"], tuple[bool, "str | None", CausalTrace]]
+
+
+def remembering(replay: TracedReplay) -> TracedReplay:
+    """``replay`` answering each tape once: a failure's report and its timeline
+    replay the same variants (each deviation undone), and need each only once."""
+    answers: dict[tuple[tuple[int, int], ...], tuple[bool, str | None, CausalTrace]] = {}
+
+    def again(tape: Tape) -> tuple[bool, str | None, CausalTrace]:
+        key = tuple(tape.deviations)
+        if key not in answers:
+            answers[key] = replay(tape)
+        return answers[key]
+
+    return again
+
 
 #: Deviations tried one by one for the nearest passing universe.
 MAX_UNDONE = 12

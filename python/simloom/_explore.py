@@ -228,7 +228,13 @@ class _Exploration:
             found.tape if final is not found else None,
             shrink,
         )
-        timeline = self._write_timeline(final, seed, scheduler, artifacts, warnings)
+        # The report and the timeline replay the same variants of the tape.
+        replays = _causal.remembering(
+            _api.traced_replays(
+                self.main, scheduler=self._question_model() or "fifo", config=self.config
+            )
+        )
+        timeline = self._write_timeline(final, seed, scheduler, artifacts, warnings, replays)
         if timeline is not None:
             artifacts.append(timeline)
         report = _report(
@@ -243,7 +249,7 @@ class _Exploration:
             artifacts=artifacts,
             universes=self.stats.universes,
             notes=[*self.notes, *notes, *warnings],
-            in_code=self._in_code(final),
+            in_code=_causal.explain(replays, final),
         )
         self.stats.outcome = "failed"
         self.stats.note = report
@@ -260,6 +266,7 @@ class _Exploration:
         scheduler: str,
         artifacts: list[Path],
         warnings: list[str],
+        replays: _causal.TracedReplay,
     ) -> Path | None:
         """Draw the failure's timeline beside its tape (``<stem>.timeline.html``,
         written atomically); a timeline that cannot be drawn or written is a
@@ -283,21 +290,13 @@ class _Exploration:
                 scheduler=self._question_model() or "fifo",
                 config=self.config,
                 header=header,
+                replays=replays,
             )
             atomic_write(path, _timeline.render(timeline).encode())
         except Exception as exc:  # the report must not give way to the drawing
             warnings.append(f"  warning: timeline {path} not written: {type(exc).__name__}: {exc}")
             return None
         return path
-
-    def _in_code(self, final: RunResult) -> list[str]:
-        """``final`` explained: its deviations told in code and the nearest
-        passing universe (``_causal.explain``), from replays with the causal trace
-        recorded."""
-        replays = _api.traced_replays(
-            self.main, scheduler=self._question_model() or "fifo", config=self.config
-        )
-        return _causal.explain(replays, final)
 
     def _question_model(self) -> str | None:
         """The scheduler a replay or shrink must name: the faithful one asks
