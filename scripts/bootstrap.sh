@@ -7,6 +7,8 @@
 #   scripts/bootstrap.sh build 3.12   venv + `maturin develop --release` (target dir target/py3.12)
 #   scripts/bootstrap.sh browser      install Chromium from the OS packages when it is missing
 #                                     (the timeline's browser test and its screenshot use it)
+#   scripts/bootstrap.sh redis        install redis-server from the OS packages when it is
+#                                     missing (the tests start their own, on loopback)
 #
 # Override the interpreter search with SIMLOOM_PYTHON312=/path/to/python3.12 (same for 313).
 # The project itself is never built through pip: pip only installs the dev tools, and
@@ -30,6 +32,9 @@ DEV_DEPS=(
     'pytest-asyncio>=1.1'
     'rich>=13.7'
     'playwright>=1.49'
+    'redis>=5.0'
+    'distributed>=2024.1'
+    'pytest-xdist>=3.5'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }
@@ -204,8 +209,42 @@ ensure_browser() {
     say "Chromium installed in $((SECONDS - t0))s: $(chromium --version 2>/dev/null | head -n1)"
 }
 
+# ensure_redis: redis-server from the OS packages, installed with apt-get when it is
+# missing. The tests start (and stop) their own servers on loopback ports; nothing
+# here starts a service.
+ensure_redis() {
+    local found
+    found="${SIMLOOM_REDIS_SERVER:-$(command -v redis-server 2>/dev/null || true)}"
+    if [[ -n $found && -x $found ]]; then
+        say "redis: $found ($("$found" --version 2>/dev/null | head -n1 || echo 'version unknown'))"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "redis-server is missing and there is no apt-get here: install the OS package 'redis-server' (or set SIMLOOM_REDIS_SERVER=/path/to/redis-server)"
+    [[ $(id -u) -eq 0 ]] ||
+        die "redis-server is missing: run 'apt-get install -y redis-server' as root (or set SIMLOOM_REDIS_SERVER=/path/to/redis-server)"
+    local t0=$SECONDS
+    say "redis-server is missing; installing the OS package (apt-get install redis-server) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        die "apt-get update failed (needed to install redis-server)"
+    # policy-rc.d 101: the package must not start a system-wide server of its own.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null ||
+        { if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi; die "apt-get install redis-server failed"; }
+    if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi
+    command -v redis-server >/dev/null 2>&1 || die "apt-get installed redis-server, but it is not on PATH"
+    say "redis-server installed in $((SECONDS - t0))s: $(redis-server --version 2>/dev/null | head -n1)"
+}
+
 if [[ $# -eq 1 && $1 == browser ]]; then
     ensure_browser
+    exit 0
+fi
+if [[ $# -eq 1 && $1 == redis ]]; then
+    ensure_redis
     exit 0
 fi
 [[ $# -eq 2 ]] || usage
