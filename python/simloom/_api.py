@@ -555,6 +555,7 @@ def run(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    cancellations: bool = False,
     config: UniverseConfig | None = None,
 ) -> RunResult:
     """Run ``main()`` (an async function, not a coroutine) in one fresh universe.
@@ -587,6 +588,11 @@ def run(
     of wall-clock time without yielding with :class:`~simloom.SimWatchdogError`
     (``None`` turns each off; see docs/testing.md, "Budgets").
 
+    ``cancellations=True`` injects cancellations: just before a task resumes from
+    an await, a decision may cancel it, or make its innermost ``asyncio.timeout``
+    (``wait_for`` included) expire (see docs/schedulers.md, "Injected
+    cancellations"). The program's main task is never cancelled.
+
     ``config=`` gives the universe's options at once, as a
     :class:`~simloom.UniverseConfig` (then leave them at their defaults).
     """
@@ -601,6 +607,7 @@ def run(
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
+            "cancellations": cancellations,
         },
     )
     check_flag("check_determinism", check_determinism)
@@ -635,6 +642,7 @@ def replay(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    cancellations: bool = False,
     config: UniverseConfig | None = None,
 ) -> RunResult:
     """Run ``main()`` with every choice taken from ``tape``.
@@ -643,7 +651,7 @@ def replay(
     over), lenient replay takes the canonical choice there and sets
     ``RunResult.misaligned``; ``strict=True`` raises
     :class:`~simloom.errors.TapeMisalignedError` instead. Replay a universe with the
-    ``boundary``, ``wall_clock_epoch`` and budgets it ran with (or the
+    ``boundary``, ``wall_clock_epoch``, ``cancellations`` and budgets it ran with (or the
     :class:`~simloom.UniverseConfig` it ran with, as ``config=``). ``scheduler`` is
     the scheduler it ran with: only ``"faithful"`` matters (it asks different
     questions: stalls and timer ties, never the order of ready callbacks); a tape of
@@ -661,6 +669,7 @@ def replay(
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
+            "cancellations": cancellations,
         },
     )
     check_flag("strict", strict)

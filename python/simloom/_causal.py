@@ -550,6 +550,25 @@ def told_in_code(
             lines.append(text)
             continue
         during = trace.during(index)
+        if label == "inject.cancel" and during is not None and during.task is not None:
+            # An injected cancellation (cancellations=True): it landed at the await
+            # the task was about to resume from.
+            who = _who(during.task, during.coroutine, True)
+            did = (
+                "made the innermost asyncio.timeout of"
+                if value == 2
+                else "cancelled (injected CancelledError into)"
+            )
+            text = f"decision #{index}: {label} = {value}: {did} {who}"
+            if value == 2:
+                text += " expire (TimeoutError)"
+            where = during.location
+            if where is not None:
+                code = _code(where)
+                text += f", at the await {where} in {_short_function(where.function)}"
+                text += f" `{_clip(code)}`" if code else ""
+            lines.append(text)
+            continue
         asked = trace.choices.get(index)
         text = f"decision #{index}: {label} = {value}"
         if asked is not None:

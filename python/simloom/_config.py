@@ -52,7 +52,9 @@ class UniverseConfig:
     clock starts (see :func:`simloom.boundary`). ``world``: a simulated world
     (``False``: network use is an escape). ``max_steps``, ``max_virtual_time``,
     ``watchdog``: each run's budgets (``None`` turns one off; docs/testing.md,
-    "Budgets").
+    "Budgets"). ``cancellations``: the explorer may cancel a task, or make its
+    ``asyncio.timeout``/``wait_for`` expire, at any await (each a decision that
+    shrinks away when not needed; see docs/schedulers.md, "Injected cancellations").
     """
 
     livelock_steps: int = DEFAULT_LIVELOCK_STEPS
@@ -63,6 +65,7 @@ class UniverseConfig:
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG
     unhandled: str = "fail"
+    cancellations: bool = False
     #: The validated budgets and boundary settings (derived, not compared).
     budgets: _budgets.Budgets = field(init=False, repr=False, compare=False)
     boundary_settings: _boundary.Settings | None = field(init=False, repr=False, compare=False)
@@ -70,6 +73,7 @@ class UniverseConfig:
     def __post_init__(self) -> None:
         check_int("livelock_steps", self.livelock_steps)
         check_flag("world", self.world)
+        check_flag("cancellations", self.cancellations)
         if self.unhandled not in UNHANDLED_POLICIES:
             raise SimloomUsageError(
                 f"unhandled must be one of {', '.join(map(repr, UNHANDLED_POLICIES))}, "
@@ -87,6 +91,7 @@ class UniverseConfig:
             "boundary": self.boundary,
             "wall_clock_epoch": self.wall_clock_epoch,
             "world": self.world,
+            "cancellations": self.cancellations,
             **self.budgets.arguments(),
         }
 
@@ -109,6 +114,7 @@ _FIELDS = (
     "max_steps",
     "max_virtual_time",
     "watchdog",
+    "cancellations",
 )
 
 

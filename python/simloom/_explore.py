@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class Options:
     shrink: bool = True
     artifact_dir: Path = ARTIFACT_DIR
     check_determinism: bool = False
+    #: ``--simloom-cancellations``: every test's universes may inject cancellations.
+    cancellations: bool = False
     #: ``--simloom-max-steps`` and friends given on the command line (argument name
     #: → value, ``None`` for "none"); they override the test's own.
     budgets: dict[str, int | float | None] = field(default_factory=dict)
@@ -145,6 +147,8 @@ class _Exploration:
             if self.options.budgets
             else config
         )
+        if self.options.cancellations and not self.config.cancellations:
+            self.config = replace(self.config, cancellations=True)
         self.check_determinism = check_determinism or self.options.check_determinism
         self.resolved: dict[str, SchedulerSpec] = {}
         self.stats = TestStats(self.test_id)
@@ -191,6 +195,7 @@ class _Exploration:
                     _scheduler_for_seed(self.scheduler, seed),
                     boundary=self.config.boundary,
                     check_determinism=True,
+                    cancellations=self.config.cancellations,
                 )
             )
             raise exc.with_traceback(_strip_simloom_frames(exc.__traceback__)) from None
@@ -240,6 +245,7 @@ class _Exploration:
         report = _report(
             self.test_id,
             boundary=self.config.boundary,
+            cancellations=self.config.cancellations,
             how=how,
             seed=seed,
             scheduler=scheduler,
@@ -522,6 +528,7 @@ class _Exploration:
             seed,
             _scheduler_for_seed(self.scheduler, seed),
             boundary=self.config.boundary,
+            cancellations=self.config.cancellations,
         )
         hypothesis_run, shrink = self._shrink(found.tape, f"{how}, seed {seed}; re-run: {rerun}")
         self._fail(

@@ -65,9 +65,13 @@ class Settings:
     #: ``--simloom-seed``: run only this universe of each selected test.
     seed: int | None = None
     budgets: dict[str, int | float | None] = field(default_factory=dict)
+    #: ``--simloom-cancellations``: explored universes may inject cancellations.
+    cancellations: bool = False
 
     def config(self, strict: bool) -> UniverseConfig:
-        base = UniverseConfig(unhandled="fail" if strict else "log")
+        base = UniverseConfig(
+            unhandled="fail" if strict else "log", cancellations=self.cancellations
+        )
         if self.budgets:
             return base.with_budgets(base.budgets.overridden(self.budgets))
         return base

@@ -66,10 +66,13 @@ def _draw_count(tape: Tape) -> int:
 _session_flags = ""
 
 
-def set_session_flags(flags: dict[str, str]) -> None:
-    """Remember the budget flags the pytest session was given, for re-run commands."""
+def set_session_flags(flags: dict[str, str], switches: tuple[str, ...] = ()) -> None:
+    """Remember the budget flags (and the switches that change what a universe
+    does, such as ``--simloom-cancellations``) the pytest session was given, for
+    re-run commands."""
     global _session_flags
     _session_flags = "".join(f" {flag}={shlex.quote(text)}" for flag, text in flags.items())
+    _session_flags += "".join(f" {switch}" for switch in switches)
 
 
 #: The target ``simloom explore`` is running (its re-run is that command line).
@@ -82,8 +85,23 @@ def set_cli_target(target: str | None) -> None:
     _cli_target = target
 
 
+def _injections(result: RunResult) -> int:
+    """How many of the result's decisions injected a cancellation or a timeout."""
+    return sum(
+        1
+        for event in result.event_log
+        if event.kind == "mark" and (event.label or "").startswith("inject:")
+    )
+
+
 def _rerun_command(
-    test_id: str, seed: int, scheduler: str, *, boundary: bool, check_determinism: bool = False
+    test_id: str,
+    seed: int,
+    scheduler: str,
+    *,
+    boundary: bool,
+    check_determinism: bool = False,
+    cancellations: bool = False,
 ) -> str:
     """How to run universe ``seed`` of a test again: the pytest command line, or the
     ``simloom.run`` call outside pytest."""
@@ -94,8 +112,10 @@ def _rerun_command(
         return f"simloom explore {shlex.quote(test_id)} --seed={seed}" + (
             " --check-determinism" if check_determinism else ""
         )
-    options = ("" if boundary else ", boundary=False") + (
-        ", check_determinism=True" if check_determinism else ""
+    options = (
+        ("" if boundary else ", boundary=False")
+        + (", cancellations=True" if cancellations else "")
+        + (", check_determinism=True" if check_determinism else "")
     )
     return f"simloom.run(main, seed={seed}, scheduler={scheduler!r}{options})"
 
@@ -136,6 +156,7 @@ def _report(
     test_id: str,
     *,
     boundary: bool,
+    cancellations: bool = False,
     how: str,
     seed: int | None,
     scheduler: str,
@@ -152,7 +173,9 @@ def _report(
     lines = [f"simloom found a failing universe in {name} ({how})"]
     under_pytest = "::" in test_id
     if seed is not None:
-        rerun = _rerun_command(test_id, seed, scheduler, boundary=boundary)
+        rerun = _rerun_command(
+            test_id, seed, scheduler, boundary=boundary, cancellations=cancellations
+        )
         lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
     lines.append(f"  error: {_error_line(final.error)}")
     lines.append(f"  hash seed: {_hashseed.describe_hashseed()}")
@@ -160,6 +183,12 @@ def _report(
         lines.append(f"  universes explored: {universes}")
     lines.extend(_shrink_lines(found, final, shrink))
     lines.extend(f"  {note}" for note in notes if not note.startswith("  warning: "))
+    injected = _injections(final)
+    if injected:
+        lines.append(
+            f"  injected cancellations: {injected} (cancellations=True): the code did not "
+            "survive being cancelled at the await named below"
+        )
     story = final.explain().replace("\n", "\n  ")
     lines.append(f"  {_schedule_label(shrink)}: {story}")
     if in_code:
@@ -169,11 +198,13 @@ def _report(
     if tapes:
         replay = (
             f"pytest {_shell_quoted_test(test_id)} --simloom-tape={shlex.quote(str(tapes[0]))}"
+            + (" --simloom-cancellations" if "--simloom-cancellations" in _session_flags else "")
             if under_pytest
             else f"simloom replay {shlex.quote(str(tapes[0]))}"
             if _cli_target is not None and test_id == _cli_target
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
             + (f", scheduler={scheduler!r}" if replay_questions(scheduler) else "")
+            + (", cancellations=True" if cancellations else "")
             + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, TypeVarTuple, Unpack
 from . import (
     _boundary,
     _budgets,
+    _cancellations,
     _causal,
     _core,
     _lockstep,
@@ -169,6 +170,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
         max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
         watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+        cancellations: bool = False,
         config: UniverseConfig | None = None,
     ) -> None:
         spec = parse_scheduler(scheduler)
@@ -182,6 +184,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
                 "max_steps": max_steps,
                 "max_virtual_time": max_virtual_time,
                 "watchdog": watchdog,
+                "cancellations": cancellations,
             },
         )
         boundary_settings = universe.boundary_settings
@@ -254,6 +257,12 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         self._boundary_settings = boundary_settings
         self._in_universe = False
         self._own_universe: _boundary._Universe | None = None
+        #: Injected cancellations (UniverseConfig.cancellations): the step hook that
+        #: may cancel a task as it resumes, or None.
+        self._cancel_injector: _cancellations.Injector | None = None
+        if universe.cancellations:
+            self._cancel_injector = _cancellations.Injector(self)
+            self._set_step_hook(self._cancel_injector)
         #: Set last: a loop whose constructor raised was never usable (see __del__).
         self._constructed = True
 
@@ -351,6 +360,10 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         running.asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
         running.running_loop(self)
         _patches.plan(running)
+        if self._cancel_injector is not None:
+            running.shared_attr(
+                asyncio.timeouts.Timeout, "reschedule", _cancellations.timeout_reschedule
+            )
         running.gc_disabled()
         running.call(self._start_origin_tracking, self._stop_origin_tracking)
         running.catch_interrupts()
@@ -569,6 +582,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         finally:
             self._creating_task = outer
         self._task_order[task] = number
+        if self._cancel_injector is not None and tasks.current_task(self) is None:
+            self._cancel_injector.roots.add(task)
         return task
 
     def _construct_task(

@@ -90,6 +90,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "first difference, if the two runs differ",
     )
     group.addoption(
+        "--simloom-cancellations",
+        action="store_true",
+        default=False,
+        help="let explored universes cancel a task, or make its asyncio.timeout/wait_for "
+        "expire, at any await (cancellations=True for every @simloom.test and --simloom)",
+    )
+    group.addoption(
         "--simloom-max-steps",
         metavar="N",
         help="steps each universe's run may take before SimStepBudgetError "
@@ -175,7 +182,10 @@ def pytest_configure(config: pytest.Config) -> None:
         except TapeError as exc:
             raise pytest.UsageError(f"--simloom-tape={tape}: {type(exc).__name__}: {exc}") from None
     testing.session_stats.clear()
-    _report.set_session_flags(budget_flags)
+    _report.set_session_flags(
+        budget_flags,
+        ("--simloom-cancellations",) if config.getoption("simloom_cancellations") else (),
+    )
     _configure_universes(config, seed, scheduler, budget_overrides)
     testing.configure(
         testing.Options(
@@ -186,6 +196,7 @@ def pytest_configure(config: pytest.Config) -> None:
             scheduler=scheduler,
             shrink=not config.getoption("simloom_no_shrink"),
             check_determinism=config.getoption("simloom_check_determinism"),
+            cancellations=config.getoption("simloom_cancellations"),
             budgets=budget_overrides,
         )
     )
@@ -237,6 +248,7 @@ def _configure_universes(
         scheduler=scheduler or universes.DEFAULT_SCHEDULER,
         seed=seed,
         budgets=budgets,
+        cancellations=config.getoption("simloom_cancellations"),
     )
     config.stash[_ACTIVE] = count is not None
     config.stash[_SETTINGS] = settings

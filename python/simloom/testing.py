@@ -99,6 +99,7 @@ def test(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    cancellations: bool = False,
     config: UniverseConfig | None = None,
 ) -> Any:
     """Turn an ``async def`` test into a simloom exploration collected by pytest.
@@ -123,6 +124,10 @@ def test(
     ``max_steps``, ``max_virtual_time``, ``watchdog``: each universe's budgets (see
     :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
     ``--simloom-watchdog`` override them).
+    ``cancellations=True``: the explorer may also cancel a task, or make its
+    ``asyncio.timeout``/``wait_for`` expire, at any await (``--simloom-cancellations``
+    turns it on for every test); each injection shrinks away when the failure does
+    not need it, and the report names the await where it landed.
     ``config=``: a :class:`~simloom.UniverseConfig` giving the universe options at
     once (then leave them at their defaults).
     """
@@ -143,6 +148,7 @@ def test(
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
+            "cancellations": cancellations,
         },
     )
     check_flag("check_determinism", check_determinism)

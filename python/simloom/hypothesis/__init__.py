@@ -338,6 +338,7 @@ def universes(
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
+    cancellations: bool = False,
     config: UniverseConfig | None = None,
 ) -> _compat.SearchStrategy[Universe]:
     """A strategy for simulated universes whose choices Hypothesis makes.
@@ -356,8 +357,11 @@ def universes(
     universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
     Network and disk faults are choices too, so they shrink toward "no fault".
     ``max_steps``, ``max_virtual_time`` and ``watchdog`` are each universe's budgets
-    (see :func:`simloom.run`); ``config=`` gives all of these options at once, as a
-    :class:`~simloom.UniverseConfig` (then leave them at their defaults).
+    (see :func:`simloom.run`); ``cancellations=True`` lets a universe cancel a task,
+    or make its ``asyncio.timeout``/``wait_for`` expire, at an await (each injection
+    a choice that shrinks toward "not injected"); ``config=`` gives all of these
+    options at once, as a :class:`~simloom.UniverseConfig` (then leave them at their
+    defaults).
     """
     spec = parse_scheduler("random" if scheduler is None else scheduler)
     universe = config_from(
@@ -370,6 +374,7 @@ def universes(
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
+            "cancellations": cancellations,
         },
     )
     return _UniverseStrategy(spec, universe)

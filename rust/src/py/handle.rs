@@ -25,6 +25,9 @@ pub struct Handle {
     /// scheduled outside any step (the main task, the world's set-up). The causal
     /// trace's "woken by" edge.
     pub(crate) parent_step: u64,
+    /// A task's step or wakeup (the task resumes when it runs): what the step hook
+    /// (injected cancellations) is told about.
+    pub(crate) task_step: bool,
 }
 
 #[pymethods]

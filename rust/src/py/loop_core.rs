@@ -109,6 +109,10 @@ pub struct LoopCore {
     /// decisions_after, rank)` (rank: the older ready callbacks it ran ahead of) while a causal trace is recorded (`None`: not recording,
     /// the default, at no cost).
     tracer: Option<Py<PyAny>>,
+    /// Called as `hook(handle)` just before a task's step or wakeup runs (after the
+    /// tracer), while cancellations are injected (`None`: off, the default, at no
+    /// cost). It may cancel the task, so the step throws at its await.
+    step_hook: Option<Py<PyAny>>,
     /// `simloom.always`/`eventually`/`leads_to`: their state (judged after each
     /// step that may have run program code), and their predicates `(p, q)`.
     monitors: Monitors,
@@ -353,6 +357,26 @@ impl LoopCore {
             if let Some((tracer, step, (before, after, rank))) = traced {
                 tracer.call1(py, (&entry.payload, step, before, after, rank))?;
             }
+            if handle.task_step {
+                let hook = slf.borrow().step_hook.as_ref().map(|h| h.clone_ref(py));
+                if let Some(hook) = hook {
+                    if let Err(error) = hook.call1(py, (&entry.payload,)) {
+                        if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
+                            || error.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+                        {
+                            return Err(error);
+                        }
+                        // The choice source failed (Hypothesis stopped the test case)
+                        // or the hook did: the universe stops with that error, but the
+                        // step still runs, so its task is not left without a wake-up.
+                        let mut core = slf.borrow_mut();
+                        if core.fatal.is_none() {
+                            core.fatal = Some(error.value(py).clone().into_any().unbind());
+                        }
+                        core.stop_requested = true;
+                    }
+                }
+            }
             if let Err(error) = invoke(py, handle) {
                 if error.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py)
                     || error.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
@@ -529,7 +553,7 @@ impl LoopCore {
         let mut core = slf.borrow_mut();
         let id = core.engine.peek_id();
         let parent_step = if core.in_step { core.engine.steps() } else { 0 };
-        let new_handle = |label: u32, cancelled: bool| {
+        let new_handle = |label: u32, cancelled: bool, task_step: bool| {
             Py::new(
                 py,
                 Handle {
@@ -543,6 +567,7 @@ impl LoopCore {
                     cancelled: std::sync::atomic::AtomicBool::new(cancelled),
                     started: Default::default(),
                     parent_step,
+                    task_step,
                 },
             )
         };
@@ -554,7 +579,7 @@ impl LoopCore {
             if core.dead_incarnations.contains(&incarnation) {
                 // Work for a crashed host: it never runs (a power cut has no
                 // `finally`). The handle is born cancelled and never scheduled.
-                return new_handle(core.current_owner, true);
+                return new_handle(core.current_owner, true, false);
             }
         }
         if is_marker {
@@ -564,7 +589,7 @@ impl LoopCore {
             // event log.
             let next = core.engine.batch() + 1;
             core.request_stop_after(next);
-            return new_handle(core.current_owner, false);
+            return new_handle(core.current_owner, false, false);
         }
         let description = {
             let LoopCore {
@@ -573,7 +598,7 @@ impl LoopCore {
             describer.describe(callback, engine.log_mut(), slf.as_any())?
         };
         let owner = description.task.unwrap_or(core.current_owner);
-        let handle = new_handle(description.label, false)?;
+        let handle = new_handle(description.label, false, description.task.is_some())?;
         let scheduled = match when_ns {
             None => core
                 .engine
@@ -631,6 +656,7 @@ impl LoopCore {
             code_flags: Vec::new(),
             in_step: false,
             tracer: None,
+            step_hook: None,
             monitors: Monitors::default(),
             monitor_predicates: Vec::new(),
             quiet_callback: None,
@@ -943,6 +969,11 @@ impl LoopCore {
     /// Set (or, with `None`, remove) the causal trace's tracer: see `tracer`.
     fn _set_tracer(&mut self, tracer: Option<Py<PyAny>>) {
         self.tracer = tracer;
+    }
+
+    /// Set (or, with `None`, remove) the step hook: see `step_hook`.
+    fn _set_step_hook(&mut self, hook: Option<Py<PyAny>>) {
+        self.step_hook = hook;
     }
 
     /// Add a monitor (`kind`: "always", "eventually" or "leads_to"; `q` for
@@ -1259,6 +1290,7 @@ impl LoopCore {
             &self.fatal,
             &self.host_var,
             &self.tracer,
+            &self.step_hook,
             &self.quiet_callback,
         ]
         .into_iter()
@@ -1295,6 +1327,7 @@ impl LoopCore {
             predicates,
             self.quiet_callback.take(),
             self.tracer.take(),
+            self.step_hook.take(),
             self.host_var.take(),
             self.stop_marker.take(),
             self.fatal.take(),
