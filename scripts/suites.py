@@ -243,6 +243,8 @@ class Outcome:
     failed: set[str]
     seconds: float
     summary: str
+    #: Output lines of a traceback through simloom's cancellation injector.
+    internal: list[str] = dataclasses.field(default_factory=list)
 
 
 def pytest(python: Path, suite: Suite, tree: Path, mode: list[str], label: str) -> Outcome:
@@ -283,11 +285,15 @@ def pytest(python: Path, suite: Suite, tree: Path, mode: list[str], label: str) 
         elif "skipped" not in kinds:
             passed.add(test)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return Outcome(passed, failed, seconds, lines[-1] if lines else "")
+    internal = [line for line in lines if "simloom/_cancellations.py" in line]
+    return Outcome(passed, failed, seconds, lines[-1] if lines else "", internal)
 
 
-def check(suite: Suite, universes: int) -> tuple[list[str], list[str]]:
-    """Run one suite three ways; its table row and the goals it misses."""
+def check(
+    suite: Suite, universes: int, cancellations: bool = False
+) -> tuple[list[str], list[str]]:
+    """Run one suite three ways (four with ``cancellations``); its table row and the
+    goals it misses."""
     python = venv()
     tree = unpack(suite)
     pip(python, *suite.deps, *([str(tree)] if suite.install else []))
@@ -320,7 +326,28 @@ def check(suite: Suite, universes: int) -> tuple[list[str], list[str]]:
         f"{len(base & faithful.passed)} ({faithful.seconds:.1f} s, {ratio:.1f}x)",
         "; ".join(f"`{t.split('::')[-1]}`: {suite.explained[t]}" for t in explained) or "-",
     ]
-    for label, outcome in (("stock", stock), ("fifo", fifo), (f"--simloom={universes}", faithful)):
+    outcomes = [("stock", stock), ("fifo", fifo), (f"--simloom={universes}", faithful)]
+    if cancellations:
+        # Injected cancellations: a test failing there is one whose code (or the
+        # test itself) does not survive a cancellation at some await; no goal on the
+        # count, but no failure may come from simloom's own injector.
+        injected = pytest(
+            python,
+            suite,
+            tree,
+            [*plugin, f"--simloom={universes}", "--simloom-cancellations"],
+            "cancellations",
+        )
+        outcomes.append(("--simloom-cancellations", injected))
+        row.append(f"{len(base & injected.passed)} ({injected.seconds:.1f} s)")
+        if injected.internal:
+            misses.append(
+                f"{suite.name}: the cancellation injector itself failed: {injected.internal[:3]}"
+            )
+        fragile = sorted(base - injected.passed)
+        if fragile:
+            print(f"  {suite.name}: fail with injected cancellations: {fragile}", file=sys.stderr)
+    for label, outcome in outcomes:
         print(f"  {suite.name} {label}: {outcome.summary}", file=sys.stderr)
     if lost_fifo:
         print(f"  {suite.name}: lost under FIFO: {lost_fifo}", file=sys.stderr)
@@ -332,6 +359,11 @@ def main() -> int:
     parser.add_argument("--ci", action="store_true", help=f"only {', '.join(CI_SUITES)}")
     parser.add_argument("--only", help="comma-separated suite names")
     parser.add_argument("--universes", type=int, default=20)
+    parser.add_argument(
+        "--cancellations",
+        action="store_true",
+        help="also run --simloom=N --simloom-cancellations and count the passes",
+    )
     options = parser.parse_args()
     names = [s.name for s in SUITES]
     chosen = list(CI_SUITES) if options.ci else names
@@ -347,7 +379,7 @@ def main() -> int:
     for suite in SUITES:
         if suite.name in chosen:
             print(f"suites: {suite.name} ...", file=sys.stderr)
-            row, missed = check(suite, options.universes)
+            row, missed = check(suite, options.universes, options.cancellations)
             rows.append(row)
             misses.extend(missed)
     header = [
@@ -357,6 +389,8 @@ def main() -> int:
         f"`--simloom={options.universes}` (faithful)",
         "explained failures",
     ]
+    if options.cancellations:
+        header.append(f"`--simloom={options.universes} --simloom-cancellations`")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:

@@ -262,3 +262,87 @@ async def test_leak():
     out = injected.stdout.str()
     assert "inject.cancel = 1" in out
     assert "--simloom-cancellations" in out  # the re-run and replay commands keep it
+
+
+def test_a_cancellation_the_program_lets_through_ends_the_universe_passing() -> None:
+    async def main() -> None:
+        async def child() -> int:
+            await asyncio.sleep(0.1)
+            return 1
+
+        async def slow() -> None:
+            async with asyncio.timeout(60):
+                await asyncio.sleep(1)
+
+        # No return_exceptions: an injected CancelledError (or TimeoutError)
+        # reaches main, which lets it through, as cancelled code should.
+        await asyncio.gather(child(), child(), slow())
+
+    propagated = 0
+    for seed in range(200):
+        result = simloom.run(main, seed=seed, scheduler="random", cancellations=True)
+        assert result.error is None, (seed, result.error)
+        propagated += any(e.label == "inject:propagated" for e in result.event_log)
+    assert propagated > 0
+
+
+def test_a_program_error_after_an_injection_is_still_a_failure() -> None:
+    async def main() -> None:
+        async def child() -> None:
+            await asyncio.sleep(0.1)
+
+        try:
+            await asyncio.gather(child(), child())
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    errors = [
+        simloom.run(main, seed=seed, scheduler="random", cancellations=True).error
+        for seed in range(100)
+    ]
+    assert any(isinstance(error, RuntimeError) for error in errors)
+
+
+def test_pytest_simloom_passes_a_test_that_lets_the_cancellation_through(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_gather="""
+import asyncio
+import pytest
+
+@pytest.mark.asyncio
+async def test_gather():
+    async def child(i):
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+        return i
+    assert await asyncio.gather(*(child(i) for i in range(4))) == [0, 1, 2, 3]
+
+@pytest.mark.asyncio
+async def test_lost_permit():
+    sem = asyncio.Semaphore(1)
+    async def worker():
+        await sem.acquire()
+        await asyncio.sleep(0.01)
+        sem.release()
+    await asyncio.gather(*(worker() for _ in range(3)), return_exceptions=True)
+    assert sem._value == 1
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "--simloom=30", "--simloom-cancellations"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    assert "test_lost_permit is schedule-dependent" in result.stdout.str()
+
+
+def test_a_cancellation_of_the_programs_own_is_still_its_error() -> None:
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+
+    result = simloom.run(main, seed=1, scheduler="random", cancellations=True)
+    assert isinstance(result.error, asyncio.CancelledError)

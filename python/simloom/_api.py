@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from . import _boundary, _budgets, _causal, _core, _monitors, _selfcheck
+from . import _boundary, _budgets, _cancellations, _causal, _core, _monitors, _selfcheck
 from ._config import UniverseConfig, config_from
 from ._scheduler import SchedulerSpec, parse_scheduler
 from ._validation import check_flag, check_int
@@ -454,6 +454,11 @@ def _run_main(main: Main, loop: SimLoop) -> tuple[Any, BaseException | None]:
             _teardown(loop)
             _retrieve_task_exceptions(loop)
             raise
+        injector = loop._cancel_injector
+        if injector is not None and _cancellations.propagated(exc, bool(injector.injected)):
+            # An injected cancellation reached the top: the program let it through.
+            loop._mark("inject:propagated")
+            return None, _teardown(loop)
         _teardown(loop)
         return None, exc
     try:

@@ -10,7 +10,9 @@ failure does not need it), to cancel it (1: ``task.cancel()``, so the await rais
 :class:`asyncio.CancelledError`), or, when the task is inside an ``asyncio.timeout``
 (``wait_for`` included) with a deadline, to make the innermost one expire now (2:
 its ``async with`` ends in :class:`TimeoutError`, as if the awaited operation had
-been slow).
+been slow). An injected cancellation that reaches the top of the universe (the
+program let it through) ends the universe without failing it: see
+:func:`propagated`.
 
 Which tasks: every task except the universe's roots (the tasks created while no
 task was running: the program's main task, which has nobody to be cancelled by),
@@ -34,7 +36,22 @@ from typing import Any
 
 from . import _core
 
-__all__ = ["INJECT_LABEL", "RATES", "RATE_LABEL", "Injector", "timeout_reschedule"]
+__all__ = [
+    "CANCEL_MESSAGE",
+    "INJECT_LABEL",
+    "RATES",
+    "RATE_LABEL",
+    "TIMEOUT_MESSAGE",
+    "Injector",
+    "propagated",
+    "timeout_reschedule",
+]
+
+#: The message of an injected ``CancelledError`` (it travels with the error).
+CANCEL_MESSAGE = "injected by simloom (cancellations=True)"
+#: The message of the ``CancelledError`` behind an injected timeout expiry (the
+#: ``TimeoutError``'s ``__cause__``).
+TIMEOUT_MESSAGE = "timeout expiry injected by simloom (cancellations=True)"
 
 #: The decision label of one injection.
 INJECT_LABEL = "inject.cancel"
@@ -51,6 +68,26 @@ EXPIRED = 2
 _Timeout = asyncio.timeouts.Timeout
 _original_reschedule = _Timeout.reschedule
 _ENTERED = asyncio.timeouts._State.ENTERED  # type: ignore[attr-defined]
+_EXPIRING = asyncio.timeouts._State.EXPIRING  # type: ignore[attr-defined]
+
+
+def _injected_cancel(error: BaseException | None, message: str) -> bool:
+    return isinstance(error, asyncio.CancelledError) and error.args[:1] == (message,)
+
+
+def propagated(error: BaseException, injected: bool = True) -> bool:
+    """Whether ``error``, which reached the top of a universe, is only an injected
+    cancellation the program let through: a ``CancelledError`` in a universe where
+    something was injected (``injected``; the message does not always survive:
+    ``asyncio.shield`` cancels its outer future with none), the ``TimeoutError`` of
+    an injected expiry, or a group of nothing else. That is what a cancelled
+    program should do: it ends the universe, and is not a failure (a cancellation
+    bug shows as something else: a failed check, a deadlock, a leak)."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(propagated(inner, injected) for inner in error.exceptions)
+    if isinstance(error, asyncio.CancelledError):
+        return injected or _injected_cancel(error, CANCEL_MESSAGE)
+    return isinstance(error, TimeoutError) and _injected_cancel(error.__cause__, TIMEOUT_MESSAGE)
 
 
 def timeout_reschedule(self: asyncio.Timeout, when: float | None) -> None:
@@ -125,6 +162,10 @@ class Injector:
             handler = timeout._timeout_handler
             if handler is not None:
                 handler.cancel()
-            timeout._on_timeout()
+            # What Timeout._on_timeout does, with a message that names the expiry
+            # as injected (it becomes the TimeoutError's __cause__).
+            task.cancel(msg=TIMEOUT_MESSAGE)
+            timeout._state = _EXPIRING
+            timeout._timeout_handler = None
         else:
-            task.cancel(msg="injected by simloom (cancellations=True)")
+            task.cancel(msg=CANCEL_MESSAGE)

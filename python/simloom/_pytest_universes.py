@@ -103,6 +103,13 @@ class Universe:
         self.loops.append(loop)
         return loop
 
+    def injected(self) -> bool:
+        """Whether a loop of this universe injected a cancellation or a timeout."""
+        return any(
+            loop._cancel_injector is not None and loop._cancel_injector.injected
+            for loop in self.loops
+        )
+
     def results(self, failed: bool) -> list[RunResult]:
         """The results of the loops the test made and closed (a loop of a wider
         fixture scope, still open, is left alone)."""

@@ -9,6 +9,7 @@ Owns: pytest integration. Must not: explore or shrink (``testing.py`` does).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import os
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from . import _budgets, _hashseed, _report, testing
+from . import _budgets, _cancellations, _hashseed, _report, testing
 from . import _pytest_universes as universes
 from .errors import SimloomUsageError, TapeError
 
@@ -557,8 +558,47 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     testing._set_current_test(item.nodeid if _is_simloom_test(item) else None)
     try:
         return (yield)
+    except (asyncio.CancelledError, TimeoutError, BaseExceptionGroup) as error:
+        if not _let_through(error):
+            raise
+        return None
     finally:
         testing._set_current_test(None)
+
+
+def _let_through(error: BaseException) -> bool:
+    """An injected cancellation reached the top of a test phase (set-up, call or
+    teardown) in a universe of ``pytest --simloom --simloom-cancellations``: the code
+    let it through, as cancelled code should; the phase ends there, passing."""
+    current = universes._current
+    return (
+        current is not None
+        and current.config.cancellations
+        and _cancellations.propagated(error, current.injected())
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    try:
+        return (yield)
+    except (asyncio.CancelledError, TimeoutError, BaseExceptionGroup) as error:
+        if not _let_through(error):
+            raise
+        # The test cannot run without its fixtures: skipped in this universe.
+        pytest.skip("an injected cancellation ended the set-up (simloom)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, Any, Any]:
+    try:
+        return (yield)
+    except (asyncio.CancelledError, TimeoutError, BaseExceptionGroup) as error:
+        if not _let_through(error):
+            raise
+        return None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
