@@ -289,9 +289,7 @@ def pytest(python: Path, suite: Suite, tree: Path, mode: list[str], label: str) 
     return Outcome(passed, failed, seconds, lines[-1] if lines else "", internal)
 
 
-def check(
-    suite: Suite, universes: int, cancellations: bool = False
-) -> tuple[list[str], list[str]]:
+def check(suite: Suite, universes: int, cancellations: bool = False) -> tuple[list[str], list[str]]:
     """Run one suite three ways (four with ``cancellations``); its table row and the
     goals it misses."""
     python = venv()

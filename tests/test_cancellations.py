@@ -346,3 +346,47 @@ def test_a_cancellation_of_the_programs_own_is_still_its_error() -> None:
 
     result = simloom.run(main, seed=1, scheduler="random", cancellations=True)
     assert isinstance(result.error, asyncio.CancelledError)
+
+
+LEAK_MODULE = """
+import asyncio
+
+async def main():
+    sem = asyncio.Semaphore(2)
+    async def worker():
+        await sem.acquire()
+        await asyncio.sleep(0.01)
+        sem.release()
+    tasks = [asyncio.create_task(worker()) for _ in range(4)]
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert sem._value == 2, "a permit leaked"
+"""
+
+
+def test_the_command_line_explores_with_cancellations_and_replays_the_artifact(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simloom import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "leak.py").write_text(LEAK_MODULE)
+    target = f"{tmp_path / 'leak.py'}:main"
+    assert cli.main(["explore", target, "--runs", "50", "--no-database"]) == 0
+    capsys.readouterr()
+    status = cli.main(
+        ["explore", target, "--runs", "50", "--no-database", "--cancellations", "--artifacts", "f"]
+    )
+    out = capsys.readouterr().out
+    assert status == 1, out
+    assert "a permit leaked" in out
+    assert "--cancellations" in out  # the re-run command keeps the option
+    assert "inject.cancel = 1" in out
+    tapes = sorted((tmp_path / "f").glob("*.tape.json"))
+    assert tapes
+    # The artifact says the universe injected cancellations: it replays with them.
+    assert '"cancellations": true' in tapes[0].read_text()
+    assert cli.main(["replay", str(tapes[0])]) == 1
+    assert "a permit leaked" in capsys.readouterr().out
+    # explain and timeline replay it the same way.
+    assert cli.main(["explain", str(tapes[0])]) == 1
+    assert "inject.cancel = 1" in capsys.readouterr().out

@@ -107,6 +107,8 @@ def _write_artifacts(
     result: RunResult,
     original: Tape | None,
     shrink: _Shrink | None,
+    *,
+    cancellations: bool = False,
 ) -> tuple[list[Path], list[str]]:
     """Write the tape and the event log; return the paths written and a warning
     line for each that could not be (the report never gives way to an OSError)."""
@@ -124,6 +126,9 @@ def _write_artifacts(
         "python": sys.version.split()[0],
         "simloom": __version__,
     }
+    if cancellations:
+        # The universe injected cancellations: its tape replays only with them on.
+        fields["cancellations"] = True
     written: list[Path] = []
     warnings: list[str] = []
 

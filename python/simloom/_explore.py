@@ -232,6 +232,7 @@ class _Exploration:
             final,
             found.tape if final is not found else None,
             shrink,
+            cancellations=self.config.cancellations,
         )
         # The report and the timeline replay the same variants of the tape.
         replays = _causal.remembering(
@@ -441,6 +442,9 @@ class _Exploration:
 
     def _replay_tape(self, artifact: TapeArtifact) -> None:
         __tracebackhide__ = True
+        if artifact.fields.get("cancellations") is True and not self.config.cancellations:
+            # A universe that injected cancellations replays with them.
+            self.config = replace(self.config, cancellations=True)
         path = artifact.path
         owner = artifact.test
         if owner is not None and owner != self.test_id:

@@ -109,8 +109,10 @@ def _rerun_command(
         command = f"pytest {_shell_quoted_test(test_id)} --simloom-seed={seed}{_session_flags}"
         return command + (" --simloom-check-determinism" if check_determinism else "")
     if _cli_target is not None and test_id == _cli_target:
-        return f"simloom explore {shlex.quote(test_id)} --seed={seed}" + (
-            " --check-determinism" if check_determinism else ""
+        return (
+            f"simloom explore {shlex.quote(test_id)} --seed={seed}"
+            + (" --cancellations" if cancellations else "")
+            + (" --check-determinism" if check_determinism else "")
         )
     options = (
         ("" if boundary else ", boundary=False")

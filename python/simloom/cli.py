@@ -130,6 +130,7 @@ def _explore(
     stream: Any,
     check_determinism: bool = False,
     database: bool = True,
+    cancellations: bool = False,
 ) -> int:
     from . import _report, testing
     from .errors import SimloomUsageError, TapeError
@@ -146,6 +147,7 @@ def _explore(
         scheduler=scheduler,
         shrink=shrink,
         check_determinism=check_determinism,
+        cancellations=cancellations,
     )
     if artifact_dir is not None:
         options = dataclasses.replace(options, artifact_dir=artifact_dir)
@@ -353,7 +355,10 @@ def _causal_trace(
         "--causal replays the failure, which needs an artifact of `simloom explore` "
         "(this one is of {test!r}); without --causal, trace prints its event log",
     )
-    result, trace = _causal.traced(lambda: _api.replay(function, artifact.tape, scheduler=question))
+    config = _artifact_config(artifact)
+    result, trace = _causal.traced(
+        lambda: _api.replay(function, artifact.tape, scheduler=question, config=config)
+    )
     recorded = artifact.fields.get("digest")
     print(f"simloom: causal trace of {test} (replayed from {path})", file=stream)
     if result.error is not None:
@@ -391,6 +396,14 @@ def _causal_trace(
     return OK
 
 
+def _artifact_config(artifact: Any) -> Any:
+    """The universe configuration an artifact's tape replays under: with injected
+    cancellations if the artifact says its universe had them."""
+    from ._config import UniverseConfig
+
+    return UniverseConfig(cancellations=artifact.fields.get("cancellations") is True)
+
+
 def _explain(path: Path, *, stream: Any) -> int:
     """Why an explored function's failure fails: its deviations told in code and
     the nearest passing universe (a pytest test's: its replay report says it)."""
@@ -402,14 +415,16 @@ def _explain(path: Path, *, stream: Any) -> int:
     test, function, question = _explored_failure(
         artifact, "explain needs an artifact of `simloom explore` or of a pytest test"
     )
-    final = _api.replay(function, artifact.tape, scheduler=question)
+    config = _artifact_config(artifact)
+    final = _api.replay(function, artifact.tape, scheduler=question, config=config)
     if final.error is None:
         print(f"simloom: {test}: the tape of {path} no longer fails", file=stream)
         return OK
     print(f"simloom: why {test} fails (replayed from {path})", file=stream)
     print(f"  error: {type(final.error).__name__}: {final.error}", file=stream)
     print("  " + final.explain().replace("\n", "\n  "), file=stream)
-    for line in _causal.explain(_api.traced_replays(function, scheduler=question), final):
+    replays = _api.traced_replays(function, scheduler=question, config=config)
+    for line in _causal.explain(replays, final):
         print(f"  {line}", file=stream)
     return FAILED
 
@@ -600,6 +615,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run every universe twice and fail if the two runs differ",
     )
     explore.add_argument(
+        "--cancellations",
+        action="store_true",
+        help="let universes cancel a task, or expire its asyncio.timeout, at any await",
+    )
+    explore.add_argument(
         "--no-database",
         action="store_true",
         help="neither replay nor save failures in Hypothesis's example database",
@@ -708,6 +728,7 @@ def _run(arguments: argparse.Namespace, stream: Any) -> int:
             stream=stream,
             check_determinism=arguments.check_determinism,
             database=not arguments.no_database,
+            cancellations=arguments.cancellations,
         )
     if arguments.command == "replay":
         return _replay(arguments.artifact, stream=stream)
