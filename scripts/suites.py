@@ -117,7 +117,9 @@ SUITES = [
             "aioitertools/tests/helpers.py",
             "aioitertools/tests/itertools.py",
         ),
-        args=("-p", "no:asyncio"),
+        # (pytest-aiohttp, another suite's dependency in the shared venv, needs
+        # pytest-asyncio's options: it goes too.)
+        args=("-p", "no:asyncio", "-p", "no:aiohttp"),
         explained={
             "aioitertools.tests.asyncio.AsyncioTest::test_as_completed": (
                 "expects sleeps of 0.1 s and 0.3 s started in one iteration to finish "

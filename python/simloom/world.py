@@ -228,6 +228,30 @@ class World:
         _skew.host_seen(self, host)
         return host
 
+    def redis(
+        self,
+        name: str = "redis",
+        *,
+        port: int = 6379,
+        appendonly: bool = True,
+        appendfsync: str = "everysec",
+        password: str | None = None,
+    ) -> Any:
+        """Start a Redis stand-in (RESP2/RESP3, persistence through the append-only
+        file with ``appendfsync`` ``"always"``, ``"everysec"`` or ``"no"``) on host
+        ``name``; unmodified clients connect to ``name:port``. See
+        :mod:`simloom.standins.redis` and docs/standins.md."""
+        from .standins import redis
+
+        return redis(
+            self,
+            name,
+            port=port,
+            appendonly=appendonly,
+            appendfsync=appendfsync,
+            password=password,
+        )
+
     def host(self, name: str, *, disk_capacity: int | None = None) -> Host:
         """The host called ``name``, made on first use with the next free address
         (10.0.0.2, 10.0.0.3, ...; ``"main"``, where the test runs, is 10.0.0.1). Its

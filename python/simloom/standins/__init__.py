@@ -1,0 +1,18 @@
+"""Stand-in servers for the services a program talks to, run on world hosts.
+
+Each speaks its real wire protocol over the simulated network, so unmodified
+client libraries work against it, and each lives on a :class:`~simloom.world.Host`:
+the host's faults (partitions, latency, crashes, restarts) apply to it like to any
+program, and what it persists goes to the host's simulated disk.
+
+* :func:`redis` (``world.redis(name)``): a Redis server (RESP2 and RESP3) with
+  the append-only file and its ``appendfsync`` policies.
+
+Owns: the servers' protocol and state. Must not: reach the real network or disk.
+"""
+
+from __future__ import annotations
+
+from .redis import RedisStandin, redis
+
+__all__ = ["RedisStandin", "redis"]
