@@ -1,0 +1,218 @@
+"""Bounded systematic search: every schedule with at most ``d`` deviations from FIFO.
+
+A universe is a sequence of decisions, each answered with a rank in ``[0, bound)``;
+rank 0 is the canonical (FIFO) answer and any other rank is a *deviation*. The
+search is a depth-first walk over *deviation sets*: it runs the canonical schedule
+and records its decisions; for each decision ``i`` after the set's last deviation
+and each alternative rank ``1..bound-1`` it replays the set plus ``(i, rank)`` as a
+tape, and, while the set holds fewer than ``d`` deviations, extends that child from
+the decisions *its* run recorded (a decision's bound, and the decisions after it,
+can change with earlier answers). Every set of at most ``d`` deviations that the
+program can take is thereby run exactly once: a set is reached only from its prefix
+without its last deviation, and deviations are added in increasing index order.
+
+No schedule is skipped as equivalent to another: the search does no partial-order
+reduction (see docs/schedulers.md, "Bounded systematic search"). What it proves is
+stated by :attr:`SystematicResult.proof`, never more: with no failure and the space
+exhausted, "no failure in any schedule with at most d deviations from FIFO", with
+the count of schedules and of decisions seen.
+
+Owns: the enumeration and its result. Must not: parse scheduler names
+(``_scheduler.py``) or report failures of ``@simloom.test`` (``_explore.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _api
+from ._api import Main, RunResult
+from ._config import UniverseConfig
+from ._scheduler import (
+    DEFAULT_MAX_SCHEDULES,
+    DEFAULT_SYSTEMATIC_DEVIATIONS,
+    MAX_SCHEDULES_LIMIT,
+    MAX_SYSTEMATIC_DEVIATIONS,
+)
+from ._validation import check_int
+from .errors import SimloomNondeterminismError, SimloomUsageError
+from .tape import Tape
+
+__all__ = ["SystematicResult", "explore_systematic", "search"]
+
+#: One deviation: (decision index, nonzero rank).
+Deviation = tuple[int, int]
+
+
+@dataclass
+class SystematicResult:
+    """What a bounded systematic search did, and what it proved.
+
+    ``exhausted`` is true when every schedule with at most ``deviations`` deviations
+    from FIFO was run; ``failure`` is the first failing universe found (its ``tape``
+    replays it with :func:`simloom.replay`), or ``None``. ``schedules`` counts the
+    universes run (the canonical one included). ``min_decisions`` and
+    ``max_decisions`` are the fewest and most decisions a schedule made: when they
+    differ, the schedules did not all have the same decisions to deviate at.
+    """
+
+    deviations: int
+    max_schedules: int
+    schedules: int = 0
+    exhausted: bool = False
+    failure: RunResult | None = None
+    canonical_decisions: int = 0
+    min_decisions: int = 0
+    max_decisions: int = 0
+    #: Schedules per number of deviations (index 0: the canonical one).
+    by_deviations: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True if no schedule failed (whether or not the bound was exhausted)."""
+        return self.failure is None
+
+    @property
+    def proof(self) -> str:
+        """What was proven, in words, and no more."""
+        d = self.deviations
+        plural = "" if d == 1 else "s"
+        if self.failure is not None:
+            tape = list(self.failure.tape.deviations)
+            return (
+                f"failure found in schedule {self.schedules} (with {len(tape)} deviation"
+                f"{'' if len(tape) == 1 else 's'} from FIFO: {tape}); "
+                f"{self.schedules} schedule(s) of at most {d} deviation{plural} run"
+            )
+        if not self.exhausted:
+            return (
+                f"bound not exhausted after {self.schedules} schedules (max_schedules="
+                f"{self.max_schedules}): no failure in the schedules run, nothing proven "
+                f"about the others with at most {d} deviation{plural}"
+            )
+        text = (
+            f"no failure in any schedule with at most {d} deviation{plural} from FIFO over "
+            f"the {self.canonical_decisions} decisions of this program's FIFO schedule "
+            f"({self.schedules} schedule{'' if self.schedules == 1 else 's'}, all run)"
+        )
+        if self.min_decisions != self.max_decisions:
+            text += (
+                f"; the number of decisions differs between schedules (from "
+                f"{self.min_decisions} to {self.max_decisions}): each schedule's bound "
+                "counts deviations among its own decisions"
+            )
+        return text
+
+    def __str__(self) -> str:
+        return self.proof
+
+
+def _decisions(result: RunResult) -> list[int]:
+    """The bound of each decision the universe made, in order."""
+    return [int(e.bound or 0) for e in result.event_log if e.kind == "decision"]
+
+
+def search(
+    replay: Callable[[Tape], RunResult],
+    deviations: int,
+    max_schedules: int,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> SystematicResult:
+    """The depth-first search, over ``replay`` (a tape → its universe)."""
+    outcome = SystematicResult(deviations, max_schedules, by_deviations=[0] * (deviations + 1))
+
+    def run(devs: tuple[Deviation, ...]) -> tuple[RunResult, list[int]] | None:
+        """Run one schedule; ``None`` once the search must stop."""
+        if outcome.failure is not None:
+            return None
+        if outcome.schedules >= max_schedules:
+            return None
+        result = replay(Tape(list(devs)))
+        if result.misaligned:
+            raise SimloomNondeterminismError(
+                f"systematic search: the schedule with deviations {list(devs)} did not fit "
+                "the program (a decision it deviates at was not asked, or had fewer "
+                "alternatives than in the run it was derived from): the program is not "
+                "deterministic under a fixed schedule; check_determinism=True on "
+                "simloom.run names the source"
+            )
+        bounds = _decisions(result)
+        count = len(bounds)
+        if outcome.schedules == 0:
+            outcome.canonical_decisions = outcome.min_decisions = outcome.max_decisions = count
+        outcome.min_decisions = min(outcome.min_decisions, count)
+        outcome.max_decisions = max(outcome.max_decisions, count)
+        outcome.schedules += 1
+        outcome.by_deviations[len(devs)] += 1
+        if on_result is not None:
+            on_result(result)
+        if result.error is not None:
+            outcome.failure = result
+            return None
+        return result, bounds
+
+    def extend(devs: tuple[Deviation, ...], bounds: list[int]) -> bool:
+        """Run every child of ``devs``; False once the search must stop."""
+        start = devs[-1][0] + 1 if devs else 0
+        for index in range(start, len(bounds)):
+            for rank in range(1, bounds[index]):
+                child = (*devs, (index, rank))
+                ran = run(child)
+                if ran is None:
+                    return False
+                if len(child) < deviations and not extend(child, ran[1]):
+                    return False
+        return True
+
+    root = run(())
+    if root is not None and (deviations == 0 or extend((), root[1])):
+        outcome.exhausted = True
+    return outcome
+
+
+def explore_systematic(
+    main: Main,
+    *,
+    deviations: int = DEFAULT_SYSTEMATIC_DEVIATIONS,
+    max_schedules: int = DEFAULT_MAX_SCHEDULES,
+    config: UniverseConfig | None = None,
+    **options: Any,
+) -> SystematicResult:
+    """Run ``main`` under every schedule with at most ``deviations`` deviations from
+    the canonical (FIFO) schedule, stopping at the first failure or after
+    ``max_schedules`` schedules; say what was proven (:attr:`SystematicResult.proof`).
+
+    A deviation is a decision answered with a nonzero rank: a ready callback run
+    ahead of older ones, a fault, a ``simloom.draw`` other than 0, an injected
+    cancellation (``cancellations=True``). The universe options (``boundary``,
+    budgets, ``cancellations``...) are those of :func:`simloom.run`, as keywords or
+    as ``config=``. See docs/schedulers.md, "Bounded systematic search".
+    """
+    check_int("deviations", deviations, minimum=0, maximum=MAX_SYSTEMATIC_DEVIATIONS)
+    check_int("max_schedules", max_schedules, minimum=1, maximum=MAX_SCHEDULES_LIMIT)
+    universe = _config(config, options)
+    _api._check_main(main)
+
+    def replay(tape: Tape) -> RunResult:
+        return _api.replay(main, tape, config=universe)
+
+    return _api.frozen_heap().run(search, replay, deviations, max_schedules)
+
+
+def _config(config: UniverseConfig | None, options: dict[str, Any]) -> UniverseConfig:
+    if not options:
+        if config is not None and not isinstance(config, UniverseConfig):
+            raise SimloomUsageError(
+                f"config must be a simloom.UniverseConfig, got {type(config).__name__}"
+            )
+        return config or UniverseConfig()
+    if config is not None:
+        raise SimloomUsageError(
+            f"pass either config= or {', '.join(f'{n}=' for n in options)}, not both"
+        )
+    try:
+        return UniverseConfig(**options)
+    except TypeError as exc:
+        raise SimloomUsageError(f"explore_systematic(): {exc}") from None
