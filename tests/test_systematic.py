@@ -10,6 +10,7 @@ was proven), the cap, the parsing, and the ``@simloom.test`` hook.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from math import comb
 from typing import Any
 
@@ -184,3 +185,32 @@ def test_the_simloom_test_decorator_reports_a_found_failure(
         test_race()
     report = "\n".join(getattr(caught.value, "__notes__", []))
     assert "systematic schedule 2 (systematic:d=1)" in report, report
+
+
+async def draws_around_a_race() -> None:
+    """A draw of 3, a race of two tasks (ordering decisions), a draw of 2."""
+    simloom.draw("before", 3)
+    await check_then_act_quietly()
+    simloom.draw("after", 2)
+
+
+async def check_then_act_quietly() -> None:
+    with contextlib.suppress(AssertionError):
+        await check_then_act()
+
+
+def test_p_bounds_the_deviations_that_reorder_ready_callbacks() -> None:
+    # p=0: only the draws deviate: FIFO, before in {1, 2}, after, both (2 ways).
+    none = explore_systematic(draws_around_a_race, deviations=2, preemptions=0)
+    assert none.ok and none.exhausted
+    assert none.schedules == 1 + 2 + 1 + 2
+    assert "none of them reordering ready callbacks" in none.proof, none.proof
+    every = explore_systematic(draws_around_a_race, deviations=2)
+    assert every.schedules > none.schedules
+    # The race needs one reordering: not found with p=0, found with p=1.
+    assert explore_systematic(check_then_act, deviations=2, preemptions=0).ok
+    assert not explore_systematic(check_then_act, deviations=2, preemptions=1).ok
+    spec = simloom.parse_scheduler("systematic:d=2,p=1")
+    assert (spec.preemptions, spec.name) == (1, "systematic:d=2,p=1")
+    with pytest.raises(SimloomUsageError):
+        simloom.parse_scheduler("systematic:p=-2")

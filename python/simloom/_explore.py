@@ -529,7 +529,11 @@ class _Exploration:
             return _api.replay(self.main, tape, config=self.config)
 
         outcome = _systematic.search(
-            replay, spec.deviations, spec.max_schedules, on_result=self._count
+            replay,
+            spec.deviations,
+            spec.max_schedules,
+            on_result=self._count,
+            preemptions=spec.preemptions,
         )
         self.notes.append(f"{spec.name}: {outcome.proof}")
         found = outcome.failure

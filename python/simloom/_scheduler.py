@@ -27,7 +27,8 @@ SCHEDULERS: dict[str, str] = {
     ),
     "systematic": (
         "bounded systematic search: every schedule with at most d deviations from FIFO "
-        "('systematic:d=2,max=100000'; d defaults to 2), stating what was proven"
+        "('systematic:d=2,p=1,max=100000': p bounds the deviations that reorder ready "
+        "callbacks; d defaults to 2), stating what was proven"
     ),
 }
 
@@ -67,6 +68,9 @@ class SchedulerSpec:
     #: schedules enumerated.
     deviations: int = DEFAULT_SYSTEMATIC_DEVIATIONS
     max_schedules: int = DEFAULT_MAX_SCHEDULES
+    #: Of those deviations, at most this many reorder ready callbacks (``None``:
+    #: no bound of its own).
+    preemptions: int | None = None
 
     @property
     def reorders(self) -> bool:
@@ -83,6 +87,8 @@ class SchedulerSpec:
             return f"faithful:stall={self.max_stall_ns / 1e9:g}"
         if self.strategy == "systematic":
             name = f"systematic:d={self.deviations}"
+            if self.preemptions is not None:
+                name += f",p={self.preemptions}"
             if self.max_schedules != DEFAULT_MAX_SCHEDULES:
                 name += f",max={self.max_schedules}"
             return name
@@ -158,27 +164,37 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
 
 def _parse_systematic(spec: str, options: str) -> SchedulerSpec:
     deviations, cap = DEFAULT_SYSTEMATIC_DEVIATIONS, DEFAULT_MAX_SCHEDULES
+    preemptions: int | None = None
     for option in filter(None, (o.strip() for o in options.split(","))):
         key, _, value = option.partition("=")
         key = key.strip()
         if key in ("d", "deviations"):
-            try:
-                deviations = int(value)
-            except ValueError:
-                deviations = -1
-            if not 0 <= deviations <= MAX_SYSTEMATIC_DEVIATIONS:
-                raise SimloomUsageError(
-                    f"scheduler {spec!r}: d must be an integer in "
-                    f"[0, {MAX_SYSTEMATIC_DEVIATIONS}], got {value.strip()!r}"
-                )
+            deviations = _count("d", value, spec)
+        elif key in ("p", "preemptions"):
+            preemptions = _count("p", value, spec)
         elif key in ("max", "max_schedules"):
             cap = _positive("max", value, spec, MAX_SCHEDULES_LIMIT)
         else:
             raise SimloomUsageError(
                 f"scheduler {spec!r}: unknown systematic option {option!r}; "
-                "use 'd=<deviations>' or 'max=<schedules>'"
+                "use 'd=<deviations>', 'p=<preemptions>' or 'max=<schedules>'"
             )
-    return SchedulerSpec("systematic", deviations=deviations, max_schedules=cap)
+    return SchedulerSpec(
+        "systematic", deviations=deviations, max_schedules=cap, preemptions=preemptions
+    )
+
+
+def _count(option: str, text: str, spec: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SYSTEMATIC_DEVIATIONS:
+        raise SimloomUsageError(
+            f"scheduler {spec!r}: {option} must be an integer in "
+            f"[0, {MAX_SYSTEMATIC_DEVIATIONS}], got {text.strip()!r}"
+        )
+    return value
 
 
 def replay_questions(scheduler: str | SchedulerSpec | None) -> str | None:

@@ -60,6 +60,9 @@ class SystematicResult:
 
     deviations: int
     max_schedules: int
+    #: At most this many of the deviations reorder ready callbacks (``p=``), or
+    #: ``None`` when only ``deviations`` bounds them.
+    preemptions: int | None = None
     schedules: int = 0
     exhausted: bool = False
     failure: RunResult | None = None
@@ -79,6 +82,11 @@ class SystematicResult:
         """What was proven, in words, and no more."""
         d = self.deviations
         plural = "" if d == 1 else "s"
+        if self.preemptions is not None:
+            plural += (
+                f" ({'none' if self.preemptions == 0 else f'at most {self.preemptions}'}"
+                " of them reordering ready callbacks)"
+            )
         if self.failure is not None:
             tape = list(self.failure.tape.deviations)
             return (
@@ -109,9 +117,18 @@ class SystematicResult:
         return self.proof
 
 
-def _decisions(result: RunResult) -> list[int]:
-    """The bound of each decision the universe made, in order."""
-    return [int(e.bound or 0) for e in result.event_log if e.kind == "decision"]
+#: The decisions that order ready callbacks: a deviation there is a preemption.
+ORDER_LABELS = frozenset({"sched.pick", "timer.order"})
+
+
+def _decisions(result: RunResult) -> list[tuple[int, bool]]:
+    """Each decision the universe made, in order: its bound, and whether it orders
+    ready callbacks."""
+    return [
+        (int(e.bound or 0), e.label in ORDER_LABELS)
+        for e in result.event_log
+        if e.kind == "decision"
+    ]
 
 
 def search(
@@ -119,11 +136,15 @@ def search(
     deviations: int,
     max_schedules: int,
     on_result: Callable[[RunResult], None] | None = None,
+    preemptions: int | None = None,
 ) -> SystematicResult:
     """The depth-first search, over ``replay`` (a tape → its universe)."""
-    outcome = SystematicResult(deviations, max_schedules, by_deviations=[0] * (deviations + 1))
+    outcome = SystematicResult(
+        deviations, max_schedules, preemptions, by_deviations=[0] * (deviations + 1)
+    )
+    preemption_bound = deviations if preemptions is None else preemptions
 
-    def run(devs: tuple[Deviation, ...]) -> tuple[RunResult, list[int]] | None:
+    def run(devs: tuple[Deviation, ...]) -> tuple[RunResult, list[tuple[int, bool]]] | None:
         """Run one schedule; ``None`` once the search must stop."""
         if outcome.failure is not None:
             return None
@@ -153,21 +174,27 @@ def search(
             return None
         return result, bounds
 
-    def extend(devs: tuple[Deviation, ...], bounds: list[int]) -> bool:
-        """Run every child of ``devs``; False once the search must stop."""
+    def extend(
+        devs: tuple[Deviation, ...], decisions: list[tuple[int, bool]], preempted: int
+    ) -> bool:
+        """Run every child of ``devs`` (``preempted`` of whose deviations reorder
+        ready callbacks); False once the search must stop."""
         start = devs[-1][0] + 1 if devs else 0
-        for index in range(start, len(bounds)):
-            for rank in range(1, bounds[index]):
+        for index in range(start, len(decisions)):
+            bound, orders = decisions[index]
+            if orders and preempted >= preemption_bound:
+                continue
+            for rank in range(1, bound):
                 child = (*devs, (index, rank))
                 ran = run(child)
                 if ran is None:
                     return False
-                if len(child) < deviations and not extend(child, ran[1]):
+                if len(child) < deviations and not extend(child, ran[1], preempted + orders):
                     return False
         return True
 
     root = run(())
-    if root is not None and (deviations == 0 or extend((), root[1])):
+    if root is not None and (deviations == 0 or extend((), root[1], 0)):
         outcome.exhausted = True
     return outcome
 
@@ -177,6 +204,7 @@ def explore_systematic(
     *,
     deviations: int = DEFAULT_SYSTEMATIC_DEVIATIONS,
     max_schedules: int = DEFAULT_MAX_SCHEDULES,
+    preemptions: int | None = None,
     config: UniverseConfig | None = None,
     **options: Any,
 ) -> SystematicResult:
@@ -186,19 +214,24 @@ def explore_systematic(
 
     A deviation is a decision answered with a nonzero rank: a ready callback run
     ahead of older ones, a fault, a ``simloom.draw`` other than 0, an injected
-    cancellation (``cancellations=True``). The universe options (``boundary``,
+    cancellation (``cancellations=True``). ``preemptions`` bounds, further, the
+    deviations that reorder ready callbacks (``sched.pick``, ``timer.order``); the
+    others (draws, faults, injections) count only towards ``deviations``. The
+    universe options (``boundary``,
     budgets, ``cancellations``...) are those of :func:`simloom.run`, as keywords or
     as ``config=``. See docs/schedulers.md, "Bounded systematic search".
     """
     check_int("deviations", deviations, minimum=0, maximum=MAX_SYSTEMATIC_DEVIATIONS)
     check_int("max_schedules", max_schedules, minimum=1, maximum=MAX_SCHEDULES_LIMIT)
+    if preemptions is not None:
+        check_int("preemptions", preemptions, minimum=0, maximum=MAX_SYSTEMATIC_DEVIATIONS)
     universe = _config(config, options)
     _api._check_main(main)
 
     def replay(tape: Tape) -> RunResult:
         return _api.replay(main, tape, config=universe)
 
-    return _api.frozen_heap().run(search, replay, deviations, max_schedules)
+    return _api.frozen_heap().run(search, replay, deviations, max_schedules, None, preemptions)
 
 
 def _config(config: UniverseConfig | None, options: dict[str, Any]) -> UniverseConfig:
