@@ -214,3 +214,29 @@ def test_p_bounds_the_deviations_that_reorder_ready_callbacks() -> None:
     assert (spec.preemptions, spec.name) == (1, "systematic:d=2,p=1")
     with pytest.raises(SimloomUsageError):
         simloom.parse_scheduler("systematic:p=-2")
+
+
+def test_the_command_line_says_what_was_proven(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "prog.py").write_text(
+        "import asyncio\n"
+        "async def locked():\n"
+        "    lock, n = asyncio.Lock(), [0]\n"
+        "    async def inc():\n"
+        "        async with lock:\n"
+        "            v = n[0]\n"
+        "            await asyncio.sleep(0)\n"
+        "            n[0] = v + 1\n"
+        "    await asyncio.gather(inc(), inc())\n"
+        "    assert n[0] == 2\n"
+    )
+    from simloom import cli
+
+    status = cli.main(
+        ["explore", "prog.py:locked", "--scheduler", "systematic:d=2", "--no-database"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "no failure in any schedule with at most 2 deviations from FIFO" in out, out
