@@ -240,3 +240,37 @@ def test_the_command_line_says_what_was_proven(
     out = capsys.readouterr().out
     assert status == 0, out
     assert "no failure in any schedule with at most 2 deviations from FIFO" in out, out
+
+
+async def two_sleepers() -> None:
+    async def sleeper() -> None:
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+
+    tasks = [asyncio.create_task(sleeper()) for _ in range(2)]
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _execution(result: simloom.RunResult) -> list[tuple[Any, ...]]:
+    """The event log with the injection rate's answer left out."""
+    return [
+        (e.kind, e.label, e.bound, e.time_ns, None if e.label == "inject.rate" else e.value)
+        for e in result.event_log
+    ]
+
+
+def test_the_injection_rate_is_never_deviated_it_changes_nothing_under_a_tape() -> None:
+    canonical = simloom.replay(two_sleepers, simloom.Tape(), cancellations=True)
+    decisions = [(e.label, e.bound or 0) for e in canonical.event_log if e.kind == "decision"]
+    rate = [label for label, _ in decisions].index("inject.rate")
+    assert decisions[rate][1] == 4
+    # Why the reduction is sound: every answer of the rate runs the same schedule.
+    for answer in range(1, 4):
+        deviated = simloom.replay(two_sleepers, simloom.Tape([(rate, answer)]), cancellations=True)
+        assert not deviated.misaligned
+        assert _execution(deviated) == _execution(canonical)
+    # d=1 runs FIFO plus every alternative of every other decision, none of the rate's.
+    result = explore_systematic(two_sleepers, deviations=1, cancellations=True)
+    assert result.ok and result.exhausted
+    others = sum(bound - 1 for label, bound in decisions if label != "inject.rate")
+    assert result.schedules == 1 + others

@@ -11,8 +11,13 @@ can change with earlier answers). Every set of at most ``d`` deviations that the
 program can take is thereby run exactly once: a set is reached only from its prefix
 without its last deviation, and deviations are added in increasing index order.
 
-No schedule is skipped as equivalent to another: the search does no partial-order
-reduction (see docs/schedulers.md, "Bounded systematic search"). What it proves is
+One reduction, sound by construction: a decision that only weights what a *seeded*
+strategy would answer later (``inject.rate``, the injection rate of
+``cancellations=True``) is never deviated, since under a forced schedule (a tape)
+its answer changes nothing: the schedule with it deviated runs exactly the schedule
+without, which has one deviation fewer. Otherwise no schedule is skipped as
+equivalent to another: the search does no partial-order reduction (see
+docs/schedulers.md, "Bounded systematic search"). What it proves is
 stated by :attr:`SystematicResult.proof`, never more: with no failure and the space
 exhausted, "no failure in any schedule with at most d deviations from FIFO", with
 the count of schedules and of decisions seen.
@@ -27,8 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _api
+from . import _api, _core
 from ._api import Main, RunResult
+from ._cancellations import RATE_LABEL
 from ._config import UniverseConfig
 from ._scheduler import (
     DEFAULT_MAX_SCHEDULES,
@@ -119,16 +125,25 @@ class SystematicResult:
 
 #: The decisions that order ready callbacks: a deviation there is a preemption.
 ORDER_LABELS = frozenset({"sched.pick", "timer.order"})
+#: Decisions whose answer only weights later answers of a seeded strategy: under a
+#: tape they change nothing, so they are never deviated (the reduction).
+NEUTRAL_LABELS = frozenset({RATE_LABEL})
 
 
 def _decisions(result: RunResult) -> list[tuple[int, bool]]:
-    """Each decision the universe made, in order: its bound, and whether it orders
-    ready callbacks."""
-    return [
-        (int(e.bound or 0), e.label in ORDER_LABELS)
-        for e in result.event_log
-        if e.kind == "decision"
-    ]
+    """Each decision the universe made, in order: its bound (1 for a neutral one:
+    no alternative worth running), and whether it orders ready callbacks."""
+    labels: list[str] = []
+    decisions: list[tuple[int, bool]] = []
+    for raw in _core.decode_event_log(result.event_log_bytes):
+        kind = raw[0]
+        if kind == "label":
+            labels.append(raw[2])
+        elif kind == "decision":
+            label = labels[raw[1]]
+            bound = 1 if label in NEUTRAL_LABELS else int(raw[2])
+            decisions.append((bound, label in ORDER_LABELS))
+    return decisions
 
 
 def search(
