@@ -274,3 +274,18 @@ def test_the_injection_rate_is_never_deviated_it_changes_nothing_under_a_tape() 
     assert result.ok and result.exhausted
     others = sum(bound - 1 for label, bound in decisions if label != "inject.rate")
     assert result.schedules == 1 + others
+
+
+def test_check_determinism_runs_each_schedule_twice() -> None:
+    result = explore_systematic(three_draws, deviations=1, check_determinism=True)
+    assert result.ok and result.schedules == 5
+    seen: list[int] = []
+
+    async def nondeterministic() -> None:
+        seen.append(1)
+        # Asks one more decision on every other run of the same schedule.
+        for _ in range(len(seen) % 2 + 1):
+            simloom.draw("x", 2)
+
+    with pytest.raises(simloom.SimloomNondeterminismError):
+        explore_systematic(nondeterministic, deviations=1, check_determinism=True)

@@ -525,9 +525,9 @@ class _Exploration:
         __tracebackhide__ = True
         from . import _systematic
 
-        def replay(tape: Tape) -> RunResult:
-            return _api.replay(self.main, tape, config=self.config)
-
+        replay = _systematic.replayer(
+            self.main, self.config, check_determinism=self.check_determinism
+        )
         outcome = _systematic.search(
             replay,
             spec.deviations,

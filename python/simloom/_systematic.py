@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _api, _core
+from . import _api, _core, _selfcheck
 from ._api import Main, RunResult
 from ._cancellations import RATE_LABEL
 from ._config import UniverseConfig
@@ -42,8 +42,9 @@ from ._scheduler import (
     MAX_SCHEDULES_LIMIT,
     MAX_SYSTEMATIC_DEVIATIONS,
 )
-from ._validation import check_int
+from ._validation import check_flag, check_int
 from .errors import SimloomNondeterminismError, SimloomUsageError
+from .loop import SimLoop
 from .tape import Tape
 
 __all__ = ["SystematicResult", "explore_systematic", "search"]
@@ -220,6 +221,7 @@ def explore_systematic(
     deviations: int = DEFAULT_SYSTEMATIC_DEVIATIONS,
     max_schedules: int = DEFAULT_MAX_SCHEDULES,
     preemptions: int | None = None,
+    check_determinism: bool = False,
     config: UniverseConfig | None = None,
     **options: Any,
 ) -> SystematicResult:
@@ -232,7 +234,9 @@ def explore_systematic(
     cancellation (``cancellations=True``). ``preemptions`` bounds, further, the
     deviations that reorder ready callbacks (``sched.pick``, ``timer.order``); the
     others (draws, faults, injections) count only towards ``deviations``. The
-    universe options (``boundary``,
+    ``check_determinism=True`` runs every schedule twice and raises
+    :class:`~simloom.SimloomNondeterminismError` if the runs differ. The universe
+    options (``boundary``,
     budgets, ``cancellations``...) are those of :func:`simloom.run`, as keywords or
     as ``config=``. See docs/schedulers.md, "Bounded systematic search".
     """
@@ -240,13 +244,35 @@ def explore_systematic(
     check_int("max_schedules", max_schedules, minimum=1, maximum=MAX_SCHEDULES_LIMIT)
     if preemptions is not None:
         check_int("preemptions", preemptions, minimum=0, maximum=MAX_SYSTEMATIC_DEVIATIONS)
+    check_flag("check_determinism", check_determinism)
     universe = _config(config, options)
     _api._check_main(main)
-
-    def replay(tape: Tape) -> RunResult:
-        return _api.replay(main, tape, config=universe)
+    replay = replayer(main, universe, check_determinism=check_determinism)
 
     return _api.frozen_heap().run(search, replay, deviations, max_schedules, None, preemptions)
+
+
+def replayer(
+    main: Main, config: UniverseConfig, *, check_determinism: bool = False
+) -> Callable[[Tape], RunResult]:
+    """What runs one schedule: a replay of its tape (twice, compared, when
+    ``check_determinism``)."""
+    if not check_determinism:
+        return lambda tape: _api.replay(main, tape, config=config)
+
+    def checked(tape: Tape) -> RunResult:
+        return _selfcheck.run_twice(
+            lambda trace: _api._universe(
+                main,
+                trace(SimLoop(tape=tape, config=config)),
+                None,
+                "replay",
+                config.boundary_settings,
+            ),
+            f"the systematic schedule with deviations {list(tape.deviations)}",
+        )
+
+    return checked
 
 
 def _config(config: UniverseConfig | None, options: dict[str, Any]) -> UniverseConfig:
