@@ -7,6 +7,10 @@ seeded ``simloom.run(main, seed=s, scheduler="random")`` universes of the same
 program. The ratio is the cost of a systematic schedule (a replay of a tape, plus the
 event log decoded to read its decisions) relative to a random-walk universe.
 
+Then, for every program of the zoo, the smallest deviation bound d <= 3 within which
+the search finds the bug (or, for a control, the largest d it exhausts cleanly),
+with the schedules that took, under a cap of 20,000 schedules per bound.
+
 The search drives each schedule from Python (one ``simloom.replay`` per deviation
 set); no Rust "forced answers" strategy exists yet, so there is no second driver to
 compare with.
@@ -34,6 +38,7 @@ from _common import (
     print_header,
     print_table,
 )
+from zoo import BUGS, CONTROLS
 from zoo.check_then_act import check_then_act, single_flight_cache
 from zoo.deep_ordering import deep_ordering
 from zoo.lost_update import locked_counter
@@ -93,6 +98,7 @@ def main() -> None:
     )
     for note in report.notes:
         print(f"  {note}")
+    zoo_depths(report)
     report.goal(
         f"systematic search >= {GOAL_RATE:,.0f} schedules/s on every program",
         fmt_rate(slowest),
@@ -100,6 +106,31 @@ def main() -> None:
     )
     report.print_goals()
     report.write_json(args.json)
+
+
+#: Bounds tried on the zoo, and the cap per bound.
+ZOO_BOUNDS = range(4)
+ZOO_CAP = 20_000
+
+
+def zoo_depths(report: Report) -> None:
+    print()
+    rows = []
+    for name, program in {**BUGS, **CONTROLS}.items():
+        kind = "bug" if name in BUGS else "control"
+        said = "clean at every d <= 3"
+        for bound in ZOO_BOUNDS:
+            result = simloom.explore_systematic(program, deviations=bound, max_schedules=ZOO_CAP)
+            if not result.ok:
+                said = f"found at d={bound} (schedule {result.schedules})"
+                break
+            if not result.exhausted:
+                said = f"clean at d<={bound - 1}; d={bound} not exhausted after {ZOO_CAP:,}"
+                break
+            said = f"clean at d<={bound} ({result.schedules:,} schedules at d={bound})"
+        rows.append([name, kind, said])
+        report.note(f"zoo {name} ({kind}): {said}")
+    print_table(["zoo program", "kind", "systematic search"], rows)
 
 
 if __name__ == "__main__":
