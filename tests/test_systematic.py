@@ -20,6 +20,7 @@ from hypothesis import settings
 from simloom import SimloomUsageError, SystematicResult, explore_systematic
 from simloom import testing as simloom_testing
 
+from tests.zoo import BUGS, CONTROLS
 from tests.zoo.check_then_act import check_then_act, single_flight_cache
 from tests.zoo.deep_ordering import deep_ordering
 
@@ -114,11 +115,30 @@ def test_the_control_passes_and_varying_decision_counts_are_said() -> None:
 
 
 def test_the_cap_says_the_bound_was_not_exhausted() -> None:
-    result = explore_systematic(needs(8), deviations=8, max_schedules=7)
+    # FIFO, the 8 single deviations, then 5 of the 28 pairs: capped inside size 2.
+    result = explore_systematic(needs(8), deviations=3, max_schedules=14)
     assert result.ok and not result.exhausted
-    assert result.schedules == 7
-    assert result.proof.startswith("bound not exhausted after 7 schedules"), result.proof
-    assert "nothing proven" in result.proof
+    assert result.schedules == 14
+    assert result.by_deviations == [1, 8, 5, 0]
+    assert result.clean_up_to == 1
+    assert result.proof.startswith("bound not exhausted after 14 schedules"), result.proof
+    assert "no failure in any schedule with at most 1 deviation from FIFO (all run)" in (
+        result.proof
+    )
+    assert "nothing proven about the schedules with 2 to 3 deviations" in result.proof
+
+
+def test_a_failure_found_has_the_fewest_deviations_within_the_bound() -> None:
+    # condition_if_not_while fails with two deviations and with one; the search
+    # finishes every single deviation before it tries a pair, so it reports one.
+    result = explore_systematic(BUGS["condition_if_not_while"], deviations=3)
+    assert result.failure is not None
+    assert len(result.failure.tape.deviations) == 1
+    assert "no failure in any schedule with at most 0 deviations" in result.proof
+    found = explore_systematic(needs(2), deviations=3)
+    assert found.failure is not None and len(found.failure.tape.deviations) == 2
+    assert found.by_deviations[:2] == [1, 8] and found.clean_up_to == 1
+    assert "no failure in any schedule with at most 1 deviation (9 schedules" in found.proof
 
 
 def test_by_deviations_counts_each_level() -> None:
@@ -289,3 +309,18 @@ def test_check_determinism_runs_each_schedule_twice() -> None:
 
     with pytest.raises(simloom.SimloomNondeterminismError):
         explore_systematic(nondeterministic, deviations=1, check_determinism=True)
+
+
+@pytest.mark.parametrize("name", sorted(set(BUGS) - {"starvation"}))
+def test_every_zoo_bug_but_starvation_is_found_within_two_deviations(name: str) -> None:
+    found = explore_systematic(BUGS[name], deviations=2)
+    assert not found.ok, found.proof
+    # ... and not within fewer: the bound below it is exhausted cleanly (FIFO passes).
+    below = explore_systematic(BUGS[name], deviations=len(found.failure.tape.deviations) - 1)
+    assert below.ok and below.exhausted, below.proof
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_no_zoo_control_fails_within_two_deviations(name: str) -> None:
+    result = explore_systematic(CONTROLS[name], deviations=2)
+    assert result.ok and result.exhausted, result.proof

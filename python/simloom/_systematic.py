@@ -2,14 +2,17 @@
 
 A universe is a sequence of decisions, each answered with a rank in ``[0, bound)``;
 rank 0 is the canonical (FIFO) answer and any other rank is a *deviation*. The
-search is a depth-first walk over *deviation sets*: it runs the canonical schedule
-and records its decisions; for each decision ``i`` after the set's last deviation
-and each alternative rank ``1..bound-1`` it replays the set plus ``(i, rank)`` as a
-tape, and, while the set holds fewer than ``d`` deviations, extends that child from
-the decisions *its* run recorded (a decision's bound, and the decisions after it,
-can change with earlier answers). Every set of at most ``d`` deviations that the
-program can take is thereby run exactly once: a set is reached only from its prefix
-without its last deviation, and deviations are added in increasing index order.
+search walks *deviation sets*, one size at a time: it runs the canonical schedule
+and records its decisions; for each set of k deviations, each decision ``i`` after
+the set's last deviation and each alternative rank ``1..bound-1``, it replays the
+set plus ``(i, rank)`` as a tape, and records that child's own decisions to extend
+it at size k+1 (a decision's bound, and the decisions after it, can change with
+earlier answers). Every set of at most ``d`` deviations that the program can take
+is thereby run exactly once: a set is reached only from itself minus its last
+deviation, and deviations are added in increasing index order. Every set of k
+deviations runs before any of k+1, so a failure found has the fewest deviations any
+failure within the bound has, and a search cut short by its cap has still proven
+the sizes it finished.
 
 One reduction, sound by construction: a decision that only weights what a *seeded*
 strategy would answer later (``inject.rate``, the injection rate of
@@ -51,6 +54,9 @@ __all__ = ["SystematicResult", "explore_systematic", "search"]
 
 #: One deviation: (decision index, nonzero rank).
 Deviation = tuple[int, int]
+#: A schedule the search may extend: its deviations, its decisions (bound, whether
+#: it orders ready callbacks), and how many of its deviations reorder callbacks.
+Extendable = tuple[tuple[Deviation, ...], list[tuple[int, bool]], int]
 
 
 @dataclass
@@ -78,6 +84,10 @@ class SystematicResult:
     max_decisions: int = 0
     #: Schedules per number of deviations (index 0: the canonical one).
     by_deviations: list[int] = field(default_factory=list)
+    #: Every schedule with at most this many deviations ran and passed (-1: not
+    #: even FIFO). The search runs all schedules with k deviations before any with
+    #: k+1, so this holds however it ended.
+    clean_up_to: int = -1
 
     @property
     def ok(self) -> bool:
@@ -96,16 +106,25 @@ class SystematicResult:
             )
         if self.failure is not None:
             tape = list(self.failure.tape.deviations)
-            return (
-                f"failure found in schedule {self.schedules} (with {len(tape)} deviation"
-                f"{'' if len(tape) == 1 else 's'} from FIFO: {tape}); "
-                f"{self.schedules} schedule(s) of at most {d} deviation{plural} run"
+            k = len(tape)
+            text = (
+                f"failure found in schedule {self.schedules}, with {k} deviation"
+                f"{'' if k == 1 else 's'} from FIFO ({tape})"
             )
+            if k:
+                text += (
+                    f"; no failure in any schedule with at most {k - 1} deviation"
+                    f"{'' if k == 2 else 's'} ({self.schedules - self.by_deviations[k]} "
+                    "schedules, all run): no schedule with fewer deviations fails"
+                )
+            return text
         if not self.exhausted:
+            clean = self.clean_up_to
             return (
                 f"bound not exhausted after {self.schedules} schedules (max_schedules="
-                f"{self.max_schedules}): no failure in the schedules run, nothing proven "
-                f"about the others with at most {d} deviation{plural}"
+                f"{self.max_schedules}): no failure in any schedule with at most {clean} "
+                f"deviation{'' if clean == 1 else 's'} from FIFO (all run); nothing proven "
+                f"about the schedules with {clean + 1} to {d} deviations not run"
             )
         text = (
             f"no failure in any schedule with at most {d} deviation{plural} from FIFO over "
@@ -154,29 +173,26 @@ def search(
     on_result: Callable[[RunResult], None] | None = None,
     preemptions: int | None = None,
 ) -> SystematicResult:
-    """The depth-first search, over ``replay`` (a tape → its universe)."""
+    """The search over ``replay`` (a tape → its universe), one deviation count at a
+    time: every schedule with k deviations runs before any with k+1."""
     outcome = SystematicResult(
         deviations, max_schedules, preemptions, by_deviations=[0] * (deviations + 1)
     )
     preemption_bound = deviations if preemptions is None else preemptions
 
-    def run(devs: tuple[Deviation, ...]) -> tuple[RunResult, list[tuple[int, bool]]] | None:
-        """Run one schedule; ``None`` once the search must stop."""
-        if outcome.failure is not None:
-            return None
-        if outcome.schedules >= max_schedules:
-            return None
+    def run(devs: tuple[Deviation, ...]) -> list[tuple[int, bool]] | None:
+        """Run one schedule: its decisions, or ``None`` if it failed."""
         result = replay(Tape(list(devs)))
         if result.misaligned:
             raise SimloomNondeterminismError(
                 f"systematic search: the schedule with deviations {list(devs)} did not fit "
                 "the program (a decision it deviates at was not asked, or had fewer "
                 "alternatives than in the run it was derived from): the program is not "
-                "deterministic under a fixed schedule; check_determinism=True on "
-                "simloom.run names the source"
+                "deterministic under a fixed schedule; check_determinism=True names the "
+                "source"
             )
-        bounds = _decisions(result)
-        count = len(bounds)
+        decisions = _decisions(result)
+        count = len(decisions)
         if outcome.schedules == 0:
             outcome.canonical_decisions = outcome.min_decisions = outcome.max_decisions = count
         outcome.min_decisions = min(outcome.min_decisions, count)
@@ -188,30 +204,35 @@ def search(
         if result.error is not None:
             outcome.failure = result
             return None
-        return result, bounds
+        return decisions
 
-    def extend(
-        devs: tuple[Deviation, ...], decisions: list[tuple[int, bool]], preempted: int
-    ) -> bool:
-        """Run every child of ``devs`` (``preempted`` of whose deviations reorder
-        ready callbacks); False once the search must stop."""
-        start = devs[-1][0] + 1 if devs else 0
-        for index in range(start, len(decisions)):
-            bound, orders = decisions[index]
-            if orders and preempted >= preemption_bound:
-                continue
-            for rank in range(1, bound):
-                child = (*devs, (index, rank))
-                ran = run(child)
-                if ran is None:
-                    return False
-                if len(child) < deviations and not extend(child, ran[1], preempted + orders):
-                    return False
-        return True
-
-    root = run(())
-    if root is not None and (deviations == 0 or extend((), root[1], 0)):
-        outcome.exhausted = True
+    canonical = run(())
+    if canonical is None:
+        return outcome
+    outcome.clean_up_to = 0
+    # The schedules of the current deviation count that may be extended: their
+    # deviations, their decisions, and how many deviations reorder ready callbacks.
+    frontier: list[Extendable] = [((), canonical, 0)]
+    for level in range(1, deviations + 1):
+        following: list[Extendable] = []
+        for devs, decisions, preempted in frontier:
+            start = devs[-1][0] + 1 if devs else 0
+            for index in range(start, len(decisions)):
+                bound, orders = decisions[index]
+                if orders and preempted >= preemption_bound:
+                    continue
+                for rank in range(1, bound):
+                    if outcome.schedules >= max_schedules:
+                        return outcome
+                    child = (*devs, (index, rank))
+                    ran = run(child)
+                    if ran is None:
+                        return outcome
+                    if level < deviations:
+                        following.append((child, ran, preempted + orders))
+        outcome.clean_up_to = level
+        frontier = following
+    outcome.exhausted = True
     return outcome
 
 
