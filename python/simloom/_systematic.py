@@ -31,6 +31,7 @@ Owns: the enumeration and its result. Must not: parse scheduler names
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,9 +55,10 @@ __all__ = ["SystematicResult", "explore_systematic", "search"]
 
 #: One deviation: (decision index, nonzero rank).
 Deviation = tuple[int, int]
-#: A schedule the search may extend: its deviations, its decisions (bound, whether
-#: it orders ready callbacks), and how many of its deviations reorder callbacks.
-Extendable = tuple[tuple[Deviation, ...], list[tuple[int, bool]], int]
+#: A schedule the search may extend: its deviations, its decisions after the last
+#: of them (packed: see :func:`_decisions`), and how many deviations reorder
+#: ready callbacks.
+Extendable = tuple[tuple[Deviation, ...], "array[int]", int]
 
 
 @dataclass
@@ -150,11 +152,13 @@ ORDER_LABELS = frozenset({"sched.pick", "timer.order"})
 NEUTRAL_LABELS = frozenset({RATE_LABEL})
 
 
-def _decisions(result: RunResult) -> list[tuple[int, bool]]:
-    """Each decision the universe made, in order: its bound (1 for a neutral one:
-    no alternative worth running), and whether it orders ready callbacks."""
+def _decisions(result: RunResult) -> array[int]:
+    """Each decision the universe made, in order, packed as ``bound << 1 | orders``:
+    its bound (1 for a neutral one: no alternative worth running), and whether it
+    orders ready callbacks. Packed, because the search keeps the decisions of every
+    schedule it will extend (eight bytes a decision, not a tuple)."""
     labels: list[str] = []
-    decisions: list[tuple[int, bool]] = []
+    decisions: array[int] = array("Q")
     for raw in _core.decode_event_log(result.event_log_bytes):
         kind = raw[0]
         if kind == "label":
@@ -162,7 +166,7 @@ def _decisions(result: RunResult) -> list[tuple[int, bool]]:
         elif kind == "decision":
             label = labels[raw[1]]
             bound = 1 if label in NEUTRAL_LABELS else int(raw[2])
-            decisions.append((bound, label in ORDER_LABELS))
+            decisions.append(bound << 1 | (label in ORDER_LABELS))
     return decisions
 
 
@@ -180,7 +184,7 @@ def search(
     )
     preemption_bound = deviations if preemptions is None else preemptions
 
-    def run(devs: tuple[Deviation, ...]) -> list[tuple[int, bool]] | None:
+    def run(devs: tuple[Deviation, ...]) -> array[int] | None:
         """Run one schedule: its decisions, or ``None`` if it failed."""
         result = replay(Tape(list(devs)))
         if result.misaligned:
@@ -217,10 +221,11 @@ def search(
         following: list[Extendable] = []
         for devs, decisions, preempted in frontier:
             start = devs[-1][0] + 1 if devs else 0
-            for index in range(start, len(decisions)):
-                bound, orders = decisions[index]
+            for offset, packed in enumerate(decisions):
+                bound, orders = packed >> 1, packed & 1
                 if orders and preempted >= preemption_bound:
                     continue
+                index = start + offset
                 for rank in range(1, bound):
                     if outcome.schedules >= max_schedules:
                         return outcome
@@ -229,7 +234,7 @@ def search(
                     if ran is None:
                         return outcome
                     if level < deviations:
-                        following.append((child, ran, preempted + orders))
+                        following.append((child, ran[index + 1 :], preempted + orders))
         outcome.clean_up_to = level
         frontier = following
     outcome.exhausted = True
