@@ -153,7 +153,7 @@ def test_parsing_and_names() -> None:
     assert (spec.strategy, spec.deviations, spec.max_schedules) == ("systematic", 3, 50)
     assert spec.name == "systematic:d=3,max=50"
     assert simloom.parse_scheduler("systematic").name == "systematic:d=2"
-    assert "systematic" in simloom.SCHEDULERS
+    assert "systematic:d=2" in simloom.SCHEDULERS
     for bad in ("systematic:d=-1", "systematic:d=x", "systematic:max=0", "systematic:q=1"):
         with pytest.raises(SimloomUsageError):
             simloom.parse_scheduler(bad)

@@ -25,7 +25,7 @@ SCHEDULERS: dict[str, str] = {
         "stall until the next timer (at most 1 s, 'faithful:stall=0.1' to set it); timers "
         "due at the same instant run in any order"
     ),
-    "systematic": (
+    "systematic:d=2": (
         "bounded systematic search: every schedule with at most d deviations from FIFO "
         "('systematic:d=2,p=1,max=100000': p bounds the deviations that reorder ready "
         "callbacks; d defaults to 2), stating what was proven"
