@@ -47,7 +47,7 @@ from ._scheduler import (
     MAX_SYSTEMATIC_DEVIATIONS,
 )
 from ._validation import check_flag, check_int
-from .errors import SimloomNondeterminismError, SimloomUsageError
+from .errors import SimloomError, SimloomNondeterminismError, SimloomUsageError
 from .loop import SimLoop
 from .tape import Tape
 
@@ -197,6 +197,12 @@ def search(
             )
         decisions = _decisions(result)
         count = len(decisions)
+        if count != result.decisions:  # the enumeration would miss alternatives
+            raise SimloomError(
+                f"systematic search: the event log of the schedule with deviations "
+                f"{list(devs)} lists {count} decisions, the engine counted "
+                f"{result.decisions}; refusing to claim the bound was covered"
+            )
         if outcome.schedules == 0:
             outcome.canonical_decisions = outcome.min_decisions = outcome.max_decisions = count
         outcome.min_decisions = min(outcome.min_decisions, count)
