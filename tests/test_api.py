@@ -496,7 +496,14 @@ def test_parse_scheduler(text: str, expected: SchedulerSpec, name: str) -> None:
 
 
 def test_every_documented_scheduler_parses() -> None:
-    assert set(simloom.SCHEDULERS) == {"fifo", "random", "pct", "pct:auto", "faithful"}
+    assert set(simloom.SCHEDULERS) == {
+        "fifo",
+        "random",
+        "pct",
+        "pct:auto",
+        "faithful",
+        "systematic:d=2",
+    }
     for name in simloom.SCHEDULERS:
         assert parse_scheduler(name).name == name
 

@@ -16,6 +16,7 @@ from ._config import UniverseConfig
 from ._hashseed import pin_hashseed
 from ._monitors import always, eventually, leads_to
 from ._scheduler import SCHEDULERS, SchedulerSpec, parse_scheduler
+from ._systematic import SystematicResult, explore_systematic
 from ._version import __version__
 from .disk import Disk, DiskFile
 from .errors import (
@@ -98,6 +99,7 @@ __all__ = [
     "SimloomError",
     "SimloomNondeterminismError",
     "SimloomUsageError",
+    "SystematicResult",
     "Tape",
     "TapeError",
     "TapeMisalignedError",
@@ -114,6 +116,7 @@ __all__ = [
     "decode_events",
     "draw",
     "eventually",
+    "explore_systematic",
     "leads_to",
     "parse_scheduler",
     "pin_hashseed",

@@ -602,6 +602,12 @@ def run(
     :class:`~simloom.UniverseConfig` (then leave them at their defaults).
     """
     requested = parse_scheduler(scheduler)
+    if requested.strategy == "systematic":
+        raise SimloomUsageError(
+            f"scheduler {requested.name!r} enumerates many universes, and simloom.run runs "
+            "one: use simloom.explore_systematic(main, deviations=...) or "
+            f"@simloom.test(scheduler={requested.name!r})"
+        )
     universe = config_from(
         config,
         {

@@ -508,6 +508,10 @@ class _Exploration:
 
     def _explore(self) -> None:
         __tracebackhide__ = True
+        if self.scheduler != "mixed":
+            spec = parse_scheduler(self.scheduler)
+            if spec.strategy == "systematic":
+                return self._explore_systematic(spec)
         for seed in range(self.runs):
             result = self._run_seed(seed)
             self._count(result)
@@ -517,6 +521,44 @@ class _Exploration:
                 self._fail_and_shrink(
                     how=f"universe {seed + 1} of {self.runs}", seed=seed, found=result
                 )
+
+    def _explore_systematic(self, spec: SchedulerSpec) -> None:
+        """``scheduler="systematic:d=N"``: every schedule with at most N deviations
+        (``runs`` does not apply; ``max=`` caps the schedules). What was proven is a
+        note of the test (the summary's, or the report's if a schedule fails)."""
+        __tracebackhide__ = True
+        from . import _systematic
+
+        replay = _systematic.replayer(
+            self.main, self.config, check_determinism=self.check_determinism
+        )
+        outcome = _systematic.search(
+            replay,
+            spec.deviations,
+            spec.max_schedules,
+            on_result=self._count,
+            preemptions=spec.preemptions,
+        )
+        self.notes.append(f"{spec.name}: {outcome.proof}")
+        found = outcome.failure
+        if found is None:
+            return
+        how = f"systematic schedule {outcome.schedules} ({spec.name})"
+        not_shrinking = self._shrinking()
+        if not_shrinking is not None:
+            hypothesis_run = self._hypothesis_run(shrink=False)
+            hypothesis_run.save(found.tape)
+            shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
+            self._fail(how=how, seed=None, found=found, shrink=shrink)
+        hypothesis_run, shrink = self._shrink(found.tape, how)
+        self._fail(
+            how=how,
+            seed=None,
+            found=found,
+            final=hypothesis_run.last,
+            shrink=shrink,
+            hypothesis_run=hypothesis_run,
+        )
 
     def _fail_and_shrink(self, *, how: str, seed: int, found: RunResult) -> None:
         __tracebackhide__ = True

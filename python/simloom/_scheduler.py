@@ -1,5 +1,5 @@
 """Parsing scheduler names (``"fifo"``, ``"random"``, ``"pct"``, ``"pct:auto"``,
-``"faithful"``...).
+``"faithful"``, ``"systematic:d=2"``...).
 
 Owns: the user-facing scheduler grammar and its validation. Must not: schedule
 anything (the Rust strategies do).
@@ -25,6 +25,11 @@ SCHEDULERS: dict[str, str] = {
         "stall until the next timer (at most 1 s, 'faithful:stall=0.1' to set it); timers "
         "due at the same instant run in any order"
     ),
+    "systematic:d=2": (
+        "bounded systematic search: every schedule with at most d deviations from FIFO "
+        "('systematic:d=2,p=1,max=100000': p bounds the deviations that reorder ready "
+        "callbacks; d defaults to 2), stating what was proven"
+    ),
 }
 
 #: The faithful scheduler's longest stall when the name does not say (the engine's).
@@ -41,6 +46,13 @@ MAX_PCT_DEPTH = 1_000
 #: The horizon is a decision count; a trillion is beyond any universe.
 MAX_PCT_HORIZON = 10**12
 
+#: The systematic search's deviation bound and schedule cap when the name does not say.
+DEFAULT_SYSTEMATIC_DEVIATIONS = 2
+DEFAULT_MAX_SCHEDULES = 100_000
+#: A deviation bound beyond a few is astronomically many schedules; refuse nonsense.
+MAX_SYSTEMATIC_DEVIATIONS = 64
+MAX_SCHEDULES_LIMIT = 10**12
+
 
 @dataclass(frozen=True)
 class SchedulerSpec:
@@ -52,12 +64,19 @@ class SchedulerSpec:
     auto_horizon: bool = False
     #: The faithful scheduler's longest stall (virtual nanoseconds).
     max_stall_ns: int = DEFAULT_MAX_STALL_NS
+    #: The systematic search's bound on deviations per schedule, and its cap on
+    #: schedules enumerated.
+    deviations: int = DEFAULT_SYSTEMATIC_DEVIATIONS
+    max_schedules: int = DEFAULT_MAX_SCHEDULES
+    #: Of those deviations, at most this many reorder ready callbacks (``None``:
+    #: no bound of its own).
+    preemptions: int | None = None
 
     @property
     def reorders(self) -> bool:
         """Whether this scheduler may run ready callbacks out of the order they
         became ready, which no real asyncio loop does."""
-        return self.strategy in ("random", "pct")
+        return self.strategy in ("random", "pct", "systematic")
 
     @property
     def name(self) -> str:
@@ -66,6 +85,13 @@ class SchedulerSpec:
             if self.max_stall_ns == DEFAULT_MAX_STALL_NS:
                 return "faithful"
             return f"faithful:stall={self.max_stall_ns / 1e9:g}"
+        if self.strategy == "systematic":
+            name = f"systematic:d={self.deviations}"
+            if self.preemptions is not None:
+                name += f",p={self.preemptions}"
+            if self.max_schedules != DEFAULT_MAX_SCHEDULES:
+                name += f",max={self.max_schedules}"
+            return name
         if self.strategy != "pct":
             return self.strategy
         if self.auto_horizon:
@@ -130,8 +156,45 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
                     "use 'auto', 'd=<depth>' or 'k=<horizon>'"
                 )
         return SchedulerSpec("pct", depth=depth, horizon=horizon, auto_horizon=auto)
+    if name == "systematic":
+        return _parse_systematic(spec, options)
     known = ", ".join(repr(n) for n in SCHEDULERS)
     raise SimloomUsageError(f"unknown scheduler {spec!r}; expected one of {known}")
+
+
+def _parse_systematic(spec: str, options: str) -> SchedulerSpec:
+    deviations, cap = DEFAULT_SYSTEMATIC_DEVIATIONS, DEFAULT_MAX_SCHEDULES
+    preemptions: int | None = None
+    for option in filter(None, (o.strip() for o in options.split(","))):
+        key, _, value = option.partition("=")
+        key = key.strip()
+        if key in ("d", "deviations"):
+            deviations = _count("d", value, spec)
+        elif key in ("p", "preemptions"):
+            preemptions = _count("p", value, spec)
+        elif key in ("max", "max_schedules"):
+            cap = _positive("max", value, spec, MAX_SCHEDULES_LIMIT)
+        else:
+            raise SimloomUsageError(
+                f"scheduler {spec!r}: unknown systematic option {option!r}; "
+                "use 'd=<deviations>', 'p=<preemptions>' or 'max=<schedules>'"
+            )
+    return SchedulerSpec(
+        "systematic", deviations=deviations, max_schedules=cap, preemptions=preemptions
+    )
+
+
+def _count(option: str, text: str, spec: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SYSTEMATIC_DEVIATIONS:
+        raise SimloomUsageError(
+            f"scheduler {spec!r}: {option} must be an integer in "
+            f"[0, {MAX_SYSTEMATIC_DEVIATIONS}], got {text.strip()!r}"
+        )
+    return value
 
 
 def replay_questions(scheduler: str | SchedulerSpec | None) -> str | None:

@@ -178,6 +178,8 @@ def _explore(
     stats = testing.session_stats[-1] if testing.session_stats else None
     universes = stats.universes if stats is not None else 0
     print(f"simloom: {target}: passed in {universes} universe(s)", file=stream)
+    if stats is not None and stats.note and (scheduler or "").startswith("systematic"):
+        print(f"simloom: {target}: {stats.note}", file=stream)  # what was proven
     return OK
 
 
@@ -603,7 +605,9 @@ def _parser() -> argparse.ArgumentParser:
     explore.add_argument("target", metavar="TARGET")
     explore.add_argument("--runs", type=_positive, help="universes to explore (default 2000)")
     explore.add_argument(
-        "--scheduler", help="mixed (default), random, pct, pct:auto, fifo or faithful"
+        "--scheduler",
+        help="mixed (default), random, pct, pct:auto, fifo, faithful or systematic:d=N "
+        "(every schedule with at most N deviations; says what was proven)",
     )
     which = explore.add_mutually_exclusive_group()
     which.add_argument("--seed", type=_non_negative, help="run only universe SEED")
