@@ -24,6 +24,8 @@ from tests.zoo import BUGS, CONTROLS
 from tests.zoo.check_then_act import check_then_act, single_flight_cache
 from tests.zoo.deep_ordering import deep_ordering
 
+pytest_plugins = ["pytester"]
+
 
 async def three_draws() -> None:
     """Exactly three decisions, of 3, 2 and 2 alternatives, whatever they answer."""
@@ -324,3 +326,19 @@ def test_every_zoo_bug_but_starvation_is_found_within_two_deviations(name: str) 
 def test_no_zoo_control_fails_within_two_deviations(name: str) -> None:
     result = explore_systematic(CONTROLS[name], deviations=2)
     assert result.ok and result.exhausted, result.proof
+
+
+def test_universes_refuses_the_systematic_scheduler_by_name() -> None:
+    with pytest.raises(SimloomUsageError, match="explore_systematic"):
+        simloom.universes(scheduler="systematic:d=2")
+
+
+def test_pytest_simloom_refuses_the_systematic_scheduler_by_name(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--simloom=2", "--simloom-scheduler=systematic:d=1"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "the systematic search runs @simloom.test" in result.stderr.str()

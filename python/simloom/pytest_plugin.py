@@ -243,6 +243,12 @@ def _configure_universes(
         count = _parse_universes(option, "--simloom")
     if option is None and from_ini is not None:
         count = from_ini
+    if count is not None and scheduler is not None and scheduler.startswith("systematic"):
+        raise pytest.UsageError(
+            f"--simloom-scheduler={scheduler}: the systematic search runs @simloom.test "
+            "explorations; the universes of pytest --simloom take faithful (default), "
+            "random, pct, pct:auto, mixed or fifo"
+        )
     settings = universes.Settings(
         universes=count if count is not None else 0,
         strict=config.getoption("simloom_strict"),

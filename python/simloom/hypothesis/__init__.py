@@ -364,6 +364,12 @@ def universes(
     defaults).
     """
     spec = parse_scheduler("random" if scheduler is None else scheduler)
+    if spec.strategy == "systematic":
+        raise SimloomUsageError(
+            f"scheduler {spec.name!r} enumerates schedules itself, and universes() draws "
+            "them from Hypothesis: use @simloom.test(scheduler=...) or "
+            "simloom.explore_systematic(main, deviations=...)"
+        )
     universe = config_from(
         config,
         {
