@@ -390,3 +390,24 @@ def test_the_command_line_explores_with_cancellations_and_replays_the_artifact(
     # explain and timeline replay it the same way.
     assert cli.main(["explain", str(tapes[0])]) == 1
     assert "inject.cancel = 1" in capsys.readouterr().out
+
+
+def test_pytest_simloom_lets_it_through_in_a_unittest_testcase(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_case="""
+import asyncio
+import unittest
+
+class Case(unittest.IsolatedAsyncioTestCase):
+    async def test_gather(self):
+        async def child(i):
+            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)
+            return i
+        self.assertEqual(await asyncio.gather(*(child(i) for i in range(4))), [0, 1, 2, 3])
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "--simloom=30", "--simloom-cancellations"
+    )
+    result.assert_outcomes(passed=1)
