@@ -370,6 +370,11 @@ class SoakPlan:
     #: ``"redis://host:port/db"``; a directory; ``"none"``: save nowhere.
     database: str | None = None
     max_failures: int = 1
+    #: ``redis://host:port/db``: share the seed sequence with the other processes
+    #: (machines) soaking the same ``share_name`` there (see ``_soak_redis``).
+    share: str | None = None
+    #: The shared soak's name (default: the test id and scheduler).
+    share_name: str | None = None
 
 
 @dataclass
@@ -396,6 +401,10 @@ class SoakResult:
     resumed_from: int = 0
     #: Where the checkpoint was written.
     checkpoint: Path | None = None
+    #: A shared soak: the seed ranges every process of it has run (from Redis),
+    #: and which processes ran them.
+    shared_intervals: list[tuple[int, int]] | None = None
+    shared_workers: int = 0
 
     def add(self, chunk: ChunkResult) -> None:
         self.ledger.record(chunk.start, chunk.stop)
@@ -591,6 +600,22 @@ def soak(plan: SoakPlan, *, progress: Callable[[SoakProgress], None] | None = No
     )
     result.checkpoint = checkpoint
     handout = _Handout(plan, result.ledger)
+    shared = None
+    if plan.share is not None:
+        from ._soak_redis import SharedSeeds
+
+        if plan.resume:
+            raise SimloomUsageError(
+                "a shared soak resumes from its Redis server: run the same command again "
+                "(without --resume)"
+            )
+        shared = SharedSeeds(
+            plan.share,
+            plan.share_name or f"{plan.test_id}|{plan.scheduler or 'default'}",
+            chunk=plan.chunk,
+            universes=plan.universes,
+            owner=f"{os.uname().nodename}:{os.getpid()}",
+        )
     started = time.perf_counter()
     last_checkpoint = started
 
@@ -599,6 +624,22 @@ def soak(plan: SoakPlan, *, progress: Callable[[SoakProgress], None] | None = No
             handout.stopped = True
         if len(result.failures) >= plan.max_failures:
             handout.stopped = True
+        if shared is not None:
+            if handout.stopped:
+                return None
+            claim = shared.claim(wait=True)
+            if claim is None:
+                return None
+            start, stop = shared.seeds(claim.chunk)
+            attempt = claim.attempt
+            if attempt > MAX_CHUNK_ATTEMPTS:
+                raise SimloomUsageError(
+                    f"seeds [{start}, {stop}) of {plan.test_id} killed their worker "
+                    f"{attempt - 1} times; run them alone: simloom explore --seed ..."
+                )
+            return ChunkJob(
+                plan.target, plan.test_id, plan.scheduler, plan.cancellations, start, stop, attempt
+            )
         chunk = handout.take()
         if chunk is None:
             return None
@@ -609,6 +650,8 @@ def soak(plan: SoakPlan, *, progress: Callable[[SoakProgress], None] | None = No
 
     def finished(chunk: ChunkResult) -> None:
         nonlocal last_checkpoint
+        if shared is not None and not shared.finish(chunk.start // plan.chunk, chunk.worker):
+            return  # another process recorded it first (it outlived its lease)
         result.add(chunk)
         result.seconds = time.perf_counter() - started
         now = time.perf_counter()
@@ -628,7 +671,10 @@ def soak(plan: SoakPlan, *, progress: Callable[[SoakProgress], None] | None = No
 
     def died(job: ChunkJob) -> None:
         result.retried += 1
-        handout.give_back(job)
+        if shared is not None:
+            shared.give_back(job.start // plan.chunk)
+        else:
+            handout.give_back(job)
 
     try:
         if plan.cluster is not None:
@@ -641,6 +687,10 @@ def soak(plan: SoakPlan, *, progress: Callable[[SoakProgress], None] | None = No
     finally:
         result.seconds = time.perf_counter() - started
         atomic_write(checkpoint, result.to_json())
+    if shared is not None:
+        done = shared.done()
+        result.shared_intervals = Ledger(shared.seeds(chunk) for chunk in done).intervals()
+        result.shared_workers = len(set(done.values()))
     result.saved = _save_failures(plan, exploration, result.failures)
     return result
 

@@ -212,6 +212,8 @@ def _soak(arguments: argparse.Namespace, stream: Any) -> int:
         resume=arguments.resume,
         database=arguments.database,
         max_failures=arguments.max_failures,
+        share=arguments.share,
+        share_name=arguments.share_name,
     )
     try:
         with _soak_progress_bar(test_id) as progress:
@@ -237,6 +239,14 @@ def _soak(arguments: argparse.Namespace, stream: Any) -> int:
         + f"{resumed}) {where}, {result.rate:.0f} universes/s{retried}",
         file=stream,
     )
+    if result.shared_intervals is not None:
+        print(
+            f"simloom: shared soak at {arguments.share}: "
+            f"{sum(b - a for a, b in result.shared_intervals)} universe(s) in all (seeds "
+            + ", ".join(f"{a}..{b - 1}" for a, b in result.shared_intervals)
+            + f") by {result.shared_workers} worker process(es), each seed once",
+            file=stream,
+        )
     if result.failures:
         for failure in result.failures[:_SOAK_FAILURES_LISTED]:
             print(
@@ -748,6 +758,17 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="stop handing out seeds after N failing universes (default 1)",
+    )
+    soak.add_argument(
+        "--share",
+        metavar="URL",
+        help="redis://host:port/db: share the seeds with the other soaks of this test "
+        "there (other processes or machines); each seed runs once among them all",
+    )
+    soak.add_argument(
+        "--share-name",
+        metavar="NAME",
+        help="the shared soak's name (default: test id and scheduler)",
     )
     soak.add_argument(
         "--test-id",
