@@ -787,7 +787,7 @@ def _run_on_cluster(
     with distributed.Client(address, set_as_default=False) as client:
         capacity = max(workers, sum(client.nthreads().values()) or 1)
         in_flight: dict[Any, ChunkJob] = {}
-        pending = distributed.as_completed([])
+        pending = distributed.as_completed([], loop=client.loop)
 
         def submit() -> None:
             while len(in_flight) < 2 * capacity:
