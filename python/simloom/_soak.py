@@ -276,7 +276,12 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
 
 def _owners(universe: Any) -> int:
     """Tasks (and callbacks) that took a step: PCT's ``n``."""
-    return len({event.label for event in universe.event_log if event.kind == "step"})
+    from . import _core
+
+    # The raw records (labels interned): cheaper than decoding Event objects.
+    return len(
+        {raw[1] for raw in _core.decode_event_log(universe.event_log_bytes) if raw[0] == "step"}
+    )
 
 
 # ------------------------------------------------------------------- targets
