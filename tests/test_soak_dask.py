@@ -12,6 +12,7 @@ import dask
 import pytest
 from distributed import LocalCluster
 from simloom import _soak
+from simloom.errors import SimloomUsageError
 
 PROGRAMS = """
 import asyncio
@@ -89,3 +90,47 @@ def test_a_chunk_whose_dask_worker_died_is_run_again_and_no_seed_twice(
     assert any(chunk.attempt == 2 for chunk in result.chunks)
     seen = counts(result)
     assert sorted(seen) == list(range(300)) and set(seen.values()) == {1}
+
+
+def test_soak_command_on_a_cluster(
+    cluster: LocalCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from simloom import cli
+
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(
+        [
+            "soak",
+            "programs.py:passing",
+            "--universes",
+            "100",
+            "--cluster",
+            cluster.scheduler_address,
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == cli.OK, out
+    assert f"100 universe(s) (seeds 0..99) on the cluster at {cluster.scheduler_address}" in out
+    assert "PCT guarantee after 50 passing PCT universe(s)" in out
+
+
+def test_a_target_the_cluster_cannot_load_is_named(cluster: LocalCluster, tmp_path: Path) -> None:
+    # The coordinator loads it; the workers' copy is gone (another machine's disk).
+    (tmp_path / "gone.py").write_text(PROGRAMS)
+    plan = _soak.SoakPlan(
+        target=f"{tmp_path / 'gone.py'}:passing",
+        test_id="gone.py:passing",
+        universes=40,
+        cluster=cluster.scheduler_address,
+        checkpoint=tmp_path / "soak.json",
+    )
+    original = _soak.load_exploration
+    exploration = original(plan.target, plan.test_id, scheduler=None, cancellations=False)
+    (tmp_path / "gone.py").unlink()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_soak, "load_exploration", lambda *args, **kwargs: exploration)
+        with pytest.raises(SimloomUsageError, match=r"on the cluster's worker: .*no such file"):
+            _soak.soak(plan)

@@ -810,11 +810,36 @@ def _run_on_cluster(
             job = in_flight.pop(future)
             try:
                 chunk = future.result()
-            except Exception:
+            except distributed.KilledWorker:
+                died(job)
+            except SimloomUsageError as exc:  # the target cannot be loaded there
+                raise SimloomUsageError(f"on the cluster's worker: {exc}") from None
+            except Exception as exc:
+                if future.status == "error" and not _lost_worker(exc):
+                    raise SimloomUsageError(
+                        f"seeds [{job.start}, {job.stop}) failed on the cluster: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
                 died(job)
             else:
                 finished(chunk)
             submit()
+
+
+def _lost_worker(error: BaseException) -> bool:
+    """Whether a Dask task's error says its worker went away (as opposed to the
+    chunk itself raising)."""
+    names = {type(error).__name__ for error in _chain(error)}
+    return bool(
+        names & {"KilledWorker", "CommClosedError", "FutureCancelledError", "CancelledError"}
+    )
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def _save_failures(plan: SoakPlan, exploration: Any, failures: list[SoakFailure]) -> int:
