@@ -160,6 +160,13 @@ def test_a_chunk_whose_worker_died_is_run_again_and_no_seed_twice(
     assert sorted(counts) == list(range(120)) and set(counts.values()) == {1}
 
 
+def test_progress_is_told_after_each_chunk(tmp_path: Path) -> None:
+    told: list[_soak.SoakProgress] = []
+    _soak.soak(plan(tmp_path, "passing", universes=35), progress=told.append)
+    assert [p.universes for p in told] == [10, 20, 30, 35]
+    assert all(p.total == 35 and p.failures == 0 for p in told)
+
+
 def test_a_time_budget_stops_handing_out_seeds(tmp_path: Path) -> None:
     result = _soak.soak(plan(tmp_path, "passing", seconds=0.2))
     assert result.universes > 0
@@ -187,6 +194,16 @@ def test_a_resumed_soak_runs_only_what_is_missing(tmp_path: Path) -> None:
     assert second.ledger.intervals() == [(0, 70)]
     assert second.resumed_from == 30 and second.universes == 70
     assert json.loads(checkpoint.read_text())["seeds_run"] == [[0, 70]]
+
+
+def test_resuming_with_a_smaller_budget_runs_no_seed_beyond_it(tmp_path: Path) -> None:
+    _soak.soak(plan(tmp_path, "passing", universes=40))
+    checkpoint = tmp_path / "soak.checkpoint.json"
+    document = json.loads(checkpoint.read_text())
+    document["seeds_run"], document["universes"] = [[0, 10], [30, 40]], 20
+    checkpoint.write_text(json.dumps(document))
+    resumed = _soak.soak(plan(tmp_path, "passing", universes=20, resume=True))
+    assert sorted(seed_counts(resumed)) == list(range(10, 20))
 
 
 def test_resuming_another_targets_checkpoint_is_refused(tmp_path: Path) -> None:

@@ -547,7 +547,8 @@ class _Handout:
         self.plan = plan
         self.retry: list[tuple[int, int, int]] = []
         self.next_seed = ledger.end()
-        for start, stop in ledger.missing(ledger.end()):
+        below = ledger.end() if plan.universes is None else min(ledger.end(), plan.universes)
+        for start, stop in ledger.missing(below):
             for low in range(start, stop, plan.chunk):
                 self.retry.append((low, min(stop, low + plan.chunk), 1))
         self.stopped = False
