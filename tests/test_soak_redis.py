@@ -93,10 +93,11 @@ import asyncio
 
 
 async def passing():
+    # Long enough (~1 ms) that both processes are up before the seeds run out.
     async def worker(n):
         for _ in range(n):
             await asyncio.sleep(0)
-    await asyncio.gather(worker(2), worker(3), worker(1))
+    await asyncio.gather(*(worker(40) for _ in range(6)))
 """
 
 

@@ -235,7 +235,7 @@ def _soak(arguments: argparse.Namespace, stream: Any) -> int:
     )
     print(
         f"simloom: soak of {test_id}: {result.universes} universe(s) (seeds "
-        + ", ".join(f"{a}..{b - 1}" for a, b in result.ledger.intervals())
+        + _ranges(result.ledger.intervals())
         + f"{resumed}) {where}, {result.rate:.0f} universes/s{retried}",
         file=stream,
     )
@@ -243,7 +243,7 @@ def _soak(arguments: argparse.Namespace, stream: Any) -> int:
         print(
             f"simloom: shared soak at {arguments.share}: "
             f"{sum(b - a for a, b in result.shared_intervals)} universe(s) in all (seeds "
-            + ", ".join(f"{a}..{b - 1}" for a, b in result.shared_intervals)
+            + _ranges(result.shared_intervals)
             + f") by {result.shared_workers} worker process(es), each seed once",
             file=stream,
         )
@@ -276,6 +276,14 @@ def _soak(arguments: argparse.Namespace, stream: Any) -> int:
         print(f"simloom: {guarantee}", file=stream)
     print(f"simloom: soak of {test_id}: passed in {result.universes} universe(s)", file=stream)
     return OK
+
+
+def _ranges(intervals: Sequence[tuple[int, int]], shown: int = 3) -> str:
+    """``0..99, 200..299`` (at most ``shown`` ranges, then how many more)."""
+    text = ", ".join(f"{a}..{b - 1}" for a, b in intervals[:shown])
+    if len(intervals) > shown:
+        text += f" and {len(intervals) - shown} more range(s)"
+    return text or "none"
 
 
 def _absolute_target(target: str) -> str:
