@@ -326,3 +326,24 @@ def test_a_soak_failure_replays_first_in_the_next_pytest_run(
     assert replayed.ret == 1, text
     assert "a failure saved in the example database, replayed" in text
     assert "served out of order: ['second', 'first']" in text
+
+
+def test_a_chunk_that_kills_every_worker_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every universe kills its worker process.
+    (tmp_path / "always.py").write_text(
+        "import os\n\nasync def main():\n    os._exit(9)\n", encoding="utf-8"
+    )
+    doomed = _soak.SoakPlan(
+        target=f"{tmp_path / 'always.py'}:main",
+        test_id="always.py:main",
+        universes=4,
+        workers=2,
+        chunk=2,
+        checkpoint=tmp_path / "soak.checkpoint.json",
+    )
+    with pytest.raises(SimloomUsageError, match=r"killed their worker 4 times; run one alone"):
+        _soak.soak(doomed)
+    # What ran is still in the checkpoint: nothing.
+    assert json.loads((tmp_path / "soak.checkpoint.json").read_text())["seeds_run"] == []

@@ -572,7 +572,7 @@ class _Handout:
         if job.attempt >= MAX_CHUNK_ATTEMPTS:
             raise SimloomUsageError(
                 f"seeds [{job.start}, {job.stop}) of {job.test_id} killed their worker "
-                f"{job.attempt} times; run them alone: simloom explore --seed ..."
+                f"{job.attempt} times; run one alone: simloom explore TARGET --seed {job.start}"
             )
         self.retry.append((job.start, job.stop, job.attempt + 1))
 
@@ -641,7 +641,7 @@ def soak(plan: SoakPlan, *, progress: Callable[[SoakProgress], None] | None = No
             if attempt > MAX_CHUNK_ATTEMPTS:
                 raise SimloomUsageError(
                     f"seeds [{start}, {stop}) of {plan.test_id} killed their worker "
-                    f"{attempt - 1} times; run them alone: simloom explore --seed ..."
+                    f"{attempt - 1} times; run one alone: simloom explore TARGET --seed {start}"
                 )
             return ChunkJob(
                 plan.target, plan.test_id, plan.scheduler, plan.cancellations, start, stop, attempt
