@@ -1,6 +1,8 @@
 """The ``simloom`` command line (console script ``simloom``, or ``python -m simloom``).
 
     simloom explore TARGET [--runs N] [--scheduler S] [--seed S | --tape FILE]
+    simloom soak TARGET [--universes N] [--time 10m] [--workers N | --cluster ADDRESS]
+                 [--checkpoint FILE] [--resume] [--database URL|DIR]
     simloom replay ARTIFACT
     simloom trace ARTIFACT [--kind KIND] [--label TEXT] [--limit N]
     simloom explain ARTIFACT
@@ -14,6 +16,10 @@ artifacts under ``.sim/failures/``); ``replay`` runs a failure's tape file again
 (a pytest test's through pytest, an explored function's here); ``trace`` prints a
 failure's event log; ``diff`` prints two event logs from their first difference;
 ``timeline`` draws a failure's universe as one self-contained HTML page.
+``soak`` explores the seeds of TARGET (or of an ``@simloom.test``,
+``FILE.py::TEST``) for a time or universe budget on worker processes or a Dask
+cluster, checkpointed and resumable, and saves what fails in the example database
+so that the test's next pytest run replays it first (``_soak`` does the work).
 
 On a terminal the output is in colour and ``explore`` shows a progress bar (both
 with rich); piped, or with ``NO_COLOR`` set, it is plain text (``--color
@@ -35,9 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib
-import importlib.util
-import inspect
 import json
 import os
 import subprocess
@@ -67,46 +70,13 @@ def _error(message: str) -> NoReturn:
 
 def _load_target(target: str) -> Callable[..., Awaitable[Any]]:
     """The async function ``module:function`` or ``file.py:function`` names."""
-    where, sep, name = target.rpartition(":")
-    if not sep or not where or not name:
-        _error(f"target {target!r} is not MODULE:FUNCTION or FILE.py:FUNCTION")
-    module: Any
-    if where.endswith(".py") or os.sep in where or "/" in where:
-        path = Path(where)
-        if not path.is_file():
-            _error(f"target {target!r}: no such file: {where}")
-        directory = str(path.resolve().parent)
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
-        module_name = path.stem if path.suffix == ".py" else path.name
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            _error(f"target {target!r}: {where} is not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        _import(target, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
-    else:
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        module = _import(target, lambda: importlib.import_module(where))
-    function: Any = module
-    for part in name.split("."):
-        try:
-            function = getattr(function, part)
-        except AttributeError:
-            _error(f"target {target!r}: {where} has no {name!r}")
-    if not inspect.iscoroutinefunction(function):
-        _error(f"target {target!r} is not an async function (async def)")
-    return function  # type: ignore[no-any-return]
+    from . import _targets
+    from .errors import SimloomUsageError
 
-
-def _import(target: str, load: Callable[[], Any]) -> Any:
     try:
-        return load()
-    except ModuleNotFoundError as exc:
-        _error(f"target {target!r}: no module named {exc.name!r}")
-    except Exception as exc:
-        _error(f"target {target!r}: importing it raised {type(exc).__name__}: {exc}")
+        return _targets.load_async_function(target)
+    except SimloomUsageError as exc:
+        _error(str(exc))
 
 
 def _is_cli_target(test_id: str) -> bool:
@@ -207,6 +177,124 @@ def _user_frames(tb: Any) -> Any:
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(packages):
         tb = tb.tb_next
     return tb
+
+
+# ------------------------------------------------------------------- soak
+
+
+#: Failing seeds a soak lists (the checkpoint holds them all).
+_SOAK_FAILURES_LISTED = 5
+
+
+def _soak(arguments: argparse.Namespace, stream: Any) -> int:
+    from . import _soak
+    from .errors import SimloomUsageError
+
+    target = _absolute_target(arguments.target)
+    test_id = arguments.test_id or arguments.target
+    seconds = None
+    if arguments.time is not None:
+        try:
+            seconds = _soak.parse_duration(arguments.time)
+        except SimloomUsageError as exc:
+            _error(f"--time: {exc}")
+    if arguments.universes is None and seconds is None:
+        _error("soak: give a budget: --universes N, --time DURATION, or both")
+    plan = _soak.SoakPlan(
+        target=target,
+        test_id=test_id,
+        universes=arguments.universes,
+        seconds=seconds,
+        workers=arguments.workers,
+        cluster=arguments.cluster,
+        chunk=arguments.chunk,
+        scheduler=arguments.scheduler,
+        cancellations=arguments.cancellations,
+        checkpoint=arguments.checkpoint,
+        resume=arguments.resume,
+        database=arguments.database,
+        max_failures=arguments.max_failures,
+        share=arguments.share,
+        share_name=arguments.share_name,
+    )
+    try:
+        with _soak_progress_bar(test_id) as progress:
+            result = _soak.soak(plan, progress=progress)
+    except SimloomUsageError as exc:
+        _error(str(exc))
+    where = (
+        f"on the cluster at {arguments.cluster}"
+        if arguments.cluster
+        else f"on {arguments.workers} worker process(es)"
+        if arguments.workers > 1
+        else "in this process"
+    )
+    resumed = f", resumed after {result.resumed_from}" if result.resumed_from else ""
+    retried = (
+        f", {result.retried} chunk(s) handed out again after their worker died"
+        if result.retried
+        else ""
+    )
+    print(
+        f"simloom: soak of {test_id}: {result.universes} universe(s) (seeds "
+        + _ranges(result.ledger.intervals())
+        + f"{resumed}) {where}, {result.rate:.0f} universes/s{retried}",
+        file=stream,
+    )
+    if result.shared_intervals is not None:
+        print(
+            f"simloom: shared soak at {arguments.share}: "
+            f"{sum(b - a for a, b in result.shared_intervals)} universe(s) in all (seeds "
+            + _ranges(result.shared_intervals)
+            + f") by {result.shared_workers} worker process(es), each seed once",
+            file=stream,
+        )
+    if result.failures:
+        for failure in result.failures[:_SOAK_FAILURES_LISTED]:
+            print(
+                f"  seed {failure.seed} ({failure.scheduler}) failed: {failure.error}",
+                file=stream,
+            )
+        if len(result.failures) > _SOAK_FAILURES_LISTED:
+            print(
+                f"  ... and {len(result.failures) - _SOAK_FAILURES_LISTED} more "
+                f"(all in the checkpoint {result.checkpoint})",
+                file=stream,
+            )
+        saved = (
+            f"{result.saved} saved in the example database: the next pytest run of "
+            f"{test_id} replays it first and shrinks it"
+            if result.saved
+            else "none saved in an example database"
+        )
+        print(
+            f"simloom: soak of {test_id}: {len(result.failures)} failing universe(s); {saved}; "
+            f"explore one: simloom explore {arguments.target} --seed {result.failures[0].seed}",
+            file=stream,
+        )
+        return FAILED
+    guarantee = result.guarantee()
+    if guarantee is not None:
+        print(f"simloom: {guarantee}", file=stream)
+    print(f"simloom: soak of {test_id}: passed in {result.universes} universe(s)", file=stream)
+    return OK
+
+
+def _ranges(intervals: Sequence[tuple[int, int]], shown: int = 3) -> str:
+    """``0..99, 200..299`` (at most ``shown`` ranges, then how many more)."""
+    text = ", ".join(f"{a}..{b - 1}" for a, b in intervals[:shown])
+    if len(intervals) > shown:
+        text += f" and {len(intervals) - shown} more range(s)"
+    return text or "none"
+
+
+def _absolute_target(target: str) -> str:
+    """``target`` with its file made absolute (worker processes start elsewhere)."""
+    separator = "::" if "::" in target else ":"
+    where, _, name = target.partition(separator) if separator == "::" else target.rpartition(":")
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        return f"{Path(where).resolve()}{separator}{name}"
+    return target
 
 
 # ------------------------------------------------------------------- artifacts
@@ -632,6 +720,75 @@ def _parser() -> argparse.ArgumentParser:
         "--artifacts", type=Path, metavar="DIR", help="where failures go (default .sim/failures)"
     )
 
+    soak = commands.add_parser(
+        "soak",
+        help="explore for a time or universe budget on worker processes or a cluster, "
+        "checkpointed and resumable",
+        description="Explore the seeds 0, 1, 2, ... of TARGET (MODULE:FUNCTION or "
+        "FILE.py:FUNCTION, an async def; or FILE.py::TEST, an @simloom.test taking no "
+        "fixtures) in chunks handed to workers; every seed runs exactly once, a chunk "
+        "whose worker died is handed out again. Failures are saved, unshrunk, in the "
+        "example database under the test's key: its next pytest run replays them first.",
+    )
+    soak.add_argument("target", metavar="TARGET")
+    soak.add_argument("--universes", type=_positive, metavar="N", help="seeds 0..N-1 in all")
+    soak.add_argument(
+        "--time", metavar="DURATION", help="stop handing out seeds after 90s, 10m, 1h..."
+    )
+    soak.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="local worker processes (default 1: this one)",
+    )
+    soak.add_argument(
+        "--cluster", metavar="ADDRESS", help="a Dask distributed scheduler (tcp://host:8786)"
+    )
+    soak.add_argument(
+        "--chunk",
+        type=_positive,
+        default=50,
+        metavar="N",
+        help="seeds handed out at once (default 50)",
+    )
+    soak.add_argument("--scheduler", help="as for explore (default: the test's, else mixed)")
+    soak.add_argument("--cancellations", action="store_true", help="inject cancellations too")
+    soak.add_argument(
+        "--checkpoint", type=Path, metavar="FILE", help="default .sim/soak/<test>.checkpoint.json"
+    )
+    soak.add_argument("--resume", action="store_true", help="go on from the checkpoint")
+    soak.add_argument(
+        "--database",
+        metavar="URL|DIR",
+        help="where failures are saved: redis://host:port/db, a directory, or none "
+        "(default: Hypothesis's default, .hypothesis/examples)",
+    )
+    soak.add_argument(
+        "--max-failures",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="stop handing out seeds after N failing universes (default 1)",
+    )
+    soak.add_argument(
+        "--share",
+        metavar="URL",
+        help="redis://host:port/db: share the seeds with the other soaks of this test "
+        "there (other processes or machines); each seed runs once among them all",
+    )
+    soak.add_argument(
+        "--share-name",
+        metavar="NAME",
+        help="the shared soak's name (default: test id and scheduler)",
+    )
+    soak.add_argument(
+        "--test-id",
+        metavar="ID",
+        help="the test id failures are saved under "
+        "(default TARGET: the pytest node id when run from the rootdir)",
+    )
+
     replay = commands.add_parser(
         "replay",
         help="run a failure's tape file again and print its report",
@@ -705,7 +862,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not look for the nearest passing universe (one replay per deviation)",
     )
-    for command in (explore, replay, trace, explain, diff, timeline):
+    for command in (explore, soak, replay, trace, explain, diff, timeline):
         _add_color_option(command, default=argparse.SUPPRESS)
     return parser
 
@@ -734,6 +891,8 @@ def _run(arguments: argparse.Namespace, stream: Any) -> int:
             database=not arguments.no_database,
             cancellations=arguments.cancellations,
         )
+    if arguments.command == "soak":
+        return _soak(arguments, stream)
     if arguments.command == "replay":
         return _replay(arguments.artifact, stream=stream)
     if arguments.command == "explain":
@@ -905,6 +1064,39 @@ def _progress_bar(target: str) -> Iterator[Callable[[int, int, bool], None] | No
     def told(done: int, runs: int, failed: bool) -> None:
         description = f"shrinking the failure of {target}" if failed else f"exploring {target}"
         bar.update(task, completed=done, total=runs, description=description)
+
+    with bar:
+        yield told
+
+
+@contextlib.contextmanager
+def _soak_progress_bar(test_id: str) -> Iterator[Callable[[Any], None] | None]:
+    """A soak's progress bar on stderr when it is a terminal (None: no bar)."""
+    if not _wants_color(sys.stderr):
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=_console(sys.stderr),
+        transient=True,
+    )
+    task = bar.add_task(f"soaking {test_id}", total=None, status="")
+
+    def told(progress: Any) -> None:
+        if progress.total is not None:
+            total, completed = float(progress.total), float(progress.universes)
+        elif progress.seconds is not None:
+            total, completed = progress.seconds, min(progress.elapsed, progress.seconds)
+        else:  # pragma: no cover - a soak always has a budget
+            total, completed = 1.0, 0.0
+        rate = progress.universes / progress.elapsed if progress.elapsed > 0 else 0.0
+        status = f"{progress.universes} universes, {rate:.0f}/s, {progress.failures} failing"
+        bar.update(task, completed=completed, total=total, status=status)
 
     with bar:
         yield told

@@ -10,6 +10,7 @@ Owns: pytest integration. Must not: explore or shrink (``testing.py`` does).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import os
@@ -562,6 +563,7 @@ _NOT_EXPLORED_LISTED = 10
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     testing._set_current_test(item.nodeid if _is_simloom_test(item) else None)
+    explored = len(testing.session_stats)
     try:
         outcome = yield
         # A unittest TestCase's errors are kept on the item, not raised (pytest's
@@ -577,6 +579,25 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         return None
     finally:
         testing._set_current_test(None)
+        # On the test's report, so that a pytest-xdist controller can summarise
+        # the explorations its worker processes ran.
+        for entry in testing.session_stats[explored:]:
+            item.user_properties.append((_STATS_PROPERTY, dataclasses.asdict(entry)))
+
+
+#: The report property carrying an exploration's :class:`~simloom.testing.TestStats`.
+_STATS_PROPERTY = "simloom_stats"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under pytest-xdist the tests run in worker processes: the controller (which
+    prints the summary) learns their explorations from their reports, which xdist
+    marks with the worker node they came from."""
+    if getattr(report, "node", None) is None or report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == _STATS_PROPERTY and isinstance(value, dict):
+            testing.session_stats.append(testing.TestStats(**value))
 
 
 def _let_through(error: BaseException) -> bool:
