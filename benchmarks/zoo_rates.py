@@ -34,12 +34,18 @@ different places).
 
 Acceptance (printed as ``PASS``/``MISS`` lines): the default configuration finds
 every bug within N universes; a shallow race shrinks to at most 2 deviations, deep
-ordering to at most 3 (starvation has no bound: it needs ``LIMIT - 1`` deviations by
-construction, one per extra worker step in a row); controls never fail, neither in
+ordering and the async generator cleanup to at most 3 (starvation and priority
+inversion have no bound: they need ``LIMIT - 1`` and ``BUDGET`` deviations by
+construction, one per extra step of one task in a row); controls never fail, neither in
 the rates table (flagged ``!``) nor through the decorator. A failing control makes
 the script exit 1. This is a measurement, not a test, and it is not run by
 ``make bench``; ``tests/test_zoo.py`` and ``tests/test_zoo_exploration.py`` hold the
 checks.
+
+**Injected cancellations.** The bugs of ``zoo.NEEDS_CANCELLATIONS`` (and the
+controls in :data:`WITH_CANCELLATIONS`) only show under injected cancellations, so
+they are measured with ``cancellations=True`` (both tables), marked ``†`` after the
+program name; ``--no-cancellations`` leaves them out.
 
 Extending it: a :class:`Cell` is one (program, scheduler) measurement, and the table
 is rendered from :data:`COLUMNS`, a list of (header, formatter) pairs. To report
@@ -76,10 +82,18 @@ from hypothesis.database import InMemoryExampleDatabase
 #: ``mixed`` is the default of ``@simloom.test``: even seeds random, odd seeds pct:auto.
 ALIASES = {"mixed": "random|pct:auto"}
 DEFAULT_SCHEDULERS = ("random", "pct", "pct:auto", "mixed")
+#: Programs measured with injected cancellations (``cancellations=True``): the bugs
+#: that need them and their controls.
+WITH_CANCELLATIONS = frozenset({*zoo.NEEDS_CANCELLATIONS, "sem_async_with", "queue_requeue_safe"})
 
 #: Most deviations a bug's shrunk universe may keep (acceptance). Bugs not listed are
 #: shallow races (2); ``None``: no bound (the minimal schedule is long by construction).
-DEVIATION_BOUNDS: dict[str, int | None] = {"deep_ordering": 3, "starvation": None}
+DEVIATION_BOUNDS: dict[str, int | None] = {
+    "deep_ordering": 3,
+    "asyncgen_cleanup_race": 3,
+    "starvation": None,
+    "priority_inversion": None,
+}
 SHALLOW_BOUND = 2
 
 
@@ -141,7 +155,10 @@ def measure(
     cell = Cell(name, kind, scheduler, seeds, rate_seeds)
     first: simloom.RunResult | None = None
     started = time.perf_counter()
-    for seed, result in enumerate(zoo.explore(program, resolve(scheduler), range(seeds))):
+    runs = zoo.explore(
+        program, resolve(scheduler), range(seeds), cancellations=name in WITH_CANCELLATIONS
+    )
+    for seed, result in enumerate(runs):
         cell.universes += 1
         if not result.ok:
             if seed < rate_seeds:
@@ -185,7 +202,11 @@ def _maybe(value: object) -> str:
 
 
 COLUMNS: list[Column] = [
-    Column("program", lambda c: c.program, right=False),
+    Column(
+        "program",
+        lambda c: c.program + (" †" if c.program in WITH_CANCELLATIONS else ""),
+        right=False,
+    ),
     Column("kind", lambda c: c.kind, right=False),
     Column("scheduler", lambda c: c.scheduler, right=False),
     Column("first failure", _first),
@@ -338,16 +359,19 @@ def artifacts_elsewhere() -> Iterator[Path]:
             simloom.testing.configure(previous)
 
 
-def decorated(program: zoo.Program, runs: int) -> Callable[[], None]:
+def decorated(
+    program: zoo.Program, runs: int, *, cancellations: bool = False
+) -> Callable[[], None]:
     """``@simloom.test(runs=runs)`` with every default, plus a throwaway example
-    database (so no earlier failure is replayed and nothing is saved)."""
-    test: Callable[[], None] = simloom.test(runs=runs)(program)
+    database (so no earlier failure is replayed and nothing is saved);
+    ``cancellations=True`` for the programs of :data:`WITH_CANCELLATIONS`."""
+    test: Callable[[], None] = simloom.test(runs=runs, cancellations=cancellations)(program)
     return settings(database=InMemoryExampleDatabase())(test)
 
 
-def attempt(program: zoo.Program, runs: int) -> Attempt:
+def attempt(program: zoo.Program, runs: int, *, cancellations: bool = False) -> Attempt:
     """Call the decorated program once (the caller sets the artifact directory)."""
-    test = decorated(program, runs)
+    test = decorated(program, runs, cancellations=cancellations)
     gc.collect()
     started = time.perf_counter()
     try:
@@ -370,7 +394,9 @@ def measure_shrink(name: str, runs: int = 2000, repeat: int = 3) -> Shrink:
     shrink = Shrink(name, kind, runs)
     with artifacts_elsewhere():
         for _ in range(repeat):
-            shrink.attempts.append(attempt(zoo.PROGRAMS[name], runs))
+            shrink.attempts.append(
+                attempt(zoo.PROGRAMS[name], runs, cancellations=name in WITH_CANCELLATIONS)
+            )
     gc.collect()
     return shrink
 
@@ -575,6 +601,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'mixed' is @simloom.test's default, 'random|pct:auto'",
     )
     parser.add_argument("--no-controls", action="store_true", help="bugs only")
+    parser.add_argument(
+        "--no-cancellations",
+        action="store_true",
+        help="leave out the programs that need injected cancellations",
+    )
     parser.add_argument("--no-shrink", action="store_true", help="skip the @simloom.test table")
     parser.add_argument(
         "--shrink-repeat", type=int, default=3, help="calls of each decorated program (3)"
@@ -596,6 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         *zoo.BUGS,
         *([] if args.no_controls else zoo.CONTROLS),
     ]
+    if args.no_cancellations:
+        names = [n for n in names if n not in WITH_CANCELLATIONS]
     unknown = [n for n in names if n not in zoo.PROGRAMS]
     if unknown:
         parser.error(f"unknown programs {unknown}; known: {', '.join(zoo.PROGRAMS)}")

@@ -9,6 +9,9 @@
 
       SIMLOOM_ZOO_SEEDS=2000 pytest tests/test_zoo.py
 
+* the bugs of ``zoo.NEEDS_CANCELLATIONS`` pass ``N`` seeds of every plain scheduler
+  and are found with injected cancellations (``cancellations=True``), whose controls
+  survive ``N`` seeds with injection;
 * PCT finds the starvation bug far more often than the uniform random walk.
 
 ``benchmarks/zoo_rates.py`` prints the full table of find rates per scheduler.
@@ -35,16 +38,21 @@ FINDERS = ("random", "pct:auto", "pct")
 #: The error each bug raises when it manifests (AssertionError unless listed).
 EXPECTED_ERRORS: dict[str, type[BaseException]] = {
     "lock_order_deadlock": simloom.SimDeadlockError,
+    "iterate_while_mutated": RuntimeError,
 }
+#: Controls of the cancellation-only bugs: they must survive injected cancellations too.
+CANCELLATION_CONTROLS = ("sem_async_with", "queue_requeue_safe", "cancel_safe_lock")
 #: Seeds for the starvation comparison, and the factor PCT must beat random by.
 STARVATION_SEEDS = 300
 STARVATION_FACTOR = 5
 
 
 def test_registry() -> None:
-    assert len(zoo.BUGS) >= 10
-    assert len(zoo.CONTROLS) >= 4
+    assert len(zoo.BUGS) >= 20
+    assert len(zoo.CONTROLS) >= 18
     assert not set(zoo.BUGS) & set(zoo.CONTROLS)
+    assert set(zoo.BUGS) >= zoo.NEEDS_CANCELLATIONS
+    assert {"sem_cancel_leak", "queue_cancel_lost"} <= zoo.NEEDS_CANCELLATIONS
     for name, program in zoo.PROGRAMS.items():
         assert inspect.iscoroutinefunction(program), name
         assert zoo.describe(program), f"{name} has no docstring"
@@ -63,9 +71,12 @@ def test_passes_on_stock_loop_and_under_fifo(name: str) -> None:
 @pytest.mark.parametrize("name", list(zoo.BUGS))
 def test_bug_is_found_and_replays(name: str) -> None:
     program = zoo.BUGS[name]
+    cancellations = name in zoo.NEEDS_CANCELLATIONS
     found = None
     for scheduler in FINDERS:
-        found = zoo.first_failure(program, scheduler, range(ACCEPTANCE_SEEDS))
+        found = zoo.first_failure(
+            program, scheduler, range(ACCEPTANCE_SEEDS), cancellations=cancellations
+        )
         if found is not None:
             break
     assert found is not None, f"no scheduler found {name} in {ACCEPTANCE_SEEDS} universes"
@@ -73,9 +84,11 @@ def test_bug_is_found_and_replays(name: str) -> None:
     assert isinstance(found.error, expected), f"{name} failed with {found.error!r}"
     assert found.deviations > 0
 
-    by_tape = simloom.replay(program, found.tape)
-    strict = simloom.replay(program, found.tape, strict=True)
-    by_seed = simloom.run(program, seed=found.seed, scheduler=scheduler)
+    by_tape = simloom.replay(program, found.tape, cancellations=cancellations)
+    strict = simloom.replay(program, found.tape, strict=True, cancellations=cancellations)
+    by_seed = simloom.run(
+        program, seed=found.seed, scheduler=scheduler, cancellations=cancellations
+    )
     for again in (by_tape, strict, by_seed):
         assert again.digest == found.digest
         assert type(again.error) is type(found.error)
@@ -91,6 +104,22 @@ def test_control_survives(name: str, scheduler: str) -> None:
         assert result.ok, (
             f"control {name} failed under {scheduler} seed {result.seed}: {result.error!r}\n"
             + result.explain()
+        )
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.parametrize("name", sorted(zoo.NEEDS_CANCELLATIONS))
+def test_cancellation_bug_passes_without_injection(name: str, scheduler: str) -> None:
+    for result in zoo.explore(zoo.BUGS[name], scheduler, range(N)):
+        assert result.ok, f"{name} failed under plain {scheduler} seed {result.seed}"
+
+
+@pytest.mark.parametrize("name", CANCELLATION_CONTROLS)
+def test_control_survives_injected_cancellations(name: str) -> None:
+    for result in zoo.explore(zoo.CONTROLS[name], "random|pct:auto", range(N), cancellations=True):
+        assert result.ok, (
+            f"control {name} failed with injected cancellations, seed {result.seed}: "
+            f"{result.error!r}\n" + result.explain()
         )
 
 
