@@ -12,7 +12,8 @@
 * the bugs of ``zoo.NEEDS_CANCELLATIONS`` pass ``N`` seeds of every plain scheduler
   and are found with injected cancellations (``cancellations=True``), whose controls
   survive ``N`` seeds with injection;
-* PCT finds the starvation bug far more often than the uniform random walk.
+* PCT finds the starvation bug far more often than the uniform random walk, and
+  (with eager starts) the deep-ordering bug in at least 5% of its universes.
 
 ``benchmarks/zoo_rates.py`` prints the full table of find rates per scheduler.
 """
@@ -45,6 +46,8 @@ CANCELLATION_CONTROLS = ("sem_async_with", "queue_requeue_safe", "cancel_safe_lo
 #: Seeds for the starvation comparison, and the factor PCT must beat random by.
 STARVATION_SEEDS = 300
 STARVATION_FACTOR = 5
+#: Seeds for PCT on deep ordering (it must find it in at least 5% of them).
+DEEP_SEEDS = 200
 
 
 def test_registry() -> None:
@@ -121,6 +124,15 @@ def test_control_survives_injected_cancellations(name: str) -> None:
             f"control {name} failed with injected cancellations, seed {result.seed}: "
             f"{result.error!r}\n" + result.explain()
         )
+
+
+def test_pct_finds_deep_ordering_with_eager_starts() -> None:
+    # Strict priorities never interleave two read-await-write tasks without a change
+    # point between the read and the write (0 of 2,000 before eager starts); in the
+    # eager half of PCT's universes every new task reads at once.
+    seeds = range(DEEP_SEEDS)
+    found = sum(not r.ok for r in zoo.explore(zoo.BUGS["deep_ordering"], "pct:auto", seeds))
+    assert found >= DEEP_SEEDS // 20, found
 
 
 def test_pct_finds_starvation_far_more_often_than_random() -> None:
