@@ -3,6 +3,7 @@
 
     python benchmarks/zoo_rates.py                  # both tables, seeds 0..1999
     python benchmarks/zoo_rates.py --markdown       # the same as Markdown tables
+    python benchmarks/zoo_rates.py --markdown --wide --no-shrink  # docs/benchmarks.md's table
     python benchmarks/zoo_rates.py --seeds 500 -s random -s pct:d=5 deep_ordering
     python benchmarks/zoo_rates.py -s 'random|pct' -s mixed --no-controls --no-shrink
 
@@ -34,12 +35,18 @@ different places).
 
 Acceptance (printed as ``PASS``/``MISS`` lines): the default configuration finds
 every bug within N universes; a shallow race shrinks to at most 2 deviations, deep
-ordering to at most 3 (starvation has no bound: it needs ``LIMIT - 1`` deviations by
-construction, one per extra worker step in a row); controls never fail, neither in
+ordering and the async generator cleanup to at most 3 (starvation and priority
+inversion have no bound: they need ``LIMIT - 1`` and ``BUDGET`` deviations by
+construction, one per extra step of one task in a row); controls never fail, neither in
 the rates table (flagged ``!``) nor through the decorator. A failing control makes
 the script exit 1. This is a measurement, not a test, and it is not run by
 ``make bench``; ``tests/test_zoo.py`` and ``tests/test_zoo_exploration.py`` hold the
 checks.
+
+**Injected cancellations.** The bugs of ``zoo.NEEDS_CANCELLATIONS`` (and the
+controls in :data:`WITH_CANCELLATIONS`) only show under injected cancellations, so
+they are measured with ``cancellations=True`` (both tables), marked ``†`` after the
+program name; ``--no-cancellations`` leaves them out.
 
 Extending it: a :class:`Cell` is one (program, scheduler) measurement, and the table
 is rendered from :data:`COLUMNS`, a list of (header, formatter) pairs. To report
@@ -76,10 +83,18 @@ from hypothesis.database import InMemoryExampleDatabase
 #: ``mixed`` is the default of ``@simloom.test``: even seeds random, odd seeds pct:auto.
 ALIASES = {"mixed": "random|pct:auto"}
 DEFAULT_SCHEDULERS = ("random", "pct", "pct:auto", "mixed")
+#: Programs measured with injected cancellations (``cancellations=True``): the bugs
+#: that need them and their controls.
+WITH_CANCELLATIONS = frozenset({*zoo.NEEDS_CANCELLATIONS, "sem_async_with", "queue_requeue_safe"})
 
 #: Most deviations a bug's shrunk universe may keep (acceptance). Bugs not listed are
 #: shallow races (2); ``None``: no bound (the minimal schedule is long by construction).
-DEVIATION_BOUNDS: dict[str, int | None] = {"deep_ordering": 3, "starvation": None}
+DEVIATION_BOUNDS: dict[str, int | None] = {
+    "deep_ordering": 3,
+    "asyncgen_cleanup_race": 3,
+    "starvation": None,
+    "priority_inversion": None,
+}
 SHALLOW_BOUND = 2
 
 
@@ -141,7 +156,10 @@ def measure(
     cell = Cell(name, kind, scheduler, seeds, rate_seeds)
     first: simloom.RunResult | None = None
     started = time.perf_counter()
-    for seed, result in enumerate(zoo.explore(program, resolve(scheduler), range(seeds))):
+    runs = zoo.explore(
+        program, resolve(scheduler), range(seeds), cancellations=name in WITH_CANCELLATIONS
+    )
+    for seed, result in enumerate(runs):
         cell.universes += 1
         if not result.ok:
             if seed < rate_seeds:
@@ -185,7 +203,11 @@ def _maybe(value: object) -> str:
 
 
 COLUMNS: list[Column] = [
-    Column("program", lambda c: c.program, right=False),
+    Column(
+        "program",
+        lambda c: c.program + (" †" if c.program in WITH_CANCELLATIONS else ""),
+        right=False,
+    ),
     Column("kind", lambda c: c.kind, right=False),
     Column("scheduler", lambda c: c.scheduler, right=False),
     Column("first failure", _first),
@@ -222,6 +244,27 @@ def render(cells: Sequence[Cell], *, markdown: bool) -> str:
         [[column.cell(c) for column in COLUMNS] for c in cells],
         [column.right for column in COLUMNS],
         markdown=markdown,
+    )
+
+
+def _compact(cell: Cell) -> str:
+    if cell.first_seed is None:
+        return f">{cell.seeds} · 0.0%" if cell.kind == "bug" else "none · 0.0%"
+    mark = " !" if cell.unexpected else ""
+    return f"{cell.first_seed + 1}{mark} · {cell.rate:.1f}% · {cell.first_deviations}"
+
+
+def render_wide(cells: Sequence[Cell], schedulers: Sequence[str], *, markdown: bool) -> str:
+    """One row per program, one column per scheduler: each cell is
+    ``first failure · find rate · deviations`` (``--wide``)."""
+    programs = list(dict.fromkeys(c.program for c in cells))
+    by_key = {(c.program, c.scheduler): c for c in cells}
+    rows = []
+    for name in programs:
+        label = name + (" †" if name in WITH_CANCELLATIONS else "")
+        rows.append([label, *(_compact(by_key[name, s]) for s in schedulers)])
+    return render_rows(
+        ["program", *schedulers], rows, [False, *(True for _ in schedulers)], markdown=markdown
     )
 
 
@@ -338,16 +381,19 @@ def artifacts_elsewhere() -> Iterator[Path]:
             simloom.testing.configure(previous)
 
 
-def decorated(program: zoo.Program, runs: int) -> Callable[[], None]:
+def decorated(
+    program: zoo.Program, runs: int, *, cancellations: bool = False
+) -> Callable[[], None]:
     """``@simloom.test(runs=runs)`` with every default, plus a throwaway example
-    database (so no earlier failure is replayed and nothing is saved)."""
-    test: Callable[[], None] = simloom.test(runs=runs)(program)
+    database (so no earlier failure is replayed and nothing is saved);
+    ``cancellations=True`` for the programs of :data:`WITH_CANCELLATIONS`."""
+    test: Callable[[], None] = simloom.test(runs=runs, cancellations=cancellations)(program)
     return settings(database=InMemoryExampleDatabase())(test)
 
 
-def attempt(program: zoo.Program, runs: int) -> Attempt:
+def attempt(program: zoo.Program, runs: int, *, cancellations: bool = False) -> Attempt:
     """Call the decorated program once (the caller sets the artifact directory)."""
-    test = decorated(program, runs)
+    test = decorated(program, runs, cancellations=cancellations)
     gc.collect()
     started = time.perf_counter()
     try:
@@ -370,7 +416,9 @@ def measure_shrink(name: str, runs: int = 2000, repeat: int = 3) -> Shrink:
     shrink = Shrink(name, kind, runs)
     with artifacts_elsewhere():
         for _ in range(repeat):
-            shrink.attempts.append(attempt(zoo.PROGRAMS[name], runs))
+            shrink.attempts.append(
+                attempt(zoo.PROGRAMS[name], runs, cancellations=name in WITH_CANCELLATIONS)
+            )
     gc.collect()
     return shrink
 
@@ -480,11 +528,41 @@ def render_shrinks(shrinks: Sequence[Shrink], *, markdown: bool) -> str:
     return render_rows(headers, rows, right, markdown=markdown)
 
 
+#: Issue 13's goals: the best peer's find rate on a bug class (failing universes, out
+#: of how many), which the default (``mixed``) must reach. The same-instant timer class
+#: has two zoo programs; each is checked.
+PEER_RATES: dict[str, tuple[int, int]] = {
+    "starvation": (108, 200),
+    "deep_ordering": (37, 200),
+    "timeout_same_instant": (32, 200),
+    "lease_renewed_at_expiry": (32, 200),
+    "condition_if_not_while": (9, 58),
+}
+
+
+def peer_goals(cells: Sequence[Cell]) -> list[tuple[bool, str]]:
+    """``mixed``'s find rate against :data:`PEER_RATES` (over the rate seeds R)."""
+    checks = []
+    for cell in cells:
+        if cell.scheduler != "mixed" or cell.program not in PEER_RATES:
+            continue
+        found, out_of = PEER_RATES[cell.program]
+        checks.append(
+            (
+                cell.rate >= 100.0 * found / out_of,
+                f"mixed finds {cell.program} in {cell.failures_in_rate}/{cell.rate_seeds} "
+                f"universes ({cell.rate:.1f}%), peer {found}/{out_of} "
+                f"({100.0 * found / out_of:.1f}%)",
+            )
+        )
+    return checks
+
+
 def acceptance(
     cells: Sequence[Cell], shrinks: Sequence[Shrink], runs: int
 ) -> list[tuple[bool, str]]:
     """The acceptance checks, as (passed, text) pairs."""
-    checks: list[tuple[bool, str]] = []
+    checks: list[tuple[bool, str]] = peer_goals(cells)
     mixed = [c for c in cells if c.scheduler == "mixed"]
     bugs = [c for c in mixed if c.kind == "bug"]
     if bugs:
@@ -575,11 +653,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'mixed' is @simloom.test's default, 'random|pct:auto'",
     )
     parser.add_argument("--no-controls", action="store_true", help="bugs only")
+    parser.add_argument(
+        "--no-cancellations",
+        action="store_true",
+        help="leave out the programs that need injected cancellations",
+    )
     parser.add_argument("--no-shrink", action="store_true", help="skip the @simloom.test table")
     parser.add_argument(
         "--shrink-repeat", type=int, default=3, help="calls of each decorated program (3)"
     )
     parser.add_argument("--markdown", action="store_true", help="emit Markdown tables")
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="the rates table as program x scheduler ('first failure · find rate · deviations')",
+    )
     parser.add_argument("--shrink-child", metavar="PROGRAM", help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -596,6 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         *zoo.BUGS,
         *([] if args.no_controls else zoo.CONTROLS),
     ]
+    if args.no_cancellations:
+        names = [n for n in names if n not in WITH_CANCELLATIONS]
     unknown = [n for n in names if n not in zoo.PROGRAMS]
     if unknown:
         parser.error(f"unknown programs {unknown}; known: {', '.join(zoo.PROGRAMS)}")
@@ -618,7 +708,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  @simloom.test {name} ({shrink.best(lambda a: a.seconds):.2f}s)", file=sys.stderr
             )
 
-    print(render(cells, markdown=args.markdown))
+    if args.wide:
+        print(render_wide(cells, schedulers, markdown=args.markdown))
+    else:
+        print(render(cells, markdown=args.markdown))
     print()
     print(summary(cells, schedulers))
     universes = sum(c.universes for c in cells)

@@ -9,7 +9,11 @@
 
       SIMLOOM_ZOO_SEEDS=2000 pytest tests/test_zoo.py
 
-* PCT finds the starvation bug far more often than the uniform random walk.
+* the bugs of ``zoo.NEEDS_CANCELLATIONS`` pass ``N`` seeds of every plain scheduler
+  and are found with injected cancellations (``cancellations=True``), whose controls
+  survive ``N`` seeds with injection;
+* PCT finds the starvation bug far more often than the uniform random walk, and
+  (with eager starts) the deep-ordering bug in at least 5% of its universes.
 
 ``benchmarks/zoo_rates.py`` prints the full table of find rates per scheduler.
 """
@@ -35,16 +39,23 @@ FINDERS = ("random", "pct:auto", "pct")
 #: The error each bug raises when it manifests (AssertionError unless listed).
 EXPECTED_ERRORS: dict[str, type[BaseException]] = {
     "lock_order_deadlock": simloom.SimDeadlockError,
+    "iterate_while_mutated": RuntimeError,
 }
+#: Controls of the cancellation-only bugs: they must survive injected cancellations too.
+CANCELLATION_CONTROLS = ("sem_async_with", "queue_requeue_safe", "cancel_safe_lock")
 #: Seeds for the starvation comparison, and the factor PCT must beat random by.
 STARVATION_SEEDS = 300
 STARVATION_FACTOR = 5
+#: Seeds for PCT on deep ordering (it must find it in at least 5% of them).
+DEEP_SEEDS = 200
 
 
 def test_registry() -> None:
-    assert len(zoo.BUGS) >= 10
-    assert len(zoo.CONTROLS) >= 4
+    assert len(zoo.BUGS) >= 20
+    assert len(zoo.CONTROLS) >= 18
     assert not set(zoo.BUGS) & set(zoo.CONTROLS)
+    assert set(zoo.BUGS) >= zoo.NEEDS_CANCELLATIONS
+    assert {"sem_cancel_leak", "queue_cancel_lost"} <= zoo.NEEDS_CANCELLATIONS
     for name, program in zoo.PROGRAMS.items():
         assert inspect.iscoroutinefunction(program), name
         assert zoo.describe(program), f"{name} has no docstring"
@@ -63,9 +74,12 @@ def test_passes_on_stock_loop_and_under_fifo(name: str) -> None:
 @pytest.mark.parametrize("name", list(zoo.BUGS))
 def test_bug_is_found_and_replays(name: str) -> None:
     program = zoo.BUGS[name]
+    cancellations = name in zoo.NEEDS_CANCELLATIONS
     found = None
     for scheduler in FINDERS:
-        found = zoo.first_failure(program, scheduler, range(ACCEPTANCE_SEEDS))
+        found = zoo.first_failure(
+            program, scheduler, range(ACCEPTANCE_SEEDS), cancellations=cancellations
+        )
         if found is not None:
             break
     assert found is not None, f"no scheduler found {name} in {ACCEPTANCE_SEEDS} universes"
@@ -73,9 +87,11 @@ def test_bug_is_found_and_replays(name: str) -> None:
     assert isinstance(found.error, expected), f"{name} failed with {found.error!r}"
     assert found.deviations > 0
 
-    by_tape = simloom.replay(program, found.tape)
-    strict = simloom.replay(program, found.tape, strict=True)
-    by_seed = simloom.run(program, seed=found.seed, scheduler=scheduler)
+    by_tape = simloom.replay(program, found.tape, cancellations=cancellations)
+    strict = simloom.replay(program, found.tape, strict=True, cancellations=cancellations)
+    by_seed = simloom.run(
+        program, seed=found.seed, scheduler=scheduler, cancellations=cancellations
+    )
     for again in (by_tape, strict, by_seed):
         assert again.digest == found.digest
         assert type(again.error) is type(found.error)
@@ -92,6 +108,31 @@ def test_control_survives(name: str, scheduler: str) -> None:
             f"control {name} failed under {scheduler} seed {result.seed}: {result.error!r}\n"
             + result.explain()
         )
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.parametrize("name", sorted(zoo.NEEDS_CANCELLATIONS))
+def test_cancellation_bug_passes_without_injection(name: str, scheduler: str) -> None:
+    for result in zoo.explore(zoo.BUGS[name], scheduler, range(N)):
+        assert result.ok, f"{name} failed under plain {scheduler} seed {result.seed}"
+
+
+@pytest.mark.parametrize("name", CANCELLATION_CONTROLS)
+def test_control_survives_injected_cancellations(name: str) -> None:
+    for result in zoo.explore(zoo.CONTROLS[name], "random|pct:auto", range(N), cancellations=True):
+        assert result.ok, (
+            f"control {name} failed with injected cancellations, seed {result.seed}: "
+            f"{result.error!r}\n" + result.explain()
+        )
+
+
+def test_pct_finds_deep_ordering_with_eager_starts() -> None:
+    # Strict priorities never interleave two read-await-write tasks without a change
+    # point between the read and the write (0 of 2,000 before eager starts); in the
+    # eager half of PCT's universes every new task reads at once.
+    seeds = range(DEEP_SEEDS)
+    found = sum(not r.ok for r in zoo.explore(zoo.BUGS["deep_ordering"], "pct:auto", seeds))
+    assert found >= DEEP_SEEDS // 20, found
 
 
 def test_pct_finds_starvation_far_more_often_than_random() -> None:

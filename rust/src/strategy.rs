@@ -14,6 +14,15 @@
 //! [`SPIN_DEMOTION`] decisions in a row while another owner is ready, as a
 //! change point would.
 //!
+//! Half the PCT universes (a swarm: the universe's generator draws it) also start
+//! tasks *eagerly*: an owner not yet run outranks every drawn priority until its first
+//! step, as if its first step ran inside `create_task`; it then takes its drawn
+//! priority. Strict priorities alone never interleave two read-await-write tasks
+//! without a change point between the read and the write; with eager starts every
+//! new task reads at once, and a lost update needs only the right priority order (the
+//! zoo's `deep_ordering`, three such races, goes from 0 to about a quarter of the
+//! eager universes).
+//!
 //! Owns: the answer to a decision. Must not: touch the tape or the ready set.
 
 use crate::ready::ReadySet;
@@ -65,6 +74,9 @@ pub const SPIN_DEMOTION: u32 = 1_000;
 /// The priority of an owner demoted for spinning: below every other.
 const SPINNER_PRIORITY: u64 = 0;
 
+/// The priority of an owner not yet run in an eager universe: above every drawn one.
+const FRESH: u64 = u64::MAX - 1;
+
 /// An owner's priority before it is first seen (never a real priority: those are
 /// at most `depth + 1 + 2^62`).
 const UNSEEN: u64 = u64::MAX;
@@ -77,6 +89,10 @@ pub struct Pct {
     next_change: usize,
     /// Priority of each owner, indexed by its label id (dense small integers).
     priorities: Vec<u64>,
+    /// Whether owners start eagerly ([`FRESH`] until their first pick).
+    eager: bool,
+    /// Each owner's drawn priority, taken when an eager start ends.
+    drawn: Vec<u64>,
     /// Ready entries as (priority, older first, owner): a max-heap with lazy
     /// deletion, cheaper per step than an ordered tree. An entry is current while
     /// its seq is still ready and its priority is still its owner's; a priority
@@ -98,12 +114,15 @@ impl Pct {
         let mut change_points: Vec<u64> =
             (1..depth.max(1)).map(|_| uniform(rng, horizon)).collect();
         change_points.sort_unstable();
+        let eager = rng.next_u64() >> 63 == 1;
         Pct {
             depth: depth.max(1),
             horizon,
             change_points,
             next_change: 0,
             priorities: Vec::new(),
+            eager,
+            drawn: Vec::new(),
             heap: BinaryHeap::new(),
             ready_of_owner: Vec::new(),
             live: 0,
@@ -119,7 +138,16 @@ impl Pct {
             self.ready_of_owner.resize_with(slot + 1, Vec::new);
         }
         if self.priorities[slot] == UNSEEN {
-            self.priorities[slot] = self.depth as u64 + 1 + (rng.next_u64() >> 2);
+            let drawn = self.depth as u64 + 1 + (rng.next_u64() >> 2);
+            if self.eager {
+                if slot >= self.drawn.len() {
+                    self.drawn.resize(slot + 1, 0);
+                }
+                self.drawn[slot] = drawn;
+                self.priorities[slot] = FRESH;
+            } else {
+                self.priorities[slot] = drawn;
+            }
         }
         self.priorities[slot]
     }
@@ -174,6 +202,11 @@ impl Pct {
     /// owner drops below every initial priority; an owner that keeps winning while
     /// another waits drops below everything.
     fn after_pick(&mut self, index: u64, owner: u32) {
+        let slot = owner as usize;
+        if self.eager && self.priorities.get(slot) == Some(&FRESH) {
+            let drawn = self.drawn[slot];
+            self.set_priority(owner, drawn);
+        }
         while self.next_change < self.change_points.len()
             && self.change_points[self.next_change] < index
         {
@@ -217,6 +250,11 @@ impl Pct {
 
     pub fn horizon(&self) -> u64 {
         self.horizon
+    }
+
+    /// Whether this universe starts tasks eagerly.
+    pub fn eager(&self) -> bool {
+        self.eager
     }
 }
 
@@ -309,15 +347,44 @@ mod tests {
             ready.push(seq, owner);
             strategy.on_ready(seq, owner, &mut rng);
         }
-        let first = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
-        let (seq, owner) = ready.take(first).unwrap();
-        strategy.on_unready(seq, owner);
+        // The first two picks: in an eager universe each owner's first step runs
+        // before any drawn priority counts.
+        let mut owner = 0;
+        let mut index = 0;
+        let starts = if matches!(&strategy, Strategy::Pct(pct) if pct.eager()) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..starts {
+            let first = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
+            let (seq, picked) = ready.take(first).unwrap();
+            strategy.on_unready(seq, picked);
+            strategy.after_schedule(index, picked);
+            index += 1;
+            owner = picked;
+        }
+        if starts == 2 {
+            // Both have run once: the higher drawn priority wins from now on.
+            for (seq, again) in [(5u64, 7u32), (6, 9)] {
+                ready.push(seq, again);
+                strategy.on_ready(seq, again, &mut rng);
+            }
+            let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
+            let (seq, picked) = ready.take(rank).unwrap();
+            strategy.on_unready(seq, picked);
+            strategy.after_schedule(index, picked);
+            index += 1;
+            owner = picked;
+        }
         for round in 0..20u64 {
             ready.push(10 + round, owner);
             strategy.on_ready(10 + round, owner, &mut rng);
             let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
             let (seq, again) = ready.take(rank).unwrap();
             strategy.on_unready(seq, again);
+            strategy.after_schedule(index, again);
+            index += 1;
             assert_eq!(again, owner, "the winning owner keeps running");
         }
     }
@@ -424,6 +491,54 @@ mod tests {
         assert!(
             pct.heap.len() <= 2 * pct.live + 64,
             "stale entries are dropped"
+        );
+    }
+
+    #[test]
+    fn an_eager_universe_runs_a_new_owner_first_then_by_its_drawn_priority() {
+        let kind = StrategyKind::Pct {
+            depth: 1,
+            horizon: 10,
+        };
+        let mut eager = 0;
+        for seed in 0..64u64 {
+            let mut rng = Pcg64Mcg::seed_from_u64(seed);
+            let mut strategy = Strategy::new(&kind, &mut rng);
+            let is_eager = matches!(&strategy, Strategy::Pct(pct) if pct.eager());
+            eager += u32::from(is_eager);
+            let mut ready = ReadySet::new();
+            // Owner 1 has run once; owner 2 is new (its entry is younger).
+            ready.push(0, 1u32);
+            strategy.on_ready(0, 1, &mut rng);
+            let rank = strategy.answer(Question::Schedule, 1, &ready, &mut rng) as usize;
+            let (seq, owner) = ready.take(rank).unwrap();
+            strategy.on_unready(seq, owner);
+            strategy.after_schedule(0, owner);
+            for (seq, owner) in [(1u64, 1u32), (2, 2)] {
+                ready.push(seq, owner);
+                strategy.on_ready(seq, owner, &mut rng);
+            }
+            let rank = strategy.answer(Question::Schedule, 2, &ready, &mut rng) as usize;
+            let (_, picked) = ready.take(rank).unwrap();
+            if is_eager {
+                assert_eq!(picked, 2, "seed {seed}: the new owner starts first");
+                let Strategy::Pct(pct) = &strategy else {
+                    unreachable!()
+                };
+                assert!(pct.priorities[2] == FRESH);
+                strategy.after_schedule(1, 2);
+                let Strategy::Pct(pct) = &strategy else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    pct.priorities[2], pct.drawn[2],
+                    "then takes its drawn priority"
+                );
+            }
+        }
+        assert!(
+            (16..=48).contains(&eager),
+            "about half the universes are eager: {eager}/64"
         );
     }
 
