@@ -219,7 +219,12 @@ def test_an_injection_shrinks_away_when_the_failure_does_not_need_it(
 def test_universes_strategy_takes_the_option() -> None:
     failures = []
 
-    @settings(max_examples=60, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=150,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(simloom.universes(cancellations=True))
     def check(universe: Any) -> None:
         try:
