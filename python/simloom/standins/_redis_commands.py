@@ -46,16 +46,16 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
     def command(name: str, arity: int, writes: bool = False) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             def run(connection: _Connection, args: list[bytes]) -> Any:
-                connection._log = None  # type: ignore[attr-defined]
+                connection.aof_entries = None
                 try:
                     reply = handler(connection, args)
                 except _Error:
-                    connection._log = None  # type: ignore[attr-defined]
+                    connection.aof_entries = None
                     raise
                 if writes:
-                    logged = getattr(connection, "_log", None)
+                    logged = connection.aof_entries
                     entry = logged if logged is not None else [[name.encode(), *args]]
-                    connection._log = None  # type: ignore[attr-defined]
+                    connection.aof_entries = None
                     s._append(connection, entry)
                 return reply
 
@@ -66,7 +66,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
 
     def log(connection: _Connection, *entries: list[bytes]) -> None:
         """What a write appends instead of itself (or nothing, with no entries)."""
-        connection._log = list(entries)  # type: ignore[attr-defined]
+        connection.aof_entries = list(entries)
 
     # ------------------------------------------------------------ connection
 
@@ -495,13 +495,35 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
         log(c, [b"SET", a[0], text, b"KEEPTTL"])
         return text
 
+    def container(c: _Connection, key: bytes, kind: type, create: bool) -> Any:
+        """The hash, list, set or sorted set at ``key`` (``WRONGTYPE`` if the key
+        holds another kind), made empty and stored if missing and ``create``."""
+        value = s._get(c, key, kind)
+        if value is None and create:
+            value = kind()
+            s._dbs[c.db][key] = value
+        return value
+
+    def remove(c: _Connection, key: bytes, kind: type, names: list[bytes]) -> int:
+        """HDEL, SREM, ZREM: remove ``names`` from the container at ``key``; how
+        many were there (a missing key writes nothing to the file)."""
+        value = container(c, key, kind, False)
+        if value is None:
+            log(c)
+            return 0
+        present = [name for name in dict.fromkeys(names) if name in value]
+        for name in present:
+            if isinstance(value, set):
+                value.discard(name)
+            else:
+                del value[name]
+        s._changed(c, key)
+        return len(present)
+
     # ---------------------------------------------------------------- hashes
 
     def hash_of(c: _Connection, key: bytes, create: bool = False) -> dict[bytes, bytes] | None:
-        value: dict[bytes, bytes] | None = s._get(c, key, dict)
-        if value is None and create:
-            value = {}
-            s._dbs[c.db][key] = value
+        value: dict[bytes, bytes] | None = container(c, key, dict, create)
         return value
 
     @command("hset", -4, writes=True)
@@ -551,13 +573,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
 
     @command("hdel", -3, writes=True)
     def hdel(c: _Connection, a: list[bytes]) -> Any:
-        h = hash_of(c, a[0])
-        if h is None:
-            log(c)
-            return 0
-        removed = sum(h.pop(f, None) is not None for f in a[1:])
-        s._changed(c, a[0])
-        return removed
+        return remove(c, a[0], dict, a[1:])
 
     @command("hexists", 3)
     def hexists(c: _Connection, a: list[bytes]) -> Any:
@@ -591,10 +607,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
     # ----------------------------------------------------------------- lists
 
     def list_of(c: _Connection, key: bytes, create: bool = False) -> list[bytes] | None:
-        value: list[bytes] | None = s._get(c, key, list)
-        if value is None and create:
-            value = []
-            s._dbs[c.db][key] = value
+        value: list[bytes] | None = container(c, key, list, create)
         return value
 
     def push(left: bool) -> Handler:
@@ -698,10 +711,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
     # ------------------------------------------------------------------ sets
 
     def set_of(c: _Connection, key: bytes, create: bool = False) -> set[bytes] | None:
-        value: set[bytes] | None = s._get(c, key, set)
-        if value is None and create:
-            value = set()
-            s._dbs[c.db][key] = value
+        value: set[bytes] | None = container(c, key, set, create)
         return value
 
     def members(values: set[bytes]) -> _SetReply:
@@ -718,14 +728,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
 
     @command("srem", -3, writes=True)
     def srem(c: _Connection, a: list[bytes]) -> Any:
-        values = set_of(c, a[0])
-        if values is None:
-            log(c)
-            return 0
-        before = len(values)
-        values.difference_update(a[1:])
-        s._changed(c, a[0])
-        return before - len(values)
+        return remove(c, a[0], set, a[1:])
 
     @command("smembers", 2)
     def smembers(c: _Connection, a: list[bytes]) -> Any:
@@ -751,10 +754,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
     # ----------------------------------------------------------- sorted sets
 
     def zset_of(c: _Connection, key: bytes, create: bool = False) -> _ZSet | None:
-        value: _ZSet | None = s._get(c, key, _ZSet)
-        if value is None and create:
-            value = _ZSet()
-            s._dbs[c.db][key] = value
+        value: _ZSet | None = container(c, key, _ZSet, create)
         return value
 
     def score_reply(c: _Connection, score: float) -> Any:
@@ -810,13 +810,7 @@ def table(server: Any) -> dict[bytes, tuple[Handler, int, bool]]:
 
     @command("zrem", -3, writes=True)
     def zrem(c: _Connection, a: list[bytes]) -> Any:
-        z = zset_of(c, a[0])
-        if z is None:
-            log(c)
-            return 0
-        removed = sum(z.pop(member, None) is not None for member in a[1:])
-        s._changed(c, a[0])
-        return removed
+        return remove(c, a[0], _ZSet, a[1:])
 
     @command("zcard", 2)
     def zcard(c: _Connection, a: list[bytes]) -> Any:

@@ -198,6 +198,9 @@ class _Connection:
     watched: dict[tuple[int, bytes], int] = field(default_factory=dict)
     channels: set[bytes] = field(default_factory=set)
     patterns: set[bytes] = field(default_factory=set)
+    #: What the running write command appends to the append-only file instead of
+    #: itself (``None``: itself; ``[]``: nothing), set by the command.
+    aof_entries: list[list[bytes]] | None = None
 
     def send(self, value: Any) -> None:
         out: list[bytes] = []
