@@ -544,23 +544,11 @@ class _Exploration:
         if found is None:
             return
         how = f"systematic schedule {outcome.schedules} ({spec.name})"
-        not_shrinking = self._shrinking()
-        if not_shrinking is not None:
-            hypothesis_run = self._hypothesis_run(shrink=False)
-            hypothesis_run.save(found.tape)
-            shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
-            self._fail(how=how, seed=None, found=found, shrink=shrink)
-        hypothesis_run, shrink = self._shrink(found.tape, how)
-        self._fail(
-            how=how,
-            seed=None,
-            found=found,
-            final=hypothesis_run.last,
-            shrink=shrink,
-            hypothesis_run=hypothesis_run,
-        )
+        self._fail_and_shrink(how=how, seed=None, found=found)
 
-    def _fail_and_shrink(self, *, how: str, seed: int, found: RunResult) -> None:
+    def _fail_and_shrink(self, *, how: str, seed: int | None, found: RunResult) -> None:
+        """Shrink the failure ``found`` (of universe ``seed``; ``None``: a universe
+        with no seed, such as a systematic schedule) and fail with its report."""
         __tracebackhide__ = True
         not_shrinking = self._shrinking()
         if not_shrinking is not None:
@@ -569,14 +557,17 @@ class _Exploration:
             hypothesis_run.save(found.tape)
             shrink = _Shrink(NOT_SHRUNK, why=not_shrinking, saved=hypothesis_run.persistent)
             self._fail(how=how, seed=seed, found=found, shrink=shrink)
-        rerun = _rerun_command(
-            self.test_id,
-            seed,
-            _scheduler_for_seed(self.scheduler, seed),
-            boundary=self.config.boundary,
-            cancellations=self.config.cancellations,
-        )
-        hypothesis_run, shrink = self._shrink(found.tape, f"{how}, seed {seed}; re-run: {rerun}")
+        label = how
+        if seed is not None:
+            rerun = _rerun_command(
+                self.test_id,
+                seed,
+                _scheduler_for_seed(self.scheduler, seed),
+                boundary=self.config.boundary,
+                cancellations=self.config.cancellations,
+            )
+            label = f"{how}, seed {seed}; re-run: {rerun}"
+        hypothesis_run, shrink = self._shrink(found.tape, label)
         self._fail(
             how=how,
             seed=seed,

@@ -573,7 +573,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         if isinstance(kept, list) and kept:
             kept[:] = [info for info in kept if not _let_through(info.value)]
         return outcome
-    except (asyncio.CancelledError, TimeoutError, BaseExceptionGroup) as error:
+    except _MAY_BE_INJECTED as error:
         if not _let_through(error):
             raise
         return None
@@ -600,6 +600,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             testing.session_stats.append(testing.TestStats(**value))
 
 
+#: What an injected cancellation reaching a test phase's top can be.
+_MAY_BE_INJECTED = (asyncio.CancelledError, TimeoutError, BaseExceptionGroup)
+
+
 def _let_through(error: BaseException) -> bool:
     """An injected cancellation reached the top of a test phase (set-up, call or
     teardown) in a universe of ``pytest --simloom --simloom-cancellations``: the code
@@ -616,7 +620,7 @@ def _let_through(error: BaseException) -> bool:
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
     try:
         return (yield)
-    except (asyncio.CancelledError, TimeoutError, BaseExceptionGroup) as error:
+    except _MAY_BE_INJECTED as error:
         if not _let_through(error):
             raise
         # The test cannot run without its fixtures: skipped in this universe.
@@ -629,7 +633,7 @@ def pytest_runtest_teardown(
 ) -> Generator[None, Any, Any]:
     try:
         return (yield)
-    except (asyncio.CancelledError, TimeoutError, BaseExceptionGroup) as error:
+    except _MAY_BE_INJECTED as error:
         if not _let_through(error):
             raise
         return None
