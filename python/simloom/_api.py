@@ -124,6 +124,10 @@ class RunResult:
     seed: int | None
     scheduler: str
     misaligned: bool
+    #: A seeded PCT universe: whether it started tasks eagerly (``None`` under
+    #: every other scheduler and on replay). PCT's probabilistic guarantee is only
+    #: claimed for universes where this is ``False``.
+    eager_starts: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -533,6 +537,7 @@ def _result_of(
         seed=seed,
         scheduler=scheduler,
         misaligned=misaligned,
+        eager_starts=loop._pct_eager(),
     )
 
 
@@ -544,7 +549,7 @@ def _resolve_horizon(main: Main, spec: SchedulerSpec, config: UniverseConfig) ->
     probe = _universe(main, probe_loop, None, "fifo", config.boundary_settings)
     horizon = max(1, probe.decisions)
     # The measured horizon is part of the spec now; running it will not probe again.
-    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon)
+    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon, eager=spec.eager)
 
 
 def run(

@@ -130,6 +130,8 @@ def _shrink_lines(found: RunResult, final: RunResult, shrink: _Shrink | None) ->
         f"schedule deviations {found.deviations} → {final.deviations}"
     )
     effort = f"{shrink.candidates} candidate runs, {shrink.seconds:.2f} s"
+    if shrink.prepass_runs:
+        effort += f"; {shrink.prepass_runs} of them plain replays that cut the long tape first"
     if shrink.state == FINISHED and shrink.earlier:
         return [
             f"  shrunk: in an earlier run, to {_draw_count(final.tape)} draws and "

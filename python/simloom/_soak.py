@@ -253,10 +253,16 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
             universe = exploration._run_seed(seed)
             result.seeds += 1
             result.max_steps = max(result.max_steps, universe.steps)
-            if universe.scheduler.startswith("pct"):
-                result.pct_universes += 1
-                result.pct_depth = parse_scheduler(universe.scheduler).depth
-                result.max_owners = max(result.max_owners, _owners(universe))
+            if universe.eager_starts is False:
+                # PCT's guarantee is claimed only for universes run as the theorem
+                # assumes: no eager starts, and change points drawn over every
+                # decision the universe made (a horizon at least its decisions).
+                spec = parse_scheduler(universe.scheduler)
+                if spec.horizon >= universe.decisions:
+                    result.pct_universes += 1
+                    depth = spec.depth
+                    result.pct_depth = min(result.pct_depth, depth) if result.pct_depth else depth
+                    result.max_owners = max(result.max_owners, _owners(universe))
             if universe.error is not None:
                 from ._report import _error_line
 
@@ -423,7 +429,11 @@ class SoakResult:
         self.pct_universes += chunk.pct_universes
         self.max_owners = max(self.max_owners, chunk.max_owners)
         self.max_steps = max(self.max_steps, chunk.max_steps)
-        self.pct_depth = max(self.pct_depth, chunk.pct_depth)
+        if chunk.pct_universes:
+            # The guarantee holds for bugs no deeper than the shallowest universe's.
+            self.pct_depth = (
+                min(self.pct_depth, chunk.pct_depth) if self.pct_depth else chunk.pct_depth
+            )
 
     @property
     def rate(self) -> float:

@@ -207,6 +207,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             max_steps=budgets.max_steps,
             max_time_ns=budgets.max_time_ns,
             max_stall_ns=spec.max_stall_ns,
+            eager=spec.eager,
         )
         #: The budgets of each run (see :mod:`simloom._budgets`).
         self.budgets = budgets

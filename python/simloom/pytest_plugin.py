@@ -695,6 +695,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         if entry.outcome == "passed" and entry.note:
             line += f" ({entry.note})"
         terminalreporter.write_line(line)
+        guarantee = entry.guarantee() if entry.outcome == "passed" else None
+        if guarantee is not None:
+            terminalreporter.write_line(f"  {guarantee}")
 
 
 #: How long (wall clock) the end of a ``--simloom`` session waits for threads the
