@@ -26,6 +26,7 @@ from . import _api, _causal
 from ._api import RunResult
 from ._artifacts import ARTIFACT_DIR, TapeArtifact, _write_artifacts, load_tape_artifact
 from ._config import UniverseConfig
+from ._guarantee import pct_guarantee, task_count
 from ._report import (
     _error_line,
     _misalignment,
@@ -116,9 +117,7 @@ class TestStats:
 
     def guarantee(self) -> str | None:
         """What PCT's probabilistic guarantee says about this exploration (``None``
-        when no universe it counts ran): see :func:`simloom._soak.pct_guarantee`."""
-        from ._soak import pct_guarantee
-
+        when no universe it counts ran): see :func:`simloom._guarantee.pct_guarantee`."""
         return pct_guarantee(
             self.pct_universes, self.pct_owners, self.pct_steps, depth=self.pct_depth
         )
@@ -249,11 +248,9 @@ class _Exploration:
         if result.eager_starts is False and result.error is None:
             spec = parse_scheduler(result.scheduler)
             if spec.horizon >= result.decisions:
-                from ._soak import _owners
-
                 stats.pct_universes += 1
                 stats.pct_depth = min(stats.pct_depth, spec.depth) or spec.depth
-                stats.pct_owners = max(stats.pct_owners, _owners(result))
+                stats.pct_owners = max(stats.pct_owners, task_count(result))
                 stats.pct_steps = max(stats.pct_steps, result.steps)
         for label, hits in result.coverage.items():
             self.stats.coverage[label] = self.stats.coverage.get(label, 0) + hits

@@ -39,6 +39,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._guarantee import GUARANTEE_DEPTHS as GUARANTEE_DEPTHS
+from ._guarantee import pct_guarantee as pct_guarantee
+from ._guarantee import task_count as _owners
 from .errors import SimloomUsageError
 from .tape import Tape, atomic_write
 
@@ -71,8 +74,6 @@ MAX_CHUNK_ATTEMPTS = 4
 #: shrunk) by the next pytest run, so a soak of a very buggy program must not
 #: bury the developer under thousands.
 MAX_SAVED_FAILURES = 5
-#: PCT depths the guarantee line speaks of.
-GUARANTEE_DEPTHS = (1, 2, 3)
 
 
 # ------------------------------------------------------------------- budgets
@@ -278,16 +279,6 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
     _api.frozen_heap().run(explore)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _owners(universe: Any) -> int:
-    """Tasks (and callbacks) that took a step: PCT's ``n``."""
-    from . import _core
-
-    # The raw records (labels interned): cheaper than decoding Event objects.
-    return len(
-        {raw[1] for raw in _core.decode_event_log(universe.event_log_bytes) if raw[0] == "step"}
-    )
 
 
 # ------------------------------------------------------------------- targets
@@ -504,29 +495,6 @@ class SoakResult:
             )
         result.resumed_from = result.universes
         return result
-
-
-def pct_guarantee(pct_universes: int, owners: int, steps: int, *, depth: int = 3) -> str | None:
-    """What PCT's guarantee says after ``pct_universes`` passing PCT universes of a
-    program with at most ``owners`` tasks and ``steps`` steps: one PCT universe of
-    depth >= d finds a given bug of depth d with probability >= 1/(n k^(d-1))
-    (Burckhardt et al., ASPLOS 2010), so all of them missed it with probability
-    <= (1 - p)^N. ``None`` when no PCT universe ran."""
-    if pct_universes <= 0 or owners <= 0 or steps <= 0:
-        return None
-    parts = []
-    for d in GUARANTEE_DEPTHS:
-        if depth and d > depth:
-            break
-        p = 1.0 / (owners * float(steps) ** (d - 1))
-        missed = (1.0 - p) ** pct_universes
-        parts.append(
-            f"depth {d}: p >= {p:.3g} per universe, missed with probability <= {missed:.3g}"
-        )
-    return (
-        f"PCT guarantee after {pct_universes} passing PCT universe(s), with at most "
-        f"{owners} task(s) and {steps} step(s) seen: a bug of " + "; ".join(parts)
-    )
 
 
 # ------------------------------------------------------------------- running
