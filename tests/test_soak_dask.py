@@ -4,6 +4,7 @@ final ledger exactly once, also when a worker process dies in the middle of a ch
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,10 @@ def test_soak_command_on_a_cluster(
     out = capsys.readouterr().out
     assert status == cli.OK, out
     assert f"100 universe(s) (seeds 0..99) on the cluster at {cluster.scheduler_address}" in out
-    assert "PCT guarantee after 50 passing PCT universe(s)" in out
+    # Only the mix's PCT universes without eager starts count (1 seed in 12).
+    counted = re.search(r"PCT guarantee after (\d+) passing PCT universe\(s\)", out)
+    assert counted is not None, out
+    assert 1 <= int(counted.group(1)) <= 9
 
 
 def test_a_target_the_cluster_cannot_load_is_named(cluster: LocalCluster, tmp_path: Path) -> None:
