@@ -102,14 +102,15 @@ class Statement:
     syntax_error: str | None = None
 
 
+_NOW = "CAST(getvariable('simloom_now') AS TIMESTAMPTZ)"
 _CLOCK_WORDS = {
-    "now": "getvariable('simloom_now')",
-    "transaction_timestamp": "getvariable('simloom_now')",
-    "statement_timestamp": "getvariable('simloom_now')",
-    "clock_timestamp": "getvariable('simloom_now')",
+    "now": _NOW,
+    "transaction_timestamp": _NOW,
+    "statement_timestamp": _NOW,
+    "clock_timestamp": _NOW,
 }
 _CLOCK_KEYWORDS = {
-    "current_timestamp": "getvariable('simloom_now')",
+    "current_timestamp": _NOW,
     "localtimestamp": "CAST(getvariable('simloom_now') AS TIMESTAMP)",
     "current_date": "CAST(getvariable('simloom_now') AS DATE)",
 }
@@ -248,6 +249,8 @@ def analyze(sql: str) -> Statement:
         if first == "close":
             tag = "CLOSE CURSOR ALL"
         return Statement(sql, "noop", tag)
+    if "typeinfo_tree" in words:  # asyncpg's type introspection
+        return Statement(sql, "introspect", "SELECT", params=1, contexts={1: ("type", "oid[]")})
     if first == "select" and "pg_advisory_unlock_all" in words:
         return Statement(sql, "noop", "SELECT")
 
@@ -291,7 +294,7 @@ def analyze(sql: str) -> Statement:
     if kind == "write" and returning:
         statement.returning = True
         statement.returning_columns = tuple(
-            c.strip().strip('"').lower() for c in returning.group(1).split(",")
+            c.strip().split(".")[-1].strip('"').lower() for c in returning.group(1).split(",")
         )
     if kind in ("write", "read"):
         statement.target = _target(words)

@@ -39,6 +39,7 @@ _SCALARS = [
     # name, oid, array oid, size, DuckDB type
     ("bool", 16, 1000, 1, "BOOLEAN"),
     ("bytea", 17, 1001, -1, "BLOB"),
+    ("char", 18, 1002, 1, "VARCHAR"),
     ("name", 19, 1003, 64, "VARCHAR"),
     ("int8", 20, 1016, 8, "BIGINT"),
     ("int2", 21, 1005, 2, "SMALLINT"),
@@ -129,6 +130,38 @@ _DUCKDB = {
 
 def by_oid(oid: int) -> PgType | None:
     return _BY_OID.get(oid)
+
+
+def introspection_rows(oids: list[int]) -> list[tuple[Any, ...]]:
+    """What asyncpg's type introspection query returns for built-in types (it asks
+    about arrays, whose element types it must learn): the asked types at depth 0,
+    their elements at depth 1, deepest first."""
+    rows: list[tuple[Any, ...]] = []
+    for oid in oids:
+        pg = _BY_OID.get(oid)
+        if pg is None:
+            continue
+        if pg.element_oid:
+            element = _BY_OID[pg.element_oid]
+            rows.append(
+                (element.oid, "pg_catalog", element.name, b"b", None, 0, None, None, None, None, 1,
+                 None, None, None)
+            )
+        rows.append(
+            (pg.oid, "pg_catalog", pg.name, b"b", None, pg.element_oid, b"," if pg.element_oid else None,
+             None, None, None, 0, None, _BY_OID[pg.element_oid].name if pg.element_oid else None, None)
+        )
+    rows.sort(key=lambda row: -row[10])
+    return rows
+
+
+#: The columns of asyncpg's type introspection query.
+INTROSPECTION_COLUMNS = [
+    ("oid", "oid"), ("ns", "name"), ("name", "name"), ("kind", "char"), ("basetype", "oid"),
+    ("elemtype", "oid"), ("elemdelim", "char"), ("range_subtype", "oid"), ("attrtypoids", "_oid"),
+    ("attrnames", "_text"), ("depth", "int4"), ("basetype_name", "text"), ("elemtype_name", "text"),
+    ("range_subtype_name", "text"),
+]
 
 
 def by_name(name: str) -> PgType | None:
@@ -253,6 +286,8 @@ def _text_of(pg: PgType, value: Any) -> str:
     name = pg.name
     if name == "bool":
         return "t" if value else "f"
+    if name == "char" and isinstance(value, bytes):
+        return value.decode()
     if name == "bytea":
         return "\\x" + bytes(value).hex()
     if name in ("float4", "float8"):

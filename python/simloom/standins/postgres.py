@@ -253,8 +253,8 @@ class _Engine:
             },
         )
         self.db.execute(
-            "SET TimeZone = 'UTC'; SET integer_division = true; "
-            "SET error_on_division_by_zero = true"
+            "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL integer_division = true; "
+            "SET GLOBAL error_on_division_by_zero = true"
         )
         self.lock = asyncio.Lock()
         #: Committed writing transactions so far, and the tables each wrote.
@@ -583,6 +583,11 @@ class _Session:
     ) -> list[tuple[str, PgType]] | None:
         if statement.kind == "show":
             return [(statement.setting.split()[-1] if statement.setting else "setting", _TEXT)]
+        if statement.kind == "introspect":
+            return [
+                (name, _pg_types.by_name(kind) or _TEXT)
+                for name, kind in _pg_types.INTROSPECTION_COLUMNS
+            ]
         if statement.kind == "noop" and statement.tag == "SELECT":
             return [("pg_advisory_unlock_all", _pg_types.by_name("void") or _TEXT)]
         if statement.kind == "read":
@@ -775,6 +780,9 @@ class _Session:
             return _Result(None, [], statement.tag)
         if kind == "empty":
             return _Result(None, [], "")
+        if kind == "introspect":
+            rows = _pg_types.introspection_rows(list(params[0] or []) if params else [])
+            return _Result(columns or self.describe(statement, "", []), rows, f"SELECT {len(rows)}")
         return await self.run_sql(statement, duck, params, columns)
 
     async def run_sql(
@@ -1016,6 +1024,8 @@ def _pg_error(error: Exception, statement: Statement) -> PgError:
         match = _RELATION.search(text)
         if match:
             return PgError("42P01", f'relation "{match.group(1)}" does not exist')
+        if "configuration parameter" in text:
+            return PgError("42704", detail)
         if "already exists" in text:
             return PgError("42P07", detail)
         if "Type with name" in text:
