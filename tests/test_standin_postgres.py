@@ -421,7 +421,7 @@ def durability_universe(writes: int = 12) -> Any:
         acknowledged: set[int] = set()
         attempted: set[int] = set()
         rolled_back: set[int] = set()
-        crash_at = simloom.draw("crash_at", 40) * 0.0004
+        crash_at = simloom.draw("crash_at", 50) * 0.003
 
         async def writer(base: int) -> None:
             with contextlib.suppress(Exception):
@@ -473,7 +473,7 @@ def test_committed_transactions_survive_a_crash_and_nothing_else_appears() -> No
         lost_unacknowledged += len(in_flight - present)
     # Both sides of a commit cut mid-flush happen: the crash model is exercised.
     assert lost_unacknowledged > 0
-    assert kept_unacknowledged >= 0
+    assert kept_unacknowledged > 0
 
 
 def test_the_log_is_replayed_and_a_torn_tail_is_dropped() -> None:

@@ -810,6 +810,8 @@ class _Session:
                 self.in_duckdb = True
                 self.snapshot = self.engine.commit_seq
             self.statements_in_transaction += 1
+            if statement.tag == "INSERT" and _INSERT_WITHOUT_COLUMNS.match(duck):
+                duck = self.name_insert_columns(duck)
             if now is not None:
                 self.cursor.execute("SET VARIABLE simloom_now = $1::TIMESTAMPTZ", [now])
             result = self.cursor.execute(duck, params)
@@ -858,6 +860,29 @@ class _Session:
         elif tag == "TRUNCATE TABLE":
             pass
         return _Result(columns if statement.returning else None, rows, tag)
+
+    def name_insert_columns(self, duck: str) -> str:
+        """``INSERT INTO t VALUES (a, b)`` fills t's first two columns and defaults the
+        rest in Postgres; DuckDB wants a value per column, so name the columns."""
+        match = _INSERT_WITHOUT_COLUMNS.match(duck)
+        assert match is not None
+        columns = self.engine.columns(self.cursor, self.own_ddl).get(match.group(1).lower().strip('"'))
+        if not columns:
+            return duck
+        depth, values = 0, 1
+        for token in _pg_sql._tokens(duck[match.end() :]):
+            if token.text == "(":
+                depth += 1
+            elif token.text == ")":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif token.text == "," and depth == 0:
+                values += 1
+        if values >= len(columns):
+            return duck
+        names = ", ".join(f'"{name}"' for name, _ in columns[:values])
+        return f"{duck[: match.start(2)]}({names}) {duck[match.start(2) :]}"
 
     def notice(self, sqlstate: str, text: str) -> None:
         error = PgError(sqlstate, text, "WARNING")
@@ -949,6 +974,7 @@ def _resolve(
 
 
 _PARAM = re.compile(r"\$(\d+)")
+_INSERT_WITHOUT_COLUMNS = re.compile(r'\s*insert\s+into\s+("?\w+"?)\s+(values)\s*\(', re.I)
 
 
 def _bind_casts(duck: str, types: list[PgType]) -> str:
