@@ -10,6 +10,7 @@ Owns: what a statement means before it runs. Must not: run it (``postgres``).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,8 @@ def _tokens(sql: str) -> list[_Token]:
 
 def split(sql: str) -> list[str]:
     """The statements of a simple query, without empty ones."""
-    statements, current = [], []
+    statements: list[str] = []
+    current: list[str] = []
     for token in _tokens(sql):
         if token.kind == "other" and token.text == ";":
             text = "".join(current).strip()
@@ -127,7 +129,7 @@ def _rewrite(tokens: list[_Token]) -> tuple[str, bool]:
     out: list[str] = []
     uses_clock = False
     significant = [i for i, t in enumerate(tokens) if t.kind not in ("space", "comment")]
-    following = {a: b for a, b in zip(significant, significant[1:], strict=False)}
+    following = dict(itertools.pairwise(significant))
     for index, token in enumerate(tokens):
         text = token.text
         if token.kind == "word":
@@ -137,7 +139,7 @@ def _rewrite(tokens: list[_Token]) -> tuple[str, bool]:
             if lower in _CLOCK_WORDS and next_text == "(":
                 # now() -> the variable; drop the empty argument list.
                 close = following.get(nxt) if nxt is not None else None
-                if close is not None and tokens[close].text == ")":
+                if nxt is not None and close is not None and tokens[close].text == ")":
                     out.append(_CLOCK_WORDS[lower])
                     tokens[nxt] = _Token("space", "")
                     tokens[close] = _Token("space", "")
@@ -155,7 +157,7 @@ def _rewrite(tokens: list[_Token]) -> tuple[str, bool]:
                 continue
             if lower == "version" and next_text == "(":
                 close = following.get(nxt) if nxt is not None else None
-                if close is not None and tokens[close].text == ")":
+                if nxt is not None and close is not None and tokens[close].text == ")":
                     if out and out[-1] == ".":
                         out.pop()
                         if out and out[-1].lower() == "pg_catalog":
@@ -233,11 +235,17 @@ def analyze(sql: str) -> Statement:
         level = _ISOLATION.search(sql)
         if second == "transaction" or (second == "session" and "characteristics" in words):
             return Statement(sql, "set", "SET", isolation=_level(level), setting=second)
-        match = re.match(r"\s*set\s+(?:session\s+|local\s+)?([\w.]+)\s*(?:=|\bto\b)\s*(.*)$", sql, re.I | re.S)
+        match = re.match(
+            r"\s*set\s+(?:session\s+|local\s+)?([\w.]+)\s*(?:=|\bto\b)\s*(.*)$", sql, re.I | re.S
+        )
         if match is None:
-            return Statement(sql, "set", "SET", syntax_error="syntax error at or near \"SET\"")
+            return Statement(sql, "set", "SET", syntax_error='syntax error at or near "SET"')
         return Statement(
-            sql, "set", "SET", setting=match.group(1).lower(), value=match.group(2).strip().strip("'")
+            sql,
+            "set",
+            "SET",
+            setting=match.group(1).lower(),
+            value=match.group(2).strip().strip("'"),
         )
     if first == "reset":
         return Statement(sql, "noop", "RESET")
@@ -322,7 +330,13 @@ def _table_names(tokens: list[_Token]) -> set[str]:
     names = set()
     significant = [t for t in tokens if t.kind not in ("space", "comment")]
     for index, token in enumerate(significant[:-1]):
-        if token.kind == "word" and token.text.lower() in ("from", "join", "into", "update", "table"):
+        if token.kind == "word" and token.text.lower() in (
+            "from",
+            "join",
+            "into",
+            "update",
+            "table",
+        ):
             nxt = significant[index + 1]
             if nxt.kind in ("word", "ident"):
                 name = nxt.text.strip('"').lower()
@@ -407,11 +421,11 @@ def _contexts(sql: str, count: int) -> dict[int, tuple[Any, ...]]:
                 elif found is not None and found[0] == "type":
                     context = ("type", found[1] + "[]")
         elif isinstance(parent, exp.Binary):
-            other = parent.left if parent.right is node or parent.right is node.parent else parent.right
+            other = (
+                parent.left if parent.right is node or parent.right is node.parent else parent.right
+            )
             context = beside(other)
-        elif isinstance(parent, exp.In):
-            context = beside(parent.this)
-        elif isinstance(parent, exp.Between):
+        elif isinstance(parent, (exp.In, exp.Between)):
             context = beside(parent.this)
         elif isinstance(parent, exp.Tuple) and isinstance(parent.parent, exp.Values):
             position = parent.expressions.index(node)

@@ -71,6 +71,9 @@ for _name, _oid, _array, _size, _duck in _SCALARS:
         _list = PgType("_" + _name, _array, 0, _oid, -1, _duck + "[]")
         _BY_OID[_array] = _BY_NAME["_" + _name] = _list
 
+#: The type of anything Postgres cannot tell better.
+TEXT = _BY_NAME["text"]
+
 #: SQL spellings of the types (what a cast or a column definition may say).
 _ALIASES = {
     "boolean": "bool",
@@ -144,12 +147,40 @@ def introspection_rows(oids: list[int]) -> list[tuple[Any, ...]]:
         if pg.element_oid:
             element = _BY_OID[pg.element_oid]
             rows.append(
-                (element.oid, "pg_catalog", element.name, b"b", None, 0, None, None, None, None, 1,
-                 None, None, None)
+                (
+                    element.oid,
+                    "pg_catalog",
+                    element.name,
+                    b"b",
+                    None,
+                    0,
+                    None,
+                    None,
+                    None,
+                    None,
+                    1,
+                    None,
+                    None,
+                    None,
+                )
             )
         rows.append(
-            (pg.oid, "pg_catalog", pg.name, b"b", None, pg.element_oid, b"," if pg.element_oid else None,
-             None, None, None, 0, None, _BY_OID[pg.element_oid].name if pg.element_oid else None, None)
+            (
+                pg.oid,
+                "pg_catalog",
+                pg.name,
+                b"b",
+                None,
+                pg.element_oid,
+                b"," if pg.element_oid else None,
+                None,
+                None,
+                None,
+                0,
+                None,
+                _BY_OID[pg.element_oid].name if pg.element_oid else None,
+                None,
+            )
         )
     rows.sort(key=lambda row: -row[10])
     return rows
@@ -157,9 +188,19 @@ def introspection_rows(oids: list[int]) -> list[tuple[Any, ...]]:
 
 #: The columns of asyncpg's type introspection query.
 INTROSPECTION_COLUMNS = [
-    ("oid", "oid"), ("ns", "name"), ("name", "name"), ("kind", "char"), ("basetype", "oid"),
-    ("elemtype", "oid"), ("elemdelim", "char"), ("range_subtype", "oid"), ("attrtypoids", "_oid"),
-    ("attrnames", "_text"), ("depth", "int4"), ("basetype_name", "text"), ("elemtype_name", "text"),
+    ("oid", "oid"),
+    ("ns", "name"),
+    ("name", "name"),
+    ("kind", "char"),
+    ("basetype", "oid"),
+    ("elemtype", "oid"),
+    ("elemdelim", "char"),
+    ("range_subtype", "oid"),
+    ("attrtypoids", "_oid"),
+    ("attrnames", "_text"),
+    ("depth", "int4"),
+    ("basetype_name", "text"),
+    ("elemtype_name", "text"),
     ("range_subtype_name", "text"),
 ]
 
@@ -239,7 +280,9 @@ def _numeric_binary(value: Decimal) -> bytes:
         groups.pop()
     if not groups:
         weight = 0
-    return struct.pack(f"!hhHH{len(groups)}H", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+    return struct.pack(
+        f"!hhHH{len(groups)}H", len(groups), weight, 0x4000 if sign else 0, dscale, *groups
+    )
 
 
 def _numeric_from_binary(data: bytes) -> Decimal:
@@ -355,11 +398,10 @@ def _binary_of(pg: PgType, value: Any) -> bytes:
         micros = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000
         return struct.pack("!q", micros + value.microsecond)
     if name in ("timestamp", "timestamptz"):
-        if value.tzinfo is not None:
-            delta = value - _EPOCH_TZ
-        else:
-            delta = value - _EPOCH
-        return struct.pack("!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+        delta = value - (_EPOCH_TZ if value.tzinfo is not None else _EPOCH)
+        return struct.pack(
+            "!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        )
     if name == "interval":
         micros = value.seconds * 1_000_000 + value.microseconds
         return struct.pack("!qii", micros, value.days, 0)
@@ -466,9 +508,12 @@ def _from_text(pg: PgType, text: str) -> Any:
 
 
 def _display(name: str) -> str:
-    return {"int2": "smallint", "int4": "integer", "int8": "bigint", "float8": "double precision"}.get(
-        name, name
-    )
+    return {
+        "int2": "smallint",
+        "int4": "integer",
+        "int8": "bigint",
+        "float8": "double precision",
+    }.get(name, name)
 
 
 def _from_binary(pg: PgType, data: bytes) -> Any:
@@ -523,7 +568,7 @@ def _array_from_binary(data: bytes) -> list[Any]:
         raise WireError("only one-dimensional arrays are supported", "0A000")
     length, _lower = struct.unpack_from("!ii", data, 12)
     element = _BY_OID.get(element_oid) or _BY_NAME["text"]
-    offset, items = 20, []
+    offset, items = 20, list[Any]()
     for _ in range(length):
         (size,) = struct.unpack_from("!i", data, offset)
         offset += 4

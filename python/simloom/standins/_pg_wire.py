@@ -126,14 +126,18 @@ class Scram:
         """``(server-first-message, client-first-bare, the combined nonce)``."""
         text = client_first.decode()
         if not text.startswith(("n,", "y,")):
-            raise PgError("08P01", "malformed SCRAM message (channel binding is not supported)", "FATAL")
+            raise PgError(
+                "08P01", "malformed SCRAM message (channel binding is not supported)", "FATAL"
+            )
         bare = text.split(",", 2)[2]
         attributes = dict(part.split("=", 1) for part in bare.split(",") if "=" in part)
         nonce = attributes.get("r", "") + server_nonce
         salt = base64.b64encode(self.salt).decode()
         return f"r={nonce},s={salt},i={self.ITERATIONS}".encode(), bare, nonce
 
-    def verify(self, client_final: bytes, bare: str, server_first: bytes, nonce: str) -> bytes | None:
+    def verify(
+        self, client_final: bytes, bare: str, server_first: bytes, nonce: str
+    ) -> bytes | None:
         """The server-final message if the proof holds, else None."""
         text = client_final.decode()
         without_proof, _, proof_part = text.rpartition(",p=")

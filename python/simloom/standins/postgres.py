@@ -26,6 +26,7 @@ the real network or disk (it runs on the simulated ones).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import pickle
 import re
@@ -62,8 +63,7 @@ WAL_PATH = "pg_wal.log"
 FSYNC_SECONDS = 0.0005
 SERVER_VERSION = "15.8"
 _ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable", "read uncommitted")
-_TEXT = _pg_types.by_name("text")
-assert _TEXT is not None
+_TEXT = _pg_types.TEXT
 
 
 def postgres(
@@ -218,7 +218,9 @@ class PostgresStandin:
         fields = Reader(body)
         mechanism = fields.cstring()
         if mechanism != "SCRAM-SHA-256":
-            raise PgError("28000", "client selected an invalid SASL authentication mechanism", "FATAL")
+            raise PgError(
+                "28000", "client selected an invalid SASL authentication mechanism", "FATAL"
+            )
         client_first = fields.bytes(fields.int32())
         # The nonce needs no secrecy inside a simulation; it must be deterministic.
         nonce = f"simloom{self._next_backend + 1:08d}{int(time.time() * 1000):x}"
@@ -266,10 +268,8 @@ class _Engine:
         self.wal: Any = None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing twice, or after a crash
             self.db.close()
-        except Exception:  # pragma: no cover - closing twice, or after a crash
-            pass
 
     # --------------------------------------------------------------- log
 
@@ -498,7 +498,9 @@ class _Session:
                     raise PgError("26000", f'prepared statement "{name}" does not exist')
                 types = prepared.param_types
                 self.send(
-                    message(b"t", struct.pack(f"!h{len(types)}i", len(types), *(t.oid for t in types)))
+                    message(
+                        b"t", struct.pack(f"!h{len(types)}i", len(types), *(t.oid for t in types))
+                    )
                 )
                 self.send(_row_description(prepared.columns, None))
             else:
@@ -515,7 +517,10 @@ class _Session:
             await self.execute_portal(portal, limit)
         elif kind == b"C":
             which, name = fields.bytes(1), fields.cstring()
-            (self.prepared if which == b"S" else self.portals).pop(name, None)  # type: ignore[attr-defined]
+            if which == b"S":
+                self.prepared.pop(name, None)
+            else:
+                self.portals.pop(name, None)
             self.send(message(b"3"))
         elif kind in (b"d", b"c", b"f"):
             raise PgError("0A000", "COPY is not supported by the simloom Postgres stand-in")
@@ -617,7 +622,9 @@ class _Session:
     async def execute_portal(self, portal: _Portal, limit: int) -> None:
         prepared = portal.prepared
         if portal.rows is None:
-            result = await self.run(prepared.statement, prepared.duckdb, portal.params, prepared.columns)
+            result = await self.run(
+                prepared.statement, prepared.duckdb, portal.params, prepared.columns
+            )
             portal.rows, portal.tag = result.rows, result.tag
         columns = prepared.columns
         rows = portal.rows
@@ -645,10 +652,8 @@ class _Session:
             try:
                 self.cursor.execute("COMMIT" if commit else "ROLLBACK")
             except Exception:
-                try:
+                with contextlib.suppress(Exception):
                     self.cursor.execute("ROLLBACK")
-                except Exception:
-                    pass
             self.in_duckdb = False
 
     def release(self) -> None:
@@ -684,10 +689,8 @@ class _Session:
         self.end_duckdb(commit=False)
         self.release()
         self.reset_transaction()
-        try:
+        with contextlib.suppress(Exception):
             self.cursor.close()
-        except Exception:  # pragma: no cover
-            pass
 
     async def take_lock(self, statement: Statement) -> None:
         """Before a session's first write of a transaction: the write lock (one
@@ -767,13 +770,17 @@ class _Session:
             self.reset_transaction()
             return _Result(None, [], "ROLLBACK")
         if kind in ("savepoint", "unsupported"):
-            error = PgError("0A000", f"{statement.tag} is not supported by the simloom Postgres stand-in")
+            error = PgError(
+                "0A000", f"{statement.tag} is not supported by the simloom Postgres stand-in"
+            )
             self.fail_transaction()
             raise error
         if kind == "set":
             return self.set(statement)
         if kind == "show":
-            return _Result(columns or self.describe(statement, "", []), [(self.show(statement),)], "SHOW")
+            return _Result(
+                columns or self.describe(statement, "", []), [(self.show(statement),)], "SHOW"
+            )
         if kind == "noop":
             if statement.tag == "SELECT":
                 return _Result(columns or self.describe(statement, "", []), [("",)], "SELECT 1")
@@ -797,14 +804,18 @@ class _Session:
         if self.status == "T" and self.statements_in_transaction == 0 and not self.began_at:
             self.began_at = time.time()
         now_at = time.time() if autocommit else self.began_at
-        now = datetime.datetime.fromtimestamp(now_at, datetime.UTC) if statement.uses_clock else None
+        now = (
+            datetime.datetime.fromtimestamp(now_at, datetime.UTC) if statement.uses_clock else None
+        )
         try:
             if writes:
                 if autocommit:
                     self.status = "T"  # an implicit transaction of one statement
                 await self.take_lock(statement)
-            elif self.status == "T" and not self.in_duckdb and (
-                self.isolation in ("serializable", "repeatable read")
+            elif (
+                self.status == "T"
+                and not self.in_duckdb
+                and (self.isolation in ("serializable", "repeatable read"))
             ):
                 self.cursor.execute("BEGIN TRANSACTION")
                 self.in_duckdb = True
@@ -841,7 +852,11 @@ class _Session:
             await self.commit()
         elif autocommit and self.in_duckdb:
             self.end_duckdb(commit=True)
-        if columns is None and description is not None and (statement.kind == "read" or statement.returning):
+        if (
+            columns is None
+            and description is not None
+            and (statement.kind == "read" or statement.returning)
+        ):
             columns = [(_column_name(d[0]), _pg_types.from_duckdb(str(d[1]))) for d in description]
         tag = statement.tag
         if statement.kind == "read":
@@ -866,7 +881,9 @@ class _Session:
         rest in Postgres; DuckDB wants a value per column, so name the columns."""
         match = _INSERT_WITHOUT_COLUMNS.match(duck)
         assert match is not None
-        columns = self.engine.columns(self.cursor, self.own_ddl).get(match.group(1).lower().strip('"'))
+        columns = self.engine.columns(self.cursor, self.own_ddl).get(
+            match.group(1).lower().strip('"')
+        )
         if not columns:
             return duck
         depth, values = 0, 1
@@ -1000,7 +1017,7 @@ def _column_name(name: str) -> str:
     cast = re.fullmatch(r"CAST\(.* AS ([\w ]+(?:\[\])?)\)", name)
     if cast:
         pg = _pg_types.by_name(cast.group(1)) or _pg_types.from_duckdb(cast.group(1).upper())
-        return pg.name if not pg.element_oid else pg.name
+        return pg.name
     if name == "count_star()":
         return "count"
     function = re.match(r"([A-Za-z_]\w*)\(", name)
