@@ -58,7 +58,9 @@ def test_fetch_fetchrow_fetchval_execute_and_prepared_statements() -> None:
         out.append([(a.name, a.type.name) for a in statement.get_attributes()])
         out.append([p.name for p in statement.get_parameters()])
         # Multiple statements in one simple query.
-        out.append(await con.execute("INSERT INTO items VALUES (9, 'z'); DELETE FROM items WHERE id = 9"))
+        out.append(
+            await con.execute("INSERT INTO items VALUES (9, 'z'); DELETE FROM items WHERE id = 9")
+        )
         out.append(await con.fetchval("SELECT name FROM items WHERE id = 9"))
         await con.close()
         return out
@@ -273,8 +275,12 @@ def _lost_update_universe(isolation: str) -> Any:
 
 
 def test_read_committed_loses_an_update_that_serializable_refuses_with_40001() -> None:
-    committed = [run(_lost_update_universe("read_committed"), seed=s, scheduler="random") for s in range(20)]
-    serial = [run(_lost_update_universe("serializable"), seed=s, scheduler="random") for s in range(20)]
+    committed = [
+        run(_lost_update_universe("read_committed"), seed=s, scheduler="random") for s in range(20)
+    ]
+    serial = [
+        run(_lost_update_universe("serializable"), seed=s, scheduler="random") for s in range(20)
+    ]
     # Read committed: some schedule loses an increment, and nothing ever conflicts.
     assert any(value == 1 for value, _ in committed)
     assert all(conflicts == 0 for _, conflicts in committed)
@@ -386,12 +392,16 @@ def test_sqlalchemy_asyncio_engine_over_asyncpg_does_plain_crud() -> None:
             out.append(result.scalar_one())
             await conn.execute(users.insert(), [{"name": "bob"}, {"name": "cy"}])
         async with engine.connect() as conn:
-            rows = await conn.execute(sqlalchemy.select(users.c.id, users.c.name).order_by(users.c.id))
+            rows = await conn.execute(
+                sqlalchemy.select(users.c.id, users.c.name).order_by(users.c.id)
+            )
             out.append([tuple(r) for r in rows])
             await conn.execute(users.update().where(users.c.name == "bob").values(score=1))
             await conn.execute(users.delete().where(users.c.name == "cy"))
             await conn.commit()
-            rows = await conn.execute(sqlalchemy.select(users.c.name, users.c.score).order_by(users.c.id))
+            rows = await conn.execute(
+                sqlalchemy.select(users.c.name, users.c.score).order_by(users.c.id)
+            )
             out.append([tuple(r) for r in rows])
         await engine.dispose()
         return out

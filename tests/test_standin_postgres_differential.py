@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def real_postgres() -> Iterator[int]:  # noqa: C901 - one fixture, start to stop
+def real_postgres() -> Iterator[int]:
     binaries = postgres_binaries()
     # Not under pytest's tmp_path: its parents are closed to other users.
     directory = Path(tempfile.mkdtemp(prefix="simloom-postgres-"))
@@ -62,8 +62,18 @@ def real_postgres() -> Iterator[int]:  # noqa: C901 - one fixture, start to stop
         os.chown(directory, entry.pw_uid, entry.pw_gid)
         os.chmod(directory, 0o700)
     initdb = subprocess.run(
-        [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-         "--no-sync", "--locale=C"],
+        [
+            str(binaries / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         user=user,
@@ -74,8 +84,21 @@ def real_postgres() -> Iterator[int]:  # noqa: C901 - one fixture, start to stop
         pytest.fail(f"initdb failed: {initdb.stderr.decode(errors='replace')}")
     port = free_port()
     server = subprocess.Popen(
-        [str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", str(directory),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "TimeZone=UTC"],
+        [
+            str(binaries / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(directory),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "TimeZone=UTC",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         user=user,
@@ -125,7 +148,9 @@ async def replies(con: asyncpg.Connection, commands: list[tuple[Any, ...]]) -> l
     out: list[Any] = []
     for sql, *args in commands:
         try:
-            if sql in ("BEGIN", "COMMIT", "ROLLBACK") or sql.startswith(("INSERT", "UPDATE", "DELETE")):
+            if sql in ("BEGIN", "COMMIT", "ROLLBACK") or sql.startswith(
+                ("INSERT", "UPDATE", "DELETE")
+            ):
                 out.append(await con.execute(sql, *args))
             else:
                 out.append([tuple(row) for row in await con.fetch(sql, *args)])
