@@ -519,3 +519,45 @@ def test_the_log_is_replayed_and_a_torn_tail_is_dropped() -> None:
     assert ids == [2, 3, 4]
     assert loaded == 3  # CREATE TABLE and two inserts; the torn tail dropped
     assert grown > 0  # the new insert was appended where the torn tail was cut
+
+
+def test_a_cursor_fetches_through_portal_row_limits() -> None:
+    async def main(world: Any) -> list[Any]:
+        con = await connect(world)
+        await con.execute("CREATE TABLE n (i int PRIMARY KEY)")
+        await con.executemany("INSERT INTO n VALUES ($1)", [(i,) for i in range(25)])
+        out: list[Any] = []
+        async with con.transaction():
+            out.append([r["i"] async for r in con.cursor("SELECT i FROM n ORDER BY i", prefetch=4)])
+            cursor = await con.cursor("SELECT i FROM n WHERE i >= $1 ORDER BY i", 20)
+            out.append([r["i"] for r in await cursor.fetch(3)])
+            out.append([r["i"] for r in await cursor.fetch(10)])
+        await con.close()
+        return out
+
+    assert run(main) == [list(range(25)), [20, 21, 22], [23, 24]]
+
+
+def test_select_for_update_makes_read_committed_read_modify_write_safe() -> None:
+    async def main(world: Any) -> int:
+        world.postgres("db")
+        await asyncio.sleep(0.001)
+        setup = await asyncpg.connect(host="db", user="postgres")
+        await setup.execute("CREATE TABLE k (id int PRIMARY KEY, n int NOT NULL)")
+        await setup.execute("INSERT INTO k VALUES (1, 0)")
+
+        async def bump() -> None:
+            con = await asyncpg.connect(host="db", user="postgres")
+            async with con.transaction():
+                n = await con.fetchval("SELECT n FROM k WHERE id = 1 FOR UPDATE")
+                await asyncio.sleep(0)
+                await con.execute("UPDATE k SET n = $1 WHERE id = 1", n + 1)
+            await con.close()
+
+        await asyncio.gather(bump(), bump(), bump())
+        value: int = await setup.fetchval("SELECT n FROM k WHERE id = 1")
+        await setup.close()
+        return value
+
+    for seed in range(10):
+        assert run(main, seed=seed, scheduler="random") == 3

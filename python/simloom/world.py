@@ -268,9 +268,7 @@ class World:
         :mod:`simloom.standins.postgres` and docs/standins.md."""
         from .standins import postgres
 
-        return postgres(
-            self, name, port=port, user=user, password=password, database=database
-        )
+        return postgres(self, name, port=port, user=user, password=password, database=database)
 
     def host(self, name: str, *, disk_capacity: int | None = None) -> Host:
         """The host called ``name``, made on first use with the next free address

@@ -595,7 +595,7 @@ class _Session:
             ]
         if statement.kind == "noop" and statement.tag == "SELECT":
             return [("pg_advisory_unlock_all", _pg_types.by_name("void") or _TEXT)]
-        if statement.kind == "read":
+        if statement.kind == "read" or statement.locks:
             try:
                 rows = self.cursor.execute("DESCRIBE " + duck, [None] * len(param_types)).fetchall()
             except Exception as error:
@@ -838,7 +838,7 @@ class _Session:
             if autocommit:
                 self.status = "I"
             raise _pg_error(error, statement) from None
-        if not writes:
+        if not writes or statement.locks:
             self.read_tables |= statement.tables
         else:
             self.log.append((duck, list(params), now))
@@ -852,14 +852,11 @@ class _Session:
             await self.commit()
         elif autocommit and self.in_duckdb:
             self.end_duckdb(commit=True)
-        if (
-            columns is None
-            and description is not None
-            and (statement.kind == "read" or statement.returning)
-        ):
+        query = statement.kind == "read" or statement.locks
+        if columns is None and description is not None and (query or statement.returning):
             columns = [(_column_name(d[0]), _pg_types.from_duckdb(str(d[1]))) for d in description]
         tag = statement.tag
-        if statement.kind == "read":
+        if query:
             return _Result(columns, rows, f"SELECT {len(rows)}")
         if statement.kind == "ddl":
             return _Result(None, [], tag)
