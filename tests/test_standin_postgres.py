@@ -57,11 +57,16 @@ def test_fetch_fetchrow_fetchval_execute_and_prepared_statements() -> None:
         out.append([await statement.fetchval(i) for i in (1, 2, 3)])
         out.append([(a.name, a.type.name) for a in statement.get_attributes()])
         out.append([p.name for p in statement.get_parameters()])
-        # Multiple statements in one simple query.
+        # Multiple statements in one simple query: one implicit transaction.
         out.append(
             await con.execute("INSERT INTO items VALUES (9, 'z'); DELETE FROM items WHERE id = 9")
         )
         out.append(await con.fetchval("SELECT name FROM items WHERE id = 9"))
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await con.execute(
+                "INSERT INTO items VALUES (8, 'y'); INSERT INTO items VALUES (1, 'x')"
+            )
+        out.append(await con.fetchval("SELECT count(*) FROM items WHERE id = 8"))  # rolled back
         await con.close()
         return out
 
@@ -79,6 +84,7 @@ def test_fetch_fetchrow_fetchval_execute_and_prepared_statements() -> None:
         ["int4"],
         "DELETE 1",
         None,
+        0,
     ]
 
 

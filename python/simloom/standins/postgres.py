@@ -530,29 +530,43 @@ class _Session:
     # ------------------------------------------------------------- simple
 
     async def simple_query(self, sql: str) -> None:
-        statements = _pg_sql.split(sql)
+        statements = [_pg_sql.analyze(text) for text in _pg_sql.split(sql)]
         if not statements:
             self.send(message(b"I"))
             return
-        for text in statements:
-            statement = _pg_sql.analyze(text)
+        # Several statements outside a transaction block run as one implicit
+        # transaction, unless they say BEGIN/COMMIT/ROLLBACK themselves.
+        implicit = (
+            len(statements) > 1
+            and self.status == "I"
+            and not any(
+                s.kind in ("begin", "commit", "rollback", "savepoint", "unsupported")
+                for s in statements
+            )
+        )
+        if implicit:
+            self.status = "T"
+            self.began_at = time.time()
+        for statement in statements:
             try:
                 if statement.syntax_error:
                     raise PgError("42601", statement.syntax_error)
                 result = await self.run(statement, statement.duckdb, [], None)
-            except PgError as error:
-                self.send(error.encode())
-                return
-            if result.columns is not None:
-                self.send(_row_description(result.columns, None))
-                binary = [False] * len(result.columns)
-                try:
+                if result.columns is not None:
+                    self.send(_row_description(result.columns, None))
+                    binary = [False] * len(result.columns)
                     for row in result.rows:
                         self.send(_data_row(row, result.columns, binary))
-                except PgError as error:
-                    self.send(error.encode())
-                    return
+            except PgError as error:
+                self.send(error.encode())
+                if implicit:
+                    self.end_duckdb(commit=False)
+                    self.release()
+                    self.reset_transaction()
+                return
             self.send(message(b"C", cstring(result.tag)))
+        if implicit:
+            await self.commit()
 
     # ----------------------------------------------------------- extended
 
