@@ -567,3 +567,39 @@ def test_select_for_update_makes_read_committed_read_modify_write_safe() -> None
 
     for seed in range(10):
         assert run(main, seed=seed, scheduler="random") == 3
+
+
+def test_nested_transactions_roll_back_to_their_savepoint() -> None:
+    async def main(world: Any) -> list[Any]:
+        con = await connect(world)
+        await con.execute("CREATE TABLE s (id serial PRIMARY KEY, v text NOT NULL)")
+        out: list[Any] = []
+        async with con.transaction():
+            out.append(await con.fetchval("INSERT INTO s (v) VALUES ('outer') RETURNING id"))
+            with contextlib.suppress(asyncpg.UniqueViolationError):
+                async with con.transaction():  # SAVEPOINT
+                    await con.execute("INSERT INTO s (v) VALUES ('inner')")
+                    await con.execute("INSERT INTO s (id, v) VALUES (1, 'dup')")
+            async with con.transaction():
+                out.append(await con.fetchval("INSERT INTO s (v) VALUES ('kept') RETURNING id"))
+        out.append([tuple(r) for r in await con.fetch("SELECT id, v FROM s ORDER BY id")])
+        with pytest.raises(asyncpg.NoActiveSQLTransactionError):
+            await con.execute("SAVEPOINT nowhere")
+        await con.close()
+        # The log replays to the same rows, ids included.
+        world.hosts["db"].crash()
+        world.hosts["db"].restart()
+        await asyncio.sleep(0.001)
+        fresh = await asyncpg.connect(host="db", user="postgres")
+        out.append([tuple(r) for r in await fresh.fetch("SELECT id, v FROM s ORDER BY id")])
+        out.append(await fresh.fetchval("INSERT INTO s (v) VALUES ('next') RETURNING id"))
+        await fresh.close()
+        return out
+
+    assert run(main) == [
+        1,
+        3,  # id 2 went to the rolled-back 'inner', as in Postgres
+        [(1, "outer"), (3, "kept")],
+        [(1, "outer"), (3, "kept")],
+        4,
+    ]

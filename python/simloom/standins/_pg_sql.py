@@ -195,7 +195,8 @@ def _serials(sql: str) -> str:
         name = match.group(1).replace('"', "")
         kind = {"small": "SMALLINT", "big": "BIGINT"}.get((match.group(2) or "").lower(), "INTEGER")
         sequence = f"{table}_{name}_seq"
-        sequences.append(f"CREATE SEQUENCE IF NOT EXISTS {sequence}")
+        # MINVALUE 0: a savepoint's rollback can set it back to "never used".
+        sequences.append(f"CREATE SEQUENCE IF NOT EXISTS {sequence} MINVALUE 0 START 1")
         return f"{match.group(1)} {kind} DEFAULT nextval('{sequence}')"
 
     body = _SERIAL.sub(column, sql)
@@ -224,11 +225,13 @@ def analyze(sql: str) -> Statement:
             return Statement(sql, "unsupported", "COMMIT PREPARED")
         return Statement(sql, "commit", "COMMIT")
     if first in ("rollback", "abort"):
-        if "to" in words[1:3] or second == "prepared":
-            return Statement(sql, "savepoint", "ROLLBACK")
+        if second == "prepared":
+            return Statement(sql, "unsupported", "ROLLBACK PREPARED")
+        if "to" in words[1:3]:
+            return Statement(sql, "savepoint", "ROLLBACK", setting="rollback_to", value=words[-1])
         return Statement(sql, "rollback", "ROLLBACK")
     if first in ("savepoint", "release"):
-        return Statement(sql, "savepoint", first.upper())
+        return Statement(sql, "savepoint", first.upper(), setting=first, value=words[-1])
     if first == "prepare" and second == "transaction":
         return Statement(sql, "unsupported", "PREPARE TRANSACTION")
     if first == "set":

@@ -397,6 +397,8 @@ class _Session:
     log: list[tuple[str, list[Any], Any]] = field(default_factory=list)
     sequences_before: dict[str, int] = field(default_factory=dict)
     own_ddl: bool = False
+    savepoints: list[tuple[str, int]] = field(default_factory=list)
+    duckdb_lost: bool = False
     began_at: float = 0.0
     statements_in_transaction: int = 0
     settings: dict[str, str] = field(default_factory=dict)
@@ -655,7 +657,11 @@ class _Session:
     # ----------------------------------------------------- transactions
 
     def check_not_failed(self, statement: Statement) -> None:
-        if self.status == "E" and statement.kind not in ("commit", "rollback"):
+        if (
+            self.status == "E"
+            and statement.kind not in ("commit", "rollback")
+            and not (statement.setting == "rollback_to")
+        ):
             raise PgError(
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block",
@@ -687,16 +693,100 @@ class _Session:
         self.own_ddl = False
         self.statements_in_transaction = 0
         self.isolation = self.default_isolation
+        self.savepoints.clear()
+        self.duckdb_lost = False
 
     def fail_transaction(self) -> None:
-        """An error: the transaction (if any) is rolled back now; a transaction
-        block stays failed until the client ends it."""
+        """An error: an autocommit statement is rolled back now; a transaction
+        block stays failed (and keeps its write lock, as Postgres keeps its row
+        locks) until the client ends it or rolls back to a savepoint."""
         self.end_duckdb(commit=False)
-        self.release()
-        in_block = self.status != "I"
-        self.reset_transaction()
-        if in_block:
-            self.status = "E"
+        if self.status == "I" or not self.savepoints:
+            self.release()
+            in_block = self.status != "I"
+            self.reset_transaction()
+            if in_block:
+                self.status = "E"
+            return
+        self.duckdb_lost = True
+        self.status = "E"
+
+    def savepoint(self, statement: Statement) -> _Result:
+        """SAVEPOINT, RELEASE and ROLLBACK TO. DuckDB has no savepoints, so rolling
+        back to one rolls the DuckDB transaction back and runs the transaction's
+        writes up to the savepoint again (under the write lock nothing else has
+        changed), with the sequences where they were, then where they had got to
+        (values taken after the savepoint stay taken, as in Postgres)."""
+        action, name = statement.setting, statement.value
+        if self.status == "I":
+            words = {"savepoint": "SAVEPOINT", "release": "RELEASE SAVEPOINT"}
+            raise PgError(
+                "25P01",
+                f"{words.get(action, 'ROLLBACK TO SAVEPOINT')} can only be used in transaction blocks",
+            )
+        if action == "savepoint":
+            self.check_not_failed(statement)
+            self.savepoints.append((name, len(self.log)))
+            return _Result(None, [], "SAVEPOINT")
+        index = next(
+            (i for i in range(len(self.savepoints) - 1, -1, -1) if self.savepoints[i][0] == name),
+            None,
+        )
+        if index is None:
+            error = PgError("3B001", f'savepoint "{name}" does not exist')
+            self.fail_transaction()
+            raise error
+        if action == "release":
+            self.check_not_failed(statement)
+            del self.savepoints[index:]
+            return _Result(None, [], "RELEASE")
+        position = self.savepoints[index][1]
+        del self.savepoints[index + 1 :]
+        engine = self.engine
+        if self.holds_lock:
+            self.end_duckdb(commit=False)
+            reached = engine.sequences(self.cursor)
+            floors = (
+                dict(
+                    self.cursor.execute(
+                        "SELECT sequence_name, min_value FROM duckdb_sequences()"
+                    ).fetchall()
+                )
+                if reached
+                else {}
+            )
+            self.cursor.execute("BEGIN TRANSACTION")
+            self.in_duckdb = True
+            for sequence in reached:
+                # Not used before the transaction: back to "never used" (serial
+                # sequences allow 0); a sequence made with MINVALUE 1 cannot be.
+                value = self.sequences_before.get(sequence, 0)
+                if value >= floors.get(sequence, 1):
+                    self.cursor.execute("SELECT setval($1, $2)", [sequence, value])
+            kept = self.log[:position]
+            for sql, params, now in kept:
+                if now is not None:
+                    self.cursor.execute("SET VARIABLE simloom_now = $1::TIMESTAMPTZ", [now])
+                self.cursor.execute(sql, params)
+            self.log = kept
+            for sequence, value in reached.items():
+                self.cursor.execute("SELECT setval($1, $2)", [sequence, value])
+                self.log.append(("SELECT setval($1, $2)", [sequence, value], None))
+        elif self.duckdb_lost and self.isolation in ("serializable", "repeatable read"):
+            if self.snapshot is not None and any(
+                seq > self.snapshot and ("*" in tables or tables & self.read_tables)
+                for seq, tables in engine.commits
+            ):
+                raise PgError(
+                    "40001",
+                    "could not serialize access due to read/write dependencies among transactions",
+                )
+            self.cursor.execute("BEGIN TRANSACTION")
+            self.in_duckdb = True
+            self.snapshot = engine.commit_seq
+        self.duckdb_lost = False
+        self.status = "T"
+        return _Result(None, [], "ROLLBACK")
 
     def drop(self) -> None:
         """The client went away: its open transaction rolls back."""
@@ -772,6 +862,8 @@ class _Session:
                 self.notice("25P01", "there is no transaction in progress")
                 return _Result(None, [], "COMMIT")
             if self.status == "E":
+                self.end_duckdb(commit=False)
+                self.release()
                 self.reset_transaction()
                 return _Result(None, [], "ROLLBACK")
             await self.commit()
@@ -783,7 +875,9 @@ class _Session:
             self.release()
             self.reset_transaction()
             return _Result(None, [], "ROLLBACK")
-        if kind in ("savepoint", "unsupported"):
+        if kind == "savepoint":
+            return self.savepoint(statement)
+        if kind == "unsupported":
             error = PgError(
                 "0A000", f"{statement.tag} is not supported by the simloom Postgres stand-in"
             )
