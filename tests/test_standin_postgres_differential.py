@@ -140,6 +140,9 @@ COMMANDS = st.one_of(
     st.tuples(st.just("BEGIN")),
     st.tuples(st.just("COMMIT")),
     st.tuples(st.just("ROLLBACK")),
+    st.tuples(st.just("SAVEPOINT a")),
+    st.tuples(st.just("ROLLBACK TO SAVEPOINT a")),
+    st.tuples(st.just("RELEASE SAVEPOINT a")),
 )
 SCHEMA = "CREATE TABLE t (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0)"
 
