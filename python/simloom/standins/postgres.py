@@ -243,9 +243,21 @@ class _Engine:
     serializable transactions validate against, and the log."""
 
     def __init__(self, disk: Any) -> None:
+        import duckdb
+
         self.disk = disk
-        self.db = _empty_database()
-        self.cursors: list[Any] = []
+        self.db = duckdb.connect(
+            ":memory:",
+            config={
+                "threads": 1,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            },
+        )
+        self.db.execute(
+            "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL integer_division = true; "
+            "SET GLOBAL error_on_division_by_zero = true"
+        )
         self.lock = asyncio.Lock()
         #: Committed writing transactions so far, and the tables each wrote.
         self.commit_seq = 0
@@ -255,31 +267,9 @@ class _Engine:
         self._catalog: tuple[int, dict[str, list[tuple[str, str]]]] | None = None
         self.wal: Any = None
 
-    def cursor(self) -> Any:
-        cursor = self.db.cursor()
-        self.cursors.append(cursor)
-        return cursor
-
     def close(self) -> None:
-        """Give the database back emptied (making one costs tens of milliseconds,
-        emptying one a few), or close it if it cannot be emptied."""
-        db, self.db = self.db, None
-        if db is None:
-            return
-        for cursor in self.cursors:
-            with contextlib.suppress(Exception):  # an open transaction rolls back
-                cursor.close()
-        self.cursors.clear()
-        try:
-            _empty(db)
-        except Exception:
-            with contextlib.suppress(Exception):
-                db.close()
-            return
-        if len(_IDLE_DATABASES) < 4:
-            _IDLE_DATABASES.append(db)
-        else:
-            db.close()
+        with contextlib.suppress(Exception):  # closing twice, or after a crash
+            self.db.close()
 
     # --------------------------------------------------------------- log
 
@@ -359,61 +349,6 @@ class _Engine:
         return catalog
 
 
-#: Emptied DuckDB databases, for the next incarnation to take.
-_IDLE_DATABASES: list[Any] = []
-
-
-def _empty_database() -> Any:
-    if _IDLE_DATABASES:
-        return _IDLE_DATABASES.pop()
-    import duckdb
-
-    db = duckdb.connect(
-        ":memory:",
-        config={
-            "threads": 1,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        },
-    )
-    db.execute(
-        "SET GLOBAL TimeZone = 'UTC'; SET GLOBAL integer_division = true; "
-        "SET GLOBAL error_on_division_by_zero = true"
-    )
-    return db
-
-
-def _empty(db: Any) -> None:
-    """Drop everything a previous incarnation made, so the next starts as a new
-    database would (the checks below fail loudly if something is left)."""
-    for kind, function in (
-        ("VIEW", "duckdb_views() WHERE NOT internal"),
-        ("TABLE", "duckdb_tables() WHERE NOT internal"),
-        ("SEQUENCE", "duckdb_sequences() WHERE NOT temporary"),
-        ("MACRO", "duckdb_functions() WHERE NOT internal AND function_type = 'macro'"),
-        ("TYPE", "duckdb_types() WHERE NOT internal"),
-    ):
-        column = "function_name" if kind == "MACRO" else f"{kind.lower()}_name"
-        if kind == "TYPE":
-            column = "type_name"
-        rows = db.execute(
-            f"SELECT DISTINCT schema_name, {column} FROM {function} AND database_name = 'memory'"
-        ).fetchall()
-        for schema, name in rows:
-            db.execute(f'DROP {kind} IF EXISTS "{schema}"."{name}" CASCADE')
-    for (schema,) in db.execute(
-        "SELECT schema_name FROM duckdb_schemas() WHERE NOT internal AND database_name = 'memory' "
-        "AND schema_name <> 'main'"
-    ).fetchall():
-        db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    db.execute("RESET VARIABLE simloom_now")
-    left = db.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE NOT internal AND database_name = 'memory'"
-    ).fetchone()
-    if left is None or left[0]:
-        raise RuntimeError("a table survived emptying")
-
-
 def _creates_sequence(sql: str) -> bool:
     return "sequence" in sql.lower()
 
@@ -472,7 +407,7 @@ class _Session:
     cursor: Any = None
 
     def __post_init__(self) -> None:
-        self.cursor = self.engine.cursor()
+        self.cursor = self.engine.db.cursor()
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
