@@ -49,7 +49,7 @@ def test_fetch_fetchrow_fetchval_execute_and_prepared_statements() -> None:
         out.append([tuple(r) for r in await con.fetch("SELECT id, name FROM items ORDER BY id")])
         row = await con.fetchrow("SELECT name FROM items WHERE id = $1", 2)
         out.append(row["name"])
-        out.append(await con.fetchval("SELECT count(*) FROM items"))
+        out.append(await con.fetchval("SELECT count(*) FROM public.items"))
         out.append(await con.fetchval("SELECT $1::int + 1", 41))
         out.append(await con.execute("UPDATE items SET name = $1 WHERE id > $2", "x", 1))
         out.append(await con.execute("DELETE FROM items WHERE id = $1", 3))

@@ -155,6 +155,9 @@ def _rewrite(tokens: list[_Token]) -> tuple[str, bool]:
             if lower == "jsonb":
                 out.append("JSON")
                 continue
+            if lower == "public" and next_text == ".":
+                out.append("main")  # Postgres's default schema is DuckDB's main
+                continue
             if lower == "version" and next_text == "(":
                 close = following.get(nxt) if nxt is not None else None
                 if nxt is not None and close is not None and tokens[close].text == ")":
