@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -195,3 +196,82 @@ def test_rows_tags_and_sqlstates_match_a_real_postgresql(
     result = simloom.run(against_standin)
     result.raise_error()
     assert result.value == expected
+
+
+async def simple_query_rows(
+    host: str, port: int, sql: str, requests: tuple[int, ...] = (80877103,)
+) -> tuple[bytes, list[list[Any]]]:
+    """A minimal client of the wire protocol: encryption requests (SSLRequest by
+    default; each must be refused with ``N``), startup, then one simple query; the
+    text-format rows, and the tags of what came back."""
+    reader, writer = await asyncio.open_connection(host, port)
+    answers = b""
+    for code in requests:
+        writer.write(struct.pack("!ii", 8, code))
+        answers += await reader.readexactly(1)
+    body = b"user\x00postgres\x00database\x00postgres\x00\x00"
+    writer.write(struct.pack("!ii", len(body) + 8, 196608) + body)
+
+    async def message() -> tuple[bytes, bytes]:
+        kind = await reader.readexactly(1)
+        (length,) = struct.unpack("!i", await reader.readexactly(4))
+        return kind, await reader.readexactly(length - 4)
+
+    while (await message())[0] != b"Z":
+        pass
+    query = sql.encode() + b"\x00"
+    writer.write(b"Q" + struct.pack("!i", len(query) + 4) + query)
+    rows: list[list[Any]] = []
+    while True:
+        kind, data = await message()
+        if kind == b"Z":
+            break
+        if kind == b"D":
+            (count,) = struct.unpack_from("!h", data)
+            offset, row = 2, []
+            for _ in range(count):
+                (size,) = struct.unpack_from("!i", data, offset)
+                offset += 4
+                row.append(None if size < 0 else data[offset : offset + size].decode())
+                offset += max(size, 0)
+            rows.append(row)
+        elif kind in (b"C", b"I", b"E"):
+            rows.append([kind.decode()])
+    writer.write(b"X\x00\x00\x00\x04")
+    writer.close()
+    return answers, rows
+
+
+TEXT_FORMATS = (
+    "SELECT 1::int2, -2::int4, 3000000000::int8, 1.5::float4, 0.1::float8, "
+    "12.50::numeric(5,2), true, false, 'a b'::text, '\\x00ff'::bytea, DATE '2020-01-02', "
+    "TIMESTAMP '2020-01-02 03:04:05.5', TIMESTAMPTZ '2020-01-02 03:04:05+00', "
+    "'12345678-1234-5678-1234-567812345678'::uuid, ARRAY[1, 2, NULL], ARRAY['a', 'b c'], "
+    "NULL::int; ; SELECT 1 WHERE false"
+)
+
+
+def test_simple_query_text_formats_match_a_real_postgresql(real_postgres: int) -> None:
+    requests = (80877103,)  # SSLRequest, as asyncpg sends by default
+
+    async def against_standin(world: Any) -> Any:
+        world.postgres("db")
+        await asyncio.sleep(0.001)
+        return await simple_query_rows("db", 5432, TEXT_FORMATS, requests)
+
+    expected = asyncio.run(simple_query_rows("127.0.0.1", real_postgres, TEXT_FORMATS, requests))
+    assert expected[0] == b"N"
+    result = simloom.run(against_standin)
+    result.raise_error()
+    assert result.value == expected
+
+
+def test_a_gssenc_request_then_an_ssl_request_are_both_refused() -> None:
+    async def main(world: Any) -> Any:
+        world.postgres("db")
+        await asyncio.sleep(0.001)
+        return await simple_query_rows("db", 5432, "SELECT 1", (80877104, 80877103))
+
+    result = simloom.run(main)
+    result.raise_error()
+    assert result.value == (b"NN", [["1"], ["C"]])

@@ -132,6 +132,19 @@ def _rewrite(tokens: list[_Token]) -> tuple[str, bool]:
     following = dict(itertools.pairwise(significant))
     for index, token in enumerate(tokens):
         text = token.text
+        if token.kind == "string" and text.startswith("'\\x"):
+            # '\x00ff'::bytea is hex input in Postgres; DuckDB reads \x00 as one escape.
+            cast = following.get(index)
+            target = following.get(cast) if cast is not None else None
+            if (
+                cast is not None
+                and target is not None
+                and tokens[cast].text == "::"
+                and tokens[target].text.lower() == "bytea"
+                and re.fullmatch(r"'\\x[0-9A-Fa-f]*'", text)
+            ):
+                out.append(f"unhex('{text[3:-1]}')")
+                continue
         if token.kind == "word":
             lower = text.lower()
             nxt = following.get(index)
