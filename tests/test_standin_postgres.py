@@ -603,3 +603,36 @@ def test_nested_transactions_roll_back_to_their_savepoint() -> None:
         [(1, "outer"), (3, "kept")],
         4,
     ]
+
+
+def test_snapshots_read_committed_sees_each_commit_serializable_keeps_its_snapshot() -> None:
+    async def main(world: Any) -> dict[str, list[int]]:
+        con = await connect(world)
+        await con.execute("CREATE TABLE v (id int PRIMARY KEY)")
+        writer = await asyncpg.connect(host="db", user="postgres")
+        seen: dict[str, list[int]] = {}
+        for isolation in ("read_committed", "serializable"):
+            await writer.execute("DELETE FROM v")
+            async with con.transaction(isolation=isolation, readonly=isolation == "serializable"):
+                counts = [await con.fetchval("SELECT count(*) FROM v")]
+                await writer.execute("INSERT INTO v VALUES (1)")
+                counts.append(await con.fetchval("SELECT count(*) FROM v"))
+                await writer.execute("INSERT INTO v VALUES (2)")
+                counts.append(await con.fetchval("SELECT count(*) FROM v"))
+            seen[isolation] = counts
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            async with con.transaction(readonly=True):
+                await con.execute("INSERT INTO v VALUES (3)")
+        await con.close()
+        await writer.close()
+        return seen
+
+    assert run(main) == {"read_committed": [0, 1, 2], "serializable": [0, 0, 0]}
+
+
+def test_the_same_seed_replays_the_same_universe() -> None:
+    main = _lost_update_universe("serializable")
+    first = simloom.run(main, seed=7, scheduler="random")
+    second = simloom.run(main, seed=7, scheduler="random")
+    first.raise_error()
+    assert first.value == second.value and first.digest == second.digest

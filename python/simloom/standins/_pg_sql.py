@@ -235,7 +235,10 @@ def analyze(sql: str) -> Statement:
 
     if first in ("begin", "start"):
         level = _ISOLATION.search(sql)
-        return Statement(sql, "begin", "BEGIN", isolation=_level(level))
+        read_only = re.search(r"\bread\s+only\b", sql, re.I) is not None
+        return Statement(
+            sql, "begin", "BEGIN", isolation=_level(level), value="read only" if read_only else ""
+        )
     if first in ("commit", "end"):
         if second == "prepared":
             return Statement(sql, "unsupported", "COMMIT PREPARED")

@@ -398,6 +398,7 @@ class _Session:
     sequences_before: dict[str, int] = field(default_factory=dict)
     own_ddl: bool = False
     savepoints: list[tuple[str, int]] = field(default_factory=list)
+    read_only: bool = False
     duckdb_lost: bool = False
     began_at: float = 0.0
     statements_in_transaction: int = 0
@@ -695,6 +696,7 @@ class _Session:
         self.isolation = self.default_isolation
         self.savepoints.clear()
         self.duckdb_lost = False
+        self.read_only = False
 
     def fail_transaction(self) -> None:
         """An error: an autocommit statement is rolled back now; a transaction
@@ -855,6 +857,7 @@ class _Session:
             else:
                 self.status = "T"
                 self.isolation = statement.isolation or self.default_isolation
+                self.read_only = statement.value == "read only"
                 self.began_at = time.time()
             return _Result(None, [], "BEGIN")
         if kind == "commit":
@@ -915,6 +918,10 @@ class _Session:
         now = (
             datetime.datetime.fromtimestamp(now_at, datetime.UTC) if statement.uses_clock else None
         )
+        if writes and self.read_only and not statement.locks:
+            error = PgError("25006", f"cannot execute {statement.tag} in a read-only transaction")
+            self.fail_transaction()
+            raise error
         try:
             if writes:
                 if autocommit:
