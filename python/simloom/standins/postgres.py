@@ -1240,4 +1240,6 @@ def _pg_error(error: Exception, statement: Statement) -> PgError:
         return PgError("40001", "could not serialize access due to concurrent update")
     if name == "InvalidInputException":
         return PgError("22023", detail)
+    if name == "NotImplementedException":
+        return PgError("0A000", detail)
     return PgError("XX000", f"{name}: {detail}")
