@@ -397,6 +397,9 @@ def test_sqlalchemy_asyncio_engine_over_asyncpg_does_plain_crud() -> None:
             )
             out.append(result.scalar_one())
             await conn.execute(users.insert(), [{"name": "bob"}, {"name": "cy"}])
+            nested = await conn.begin_nested()  # SAVEPOINT
+            await conn.execute(users.insert(), [{"name": "gone"}])
+            await nested.rollback()
         async with engine.connect() as conn:
             rows = await conn.execute(
                 sqlalchemy.select(users.c.id, users.c.name).order_by(users.c.id)
