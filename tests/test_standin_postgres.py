@@ -372,7 +372,7 @@ def test_bad_options_are_named_errors() -> None:
 
 
 def test_sqlalchemy_asyncio_engine_over_asyncpg_does_plain_crud() -> None:
-    sqlalchemy = pytest.importorskip("sqlalchemy")
+    import sqlalchemy
     from sqlalchemy.ext.asyncio import create_async_engine
 
     metadata = sqlalchemy.MetaData()
