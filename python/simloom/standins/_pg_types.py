@@ -13,12 +13,22 @@ import math
 import re
 import struct
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["PgType", "by_name", "by_oid", "decode", "encode", "from_duckdb"]
+__all__ = [
+    "INTROSPECTION_COLUMNS",
+    "TEXT",
+    "PgType",
+    "WireError",
+    "by_name",
+    "by_oid",
+    "decode",
+    "encode",
+    "from_duckdb",
+    "introspection_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -585,8 +595,3 @@ def decode(pg: PgType, data: bytes, binary: bool) -> Any:
     if binary:
         return _from_binary(pg, data)
     return _from_text(pg, bytes(data).decode())
-
-
-#: How a Python value of a result is checked before it is sent as ``pg`` (the
-#: engine may compute a wider type than the one described at Parse time).
-Coerce = Callable[[Any], Any]

@@ -13,7 +13,16 @@ import hashlib
 import hmac
 import struct
 
-__all__ = ["PgError", "Scram", "message", "read_message", "read_startup"]
+__all__ = [
+    "PgError",
+    "Reader",
+    "Scram",
+    "cstring",
+    "message",
+    "read_message",
+    "read_startup",
+    "startup_parameters",
+]
 
 PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103

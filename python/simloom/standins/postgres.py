@@ -1102,7 +1102,6 @@ def _resolve(
     return _pg_types.by_name(kind) or _TEXT
 
 
-_PARAM = re.compile(r"\$(\d+)")
 _INSERT_WITHOUT_COLUMNS = re.compile(r'\s*insert\s+into\s+("?\w+"?)\s+(values)\s*\(', re.I)
 
 
