@@ -103,6 +103,8 @@ TYPES: list[tuple[str, Any]] = [
     ("timestamp", datetime.datetime(2024, 2, 29, 13, 14, 15, 123456)),
     ("timestamptz", datetime.datetime(2024, 2, 29, 13, 14, 15, tzinfo=datetime.UTC)),
     ("date", datetime.date(1999, 12, 31)),
+    ("time", datetime.time(23, 59, 58, 5)),
+    ("interval", datetime.timedelta(days=3, seconds=7, microseconds=11)),
     ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
     ("json", {"a": [1, 2, None]}),
     ("jsonb", {"b": "c"}),
