@@ -42,6 +42,6 @@ def test_the_cache_written_before_the_commit_shows_a_phantom_order_after_a_crash
 
 
 def test_committing_before_caching_survives_the_crash() -> None:
-    for seed in range(12):
+    for seed in range(8):
         result = simloom.run(orders_service.scenario(cache_first=False), seed=seed)
         result.raise_error()

@@ -284,10 +284,10 @@ def _lost_update_universe(isolation: str) -> Any:
 
 def test_read_committed_loses_an_update_that_serializable_refuses_with_40001() -> None:
     committed = [
-        run(_lost_update_universe("read_committed"), seed=s, scheduler="random") for s in range(20)
+        run(_lost_update_universe("read_committed"), seed=s, scheduler="random") for s in range(12)
     ]
     serial = [
-        run(_lost_update_universe("serializable"), seed=s, scheduler="random") for s in range(20)
+        run(_lost_update_universe("serializable"), seed=s, scheduler="random") for s in range(12)
     ]
     # Read committed: some schedule loses an increment, and nothing ever conflicts.
     assert any(value == 1 for value, _ in committed)

@@ -164,7 +164,7 @@ async def replies(con: asyncpg.Connection, commands: list[tuple[Any, ...]]) -> l
 
 
 @settings(
-    max_examples=100,
+    max_examples=60,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
