@@ -252,6 +252,24 @@ class World:
             password=password,
         )
 
+    def postgres(
+        self,
+        name: str = "postgres",
+        *,
+        port: int = 5432,
+        user: str = "postgres",
+        password: str | None = None,
+        database: str = "postgres",
+    ) -> Any:
+        """Start a Postgres stand-in (protocol v3, SQL on DuckDB, a write-ahead log
+        fsynced at every commit) on host ``name``; unmodified clients (asyncpg,
+        SQLAlchemy over asyncpg) connect to ``name:port``. ``password=None`` is
+        trust authentication, a password SCRAM-SHA-256. See
+        :mod:`simloom.standins.postgres` and docs/standins.md."""
+        from .standins import postgres
+
+        return postgres(self, name, port=port, user=user, password=password, database=database)
+
     def host(self, name: str, *, disk_capacity: int | None = None) -> Host:
         """The host called ``name``, made on first use with the next free address
         (10.0.0.2, 10.0.0.3, ...; ``"main"``, where the test runs, is 10.0.0.1). Its

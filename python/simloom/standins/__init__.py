@@ -7,12 +7,15 @@ program, and what it persists goes to the host's simulated disk.
 
 * :func:`redis` (``world.redis(name)``): a Redis server (RESP2 and RESP3) with
   the append-only file and its ``appendfsync`` policies.
+* :func:`postgres` (``world.postgres(name)``): a Postgres server (protocol v3,
+  SQL on DuckDB) with a write-ahead log fsynced at commit.
 
 Owns: the servers' protocol and state. Must not: reach the real network or disk.
 """
 
 from __future__ import annotations
 
+from .postgres import PostgresStandin, postgres
 from .redis import RedisStandin, redis
 
-__all__ = ["RedisStandin", "redis"]
+__all__ = ["PostgresStandin", "RedisStandin", "postgres", "redis"]
