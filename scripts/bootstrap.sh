@@ -35,6 +35,7 @@ DEV_DEPS=(
     'redis>=5.0'
     'distributed>=2024.1'
     'pytest-xdist>=3.5'
+    'aiofiles>=23.2'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }
