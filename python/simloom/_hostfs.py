@@ -565,7 +565,9 @@ def program_call(frame: types.FrameType | None) -> bool:
         top = module.partition(".")[0]
         if top in REAL_ANYWHERE:
             return False
-        if not decided and top not in _STDLIB:
+        if not decided and top not in _STDLIB and module != __name__:
+            # (This module's own frames are looked through: open()'s opener runs
+            # under its handler.)
             if top in TOOL_PACKAGES:
                 return False
             if (
