@@ -67,7 +67,9 @@ the disk, or touch the real filesystem for a simulated call.
 from __future__ import annotations
 
 import errno
+import functools
 import io
+import operator
 import os
 import posixpath
 import stat as _st
@@ -196,7 +198,16 @@ def _escape(api: str, what: str) -> EscapedSimulationError:
 class _Descriptor:
     """One open simulated descriptor: a file of the disk, or a directory."""
 
-    __slots__ = ("append", "directory", "file", "name", "number", "readable", "writable")
+    __slots__ = (
+        "append",
+        "directory",
+        "file",
+        "name",
+        "number",
+        "raw_files",
+        "readable",
+        "writable",
+    )
 
     def __init__(
         self,
@@ -214,6 +225,8 @@ class _Descriptor:
         self.readable = readable
         self.writable = writable
         self.append = append
+        #: The SimFileIO objects over it, closed with it by a crash.
+        self.raw_files: list[SimFileIO] = []
 
     @property
     def lost(self) -> bool:
@@ -238,6 +251,14 @@ class HostFiles:
         self._next_inode = 2
         self.mtimes: dict[str, int] = {}
         self.modes: dict[str, int] = {}
+
+    def crashed(self) -> None:
+        """The host lost power: its file objects are closed (they were the dead
+        process's), without flushing what their buffers held."""
+        for descriptor in self.descriptors.values():
+            for raw in descriptor.raw_files:
+                raw._closed_now = True
+        self.descriptors.clear()
 
     # -- names
 
@@ -693,7 +714,14 @@ class SimFileIO(io.FileIO):
         self.name = name
         self._sim_mode = mode
         self._closefd = closefd
-        self._sim_closed = False
+        self._closed_now = False
+        descriptor.raw_files.append(self)
+        file = descriptor.file
+        assert file is not None
+        # In C, without a line of Python: a buffered file's constructor calls tell()
+        # and ignores its errors, so an interrupt raised in a Python tell() would
+        # vanish there.
+        self.tell = functools.partial(file._core_disk.seek, file._fd, 0, os.SEEK_CUR)  # type: ignore[method-assign]
         if descriptor.append:
             self.seek(0, os.SEEK_END)
 
@@ -702,9 +730,8 @@ class SimFileIO(io.FileIO):
             return "<simloom SimFileIO [closed]>"
         return f"<simloom SimFileIO name={self.name!r} mode={self.mode!r} closefd={self._closefd}>"
 
-    @property
-    def closed(self) -> bool:  # type: ignore[override]
-        return self._sim_closed or self._descriptor.lost
+    #: Read by the io stack (a getter in C, for the reason given for tell()).
+    closed = property(operator.attrgetter("_closed_now"))  # type: ignore[assignment]
 
     @property
     def closefd(self) -> bool:  # type: ignore[override]
@@ -769,7 +796,7 @@ class SimFileIO(io.FileIO):
     def seek(self, position: int, whence: int = os.SEEK_SET, /) -> int:
         return self._files.seek(self._check().number, position, whence)
 
-    def tell(self) -> int:
+    def tell(self) -> int:  # (replaced per instance, see __init__)
         return self._files.seek(self._check().number, 0, os.SEEK_CUR)
 
     def truncate(self, size: int | None = None, /) -> int:
@@ -784,9 +811,9 @@ class SimFileIO(io.FileIO):
         self._check()
 
     def close(self) -> None:
-        if self._sim_closed:
+        if self._closed_now:
             return
-        self._sim_closed = True
+        self._closed_now = True
         if self._closefd and self._descriptor.number in self._files.descriptors:
             self._files.close(self._descriptor.number)
 

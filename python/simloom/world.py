@@ -496,7 +496,9 @@ class World:
         # connections, frees its Unix paths and tells each of its transports,
         # servers and datagram endpoints (their ``_host_crashed``).
         self._net.crash_host(loop, host._net_id)
-        host._files = None  # its descriptors and working directory end with it
+        if host._files is not None:  # its files, descriptors and working directory end
+            host._files.crashed()
+            host._files = None
         if host._disk is not None:
             host._disk._crash(loop)
         loop._mark(f"crash:{host.name}")
