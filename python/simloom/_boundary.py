@@ -1367,10 +1367,8 @@ def _files_row(api: str, treatment: str, how: str, *targets: str) -> _Row:
 
 
 _ON_THE_DISK = (
-    "in a universe with a world and files=True, the program's call acts on the running "
-    "host's simulated disk (simloom._hostfs; docs/files.md); real outside, with "
-    "files=False, for imports, tracebacks and tools, and for reads of the Python "
-    "installation"
+    "the program's call acts on the running host's simulated disk (with a world and "
+    "files=True; docs/files.md says which calls are the program's)"
 )
 
 _FILE_ROWS: tuple[_Row, ...] = (
