@@ -78,7 +78,7 @@ def test_each_host_has_its_own_files_and_working_directory() -> None:
             pathlib.Path("/etc/hostname").write_text(name)
             os.chdir("/etc")
             await asyncio.sleep(1)
-            seen[name] = (open("hostname").read(), os.getcwd(), sorted(os.listdir("/")))
+            seen[name] = (open("hostname").read(), os.getcwd(), sorted(os.listdir("/")))  # noqa: SIM115
 
         world.host("a").spawn(lambda: service("a"))
         world.host("b").spawn(lambda: service("b"))
@@ -176,13 +176,13 @@ def test_errors_are_the_ones_the_os_raises() -> None:
         pathlib.Path("/d").mkdir()
         pathlib.Path("/d/f").write_text("x")
         attempts: list[Callable[[], object]] = [
-            lambda: open("/nope"),
-            lambda: open("/d"),
+            lambda: open("/nope"),  # noqa: SIM115
+            lambda: open("/d"),  # noqa: SIM115
             lambda: os.rmdir("/d"),
             lambda: os.mkdir("/d"),
             lambda: os.unlink("/d"),
             lambda: os.listdir("/d/f"),
-            lambda: open("/d/f/g", "w"),
+            lambda: open("/d/f/g", "w"),  # noqa: SIM115
             lambda: os.rmdir("/tmp"),
         ]
         names = []
@@ -216,7 +216,7 @@ def append_synced_then_unsynced(write: Callable[[str, bytes, bool], object]) -> 
         starts: list[bytes] = []
 
         async def service() -> None:
-            starts.append(open("/data/wal", "rb").read() if os.path.exists("/data/wal") else b"")
+            starts.append(open("/data/wal", "rb").read() if os.path.exists("/data/wal") else b"")  # noqa: SIM115
             if not os.path.isdir("/data"):
                 os.mkdir("/data")
             result = write("/data/wal", b"synced;", True)
@@ -356,7 +356,7 @@ def test_a_crash_closes_the_hosts_files_and_resets_its_working_directory() -> No
             if not opened:
                 os.mkdir("/work")
                 os.chdir("/work")
-                opened.append(open("/work/f", "w"))
+                opened.append(open("/work/f", "w"))  # noqa: SIM115
             await asyncio.sleep(10)
 
         db = world.host("db")
@@ -469,8 +469,13 @@ def test_imports_tracebacks_and_the_installation_read_the_real_disk(tmp_path: Pa
             hostfs_imported_module.fail()
         except ValueError:
             shown = traceback.format_exc()
-        stdlib_source = open(os.__file__, encoding="utf-8").read(100)
-        return hostfs_imported_module.VALUE, shown, len(stdlib_source), str(os.path.exists(tmp_path))
+        stdlib_source = open(os.__file__, encoding="utf-8").read(100)  # noqa: SIM115
+        return (
+            hostfs_imported_module.VALUE,
+            shown,
+            len(stdlib_source),
+            str(os.path.exists(tmp_path)),
+        )
 
     try:
         value, shown, read, exists = run(main).value
@@ -505,7 +510,7 @@ def test_sqlite3_on_a_file_is_an_escape_naming_the_call(tmp_path: Path) -> None:
 
 
 def test_calls_the_disk_cannot_model_are_escapes_naming_the_call() -> None:
-    assert escape_of(lambda: open("/dev/urandom", "rb")).startswith("open('/dev/urandom'): device")
+    assert escape_of(lambda: open("/dev/urandom", "rb")).startswith("open('/dev/urandom'): device")  # noqa: SIM115
     assert escape_of(lambda: os.open("/proc/self/status", os.O_RDONLY)).startswith(
         "os.open('/proc/self/status')"
     )
@@ -513,7 +518,7 @@ def test_calls_the_disk_cannot_model_are_escapes_naming_the_call() -> None:
     assert escape_of(lambda: os.chown("/tmp", 0, 0)).startswith("os.chown('/tmp'): ")
     assert escape_of(lambda: shutil.disk_usage("/")).startswith("os.statvfs('/'): ")
     stdlib = sysconfig.get_paths()["stdlib"]
-    message = escape_of(lambda: open(os.path.join(stdlib, "simloom-was-here.txt"), "w"))
+    message = escape_of(lambda: open(os.path.join(stdlib, "simloom-was-here.txt"), "w"))  # noqa: SIM115
     assert "change the Python installation" in message
     assert not os.path.exists(os.path.join(stdlib, "simloom-was-here.txt"))
 
@@ -554,9 +559,9 @@ def test_the_same_seed_gives_the_same_event_log_digest_with_file_io() -> None:
     first = run(main, seed=5, scheduler="random")
     again = run(main, seed=5, scheduler="random")
     assert (first.digest, first.value) == (again.digest, again.value)
-    assert any(
-        (event.label or "").startswith("disk.") for event in first.event_log
-    ), "the crash decided what survived"
+    assert any((event.label or "").startswith("disk.") for event in first.event_log), (
+        "the crash decided what survived"
+    )
     digests = {run(main, seed=seed, scheduler="random").digest for seed in range(6)}
     assert len(digests) > 1
 

@@ -342,8 +342,8 @@ class _Universe:
             # Temporary names on a host's disk come from the universe's tape: a
             # fresh generator (seeded on first use, see _random_seed), not the
             # process's, whose state earlier universes moved on.
-            self.tempfile_names = (tempfile, tempfile._name_sequence)
-            tempfile._name_sequence = None
+            self.tempfile_names = (tempfile, getattr(tempfile, "_name_sequence", None))
+            setattr(tempfile, "_name_sequence", None)  # noqa: B010 - private, untyped
 
     def leave(self) -> None:
         """Put back every state the universe changed. Safe to run again (an
@@ -365,7 +365,7 @@ class _Universe:
         self.randoms_seen.clear()
         if self.tempfile_names is not None:
             tempfile, names = self.tempfile_names
-            tempfile._name_sequence = names
+            setattr(tempfile, "_name_sequence", names)  # noqa: B010
             self.tempfile_names = None
         uuid = sys.modules.get("uuid")
         if self._uuid_module_state is not None:
@@ -1358,6 +1358,7 @@ _THREAD_ROWS = (
     ),
 )
 
+
 def _files_row(api: str, treatment: str, how: str, *targets: str) -> _Row:
     """A row of file I/O on the host's disk (simloom._hostfs handles its builtins)."""
     return _Row(
@@ -1454,8 +1455,7 @@ _FILE_ROWS: tuple[_Row, ...] = (
     _files_row(
         "os.getcwd",
         "patched",
-        "the running host's working directory, / at every start (os.getcwdb and "
-        "os.chdir too)",
+        "the running host's working directory, / at every start (os.getcwdb and os.chdir too)",
         "os.getcwd",
         "os.getcwdb",
         "os.chdir",
@@ -1463,8 +1463,7 @@ _FILE_ROWS: tuple[_Row, ...] = (
     _files_row(
         "os.utime",
         "patched",
-        f"{_ON_THE_DISK}: times and modes kept in memory for stat, lost on a crash "
-        "(os.chmod too)",
+        f"{_ON_THE_DISK}: times and modes kept in memory for stat, lost on a crash (os.chmod too)",
         "os.utime",
         "os.chmod",
     ),

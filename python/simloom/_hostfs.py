@@ -360,7 +360,7 @@ class HostFiles:
         self.forget(target)
         for table in (self._inodes, self.mtimes, self.modes):
             if source in table:
-                table[target] = table.pop(source)  # type: ignore[index]
+                table[target] = table.pop(source)
 
     # -- descriptors
 
@@ -386,7 +386,7 @@ class HostFiles:
         if tmpfile and flags & tmpfile == tmpfile:
             return self._open_anonymous(name, readable, writable, shown)
         if self.is_dir(name):
-            if writable or create and flags & os.O_EXCL:
+            if writable or (create and flags & os.O_EXCL):
                 raise _error(errno.EEXIST if create and flags & os.O_EXCL else errno.EISDIR, shown)
             number = self._number()
             descriptor = _Descriptor(number, name, None, readable=True, writable=False)
@@ -545,7 +545,10 @@ class HostFiles:
         self.check_parent(target, shown2)
         # The directory's entry first, then each entry beneath it, in name order:
         # one rename each on the disk (not atomic across a crash; see docs/files.md).
-        for entry in [source + "/", *(e for e in self.disk.list(source + "/") if e != source + "/")]:
+        for entry in [
+            source + "/",
+            *(e for e in self.disk.list(source + "/") if e != source + "/"),
+        ]:
             self.disk.rename(entry, target + entry[len(source) :])
         for name in sorted(set(self._inodes) | set(self.mtimes) | set(self.modes)):
             if name == source or name.startswith(source + "/"):
@@ -706,7 +709,7 @@ class SimFileIO(io.FileIO):
     ``isinstance`` checks and aiofiles' wrappers accept it): ``fileno()`` is its
     simulated descriptor, for ``os.fsync(f.fileno())``."""
 
-    def __init__(  # noqa: D107 - not io.FileIO's: no real descriptor is opened
+    def __init__(
         self, files: HostFiles, descriptor: _Descriptor, name: object, mode: str, closefd: bool
     ) -> None:
         self._files = files
@@ -731,10 +734,10 @@ class SimFileIO(io.FileIO):
         return f"<simloom SimFileIO name={self.name!r} mode={self.mode!r} closefd={self._closefd}>"
 
     #: Read by the io stack (a getter in C, for the reason given for tell()).
-    closed = property(operator.attrgetter("_closed_now"))  # type: ignore[assignment]
+    closed = property(operator.attrgetter("_closed_now"))
 
     @property
-    def closefd(self) -> bool:  # type: ignore[override]
+    def closefd(self) -> bool:
         return self._closefd
 
     @property
@@ -897,7 +900,9 @@ def _wrap(
 # call is left to the original, which says what is wrong in its own words.
 
 
-def _bind(signature: Callable[..., tuple[Any, ...]], args: Any, kwargs: Any) -> tuple[Any, ...] | None:
+def _bind(
+    signature: Callable[..., tuple[Any, ...]], args: Any, kwargs: Any
+) -> tuple[Any, ...] | None:
     try:
         return signature(*args, **kwargs)
     except TypeError:
@@ -944,7 +949,7 @@ def _io_open(receiver: object, *args: Any, **kwargs: Any) -> object:
             return NotImplemented
         fd = opener(file, flags)
         if type(fd) is not int or fd < FD_BASE:
-            result = io.open(fd, mode, buffering, encoding, errors, newline, closefd=True)
+            result: Any = open(fd, mode, buffering, encoding, errors, newline, closefd=True)  # noqa: SIM115
             raw_of = getattr(getattr(result, "buffer", result), "raw", result)
             raw_of.name = file
             return result
@@ -1021,7 +1026,7 @@ def _fd_of(value: object) -> object:
     """``os.fsync(file)`` takes a file object too."""
     if type(value) is not int and hasattr(value, "fileno"):
         try:
-            return value.fileno()  # type: ignore[attr-defined]
+            return value.fileno()
         except Exception:
             return value
     return value
@@ -1335,7 +1340,7 @@ class SimScandirIterator:
 def _scandir(target: _Target) -> SimScandirIterator:
     files = target.files
     shown = target.shown
-    text = os.fsdecode(os.fspath(shown))
+    text = os.fsdecode(os.fspath(shown))  # type: ignore[call-overload]
     entries = []
     for name, is_dir in _listing(target):
         full = files.absolute(name, target.name)
@@ -1379,7 +1384,9 @@ def _renaming(api: str) -> Callable[..., object]:
         if source is None and target is None:
             return NotImplemented
         if source is None or target is None:
-            raise _escape(f"{api}({src!r}, {dst!r})", "it moves a file between a host and the real disk")
+            raise _escape(
+                f"{api}({src!r}, {dst!r})", "it moves a file between a host and the real disk"
+            )
         source.files.rename(source.name, target.name, src, dst)
         return None
 
@@ -1433,14 +1440,16 @@ def _two_paths_signature(src: Any, dst: Any, *args: Any, **kwargs: Any) -> tuple
     return dst, None
 
 
-def _path_rest_signature(path: Any, *args: Any, dir_fd: Any = None, **kwargs: Any) -> tuple[Any, ...]:
+def _path_rest_signature(
+    path: Any, *args: Any, dir_fd: Any = None, **kwargs: Any
+) -> tuple[Any, ...]:
     return path, dir_fd
 
 
 def _sqlite_connect(receiver: object, *args: Any, **kwargs: Any) -> object:
     """``sqlite3.connect`` opens its file in C: an escape for a file in a host."""
     universe = _universe()
-    if universe is None or not args and "database" not in kwargs:
+    if universe is None or (not args and "database" not in kwargs):
         return NotImplemented
     database = args[0] if args else kwargs["database"]
     text = _fspath(database)
@@ -1553,7 +1562,11 @@ REDIRECTED: tuple[tuple[str, str, Callable[..., object]], ...] = (
             ("getxattr", "the simulated disk has no extended attributes", False),
             ("setxattr", "the simulated disk has no extended attributes", True),
             ("removexattr", "the simulated disk has no extended attributes", True),
-            ("statvfs", "a host's disk space is its capacity (world.host(name, disk_capacity=))", False),
+            (
+                "statvfs",
+                "a host's disk space is its capacity (world.host(name, disk_capacity=))",
+                False,
+            ),
         )
     ),
     ("_sqlite3.connect", "sqlite3.connect", _sqlite_connect),
