@@ -14,7 +14,9 @@ import logging
 import os
 import pathlib
 import shutil
+import socket
 import sqlite3
+import stat
 import sys
 import sysconfig
 import tempfile
@@ -368,6 +370,27 @@ def test_a_crash_closes_the_hosts_files_and_resets_its_working_directory() -> No
         return opened[0].closed, cwd
 
     assert run(main).value == (True, ["/", "/"])
+
+
+def test_a_unix_socket_bound_to_a_path_makes_its_name_in_the_hosts_tree() -> None:
+    async def main(world: World) -> tuple[Any, ...]:
+        os.mkdir("/run")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind("/run/app.sock")
+        server.listen()
+        client = socket.socket(socket.AF_UNIX)
+        client.connect("/run/app.sock")
+        accepted, _ = server.accept()
+        client.sendall(b"ping")
+        received = accepted.recv(4)
+        for each in (client, accepted, server):
+            each.close()
+        is_socket = stat.S_ISSOCK(os.stat("/run/app.sock").st_mode)
+        os.unlink("/run/app.sock")
+        return received, is_socket, os.listdir("/run"), world.main.disk.list("/run")
+
+    assert run(main).value == (b"ping", True, [], ["/run/"])
+    assert not os.path.exists("/run/app.sock")
 
 
 # ------------------------------------------------------- libraries unchanged

@@ -380,6 +380,7 @@ class _Universe:
 _get_ident = _thread.get_ident
 #: The universe running in each thread (thread id → universe).
 _active: dict[int, _Universe] = {}
+_hostfs.universes = _active  # the file handlers ask it which universe runs
 _redirects: _core.BuiltinRedirects | None = None
 
 _GLOBAL_RANDOM: random.Random = random._inst
@@ -1479,7 +1480,8 @@ _FILE_ROWS: tuple[_Row, ...] = (
         "os.mkfifo",
         "escape",
         "EscapedSimulationError for a path of the host: no named pipes or device nodes "
-        "(os.mknod too)",
+        "(os.mknod too, but for a socket's name: a simulated Unix socket's bind makes "
+        "one in the host's tree)",
         "os.mkfifo",
         "os.mknod",
     ),

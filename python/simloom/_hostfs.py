@@ -41,9 +41,10 @@ real process. A crash closes the host's files and resets its working directory.
    source lines and time-zone data read the real disk;
 3. the innermost frame outside the standard library is not a tool's: pytest
    (``_pytest``, ``pytest``, ``pluggy``), Hypothesis, coverage, or simloom itself
-   except the modules that only pass the program's callbacks and jobs on
-   (``simloom.loop``, ``simloom._lockstep``, ``simloom.world``,
-   ``simloom.standins``) (:data:`TOOL_PACKAGES`);
+   except the modules that act for the program (``simloom.loop``,
+   ``simloom._lockstep``, ``simloom.world``, ``simloom._sim_unix``, whose bind makes
+   a socket's name in the host's tree, and ``simloom.standins``)
+   (:data:`TOOL_PACKAGES`);
 4. the path is not in the Python installation: ``sys.prefix``, ``sys.base_prefix``,
    ``sys.exec_prefix``, the stdlib and site-packages directories, simloom's own
    directory (:func:`installation_dirs`). Reading there is real (package data,
@@ -54,7 +55,7 @@ Descriptors: simulated descriptors are numbered from :data:`FD_BASE`; a smaller 
 (stdin, stdout, a file opened outside the universe) is real and its calls are the
 real ones. Paths under ``/dev``, ``/proc`` and ``/sys`` raise
 :class:`~simloom.EscapedSimulationError`, as do the calls the disk cannot model
-(``os.link``, ``os.symlink``, ``os.mkfifo``, ``os.mknod``, ``os.chown``,
+(``os.link``, ``os.symlink``, ``os.mkfifo``, ``os.mknod`` but of a socket, ``os.chown``,
 extended attributes but ``listxattr``, ``os.statvfs``) and C extensions that would
 open a real file themselves (``sqlite3.connect`` on a path). See docs/files.md.
 
@@ -66,6 +67,7 @@ the disk, or touch the real filesystem for a simulated call.
 
 from __future__ import annotations
 
+import _thread
 import errno
 import functools
 import io
@@ -84,7 +86,6 @@ from typing import TYPE_CHECKING, Any
 from .errors import ESCAPE_HINT, EscapedSimulationError
 
 if TYPE_CHECKING:
-    from ._boundary import _Universe
     from .disk import Disk, DiskFile
     from .world import Host, World
 
@@ -121,7 +122,9 @@ TOOL_PACKAGES = frozenset(
 
 #: simloom modules that run the program's callbacks, jobs and factories: a call
 #: they pass on is the program's.
-_SIMLOOM_PASSES_ON = frozenset({"simloom.loop", "simloom._lockstep", "simloom.world"})
+_SIMLOOM_PASSES_ON = frozenset(
+    {"simloom.loop", "simloom._lockstep", "simloom.world", "simloom._sim_unix"}
+)
 
 _STDLIB = frozenset(sys.stdlib_module_names)
 
@@ -251,6 +254,8 @@ class HostFiles:
         self._next_inode = 2
         self.mtimes: dict[str, int] = {}
         self.modes: dict[str, int] = {}
+        #: Files that are not regular files: a Unix socket's name (``S_IFSOCK``).
+        self.kinds: dict[str, int] = {}
 
     def crashed(self) -> None:
         """The host lost power: its file objects are closed (they were the dead
@@ -324,7 +329,7 @@ class HostFiles:
 
     def stat(self, name: str, shown: object) -> os.stat_result:
         if self.is_file(name):
-            mode = _st.S_IFREG | self.modes.get(name, 0o644)
+            mode = self.kinds.get(name, _st.S_IFREG) | self.modes.get(name, 0o644)
             size = self.disk.size(name)
         elif self.is_dir(name):
             mode = _st.S_IFDIR | self.modes.get(name, 0o755)
@@ -355,10 +360,11 @@ class HostFiles:
         self._inodes.pop(name, None)
         self.mtimes.pop(name, None)
         self.modes.pop(name, None)
+        self.kinds.pop(name, None)
 
     def moved(self, source: str, target: str) -> None:
         self.forget(target)
-        for table in (self._inodes, self.mtimes, self.modes):
+        for table in (self._inodes, self.mtimes, self.modes, self.kinds):
             if source in table:
                 table[target] = table.pop(source)
 
@@ -502,6 +508,17 @@ class HostFiles:
         if mode & 0o777 != 0o777:
             self.modes[name] = mode & 0o777
 
+    def mknod(self, name: str, mode: int, shown: object) -> None:
+        """A socket's name (what a Unix socket's bind makes): an empty entry whose
+        stat says ``S_IFSOCK``."""
+        if self.exists(name):
+            raise _error(errno.EEXIST, shown)
+        self.check_parent(name, shown)
+        self.disk.open(name, "xb").close()
+        self.kinds[name] = _st.S_IFSOCK
+        self.modes[name] = mode & 0o777
+        self.touched(name)
+
     def rmdir(self, name: str, shown: object) -> None:
         if name in self.always:
             raise _error(errno.EBUSY, shown)
@@ -569,10 +586,15 @@ class HostFiles:
 # ------------------------------------------------------------------ contexts
 
 
-def _universe() -> _Universe | None:
-    from . import _boundary
+#: The universe running in each thread: the boundary's registry
+#: (``simloom._boundary._active``, which hands it here when it is imported).
+universes: dict[int, Any] = {}
+_get_ident = _thread.get_ident
 
-    universe = _boundary._active.get(_boundary._get_ident())
+
+def _universe() -> Any:
+    """The boundary's universe running in this thread, if files are simulated in it."""
+    universe = universes.get(_get_ident())
     if universe is None or not getattr(universe.loop, "_files_enabled", False):
         return None
     return universe
@@ -605,7 +627,7 @@ def program_call(frame: types.FrameType | None) -> bool:
     return True
 
 
-def files_here(universe: _Universe) -> HostFiles | None:
+def files_here(universe: Any) -> HostFiles | None:
     """The running host's file system (None when the loop has no world)."""
     world = universe.loop._get_world()
     if world is None:
@@ -1436,6 +1458,20 @@ def _refused(
     return _path_call(api, signature, refuse, writes=writes)
 
 
+def _mknod_signature(
+    path: Any, mode: int = 0o600, device: int = 0, *, dir_fd: Any = None
+) -> tuple[Any, ...]:
+    return path, mode, dir_fd
+
+
+def _mknod(target: _Target, mode: int) -> None:
+    if not isinstance(mode, int) or not _st.S_ISSOCK(mode):
+        raise _escape(
+            f"os.mknod({target.shown!r})", "the simulated disk has no device nodes or pipes"
+        )
+    target.files.mknod(target.name, mode, target.shown)
+
+
 def _two_paths_signature(src: Any, dst: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
     return dst, None
 
@@ -1546,6 +1582,7 @@ REDIRECTED: tuple[tuple[str, str, Callable[..., object]], ...] = (
             "os.listxattr", _listxattr_signature, _listxattr, writes=False, descriptor=_listxattr_fd
         ),
     ),
+    ("os.mknod", "os.mknod", _path_call("os.mknod", _mknod_signature, _mknod, writes=True)),
     ("os.link", "os.link", _dual("os.link")),
     ("os.symlink", "os.symlink", _dual("os.symlink")),
     *(
@@ -1556,7 +1593,6 @@ REDIRECTED: tuple[tuple[str, str, Callable[..., object]], ...] = (
         )
         for name, what, writes in (
             ("mkfifo", "the simulated disk has no named pipes", True),
-            ("mknod", "the simulated disk has no device nodes", True),
             ("chown", "the simulated disk has no owners", True),
             ("lchown", "the simulated disk has no owners", True),
             ("getxattr", "the simulated disk has no extended attributes", False),
