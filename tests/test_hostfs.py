@@ -67,7 +67,8 @@ def test_open_writes_the_running_hosts_disk_and_never_the_real_one(tmp_path: Pat
         return f"{loaded['answer']}", world.main.disk.list(str(tmp_path))
 
     result = run(main)
-    assert result.value == ("42", [f"{tmp_path}/", f"{tmp_path}/data/", f"{target}"])
+    # (The test's tmp_path exists, empty, on every host: only data/ was made.)
+    assert result.value == ("42", [f"{tmp_path}/data/", f"{target}"])
     assert snapshot(tmp_path) == before, "the real directory is untouched"
 
 
@@ -401,7 +402,7 @@ def test_logging_file_handler_json_and_tempfile_work_on_the_host(tmp_path: Path)
 
     async def main(world: World) -> tuple[Any, ...]:
         log_path = tmp_path / "service.log"
-        os.makedirs(tmp_path)
+        assert os.listdir(tmp_path) == [], "tmp_path is on every host, empty"
         handler = logging.FileHandler(log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         logger = logging.getLogger("simloom.tests.hostfs")
@@ -497,7 +498,7 @@ def test_imports_tracebacks_and_the_installation_read_the_real_disk(tmp_path: Pa
             hostfs_imported_module.VALUE,
             shown,
             len(stdlib_source),
-            str(os.path.exists(tmp_path)),
+            str(os.path.exists(tmp_path / "hostfs_imported_module.py")),
         )
 
     try:
@@ -602,6 +603,7 @@ async def file_universe() -> None:
     await asyncio.sleep(1)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # interrupted universes abandon coroutines
 def test_keyboard_interrupt_anywhere_in_a_file_universe_propagates_and_restores(
     tmp_path: Path,
 ) -> None:

@@ -160,10 +160,26 @@ def _under(name: str, roots: tuple[str, ...]) -> bool:
     return any(name == root or name.startswith(root.rstrip("/") + "/") for root in roots)
 
 
+#: The running pytest test's temporary directories (its ``tmp_path``, ``tmpdir``),
+#: there in every host's tree (set by simloom's pytest plugin around the test).
+test_directories: frozenset[str] = frozenset()
+
+
+def directories_of(fixtures: dict[str, object]) -> frozenset[str]:
+    """The temporary directories among a pytest test's fixture values."""
+    found = set()
+    for name in ("tmp_path", "tmpdir"):
+        value = fixtures.get(name)
+        if value is not None:
+            found.add(posixpath.normpath(os.fspath(value)))  # type: ignore[call-overload]
+    return frozenset(found)
+
+
 def _always_there() -> frozenset[str]:
-    """Directories every host has: ``/``, ``/tmp`` and the temporary directory
-    tempfile would pick (read without probing the disk), with their parents."""
-    candidates = ["/tmp"]
+    """Directories every host has: ``/``, ``/tmp``, the temporary directory
+    tempfile would pick (read without probing the disk) and the running pytest
+    test's ``tmp_path``, with their parents."""
+    candidates = ["/tmp", *test_directories]
     chosen = tempfile.tempdir
     if isinstance(chosen, str):
         candidates.append(chosen)
