@@ -131,6 +131,19 @@ _STDLIB = frozenset(sys.stdlib_module_names)
 _DEVICE_ROOTS = ("/dev", "/proc", "/sys")
 
 
+def _prefixes(roots: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Directories as ``(themselves, their prefixes)``, for :func:`_in`."""
+    return frozenset(roots), tuple(root.rstrip("/") + "/" for root in roots)
+
+
+def _in(name: str, prefixes: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+    """Is ``name`` one of the directories, or under one?"""
+    return name in prefixes[0] or name.startswith(prefixes[1])
+
+
+_DEVICES = _prefixes(_DEVICE_ROOTS)
+
+
 def installation_dirs() -> tuple[str, ...]:
     """The Python installation: reads there are real (see the module docs)."""
     found: set[str] = set()
@@ -153,11 +166,7 @@ def installation_dirs() -> tuple[str, ...]:
     return tuple(sorted(posixpath.normpath(os.path.abspath(path)) for path in found if path))
 
 
-_INSTALLATION = installation_dirs()
-
-
-def _under(name: str, roots: tuple[str, ...]) -> bool:
-    return any(name == root or name.startswith(root.rstrip("/") + "/") for root in roots)
+_INSTALLATION = _prefixes(installation_dirs())
 
 
 #: The running pytest test's temporary directories (its ``tmp_path``, ``tmpdir``),
@@ -616,27 +625,45 @@ def _universe() -> Any:
     return universe
 
 
+#: What a frame's module says about a call made under it (see program_call).
+_LOOKED_THROUGH, _REAL, _TOOL, _PROGRAM = 0, 1, 2, 3
+_module_kinds: dict[object, int] = {}
+
+
+def _module_kind(module: object) -> int:
+    kind = _module_kinds.get(module)
+    if kind is None:
+        name = module if isinstance(module, str) else ""
+        top = name.partition(".")[0]
+        if top in REAL_ANYWHERE:
+            kind = _REAL
+        elif top in _STDLIB or name == __name__:
+            # The stdlib decides nothing (the code that called it does); this
+            # module's own frames are looked through (open()'s opener runs under
+            # its handler).
+            kind = _LOOKED_THROUGH
+        elif top in TOOL_PACKAGES or (
+            top == "simloom"
+            and name not in _SIMLOOM_PASSES_ON
+            and not name.startswith("simloom.standins")
+        ):
+            kind = _TOOL
+        else:
+            kind = _PROGRAM
+        _module_kinds[module] = kind
+    return kind
+
+
 def program_call(frame: types.FrameType | None) -> bool:
     """Whether the call made from ``frame`` is the program's (rules 2 and 3 of the
     module docs)."""
     decided = False
     while frame is not None:
-        module = frame.f_globals.get("__name__")
-        if not isinstance(module, str):
-            module = ""
-        top = module.partition(".")[0]
-        if top in REAL_ANYWHERE:
+        kind = _module_kind(frame.f_globals.get("__name__"))
+        if kind == _REAL:
             return False
-        if not decided and top not in _STDLIB and module != __name__:
-            # (This module's own frames are looked through: open()'s opener runs
-            # under its handler.)
-            if top in TOOL_PACKAGES:
-                return False
-            if (
-                top == "simloom"
-                and module not in _SIMLOOM_PASSES_ON
-                and not module.startswith("simloom.standins")
-            ):
+        if not decided and kind != _LOOKED_THROUGH:
+            if kind == _TOOL:
                 return False
             decided = True
         frame = frame.f_back
@@ -713,7 +740,7 @@ def _target(
             raise _error(errno.ENOTDIR, path)
         directory = found.name
     name = files.absolute(text[0], directory)
-    if _under(name, _INSTALLATION):
+    if _in(name, _INSTALLATION):
         if writes:
             raise _escape(
                 f"{api}({path!r})",
@@ -721,7 +748,7 @@ def _target(
                 "is allowed; write your files elsewhere in the host's tree)",
             )
         return None
-    if _under(name, _DEVICE_ROOTS):
+    if _in(name, _DEVICES):
         raise _escape(
             f"{api}({path!r})",
             "device and kernel files (/dev, /proc, /sys) are not simulated in a host",
