@@ -777,13 +777,14 @@ class SimFileIO(io.FileIO):
     def __init__(
         self, files: HostFiles, descriptor: _Descriptor, name: object, mode: str, closefd: bool
     ) -> None:
+        # Closed until made: one left half-made by an interrupt has nothing for a
+        # finaliser to close.
+        self._closed_now = True
         self._files = files
         self._descriptor = descriptor
         self.name = name
         self._sim_mode = mode
         self._closefd = closefd
-        self._closed_now = False
-        descriptor.raw_files.append(self)
         file = descriptor.file
         assert file is not None
         # In C, without a line of Python: a buffered file's constructor calls tell()
@@ -791,7 +792,9 @@ class SimFileIO(io.FileIO):
         # vanish there.
         self.tell = functools.partial(file._core_disk.seek, file._fd, 0, os.SEEK_CUR)  # type: ignore[method-assign]
         if descriptor.append:
-            self.seek(0, os.SEEK_END)
+            file.seek(0, os.SEEK_END)
+        descriptor.raw_files.append(self)
+        self._closed_now = False
 
     def __repr__(self) -> str:
         if self.closed:
@@ -918,6 +921,29 @@ def _flags_of(mode: str) -> tuple[int, bool, bool]:
 
 
 def _wrap(
+    files: HostFiles,
+    descriptor: _Descriptor,
+    name: object,
+    closefd: bool,
+    mode: str,
+    binary: bool,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+) -> Any:
+    """What ``io.open`` makes of a descriptor: a raw file, a buffered file over it
+    and a text wrapper. Whatever interrupts it (a KeyboardInterrupt included)
+    closes what it made, so no half-made file is left for a finaliser to close."""
+    raw = SimFileIO(files, descriptor, name, _raw_mode(mode), closefd)
+    try:
+        return _layers(raw, mode, binary, buffering, encoding, errors, newline)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _layers(
     raw: SimFileIO,
     mode: str,
     binary: bool,
@@ -926,7 +952,6 @@ def _wrap(
     errors: str | None,
     newline: str | None,
 ) -> Any:
-    """What ``io.open`` makes of a raw file: a buffered file, and a text wrapper."""
     if binary and (encoding is not None or errors is not None or newline is not None):
         what = "an encoding" if encoding is not None else "an errors" if errors else "a newline"
         raw.close()
@@ -1002,8 +1027,18 @@ def _io_open(receiver: object, *args: Any, **kwargs: Any) -> object:
         descriptor = files.descriptor(file)
         if descriptor.directory:
             raise _error(errno.EISDIR, file)
-        raw = SimFileIO(files, descriptor, file, _raw_mode(mode), bool(closefd))
-        return _wrap(raw, mode, binary, buffering, encoding, errors, newline)
+        return _wrap(
+            files,
+            descriptor,
+            file,
+            bool(closefd),
+            mode,
+            binary,
+            buffering,
+            encoding,
+            errors,
+            newline,
+        )
     caller = sys._getframe(1)
     flags, binary, writes = _flags_of(mode) if isinstance(mode, str) else (0, False, False)
     if not isinstance(mode, str):
@@ -1020,8 +1055,18 @@ def _io_open(receiver: object, *args: Any, **kwargs: Any) -> object:
             return result
         files = files_here(universe)
         assert files is not None
-        raw = SimFileIO(files, files.descriptor(fd), file, _raw_mode(mode), True)
-        return _wrap(raw, mode, binary, buffering, encoding, errors, newline)
+        return _wrap(
+            files,
+            files.descriptor(fd),
+            file,
+            True,
+            mode,
+            binary,
+            buffering,
+            encoding,
+            errors,
+            newline,
+        )
     if not closefd:
         return NotImplemented  # the original: "Cannot use closefd=False with file name"
     target = _target("open", file, writes=writes, caller=caller)
@@ -1031,8 +1076,9 @@ def _io_open(receiver: object, *args: Any, **kwargs: Any) -> object:
     if descriptor.directory:
         target.files.close(descriptor.number)
         raise _error(errno.EISDIR, file)
-    raw = SimFileIO(target.files, descriptor, file, _raw_mode(mode), True)
-    return _wrap(raw, mode, binary, buffering, encoding, errors, newline)
+    return _wrap(
+        target.files, descriptor, file, True, mode, binary, buffering, encoding, errors, newline
+    )
 
 
 def _raw_mode(mode: str) -> str:
