@@ -614,7 +614,10 @@ def test_keyboard_interrupt_anywhere_in_a_file_universe_propagates_and_restores(
     baseline = points.Baseline()
     names_before = tempfile._name_sequence  # type: ignore[attr-defined]
     traced = points.trace_points(action)
-    selected = range(0, len(traced), max(1, len(traced) // 250))
+    # Every point with SIMLOOM_EXHAUSTIVE_INTERRUPTS=1 (as test_restoration.py),
+    # else a sample spread over the universe's life.
+    exhaustive = os.environ.get("SIMLOOM_EXHAUSTIVE_INTERRUPTS") == "1"
+    selected = range(0, len(traced), 1 if exhaustive else max(1, len(traced) // 80))
     broken: list[str] = []
     for point in selected:
         # What an interrupted universe left (a file its interrupt cut off before
