@@ -18,8 +18,9 @@ disk: ``open("/data/wal", "wb")`` on host ``db`` is ``db.disk``'s file
 ``"/data/wal"``. A directory ``/data`` is the empty disk file ``"/data/"`` (so its
 creation, rename and removal are directory entries with the disk's durability:
 pending until an fsync of the directory, ``os.fsync(os.open("/data", O_RDONLY))``,
-or of a file created after it). ``/``, ``/tmp`` and ``tempfile.gettempdir()``'s
-directory (and its parents) always exist. Disk names that do not start with ``/``
+or of a file created after it). ``/``, ``/tmp``, ``tempfile.gettempdir()``'s
+directory and, under pytest, the running test's ``tmp_path`` (with their parents)
+always exist. Disk names that do not start with ``/``
 (the stand-ins' files, ``host.disk.open("wal")``) are not in the tree.
 
 **The durability** is the disk's: ``write`` returns once every reader sees the data;
