@@ -312,8 +312,9 @@ def test_a_canonical_crash_keeps_the_fsynced_writes_and_loses_the_rest(api: str)
     assert result.value == [b"", b"synced;"], api
 
 
-def test_seeded_crashes_keep_tear_or_lose_unsynced_writes_through_open() -> None:
-    main = append_synced_then_unsynced(write_with_open)
+@pytest.mark.parametrize("api", ["open", "os", "pathlib", "aiofiles"])
+def test_seeded_crashes_keep_tear_or_lose_unsynced_appends(api: str) -> None:
+    main = append_synced_then_unsynced(WRITERS[api])
     outcomes = set()
     for seed in range(40):
         starts = run(main, seed=seed, scheduler="random").value
