@@ -42,6 +42,7 @@ DEV_DEPS=(
     'sqlglot>=25'
     'asyncpg>=0.29'
     'sqlalchemy[asyncio]>=2.0'
+    'aiofiles>=23.2'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }

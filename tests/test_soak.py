@@ -21,6 +21,8 @@ PROGRAMS = """
 import asyncio
 import os
 
+import simloom
+
 
 async def passing():
     async def worker(n):
@@ -41,6 +43,8 @@ async def lost_update():
     assert state["n"] == 2, f"lost update: {state['n']}"
 
 
+# Its marker is on the real disk, shared by the workers (files=False).
+@simloom.test(files=False)
 async def kills_its_worker_once():
     # The first universe run after the marker is gone kills its process.
     marker = os.environ["SOAK_KILL_MARKER"]
@@ -59,8 +63,14 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+#: The programs above decorated with @simloom.test.
+DECORATED = {"kills_its_worker_once"}
+
+
 def plan(tmp_path: Path, name: str, **options: object) -> _soak.SoakPlan:
-    target = f"{tmp_path / 'programs.py'}:{name}"
+    # An @simloom.test program is named FILE.py::TEST (it brings its own options).
+    separator = "::" if name in DECORATED else ":"
+    target = f"{tmp_path / 'programs.py'}{separator}{name}"
     fields: dict[str, object] = {"checkpoint": tmp_path / "soak.checkpoint.json", "chunk": 10}
     fields.update(options)
     return _soak.SoakPlan(target=target, test_id=f"programs.py:{name}", **fields)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ PROGRAMS = """
 import asyncio
 import os
 
+import simloom
+
 
 async def passing():
     async def worker(n):
@@ -27,6 +29,8 @@ async def passing():
     await asyncio.gather(worker(2), worker(3), worker(1))
 
 
+# Its marker is on the real disk, shared by the workers (files=False).
+@simloom.test(files=False)
 async def kills_its_worker_once():
     # The first universe run while the marker is missing kills its worker process.
     marker = os.environ["SOAK_KILL_MARKER"]
@@ -64,7 +68,8 @@ def counts(result: _soak.SoakResult) -> Counter[int]:
 def soak_on(cluster: LocalCluster, tmp_path: Path, name: str, universes: int) -> _soak.SoakResult:
     return _soak.soak(
         _soak.SoakPlan(
-            target=f"{tmp_path / 'programs.py'}:{name}",
+            # An @simloom.test program is named FILE.py::TEST (its own options).
+            target=f"{tmp_path / 'programs.py'}{'::' if name == 'kills_its_worker_once' else ':'}{name}",
             test_id=f"programs.py:{name}",
             universes=universes,
             chunk=20,

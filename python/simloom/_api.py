@@ -562,6 +562,7 @@ def run(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -591,6 +592,9 @@ def run(
     If ``main`` takes a parameter named ``world`` it receives the universe's
     :class:`~simloom.World` (hosts, network, disks, faults). Network calls go to the
     simulated network in any case; ``world=False`` makes them escapes instead.
+    File I/O (``open``, ``os``, ``pathlib``, ``shutil``, ``aiofiles``) acts on the
+    running host's simulated disk while the universe has a world and the boundary;
+    ``files=False`` keeps it on the real disk (docs/files.md).
 
     A run that takes ``max_steps`` steps or ``max_virtual_time`` virtual seconds
     without finishing ends with :class:`~simloom.SimStepBudgetError` or
@@ -620,6 +624,7 @@ def run(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
@@ -655,6 +660,7 @@ def replay(
     boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -682,6 +688,7 @@ def replay(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,

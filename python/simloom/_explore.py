@@ -238,6 +238,7 @@ class _Exploration:
                     boundary=self.config.boundary,
                     check_determinism=True,
                     cancellations=self.config.cancellations,
+                    files=self.config.files,
                 )
             )
             raise exc.with_traceback(_strip_simloom_frames(exc.__traceback__)) from None
@@ -297,6 +298,7 @@ class _Exploration:
             self.test_id,
             boundary=self.config.boundary,
             cancellations=self.config.cancellations,
+            files=self.config.files,
             how=how,
             seed=seed,
             scheduler=scheduler,
@@ -634,6 +636,7 @@ class _Exploration:
                 _scheduler_for_seed(self.scheduler, seed),
                 boundary=self.config.boundary,
                 cancellations=self.config.cancellations,
+                files=self.config.files,
             )
             label = f"{how}, seed {seed}; re-run: {rerun}"
         hypothesis_run, shrink = self._shrink(

@@ -69,8 +69,12 @@ class Settings:
     cancellations: bool = False
 
     def config(self, strict: bool) -> UniverseConfig:
+        # An existing suite's files are real (its tmp_path, its fixtures' data):
+        # files=False keeps them so.
         base = UniverseConfig(
-            unhandled="fail" if strict else "log", cancellations=self.cancellations
+            unhandled="fail" if strict else "log",
+            cancellations=self.cancellations,
+            files=False,
         )
         if self.budgets:
             return base.with_budgets(base.budgets.overridden(self.budgets))

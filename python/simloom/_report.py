@@ -102,6 +102,7 @@ def _rerun_command(
     boundary: bool,
     check_determinism: bool = False,
     cancellations: bool = False,
+    files: bool = True,
 ) -> str:
     """How to run universe ``seed`` of a test again: the pytest command line, or the
     ``simloom.run`` call outside pytest."""
@@ -116,6 +117,7 @@ def _rerun_command(
         )
     options = (
         ("" if boundary else ", boundary=False")
+        + ("" if files else ", files=False")
         + (", cancellations=True" if cancellations else "")
         + (", check_determinism=True" if check_determinism else "")
     )
@@ -161,6 +163,7 @@ def _report(
     *,
     boundary: bool,
     cancellations: bool = False,
+    files: bool = True,
     how: str,
     seed: int | None,
     scheduler: str,
@@ -178,7 +181,7 @@ def _report(
     under_pytest = "::" in test_id
     if seed is not None:
         rerun = _rerun_command(
-            test_id, seed, scheduler, boundary=boundary, cancellations=cancellations
+            test_id, seed, scheduler, boundary=boundary, cancellations=cancellations, files=files
         )
         lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
     lines.append(f"  error: {_error_line(final.error)}")
@@ -209,6 +212,7 @@ def _report(
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
             + (f", scheduler={scheduler!r}" if replay_questions(scheduler) else "")
             + (", cancellations=True" if cancellations else "")
+            + ("" if files else ", files=False")
             + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")

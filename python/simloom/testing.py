@@ -117,6 +117,7 @@ def test(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -143,6 +144,7 @@ def test(
     A parameter named ``world`` receives each universe's :class:`~simloom.World`
     (hosts, network, disks, faults); every other parameter is a pytest fixture.
     ``world=False``: no simulated world, and network use is an escape.
+    ``files=False``: file I/O stays on the real disk (docs/files.md).
     ``max_steps``, ``max_virtual_time``, ``watchdog``: each universe's budgets (see
     :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
     ``--simloom-watchdog`` override them).
@@ -167,6 +169,7 @@ def test(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
