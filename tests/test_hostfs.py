@@ -514,6 +514,19 @@ def test_imports_tracebacks_and_the_installation_read_the_real_disk(tmp_path: Pa
     assert exists == "False", "the program's own call is the host's"
 
 
+def test_the_time_zone_database_is_read_from_the_real_disk() -> None:
+    # zoneinfo's C implementation opens the files itself, with no zoneinfo frame on
+    # the stack: the database's directories are read-only system data.
+    import zoneinfo
+
+    async def main() -> str:
+        zoneinfo.ZoneInfo.clear_cache()
+        return str(zoneinfo.ZoneInfo("Europe/Paris").utcoffset(None))
+
+    with_disk = run(main, scheduler="fifo").value
+    assert with_disk == str(zoneinfo.ZoneInfo("Europe/Paris").utcoffset(None))
+
+
 def escape_of(action: Callable[[], object]) -> str:
     async def main() -> str:
         with pytest.raises(EscapedSimulationError) as raised:

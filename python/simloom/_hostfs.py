@@ -48,7 +48,8 @@ real process. A crash closes the host's files and resets its working directory.
    (:data:`TOOL_PACKAGES`);
 4. the path is not in the Python installation: ``sys.prefix``, ``sys.base_prefix``,
    ``sys.exec_prefix``, the stdlib and site-packages directories, simloom's own
-   directory (:func:`installation_dirs`). Reading there is real (package data,
+   directory, and the system's time-zone database (``zoneinfo.TZPATH``)
+   (:func:`installation_dirs`). Reading there is real (package data,
    certificates); writing, creating or removing there raises
    :class:`~simloom.EscapedSimulationError`.
 
@@ -164,6 +165,11 @@ def installation_dirs() -> tuple[str, ...]:
     except Exception:  # pragma: no cover - a site module without them (embedded)
         pass
     found.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # The system's time-zone database: zoneinfo's C implementation reads it with
+    # no zoneinfo frame on the stack (a library asking for ZoneInfo("UTC")).
+    import zoneinfo
+
+    found.update(path for path in zoneinfo.TZPATH if os.path.isabs(path))
     return tuple(sorted(posixpath.normpath(os.path.abspath(path)) for path in found if path))
 
 
