@@ -39,6 +39,9 @@ def test_the_cache_written_before_the_commit_shows_a_phantom_order_after_a_crash
     assert "simloom found" in report
     # No reordering is needed: the crash at the drawn moment is the whole story.
     assert "minimal schedule: FIFO everywhere" in report
+    # ... and the report names the fault that is: the database host's power cut.
+    assert "hosts crashed and restarted in the universe reported: " in report
+    assert "s crash db; " in report and "s restart db" in report
 
 
 def test_committing_before_caching_survives_the_crash() -> None:

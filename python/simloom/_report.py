@@ -196,6 +196,9 @@ def _report(
             f"  injected cancellations: {injected} (cancellations=True): the code did not "
             "survive being cancelled at the await named below"
         )
+    faults = _world_faults(final)
+    if faults:
+        lines.append("  hosts crashed and restarted in the universe reported: " + "; ".join(faults))
     story = final.explain().replace("\n", "\n  ")
     lines.append(f"  {_schedule_label(shrink)}: {story}")
     if in_code:
@@ -220,6 +223,25 @@ def _report(
         lines.append("  artifacts: " + ", ".join(str(p) for p in artifacts))
     lines.extend(note for note in notes if note.startswith("  warning: "))
     return "\n".join(lines)
+
+
+#: The most host faults the report lists (the rest are counted).
+MAX_FAULTS_SHOWN = 12
+
+
+def _world_faults(result: RunResult) -> list[str]:
+    """The crashes and restarts of the universe's hosts, in virtual time, from the
+    event log's marks (``crash:<host>``, ``restart:<host>``)."""
+    faults = []
+    for event in decode_events(result.event_log_bytes):
+        label = event.label or ""
+        if event.kind == "mark" and label.startswith(("crash:", "restart:")):
+            what, _, host = label.partition(":")
+            faults.append(f"{event.time_ns / 1e9:.3f} s {what} {host}")
+    if len(faults) > MAX_FAULTS_SHOWN:
+        more = len(faults) - MAX_FAULTS_SHOWN
+        faults = [*faults[:MAX_FAULTS_SHOWN], f"... and {more} more"]
+    return faults
 
 
 def _misalignment(tape: Tape, result: RunResult) -> str | None:
