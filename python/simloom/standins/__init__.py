@@ -7,12 +7,15 @@ program, and what it persists goes to the host's simulated disk.
 
 * :func:`redis` (``world.redis(name)``): a Redis server (RESP2 and RESP3) with
   the append-only file and its ``appendfsync`` policies.
+* :func:`nats` (``world.nats(name)``): a NATS server (the core client protocol:
+  subjects, wildcards, queue groups, headers, request/reply), no persistence.
 
 Owns: the servers' protocol and state. Must not: reach the real network or disk.
 """
 
 from __future__ import annotations
 
+from .nats import NatsStandin, nats
 from .redis import RedisStandin, redis
 
-__all__ = ["RedisStandin", "redis"]
+__all__ = ["NatsStandin", "RedisStandin", "nats", "redis"]
