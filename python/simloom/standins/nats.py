@@ -46,6 +46,7 @@ from ..errors import SimloomUsageError
 
 __all__ = [
     "AUTH_TIMEOUT",
+    "CLOSE_LINGER",
     "MAX_CONTROL_LINE",
     "MAX_PAYLOAD",
     "PING_INTERVAL",
@@ -67,6 +68,8 @@ AUTH_TIMEOUT = 2.0
 PING_INTERVAL = 120.0
 #: Unanswered server ``PING``\\ s after which a connection is closed as stale.
 MAX_PINGS_OUT = 2
+#: Virtual seconds a connection the server ended waits for the client to close.
+CLOSE_LINGER = 1.0
 #: The label of the tape choice that picks a queue group's member.
 QUEUE_CHOICE_LABEL = "nats.queue"
 
@@ -474,16 +477,30 @@ class _Connection(asyncio.Protocol):
         self.send(b"-ERR '" + text.encode() + b"'\r\n")
 
     def close(self, error: str | None = None) -> None:
-        """Close the connection, after ``-ERR '<error>'`` when given (the rest of
-        what was queued for it goes first)."""
+        """End the connection, after ``-ERR '<error>'`` when given (the rest of what
+        was queued for it goes first).
+
+        The server's side is shut for writing at once, and what the client still
+        sends is read and ignored until it closes too (or ``CLOSE_LINGER`` virtual
+        seconds pass): nats-server has usually read a client's next command (the
+        ``PING`` after ``CONNECT``) by the time it closes, so its client reads the
+        ``-ERR``; a full close here would instead meet that command with a reset,
+        which would discard the ``-ERR`` before the client read it."""
         if self.closed:
             return
         if error is not None:
             self.error(error)
         self.flush()
         self._drop()
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(CLOSE_LINGER, transport.close)
+
+    def eof_received(self) -> None:
+        """The client closed its side: so does the server (asyncio closes the
+        transport when this returns a false value)."""
+        self._drop()
 
     def _drop(self) -> None:
         if self.closed:
