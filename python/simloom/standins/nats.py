@@ -297,10 +297,6 @@ class NatsStandin:
         publisher wrote them, which nats-server copies into MSG/HMSG."""
         self.messages_in += 1
         matched = self._matches(subject)
-        if not matched:
-            if reply is not None and sender.options["no_responders"]:
-                self._no_responders(sender, reply)
-            return
         plain: list[_Subscription] = []
         groups: dict[bytes, list[_Subscription]] = {}
         for subscription in matched:
@@ -308,15 +304,24 @@ class NatsStandin:
                 plain.append(subscription)
             else:
                 groups.setdefault(subscription.queue, []).append(subscription)
-        chosen = plain
-        if groups:
-            chosen = list(plain)
-            for members in groups.values():
-                chosen.append(members[self._choose_member(len(members))])
         echo = sender.options["echo"]
+        chosen = plain if echo else [s for s in plain if s.connection is not sender]
+        if groups:
+            chosen = list(chosen)
+            for members in groups.values():
+                # A member that may not get the sender's own messages is passed
+                # over for the others, as nats-server does.
+                if not echo:
+                    members = [s for s in members if s.connection is not sender]
+                if members:
+                    chosen.append(members[self._choose_member(len(members))])
+        if not chosen:
+            # Nobody got it (a sender's own subscriptions do not count when it
+            # turned echo off): a requester that asked is told so.
+            if reply is not None and sender.options["no_responders"]:
+                self._no_responders(sender, reply)
+            return
         for subscription in chosen:
-            if subscription.connection is sender and not echo:
-                continue
             subscription.connection.deliver(subscription, subject, reply, header_size, message, sizes)
             self.messages_out += 1
             subscription.delivered += 1
@@ -337,7 +342,11 @@ class NatsStandin:
         tokens = reply.split(b".")
         if b"" in tokens:
             return
-        own = [s for s in sender.subscriptions.values() if _match(s.tokens, tokens)]
+        own = [
+            s
+            for s in sender.subscriptions.values()
+            if s.queue is None and _match(s.tokens, tokens)
+        ]
         if not own:
             return
         first = min(own, key=lambda s: (_sublist_rank(s.tokens), s.order))
@@ -711,10 +720,10 @@ class _Connection(asyncio.Protocol):
         else:
             self.close()
             return
-        if not _valid_subject(subject):
-            self.error(_INVALID_SUBJECT)
-            return
-        if sid not in self.subscriptions:  # a repeated sid changes nothing
+        if sid not in self.subscriptions:  # a repeated sid changes nothing, silently
+            if not _valid_subject(subject):
+                self.error(_INVALID_SUBJECT)
+                return
             subscription = _Subscription(self, subject, queue, sid)
             self.subscriptions[sid] = subscription
             self.server._subscribe(subscription)
