@@ -322,7 +322,9 @@ class NatsStandin:
                 self._no_responders(sender, reply)
             return
         for subscription in chosen:
-            subscription.connection.deliver(subscription, subject, reply, header_size, message, sizes)
+            subscription.connection.deliver(
+                subscription, subject, reply, header_size, message, sizes
+            )
             self.messages_out += 1
             subscription.delivered += 1
             if subscription.max is not None and subscription.delivered >= subscription.max:
@@ -343,9 +345,7 @@ class NatsStandin:
         if b"" in tokens:
             return
         own = [
-            s
-            for s in sender.subscriptions.values()
-            if s.queue is None and _match(s.tokens, tokens)
+            s for s in sender.subscriptions.values() if s.queue is None and _match(s.tokens, tokens)
         ]
         if not own:
             return
@@ -402,9 +402,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         #: A PUB/HPUB whose payload has not all arrived: (subject, reply, header
         #: size, total size, size tokens).
-        self.pending: tuple[bytes, bytes | None, int, int, tuple[bytes, bytes] | None] | None = (
-            None
-        )
+        self.pending: tuple[bytes, bytes | None, int, int, tuple[bytes, bytes] | None] | None = None
         self.outgoing: list[bytes] = []
         self.active = False
         self.pings_out = 0
@@ -581,11 +579,7 @@ class _Connection(asyncio.Protocol):
             del buffer[:position]
 
     def _line(self, line: bytes) -> None:
-        if (
-            not self.connect_received
-            and self.server.auth_required
-            and line[:1] not in (b"C", b"c")
-        ):
+        if not self.connect_received and self.server.auth_required and line[:1] not in (b"C", b"c"):
             self.close(_AUTHORIZATION_VIOLATION)
             return
         word = line[:7].upper()
@@ -751,7 +745,7 @@ class _Connection(asyncio.Protocol):
 # ------------------------------------------------------------------ helpers
 
 
-def _takes_arguments(start: bytes) -> bool:
+def _takes_arguments(start: bytes | bytearray) -> bool:
     word = start.upper()
     return word.startswith((b"PUB", b"HPUB", b"SUB", b"UNSUB"))
 
