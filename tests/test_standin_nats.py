@@ -295,7 +295,7 @@ async def raw_session(world: Any, data: bytes, *, options: dict[str, Any] | None
     ("data", "answer"),
     [
         (b"PING\r\n", b"PONG\r\n"),
-        (b'CONNECT {}\r\nPING\r\n', b"+OK\r\nPONG\r\n"),  # verbose until CONNECT says
+        (b"CONNECT {}\r\nPING\r\n", b"+OK\r\nPONG\r\n"),  # verbose until CONNECT says
         (b'CONNECT {"verbose":false}\r\nFOO\r\n', b"-ERR 'Unknown Protocol Operation'\r\n<EOF>"),
         (
             b'CONNECT {"verbose":false}\r\nPUB a 2000000\r\n',
@@ -329,7 +329,10 @@ async def raw_session(world: Any, data: bytes, *, options: dict[str, Any] | None
         ),
         (b'CONNECT {"protocol":2}\r\n', b"-ERR 'invalid client protocol'\r\n<EOF>"),
         (b"SUB " + b"a" * 5000 + b" 1\r\n", b"-ERR 'maximum control line exceeded'\r\n<EOF>"),
-        (b'CONNECT {"verbose":false}\r\nPUB a 1\r\nxy\r\n', b"-ERR 'Unknown Protocol Operation'\r\n<EOF>"),
+        (
+            b'CONNECT {"verbose":false}\r\nPUB a 1\r\nxy\r\n',
+            b"-ERR 'Unknown Protocol Operation'\r\n<EOF>",
+        ),
         (b'CONNECT {"verbose":false}\r\nPUB a\r\n', b"<EOF>"),  # bad arguments: closed, no -ERR
     ],
 )
@@ -472,9 +475,7 @@ def test_a_client_reconnects_and_resubscribes_after_the_host_restarts() -> None:
         assert run(main, seed=seed) == ([b"before", b"after"], ["disconnected", "reconnected"], 1)
 
 
-def test_a_partition_makes_the_client_see_a_stale_connection_and_reconnect_after_it_heals() -> (
-    None
-):
+def test_a_partition_makes_the_client_see_a_stale_connection_and_reconnect_after_it_heals() -> None:
     async def main(world: Any) -> tuple[list[str], list[bytes]]:
         server = await bus(world)
         events: list[str] = []

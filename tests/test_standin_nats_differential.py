@@ -190,7 +190,9 @@ HEADERS = b'CONNECT {"verbose":false,"headers":true,"no_responders":true}\r\n'
 
 SCRIPTS: dict[str, list[tuple[int, bytes]]] = {
     "verbose by default": [(0, b"CONNECT {}\r\n"), (0, b"SUB a 1\r\nPUB a 2\r\nhi\r\n")],
-    "lower-case operations": [(0, QUIET + b"sub a 1\r\npub a 1\r\nx\r\nunsub 1\r\npub a 1\r\ny\r\n")],
+    "lower-case operations": [
+        (0, QUIET + b"sub a 1\r\npub a 1\r\nx\r\nunsub 1\r\npub a 1\r\ny\r\n")
+    ],
     "text after PING is ignored": [(0, QUIET + b"PINGX\r\nPONGY\r\n+OKAY\r\n")],
     "an empty line": [(0, QUIET + b"\r\n")],
     "a leading space": [(0, QUIET + b" PUB a 0\r\n\r\n")],
@@ -371,7 +373,13 @@ def pubs(draw: Any) -> bytes:
     if draw(st.booleans()):
         return b"PUB %s %d\r\n%s\r\n" % (head, len(payload), payload)
     block = draw(HEADER_BLOCKS)
-    return b"HPUB %s %d %d\r\n%s%s\r\n" % (head, len(block), len(block) + len(payload), block, payload)
+    return b"HPUB %s %d %d\r\n%s%s\r\n" % (
+        head,
+        len(block),
+        len(block) + len(payload),
+        block,
+        payload,
+    )
 
 
 # Weighted by repetition: mostly subscriptions and publications; a line that ends
@@ -404,9 +412,14 @@ def normalised(steps: list[list[list[tuple[Any, ...]]]]) -> list[Any]:
                     words = item[1].split()
                     sid = words[2]
                     if sid.startswith(b"g"):
-                        # Which member: chance. Which group, and what: not.
-                        words[2] = sid[:2]
-                        queue_deliveries.append((b" ".join(words), item[2]))
+                        # Which member: chance (and with it whether the message
+                        # comes with its headers, when the members' connections
+                        # differ). Which group, subject, reply and payload: not.
+                        body = item[2][:-2]
+                        if words[0] == b"HMSG":
+                            body = body[int(words[-2]) :]
+                            words = words[:-1]
+                        queue_deliveries.append((sid[:2], *words[1:2], *words[3:-1], body))
                     else:
                         run.append(item)
                     continue

@@ -70,6 +70,9 @@ PING_INTERVAL = 120.0
 MAX_PINGS_OUT = 2
 #: Virtual seconds a connection the server ended waits for the client to close.
 CLOSE_LINGER = 1.0
+#: Subjects nats-server's sublist cache holds before it sweeps, and how many stay.
+CACHE_MAX = 1024
+CACHE_SWEEP = 256
 #: The label of the tape choice that picks a queue group's member.
 QUEUE_CHOICE_LABEL = "nats.queue"
 
@@ -174,6 +177,10 @@ class NatsStandin:
         #: wildcard) are scanned. Each list is in subscription order.
         self._literal: dict[bytes, list[_Subscription]] = {}
         self._wildcard: list[_Subscription] = []
+        #: nats-server's sublist cache: for each subject matched since it last
+        #: changed, its tokens and its subscriptions in the cache's order (see
+        #: ``_matches``).
+        self._cache: dict[bytes, tuple[list[bytes], list[_Subscription]]] = {}
         self._dirty: list[_Connection] = []
         #: Messages received from clients and delivered to them (``in_msgs`` and
         #: ``out_msgs`` of the real server's monitoring), this incarnation.
@@ -205,6 +212,7 @@ class NatsStandin:
         self._connections = {}
         self._literal = {}
         self._wildcard = []
+        self._cache = {}
         self._dirty = []
         self._next_client = 0
         self._next_subscription = 0
@@ -250,10 +258,20 @@ class NatsStandin:
     def _subscribe(self, subscription: _Subscription) -> None:
         self._next_subscription += 1
         subscription.order = self._next_subscription
+        cache = self._cache
         if subscription.literal:
             self._literal.setdefault(subscription.subject, []).append(subscription)
+            keys = [subscription.subject] if subscription.subject in cache else []
         else:
             self._wildcard.append(subscription)
+            keys = [
+                key for key, (tokens, _) in cache.items() if _match(subscription.tokens, tokens)
+            ]
+        # A new subscription joins the cached results at their end (a new list:
+        # a publish in progress may hold the old one).
+        for key in keys:
+            tokens, found = cache[key]
+            cache[key] = (tokens, [*found, subscription])
 
     def _unsubscribe(self, subscription: _Subscription) -> None:
         connection = subscription.connection
@@ -267,10 +285,26 @@ class NatsStandin:
                     del self._literal[subscription.subject]
         elif subscription in self._wildcard:
             self._wildcard.remove(subscription)
+        # A removal drops the cached results it touches: they are matched afresh.
+        cache = self._cache
+        if subscription.literal:
+            cache.pop(subscription.subject, None)
+        else:
+            for key in [
+                k for k, (tokens, _) in cache.items() if _match(subscription.tokens, tokens)
+            ]:
+                del cache[key]
 
     def _matches(self, subject: bytes) -> list[_Subscription]:
-        """The subscriptions ``subject`` reaches, in subscription order (none for a
-        subject with an empty token, as nats-server's sublist answers)."""
+        """The subscriptions ``subject`` reaches (none for a subject with an empty
+        token), in the order nats-server's sublist gives them: matched afresh,
+        ``>`` before ``*`` before literal tokens level by level (see
+        ``_sublist_rank``; oldest first among equals, where the server's order is
+        a Go map's); once cached, later subscriptions follow in the order they
+        came. That order decides which subscription a ``503`` goes to."""
+        cached = self._cache.get(subject)
+        if cached is not None:
+            return cached[1]
         tokens = subject.split(b".")
         if b"" in tokens:
             return []
@@ -278,7 +312,13 @@ class NatsStandin:
         wildcard = [s for s in self._wildcard if _match(s.tokens, tokens)]
         if wildcard:
             found += wildcard
-            found.sort(key=_by_order)
+        found.sort(key=_by_rank)
+        cache = self._cache
+        if len(cache) >= CACHE_MAX:
+            # nats-server sweeps a full cache down at random; the oldest go here.
+            for key in list(cache)[: len(cache) - CACHE_SWEEP]:
+                del cache[key]
+        cache[subject] = (tokens, found)
         return found
 
     # ---------------------------------------------------------------- routing
@@ -313,6 +353,8 @@ class NatsStandin:
                 # over for the others, as nats-server does.
                 if not echo:
                     members = [s for s in members if s.connection is not sender]
+                if len(members) > 1:
+                    members = sorted(members, key=_by_order)  # choice 0: the oldest
                 if members:
                     chosen.append(members[self._choose_member(len(members))])
         if not chosen:
@@ -339,20 +381,14 @@ class NatsStandin:
         return int(loop._choose(QUEUE_CHOICE_LABEL, members))  # type: ignore[attr-defined]
 
     def _no_responders(self, sender: _Connection, reply: bytes) -> None:
-        """The 503 status goes to the first of the requester's own subscriptions
-        that match the reply subject, in nats-server's sublist order."""
-        tokens = reply.split(b".")
-        if b"" in tokens:
-            return
-        own = [
-            s for s in sender.subscriptions.values() if s.queue is None and _match(s.tokens, tokens)
-        ]
-        if not own:
-            return
-        first = min(own, key=lambda s: (_sublist_rank(s.tokens), s.order))
-        sender.send(
-            b"HMSG %s %s 16 16\r\n%s\r\n" % (reply, first.sid, _NO_RESPONDERS),
-        )
+        """The 503 status goes to the first of the requester's own plain
+        subscriptions that match the reply subject, in sublist order."""
+        for subscription in self._matches(reply):
+            if subscription.connection is sender and subscription.queue is None:
+                sender.send(
+                    b"HMSG %s %s 16 16\r\n%s\r\n" % (reply, subscription.sid, _NO_RESPONDERS)
+                )
+                return
 
 
 class _Subscription:
@@ -363,6 +399,7 @@ class _Subscription:
         "max",
         "order",
         "queue",
+        "rank",
         "sid",
         "subject",
         "tokens",
@@ -375,6 +412,7 @@ class _Subscription:
         self.subject = subject
         self.tokens = subject.split(b".")
         self.literal = b"*" not in self.tokens and b">" not in self.tokens
+        self.rank = _sublist_rank(self.tokens)
         self.queue = queue
         self.sid = sid
         self.max: int | None = None
@@ -384,6 +422,10 @@ class _Subscription:
 
 def _by_order(subscription: _Subscription) -> int:
     return subscription.order
+
+
+def _by_rank(subscription: _Subscription) -> tuple[tuple[int, ...], int]:
+    return subscription.rank, subscription.order
 
 
 class _Connection(asyncio.Protocol):
