@@ -424,6 +424,54 @@ def test_a_queue_group_gives_each_message_to_one_member_chosen_on_the_tape() -> 
     assert QUEUE_CHOICE_LABEL in {event.label for event in first.event_log if event.label}
 
 
+@pytest.fixture
+def artifacts_in_tmp(tmp_path: Any) -> Any:
+    from simloom import testing
+
+    previous = testing._options
+    testing.configure(testing.Options(artifact_dir=tmp_path / "failures"))
+    yield
+    testing.configure(previous)
+
+
+def test_a_bug_in_one_queue_member_is_found_and_shrunk_to_that_one_choice(
+    artifacts_in_tmp: None,
+) -> None:
+    """Worker 1 swallows a "poison" message; only a universe where the queue
+    gives it that message fails, and the shrunk schedule is that one choice."""
+    import re
+
+    from hypothesis import settings
+    from hypothesis.database import InMemoryExampleDatabase
+
+    async def body(world: Any) -> None:
+        server = await bus(world)
+        nc = await connect(server)
+        handled: list[bytes] = []
+        for member in range(2):
+
+            async def work(msg: Any, member: int = member) -> None:
+                if member == 1 and msg.data == b"poison":
+                    return  # the bug
+                handled.append(msg.data)
+
+            await nc.subscribe("jobs", queue="workers", cb=work)
+        await nc.flush()
+        for data in (b"a", b"poison", b"b"):
+            await nc.publish("jobs", data)
+        await nc.flush()
+        await asyncio.sleep(0.5)
+        await nc.close()
+        assert b"poison" in handled
+
+    decorated = settings(database=InMemoryExampleDatabase())(simloom.test(runs=200)(body))
+    with pytest.raises(AssertionError) as caught:
+        decorated()
+    report = next(n for n in caught.value.__notes__ if "simloom found" in n)
+    assert re.search(r"schedule deviations \d+ → 1\b", report), report
+    assert f"{QUEUE_CHOICE_LABEL} = 1 (of 2)" in report, report
+
+
 def test_the_same_seed_gives_the_same_universe_and_its_tape_replays_it() -> None:
     main = queue_universe(messages=12)
     for seed in range(4):

@@ -377,7 +377,7 @@ class NatsStandin:
             return 0
         loop = asyncio.get_running_loop()
         if _causal.recording is not None:
-            _causal.recording.note_choice(loop, sys._getframe(0))
+            _causal.recording.note_choice(loop, sys._getframe(1))  # the publish
         return int(loop._choose(QUEUE_CHOICE_LABEL, members))  # type: ignore[attr-defined]
 
     def _no_responders(self, sender: _Connection, reply: bytes) -> None:
