@@ -641,12 +641,12 @@ class _Connection(asyncio.Protocol):
             self._connect(line[7:].lstrip(_WHITESPACE))
         elif word.startswith(b"+OK"):
             pass
-        elif word.startswith(b"INFO") and line[4:5] in (b" ", b"\t"):
+        elif word.startswith(b"INFO"):
             # A client may send INFO; the server reads it and keeps nothing, but
-            # a body that is not a JSON object ends the connection.
-            if not isinstance(_json_object(line[5:]), dict):
+            # a body that is not a JSON object ends the connection (silently).
+            if not isinstance(_json_object(line[4:].lstrip(_WHITESPACE)), dict):
                 self.close()
-        elif word.startswith(b"-ERR"):
+        elif word.startswith(b"-ERR") and line[4:5] in (b" ", b"\t"):
             self.close()  # a client reporting an error is closed, silently
         else:
             self.close(_UNKNOWN_OPERATION)
