@@ -29,7 +29,7 @@ VENV_TARGETS   := $(addprefix venv-,$(PY_VERSIONS))
 BUILD_TARGETS  := $(addprefix build-,$(PY_VERSIONS))
 PYTEST_TARGETS := $(addprefix pytest-,$(PY_VERSIONS))
 
-.PHONY: help setup build browser redis nats screenshot demo test lint bench clean distclean \
+.PHONY: help setup build browser redis postgres nats screenshot demo test lint bench clean distclean \
         fmt-check clippy clippy-core clippy-python cargo-test \
         ruff mypy stubtest pytest suites suites-ci \
         $(VENV_TARGETS) $(BUILD_TARGETS) $(PYTEST_TARGETS)
@@ -48,13 +48,16 @@ demo: build-$(PY_MAIN) ## build the extension (release) and run examples/demo.py
 test: fmt-check clippy cargo-test build-$(PY_MAIN) ruff mypy stubtest pytest-$(PY_MAIN) build-3.13 pytest-3.13 suites-ci ## run every check (Rust + Python 3.12 + 3.13 + two third-party suites); stops at the first failure
 	$(call say,'all checks passed')
 
-setup: $(VENV_TARGETS) browser redis nats ## create both venvs (.venv/py3.12, .venv/py3.13) with the dev tools, Chromium, redis-server and nats-server
+setup: $(VENV_TARGETS) browser redis postgres nats ## create both venvs (.venv/py3.12, .venv/py3.13) with the dev tools, Chromium, redis-server, PostgreSQL and nats-server
 
 browser: ## install Chromium from the OS packages if it is missing (tests/test_timeline.py needs it)
 	@$(BOOTSTRAP) browser
 
 redis: ## install redis-server from the OS packages if it is missing (the tests start their own on loopback)
 	@$(BOOTSTRAP) redis
+
+postgres: ## install PostgreSQL from the OS packages if it is missing (the tests start their own on loopback)
+	@$(BOOTSTRAP) postgres
 
 nats: ## install nats-server from the OS packages if it is missing (the tests start their own on loopback)
 	@$(BOOTSTRAP) nats

@@ -6,8 +6,8 @@ Three measurements on the bug zoo (``tests/zoo``), in one run:
   (``locked_counter``: three increments under a lock; ``single_flight_cache``: three
   gets sharing one in-flight fetch; ``locked_init``: two callers, then a third, of a
   lock-guarded lazy init) pass under every schedule, so a call of
-  ``@simloom.test(runs=2000)`` -- default scheduler ``mixed`` (even seeds random, odd
-  seeds pct:auto), a throwaway in-memory Hypothesis database, artifacts in a
+  ``@simloom.test(runs=2000)`` -- default scheduler ``mixed`` (the swarm
+  ``simloom.testing.DEFAULT_MIX``), a throwaway in-memory Hypothesis database, artifacts in a
   temporary directory -- explores all 2,000 universes. Each timing is one whole call
   (the database replay check, the pct:auto horizon probe, 2,000 universes, the frozen
   heap). Reference: 2,000 × ``asyncio.run(main())`` on the stock loop; context:

@@ -19,8 +19,9 @@ reports:
   decisions it took away from FIFO), plus its error type and decision count.
 
 The schedulers are ``random``, ``pct``, ``pct:auto`` and ``mixed``, the default of
-``@simloom.test``: even seeds ``random``, odd seeds ``pct:auto`` (the same as
-``'random|pct:auto'``; seed ``s`` here is universe ``s + 1`` of the decorator).
+``@simloom.test``: seed ``s`` runs under ``DEFAULT_MIX[s % 12]`` (the same as the
+``|``-joined list of ``simloom._explore.DEFAULT_MIX``; seed ``s`` here is universe
+``s + 1`` of the decorator).
 
 **The shrink table** (skip it with ``--no-shrink``). Every program goes through
 ``@simloom.test(runs=N)`` with its defaults (scheduler ``mixed``, Hypothesis's
@@ -79,9 +80,11 @@ import simloom.testing
 import zoo as zoo  # re-exported for bench_exploration.py
 from hypothesis import settings
 from hypothesis.database import InMemoryExampleDatabase
+from simloom._explore import DEFAULT_MIX
 
-#: ``mixed`` is the default of ``@simloom.test``: even seeds random, odd seeds pct:auto.
-ALIASES = {"mixed": "random|pct:auto"}
+#: ``mixed`` is the default of ``@simloom.test``: seed ``s`` runs under
+#: ``DEFAULT_MIX[s % len(DEFAULT_MIX)]``.
+ALIASES = {"mixed": "|".join(DEFAULT_MIX)}
 DEFAULT_SCHEDULERS = ("random", "pct", "pct:auto", "mixed")
 #: Programs measured with injected cancellations (``cancellations=True``): the bugs
 #: that need them and their controls.
@@ -349,7 +352,7 @@ class Shrink:
 
 _SHRUNK = re.compile(
     r"shrunk: (\d+) draws → (\d+), schedule deviations (\d+) → (\d+) "
-    r"\((\d+) candidate runs, ([\d.]+) s\)"
+    r"\((\d+) candidate runs, ([\d.]+) s[;)]"
 )
 _FOUND = re.compile(r"\(universe (\d+) of (\d+)\)")
 _SCHEDULER = re.compile(r"\(scheduler ([^;)]+)")
@@ -649,8 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         dest="schedulers",
         help="a scheduler to measure; repeat for several (default: random, pct, pct:auto, "
-        "mixed); 'random|pct' alternates across seeds (even seeds random, odd seeds pct); "
-        "'mixed' is @simloom.test's default, 'random|pct:auto'",
+        "mixed); 'random|pct' cycles across seeds (even seeds random, odd seeds pct); "
+        "'mixed' is @simloom.test's default, the swarm DEFAULT_MIX",
     )
     parser.add_argument("--no-controls", action="store_true", help="bugs only")
     parser.add_argument(

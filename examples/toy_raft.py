@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     program = scenario_main(args.bug, SCENARIOS[args.scenario])
     if args.seed is not None:
-        scheduler = "random" if args.seed % 2 == 0 else "pct:auto"  # as exploration does
+        scheduler = simloom.testing.scheduler_for_seed(args.seed)  # as exploration does
         result = simloom.run(program, seed=args.seed, scheduler=scheduler)
         outcome = f"leader {result.value}" if result.ok else f"{result.error}"
         print(f"seed {args.seed} ({scheduler}): {outcome}\ndigest {result.digest}")

@@ -9,6 +9,9 @@
 #                                     (the timeline's browser test and its screenshot use it)
 #   scripts/bootstrap.sh redis        install redis-server from the OS packages when it is
 #                                     missing (the tests start their own, on loopback)
+#   scripts/bootstrap.sh postgres     install PostgreSQL 15 from the OS packages when it is
+#                                     missing (the differential test and bench_postgres start
+#                                     their own server, on loopback, as an unprivileged user)
 #   scripts/bootstrap.sh nats         install nats-server from the OS packages when it is
 #                                     missing (the tests start their own, on loopback)
 #
@@ -37,6 +40,11 @@ DEV_DEPS=(
     'redis>=5.0'
     'distributed>=2024.1'
     'pytest-xdist>=3.5'
+    'duckdb>=1.1'
+    'sqlglot>=25'
+    'asyncpg>=0.29'
+    'sqlalchemy[asyncio]>=2.0'
+    'aiofiles>=23.2'
     'nats-py>=2.9'
 )
 
@@ -44,7 +52,7 @@ say() { printf 'simloom: %s\n' "$*" >&2; }
 die() { printf 'simloom: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -242,6 +250,38 @@ ensure_redis() {
     say "redis-server installed in $((SECONDS - t0))s: $(redis-server --version 2>/dev/null | head -n1)"
 }
 
+# ensure_postgres: PostgreSQL's server binaries (initdb, postgres) from the OS
+# packages, installed with apt-get when missing. Nothing here starts a service.
+ensure_postgres() {
+    local found
+    found="${SIMLOOM_POSTGRES_BIN:-}"
+    if [[ -z $found ]]; then
+        found="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+    fi
+    if [[ -n $found && -x $found/initdb && -x $found/postgres ]]; then
+        say "postgres: $found ($("$found/postgres" --version 2>/dev/null | head -n1 || echo 'version unknown'))"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "PostgreSQL is missing and there is no apt-get here: install the OS package 'postgresql' (or set SIMLOOM_POSTGRES_BIN=/path/to/bin)"
+    [[ $(id -u) -eq 0 ]] ||
+        die "PostgreSQL is missing: run 'apt-get install -y postgresql' as root (or set SIMLOOM_POSTGRES_BIN=/path/to/bin)"
+    local t0=$SECONDS
+    say "PostgreSQL is missing; installing the OS package (apt-get install postgresql) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        die "apt-get update failed (needed to install postgresql)"
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null ||
+        { if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi; die "apt-get install postgresql failed"; }
+    if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi
+    found="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+    [[ -n $found && -x $found/initdb ]] || die "apt-get installed postgresql, but initdb is not under /usr/lib/postgresql/*/bin"
+    say "PostgreSQL installed in $((SECONDS - t0))s: $("$found/postgres" --version 2>/dev/null | head -n1)"
+}
+
 # ensure_nats: nats-server from the OS packages (Debian's `nats-server`, which
 # installs it as /usr/sbin/nats-server), installed with apt-get when it is missing.
 # The tests start (and stop) their own servers on loopback ports; nothing here
@@ -277,16 +317,20 @@ ensure_nats() {
     say "nats-server installed in $((SECONDS - t0))s: $(/usr/sbin/nats-server --version 2>/dev/null | head -n1)"
 }
 
+if [[ $# -eq 1 && $1 == postgres ]]; then
+    ensure_postgres
+    exit 0
+fi
+if [[ $# -eq 1 && $1 == nats ]]; then
+    ensure_nats
+    exit 0
+fi
 if [[ $# -eq 1 && $1 == browser ]]; then
     ensure_browser
     exit 0
 fi
 if [[ $# -eq 1 && $1 == redis ]]; then
     ensure_redis
-    exit 0
-fi
-if [[ $# -eq 1 && $1 == nats ]]; then
-    ensure_nats
     exit 0
 fi
 [[ $# -eq 2 ]] || usage

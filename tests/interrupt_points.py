@@ -15,6 +15,7 @@ import gc
 import os
 import random
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 import simloom
-from simloom import _boundary, _patches
+from simloom import _boundary, _hostfs, _patches
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(simloom.__file__))
 #: The wall clock at virtual time zero under the boundary (2025-01-01).
@@ -113,7 +114,8 @@ def interrupt_at(point: int, action: Callable[[], object]) -> tuple[int, str | N
 async def busy_universe() -> None:
     """Touches everything a universe installs: tasks, timers, an async generator
     left open, a task left running, the boundary's clocks, random and uuid, and the
-    patched ``as_completed``."""
+    patched ``as_completed``. (File I/O on a host's disk: test_hostfs.py injects
+    into a universe of its own.)"""
 
     async def ticker() -> None:
         while True:
@@ -159,6 +161,8 @@ class Baseline:
     #: CPython 3.12 counts the immortal objects a full collection met as frozen
     #: (about 400): the count outside any universe, not necessarily 0.
     frozen: int = field(default_factory=lambda: _frozen_after_a_collection())
+    #: tempfile's name generator (a universe with files starts its own).
+    tempfile_names: Any = field(default_factory=lambda: tempfile._name_sequence)  # type: ignore[attr-defined]
 
 
 def broken_state(baseline: Baseline) -> list[str]:
@@ -197,6 +201,10 @@ def broken_state(baseline: Baseline) -> list[str]:
         problems.append(f"gc frozen ({gc.get_freeze_count()} objects)")
     if threading.get_ident() in _boundary._active:
         problems.append("this thread still has a universe")
+    if tempfile._name_sequence is not baseline.tempfile_names:  # type: ignore[attr-defined]
+        problems.append("tempfile's name generator is not restored")
+    if _hostfs.universes:
+        problems.append("the file handlers still see a universe")
     try:
         result = simloom.run(small_universe, boundary=True)
     except BaseException as exc:

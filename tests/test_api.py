@@ -486,6 +486,13 @@ def test_a_main_that_returns_a_non_awaitable_is_a_usage_error() -> None:
         ("pct:depth=4,horizon=50", SchedulerSpec("pct", depth=4, horizon=50), "pct:d=4,k=50"),
         ("pct:d=3,k=100", SchedulerSpec("pct"), "pct"),
         ("  Random ", SchedulerSpec("random"), "random"),
+        ("pct:eager=1", SchedulerSpec("pct", eager=True), "pct:d=3,k=100,eager=1"),
+        ("pct:d=2,eager=0", SchedulerSpec("pct", depth=2, eager=False), "pct:d=2,k=100,eager=0"),
+        (
+            "pct:auto,d=5,eager=1",
+            SchedulerSpec("pct", depth=5, auto_horizon=True, eager=True),
+            "pct:auto,d=5,eager=1",
+        ),
     ],
 )
 def test_parse_scheduler(text: str, expected: SchedulerSpec, name: str) -> None:
@@ -512,6 +519,52 @@ def test_every_documented_scheduler_parses() -> None:
 def test_bad_scheduler_names_are_usage_errors(text: str) -> None:
     with pytest.raises(SimloomUsageError, match="scheduler"):
         parse_scheduler(text)
+
+
+@pytest.mark.parametrize("value", ["", "2", "yes", "true"])
+def test_pct_eager_must_be_0_or_1(value: str) -> None:
+    with pytest.raises(SimloomUsageError, match="eager must be 0"):
+        parse_scheduler(f"pct:eager={value}")
+
+
+def test_eager_starts_says_what_a_pct_universe_did() -> None:
+    drawn = {simloom.run(racy, seed=s, scheduler="pct").eager_starts for s in range(16)}
+    assert drawn == {True, False}, "the seed draws it: both kinds appear"
+    for seed in range(8):
+        assert simloom.run(racy, seed=seed, scheduler="pct:eager=1").eager_starts is True
+        assert simloom.run(racy, seed=seed, scheduler="pct:eager=0").eager_starts is False
+    assert simloom.run(racy, seed=1, scheduler="random").eager_starts is None
+    eager = simloom.run(racy, seed=3, scheduler="pct:eager=1")
+    assert simloom.replay(racy, eager.tape).digest == eager.digest
+    assert simloom.replay(racy, eager.tape).eager_starts is None
+
+
+def test_an_eager_universe_runs_a_new_task_before_the_one_that_created_it() -> None:
+    async def main() -> list[str]:
+        order: list[str] = []
+
+        async def child() -> None:
+            order.append("child")
+
+        task = asyncio.create_task(child())
+        order.append("parent")
+        await asyncio.sleep(0)
+        order.append("parent again")
+        await task
+        return order
+
+    def first_after_create(scheduler: str) -> set[str]:
+        seen = set()
+        for seed in range(20):
+            result = simloom.run(main, seed=seed, scheduler=scheduler)
+            assert result.error is None
+            seen.add(result.value[1])
+        return seen
+
+    # An eager universe always runs the new child before the parent resumes; with
+    # drawn priorities from the start, either may go first.
+    assert first_after_create("pct:eager=1") == {"child"}
+    assert first_after_create("pct:eager=0") == {"child", "parent again"}
 
 
 def test_pct_auto_runs_and_replays() -> None:
@@ -566,3 +619,21 @@ def test_task_names_appear_in_the_event_log() -> None:
     result = simloom.run(racy, seed=0, scheduler="fifo")
     stepped = [e.label for e in result.event_log if e.kind == "step"]
     assert stepped[:4] == ["Task-1", "Task-2", "Task-3", "Task-4"]
+
+
+def test_scheduler_for_seed_names_the_default_mix_s_entry() -> None:
+    from simloom.testing import DEFAULT_MIX, scheduler_for_seed
+
+    assert len(DEFAULT_MIX) == 12
+    assert [scheduler_for_seed(s) for s in range(24)] == [*DEFAULT_MIX, *DEFAULT_MIX]
+    for name in DEFAULT_MIX:
+        assert parse_scheduler(name).strategy in ("pct", "random")
+    assert scheduler_for_seed(7, "random") == "random"
+    with pytest.raises(SimloomUsageError, match="seed"):
+        scheduler_for_seed(-1)
+    with pytest.raises(SimloomUsageError, match="lottery"):
+        scheduler_for_seed(0, "lottery")
+    # a seed's universe re-runs under its name exactly as exploration ran it
+    first = simloom.run(racy, seed=4, scheduler=scheduler_for_seed(4))
+    assert first.eager_starts is False
+    assert simloom.run(racy, seed=4, scheduler=scheduler_for_seed(4)).digest == first.digest

@@ -27,6 +27,7 @@ from typing import Any
 
 import boundary_programs
 import escape_probes
+import hostfs_probes
 import pytest
 import simloom
 from hypothesis import given, register_random, settings
@@ -751,6 +752,7 @@ PROBES: dict[str, Callable[[], None]] = {
     ),
     "os.fork": escapes("os.fork", fork_and_exit_the_child),
     **escape_probes.PROBES,
+    **hostfs_probes.PROBES,
 }
 
 

@@ -214,7 +214,7 @@ CTRL_C_TESTS = """
 import asyncio, pathlib, time
 import simloom
 
-@simloom.test(runs=1_000_000)
+@simloom.test(runs=1_000_000, files=False)
 async def test_explores_for_a_long_time():
     pathlib.Path({started!r}).touch()
     for _ in range(20):

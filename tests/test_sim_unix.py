@@ -20,6 +20,9 @@ from simloom.errors import EscapedSimulationError
 
 
 def run(main, **kwargs):  # type: ignore[no-untyped-def]
+    # The sockets' names are real inodes in pytest's tmp_path here (files=False);
+    # with files simulated they are names in the host's tree (test_hostfs.py).
+    kwargs.setdefault("files", False)
     result = simloom.run(main, scheduler="faithful", **kwargs)
     if result.error is not None:
         raise result.error

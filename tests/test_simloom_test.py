@@ -286,7 +286,7 @@ def test_artifacts_are_a_tape_an_event_log_and_a_timeline(explored: Session) -> 
     document = json.loads(tape_path.read_text())
     assert document["test"] == NODE
     assert document["seed"] == seed
-    assert document["scheduler"] in ("random", "pct:auto")
+    assert document["scheduler"] == simloom.testing.scheduler_for_seed(seed)
     assert document["python"] == ".".join(map(str, sys.version_info[:3]))
     assert document["error"].startswith(ERROR)
     # the tape is the minimal universe: replaying it fails the same way
@@ -479,6 +479,49 @@ def test_bad_options_are_usage_errors_naming_the_option(
 
 
 # ------------------------------------------------------------------ passing tests, coverage
+
+
+def test_a_passing_exploration_states_pct_s_guarantee(pytester: pytest.Pytester) -> None:
+    write(
+        pytester,
+        "test_pct.py",
+        """
+        import asyncio
+
+        import simloom
+
+
+        @simloom.test(runs=120)
+        async def test_three_workers():
+            async def worker():
+                for _ in range(3):
+                    await asyncio.sleep(0)
+
+            await asyncio.gather(worker(), worker(), worker())
+
+
+        @simloom.test(runs=30, scheduler="pct:eager=1")
+        async def test_only_eager():
+            await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0))
+        """,
+    )
+    result = run(pytester)
+    result.assert_outcomes(passed=2)
+    text = out(result)
+    section = text.split("simloom ====", 1)[1]
+    lines = section.splitlines()
+    at = lines.index(summary_line(text, "test_pct.py::test_three_workers"))
+    guarantee = lines[at + 1].strip()
+    # Only the mix's PCT universes without eager starts count (1 seed in 12).
+    counted = re.match(
+        r"PCT guarantee after (\d+) passing PCT universe\(s\), with at most", guarantee
+    )
+    assert counted is not None, section
+    assert 1 <= int(counted.group(1)) <= 10
+    assert "a bug of depth 1: p >= " in guarantee and "depth 3:" in guarantee
+    # Eager universes are not what the theorem is about: no guarantee is claimed.
+    at = lines.index(summary_line(text, "test_pct.py::test_only_eager"))
+    assert at + 1 == len(lines) or "PCT guarantee" not in lines[at + 1], section
 
 
 def test_the_summary_reports_universes_and_coverage(pytester: pytest.Pytester) -> None:

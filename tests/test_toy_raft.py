@@ -29,6 +29,7 @@ import simloom
 from hypothesis import settings
 from hypothesis.database import InMemoryExampleDatabase
 from simloom import testing
+from simloom._explore import _scheduler_for_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
@@ -63,7 +64,7 @@ def report_of(error: BaseException) -> str:
 
 def scheduler_for(seed: int) -> str:
     """The scheduler ``@simloom.test`` gives universe ``seed`` (mixed)."""
-    return "random" if seed % 2 == 0 else "pct:auto"
+    return _scheduler_for_seed("mixed", seed)
 
 
 def first_failing_seed(program: Callable[..., Awaitable[Any]]) -> int:

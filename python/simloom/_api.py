@@ -124,6 +124,10 @@ class RunResult:
     seed: int | None
     scheduler: str
     misaligned: bool
+    #: A seeded PCT universe: whether it started tasks eagerly (``None`` under
+    #: every other scheduler and on replay). PCT's probabilistic guarantee is only
+    #: claimed for universes where this is ``False``.
+    eager_starts: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -533,6 +537,7 @@ def _result_of(
         seed=seed,
         scheduler=scheduler,
         misaligned=misaligned,
+        eager_starts=loop._pct_eager(),
     )
 
 
@@ -544,7 +549,7 @@ def _resolve_horizon(main: Main, spec: SchedulerSpec, config: UniverseConfig) ->
     probe = _universe(main, probe_loop, None, "fifo", config.boundary_settings)
     horizon = max(1, probe.decisions)
     # The measured horizon is part of the spec now; running it will not probe again.
-    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon)
+    return SchedulerSpec("pct", depth=spec.depth, horizon=horizon, eager=spec.eager)
 
 
 def run(
@@ -557,6 +562,7 @@ def run(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -586,6 +592,9 @@ def run(
     If ``main`` takes a parameter named ``world`` it receives the universe's
     :class:`~simloom.World` (hosts, network, disks, faults). Network calls go to the
     simulated network in any case; ``world=False`` makes them escapes instead.
+    File I/O (``open``, ``os``, ``pathlib``, ``shutil``, ``aiofiles``) acts on the
+    running host's simulated disk while the universe has a world and the boundary;
+    ``files=False`` keeps it on the real disk (docs/files.md).
 
     A run that takes ``max_steps`` steps or ``max_virtual_time`` virtual seconds
     without finishing ends with :class:`~simloom.SimStepBudgetError` or
@@ -615,6 +624,7 @@ def run(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,
@@ -650,6 +660,7 @@ def replay(
     boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -677,6 +688,7 @@ def replay(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,

@@ -57,7 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
 
-from . import _core
+from . import _core, _hostfs
 from .errors import ESCAPE_HINT as _ESCAPE_HINT
 from .errors import EscapedSimulationError, SimloomUsageError
 from .errors import raise_escaped as _raise_escaped
@@ -206,6 +206,7 @@ class _Universe:
         "saved_states",
         "simulated",
         "skew",
+        "tempfile_names",
         "unseeded_randoms",
         "uuid1_last_timestamp",
     )
@@ -236,6 +237,8 @@ class _Universe:
         self.resumed_states: dict[int, Any] = {}
         #: Per-host wall-clock skew, once the world turns it on (``_skew``).
         self.skew: ClockSkew | None = None
+        #: tempfile's name generator before the universe, when files are simulated.
+        self.tempfile_names: tuple[Any, object] | None = None
 
     # -- time
 
@@ -334,6 +337,13 @@ class _Universe:
             # Hypothesis does with them, seeded to 0 for the universe and restored.
             self.saved_states.append((instance, instance.getstate()))
             instance.seed(0)
+        tempfile = sys.modules.get("tempfile")
+        if tempfile is not None and getattr(self.loop, "_files_enabled", False):
+            # Temporary names on a host's disk come from the universe's tape: a
+            # fresh generator (seeded on first use, see _random_seed), not the
+            # process's, whose state earlier universes moved on.
+            self.tempfile_names = (tempfile, getattr(tempfile, "_name_sequence", None))
+            setattr(tempfile, "_name_sequence", None)  # noqa: B010 - private, untyped
 
     def leave(self) -> None:
         """Put back every state the universe changed. Safe to run again (an
@@ -353,6 +363,10 @@ class _Universe:
                 failures.append(exc)
         self.saved_states.clear()
         self.randoms_seen.clear()
+        if self.tempfile_names is not None:
+            tempfile, names = self.tempfile_names
+            setattr(tempfile, "_name_sequence", names)  # noqa: B010
+            self.tempfile_names = None
         uuid = sys.modules.get("uuid")
         if self._uuid_module_state is not None:
             uuid, last = self._uuid_module_state
@@ -366,6 +380,7 @@ class _Universe:
 _get_ident = _thread.get_ident
 #: The universe running in each thread (thread id → universe).
 _active: dict[int, _Universe] = {}
+_hostfs.universes = _active  # the file handlers ask it which universe runs
 _redirects: _core.BuiltinRedirects | None = None
 
 _GLOBAL_RANDOM: random.Random = random._inst
@@ -1344,6 +1359,215 @@ _THREAD_ROWS = (
     ),
 )
 
+
+def _files_row(api: str, treatment: str, how: str, *targets: str) -> _Row:
+    """A row of file I/O on the host's disk (simloom._hostfs handles its builtins)."""
+    return _Row(
+        BoundaryEntry(api, "files", treatment, how),
+        tuple((target, _hostfs.HANDLERS[target]) for target in targets),
+    )
+
+
+_ON_THE_DISK = (
+    "the program's call acts on the running host's simulated disk (with a world and "
+    "files=True; docs/files.md says which calls are the program's)"
+)
+
+_FILE_ROWS: tuple[_Row, ...] = (
+    _files_row(
+        "open",
+        "patched",
+        f"builtins.open and io.open: {_ON_THE_DISK}; text and buffering as the stock "
+        "open(), fileno() a simulated descriptor",
+        "_io.open",
+    ),
+    _files_row(
+        "os.open",
+        "patched",
+        f"{_ON_THE_DISK}; returns a simulated descriptor (from 2**30), directories too; "
+        "/dev, /proc and /sys are EscapedSimulationError",
+        "os.open",
+    ),
+    _files_row(
+        "os.read",
+        "patched",
+        "on a simulated descriptor, the host's disk (os.write, os.close, os.lseek, "
+        "os.fstat, os.ftruncate and os.sendfile between two simulated descriptors "
+        "too); a real descriptor (stdout, a file opened outside) stays real",
+        "os.read",
+        "os.write",
+        "os.close",
+        "os.lseek",
+        "os.fstat",
+        "os.ftruncate",
+        "os.sendfile",
+    ),
+    _files_row(
+        "os.fsync",
+        "patched",
+        "on a simulated descriptor, the disk's fsync: the file's data (and the "
+        "directory entries up to its latest) survive a crash; on a directory's "
+        "descriptor, its entries (os.fdatasync likewise)",
+        "os.fsync",
+        "os.fdatasync",
+    ),
+    _files_row(
+        "os.stat",
+        "patched",
+        f"{_ON_THE_DISK} (os.lstat, os.access, os.readlink, os.listxattr too; "
+        "os.path.exists, isfile, isdir, getsize through them)",
+        "os.stat",
+        "os.lstat",
+        "os.access",
+        "os.readlink",
+        "os.listxattr",
+    ),
+    _files_row(
+        "os.listdir",
+        "patched",
+        f"{_ON_THE_DISK}, sorted by name (os.scandir too, so os.walk and glob)",
+        "os.listdir",
+        "os.scandir",
+    ),
+    _files_row(
+        "os.mkdir",
+        "patched",
+        f"{_ON_THE_DISK}: a directory entry, pending until fsynced (os.rmdir, "
+        "os.makedirs, os.removedirs too)",
+        "os.mkdir",
+        "os.rmdir",
+    ),
+    _files_row(
+        "os.remove",
+        "patched",
+        f"{_ON_THE_DISK}: a pending delete (os.unlink too)",
+        "os.remove",
+        "os.unlink",
+    ),
+    _files_row(
+        "os.rename",
+        "patched",
+        f"{_ON_THE_DISK}: a pending rename, replacing the target (os.replace too); "
+        "EscapedSimulationError between a host and the real disk",
+        "os.rename",
+        "os.replace",
+    ),
+    _files_row("os.truncate", "patched", _ON_THE_DISK, "os.truncate"),
+    _files_row(
+        "os.getcwd",
+        "patched",
+        "the running host's working directory, / at every start (os.getcwdb and os.chdir too)",
+        "os.getcwd",
+        "os.getcwdb",
+        "os.chdir",
+    ),
+    _files_row(
+        "os.utime",
+        "patched",
+        f"{_ON_THE_DISK}: times and modes kept in memory for stat, lost on a crash (os.chmod too)",
+        "os.utime",
+        "os.chmod",
+    ),
+    _files_row(
+        "os.link",
+        "escape",
+        "EscapedSimulationError for a path of the host: the simulated disk has no links "
+        "(os.symlink too)",
+        "os.link",
+        "os.symlink",
+    ),
+    _files_row(
+        "os.mkfifo",
+        "escape",
+        "EscapedSimulationError for a path of the host: no named pipes or device nodes "
+        "(os.mknod too, but for a socket's name: a simulated Unix socket's bind makes "
+        "one in the host's tree)",
+        "os.mkfifo",
+        "os.mknod",
+    ),
+    _files_row(
+        "os.chown",
+        "escape",
+        "EscapedSimulationError for a path of the host: the disk has no owners (os.lchown too)",
+        "os.chown",
+        "os.lchown",
+    ),
+    _files_row(
+        "os.getxattr",
+        "escape",
+        "EscapedSimulationError for a path of the host: no extended attributes "
+        "(os.setxattr, os.removexattr too; os.listxattr says ENOTSUP)",
+        "os.getxattr",
+        "os.setxattr",
+        "os.removexattr",
+    ),
+    _files_row(
+        "os.statvfs",
+        "escape",
+        "EscapedSimulationError for a path of the host (so shutil.disk_usage): its "
+        "space is the disk's capacity",
+        "os.statvfs",
+    ),
+    _files_row(
+        "sqlite3.connect",
+        "escape",
+        "EscapedSimulationError for a database file of a host: SQLite opens and writes "
+        "it in C, on the real disk (':memory:' is allowed)",
+        "_sqlite3.connect",
+    ),
+    _row(
+        "pathlib.Path",
+        "files",
+        "patched",
+        "through open and the os rows: read_text, write_bytes, open, exists, mkdir, "
+        "iterdir, glob, unlink, rename, stat... on the running host's disk",
+    ),
+    _row(
+        "shutil",
+        "files",
+        "patched",
+        "through open and the os rows: copyfile (its sendfile fast path between "
+        "simulated files), copy, copy2, copytree, move, rmtree (with directory "
+        "descriptors)",
+    ),
+    _row(
+        "tempfile",
+        "files",
+        "patched",
+        "through os.open and os.mkdir: temporary files and directories on the running "
+        "host's disk, under tempfile.gettempdir() (there in every host), with names "
+        "drawn from the tape",
+    ),
+    _row(
+        "aiofiles",
+        "files",
+        "patched",
+        "through open and the os rows, in lockstep executor threads that run on the "
+        "host that started them",
+    ),
+    _row(
+        "io.FileIO",
+        "files",
+        "documented",
+        "constructed directly from a path (not through open()) it opens a real file: "
+        "its constructor is a type slot simloom cannot redirect; use open()",
+    ),
+    _row(
+        "mmap.mmap",
+        "files",
+        "documented",
+        "a simulated file has no OS descriptor: mmap.mmap(f.fileno()) fails with "
+        "OSError(EBADF), it never maps a real file",
+    ),
+    _row(
+        "C-extension file I/O",
+        "files",
+        "documented",
+        "extensions that open files in C (dbm, lmdb, h5py, ssl's load_verify_locations) "
+        "read and write the real disk; sqlite3.connect is caught, the others are not",
+    ),
+)
+
 _ROWS: tuple[_Row, ...] = (
     # -- scheduling: the loop itself
     _row(
@@ -1747,12 +1971,7 @@ _ROWS: tuple[_Row, ...] = (
         "documented",
         "real file descriptors (and selectors, poll, epoll): outside the simulation",
     ),
-    _row(
-        "open",
-        "files",
-        "documented",
-        "real files are read and written for real; deterministic only if nothing else changes them",
-    ),
+    *_FILE_ROWS,
     # -- processes, signals, threads
     *_loop_escapes("processes"),
     _row(

@@ -50,7 +50,9 @@ class UniverseConfig:
     next timer, or, with none pending, a :class:`~simloom.SimLivelockError`.
     ``boundary``/``wall_clock_epoch``: the determinism boundary and where its wall
     clock starts (see :func:`simloom.boundary`). ``world``: a simulated world
-    (``False``: network use is an escape). ``max_steps``, ``max_virtual_time``,
+    (``False``: network use is an escape). ``files``: file I/O acts on the running
+    host's simulated disk (needs the world and the boundary; ``False``: the real
+    disk, docs/files.md). ``max_steps``, ``max_virtual_time``,
     ``watchdog``: each run's budgets (``None`` turns one off; docs/testing.md,
     "Budgets"). ``cancellations``: the explorer may cancel a task, or make its
     ``asyncio.timeout``/``wait_for`` expire, at any await (each a decision that
@@ -61,6 +63,7 @@ class UniverseConfig:
     boundary: bool = True
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH
     world: bool = True
+    files: bool = True
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG
@@ -73,6 +76,7 @@ class UniverseConfig:
     def __post_init__(self) -> None:
         check_int("livelock_steps", self.livelock_steps)
         check_flag("world", self.world)
+        check_flag("files", self.files)
         check_flag("cancellations", self.cancellations)
         if self.unhandled not in UNHANDLED_POLICIES:
             raise SimloomUsageError(
@@ -91,6 +95,7 @@ class UniverseConfig:
             "boundary": self.boundary,
             "wall_clock_epoch": self.wall_clock_epoch,
             "world": self.world,
+            "files": self.files,
             "cancellations": self.cancellations,
             **self.budgets.arguments(),
         }
@@ -111,6 +116,7 @@ _FIELDS = (
     "boundary",
     "wall_clock_epoch",
     "world",
+    "files",
     "max_steps",
     "max_virtual_time",
     "watchdog",

@@ -3,7 +3,8 @@ which order, and what happens when one fails.
 
 One call of a decorated test replays the failures saved in the example database
 (resuming an unfinished shrink), then explores ``runs`` seeded universes (seed
-``i`` is universe ``i``; ``"mixed"`` alternates random walk and PCT), or replays
+``i`` is universe ``i``; ``"mixed"`` gives seed ``i`` the scheduler
+:data:`DEFAULT_MIX` names at ``i % 12``), or replays
 the one universe ``--simloom-seed`` / ``--simloom-tape`` names. The first failure
 is shrunk (``_shrink.py``), its artifacts written (``_artifacts.py``) and the
 program's own error raised with the report attached (``_report.py``).
@@ -25,6 +26,7 @@ from . import _api, _causal
 from ._api import RunResult
 from ._artifacts import ARTIFACT_DIR, TapeArtifact, _write_artifacts, load_tape_artifact
 from ._config import UniverseConfig
+from ._guarantee import pct_guarantee, task_count
 from ._report import (
     _error_line,
     _misalignment,
@@ -35,15 +37,40 @@ from ._report import (
 )
 from ._scheduler import SchedulerSpec, parse_scheduler, replay_questions
 from ._shrink import FINISHED, NOT_SHRUNK, PARTLY, _discarded_note, _HypothesisRun, _Shrink
+from ._shrink import Prepass as _Prepass
+from ._shrink import prepass as _prepass
 from .errors import CoverageNotReachedError, SimloomNondeterminismError, SimloomUsageError
 from .tape import Tape, atomic_write
 
 #: Universes explored per test when neither ``runs`` nor Hypothesis's
 #: ``max_examples`` (from an explicit ``@settings``) says otherwise.
 DEFAULT_RUNS = 2000
-#: Seeds alternate between a uniform random walk (even seeds) and PCT with a
-#: measured horizon (odd seeds): each finds bug classes the other rarely does.
+#: ``"mixed"``: each seed's scheduler is drawn from :data:`DEFAULT_MIX`.
 DEFAULT_SCHEDULER = "mixed"
+#: The default exploration's swarm: seed ``i`` runs under ``DEFAULT_MIX[i % 12]``.
+#: Mostly shallow PCT with eager task starts (starvation, deep orderings, two
+#: timers due at once, a lease that expires at the instant it is checked), deeper
+#: PCT with a measured horizon (``d=5``: bugs needing several orderings), PCT
+#: with late starts and a measured horizon (a task that must run after others got
+#: going), and a uniform random walk (bugs that need many small deviations, such as
+#: an async generator finalized mid-iteration). The rates behind this choice are in
+#: docs/benchmarks.md ("Find rates by strategy"); every entry is an ordinary
+#: scheduler name, so a seed's universe re-runs with ``simloom.run(main, seed=i,
+#: scheduler=DEFAULT_MIX[i % 12])``.
+DEFAULT_MIX: tuple[str, ...] = (
+    "pct:d=2,eager=1",
+    "random",
+    "pct:auto,d=5,eager=1",
+    "pct:d=2,eager=1",
+    "pct:auto,eager=0",
+    "pct:d=2,eager=1",
+    "pct:auto,d=5,eager=1",
+    "pct:d=2,eager=1",
+    "pct:d=2,eager=1",
+    "pct:auto,d=5,eager=1",
+    "pct:d=2,eager=1",
+    "pct:d=2,eager=1",
+)
 
 
 @dataclass
@@ -80,11 +107,25 @@ class TestStats:
     universes_reaching: dict[str, int] = field(default_factory=dict)
     outcome: str = "passed"
     note: str = ""
+    #: Passing PCT universes the guarantee counts (no eager starts, a horizon of
+    #: at least their decisions), the shallowest depth among them, and the most
+    #: tasks and steps any of them saw.
+    pct_universes: int = 0
+    pct_depth: int = 0
+    pct_owners: int = 0
+    pct_steps: int = 0
+
+    def guarantee(self) -> str | None:
+        """What PCT's probabilistic guarantee says about this exploration (``None``
+        when no universe it counts ran): see :func:`simloom._guarantee.pct_guarantee`."""
+        return pct_guarantee(
+            self.pct_universes, self.pct_owners, self.pct_steps, depth=self.pct_depth
+        )
 
 
 def _scheduler_for_seed(name: str, seed: int) -> str:
     if name == "mixed":
-        return "random" if seed % 2 == 0 else "pct:auto"
+        return DEFAULT_MIX[seed % len(DEFAULT_MIX)]
     return name
 
 
@@ -99,7 +140,8 @@ def _check_scheduler(name: object) -> str:
         parse_scheduler(name)
     except SimloomUsageError as exc:
         raise SimloomUsageError(
-            f"{exc} (or 'mixed', the exploration default: random and pct:auto on alternate seeds)"
+            f"{exc} (or 'mixed', the exploration default: a swarm of PCT and random-walk "
+            "universes, see DEFAULT_MIX)"
         ) from None
     return name
 
@@ -196,12 +238,21 @@ class _Exploration:
                     boundary=self.config.boundary,
                     check_determinism=True,
                     cancellations=self.config.cancellations,
+                    files=self.config.files,
                 )
             )
             raise exc.with_traceback(_strip_simloom_frames(exc.__traceback__)) from None
 
     def _count(self, result: RunResult) -> None:
-        self.stats.universes += 1
+        stats = self.stats
+        stats.universes += 1
+        if result.eager_starts is False and result.error is None:
+            spec = parse_scheduler(result.scheduler)
+            if spec.horizon >= result.decisions:
+                stats.pct_universes += 1
+                stats.pct_depth = min(stats.pct_depth, spec.depth) or spec.depth
+                stats.pct_owners = max(stats.pct_owners, task_count(result))
+                stats.pct_steps = max(stats.pct_steps, result.steps)
         for label, hits in result.coverage.items():
             self.stats.coverage[label] = self.stats.coverage.get(label, 0) + hits
             reaching = self.stats.universes_reaching
@@ -247,6 +298,7 @@ class _Exploration:
             self.test_id,
             boundary=self.config.boundary,
             cancellations=self.config.cancellations,
+            files=self.config.files,
             how=how,
             seed=seed,
             scheduler=scheduler,
@@ -392,22 +444,41 @@ class _Exploration:
             shrink.why = not_shrinking or "the example database did not let the shrink resume"
         return shrink
 
-    def _shrink(self, tape: Tape, found: str) -> tuple[_HypothesisRun, _Shrink]:
+    def _shrink(
+        self, tape: Tape, found: str, *, error: BaseException | None = None, scheduler: str = ""
+    ) -> tuple[_HypothesisRun, _Shrink]:
         hypothesis_run = self._hypothesis_run(shrink=True)
         # A fresh failure is shrunk from the secondary key; primary entries (left by
         # a run with Phase.reuse off) would be replayed instead, as minimal.
         hypothesis_run.reopen(hypothesis_run.primary())
-        hypothesis_run.save(tape)
+        cut = _Prepass(tape, 0, 0.0)
+        if error is not None:
+            # A long tape is first cut down by plain replays (much cheaper per run
+            # than Hypothesis's candidates); Hypothesis shrinks on from there.
+            replay_as = scheduler if scheduler.startswith("faithful") else "fifo"
+            cut = _prepass(
+                tape,
+                error,
+                lambda candidate: _api.replay(
+                    self.main, candidate, scheduler=replay_as, config=self.config
+                ),
+            )
+        hypothesis_run.save(cut.tape)
         _, seconds = self._run_hypothesis(hypothesis_run, found)
+        seconds += cut.seconds
         if hypothesis_run.last is None or hypothesis_run.last.error is None:
             shrink = _Shrink(
                 NOT_SHRUNK,
                 why="Hypothesis did not reproduce the failure from its tape",
-                candidates=hypothesis_run.candidates,
+                candidates=hypothesis_run.candidates + cut.runs,
                 seconds=seconds,
+                prepass_runs=cut.runs,
             )
             return hypothesis_run, shrink
-        return hypothesis_run, self._shrink_outcome(hypothesis_run, seconds)
+        shrink = self._shrink_outcome(hypothesis_run, seconds)
+        shrink.candidates += cut.runs
+        shrink.prepass_runs = cut.runs
+        return hypothesis_run, shrink
 
     # -- the modes
 
@@ -565,9 +636,15 @@ class _Exploration:
                 _scheduler_for_seed(self.scheduler, seed),
                 boundary=self.config.boundary,
                 cancellations=self.config.cancellations,
+                files=self.config.files,
             )
             label = f"{how}, seed {seed}; re-run: {rerun}"
-        hypothesis_run, shrink = self._shrink(found.tape, label)
+        hypothesis_run, shrink = self._shrink(
+            found.tape,
+            label,
+            error=found.error,
+            scheduler=_scheduler_for_seed(self.scheduler, seed) if seed is not None else "",
+        )
         self._fail(
             how=how,
             seed=seed,

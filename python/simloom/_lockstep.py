@@ -58,7 +58,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _boundary, _sim_unix
+from . import _boundary, _causal, _sim_unix
 from .errors import EscapedSimulationError, ExecutorBlockedError
 
 if TYPE_CHECKING:
@@ -182,6 +182,10 @@ class Worker:
         self.universe: _boundary._Universe | None = (
             caller.universe if caller is not None else _boundary._here()
         )
+        #: The host the job or thread was started on (its incarnation, 0 for
+        #: "main"): it runs there, so its sockets and files are that host's.
+        host_var = _causal.host_var
+        self.host_incarnation: int = host_var.get(0) if host_var is not None else 0
         self.program_thread = thread is not None
         if thread is None:
             thread = threading.Thread(target=self._main, name=name, daemon=True)
@@ -412,7 +416,14 @@ class Worker:
                 raise concurrent.futures.CancelledError(
                     "the simulated loop closed before this thread got its first turn"
                 )
-            result = self._func(*self._args)
+            if self.host_incarnation:
+                # A new thread starts with an empty context; this one's holds the
+                # host it runs on (world.current_host), as a task's does.
+                context = contextvars.Context()
+                context.run(_causal.host_var.set, self.host_incarnation)
+                result = context.run(self._func, *self._args)
+            else:
+                result = self._func(*self._args)
         except BaseException as exc:
             error = exc
         finally:

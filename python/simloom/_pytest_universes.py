@@ -51,7 +51,7 @@ __all__: list[str] = []
 #: The scheduler of explored universes unless ``--simloom-scheduler`` says
 #: otherwise: the faithful one, which explores only what a real loop can vary
 #: (existing tests may rely on call_soon's FIFO order; see docs/schedulers.md).
-#: ``--simloom-scheduler=mixed`` gives ``@simloom.test``'s random/PCT alternation.
+#: ``--simloom-scheduler=mixed`` gives ``@simloom.test``'s swarm of PCT and random walk.
 DEFAULT_SCHEDULER = "faithful"
 
 
@@ -69,8 +69,12 @@ class Settings:
     cancellations: bool = False
 
     def config(self, strict: bool) -> UniverseConfig:
+        # An existing suite's files are real (its tmp_path, its fixtures' data):
+        # files=False keeps them so.
         base = UniverseConfig(
-            unhandled="fail" if strict else "log", cancellations=self.cancellations
+            unhandled="fail" if strict else "log",
+            cancellations=self.cancellations,
+            files=False,
         )
         if self.budgets:
             return base.with_budgets(base.budgets.overridden(self.budgets))
@@ -201,7 +205,9 @@ def make_universe(
     spec = parse_scheduler(name)
     if spec.auto_horizon:
         # pct:auto's horizon: the decisions of the test's FIFO run.
-        spec = SchedulerSpec("pct", depth=spec.depth, horizon=max(1, fifo_decisions))
+        spec = SchedulerSpec(
+            "pct", depth=spec.depth, horizon=max(1, fifo_decisions), eager=spec.eager
+        )
     return Universe(seed, spec, name, config)
 
 

@@ -102,6 +102,7 @@ def _rerun_command(
     boundary: bool,
     check_determinism: bool = False,
     cancellations: bool = False,
+    files: bool = True,
 ) -> str:
     """How to run universe ``seed`` of a test again: the pytest command line, or the
     ``simloom.run`` call outside pytest."""
@@ -116,6 +117,7 @@ def _rerun_command(
         )
     options = (
         ("" if boundary else ", boundary=False")
+        + ("" if files else ", files=False")
         + (", cancellations=True" if cancellations else "")
         + (", check_determinism=True" if check_determinism else "")
     )
@@ -130,6 +132,8 @@ def _shrink_lines(found: RunResult, final: RunResult, shrink: _Shrink | None) ->
         f"schedule deviations {found.deviations} → {final.deviations}"
     )
     effort = f"{shrink.candidates} candidate runs, {shrink.seconds:.2f} s"
+    if shrink.prepass_runs:
+        effort += f"; {shrink.prepass_runs} of them plain replays that cut the long tape first"
     if shrink.state == FINISHED and shrink.earlier:
         return [
             f"  shrunk: in an earlier run, to {_draw_count(final.tape)} draws and "
@@ -159,6 +163,7 @@ def _report(
     *,
     boundary: bool,
     cancellations: bool = False,
+    files: bool = True,
     how: str,
     seed: int | None,
     scheduler: str,
@@ -176,7 +181,7 @@ def _report(
     under_pytest = "::" in test_id
     if seed is not None:
         rerun = _rerun_command(
-            test_id, seed, scheduler, boundary=boundary, cancellations=cancellations
+            test_id, seed, scheduler, boundary=boundary, cancellations=cancellations, files=files
         )
         lines.append(f"  seed: {seed}   (scheduler {scheduler}; re-run: {rerun})")
     lines.append(f"  error: {_error_line(final.error)}")
@@ -207,6 +212,7 @@ def _report(
             else f"simloom.replay(main, simloom.Tape.load({str(tapes[0])!r})"
             + (f", scheduler={scheduler!r}" if replay_questions(scheduler) else "")
             + (", cancellations=True" if cancellations else "")
+            + ("" if files else ", files=False")
             + (")" if boundary else ", boundary=False)")
         )
         lines.append(f"  replay it: {replay}")

@@ -71,6 +71,9 @@ class SchedulerSpec:
     #: Of those deviations, at most this many reorder ready callbacks (``None``:
     #: no bound of its own).
     preemptions: int | None = None
+    #: PCT only: whether universes start tasks eagerly (``True``: every universe,
+    #: ``False``: none; ``None``, the default: the seed draws it, half of them).
+    eager: bool | None = None
 
     @property
     def reorders(self) -> bool:
@@ -94,11 +97,13 @@ class SchedulerSpec:
             return name
         if self.strategy != "pct":
             return self.strategy
+        suffix = "" if self.eager is None else f",eager={int(self.eager)}"
         if self.auto_horizon:
-            return "pct:auto" if self.depth == DEFAULT_PCT_DEPTH else f"pct:auto,d={self.depth}"
-        if (self.depth, self.horizon) == (DEFAULT_PCT_DEPTH, DEFAULT_PCT_HORIZON):
+            name = "pct:auto" if self.depth == DEFAULT_PCT_DEPTH else f"pct:auto,d={self.depth}"
+            return name + suffix
+        if (self.depth, self.horizon) == (DEFAULT_PCT_DEPTH, DEFAULT_PCT_HORIZON) and not suffix:
             return "pct"
-        return f"pct:d={self.depth},k={self.horizon}"
+        return f"pct:d={self.depth},k={self.horizon}{suffix}"
 
 
 def _positive(option: str, text: str, spec: str, maximum: int) -> int:
@@ -142,6 +147,7 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
         return SchedulerSpec("faithful", max_stall_ns=round(seconds * 1e9))
     if name == "pct":
         depth, horizon, auto = DEFAULT_PCT_DEPTH, DEFAULT_PCT_HORIZON, False
+        eager: bool | None = None
         for option in filter(None, (o.strip() for o in options.split(","))):
             key, _, value = option.partition("=")
             if key == "auto" and not value:
@@ -150,12 +156,20 @@ def parse_scheduler(spec: str | SchedulerSpec) -> SchedulerSpec:
                 depth = _positive("depth (d)", value, spec, MAX_PCT_DEPTH)
             elif key in ("k", "horizon"):
                 horizon = _positive("horizon (k)", value, spec, MAX_PCT_HORIZON)
+            elif key == "eager":
+                if value.strip() not in ("0", "1"):
+                    raise SimloomUsageError(
+                        f"scheduler {spec!r}: eager must be 0 (no universe starts tasks "
+                        f"eagerly) or 1 (every universe does), got {value.strip()!r}; "
+                        "leave it out for half and half"
+                    )
+                eager = value.strip() == "1"
             else:
                 raise SimloomUsageError(
                     f"scheduler {spec!r}: unknown PCT option {option!r}; "
-                    "use 'auto', 'd=<depth>' or 'k=<horizon>'"
+                    "use 'auto', 'd=<depth>', 'k=<horizon>' or 'eager=0|1'"
                 )
-        return SchedulerSpec("pct", depth=depth, horizon=horizon, auto_horizon=auto)
+        return SchedulerSpec("pct", depth=depth, horizon=horizon, auto_horizon=auto, eager=eager)
     if name == "systematic":
         return _parse_systematic(spec, options)
     known = ", ".join(repr(n) for n in SCHEDULERS)

@@ -41,6 +41,97 @@ class _Shrink:
     #: The failure is in the example database, so the next run replays it first
     #: (and, while unfinished, goes on shrinking it).
     saved: bool = False
+    #: Fast replays :func:`prepass` made before Hypothesis started, and their time
+    #: (included in ``candidates`` and ``seconds``).
+    prepass_runs: int = 0
+
+
+#: A failing tape with more deviations than this is cut down by :func:`prepass`
+#: before Hypothesis shrinks it. Hypothesis pays tens of microseconds per draw per
+#: candidate run in its own bookkeeping, so a tape of a thousand draws costs it
+#: ~0.25 s a candidate where a plain replay costs milliseconds.
+PREPASS_MIN_DEVIATIONS = 64
+#: The prepass stops after this many replays or this much wall time, whichever
+#: comes first (what it has cut by then stands: every step it keeps was replayed
+#: and failed the same way).
+PREPASS_MAX_RUNS = 2000
+PREPASS_MAX_SECONDS = 2.0
+
+
+def failure_origin(error: BaseException) -> tuple[type[BaseException], str, int]:
+    """Where ``error`` was raised: its type and the innermost frame's file and line.
+    Two failures with one origin are the same failure for shrinking (Hypothesis
+    compares its "interesting origin" the same way)."""
+    tb = error.__traceback__
+    filename, line = "", 0
+    while tb is not None:
+        filename, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+    return type(error), filename, line
+
+
+@dataclass(frozen=True)
+class Prepass:
+    """What :func:`prepass` made of a failing tape."""
+
+    tape: Tape
+    runs: int
+    seconds: float
+
+
+def prepass(
+    tape: Tape,
+    error: BaseException,
+    replay: Callable[[Tape], RunResult],
+    *,
+    max_runs: int = PREPASS_MAX_RUNS,
+    max_seconds: float = PREPASS_MAX_SECONDS,
+) -> Prepass:
+    """Cut a long failing ``tape`` down with plain replays before Hypothesis shrinks
+    it: first the shortest prefix of its deviations that still fails (a binary
+    search), then chunks of deviations removed, halving the chunk size down to one
+    (delta debugging). A candidate is kept only if its replay fails with the same
+    :func:`failure_origin` as ``error``, so the result always fails the same way;
+    it is a starting point, not a minimum (Hypothesis shrinks on from it). Tapes of
+    at most :data:`PREPASS_MIN_DEVIATIONS` deviations are returned as they are."""
+    import time
+
+    deviations = list(tape.deviations)
+    if len(deviations) <= PREPASS_MIN_DEVIATIONS:
+        return Prepass(tape, 0, 0.0)
+    origin = failure_origin(error)
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    runs = 0
+
+    def budget() -> bool:
+        return runs < max_runs and time.perf_counter() < deadline
+
+    def fails(candidate: list[tuple[int, int]]) -> bool:
+        nonlocal runs
+        runs += 1
+        result = replay(Tape(candidate))
+        return result.error is not None and failure_origin(result.error) == origin
+
+    low, high = 0, len(deviations)  # deviations[:high] fails (the whole tape does)
+    while low < high and budget():
+        middle = (low + high) // 2
+        if fails(deviations[:middle]):
+            high = middle
+        else:
+            low = middle + 1
+    deviations = deviations[:high]
+    chunk = len(deviations) // 2
+    while chunk >= 1 and budget():
+        at = 0
+        while at < len(deviations) and budget():
+            candidate = deviations[:at] + deviations[at + chunk :]
+            if candidate and fails(candidate):
+                deviations = candidate
+            else:
+                at += chunk
+        chunk //= 2
+    return Prepass(Tape(deviations), runs, time.perf_counter() - started)
 
 
 class _HypothesisRun:

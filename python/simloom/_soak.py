@@ -39,6 +39,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._guarantee import GUARANTEE_DEPTHS as GUARANTEE_DEPTHS
+from ._guarantee import pct_guarantee as pct_guarantee
+from ._guarantee import task_count as _owners
 from .errors import SimloomUsageError
 from .tape import Tape, atomic_write
 
@@ -71,8 +74,6 @@ MAX_CHUNK_ATTEMPTS = 4
 #: shrunk) by the next pytest run, so a soak of a very buggy program must not
 #: bury the developer under thousands.
 MAX_SAVED_FAILURES = 5
-#: PCT depths the guarantee line speaks of.
-GUARANTEE_DEPTHS = (1, 2, 3)
 
 
 # ------------------------------------------------------------------- budgets
@@ -253,10 +254,16 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
             universe = exploration._run_seed(seed)
             result.seeds += 1
             result.max_steps = max(result.max_steps, universe.steps)
-            if universe.scheduler.startswith("pct"):
-                result.pct_universes += 1
-                result.pct_depth = parse_scheduler(universe.scheduler).depth
-                result.max_owners = max(result.max_owners, _owners(universe))
+            if universe.eager_starts is False:
+                # PCT's guarantee is claimed only for universes run as the theorem
+                # assumes: no eager starts, and change points drawn over every
+                # decision the universe made (a horizon at least its decisions).
+                spec = parse_scheduler(universe.scheduler)
+                if spec.horizon >= universe.decisions:
+                    result.pct_universes += 1
+                    depth = spec.depth
+                    result.pct_depth = min(result.pct_depth, depth) if result.pct_depth else depth
+                    result.max_owners = max(result.max_owners, _owners(universe))
             if universe.error is not None:
                 from ._report import _error_line
 
@@ -272,16 +279,6 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
     _api.frozen_heap().run(explore)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _owners(universe: Any) -> int:
-    """Tasks (and callbacks) that took a step: PCT's ``n``."""
-    from . import _core
-
-    # The raw records (labels interned): cheaper than decoding Event objects.
-    return len(
-        {raw[1] for raw in _core.decode_event_log(universe.event_log_bytes) if raw[0] == "step"}
-    )
 
 
 # ------------------------------------------------------------------- targets
@@ -423,7 +420,11 @@ class SoakResult:
         self.pct_universes += chunk.pct_universes
         self.max_owners = max(self.max_owners, chunk.max_owners)
         self.max_steps = max(self.max_steps, chunk.max_steps)
-        self.pct_depth = max(self.pct_depth, chunk.pct_depth)
+        if chunk.pct_universes:
+            # The guarantee holds for bugs no deeper than the shallowest universe's.
+            self.pct_depth = (
+                min(self.pct_depth, chunk.pct_depth) if self.pct_depth else chunk.pct_depth
+            )
 
     @property
     def rate(self) -> float:
@@ -494,29 +495,6 @@ class SoakResult:
             )
         result.resumed_from = result.universes
         return result
-
-
-def pct_guarantee(pct_universes: int, owners: int, steps: int, *, depth: int = 3) -> str | None:
-    """What PCT's guarantee says after ``pct_universes`` passing PCT universes of a
-    program with at most ``owners`` tasks and ``steps`` steps: one PCT universe of
-    depth >= d finds a given bug of depth d with probability >= 1/(n k^(d-1))
-    (Burckhardt et al., ASPLOS 2010), so all of them missed it with probability
-    <= (1 - p)^N. ``None`` when no PCT universe ran."""
-    if pct_universes <= 0 or owners <= 0 or steps <= 0:
-        return None
-    parts = []
-    for d in GUARANTEE_DEPTHS:
-        if depth and d > depth:
-            break
-        p = 1.0 / (owners * float(steps) ** (d - 1))
-        missed = (1.0 - p) ** pct_universes
-        parts.append(
-            f"depth {d}: p >= {p:.3g} per universe, missed with probability <= {missed:.3g}"
-        )
-    return (
-        f"PCT guarantee after {pct_universes} passing PCT universe(s), with at most "
-        f"{owners} task(s) and {steps} step(s) seen: a bug of " + "; ".join(parts)
-    )
 
 
 # ------------------------------------------------------------------- running

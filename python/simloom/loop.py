@@ -165,6 +165,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         livelock_steps: int = DEFAULT_LIVELOCK_STEPS,
         draws: object | None = None,
         world: bool = True,
+        files: bool = True,
         boundary: bool = True,
         wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
         max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
@@ -181,6 +182,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
                 "boundary": boundary,
                 "wall_clock_epoch": wall_clock_epoch,
                 "world": world,
+                "files": files,
                 "max_steps": max_steps,
                 "max_virtual_time": max_virtual_time,
                 "watchdog": watchdog,
@@ -207,6 +209,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             max_steps=budgets.max_steps,
             max_time_ns=budgets.max_time_ns,
             max_stall_ns=spec.max_stall_ns,
+            eager=spec.eager,
         )
         #: The budgets of each run (see :mod:`simloom._budgets`).
         self.budgets = budgets
@@ -242,6 +245,9 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         #: The simulated world, made on first use (``world=False``: none, and the
         #: network is an escape).
         self._world_enabled = bool(world)
+        #: File I/O on the hosts' simulated disks (UniverseConfig.files; needs the
+        #: world and the boundary, see simloom._hostfs).
+        self._files_enabled = bool(world) and universe.files
         #: What an unhandled exception does (UniverseConfig.unhandled): "fail" the
         #: run, or "log" it as the stock loop does.
         self._log_unhandled_exceptions = universe.unhandled == "log"

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from . import _budgets, _cancellations, _hashseed, _report, testing
+from . import _budgets, _cancellations, _hashseed, _hostfs, _report, testing
 from . import _pytest_universes as universes
 from .errors import SimloomUsageError, TapeError
 
@@ -564,6 +564,9 @@ _NOT_EXPLORED_LISTED = 10
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     testing._set_current_test(item.nodeid if _is_simloom_test(item) else None)
     explored = len(testing.session_stats)
+    # The test's tmp_path exists (empty) in every host's tree, so a program that
+    # writes under it runs unchanged, on the host's disk (docs/files.md).
+    _hostfs.test_directories = _hostfs.directories_of(getattr(item, "funcargs", {}))
     try:
         outcome = yield
         # A unittest TestCase's errors are kept on the item, not raised (pytest's
@@ -579,6 +582,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
         return None
     finally:
         testing._set_current_test(None)
+        _hostfs.test_directories = frozenset()
         # On the test's report, so that a pytest-xdist controller can summarise
         # the explorations its worker processes ran.
         for entry in testing.session_stats[explored:]:
@@ -695,6 +699,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         if entry.outcome == "passed" and entry.note:
             line += f" ({entry.note})"
         terminalreporter.write_line(line)
+        guarantee = entry.guarantee() if entry.outcome == "passed" else None
+        if guarantee is not None:
+            terminalreporter.write_line(f"  {guarantee}")
 
 
 #: How long (wall clock) the end of a ``--simloom`` session waits for threads the

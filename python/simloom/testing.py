@@ -43,7 +43,15 @@ from ._artifacts import MAX_ARTIFACT_STEM as MAX_ARTIFACT_STEM
 from ._artifacts import TapeArtifact, load_tape_artifact
 from ._artifacts import _artifact_stem as _artifact_stem
 from ._config import UniverseConfig, config_from
-from ._explore import DEFAULT_RUNS, DEFAULT_SCHEDULER, Options, TestStats, _Exploration
+from ._explore import (
+    DEFAULT_MIX,
+    DEFAULT_RUNS,
+    DEFAULT_SCHEDULER,
+    Options,
+    TestStats,
+    _Exploration,
+    _scheduler_for_seed,
+)
 from ._explore import _check_scheduler as _check_scheduler
 from ._shrink import _HypothesisRun as _HypothesisRun
 from ._validation import check_flag, check_int, check_labels
@@ -51,6 +59,7 @@ from .errors import CoverageNotReachedError, SimloomUsageError
 from .loop import DEFAULT_LIVELOCK_STEPS
 
 __all__ = [
+    "DEFAULT_MIX",
     "DEFAULT_RUNS",
     "DEFAULT_SCHEDULER",
     "CoverageNotReachedError",
@@ -59,8 +68,20 @@ __all__ = [
     "TestStats",
     "configure",
     "load_tape_artifact",
+    "scheduler_for_seed",
     "test",
 ]
+
+
+def scheduler_for_seed(seed: int, scheduler: str = DEFAULT_SCHEDULER) -> str:
+    """The scheduler ``@simloom.test(scheduler=...)`` runs universe ``seed`` under
+    (``seed`` counts from 0): under ``"mixed"``, the default,
+    ``DEFAULT_MIX[seed % len(DEFAULT_MIX)]``; any other name is every seed's. So
+    ``simloom.run(main, seed=s, scheduler=scheduler_for_seed(s))`` re-runs the
+    exploration's universe ``s``."""
+    check_int("seed", seed, minimum=0)
+    return _scheduler_for_seed(_check_scheduler(scheduler), seed)
+
 
 _options = Options()
 #: The pytest node id of the test being run (set by the plugin), else None.
@@ -96,6 +117,7 @@ def test(
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     check_determinism: bool = False,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -106,7 +128,8 @@ def test(
 
     ``runs``: universes to explore (default 2000, or ``max_examples`` from an
     explicit Hypothesis ``@settings``; ``--simloom-runs`` overrides both).
-    ``scheduler``: ``"mixed"`` (default: random walk and PCT on alternate seeds),
+    ``scheduler``: ``"mixed"`` (default: a swarm, mostly PCT with eager starts, some
+    deeper PCT and random walk; ``simloom._explore.DEFAULT_MIX``),
     ``"random"``, ``"pct"``, ``"pct:auto"``, ``"fifo"``, ``"faithful"`` (only what a
     real loop can vary: ready callbacks keep their order; see ``docs/schedulers.md``).
     ``require_coverage``: ``sometimes``/``reached`` labels that some universe must
@@ -121,6 +144,7 @@ def test(
     A parameter named ``world`` receives each universe's :class:`~simloom.World`
     (hosts, network, disks, faults); every other parameter is a pytest fixture.
     ``world=False``: no simulated world, and network use is an escape.
+    ``files=False``: file I/O stays on the real disk (docs/files.md).
     ``max_steps``, ``max_virtual_time``, ``watchdog``: each universe's budgets (see
     :func:`simloom.run`; ``--simloom-max-steps``, ``--simloom-max-virtual-time`` and
     ``--simloom-watchdog`` override them).
@@ -145,6 +169,7 @@ def test(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,

@@ -35,6 +35,7 @@ from .errors import SimloomUsageError
 from .net import Net, SimServer, _no_such_name
 
 if TYPE_CHECKING:
+    from ._hostfs import HostFiles
     from .disk import Disk
     from .loop import SimLoop
 
@@ -72,6 +73,9 @@ class Host:
         self._entries: list[tuple[EntryFactory, str | None]] = []
         self._disk: Disk | None = None
         self._disk_capacity: int | None = None
+        #: The file system of this incarnation (cwd, open descriptors) over the
+        #: disk, made on first file I/O (simloom._hostfs); a crash drops it.
+        self._files: HostFiles | None = None
         #: Tasks started by spawn() and run(), kept alive as a supervisor would (a
         #: task nobody references can be garbage collected while it waits).
         self._tasks: list[asyncio.Task[Any]] = []
@@ -269,6 +273,24 @@ class World:
         from .standins import nats
 
         return nats(self, name, port=port, user=user, password=password, token=token)
+
+    def postgres(
+        self,
+        name: str = "postgres",
+        *,
+        port: int = 5432,
+        user: str = "postgres",
+        password: str | None = None,
+        database: str = "postgres",
+    ) -> Any:
+        """Start a Postgres stand-in (protocol v3, SQL on DuckDB, a write-ahead log
+        fsynced at every commit) on host ``name``; unmodified clients (asyncpg,
+        SQLAlchemy over asyncpg) connect to ``name:port``. ``password=None`` is
+        trust authentication, a password SCRAM-SHA-256. See
+        :mod:`simloom.standins.postgres` and docs/standins.md."""
+        from .standins import postgres
+
+        return postgres(self, name, port=port, user=user, password=password, database=database)
 
     def host(self, name: str, *, disk_capacity: int | None = None) -> Host:
         """The host called ``name``, made on first use with the next free address
@@ -510,6 +532,9 @@ class World:
         # connections, frees its Unix paths and tells each of its transports,
         # servers and datagram endpoints (their ``_host_crashed``).
         self._net.crash_host(loop, host._net_id)
+        if host._files is not None:  # its files, descriptors and working directory end
+            host._files.crashed()
+            host._files = None
         if host._disk is not None:
             host._disk._crash(loop)
         loop._mark(f"crash:{host.name}")

@@ -272,6 +272,17 @@ impl<T> Engine<T> {
         self.steps
     }
 
+    /// A seeded PCT universe: whether it starts tasks eagerly (`None` otherwise).
+    pub fn pct_eager(&self) -> Option<bool> {
+        match &self.source {
+            Source::Seeded {
+                strategy: Strategy::Pct(pct),
+                ..
+            } => Some(pct.eager()),
+            _ => None,
+        }
+    }
+
     pub fn decisions(&self) -> u64 {
         self.decisions
     }
@@ -682,9 +693,12 @@ impl<T> Engine<T> {
             self.batch += 1;
             self.batch_end = self.next_seq;
         }
-        if count >= 2 && !self.quiet && self.faithful.is_none() {
-            if let Source::Seeded { strategy, .. } = &mut self.source {
+        if let Source::Seeded { strategy, .. } = &mut self.source {
+            if count >= 2 && !self.quiet && self.faithful.is_none() {
                 strategy.after_schedule(self.decisions - 1, entry.owner);
+            } else {
+                // An eager start ends with the owner's first step, decided or not.
+                strategy.after_lone_step(entry.owner);
             }
         }
         self.steps += 1;
@@ -897,6 +911,7 @@ fn next_from(draws: &mut dyn ExternalDraws, base: u64) -> Result<Option<u64>, En
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::Eager;
 
     /// A toy program: `tasks` tasks each take `rounds` steps; each step re-schedules
     /// its task, and every third step also sets a timer. Returns (order run, engine).
@@ -1061,6 +1076,7 @@ mod tests {
             StrategyKind::Pct {
                 depth: 3,
                 horizon: 40,
+                eager: Eager::Drawn,
             },
         ] {
             for seed in 0..50 {

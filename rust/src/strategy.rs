@@ -58,12 +58,25 @@ pub enum StrategyKind {
     Pct {
         depth: u32,
         horizon: u64,
+        eager: Eager,
     },
     /// Only what varies on a real loop is a decision (see `Engine::set_faithful`):
     /// the engine never asks it to order ready callbacks, and it answers the
     /// decisions it is asked (stalls, equal-deadline timer order, faults, user
     /// choices) as the random walk does.
     Faithful,
+}
+
+/// Whether a PCT universe starts tasks eagerly (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eager {
+    /// The universe's generator draws it: half the universes are eager.
+    #[default]
+    Drawn,
+    /// Every universe starts tasks eagerly.
+    Always,
+    /// No universe does.
+    Never,
 }
 
 /// Decisions in a row one owner may win while another owner waits before PCT takes it
@@ -109,12 +122,19 @@ pub struct Pct {
 }
 
 impl Pct {
-    fn new(depth: u32, horizon: u64, rng: &mut Pcg64Mcg) -> Pct {
+    fn new(depth: u32, horizon: u64, eager: Eager, rng: &mut Pcg64Mcg) -> Pct {
         let horizon = horizon.max(1);
         let mut change_points: Vec<u64> =
             (1..depth.max(1)).map(|_| uniform(rng, horizon)).collect();
         change_points.sort_unstable();
-        let eager = rng.next_u64() >> 63 == 1;
+        // The draw is made whatever `eager` says, so that a seed's priorities and
+        // change points are the same under every setting.
+        let drawn = rng.next_u64() >> 63 == 1;
+        let eager = match eager {
+            Eager::Drawn => drawn,
+            Eager::Always => true,
+            Eager::Never => false,
+        };
         Pct {
             depth: depth.max(1),
             horizon,
@@ -202,11 +222,7 @@ impl Pct {
     /// owner drops below every initial priority; an owner that keeps winning while
     /// another waits drops below everything.
     fn after_pick(&mut self, index: u64, owner: u32) {
-        let slot = owner as usize;
-        if self.eager && self.priorities.get(slot) == Some(&FRESH) {
-            let drawn = self.drawn[slot];
-            self.set_priority(owner, drawn);
-        }
+        self.started(owner);
         while self.next_change < self.change_points.len()
             && self.change_points[self.next_change] < index
         {
@@ -228,6 +244,17 @@ impl Pct {
         if self.run_length >= SPIN_DEMOTION && self.another_owner_is_ready(owner) {
             self.set_priority(owner, SPINNER_PRIORITY);
             self.run_length = 0;
+        }
+    }
+
+    /// An owner's step ran (chosen by a decision or alone in the ready set): in an
+    /// eager universe its eager start is over, and it takes its drawn priority.
+    #[inline]
+    fn started(&mut self, owner: u32) {
+        let slot = owner as usize;
+        if self.eager && self.priorities.get(slot) == Some(&FRESH) {
+            let drawn = self.drawn[slot];
+            self.set_priority(owner, drawn);
         }
     }
 
@@ -270,9 +297,11 @@ impl Strategy {
         match *kind {
             StrategyKind::Fifo => Strategy::Fifo,
             StrategyKind::Random | StrategyKind::Faithful => Strategy::Random,
-            StrategyKind::Pct { depth, horizon } => {
-                Strategy::Pct(Box::new(Pct::new(depth, horizon, rng)))
-            }
+            StrategyKind::Pct {
+                depth,
+                horizon,
+                eager,
+            } => Strategy::Pct(Box::new(Pct::new(depth, horizon, eager, rng))),
         }
     }
 
@@ -323,6 +352,14 @@ impl Strategy {
             pct.after_pick(index, owner);
         }
     }
+
+    /// A step ran without a decision (it was the only ready callback).
+    #[inline]
+    pub fn after_lone_step(&mut self, owner: u32) {
+        if let Strategy::Pct(pct) = self {
+            pct.started(owner);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +374,7 @@ mod tests {
             &StrategyKind::Pct {
                 depth: 1,
                 horizon: 10,
+                eager: Eager::Drawn,
             },
             &mut rng,
         );
@@ -396,6 +434,7 @@ mod tests {
             &StrategyKind::Pct {
                 depth: 1,
                 horizon: 10,
+                eager: Eager::Drawn,
             },
             &mut rng,
         );
@@ -444,6 +483,7 @@ mod tests {
             &StrategyKind::Pct {
                 depth: 6,
                 horizon: 3_000,
+                eager: Eager::Drawn,
             },
             &mut rng,
         );
@@ -499,6 +539,7 @@ mod tests {
         let kind = StrategyKind::Pct {
             depth: 1,
             horizon: 10,
+            eager: Eager::Drawn,
         };
         let mut eager = 0;
         for seed in 0..64u64 {
@@ -540,6 +581,60 @@ mod tests {
             (16..=48).contains(&eager),
             "about half the universes are eager: {eager}/64"
         );
+    }
+
+    #[test]
+    fn eager_always_and_never_fix_the_setting_and_keep_the_seeds_priorities() {
+        for seed in 0..32u64 {
+            let make = |eager: Eager| {
+                let mut rng = Pcg64Mcg::seed_from_u64(seed);
+                let kind = StrategyKind::Pct {
+                    depth: 3,
+                    horizon: 50,
+                    eager,
+                };
+                let mut strategy = Strategy::new(&kind, &mut rng);
+                for (seq, owner) in [(0u64, 1u32), (1, 2), (2, 3)] {
+                    strategy.on_ready(seq, owner, &mut rng);
+                }
+                let Strategy::Pct(pct) = strategy else {
+                    unreachable!()
+                };
+                pct
+            };
+            let (drawn, always, never) =
+                (make(Eager::Drawn), make(Eager::Always), make(Eager::Never));
+            assert!(always.eager(), "seed {seed}");
+            assert!(!never.eager(), "seed {seed}");
+            assert_eq!(always.change_points, never.change_points, "seed {seed}");
+            assert_eq!(drawn.change_points, never.change_points, "seed {seed}");
+            assert_eq!(
+                always.drawn[1..=3],
+                never.priorities[1..=3],
+                "seed {seed}: the same drawn priorities"
+            );
+            assert!(always.priorities[1..=3].iter().all(|&p| p == FRESH));
+        }
+    }
+
+    #[test]
+    fn an_eager_start_ends_on_a_lone_step() {
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let kind = StrategyKind::Pct {
+            depth: 1,
+            horizon: 10,
+            eager: Eager::Always,
+        };
+        let mut strategy = Strategy::new(&kind, &mut rng);
+        strategy.on_ready(0, 1, &mut rng);
+        strategy.on_unready(0, 1);
+        // Owner 1's first step ran alone: no decision, yet its eager start is over.
+        strategy.after_lone_step(1);
+        let Strategy::Pct(pct) = &strategy else {
+            unreachable!()
+        };
+        assert_eq!(pct.priorities[1], pct.drawn[1]);
+        assert_ne!(pct.priorities[1], FRESH);
     }
 
     #[test]

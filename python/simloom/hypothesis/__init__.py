@@ -335,6 +335,7 @@ def universes(
     boundary: bool = True,
     wall_clock_epoch: datetime | float = _boundary.DEFAULT_WALL_CLOCK_EPOCH,
     world: bool = True,
+    files: bool = True,
     max_steps: int | None = _budgets.DEFAULT_MAX_STEPS,
     max_virtual_time: float | None = _budgets.DEFAULT_MAX_VIRTUAL_TIME,
     watchdog: float | None = _budgets.DEFAULT_WATCHDOG,
@@ -355,6 +356,7 @@ def universes(
     escapes; see :func:`simloom.boundary`.
     A program run in a universe that takes a ``world`` parameter gets the
     universe's :class:`~simloom.World`; ``world=False`` makes network use an escape.
+    ``files=False`` keeps file I/O on the real disk (docs/files.md).
     Network and disk faults are choices too, so they shrink toward "no fault".
     ``max_steps``, ``max_virtual_time`` and ``watchdog`` are each universe's budgets
     (see :func:`simloom.run`); ``cancellations=True`` lets a universe cancel a task,
@@ -377,6 +379,7 @@ def universes(
             "boundary": boundary,
             "wall_clock_epoch": wall_clock_epoch,
             "world": world,
+            "files": files,
             "max_steps": max_steps,
             "max_virtual_time": max_virtual_time,
             "watchdog": watchdog,

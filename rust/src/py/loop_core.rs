@@ -17,7 +17,7 @@ use crate::engine::{
     BudgetKind, BudgetPhase, Budgets, Engine, EngineError, Next, Source, DEFAULT_MAX_STALL_NS,
     NEVER,
 };
-use crate::strategy::StrategyKind;
+use crate::strategy::{Eager, StrategyKind};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -668,7 +668,7 @@ impl LoopCore {
     /// (whose stalls last at most `max_stall_ns`); a `tape`
     /// replays recorded choices; `draws` answers choices from Python (Hypothesis).
     /// `max_steps` and `max_time_ns` bound each run (None: unbounded).
-    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = DEFAULT_PCT_DEPTH, horizon = DEFAULT_PCT_HORIZON, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None, max_stall_ns = DEFAULT_MAX_STALL_NS))]
+    #[pyo3(signature = (*, seed = 0, strategy = "fifo", depth = DEFAULT_PCT_DEPTH, horizon = DEFAULT_PCT_HORIZON, tape = None, strict = false, draws = None, livelock_steps = DEFAULT_LIVELOCK_STEPS, max_steps = None, max_time_ns = None, max_stall_ns = DEFAULT_MAX_STALL_NS, eager = None))]
     #[allow(clippy::too_many_arguments)]
     fn _configure(
         &mut self,
@@ -684,6 +684,7 @@ impl LoopCore {
         max_steps: Option<u64>,
         max_time_ns: Option<u64>,
         max_stall_ns: u64,
+        eager: Option<bool>,
     ) -> PyResult<()> {
         if self.engine.steps() > 0 || self.engine.ready_len() > 0 || self.engine.timers_len() > 0 {
             return Err(PyRuntimeError::new_err(
@@ -693,7 +694,15 @@ impl LoopCore {
         let kind = match strategy {
             "fifo" => StrategyKind::Fifo,
             "random" => StrategyKind::Random,
-            "pct" => StrategyKind::Pct { depth, horizon },
+            "pct" => StrategyKind::Pct {
+                depth,
+                horizon,
+                eager: match eager {
+                    None => Eager::Drawn,
+                    Some(true) => Eager::Always,
+                    Some(false) => Eager::Never,
+                },
+            },
             "faithful" => StrategyKind::Faithful,
             other => {
                 return Err(PyValueError::new_err(format!(
@@ -1178,6 +1187,11 @@ impl LoopCore {
     /// How many iterations the faithful scheduler stalled until a timer fell due.
     fn _stalls(&self) -> u64 {
         self.engine.stalls()
+    }
+
+    /// A seeded PCT universe: whether it starts tasks eagerly (None otherwise).
+    fn _pct_eager(&self) -> Option<bool> {
+        self.engine.pct_eager()
     }
 
     fn _misaligned(&self) -> bool {
