@@ -29,7 +29,7 @@ VENV_TARGETS   := $(addprefix venv-,$(PY_VERSIONS))
 BUILD_TARGETS  := $(addprefix build-,$(PY_VERSIONS))
 PYTEST_TARGETS := $(addprefix pytest-,$(PY_VERSIONS))
 
-.PHONY: help setup build browser redis postgres screenshot demo test lint bench clean distclean \
+.PHONY: help setup build browser redis postgres nats screenshot demo test lint bench clean distclean \
         fmt-check clippy clippy-core clippy-python cargo-test \
         ruff mypy stubtest pytest suites suites-ci \
         $(VENV_TARGETS) $(BUILD_TARGETS) $(PYTEST_TARGETS)
@@ -48,7 +48,7 @@ demo: build-$(PY_MAIN) ## build the extension (release) and run examples/demo.py
 test: fmt-check clippy cargo-test build-$(PY_MAIN) ruff mypy stubtest pytest-$(PY_MAIN) build-3.13 pytest-3.13 suites-ci ## run every check (Rust + Python 3.12 + 3.13 + two third-party suites); stops at the first failure
 	$(call say,'all checks passed')
 
-setup: $(VENV_TARGETS) browser redis postgres ## create both venvs (.venv/py3.12, .venv/py3.13) with the dev tools, Chromium, redis-server and PostgreSQL
+setup: $(VENV_TARGETS) browser redis postgres nats ## create both venvs (.venv/py3.12, .venv/py3.13) with the dev tools, Chromium, redis-server, PostgreSQL and nats-server
 
 browser: ## install Chromium from the OS packages if it is missing (tests/test_timeline.py needs it)
 	@$(BOOTSTRAP) browser
@@ -58,6 +58,9 @@ redis: ## install redis-server from the OS packages if it is missing (the tests 
 
 postgres: ## install PostgreSQL from the OS packages if it is missing (the tests start their own on loopback)
 	@$(BOOTSTRAP) postgres
+
+nats: ## install nats-server from the OS packages if it is missing (the tests start their own on loopback)
+	@$(BOOTSTRAP) nats
 
 screenshot: build-$(PY_MAIN) browser ## docs/img/timeline-raft.png: the toy Raft failure's timeline in headless Chromium
 	$(call say,'scripts/timeline_screenshot.py ...')
@@ -92,7 +95,7 @@ venv-3.12 venv-3.13: venv-%: ## create/refresh .venv/pyX.Y (pip runs only when p
 build-3.12 build-3.13: build-%: ## venv + maturin develop --release for Python X.Y
 	@$(BOOTSTRAP) build $*
 
-pytest-3.12 pytest-3.13: pytest-%: build-% browser redis ## pytest on Python X.Y
+pytest-3.12 pytest-3.13: pytest-%: build-% browser redis nats ## pytest on Python X.Y
 	$(call say,'pytest on Python $* ...')
 	@$(IN_VENV) $* python -m pytest $(PYTEST_ARGS)
 

@@ -12,6 +12,8 @@
 #   scripts/bootstrap.sh postgres     install PostgreSQL 15 from the OS packages when it is
 #                                     missing (the differential test and bench_postgres start
 #                                     their own server, on loopback, as an unprivileged user)
+#   scripts/bootstrap.sh nats         install nats-server from the OS packages when it is
+#                                     missing (the tests start their own, on loopback)
 #
 # Override the interpreter search with SIMLOOM_PYTHON312=/path/to/python3.12 (same for 313).
 # The project itself is never built through pip: pip only installs the dev tools, and
@@ -43,13 +45,14 @@ DEV_DEPS=(
     'asyncpg>=0.29'
     'sqlalchemy[asyncio]>=2.0'
     'aiofiles>=23.2'
+    'nats-py>=2.9'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }
 die() { printf 'simloom: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -279,8 +282,47 @@ ensure_postgres() {
     say "PostgreSQL installed in $((SECONDS - t0))s: $("$found/postgres" --version 2>/dev/null | head -n1)"
 }
 
+# ensure_nats: nats-server from the OS packages (Debian's `nats-server`, which
+# installs it as /usr/sbin/nats-server), installed with apt-get when it is missing.
+# The tests start (and stop) their own servers on loopback ports; nothing here
+# starts a service.
+ensure_nats() {
+    local found
+    found="${SIMLOOM_NATS_SERVER:-$(command -v nats-server 2>/dev/null || true)}"
+    if [[ -z $found && -x /usr/sbin/nats-server ]]; then
+        found=/usr/sbin/nats-server
+    fi
+    if [[ -n $found && -x $found ]]; then
+        say "nats: $found ($("$found" --version 2>/dev/null | head -n1 || echo 'version unknown'))"
+        return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        die "nats-server is missing and there is no apt-get here: install the OS package 'nats-server' (or set SIMLOOM_NATS_SERVER=/path/to/nats-server)"
+    [[ $(id -u) -eq 0 ]] ||
+        die "nats-server is missing: run 'apt-get install -y nats-server' as root (or set SIMLOOM_NATS_SERVER=/path/to/nats-server)"
+    local t0=$SECONDS
+    say "nats-server is missing; installing the OS package (apt-get install nats-server) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        die "apt-get update failed (needed to install nats-server)"
+    # policy-rc.d 101: the package must not start a system-wide server of its own.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server >/dev/null ||
+        { if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi; die "apt-get install nats-server failed"; }
+    if [[ $made_policy -eq 1 ]]; then rm -f "$policy"; fi
+    [[ -x /usr/sbin/nats-server ]] || command -v nats-server >/dev/null 2>&1 ||
+        die "apt-get installed nats-server, but it is neither on PATH nor /usr/sbin/nats-server"
+    say "nats-server installed in $((SECONDS - t0))s: $(/usr/sbin/nats-server --version 2>/dev/null | head -n1)"
+}
+
 if [[ $# -eq 1 && $1 == postgres ]]; then
     ensure_postgres
+    exit 0
+fi
+if [[ $# -eq 1 && $1 == nats ]]; then
+    ensure_nats
     exit 0
 fi
 if [[ $# -eq 1 && $1 == browser ]]; then

@@ -256,6 +256,24 @@ class World:
             password=password,
         )
 
+    def nats(
+        self,
+        name: str = "nats",
+        *,
+        port: int = 4222,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+    ) -> Any:
+        """Start a NATS stand-in (the core client protocol of nats-server 2.9:
+        subjects with wildcards, queue groups, headers, request/reply with no
+        responders; no JetStream) on host ``name``; unmodified clients connect to
+        ``nats://name:port``. ``user`` and ``password``, or ``token``, make clients
+        authenticate. See :mod:`simloom.standins.nats` and docs/standins.md."""
+        from .standins import nats
+
+        return nats(self, name, port=port, user=user, password=password, token=token)
+
     def postgres(
         self,
         name: str = "postgres",

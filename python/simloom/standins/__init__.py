@@ -9,13 +9,16 @@ program, and what it persists goes to the host's simulated disk.
   the append-only file and its ``appendfsync`` policies.
 * :func:`postgres` (``world.postgres(name)``): a Postgres server (protocol v3,
   SQL on DuckDB) with a write-ahead log fsynced at commit.
+* :func:`nats` (``world.nats(name)``): a NATS server (the core client protocol:
+  subjects, wildcards, queue groups, headers, request/reply), no persistence.
 
 Owns: the servers' protocol and state. Must not: reach the real network or disk.
 """
 
 from __future__ import annotations
 
+from .nats import NatsStandin, nats
 from .postgres import PostgresStandin, postgres
 from .redis import RedisStandin, redis
 
-__all__ = ["PostgresStandin", "RedisStandin", "postgres", "redis"]
+__all__ = ["NatsStandin", "PostgresStandin", "RedisStandin", "nats", "postgres", "redis"]
