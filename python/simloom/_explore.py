@@ -54,7 +54,7 @@ DEFAULT_SCHEDULER = "mixed"
 #: with late starts and a measured horizon (a task that must run after others got
 #: going), and a uniform random walk (bugs that need many small deviations, such as
 #: an async generator finalized mid-iteration). The rates behind this choice are in
-#: docs/benchmarks.md ("Find rates by strategy"); every entry is an ordinary
+#: docs/benchmarks.md ("The bug zoo"); every entry is an ordinary
 #: scheduler name, so a seed's universe re-runs with ``simloom.run(main, seed=i,
 #: scheduler=DEFAULT_MIX[i % 12])``.
 DEFAULT_MIX: tuple[str, ...] = (
