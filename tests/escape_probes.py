@@ -504,6 +504,41 @@ def _close_probe() -> None:
     assert in_universe(main) is True
 
 
+def _descriptor_wait_probe() -> None:
+    """A lockstep thread's ``epoll.poll`` (a stock loop of its own waiting) and
+    ``select.select`` park in virtual time: 20 virtual seconds, no wall-clock wait;
+    ``select.select`` on the universe's thread with a zero timeout is the real call."""
+    import select
+
+    async def main() -> tuple[float, float, bool]:
+        def in_thread() -> tuple[float, float]:
+            before = time.monotonic()
+            asyncio.run(asyncio.sleep(10))  # a stock loop: its epoll.poll waits 10 s
+            middle = time.monotonic()
+            r, w = os.pipe()
+            try:
+                select.select([r], [], [], 10)  # nothing to read: the full 10 s
+            finally:
+                os.close(r)
+                os.close(w)
+            return middle - before, time.monotonic() - middle
+
+        slept = await asyncio.to_thread(in_thread)
+        r, w = os.pipe()
+        try:
+            ready = select.select([r], [], [], 0) == ([], [], [])
+        finally:
+            os.close(r)
+            os.close(w)
+        return (*slept, ready)
+
+    started = time.perf_counter()
+    first, second, ready = in_universe(main)
+    assert 10 <= first < 10.1 and 10 <= second < 10.1, (first, second)
+    assert ready
+    assert time.perf_counter() - started < 3
+
+
 #: A behaviour probe for each table row these escapes add (test_boundary.py holds
 #: the table and its probes together).
 PROBES: dict[str, Callable[[], None]] = {
@@ -521,4 +556,5 @@ PROBES: dict[str, Callable[[], None]] = {
         for api in ("signal.pause", "signal.sigwait", "signal.sigwaitinfo")
     },
     **{api: escapes(api, attempt) for api, attempt in WAIT_ATTEMPTS.items()},
+    "select.epoll.poll": _descriptor_wait_probe,
 }

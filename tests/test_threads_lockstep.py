@@ -348,3 +348,137 @@ def test_the_loops_thread_joining_a_thread_that_polls_for_the_loop_ends_not_hang
     assert isinstance(result.error, EscapedSimulationError)
     assert "threading.Thread.join" in str(result.error)
     assert time.perf_counter() - wall < 60
+
+
+# ------------------------------------------- an event loop of a thread's own
+
+
+def _loop_in_a_thread(body: Any) -> Any:
+    """A universe whose thread runs a stock asyncio loop of its own (as anyio's
+    blocking portal does) until the universe's loop stops it; ``body(loop, stop)``
+    is the universe's side."""
+
+    async def main() -> Any:
+        started: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def serve() -> Any:
+            async def run() -> Any:
+                stop = asyncio.get_running_loop().create_future()
+                started.set_result((asyncio.get_running_loop(), stop))
+                return await stop
+
+            return asyncio.run(run())
+
+        thread_result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        thread = threading.Thread(target=lambda: thread_result.set_result(serve()))
+        thread.start()
+        other, stop = await asyncio.wrap_future(started)
+        assert not isinstance(other, simloom.SimLoop)
+        await body(other, stop)
+        return await asyncio.wrap_future(thread_result)
+
+    return main
+
+
+def test_a_threads_own_loop_waits_for_call_soon_threadsafe_as_a_switch_point() -> None:
+    """Without the switch point the thread's loop blocks in epoll for real and the
+    universe ends on a wall-clock limit; without the self-pipe exemption the wake-up
+    byte is an escape."""
+
+    async def body(other: asyncio.AbstractEventLoop, stop: asyncio.Future[Any]) -> None:
+        done: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        async def on_other() -> str:
+            await asyncio.sleep(0)
+            return "ran on the thread's loop"
+
+        asyncio.run_coroutine_threadsafe(on_other(), other).add_done_callback(
+            lambda f: done.set_result(f.result())
+        )
+        assert await asyncio.wrap_future(done) == "ran on the thread's loop"
+        other.call_soon_threadsafe(stop.set_result, "stopped")
+
+    started = time.perf_counter()
+    result = simloom.run(_loop_in_a_thread(body), watchdog=10)
+    result.raise_error()
+    assert result.value == "stopped"
+    assert time.perf_counter() - started < 2.0  # never a wall-clock wait
+
+
+def test_a_threads_own_loop_sleeps_in_virtual_time() -> None:
+    async def body(other: asyncio.AbstractEventLoop, stop: asyncio.Future[Any]) -> None:
+        async def nap() -> float:
+            before = time.monotonic()
+            await asyncio.sleep(30)
+            return time.monotonic() - before
+
+        slept = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(nap(), other))
+        assert 30 <= slept < 30.1, slept
+        other.call_soon_threadsafe(stop.set_result, asyncio.get_running_loop().time())
+
+    started = time.perf_counter()
+    result = simloom.run(_loop_in_a_thread(body), watchdog=10)
+    result.raise_error()
+    assert result.value >= 30  # the universe's virtual clock moved with the nap
+    assert time.perf_counter() - started < 2.0
+
+
+def test_the_loops_thread_blocking_on_a_threads_loop_lets_it_run() -> None:
+    """The universe's thread waits in ``Future.result()`` (through simloom's parking
+    wrapper) for a thread that runs its own loop: the threads run meanwhile, as
+    with a join. Before, the wrapper's frame hid the program's wait and it blocked
+    the process for ever."""
+
+    async def main() -> Any:
+        started: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        answers: list[Any] = []
+
+        def serve() -> None:
+            async def run() -> None:
+                stop = asyncio.get_running_loop().create_future()
+                started.set_result((asyncio.get_running_loop(), stop))
+                await stop
+
+            asyncio.run(run())
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        other, stop = started.result()  # blocks the universe's thread, not the process
+
+        async def add(a: int, b: int) -> int:
+            await asyncio.sleep(0)
+            return a + b
+
+        answers.append(asyncio.run_coroutine_threadsafe(add(1, 2), other).result())
+        other.call_soon_threadsafe(stop.set_result, None)
+        thread.join()
+        return answers
+
+    result = simloom.run(main, watchdog=10)
+    result.raise_error()
+    assert result.value == [3]
+
+
+def test_a_threads_own_loop_is_the_same_universe_for_the_same_seed() -> None:
+    def program() -> Any:
+        async def body(other: asyncio.AbstractEventLoop, stop: asyncio.Future[Any]) -> None:
+            order: list[str] = []
+
+            async def worker(name: str) -> None:
+                for _ in range(3):
+                    await asyncio.sleep(0.01)
+                    order.append(name)
+
+            for name in "ab":
+                asyncio.run_coroutine_threadsafe(worker(name), other)
+            await asyncio.sleep(1)
+            other.call_soon_threadsafe(stop.set_result, tuple(order))
+
+        return _loop_in_a_thread(body)
+
+    runs = [simloom.run(program(), seed=5, scheduler="random") for _ in range(2)]
+    for run in runs:
+        run.raise_error()
+    assert runs[0].value == runs[1].value
+    assert len(runs[0].value) == 6
+    assert runs[0].digest == runs[1].digest

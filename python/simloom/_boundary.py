@@ -41,6 +41,7 @@ does; the table lists them).
 from __future__ import annotations
 
 import _thread
+import asyncio.selector_events
 import datetime as _datetime
 import functools
 import hashlib
@@ -514,6 +515,14 @@ class LockstepParty(Protocol):
 
     def sleep(self, seconds: float) -> object: ...
 
+    def wait_descriptors(
+        self,
+        receiver: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        seconds: float | None,
+    ) -> object: ...
+
 
 #: The lockstep threads of every universe (thread id → its switch points), kept by
 #: ``_lockstep`` while each runs its turns.
@@ -706,6 +715,32 @@ def _escape(api: str, what: str) -> Callable[..., object]:
     return handler
 
 
+def _descriptor_wait(receiver: object, *args: object, **kwargs: object) -> object:
+    """``epoll.poll`` and ``select.select``: a lockstep thread's wait is
+    a switch point (:meth:`simloom._lockstep._Party.wait_descriptors`); a wait that
+    does not block (timeout 0) or any other thread's is the real call."""
+    party = lockstep_parties.get(_get_ident())
+    if party is None:
+        return NotImplemented
+    if receiver is None or isinstance(receiver, types.ModuleType):  # select.select(r, w, x[, t])
+        if len(args) < 3 or len(args) > 4 or kwargs:
+            return NotImplemented
+        timeout: object = args[3] if len(args) == 4 else None
+    else:  # epoll.poll(timeout=None, maxevents=-1), in seconds
+        if len(args) > 2 or not kwargs.keys() <= {"timeout", "maxevents"}:
+            return NotImplemented
+        timeout = args[0] if args else kwargs.get("timeout")
+    if timeout is None:
+        seconds = None
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        if timeout == 0:
+            return NotImplemented
+        seconds = None if timeout < 0 else float(timeout)
+    else:
+        return NotImplemented  # the original says what is wrong with it
+    return party.wait_descriptors(receiver, args, kwargs, seconds)
+
+
 def _sleep(receiver: object, seconds: object) -> object:
     universe = _here()
     if (party := lockstep_parties.get(_get_ident())) is not None:
@@ -872,6 +907,10 @@ _WAITING_CODE = frozenset(
 #: suite runs it): their frame stands between the primitive and the builtin and is
 #: looked through.
 _TRANSPARENT_WRAPPERS = frozenset({"blockbuster.blockbuster"})
+#: simloom's own wrappers of waiting primitives (``_lockstep``'s parking versions of
+#: ``Future.result`` and friends, registered by it): on the universe's thread they
+#: call the original, whose wait is still the program's.
+transparent_code: set[types.CodeType] = set()
 
 #: Waits that end as soon as another thread gets going.
 _BRIEF_WAIT_CODE = frozenset({_threading.Thread.start.__code__})
@@ -906,6 +945,8 @@ def _waiting_api(caller: types.FrameType | None, direct: str, waits: bool) -> st
             return None
         outermost = f"{public}.{frame.f_code.co_qualname}"
         frame = frame.f_back
+        while frame is not None and frame.f_code in transparent_code:
+            frame = frame.f_back
     if frame is not None and _own_or_stdlib(_frame_module(frame)):
         return None
     return outermost
@@ -1165,6 +1206,13 @@ def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., ob
                 return result
         if escape is None:
             return NotImplemented
+        if _self_pipe_use(sys._getframe(1)):
+            if name == "send" and _get_ident() not in lockstep_parties:
+                # The universe's thread woke a thread's own loop: let the threads
+                # look again once the byte is written (a lockstep thread's turn
+                # ends in such a look anyway).
+                universe.loop.call_soon(universe.loop._lockstep.poll)
+            return NotImplemented
         return escape(receiver, *args, **kwargs)
 
     handler.__qualname__ = f"simulated_socket[{api}]"
@@ -1181,6 +1229,27 @@ def _socketpair(receiver: object, *args: object) -> object:
     from . import _sim_socket
 
     return _sim_socket.socketpair(world, *args)
+
+
+#: A stock selector loop's own use of its self-pipe (a second loop run in a lockstep
+#: thread, such as anyio's blocking portal): ``call_soon_threadsafe`` writes the
+#: wake-up byte, the loop reads it. The pipe is real (see
+#: :func:`_for_a_selector_loop`) and only the universe's threads use it, so the
+#: bytes never leave the process: not an escape.
+_SELF_PIPE_CODE = frozenset(
+    {
+        getattr(asyncio.selector_events.BaseSelectorEventLoop, name).__code__
+        for name in ("_write_to_self", "_read_from_self")
+    }
+)
+
+
+def _self_pipe_use(caller: types.FrameType | None) -> bool:
+    """Whether a socket call is a stock selector loop's use of its self-pipe
+    (looking through a wrapper such as blockbuster's)."""
+    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
+        caller = caller.f_back
+    return caller is not None and caller.f_code in _SELF_PIPE_CODE
 
 
 def _for_a_selector_loop(frame: types.FrameType | None) -> bool:
@@ -1969,7 +2038,20 @@ _ROWS: tuple[_Row, ...] = (
         "select.select",
         "files",
         "documented",
-        "real file descriptors (and selectors, poll, epoll): outside the simulation",
+        "real file descriptors (and selectors, poll, epoll): outside the simulation, "
+        "except a wait in a lockstep thread (the next row)",
+    ),
+    _row(
+        "select.epoll.poll",
+        "threads",
+        "patched",
+        "in a lockstep thread (select.select too), a wait for real "
+        "descriptors is a switch point: the thread parks until one is ready or the "
+        "timeout passes in virtual time, so an event loop of its own (a stock loop "
+        "in a thread, such as anyio's blocking portal) waits for call_soon_threadsafe "
+        "without blocking the universe; elsewhere, the real call",
+        ("select.epoll.poll", "select.select"),
+        _descriptor_wait,
     ),
     *_FILE_ROWS,
     # -- processes, signals, threads

@@ -55,6 +55,7 @@ import functools
 import sys
 import threading
 import traceback
+import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,15 @@ WALL_LIMIT_SECONDS = 3.0
 _CLOSE_ROUNDS = 8
 
 _local = threading.local()
+
+#: The C lock type's own ``acquire`` and ``release``, taken when simloom is imported:
+#: the baton is passed with them, not through ``lock.acquire``, so a tool that wraps
+#: the lock methods while tests run (blockbuster, which anyio's suite turns on
+#: around each test) neither sees the baton as a blocking call made in a thread
+#: that runs an event loop (a lockstep thread running its own loop) nor crashes a
+#: thread that looks the method up again after the wrapper is gone.
+_acquire = _thread.LockType.acquire
+_release = _thread.LockType.release
 
 
 def current_worker() -> Worker | None:
@@ -165,9 +175,9 @@ class Worker:
         # thread) can never leave one half-signalled, as a Condition's Python-level
         # wait can.
         self._loop_may_run = _thread.allocate_lock()
-        self._loop_may_run.acquire()
+        _acquire(self._loop_may_run)
         self._worker_may_run = _thread.allocate_lock()
-        self._worker_may_run.acquire()
+        _acquire(self._worker_may_run)
         self._turn = "loop"
         #: Set by this worker's own thread while it hands the baton over and waits
         #: for it (its baton waits are simloom's, not switch points).
@@ -223,7 +233,7 @@ class Worker:
     def _give_turn(self, reply: _Reply, *, start: bool = False) -> None:
         self._reply = reply
         self._turn = "worker"
-        self._worker_may_run.release()
+        _release(self._worker_may_run)
         if start and not self.program_thread:
             _original_thread_start(self._thread)
 
@@ -234,7 +244,7 @@ class Worker:
         Run as simloom's machinery: with the boundary on, ``time.monotonic`` in the
         universe's thread is the virtual clock, which stands still during a step, so
         a Python-level deadline would never come (this acquire times out in C)."""
-        returned = self._loop_may_run.acquire(True, WALL_LIMIT_SECONDS)
+        returned = _acquire(self._loop_may_run, True, WALL_LIMIT_SECONDS)
         message, self._message = self._message, None
         return returned, message
 
@@ -442,7 +452,7 @@ class Worker:
             raise error
 
     def _wait_for_turn(self) -> _Reply:
-        self._worker_may_run.acquire()
+        _acquire(self._worker_may_run)
         reply, self._reply = self._reply, None
         assert reply is not None
         return reply
@@ -458,7 +468,7 @@ class Worker:
         try:
             self._message = message
             self._turn = "loop"
-            self._loop_may_run.release()
+            _release(self._loop_may_run)
             if not wait:
                 return None
             return self._wait_for_turn()
@@ -533,6 +543,17 @@ class Lockstep:
         only on what the parties did: on the schedule, never on wall-clock timing."""
         for worker in list(self._workers):
             worker.poll()
+
+    def settle(self) -> None:
+        """The loop's run ended (``stop()``): give a turn to every thread that can run
+        now (a first turn, or a wait that is already over), in creation order,
+        until none can. On a real machine they run on while the loop's thread does
+        whatever follows the run (a worker told to stop in the run's last batch has
+        exited by the time the program joins it). No virtual time passes: a thread
+        that waits for a timeout, or for the loop, waits for the next run."""
+        for _ in range(LOOP_WAIT_TURNS):
+            if not any(worker.run_now() for worker in list(self._workers)):
+                return
 
     def parked_report(self) -> list[str]:
         """One line per lockstep thread that waits: its name and what it waits on."""
@@ -700,6 +721,12 @@ def _as_completed_in_lockstep(
             raise TimeoutError(f"{len(futures) - yielded} (of {len(futures)}) futures unfinished")
         pending = [f for f in futures if not f.done()]
         worker.park(pending, remaining, functools.partial(_grew, finished, yielded))
+
+
+# On the universe's thread these call the originals: the wait is the program's.
+_boundary.transparent_code.update(
+    function.__code__ for function in (_result, _exception, _wait, _as_completed)
+)
 
 
 def _grew(items: list[Any], length: int) -> bool:
@@ -871,6 +898,31 @@ def _lock_free(lock: Any) -> Callable[[], bool]:
     return lambda: not lock.locked()
 
 
+def _descriptor_look(
+    receiver: object, args: tuple[object, ...], kwargs: dict[str, object]
+) -> Callable[[], Any]:
+    """The call of a descriptor wait, made without waiting (timeout 0: the real call)."""
+    if isinstance(receiver, types.ModuleType) or receiver is None:
+        import select
+
+        rlist: Any = args[0]
+        wlist: Any = args[1]
+        xlist: Any = args[2]
+        return lambda: select.select(rlist, wlist, xlist, 0)
+    poll = receiver.poll  # type: ignore[attr-defined]
+    if "maxevents" in kwargs or len(args) > 1:
+        maxevents = kwargs.get("maxevents", args[1] if len(args) > 1 else -1)
+        return lambda: poll(0, maxevents)
+    return lambda: poll(0)
+
+
+def _any_ready(ready: Any) -> bool:
+    """Whether a descriptor wait's result names a ready descriptor."""
+    if isinstance(ready, tuple):  # select.select: three lists
+        return any(ready)
+    return bool(ready)
+
+
 class _Party:
     """A lockstep thread's switch points, called by the boundary's handlers in that
     thread (see :data:`simloom._boundary.lockstep_parties`)."""
@@ -911,6 +963,34 @@ class _Party:
         seconds = None if timeout is None else float(timeout)  # type: ignore[arg-type]
         self.worker.park([], seconds, handle.is_done, f"Thread.join {_where(caller)}", poll=True)
         return NotImplemented  # the real join now returns at once (or times out: 0 left)
+
+    def wait_descriptors(
+        self,
+        receiver: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        seconds: float | None,
+    ) -> object:
+        """``epoll.poll`` or ``select.select`` waiting ``seconds``
+        (``None``: no limit): the thread parks until a descriptor is ready (looked at
+        without waiting, at poll points) or the time passes in virtual time, then
+        makes the call without waiting. An event loop of the thread's own waits like
+        this for ``call_soon_threadsafe``'s wake-up byte, written by another party."""
+        if not self._may_park():
+            return NotImplemented
+        look = _descriptor_look(receiver, args, kwargs)
+        ready = look()
+        if _any_ready(ready):
+            return ready
+        what = (
+            "select.select"
+            if isinstance(receiver, types.ModuleType) or receiver is None
+            else (f"{type(receiver).__name__}.poll")
+        )
+        self.worker.park(
+            [], seconds, lambda: _any_ready(look()), f"{what} (descriptors)", poll=True
+        )
+        return look()
 
     def sleep(self, seconds: float) -> object:
         """``time.sleep``: ``seconds`` of virtual time, other parties running."""

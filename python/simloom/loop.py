@@ -327,6 +327,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
                 gc.collect(1)
                 running.raise_caught_interrupt()
             elif status == "stopped":
+                self._lockstep.settle()
                 return
             elif status == "idle":
                 # A poll point: a lockstep thread may wait on something the loop
