@@ -262,6 +262,38 @@ def _queue_released_later(kind: type[queue.Queue[int]] = queue.Queue) -> queue.Q
     return items
 
 
+def _simple_queue_released_later() -> queue.SimpleQueue[int]:
+    items: queue.SimpleQueue[int] = queue.SimpleQueue()
+    _later(lambda: items.put(1))
+    return items
+
+
+def _simple_queue_put_wakes_the_worker_before_the_loop_idles() -> None:
+    """A put from the universe's thread onto a SimpleQueue a lockstep thread waits
+    on: the worker takes the item after the step, while the loop still has a
+    timer to run (before, only when the loop idled: after the 5 s sleep)."""
+
+    async def main() -> tuple[float, float]:
+        items: queue.SimpleQueue[float] = queue.SimpleQueue()
+        taken: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        def worker() -> None:
+            items.get()
+            taken.append(loop.time())
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await asyncio.sleep(1)
+        items.put(loop.time())
+        await asyncio.sleep(5)
+        thread.join()
+        return taken[0], loop.time()
+
+    took, end = in_universe(main)
+    assert took == 1.0 and end == 6.0, (took, end)
+
+
 def _full_queue() -> queue.Queue[int]:
     full: queue.Queue[int] = queue.Queue(maxsize=1)
     full.put(1)
@@ -321,6 +353,7 @@ WAIT_ATTEMPTS: dict[str, Callable[[], object]] = {
         [_future_done_later()], timeout=SHORT
     ),
     "threading.Thread.join": _thread_join(SHORT),
+    "queue.SimpleQueue.get": lambda: _simple_queue_released_later().get(timeout=SHORT),
 }
 
 #: More ways to wait, each named after what the program called.
@@ -557,4 +590,5 @@ PROBES: dict[str, Callable[[], None]] = {
     },
     **{api: escapes(api, attempt) for api, attempt in WAIT_ATTEMPTS.items()},
     "select.epoll.poll": _descriptor_wait_probe,
+    "queue.SimpleQueue.put": _simple_queue_put_wakes_the_worker_before_the_loop_idles,
 }

@@ -482,3 +482,50 @@ def test_a_threads_own_loop_is_the_same_universe_for_the_same_seed() -> None:
     assert runs[0].value == runs[1].value
     assert len(runs[0].value) == 6
     assert runs[0].digest == runs[1].digest
+
+
+def test_a_thread_pool_the_program_makes_waits_for_work_as_a_switch_point() -> None:
+    """A ThreadPoolExecutor's workers wait for work in ``SimpleQueue.get``; before it
+    was a switch point, the first idle worker blocked for real and the universe
+    ended on ExecutorBlockedError."""
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+
+            def wake() -> int:
+                loop.call_soon_threadsafe(event.set)
+                return 1
+
+            first = pool.submit(wake)
+            await event.wait()
+            await asyncio.sleep(3)  # the worker idles, parked, in virtual time
+            squares = await asyncio.gather(
+                *(loop.run_in_executor(pool, lambda n=n: n * n) for n in range(5))
+            )
+            got = await asyncio.wrap_future(first)
+        return [got, squares, loop.time()]
+
+    started = time.perf_counter()
+    result = simloom.run(main, watchdog=10)
+    result.raise_error()
+    assert result.value == [1, [0, 1, 4, 9, 16], 3.0]
+    assert time.perf_counter() - started < 2.0
+    again = simloom.run(main, seed=3, scheduler="random")
+    again.raise_error()
+    assert simloom.run(main, seed=3, scheduler="random").digest == again.digest
+
+
+def test_the_loops_thread_waiting_on_a_simple_queue_runs_the_threads() -> None:
+    async def main() -> int:
+        items: queue.SimpleQueue[int] = queue.SimpleQueue()
+        thread = threading.Thread(target=lambda: items.put(7))
+        thread.start()
+        got = items.get(timeout=5)  # blocks the loop's thread: the thread runs
+        thread.join()
+        return got
+
+    result = simloom.run(main, watchdog=10)
+    result.raise_error()
+    assert result.value == 7

@@ -523,10 +523,16 @@ class LockstepParty(Protocol):
         seconds: float | None,
     ) -> object: ...
 
+    def queue_get(self, items: Any, timeout: float | None) -> object: ...
+
 
 #: The lockstep threads of every universe (thread id → its switch points), kept by
 #: ``_lockstep`` while each runs its turns.
 lockstep_parties: dict[int, LockstepParty] = {}
+#: ``_lockstep.nudge`` (registered by it): the universe's thread did something a
+#: parked lockstep thread may be waiting for (a put on a queue, a loop's wake-up
+#: byte): the threads look again after the current step.
+threads_nudged: Callable[[Any], None] | None = None
 #: ``_lockstep.loop_thread_waits`` (registered by it): the universe's own thread
 #: about to wait for another thread gives the lockstep threads their turns first.
 loop_thread_waits: Callable[[Callable[[], bool]], bool] | None = None
@@ -1037,6 +1043,44 @@ def _contended(api: str, caller: types.FrameType, lock: Any) -> object:
     raise _wait_escape(called)
 
 
+def _simple_queue_get(items: Any, *args: object, **kwargs: object) -> object:
+    """``_queue.SimpleQueue.get(block=True, timeout=None)``: a blocking get on an
+    empty queue is a lockstep thread's switch point, or the universe's thread's wait
+    for the threads (an escape when they cannot put an item)."""
+    thread = _get_ident()
+    party = lockstep_parties.get(thread)
+    if party is None and _active.get(thread) is None:
+        return NotImplemented
+    if len(args) > 2 or not kwargs.keys() <= {"block", "timeout"}:
+        return NotImplemented
+    block = args[0] if args else kwargs.get("block", True)
+    timeout = args[1] if len(args) > 1 else kwargs.get("timeout")
+    if not block or not items.empty():
+        return NotImplemented  # the real get returns (or raises Empty) at once
+    if timeout is not None:
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
+            return NotImplemented  # the original says what is wrong with it
+        if timeout == 0:
+            return NotImplemented
+    if party is not None:
+        return party.queue_get(items, None if timeout is None else float(timeout))
+    called = _waiting_api(sys._getframe(1), "queue.SimpleQueue.get", waits=True)
+    if called is None:
+        return NotImplemented
+    if loop_thread_waits is not None and loop_thread_waits(lambda: not items.empty()):
+        return NotImplemented  # an item is there now
+    raise _wait_escape(called)
+
+
+def _simple_queue_put(items: Any, *args: object, **kwargs: object) -> object:
+    """``_queue.SimpleQueue.put``: from the universe's thread, the lockstep threads
+    look again after the step (:data:`threads_nudged`)."""
+    universe = _active.get(_get_ident())
+    if universe is not None and threads_nudged is not None:
+        threads_nudged(universe.loop)
+    return NotImplemented
+
+
 def _thread_handle_join(handle: Any, *args: object, **kwargs: object) -> object:
     """``_thread._ThreadHandle.join(timeout=None)`` (Thread.join on 3.13)."""
     party = lockstep_parties.get(_get_ident())
@@ -1207,11 +1251,10 @@ def _simulated_socket(api: str, name: str, what: str | None) -> Callable[..., ob
         if escape is None:
             return NotImplemented
         if _self_pipe_use(sys._getframe(1)):
-            if name == "send" and _get_ident() not in lockstep_parties:
-                # The universe's thread woke a thread's own loop: let the threads
-                # look again once the byte is written (a lockstep thread's turn
-                # ends in such a look anyway).
-                universe.loop.call_soon(universe.loop._lockstep.poll)
+            if name == "send" and threads_nudged is not None:
+                # The universe's thread woke a thread's own loop: the threads look
+                # again once the byte is written.
+                threads_nudged(universe.loop)
             return NotImplemented
         return escape(receiver, *args, **kwargs)
 
@@ -1406,6 +1449,28 @@ _THREAD_ROWS = (
         for api, when in _THREAD_WAITS.items()
     ),
     _row(
+        "queue.SimpleQueue.get",
+        "threads",
+        "escape",
+        "in a lockstep thread, a wait on an empty queue is a switch point (it parks "
+        "until an item is there, the timeout in virtual time), so the workers of a "
+        "concurrent.futures.ThreadPoolExecutor the program makes wait for work; in the "
+        "thread running the universe, the lockstep threads run until an item is "
+        "there, EscapedSimulationError when they cannot put one",
+        ("_queue.SimpleQueue.get",),
+        _simple_queue_get,
+    ),
+    _row(
+        "queue.SimpleQueue.put",
+        "threads",
+        "patched",
+        "from the thread running the universe, onto a queue a lockstep thread waits "
+        "on: the threads look again after the step (so the waiting worker takes it "
+        "before the loop next idles)",
+        ("_queue.SimpleQueue.put", "_queue.SimpleQueue.put_nowait"),
+        _simple_queue_put,
+    ),
+    _row(
         "threading.Thread.join",
         "threads",
         "escape",
@@ -1416,15 +1481,6 @@ _THREAD_ROWS = (
         "waits for the new thread to run, is allowed)",
         ("_thread._ThreadHandle.join",),  # 3.13; 3.12 joins through the lock
         _thread_handle_join,
-    ),
-    _row(
-        "queue.SimpleQueue.get",
-        "threads",
-        "documented",
-        "an empty SimpleQueue's get() blocks the thread for real (its C method takes "
-        "its defining class, a calling convention simloom cannot redirect): in the "
-        "universe's thread, use queue.Queue (an escape when it would wait) or "
-        "asyncio.Queue",
     ),
 )
 

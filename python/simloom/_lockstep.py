@@ -52,6 +52,7 @@ import concurrent.futures
 import concurrent.futures._base as _futures_base
 import contextvars
 import functools
+import queue
 import sys
 import threading
 import traceback
@@ -515,6 +516,7 @@ class Lockstep:
         self.loop = loop
         self._workers: list[Worker] = []
         self._count = 0
+        self._nudged = False
 
     def job(
         self, future: asyncio.Future[Any], func: Callable[..., Any], args: tuple[Any, ...]
@@ -554,6 +556,21 @@ class Lockstep:
         for _ in range(LOOP_WAIT_TURNS):
             if not any(worker.run_now() for worker in list(self._workers)):
                 return
+
+    def nudge(self) -> None:
+        """The loop's thread did something a parked thread may wait for: look again
+        after the current step (one look pending at a time; none without a parked
+        thread that polls)."""
+        if self._nudged or self.loop.is_closed():
+            return
+        if not any(w._parked is not None and w._parked.poll for w in self._workers):
+            return
+        self._nudged = True
+        self.loop.call_soon(self._nudged_poll)
+
+    def _nudged_poll(self) -> None:
+        self._nudged = False
+        self.poll()
 
     def parked_report(self) -> list[str]:
         """One line per lockstep thread that waits: its name and what it waits on."""
@@ -805,6 +822,15 @@ def loop_thread_waits(done: Callable[[], bool]) -> bool:
 _boundary.loop_thread_waits = loop_thread_waits
 
 
+def _nudge(loop: Any) -> None:
+    lockstep: Lockstep | None = getattr(loop, "_lockstep", None)
+    if lockstep is not None and current_worker() is None:
+        lockstep.nudge()
+
+
+_boundary.threads_nudged = _nudge
+
+
 def socket_waits(done: Callable[[], bool], timeout: float | None, where: str) -> bool:
     """A blocking simulated socket call waits (:mod:`simloom._sim_unix`): a
     lockstep thread parks until ``done()`` holds or ``timeout`` virtual seconds
@@ -916,6 +942,10 @@ def _descriptor_look(
     return lambda: poll(0)
 
 
+def _not_empty(items: Any) -> Callable[[], bool]:
+    return lambda: not items.empty()
+
+
 def _any_ready(ready: Any) -> bool:
     """Whether a descriptor wait's result names a ready descriptor."""
     if isinstance(ready, tuple):  # select.select: three lists
@@ -991,6 +1021,22 @@ class _Party:
             [], seconds, lambda: _any_ready(look()), f"{what} (descriptors)", poll=True
         )
         return look()
+
+    def queue_get(self, items: Any, timeout: float | None) -> object:
+        """``SimpleQueue.get`` on an empty queue: park until an item is there (or
+        ``timeout`` virtual seconds pass: ``queue.Empty``), then take it."""
+        if not self._may_park():
+            return NotImplemented
+        worker = self.worker
+        loop = worker.loop
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if not items.empty():
+                return items.get(False)  # the real get: another party may not take it now
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise queue.Empty
+            worker.park([], remaining, _not_empty(items), "a SimpleQueue.get", poll=True)
 
     def sleep(self, seconds: float) -> object:
         """``time.sleep``: ``seconds`` of virtual time, other parties running."""

@@ -40,6 +40,9 @@ const ARG_TUPLE: i32 = 2;
 const ARG_TUPLE_KEYWORDS: i32 = 3;
 const FASTCALL: i32 = 4;
 const FASTCALL_KEYWORDS: i32 = 5;
+/// `METH_METHOD | METH_FASTCALL | METH_KEYWORDS`: Argument Clinic's methods that
+/// take their defining class (`_queue.SimpleQueue.get`).
+const METHOD_FASTCALL_KEYWORDS: i32 = 6;
 
 struct Slot {
     /// The method definition being redirected; null while the slot is free.
@@ -214,6 +217,32 @@ unsafe extern "C" fn fast_keywords<const N: usize>(
     original(receiver, args, nargs, kwnames)
 }
 
+/// Trampoline for `METH_METHOD | METH_FASTCALL | METH_KEYWORDS` builtins: as
+/// `fast_keywords`, and the defining class goes on to the original.
+unsafe extern "C" fn method_fast_keywords<const N: usize>(
+    receiver: *mut ffi::PyObject,
+    defining_class: *mut ffi::PyTypeObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let slot = &TABLE[N];
+    let handler = slot.handler.load(Ordering::Acquire);
+    if !handler.is_null() {
+        let keywords = if kwnames.is_null() {
+            0
+        } else {
+            ffi::PyTuple_GET_SIZE(kwnames) as usize
+        };
+        let given = arguments(args, nargs as usize + keywords);
+        if let Some(result) = handled(call_vector(handler, receiver, given, kwnames)) {
+            return result;
+        }
+    }
+    let original: ffi::PyCMethod = std::mem::transmute(slot.original.load(Ordering::Acquire));
+    original(receiver, defining_class, args, nargs, kwnames)
+}
+
 /// The argument array of a fastcall, as a slice (an empty call may pass NULL).
 ///
 /// SAFETY: `args` points to `count` live objects, or `count` is 0.
@@ -232,6 +261,8 @@ macro_rules! trampoline_tables {
         static FAST: [ffi::PyCFunctionFast; SLOTS] = [$(fast::<$n>),*];
         static FAST_KEYWORDS: [ffi::PyCFunctionFastWithKeywords; SLOTS] =
             [$(fast_keywords::<$n>),*];
+        static METHOD_FAST_KEYWORDS: [ffi::PyCMethod; SLOTS] =
+            [$(method_fast_keywords::<$n>),*];
     };
 }
 
@@ -254,6 +285,9 @@ fn trampoline(slot: usize, convention: i32) -> ffi::PyMethodDefPointer {
         },
         FASTCALL_KEYWORDS => ffi::PyMethodDefPointer {
             PyCFunctionFastWithKeywords: FAST_KEYWORDS[slot],
+        },
+        METHOD_FASTCALL_KEYWORDS => ffi::PyMethodDefPointer {
+            PyCMethod: METHOD_FAST_KEYWORDS[slot],
         },
         _ => ffi::PyMethodDefPointer {
             PyCFunction: POSITIONAL[slot],
@@ -292,6 +326,9 @@ fn convention(name: &str, flags: c_int) -> PyResult<i32> {
         x if x == ffi::METH_VARARGS | ffi::METH_KEYWORDS => Ok(ARG_TUPLE_KEYWORDS),
         ffi::METH_FASTCALL => Ok(FASTCALL),
         x if x == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Ok(FASTCALL_KEYWORDS),
+        x if x == ffi::METH_METHOD | ffi::METH_FASTCALL | ffi::METH_KEYWORDS => {
+            Ok(METHOD_FASTCALL_KEYWORDS)
+        }
         _ => Err(PyValueError::new_err(format!(
             "{name}: calling convention {flags:#x} cannot be redirected"
         ))),
