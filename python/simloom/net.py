@@ -33,6 +33,7 @@ import ipaddress
 import os
 import socket
 import ssl as ssl_module
+import struct
 from asyncio import futures, sslproto, transports
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,11 @@ class SimSocket:
         #: The transport's connection is gone: as the stock transport closes its
         #: socket then, ``fileno()`` is -1 from now on.
         self._closed = False
+        #: Options set (level, name) -> value; they change nothing on the simulated
+        #: network, and read back as set. A stock TCP transport turns Nagle off.
+        self._options: dict[tuple[int, int], int | bytes] = {}
+        if self.type == socket.SOCK_STREAM and self.family in (socket.AF_INET, socket.AF_INET6):
+            self._options[(socket.IPPROTO_TCP, socket.TCP_NODELAY)] = 1
 
     def getsockname(self) -> Any:
         return self._sockname
@@ -176,11 +182,32 @@ class SimSocket:
             return -1
         return _readiness_fd(self._readable())
 
-    def setsockopt(self, *args: Any) -> None:
-        """Socket options have no effect on the simulated network."""
+    def setsockopt(self, level: int, name: int, value: Any, optlen: int | None = None) -> None:
+        """Socket options have no effect on the simulated network; they are kept,
+        so that ``getsockopt`` reads them back (ints as ints, buffers as bytes)."""
+        if value is None:  # setsockopt(level, name, None, optlen)
+            self._options[(level, name)] = bytes(optlen or 0)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            self._options[(level, name)] = value
+        else:
+            self._options[(level, name)] = bytes(value)
 
-    def getsockopt(self, *args: Any) -> int:
-        return 0
+    def getsockopt(self, level: int, name: int, buflen: int | None = None) -> int | bytes:
+        """An option as set (0 if never set); ``SO_TYPE``/``SO_DOMAIN``/
+        ``SO_PROTOCOL`` as the socket's. With ``buflen``, the bytes (an int option
+        as a C int), at most ``buflen`` of them."""
+        if level == socket.SOL_SOCKET and name == socket.SO_TYPE:
+            value: int | bytes = int(self.type)
+        elif level == socket.SOL_SOCKET and name == getattr(socket, "SO_DOMAIN", -1):
+            value = int(self.family)
+        elif level == socket.SOL_SOCKET and name == getattr(socket, "SO_PROTOCOL", -1):
+            value = self.proto
+        else:
+            value = self._options.get((level, name), 0)
+        if buflen is None:
+            return value if isinstance(value, int) else int.from_bytes(value[:4] or b"\0", "little")
+        data = value if isinstance(value, bytes) else struct.pack("i", value)
+        return data[:buflen]
 
     def setblocking(self, flag: bool) -> None:
         pass
@@ -806,6 +833,8 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._extra: dict[str, Any] = {"sockname": (*local, 0, 0) if six else local}
         if remote is not None:
             self._extra["peername"] = (*remote, 0, 0) if six else remote
+        #: ``get_extra_info("socket")``, made once (options set on it stay).
+        self._sim_socket: SimSocket | None = None
         self._closing = False
         self._lost = False
         self._socket_side = False
@@ -835,12 +864,14 @@ class DatagramTransport(asyncio.DatagramTransport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "socket":
-            return SimSocket(
-                _family_of(self._extra["sockname"][0]),
-                socket.SOCK_DGRAM,
-                self._extra["sockname"],
-                self._extra.get("peername"),
-            )
+            if self._sim_socket is None:
+                self._sim_socket = SimSocket(
+                    _family_of(self._extra["sockname"][0]),
+                    socket.SOCK_DGRAM,
+                    self._extra["sockname"],
+                    self._extra.get("peername"),
+                )
+            return self._sim_socket
         return self._extra.get(name, default)
 
     def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
@@ -1210,7 +1241,25 @@ async def create_datagram_endpoint(
     else:
         ip, port = ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0
     socket_id, local = world._net.bind_datagram(on._net_id, ip, port)
+    if remote is not None and local[0] in ("0.0.0.0", "::"):
+        # Connected: like the kernel, report the source address of the route to
+        # the peer (loopback for a loopback peer, else the host's own address).
+        local = (_route_source(world, on, remote[0], local[0]), local[1])
     return await open_datagram(world, on, socket_id, tuple(local), remote, protocol_factory)  # type: ignore[arg-type]
+
+
+def _route_source(world: World, on: Host, peer: str, wildcard: str) -> str:
+    """The local address a socket bound to ``wildcard`` sends to ``peer`` from."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return wildcard
+    if address.is_loopback:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    own = on.address
+    if address.version == 6 or wildcard == "::":
+        return wildcard if ":" not in own else own
+    return own
 
 
 async def open_datagram(

@@ -108,6 +108,9 @@ pub(super) struct Connection {
     reply_transit_ns: u64,
     /// What arrived for the server side before its `Accept` event.
     server_stash: Vec<StashedArrival>,
+    /// The server answered the connect with a SYN-ACK (accepted or queued): from
+    /// then on the connect succeeds, even if the answer is still on its way.
+    syn_acked: bool,
 }
 
 impl Connection {
@@ -287,6 +290,7 @@ impl Network {
                 pipes: [Pipe::default(), Pipe::default()],
                 reply_transit_ns: 0,
                 server_stash: Vec::new(),
+                syn_acked: false,
             },
         );
         self.transmit(choices, conn, Side::Client, Segment::Syn, now);
@@ -684,6 +688,7 @@ impl Network {
         }
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.states[Side::Server.index()] = state;
+            connection.syn_acked = matches!(answer, Segment::SynAck);
         }
         self.answer_connect(conn, answer, now);
     }
@@ -767,6 +772,19 @@ impl Network {
             }
             match (side, connection.state(side)) {
                 (_, SideState::Open) => self.notify(NetEvent::Reset { conn, side }, now),
+                (Side::Client, SideState::Connecting) if connection.syn_acked => {
+                    // The server took the connection (its SYN-ACK is on the way)
+                    // and reset it: the client's connect succeeded, then the reset.
+                    self.notify(
+                        NetEvent::Connected {
+                            conn,
+                            local: client.address,
+                            peer: connection.endpoint(Side::Server).address,
+                        },
+                        now,
+                    );
+                    self.notify(NetEvent::Reset { conn, side }, now)
+                }
                 (Side::Client, SideState::Connecting) => {
                     self.notify(NetEvent::Refused { conn }, now)
                 }
@@ -901,6 +919,40 @@ mod tests {
                     }
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_server_that_accepts_and_aborts_before_its_syn_ack_lands_resets_a_connected_client() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        net.listen(hosts[1], address(2, 80), 8).unwrap();
+        let conn = net
+            .connect(&mut Canonical::default(), hosts[0], address(2, 80), 0)
+            .unwrap();
+        let accepted = run_until(&mut net, MS);
+        assert!(matches!(accepted[..], [(_, NetEvent::Accept { .. })]));
+        net.abort(conn, Side::Server, MS).unwrap();
+        let client = address(1, FIRST_EPHEMERAL_PORT);
+        assert_eq!(
+            run_until_idle(&mut net),
+            vec![
+                (
+                    MS,
+                    NetEvent::Connected {
+                        conn,
+                        local: client,
+                        peer: address(2, 80)
+                    }
+                ),
+                (
+                    MS,
+                    NetEvent::Reset {
+                        conn,
+                        side: Side::Client
+                    }
+                ),
+            ],
+            "not Refused: the server had taken the connection"
         );
     }
 
