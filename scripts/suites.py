@@ -64,6 +64,12 @@ class Suite:
     explained: dict[str, str] = dataclasses.field(default_factory=dict)
     #: Install the sdist itself into the venv (its tests import the package).
     install: bool = True
+    #: The share of the stock passes FIFO must pass (issue 10: 99%; anyio's threads
+    #: and sockets tests: 95%).
+    fifo_goal: float = 0.99
+    #: When set, the faithful universes must pass this share of the stock passes
+    #: instead of every failure being one of ``explained``.
+    faithful_goal: float | None = None
 
 
 _ASYNCIO = ("-o", "addopts=", "-o", "asyncio_default_fixture_loop_scope=function")
@@ -152,6 +158,31 @@ SUITES = [
             )
             for variant in ("asyncio", "asyncio+eager")
         },
+    ),
+]
+
+_ANYIO_DEPS = ("trustme", "psutil", "blockbuster==1.5.29", "truststore", "uvloop")
+
+# anyio's thread and socket tests (issue 10's own goal: 95% of the stock passes, in
+# FIFO and in the faithful universes); the causes of what fails are in docs/testing.md.
+SUITES += [
+    Suite(
+        "anyio-threads",
+        "anyio==4.16.0",
+        ("tests/test_to_thread.py", "tests/test_from_thread.py"),
+        deps=_ANYIO_DEPS,
+        args=(*_ANYIO, "--timeout=30"),
+        fifo_goal=0.95,
+        faithful_goal=0.95,
+    ),
+    Suite(
+        "anyio-sockets",
+        "anyio==4.16.0",
+        ("tests/test_sockets.py",),
+        deps=_ANYIO_DEPS,
+        args=(*_ANYIO, "--timeout=30"),
+        fifo_goal=0.95,
+        faithful_goal=0.95,
     ),
 ]
 
@@ -304,12 +335,19 @@ def check(suite: Suite, universes: int, cancellations: bool = False) -> tuple[li
     base = stock.passed
     misses: list[str] = []
     lost_fifo = sorted(base - fifo.passed)
-    if len(base & fifo.passed) < 0.99 * len(base):
+    if len(base & fifo.passed) < suite.fifo_goal * len(base):
         misses.append(
-            f"{suite.name}: FIFO passes {len(base & fifo.passed)} of {len(base)} stock passes (< 99%): {lost_fifo[:10]}"
+            f"{suite.name}: FIFO passes {len(base & fifo.passed)} of {len(base)} stock passes "
+            f"(< {suite.fifo_goal:.0%}): {lost_fifo[:10]}"
         )
     lost = sorted((base - faithful.passed) - set(suite.explained))
-    if lost:
+    if suite.faithful_goal is not None:
+        if len(base & faithful.passed) < suite.faithful_goal * len(base):
+            misses.append(
+                f"{suite.name}: --simloom={universes} passes {len(base & faithful.passed)} of "
+                f"{len(base)} stock passes (< {suite.faithful_goal:.0%}): {lost[:10]}"
+            )
+    elif lost:
         misses.append(
             f"{suite.name}: --simloom={universes} fails tests no explanation covers: {lost}"
         )

@@ -348,6 +348,15 @@ def test_the_loops_thread_joining_a_thread_that_polls_for_the_loop_ends_not_hang
     assert isinstance(result.error, EscapedSimulationError)
     assert "threading.Thread.join" in str(result.error)
     assert time.perf_counter() - wall < 60
+    # The poller was stopped and joined at the universe's end. Before (3.12), the
+    # escape raised inside Thread.join's wait made threading mark the running
+    # thread stopped, so the close skipped it: it stayed parked, registered in the
+    # boundary, and broke every later universe's restoration check.
+    from simloom import _boundary
+
+    assert not [t for t in threading.enumerate() if t.name == "poller"]
+    assert not _boundary.lockstep_parties
+    assert not _boundary._active
 
 
 # ------------------------------------------- an event loop of a thread's own

@@ -1040,7 +1040,41 @@ def _contended(api: str, caller: types.FrameType, lock: Any) -> object:
         return NotImplemented
     if loop_thread_waits is not None and loop_thread_waits(lambda: not _held_elsewhere(lock)):
         return NotImplemented  # free now: the original acquire takes it at once
-    raise _wait_escape(called)
+    error = _wait_escape(called)
+    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
+        caller = caller.f_back
+    if caller is not None and caller.f_code is _TSTATE_WAIT_CODE:
+        # 3.12's Thread.join: an exception out of this acquire would make
+        # _wait_for_tstate_lock release the running thread's tstate lock and mark
+        # it stopped (its bpo-45274 guard), so the thread would outlive the
+        # universe unseen. The acquire fails instead (as a timeout), and
+        # :func:`thread_join` raises the escape once the join returns.
+        deferred_join_escapes[_get_ident()] = error
+        return False
+    raise error
+
+
+#: 3.12: ``threading.Thread._wait_for_tstate_lock`` (Thread.join waits in it).
+_TSTATE_WAIT_CODE = getattr(
+    getattr(_threading.Thread, "_wait_for_tstate_lock", None), "__code__", None
+)
+#: Escapes of Thread.join calls (by thread), raised by :func:`thread_join`.
+deferred_join_escapes: dict[int, BaseException] = {}
+
+
+def thread_join(thread: Any, timeout: float | None = None) -> None:
+    """``threading.Thread.join`` while a universe runs (3.12): the original, then the
+    escape its wait deferred (see :func:`_contended`)."""
+    try:
+        _original_thread_join(thread, timeout)
+    finally:
+        error = deferred_join_escapes.pop(_get_ident(), None)
+        if error is not None:
+            raise error
+
+
+_original_thread_join = _threading.Thread.join
+transparent_code.add(thread_join.__code__)
 
 
 def _simple_queue_get(items: Any, *args: object, **kwargs: object) -> object:

@@ -592,7 +592,13 @@ class Lockstep:
     def close(self) -> None:
         """Cancel every parked worker (CancelledError inside it) and join it."""
         for _ in range(_CLOSE_ROUNDS):
-            parked = [w for w in self._workers if not w.finished and w._thread.is_alive()]
+            # (A parked worker counts even if its Thread says it is not alive: a
+            # program can confuse Thread's own bookkeeping.)
+            parked = [
+                w
+                for w in self._workers
+                if not w.finished and (w._parked is not None or w._thread.is_alive())
+            ]
             if not parked:
                 break
             for worker in parked:

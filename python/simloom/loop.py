@@ -364,6 +364,8 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
         running.set_attr(self, "_thread_id", threading.get_ident())
         # Threads the universe starts run in lockstep with this loop (``_lockstep``).
         running.set_attr(threading.Thread, "start", _lockstep.thread_start)
+        if sys.version_info < (3, 13):
+            running.set_attr(threading.Thread, "join", _boundary.thread_join)
         running.asyncgen_hooks(self._asyncgen_firstiter_hook, self._asyncgen_finalizer_hook)
         running.running_loop(self)
         _patches.plan(running)
