@@ -1041,9 +1041,10 @@ def _contended(api: str, caller: types.FrameType, lock: Any) -> object:
     if loop_thread_waits is not None and loop_thread_waits(lambda: not _held_elsewhere(lock)):
         return NotImplemented  # free now: the original acquire takes it at once
     error = _wait_escape(called)
-    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
-        caller = caller.f_back
-    if caller is not None and caller.f_code is _TSTATE_WAIT_CODE:
+    waiter: types.FrameType | None = caller
+    while waiter is not None and _frame_module(waiter) in _TRANSPARENT_WRAPPERS:
+        waiter = waiter.f_back
+    if waiter is not None and waiter.f_code is _TSTATE_WAIT_CODE:
         # 3.12's Thread.join: an exception out of this acquire would make
         # _wait_for_tstate_lock release the running thread's tstate lock and mark
         # it stopped (its bpo-45274 guard), so the thread would outlive the
