@@ -160,6 +160,9 @@ def test_keyboard_interrupt_at_any_line_of_a_hypothesis_universe_propagates_and_
 
 SIGNALS_CHILD = """
 import json, os, random, signal, sys, threading, time
+# A shell that starts jobs in the background makes them ignore SIGINT, and the
+# child inherits that: the test is about a process where Ctrl-C raises.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests_dir!r})
 import interrupt_points as points
 import simloom
@@ -210,6 +213,10 @@ def test_real_sigints_against_a_loop_of_universes_always_interrupt_and_restore()
     assert "Exception ignored" not in child.stderr
 
 
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 CTRL_C_TESTS = """
 import asyncio, pathlib, time
 import simloom
@@ -240,6 +247,9 @@ def test_ctrl_c_during_a_simloom_test_stops_the_session_with_keyboard_interrupt(
             text=True,
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(PYTHON_DIR)},
+            # SIGINT as a terminal delivers it, even when this run inherited an
+            # ignored SIGINT (a background job of a non-interactive shell).
+            preexec_fn=_sigint_by_default,
         )
         deadline = time.monotonic() + 60
         while not started.exists() and time.monotonic() < deadline:
