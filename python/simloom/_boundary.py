@@ -913,6 +913,15 @@ _WAITING_CODE = frozenset(
 #: suite runs it): their frame stands between the primitive and the builtin and is
 #: looked through.
 _TRANSPARENT_WRAPPERS = frozenset({"blockbuster.blockbuster"})
+
+
+def _past_wrappers(frame: types.FrameType | None) -> types.FrameType | None:
+    """``frame``, or the first frame below it that is not a transparent wrapper's."""
+    while frame is not None and _frame_module(frame) in _TRANSPARENT_WRAPPERS:
+        frame = frame.f_back
+    return frame
+
+
 #: simloom's own wrappers of waiting primitives (``_lockstep``'s parking versions of
 #: ``Future.result`` and friends, registered by it): on the universe's thread they
 #: call the original, whose wait is still the program's.
@@ -935,8 +944,7 @@ def _waiting_api(caller: types.FrameType | None, direct: str, waits: bool) -> st
     program called it itself; ``waits`` says whether the builtin waits for another
     thread even when a stdlib primitive calls it (a Thread.join, a queue), rather
     than only when the caller is a wait (Condition.wait's waiter lock)."""
-    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
-        caller = caller.f_back
+    caller = _past_wrappers(caller)
     if caller is None:
         return direct
     module = _frame_module(caller)
@@ -1041,9 +1049,7 @@ def _contended(api: str, caller: types.FrameType, lock: Any) -> object:
     if loop_thread_waits is not None and loop_thread_waits(lambda: not _held_elsewhere(lock)):
         return NotImplemented  # free now: the original acquire takes it at once
     error = _wait_escape(called)
-    waiter: types.FrameType | None = caller
-    while waiter is not None and _frame_module(waiter) in _TRANSPARENT_WRAPPERS:
-        waiter = waiter.f_back
+    waiter = _past_wrappers(caller)
     if waiter is not None and waiter.f_code is _TSTATE_WAIT_CODE:
         # 3.12's Thread.join: an exception out of this acquire would make
         # _wait_for_tstate_lock release the running thread's tstate lock and mark
@@ -1325,8 +1331,7 @@ _SELF_PIPE_CODE = frozenset(
 def _self_pipe_use(caller: types.FrameType | None) -> bool:
     """Whether a socket call is a stock selector loop's use of its self-pipe
     (looking through a wrapper such as blockbuster's)."""
-    while caller is not None and _frame_module(caller) in _TRANSPARENT_WRAPPERS:
-        caller = caller.f_back
+    caller = _past_wrappers(caller)
     return caller is not None and caller.f_code in _SELF_PIPE_CODE
 
 

@@ -192,6 +192,30 @@ unsafe extern "C" fn fast<const N: usize>(
     original(receiver, args, nargs)
 }
 
+/// The handler's answer to a vectorcall-shaped call (positional arguments, then the
+/// values of `kwnames`), or `None` for "run the original" (also with no handler).
+///
+/// SAFETY: as the trampolines: live arguments, GIL held.
+unsafe fn handle_fast_keywords(
+    slot: &Slot,
+    receiver: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> Option<*mut ffi::PyObject> {
+    let handler = slot.handler.load(Ordering::Acquire);
+    if handler.is_null() {
+        return None;
+    }
+    let keywords = if kwnames.is_null() {
+        0
+    } else {
+        ffi::PyTuple_GET_SIZE(kwnames) as usize
+    };
+    let given = arguments(args, nargs as usize + keywords);
+    handled(call_vector(handler, receiver, given, kwnames))
+}
+
 /// Trampoline for `METH_FASTCALL | METH_KEYWORDS` builtins.
 unsafe extern "C" fn fast_keywords<const N: usize>(
     receiver: *mut ffi::PyObject,
@@ -200,17 +224,8 @@ unsafe extern "C" fn fast_keywords<const N: usize>(
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     let slot = &TABLE[N];
-    let handler = slot.handler.load(Ordering::Acquire);
-    if !handler.is_null() {
-        let keywords = if kwnames.is_null() {
-            0
-        } else {
-            ffi::PyTuple_GET_SIZE(kwnames) as usize
-        };
-        let given = arguments(args, nargs as usize + keywords);
-        if let Some(result) = handled(call_vector(handler, receiver, given, kwnames)) {
-            return result;
-        }
+    if let Some(result) = handle_fast_keywords(slot, receiver, args, nargs, kwnames) {
+        return result;
     }
     let original: ffi::PyCFunctionFastWithKeywords =
         std::mem::transmute(slot.original.load(Ordering::Acquire));
@@ -227,17 +242,8 @@ unsafe extern "C" fn method_fast_keywords<const N: usize>(
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     let slot = &TABLE[N];
-    let handler = slot.handler.load(Ordering::Acquire);
-    if !handler.is_null() {
-        let keywords = if kwnames.is_null() {
-            0
-        } else {
-            ffi::PyTuple_GET_SIZE(kwnames) as usize
-        };
-        let given = arguments(args, nargs as usize + keywords);
-        if let Some(result) = handled(call_vector(handler, receiver, given, kwnames)) {
-            return result;
-        }
+    if let Some(result) = handle_fast_keywords(slot, receiver, args, nargs, kwnames) {
+        return result;
     }
     let original: ffi::PyCMethod = std::mem::transmute(slot.original.load(Ordering::Acquire));
     original(receiver, defining_class, args, nargs, kwnames)
