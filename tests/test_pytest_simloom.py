@@ -325,6 +325,105 @@ def test_a_failure_on_the_fifo_schedule_itself_is_not_called_schedule_dependent(
     )
 
 
+GARBAGE = """
+import asyncio
+import gc
+import socket
+
+runs = 0
+
+
+def test_leaks_a_socket_in_a_cycle():
+    holder = {"socket": socket.socket()}
+    holder["self"] = holder  # freed only by the collector, whenever it runs
+
+
+def test_on_whose_universe_the_collector_runs():
+    global runs
+    runs += 1
+
+    async def main():
+        await asyncio.sleep(0)
+        if runs == 2:
+            gc.collect()  # (as an allocation-triggered collection would, at any time)
+
+    asyncio.run(main())
+
+
+def test_that_leaks_in_every_run():
+    async def main():
+        holder = {"socket": socket.socket()}
+        holder["self"] = holder
+        del holder
+        gc.collect()
+
+    asyncio.run(main())
+"""
+
+
+def test_garbage_an_earlier_test_made_does_not_fail_a_universe(
+    pytester: pytest.Pytester,
+) -> None:
+    # The socket's ResourceWarning, an error under -W error, is raised in the
+    # first explored universe of the second test: not its garbage.
+    pytester.makepyfile(test_garbage=GARBAGE)
+    pytester.makeini(
+        "[pytest]\nfilterwarnings =\n    error::ResourceWarning\n"
+        "    error::pytest.PytestUnraisableExceptionWarning\n"
+    )
+    result = run(pytester, "--simloom=3", "-v")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=2, failed=1)
+    assert "test_garbage.py::test_on_whose_universe_the_collector_runs PASSED" in out
+    assert "FAILED test_garbage.py::test_that_leaks_in_every_run" in out
+    result.stdout.fnmatch_lines(
+        [
+            "*unraisable exception(s) from garbage that the universe's run*",
+            "*::test_on_whose_universe_the_collector_runs (universe 0): Exception ignored in:"
+            " <socket.socket*ResourceWarning: unclosed*",
+        ]
+    )
+
+
+UNREPRODUCED = """
+import asyncio
+
+runs = 0
+
+
+def test_fails_on_its_second_run_only():
+    global runs
+    runs += 1
+
+    async def worker(log, name):
+        for _ in range(3):
+            log.append(name)
+            await asyncio.sleep(0)
+
+    async def main():
+        log = []
+        await asyncio.gather(worker(log, "a"), worker(log, "b"))
+        assert runs != 2  # true on every run but the second, whatever the schedule
+
+    asyncio.run(main())
+"""
+
+
+def test_a_failure_its_own_universe_does_not_repeat_is_not_called_schedule_dependent(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_unreproduced=UNREPRODUCED)
+    result = run(pytester, "--simloom=3", "--simloom-scheduler=random")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "is schedule-dependent" not in out
+    assert (
+        "test_fails_on_its_second_run_only is not schedule-dependent: universe 0 failed, "
+        "and the very same universe" in out
+    )
+    result.stdout.fnmatch_lines(["*NOT schedule-dependent (universe 0 failed once and passed*"])
+
+
 def test_universes_are_deterministic(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_race=RACE)
     options = ("--simloom=8", "--simloom-scheduler=random", "-k", "lost_update")

@@ -96,6 +96,8 @@ class Universe:
     foreign_runs: int = 0
     #: Makes the loops instead (a shrink: they draw from Hypothesis).
     make_loop: Callable[[], SimLoop] | None = None
+    #: The exceptions that failed a phase of the test's run in this universe.
+    failures: list[BaseException] = field(default_factory=list)
 
     def new_loop(self) -> SimLoop:
         index = len(self.loops)
@@ -114,6 +116,14 @@ class Universe:
             for loop in self.loops
         )
 
+    def failed_on_garbage(self) -> bool:
+        """Whether what failed the run is only unraisable exceptions pytest turned
+        into errors (a finalizer's warning under ``-W error``, such as an unclosed
+        socket's ResourceWarning): garbage collected while the universe ran,
+        which may have been made before it (the collector runs whenever
+        allocations say so)."""
+        return bool(self.failures) and all(_unraisable_only(error) for error in self.failures)
+
     def results(self, failed: bool) -> list[RunResult]:
         """The results of the loops the test made and closed (a loop of a wider
         fixture scope, still open, is left alone)."""
@@ -123,6 +133,59 @@ class Universe:
                 error = RuntimeError("the test failed") if failed else None
                 results.append(_api._result_of(loop, None, error, self.seed, self.scheduler_name))
         return results
+
+
+def _unraisable_only(error: BaseException) -> bool:
+    if isinstance(error, BaseExceptionGroup):
+        return all(_unraisable_only(inner) for inner in error.exceptions)
+    return isinstance(error, pytest.PytestUnraisableExceptionWarning)
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """An unraisable exception from garbage that a universe's run did not make:
+    raised in it, its re-run (after the collector ran first) passed; or met by
+    the collection made before that re-run."""
+
+    test_id: str
+    #: Which universe's run met it, in words ("the polite universe", "universe 6").
+    where: str
+    message: str
+
+
+def garbage_message(error: BaseException) -> str:
+    """One line per unraisable exception in ``error`` (pytest's warning about it,
+    and the finalizer's exception it carries)."""
+    if isinstance(error, BaseExceptionGroup):
+        return "\n".join(garbage_message(inner) for inner in error.exceptions)
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    cause = error.__cause__
+    if cause is not None:
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def collect_garbage_first(test_id: str, where: str) -> list[Garbage]:
+    """Collect garbage now, before a universe's run is repeated: what the
+    finalizers raise is kept (returned), not reported against the run."""
+    met: list[Garbage] = []
+
+    def keep(unraisable: Any) -> None:
+        summary = unraisable.err_msg or "Exception ignored in"
+        text = f"{summary}: {unraisable.object!r}"
+        if unraisable.exc_value is not None:
+            text += f" ({type(unraisable.exc_value).__name__}: {unraisable.exc_value})"
+        met.append(Garbage(test_id, where, text))
+
+    saved = sys.unraisablehook
+    sys.unraisablehook = keep
+    try:
+        # (The test's warning filters apply: under -W error a finalizer's
+        # warning is an unraisable exception, otherwise a warning of the test.)
+        gc.collect()
+    finally:
+        sys.unraisablehook = saved
+    return met
 
 
 def loop_seed(seed: int, index: int) -> int:

@@ -18,7 +18,7 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,8 @@ def _configure_universes(
     config.stash[_SETTINGS] = settings
     config.stash[_SCHEDULE_DEPENDENT] = []
     config.stash[_NOT_EXPLORED] = []
+    config.stash[_GARBAGE] = []
+    _workers_garbage.clear()
     # pytest-asyncio's loops come through its loop-factory hook. Outside a universe
     # the factory makes the stock loop; without pytest.HIDDEN_PARAM (pytest < 8.4)
     # the hook would add "[simloom]" to node ids, so it is then only used under
@@ -282,6 +284,8 @@ _SCHEDULE_DEPENDENT = pytest.StashKey[list[str]]()
 _EXIT_STATUS = pytest.StashKey[int]()
 #: Tests whose explored universes could not run, and why.
 _NOT_EXPLORED = pytest.StashKey[list[str]]()
+#: Unraisable exceptions from garbage a universe's run did not make.
+_GARBAGE = pytest.StashKey[list[universes.Garbage]]()
 
 
 def _is_simloom_test(item: pytest.Item) -> bool:
@@ -393,6 +397,41 @@ def _failed(reports: list[pytest.TestReport]) -> bool:
     return any(report.failed for report in reports)
 
 
+def _run_fresh(
+    item: pytest.Item, make: Callable[[], universes.Universe], where: str
+) -> tuple[universes.Universe, list[pytest.TestReport]]:
+    """A universe made by ``make`` runs the test. A run failed only by unraisable
+    exceptions (a finalizer's warning that ``-W error`` turns into an error, say
+    an unclosed socket's) may have met garbage made before it: the collector runs
+    when allocations say so, and a universe allocates more than the stock loop.
+    Then the garbage is collected first and the same universe runs again; if that
+    run passes, the first run's unraisable exceptions and the collection's are
+    the session's (said in the summary), not the run's."""
+    universe = make()
+    reports = _run_universe(item, universe)
+    if not (_failed(reports) and universe.failed_on_garbage()):
+        return universe, reports
+    met = universes.collect_garbage_first(item.nodeid, where)
+    again = make()
+    rerun = _run_universe(item, again)
+    if _failed(rerun):
+        # Its own run makes the garbage: the failure is the test's.
+        item.config.stash[_GARBAGE].extend(met)
+        return universe, reports
+    met[:0] = [
+        universes.Garbage(item.nodeid, where, universes.garbage_message(error))
+        for error in universe.failures
+    ]
+    item.config.stash[_GARBAGE].extend(met)
+    for garbage in met:
+        item.user_properties.append((_GARBAGE_PROPERTY, dataclasses.asdict(garbage)))
+    return again, rerun
+
+
+#: The report property carrying a :class:`universes.Garbage` (for xdist's controller).
+_GARBAGE_PROPERTY = "simloom_garbage"
+
+
 def _run_universe(item: pytest.Item, universe: universes.Universe) -> list[pytest.TestReport]:
     """One whole run of the test (set-up, call, teardown) in ``universe``; what is
     set up above the test (module, class, session fixtures) stays up."""
@@ -403,6 +442,17 @@ def _run_universe(item: pytest.Item, universe: universes.Universe) -> list[pytes
         universe, lambda: runtestprotocol(item, nextitem=parent, log=False)
     )
     return reports
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    universe = universes._current
+    if universe is not None and report.failed and call.excinfo is not None:
+        universe.failures.append(call.excinfo.value)
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -438,10 +488,15 @@ def _run_universes(
 ) -> list[pytest.TestReport]:
     if settings.seed is not None:
         # Replaying one universe (the report's command).
-        universe = universes.make_universe(settings, settings.seed, strict, 0)
-        return _run_universe(item, universe)
-    fifo = universes.make_universe(settings, None, strict, 0)
-    reports = _run_universe(item, fifo)
+        replayed = settings.seed
+        return _run_fresh(
+            item,
+            lambda: universes.make_universe(settings, replayed, strict, 0),
+            f"universe {replayed}",
+        )[1]
+    fifo, reports = _run_fresh(
+        item, lambda: universes.make_universe(settings, None, strict, 0), "the polite universe"
+    )
     if _failed(reports) or explored == 0:
         return reports
     if fifo.foreign_runs:
@@ -455,8 +510,11 @@ def _run_universes(
     fifo_results = fifo.results(failed=False)
     decisions = max((result.decisions for result in fifo_results), default=0)
     for seed in range(explored):
-        universe = universes.make_universe(settings, seed, strict, decisions)
-        found = _run_universe(item, universe)
+        universe, found = _run_fresh(
+            item,
+            functools.partial(universes.make_universe, settings, seed, strict, decisions),
+            f"universe {seed}",
+        )
         if universe.foreign_runs:
             # The FIFO universe made a loop of a wider scope (the first test of
             # its scope): this universe ran on it, not on a loop of its own.
@@ -465,6 +523,9 @@ def _run_universes(
             results = universe.results(failed=True)
             if results and all(result.deviations == 0 for result in results):
                 return _same_schedule_failure(item, seed, settings, strict, found)
+            again = universes.make_universe(settings, seed, strict, decisions)
+            if not _failed(_run_universe(item, again)):
+                return _unreproduced_failure(item, seed, settings, strict, found)
             shrunk = None
             told: list[str] = []
             if results:
@@ -526,6 +587,36 @@ def _same_schedule_failure(
         f"same-schedule failure seed={seed}",
         f"{item.nodeid}: NOT schedule-dependent (failed on the FIFO schedule in universe "
         f"{seed}: depends on state outside the simulation); replay: {replay}",
+    )
+
+
+def _unreproduced_failure(
+    item: pytest.Item,
+    seed: int,
+    settings: universes.Settings,
+    strict: bool,
+    found: list[pytest.TestReport],
+) -> list[pytest.TestReport]:
+    """An explored universe failed, and the same universe (its seed, so its
+    schedule and every other choice) passed when run again: the schedule did
+    not decide the failure. Said as such, never as a schedule-dependent one."""
+    universes.collect_failed_universes()
+    replay = universes.replay_command(item.nodeid, seed, settings, strict)
+    report = (
+        f"simloom: {item.nodeid.split('::')[-1]} is not schedule-dependent: universe {seed} "
+        "failed, and the very same universe (its schedule and every other choice) passed "
+        "when run again. Its outcome depends on something outside the simulation: an "
+        "object collected during it, state an earlier run left behind, a real thread, "
+        "real I/O or the real clock.\n"
+        f"  replay it: {replay}"
+    )
+    return _attach(
+        item,
+        found,
+        ("simloom: not schedule-dependent", report),
+        f"unreproduced failure seed={seed}",
+        f"{item.nodeid}: NOT schedule-dependent (universe {seed} failed once and passed "
+        f"when run again: depends on something outside the simulation); replay: {replay}",
     )
 
 
@@ -602,6 +693,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name == _STATS_PROPERTY and isinstance(value, dict):
             testing.session_stats.append(testing.TestStats(**value))
+        elif name == _GARBAGE_PROPERTY and isinstance(value, dict):
+            _workers_garbage.append(universes.Garbage(**value))
+
+
+#: What pytest-xdist's worker processes reported under ``_GARBAGE_PROPERTY``.
+_workers_garbage: list[universes.Garbage] = []
 
 
 #: What an injected cancellation reaching a test phase's top can be.
@@ -662,11 +759,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     stats = [entry for entry in testing.session_stats if "::" in entry.test_id]
     dependent = terminalreporter.config.stash.get(_SCHEDULE_DEPENDENT, [])
     not_explored = terminalreporter.config.stash.get(_NOT_EXPLORED, [])
-    if not stats and not dependent and not not_explored:
+    garbage = [*terminalreporter.config.stash.get(_GARBAGE, []), *_workers_garbage]
+    if not stats and not dependent and not not_explored and not garbage:
         return
     terminalreporter.section("simloom")
     for line in dependent:
         terminalreporter.write_line(line)
+    if garbage:
+        terminalreporter.write_line(
+            f"{len(garbage)} unraisable exception(s) from garbage that the universe's run "
+            "which met it did not make: the collector ran inside the run, which then "
+            "failed; collected first, the same universe passed. They belong to the "
+            "session (an earlier test or run), as garbage pytest collects at exit:",
+            yellow=True,
+        )
+        for entry in garbage:
+            first, *rest = entry.message.splitlines() or [""]
+            terminalreporter.write_line(f"  {entry.test_id} ({entry.where}): {first}")
+            for line in rest:
+                terminalreporter.write_line(f"    {line}")
     if not_explored:
         terminalreporter.write_line(
             f"{len(not_explored)} test(s) ran FIFO only, their explored universes not run: "
