@@ -509,6 +509,32 @@ def escapes(api: str, action: Callable[[], object]) -> Callable[[], None]:
     return lambda: in_universe(main)
 
 
+def reverse_dns_of_the_world(
+    api: str, look_up: Callable[[str], object], answer: Callable[[str, str], object]
+) -> Callable[[], None]:
+    """A probe: in a universe the reverse lookup answers from the world's names
+    (a host's name, ``localhost`` for loopback), never from real DNS; with
+    ``world=False`` it is an escape naming ``api``."""
+
+    def probe() -> None:
+        async def main(world: simloom.World) -> list[object]:
+            db = world.host("db")
+            return [look_up("127.0.0.1"), look_up(db.address), answer("db", db.address)]
+
+        local, db, expected = in_universe(main)
+        assert local == answer("localhost", "127.0.0.1")
+        assert db == expected
+
+        async def without_a_world() -> None:
+            with pytest.raises(simloom.EscapedSimulationError) as caught:
+                look_up("127.0.0.1")
+            assert str(caught.value).startswith(f"{api}(): "), str(caught.value)
+
+        in_universe(without_a_world, world=False)
+
+    return probe
+
+
 def replays_by_seed(read: Callable[[], object]) -> Callable[[], None]:
     """A probe: ``read()`` in a universe gives the same value for the same seed and
     another for another seed."""
@@ -739,11 +765,15 @@ PROBES: dict[str, Callable[[], None]] = {
     "socket.gethostbyname_ex": escapes(
         "socket.gethostbyname_ex", lambda: socket.gethostbyname_ex("localhost")
     ),
-    "socket.gethostbyaddr": escapes(
-        "socket.gethostbyaddr", lambda: socket.gethostbyaddr("127.0.0.1")
+    "socket.gethostbyaddr": reverse_dns_of_the_world(
+        "socket.gethostbyaddr",
+        lambda host: socket.gethostbyaddr(host),
+        lambda name, ip: (name, [], [ip]),
     ),
-    "socket.getnameinfo": escapes(
-        "socket.getnameinfo", lambda: socket.getnameinfo(("127.0.0.1", 80), 0)
+    "socket.getnameinfo": reverse_dns_of_the_world(
+        "socket.getnameinfo",
+        lambda host: socket.getnameinfo((host, 80), 0),
+        lambda name, ip: (name, "80"),
     ),
     "subprocess.Popen": escapes("subprocess.Popen", lambda: subprocess.run(["true"], check=False)),
     "os.system": escapes("os.system", lambda: os.system("true")),

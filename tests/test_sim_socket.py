@@ -6,6 +6,7 @@ whose test servers are built on them (aiohttp's TestServer, httpx)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -443,3 +444,139 @@ def test_a_blocking_accept_on_the_loop_thread_takes_a_connection_made_meanwhile(
         return data
 
     assert in_universe(main, scheduler="faithful") == b"queued before accept"
+
+
+# ------------------------------------------------------- addresses and options
+
+
+def test_so_reuseport_lets_listeners_share_an_address_and_without_it_they_clash() -> None:
+    async def main() -> tuple[int, int, str]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"served")
+            writer.close()
+
+        first = await asyncio.start_server(handle, "127.0.0.1", 0, reuse_port=True)
+        port = first.sockets[0].getsockname()[1]
+        second = await asyncio.start_server(handle, "127.0.0.1", port, reuse_port=True)
+        shared = second.sockets[0].getsockname()[1]
+        with pytest.raises(OSError) as clash:
+            await asyncio.start_server(handle, "127.0.0.1", port)
+        # Raw sockets: the option, set before bind, is what the bind reads.
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+        ):
+            for sock in (a, b):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            a.bind(("127.0.0.1", 0))
+            b.bind(a.getsockname())
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        served = await reader.read()
+        writer.close()
+        first.close()
+        second.close()
+        return port, shared, f"{clash.value.errno} {served!r}"
+
+    port, shared, rest = in_universe(main)
+    assert shared == port
+    assert rest == "98 b'served'"
+
+
+def test_a_client_bound_to_a_local_address_connects_from_it() -> None:
+    async def main() -> list[Any]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(repr(writer.get_extra_info("peername")).encode())
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(
+            asyncio.Protocol, "127.0.0.1", port, local_addr=("127.0.0.1", 40000)
+        )
+        seen = [transport.get_extra_info("sockname")]
+        transport.close()
+        # bind() then sock_connect(): the connection keeps the bound port.
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        bound = sock.getsockname()
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        seen += [bound, sock.getsockname()]
+        reader, writer = await asyncio.open_connection(sock=sock)
+        seen.append(await reader.read())
+        writer.close()
+        server.close()
+        return seen
+
+    local, bound, connected, peer = in_universe(main)
+    assert local == ("127.0.0.1", 40000)
+    assert connected == bound
+    assert peer == repr(bound).encode()
+
+
+def test_reverse_dns_answers_from_the_world_in_both_apis() -> None:
+    async def main(world: simloom.World) -> list[Any]:
+        db = world.host("db")
+        loop = asyncio.get_running_loop()
+        answers: list[Any] = [
+            socket.getnameinfo(("127.0.0.1", 6666), 0),
+            await loop.getnameinfo(("127.0.0.1", 6666)),
+            socket.getnameinfo((db.address, 80), socket.NI_NUMERICHOST),
+            socket.gethostbyaddr(db.address),
+        ]
+        for failing in (
+            lambda: socket.gethostbyaddr("10.9.9.9"),
+            lambda: socket.getnameinfo(("10.9.9.9", 1), socket.NI_NAMEREQD),
+        ):
+            with pytest.raises(OSError) as caught:
+                failing()
+            answers.append(type(caught.value).__name__)
+        return [*answers, db.address]
+
+    *answers, address = in_universe(main)
+    assert answers == [
+        ("localhost", "6666"),
+        ("localhost", "6666"),
+        (address, "80"),
+        ("db", [], [address]),
+        "herror",
+        "gaierror",
+    ]
+
+
+def test_a_refused_connect_leaves_no_reference_cycle_holding_the_error() -> None:
+    # (cpython#124859: the future holding the error sat in a cycle with the frame
+    # its traceback holds, so the error outlived the handler.)
+    async def main() -> list[str]:
+        try:
+            await asyncio.open_connection("127.0.0.1", 9)
+        except ConnectionRefusedError as error:
+            refused = error
+        await asyncio.sleep(0)  # (the step that woke this task holds the future)
+        return [type(ref).__name__ for ref in gc.get_referrers(refused)]
+
+    assert in_universe(main) == []
+
+
+def test_an_ipv6_wildcard_is_dual_stack_unless_ipv6_v6only_is_set() -> None:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        passive = await loop.getaddrinfo(None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        out: list[Any] = [[info[4][0] for info in passive]]
+        v4 = socket.socket(socket.AF_INET)
+        v4.bind(("0.0.0.0", 0))
+        port = v4.getsockname()[1]
+        dual = socket.socket(socket.AF_INET6)
+        with pytest.raises(OSError) as clash:
+            dual.bind(("::", port))  # dual-stack: holds the IPv4 port too
+        out.append(clash.value.errno)
+        only = socket.socket(socket.AF_INET6)
+        only.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        only.bind(("::", port))
+        out.append(only.getsockname()[:2])
+        for sock in (v4, dual, only):
+            sock.close()
+        return out
+
+    assert in_universe(main) == [["0.0.0.0", "::"], 98, ("::", 49152)]

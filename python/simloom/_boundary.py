@@ -800,6 +800,25 @@ def _dns(api: str, what: str, host_argument: int | None) -> Callable[..., object
     return handler
 
 
+def _reverse_dns(api: str, answer: str) -> Callable[..., object]:
+    """Reverse DNS in a universe: answered from the world's names
+    (``simloom.net.<answer>``); an escape when the universe has no world."""
+    escape = _escape(api, "it resolves an address with real DNS")
+
+    def handler(receiver: object, *args: object, **kwargs: object) -> object:
+        universe = _here()
+        if universe is None:
+            return NotImplemented
+        world = universe.loop._get_world()
+        if world is None or kwargs:
+            return escape(receiver, *args, **kwargs)
+        from . import net
+
+        return getattr(net, answer)(world, *args)
+
+    return handler
+
+
 def _ssl_rand_bytes(receiver: object, size: object) -> object:
     """``ssl.RAND_bytes(n)``: its own stream derived from the tape."""
     universe = _here()
@@ -2109,18 +2128,20 @@ _ROWS: tuple[_Row, ...] = (
     _row(
         "socket.gethostbyaddr",
         "dns",
-        "escape",
-        "EscapedSimulationError: reverse DNS",
+        "patched",
+        "reverse DNS of the world's names (localhost for loopback; socket.herror for an "
+        "address with no name); EscapedSimulationError with world=False",
         ("_socket.gethostbyaddr",),
-        _dns("socket.gethostbyaddr", "it resolves an address with real DNS", None),
+        _reverse_dns("socket.gethostbyaddr", "host_by_address"),
     ),
     _row(
         "socket.getnameinfo",
         "dns",
-        "escape",
-        "EscapedSimulationError: reverse DNS",
+        "patched",
+        "as loop.getnameinfo: the world's names, ports as numbers; "
+        "EscapedSimulationError with world=False",
         ("_socket.getnameinfo",),
-        _dns("socket.getnameinfo", "it resolves an address with real DNS", None),
+        _reverse_dns("socket.getnameinfo", "name_info"),
     ),
     _row(
         "blocking C-extension I/O",

@@ -338,11 +338,24 @@ def _wait_for_network(
     raise _would_block(api, what)
 
 
+def unbind_for_connect(state: SocketState | None) -> Address | None:
+    """A socket bound before it connects (``bind`` then ``connect``) keeps its
+    address: the bound-but-not-listening listener that held it is let go, and the
+    address is returned for the connection's client side."""
+    if state is None or state.listener is None or state.bound is None:
+        return None
+    local = (state.bound[0], state.bound[1])
+    state.release()
+    return local
+
+
 def _blocking_connect(world: World, sock: Any, ip: str, port: int, api: str) -> None:
     """A blocking connect on the loop's thread: the handshake runs in virtual time
     while the loop is blocked (see :func:`_wait_for_network`)."""
     host = world._current_host()
-    conn = world._net.connect(world.loop, host._net_id, ip, port)
+    state = state_of(world, sock)
+    local = unbind_for_connect(state)
+    conn = world._net.connect(world.loop, host._net_id, ip, port, local)
     transport = _net.StreamTransport(
         world, host, conn, _net._CLIENT, contextvars.copy_context(), family=_net._family_of(ip)
     )
@@ -367,9 +380,6 @@ def _blocking_connect(world: World, sock: Any, ip: str, port: int, api: str) -> 
                 return
             check_real_server(ip, port, api)
         raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-    state = state_of(world, sock)
-    if state is not None and state.listener is not None:
-        state.release()  # bound first: the connection has its own local port here
     if state is None:
         state = new_state(world, sock)
     state.connected(transport)
@@ -400,18 +410,35 @@ def bind(world: World, sock: Any, address: Any) -> Any:
         ip = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
     else:
         ip = world._resolve(name, host)
+    shared, v6only = _option(sock, socket.SOL_SOCKET, "SO_REUSEPORT"), _v6only(sock)
     if datagram:
-        state.datagram, bound_to = world._net.bind_datagram(host._net_id, ip, port)
+        state.datagram, bound_to = world._net.bind_datagram(host._net_id, ip, port, shared, v6only)
         state.bound = (bound_to[0], bound_to[1])
         return None
     listener = _Listener(world, host, state)
-    listener_id, bound = listener._listen(host, ip, port, _net._DEFAULT_BACKLOG)
+    listener_id, bound = listener._listen(host, ip, port, _net._DEFAULT_BACKLOG, shared, v6only)
     listener._add_listener(listener_id, bound)
     # Bound, not listening yet: connections wait until listen().
     world._net.set_accepting(world.loop, listener_id, False)
     state.listener = listener
     state.bound = bound
     return None
+
+
+def _option(sock: Any, level: int, name: str) -> bool:
+    """Whether the boolean socket option ``name`` is set (the real socket stores
+    the options a program sets; the simulation reads them at bind)."""
+    option = getattr(socket, name, None)
+    if option is None:
+        return False
+    try:
+        return bool(_socket.socket.getsockopt(sock, level, option))
+    except OSError:
+        return False
+
+
+def _v6only(sock: Any) -> bool:
+    return sock.family == socket.AF_INET6 and _option(sock, socket.IPPROTO_IPV6, "IPV6_V6ONLY")
 
 
 def listen(world: World, sock: Any, *args: Any) -> Any:

@@ -1153,6 +1153,14 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             raise ValueError("host and port was not specified and no sock specified")
         infos = await self.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
         ip, number = infos[0][4][0], infos[0][4][1]
+        local = None
+        if local_addr is not None:
+            local_host, local_port = local_addr[0], _net._port_number(local_addr[1])
+            if local_host in (None, "", "0.0.0.0", "::"):
+                local_ip = "::" if ":" in ip else "0.0.0.0"
+            else:
+                local_ip = world._resolve(local_host, world._current_host())
+            local = (local_ip, local_port)
         return await _net.open_stream(
             world,
             protocol_factory,
@@ -1162,6 +1170,7 @@ class SimLoop(_core.LoopCore, asyncio.BaseEventLoop):  # type: ignore[misc]
             server_hostname=server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
+            local=local,
         )
 
     async def create_server(

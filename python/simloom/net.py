@@ -644,9 +644,18 @@ class SimServer(asyncio.AbstractServer):
         self._waiters: list[asyncio.Future[None]] = []
         self._serving_forever: asyncio.Future[None] | None = None
 
-    def _listen(self, host: Host, ip: str, port: int, backlog: int) -> tuple[int, Address]:
+    def _listen(
+        self,
+        host: Host,
+        ip: str,
+        port: int,
+        backlog: int,
+        reuse_port: bool = False,
+        v6only: bool = False,
+    ) -> tuple[int, Address]:
         """Listen on ``ip:port`` of ``host``; the core hands its connections to
-        ``_on_accept``."""
+        ``_on_accept``. ``reuse_port``: SO_REUSEPORT (listeners that all set it
+        share the address); ``v6only``: IPV6_V6ONLY (``::`` takes no IPv4)."""
         listener, address = self._world._net.listen(
             host._net_id,
             ip,
@@ -655,6 +664,8 @@ class SimServer(asyncio.AbstractServer):
             self._on_accept,
             self._context,
             self._host_crashed,
+            reuse_port,
+            v6only,
         )
         return listener, (address[0], address[1])
 
@@ -956,8 +967,20 @@ async def getaddrinfo(
     if isinstance(host, bytes):
         host = host.decode("idna")
     number = _port_number(port)
+    if host is None and flags & socket.AI_PASSIVE and family in (0, socket.AF_UNSPEC):
+        # Both wildcards, IPv4 first, as a dual-stack resolver answers.
+        return [
+            *await getaddrinfo(
+                world, "0.0.0.0", port, family=socket.AF_INET, type=type, proto=proto
+            ),
+            *await getaddrinfo(world, "::", port, family=socket.AF_INET6, type=type, proto=proto),
+        ]
     if host is None:
-        ip = "0.0.0.0" if flags & socket.AI_PASSIVE else "127.0.0.1"
+        passive = flags & socket.AI_PASSIVE
+        if family == socket.AF_INET6:
+            ip = "::" if passive else "::1"
+        else:
+            ip = "0.0.0.0" if passive else "127.0.0.1"
     else:
         ip = world._resolve(host, world._current_host())
     ip_family = _family_of(ip)
@@ -981,9 +1004,42 @@ async def getaddrinfo(
 
 
 async def getnameinfo(world: World, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
+    return name_info(world, sockaddr, flags)
+
+
+def name_info(world: World, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
+    """``getnameinfo`` in the world: the address's name from the world's reverse
+    DNS (``localhost`` for loopback), the port as a number (the world has no
+    services database, so ``NI_NUMERICSERV`` is always in effect)."""
+    if not isinstance(sockaddr, tuple) or len(sockaddr) not in (2, 4):
+        raise TypeError("getnameinfo() argument 1 must be a tuple")
+    if not isinstance(flags, int):
+        raise TypeError(f"'{type(flags).__name__}' object cannot be interpreted as an integer")
     ip, port = sockaddr[0], sockaddr[1]
+    if not isinstance(ip, str) or not isinstance(port, int):
+        raise TypeError("getnameinfo(): illegal sockaddr argument")
+    name = None if flags & socket.NI_NUMERICHOST else _reverse_name(world, ip)
+    if name is None and flags & socket.NI_NAMEREQD:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return (name if name is not None else ip, str(port))
+
+
+def _reverse_name(world: World, ip: str) -> str | None:
     name = world._name_of(ip)
-    return (name if name is not None and not flags & socket.NI_NUMERICHOST else ip, str(port))
+    if name is None and _is_loopback(ip):
+        return "localhost"
+    return name
+
+
+def host_by_address(world: World, ip: Any) -> tuple[str, list[str], list[str]]:
+    """``gethostbyaddr`` in the world: ``(name, [], [ip])`` from its reverse DNS;
+    ``socket.herror`` for an address with no name, as a real resolver says."""
+    if not isinstance(ip, str):
+        raise TypeError(f"gethostbyaddr() argument 1 must be str, not {type(ip).__name__}")
+    name = _reverse_name(world, ip)
+    if name is None:
+        raise socket.herror(1, "Unknown host")
+    return (name, [], [ip])
 
 
 def _check_ssl_arguments(
@@ -1010,13 +1066,14 @@ async def open_stream(
     ssl_shutdown_timeout: float | None,
     unix_path: str | None = None,
     transport: StreamTransport | None = None,
+    local: Address | None = None,
     server_side: bool = False,
 ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
     """Connect (or take the already connected ``transport``), build the protocol and
     wait for it to be ready (the TLS handshake included)."""
     loop = world.loop
     if transport is None:
-        transport = await connect(world, ip, port, unix_path=unix_path)
+        transport = await connect(world, ip, port, unix_path=unix_path, local=local)
     protocol = protocol_factory()
     if ssl:
         context = None if isinstance(ssl, bool) else ssl
@@ -1043,27 +1100,35 @@ async def open_stream(
 
 
 async def connect(
-    world: World, ip: str, port: int, *, unix_path: str | None = None
+    world: World,
+    ip: str,
+    port: int,
+    *,
+    unix_path: str | None = None,
+    local: Address | None = None,
 ) -> StreamTransport:
     """A connected transport with no protocol yet (data is held until one is
-    attached)."""
+    attached). ``local``: the address the client side is bound to."""
     loop = world.loop
     host = world._current_host()
     context = contextvars.copy_context()
-    conn = world._net.connect(loop, host._net_id, ip, port)
+    conn = world._net.connect(loop, host._net_id, ip, port, local)
     transport = StreamTransport(
         world, host, conn, _CLIENT, context, family=_family_of(ip), unix_path=unix_path
     )
     transport._register()
-    connected: asyncio.Future[None] = loop.create_future()
+    connected: asyncio.Future[None] | None = loop.create_future()
+    assert connected is not None
 
     def on_connected(_: StreamTransport) -> None:
-        if not connected.done():
+        if connected is not None and not connected.done():
             connected.set_result(None)
         else:
             transport.abort()
 
     def on_refused(_: StreamTransport) -> None:
+        if connected is None:
+            return
         if not connected.done() and unix_path is None:
             _sim_socket = _socket_layer()
             if _is_loopback(ip) and _sim_socket.adopt_listener_on(world, port):
@@ -1085,8 +1150,9 @@ async def connect(
     retry: list[bool] = []
     transport._on_connected = on_connected
     transport._on_refused = on_refused
+    waiting = connected
     try:
-        await connected
+        await waiting
     except BaseException:
         # Cancelled (a timeout) or refused: abandon the connect.
         if not transport._lost:
@@ -1094,9 +1160,13 @@ async def connect(
             transport._call_net("close")
             transport._lost = True
             transport._forget()
+        # The future holds the error, whose traceback holds this frame: no cycle
+        # keeps the error alive (as asyncio's own sock_connect, cpython#124859).
+        del waiting
+        connected = None
         raise
     if retry:
-        return await connect(world, ip, port, unix_path=unix_path)
+        return await connect(world, ip, port, unix_path=unix_path, local=local)
     return transport
 
 
@@ -1154,7 +1224,7 @@ async def create_server(
     try:
         for name in hosts:
             ip = world._resolve(name, on) if name not in ("0.0.0.0", "::") else name
-            listener, address = server._listen(on, ip, number, backlog)
+            listener, address = server._listen(on, ip, number, backlog, bool(reuse_port))
             server._add_listener(listener, address)
             if number == 0:
                 number = address[1]  # every host name listens on the same port
@@ -1240,7 +1310,7 @@ async def create_datagram_endpoint(
         port = _port_number(local_addr[1])
     else:
         ip, port = ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0
-    socket_id, local = world._net.bind_datagram(on._net_id, ip, port)
+    socket_id, local = world._net.bind_datagram(on._net_id, ip, port, bool(reuse_port))
     if remote is not None and local[0] in ("0.0.0.0", "::"):
         # Connected: like the kernel, report the source address of the route to
         # the peer (loopback for a loopback peer, else the host's own address).
@@ -1494,10 +1564,9 @@ async def sock_connect(world: World, sock: Any, address: Any) -> None:
 
     ip = world._resolve(address[0], world._current_host())
     port = _port_number(address[1])
-    transport = await connect(world, ip, port)
     state = _sim_socket.state_of(world, sock)
-    if state is not None and state.listener is not None:
-        state.release()  # bound first: the connection has its own local port here
+    local = _sim_socket.unbind_for_connect(state)
+    transport = await connect(world, ip, port, local=local)
     if state is None:
         state = _sim_socket.new_state(world, sock)
     state.connected(transport)

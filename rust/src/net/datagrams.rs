@@ -3,7 +3,7 @@
 
 use super::error::{check_delay, check_percent, NetError};
 use super::events::{NetEvent, Scheduled};
-use super::hosts::PortKind;
+use super::hosts::{pick_by_hash, takes, BindOptions, PortHolder, PortKind};
 use super::ids::{DatagramSocketId, HostId};
 use super::{ask, Choices, Network};
 use std::convert::Infallible;
@@ -23,6 +23,8 @@ pub const DEFAULT_DATAGRAM_REORDER_DELAY_NS: u64 = 10_000_000;
 pub(super) struct DatagramSocket {
     pub(super) host: HostId,
     address: SocketAddr,
+    /// SO_REUSEPORT and IPV6_V6ONLY as bound.
+    options: BindOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -77,16 +79,38 @@ impl Network {
         host: HostId,
         address: SocketAddr,
     ) -> Result<DatagramSocketId, NetError> {
-        let bound_to: Vec<(HostId, SocketAddr)> = self
+        self.bind_datagram_with(host, address, BindOptions::default())
+    }
+
+    /// [`Self::bind_datagram`] with the socket's bind `options`. Sockets that all
+    /// set SO_REUSEPORT may share one address; each datagram goes to one of them,
+    /// picked by a hash of its source (as Linux spreads them).
+    pub fn bind_datagram_with(
+        &mut self,
+        host: HostId,
+        address: SocketAddr,
+        options: BindOptions,
+    ) -> Result<DatagramSocketId, NetError> {
+        let bound_to: Vec<PortHolder> = self
             .datagram_sockets
             .values()
-            .map(|socket| (socket.host, socket.address))
+            .map(|socket| PortHolder {
+                host: socket.host,
+                address: socket.address,
+                options: socket.options,
+            })
             .collect();
-        let address = self.reserve_port(host, address, PortKind::Datagram, &bound_to)?;
+        let address = self.reserve_port(host, address, PortKind::Datagram, &bound_to, options)?;
         let id = DatagramSocketId(self.next_datagram_socket);
         self.next_datagram_socket += 1;
-        self.datagram_sockets
-            .insert(id, DatagramSocket { host, address });
+        self.datagram_sockets.insert(
+            id,
+            DatagramSocket {
+                host,
+                address,
+                options,
+            },
+        );
         Ok(id)
     }
 
@@ -189,20 +213,28 @@ impl Network {
     }
 
     pub(super) fn datagram_arrives(&mut self, datagram: DatagramInFlight, out: &mut Vec<NetEvent>) {
-        let bound_to = |exact: bool| {
-            self.datagram_sockets.iter().find(|(_, s)| {
-                s.host == datagram.dst_host
-                    && s.address.port() == datagram.to.port()
-                    && if exact {
-                        s.address.ip() == datagram.to.ip()
-                    } else {
-                        s.address.ip().is_unspecified()
-                    }
-            })
+        let bound_to = |exact: bool| -> Vec<DatagramSocketId> {
+            self.datagram_sockets
+                .iter()
+                .filter(|(_, s)| {
+                    s.host == datagram.dst_host
+                        && s.address.port() == datagram.to.port()
+                        && if exact {
+                            s.address.ip() == datagram.to.ip()
+                        } else {
+                            takes(s.address.ip(), s.options.v6only, datagram.to.ip())
+                        }
+                })
+                .map(|(id, _)| *id)
+                .collect()
         };
-        if let Some((socket, _)) = bound_to(true).or_else(|| bound_to(false)) {
+        let mut sharing = bound_to(true);
+        if sharing.is_empty() {
+            sharing = bound_to(false);
+        }
+        if let Some(socket) = pick_by_hash(&sharing, datagram.from) {
             out.push(NetEvent::Datagram {
-                socket: *socket,
+                socket,
                 from: datagram.from,
                 bytes: datagram.bytes,
             });
@@ -215,10 +247,46 @@ mod tests {
     use super::*;
     use crate::net::links::LinkShape;
     use crate::net::test_support::{
-        address, network, run_until_idle, Canonical, Lcg, Scripted, MS,
+        address, network, run_until_idle, Canonical, Lcg, Scripted, MS, SHARED,
     };
 
     // ------------------------------------------------------------ datagrams
+
+    #[test]
+    fn sockets_share_a_port_with_reuse_port_and_one_sender_reaches_one_of_them() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        let a = net
+            .bind_datagram_with(hosts[1], address(2, 53), SHARED)
+            .unwrap();
+        assert_eq!(
+            net.bind_datagram(hosts[1], address(2, 53)),
+            Err(NetError::AddressInUse(address(2, 53)))
+        );
+        let b = net
+            .bind_datagram_with(hosts[1], address(2, 53), SHARED)
+            .unwrap();
+        let sender = net.bind_datagram(hosts[0], address(1, 0)).unwrap();
+        for _ in 0..3 {
+            net.send_datagram(
+                &mut Canonical::default(),
+                sender,
+                address(2, 53),
+                b"q".to_vec(),
+                net.now_ns,
+            )
+            .unwrap();
+        }
+        let receivers: Vec<DatagramSocketId> = run_until_idle(&mut net)
+            .into_iter()
+            .filter_map(|(_, event)| match event {
+                NetEvent::Datagram { socket, .. } => Some(socket),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(receivers.len(), 3);
+        assert!(receivers.iter().all(|s| *s == receivers[0]));
+        assert!(receivers[0] == a || receivers[0] == b);
+    }
 
     #[test]
     fn datagrams_arrive_in_order_exactly_once_by_default() {

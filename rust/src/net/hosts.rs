@@ -83,8 +83,65 @@ impl Host {
 }
 
 /// Do two bound IPs of one host overlap (equal, or either the unspecified address)?
-fn addresses_overlap(a: IpAddr, b: IpAddr) -> bool {
-    a == b || a.is_unspecified() || b.is_unspecified()
+/// How a socket is bound, beyond its address: the options a kernel reads at bind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindOptions {
+    /// SO_REUSEPORT: sockets that all set it may share one address.
+    pub reuse_port: bool,
+    /// IPV6_V6ONLY: an IPv6 wildcard (`::`) takes IPv6 only. Without it (Linux's
+    /// default) `::` is dual-stack: it also takes IPv4, and holds its port there.
+    pub v6only: bool,
+}
+
+/// What holds a port on a host: a bound socket's address and options.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PortHolder {
+    pub(super) host: HostId,
+    pub(super) address: SocketAddr,
+    pub(super) options: BindOptions,
+}
+
+/// Whether a socket bound to `bound` (with `v6only`) takes traffic to `destination`:
+/// its own address, or a wildcard of the destination's family (a dual-stack `::`
+/// takes IPv4 too).
+pub(super) fn takes(bound: IpAddr, v6only: bool, destination: IpAddr) -> bool {
+    if bound == destination {
+        return true;
+    }
+    match bound {
+        IpAddr::V4(ip) => ip.is_unspecified() && destination.is_ipv4(),
+        IpAddr::V6(ip) => ip.is_unspecified() && (destination.is_ipv6() || !v6only),
+    }
+}
+
+/// Whether two bound sockets would hold the same port: either takes traffic to the
+/// other's address (a wildcard covers its family's addresses, and a dual-stack `::`
+/// the IPv4 ones too).
+fn addresses_overlap(a: IpAddr, a_v6only: bool, b: IpAddr, b_v6only: bool) -> bool {
+    takes(a, a_v6only, b) || takes(b, b_v6only, a)
+}
+
+/// One of `candidates` (sockets sharing an address through SO_REUSEPORT, in id
+/// order) for traffic from `peer`: a fixed hash of the peer's address, so one peer
+/// keeps reaching the same socket, as with Linux's spreading by the 4-tuple.
+pub(super) fn pick_by_hash<T: Copy>(candidates: &[T], peer: SocketAddr) -> Option<T> {
+    match candidates {
+        [] => None,
+        [only] => Some(*only),
+        _ => {
+            // FNV-1a over the peer's address and port.
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            let octets: Vec<u8> = match peer.ip() {
+                IpAddr::V4(ip) => ip.octets().to_vec(),
+                IpAddr::V6(ip) => ip.octets().to_vec(),
+            };
+            for byte in octets.iter().chain(peer.port().to_be_bytes().iter()) {
+                hash ^= u64::from(*byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+            Some(candidates[(hash % candidates.len() as u64) as usize])
+        }
+    }
 }
 
 impl Network {
@@ -171,12 +228,15 @@ impl Network {
     /// Can `host` bind `ip`: unspecified, loopback, or one of its own addresses.
     /// Check that `address` can be bound on `host` (none of `bound_to` holds it) and
     /// reserve its port, an ephemeral one for port 0; the address actually bound.
+    /// With SO_REUSEPORT (`options`), the address may be shared with sockets that
+    /// set it too.
     pub(super) fn reserve_port(
         &mut self,
         host: HostId,
         address: SocketAddr,
         kind: PortKind,
-        bound_to: &[(HostId, SocketAddr)],
+        bound_to: &[PortHolder],
+        options: BindOptions,
     ) -> Result<SocketAddr, NetError> {
         self.check_bindable(host, address.ip())?;
         let port = if address.port() == 0 {
@@ -185,10 +245,16 @@ impl Network {
                 .ephemeral()
                 .ok_or(NetError::PortsExhausted(host))?
         } else {
-            let clash = bound_to.iter().any(|&(owner, bound)| {
-                owner == host
-                    && bound.port() == address.port()
-                    && addresses_overlap(bound.ip(), address.ip())
+            let clash = bound_to.iter().any(|holder| {
+                holder.host == host
+                    && holder.address.port() == address.port()
+                    && addresses_overlap(
+                        holder.address.ip(),
+                        holder.options.v6only,
+                        address.ip(),
+                        options.v6only,
+                    )
+                    && !(holder.options.reuse_port && options.reuse_port)
             });
             if clash {
                 return Err(NetError::AddressInUse(address));

@@ -110,6 +110,7 @@ pub use self::datagrams::{
 };
 pub use self::error::NetError;
 pub use self::events::NetEvent;
+pub use self::hosts::BindOptions;
 pub use self::ids::{ConnId, DatagramSocketId, HostId, ListenerId, Side};
 pub use self::links::{
     LinkShape, DEFAULT_LINK, DEFAULT_MAX_RETRANSMISSIONS, DEFAULT_RETRANSMIT_TIMEOUT_NS,

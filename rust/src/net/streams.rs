@@ -5,7 +5,7 @@
 
 use super::error::{check_percent, NetError};
 use super::events::{NetEvent, QueueKey, Scheduled};
-use super::hosts::PortKind;
+use super::hosts::{pick_by_hash, takes, BindOptions, PortHolder, PortKind};
 use super::ids::{ConnId, HostId, ListenerId, Side};
 use super::{ask, Choices, Network};
 use std::collections::VecDeque;
@@ -29,6 +29,8 @@ pub(super) struct Listener {
     address: SocketAddr,
     backlog: usize,
     accepting: bool,
+    /// SO_REUSEPORT and IPV6_V6ONLY as bound.
+    options: BindOptions,
     /// Connections that arrived while not accepting, oldest first.
     accept_queue: VecDeque<ConnId>,
 }
@@ -144,12 +146,21 @@ impl Network {
         address: SocketAddr,
         backlog: usize,
     ) -> Result<ListenerId, NetError> {
-        let bound_to: Vec<(HostId, SocketAddr)> = self
-            .listeners
-            .values()
-            .map(|listener| (listener.host, listener.address))
-            .collect();
-        let address = self.reserve_port(host, address, PortKind::Stream, &bound_to)?;
+        self.listen_with(host, address, backlog, BindOptions::default())
+    }
+
+    /// [`Self::listen`] with the socket's bind `options`. Listeners that all set
+    /// SO_REUSEPORT may share one address; each arriving connection goes to one of
+    /// them, picked by a hash of the client's address (as Linux spreads them).
+    pub fn listen_with(
+        &mut self,
+        host: HostId,
+        address: SocketAddr,
+        backlog: usize,
+        options: BindOptions,
+    ) -> Result<ListenerId, NetError> {
+        let bound_to = self.stream_ports_bound();
+        let address = self.reserve_port(host, address, PortKind::Stream, &bound_to, options)?;
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
         self.listeners.insert(
@@ -159,10 +170,30 @@ impl Network {
                 address,
                 backlog,
                 accepting: true,
+                options,
                 accept_queue: VecDeque::new(),
             },
         );
         Ok(id)
+    }
+
+    /// What holds a stream port: listeners (with their bind options) and the
+    /// client sides of open connections.
+    fn stream_ports_bound(&self) -> Vec<PortHolder> {
+        let listening = self.listeners.values().map(|listener| PortHolder {
+            host: listener.host,
+            address: listener.address,
+            options: listener.options,
+        });
+        let connected = self.connections.values().filter_map(|connection| {
+            let client = connection.endpoint(Side::Client);
+            (connection.state(Side::Client) != SideState::Closed).then_some(PortHolder {
+                host: client.host,
+                address: client.address,
+                options: BindOptions::default(),
+            })
+        });
+        listening.chain(connected).collect()
     }
 
     /// The address a listener is bound to (with its ephemeral port filled in).
@@ -231,16 +262,33 @@ impl Network {
 
     /// The listener on `host` that takes connections to `address`: an exact address
     /// match first, then one bound to the unspecified address.
-    pub(super) fn listener_for(&self, host: HostId, address: SocketAddr) -> Option<ListenerId> {
-        let on_port = || {
+    /// Listeners sharing the address (SO_REUSEPORT) take turns by a hash of `client`.
+    pub(super) fn listener_for(
+        &self,
+        host: HostId,
+        address: SocketAddr,
+        client: SocketAddr,
+    ) -> Option<ListenerId> {
+        let matching = |exact: bool| -> Vec<ListenerId> {
             self.listeners
                 .iter()
-                .filter(move |(_, l)| l.host == host && l.address.port() == address.port())
+                .filter(|(_, l)| {
+                    l.host == host
+                        && l.address.port() == address.port()
+                        && if exact {
+                            l.address.ip() == address.ip()
+                        } else {
+                            takes(l.address.ip(), l.options.v6only, address.ip())
+                        }
+                })
+                .map(|(id, _)| *id)
+                .collect()
         };
-        on_port()
-            .find(|(_, l)| l.address.ip() == address.ip())
-            .or_else(|| on_port().find(|(_, l)| l.address.ip().is_unspecified()))
-            .map(|(id, _)| *id)
+        let mut found = matching(true);
+        if found.is_empty() {
+            found = matching(false);
+        }
+        pick_by_hash(&found, client)
     }
 
     // ---------------------------------------------------------------- streams
@@ -255,6 +303,19 @@ impl Network {
         to: SocketAddr,
         now_ns: u64,
     ) -> Result<ConnId, NetError> {
+        self.connect_from(choices, from, None, to, now_ns)
+    }
+
+    /// [`Self::connect`] from the address `local` of `from` (a bound client socket;
+    /// port 0: an ephemeral one, unspecified ip: the route's source).
+    pub fn connect_from(
+        &mut self,
+        choices: &mut dyn Choices<Error = Infallible>,
+        from: HostId,
+        local: Option<SocketAddr>,
+        to: SocketAddr,
+        now_ns: u64,
+    ) -> Result<ConnId, NetError> {
         let now = self.advance(now_ns);
         self.host(from)?;
         if to.port() == 0 || to.ip().is_unspecified() {
@@ -266,10 +327,36 @@ impl Network {
         let server_host = self
             .resolve(from, to.ip())
             .ok_or(NetError::NoRouteToHost(to.ip()))?;
-        let local_ip = self.source_ip(from, to.ip());
-        let ports = &mut self.host_mut(from).stream_ports;
-        let port = ports.ephemeral().ok_or(NetError::PortsExhausted(from))?;
-        ports.take(port);
+        let (local_ip, port) = match local {
+            None => {
+                let ports = &mut self.host_mut(from).stream_ports;
+                let port = ports.ephemeral().ok_or(NetError::PortsExhausted(from))?;
+                ports.take(port);
+                (self.source_ip(from, to.ip()), port)
+            }
+            Some(bound) => {
+                if bound.is_ipv4() != to.is_ipv4() {
+                    return Err(NetError::invalid(
+                        "local",
+                        format!("cannot connect from {bound} to {to}: the families differ"),
+                    ));
+                }
+                let held = self.stream_ports_bound();
+                let bound = self.reserve_port(
+                    from,
+                    bound,
+                    PortKind::Stream,
+                    &held,
+                    BindOptions::default(),
+                )?;
+                let ip = if bound.ip().is_unspecified() {
+                    self.source_ip(from, to.ip())
+                } else {
+                    bound.ip()
+                };
+                (ip, bound.port())
+            }
+        };
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         self.connections.insert(
@@ -665,7 +752,7 @@ impl Network {
         };
         let server = connection.endpoint(Side::Server);
         let client = connection.endpoint(Side::Client);
-        let listener = self.listener_for(server.host, server.address);
+        let listener = self.listener_for(server.host, server.address, client.address);
         let (state, answer) = match listener.and_then(|id| Some((id, self.listeners.get(&id)?))) {
             Some((id, listener)) if listener.accepting => {
                 out.push(NetEvent::Accept {
@@ -884,9 +971,10 @@ mod tests {
     use crate::net::hosts::FIRST_EPHEMERAL_PORT;
     use crate::net::links::{LinkShape, LATENCY_LABEL, LOSS_LABEL};
     use crate::net::test_support::{
-        address, data, established, ip, network, run_until, run_until_idle, Canonical, Scripted, MS,
+        address, data, established, ip, network, run_until, run_until_idle, Canonical, Scripted,
+        MS, SHARED,
     };
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     // ------------------------------------------------------------ connecting
 
@@ -920,6 +1008,124 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn listeners_share_an_address_only_when_all_set_reuse_port() {
+        let (mut net, hosts) = network(3, LinkShape::fixed(MS));
+        let first = net
+            .listen_with(hosts[1], address(2, 80), 8, SHARED)
+            .unwrap();
+        assert_eq!(
+            net.listen(hosts[1], address(2, 80), 8),
+            Err(NetError::AddressInUse(address(2, 80)))
+        );
+        let second = net
+            .listen_with(hosts[1], address(2, 80), 8, SHARED)
+            .unwrap();
+        // Each client reaches one of them, always the same one for one client address.
+        let mut reached = Vec::new();
+        for from in [hosts[0], hosts[2], hosts[0], hosts[2]] {
+            net.connect(&mut Canonical::default(), from, address(2, 80), net.now_ns)
+                .unwrap();
+            for (_, event) in run_until_idle(&mut net) {
+                if let NetEvent::Accept { listener, peer, .. } = event {
+                    reached.push((peer.ip(), listener));
+                }
+            }
+        }
+        assert_eq!(reached.len(), 4);
+        assert!(reached.iter().all(|(_, l)| *l == first || *l == second));
+        // Closing one leaves the other listening on the shared address.
+        net.close_listener(first, net.now_ns).unwrap();
+        let conn = net
+            .connect(
+                &mut Canonical::default(),
+                hosts[0],
+                address(2, 80),
+                net.now_ns,
+            )
+            .unwrap();
+        let events = run_until_idle(&mut net);
+        assert!(events.iter().any(
+            |(_, e)| matches!(e, NetEvent::Accept { listener, conn: c, .. } if *listener == second && *c == conn)
+        ));
+    }
+
+    #[test]
+    fn an_ipv6_wildcard_is_dual_stack_unless_v6only() {
+        let (mut net, hosts) = network(1, LinkShape::fixed(MS));
+        let v4_any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+        let v6_any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8080);
+        let v4 = net.listen(hosts[0], v4_any, 8).unwrap();
+        // Dual-stack `::` holds the IPv4 port too: it clashes; IPV6_V6ONLY does not.
+        assert_eq!(
+            net.listen(hosts[0], v6_any, 8),
+            Err(NetError::AddressInUse(v6_any))
+        );
+        let v6only = BindOptions {
+            reuse_port: false,
+            v6only: true,
+        };
+        let v6 = net.listen_with(hosts[0], v6_any, 8, v6only).unwrap();
+        let to_v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+        let to_v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 8080);
+        assert_eq!(net.listener_for(hosts[0], to_v4, to_v4), Some(v4));
+        assert_eq!(net.listener_for(hosts[0], to_v6, to_v6), Some(v6));
+        // Alone, an IPv4 wildcard takes no IPv6, a v6only one no IPv4.
+        net.close_listener(v6, 0).unwrap();
+        assert_eq!(net.listener_for(hosts[0], to_v6, to_v6), None);
+        net.close_listener(v4, 0).unwrap();
+        net.listen_with(hosts[0], v6_any, 8, v6only).unwrap();
+        assert_eq!(net.listener_for(hosts[0], to_v4, to_v4), None);
+    }
+
+    #[test]
+    fn a_client_bound_to_a_local_address_connects_from_it() {
+        let (mut net, hosts) = network(2, LinkShape::fixed(MS));
+        net.listen(hosts[1], address(2, 80), 8).unwrap();
+        let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4242);
+        let conn = net
+            .connect_from(
+                &mut Canonical::default(),
+                hosts[0],
+                Some(local),
+                address(2, 80),
+                0,
+            )
+            .unwrap();
+        let events = run_until_idle(&mut net);
+        assert!(events.iter().any(|(_, e)| matches!(
+            e,
+            NetEvent::Connected { conn: c, local, .. } if *c == conn && *local == address(1, 4242)
+        )));
+        // The port is held while the connection lives: a second bind to it clashes,
+        // and a listener on it too.
+        assert_eq!(
+            net.connect_from(
+                &mut Canonical::default(),
+                hosts[0],
+                Some(address(1, 4242)),
+                address(2, 80),
+                net.now_ns
+            ),
+            Err(NetError::AddressInUse(address(1, 4242)))
+        );
+        assert_eq!(
+            net.listen(hosts[0], address(1, 4242), 8),
+            Err(NetError::AddressInUse(address(1, 4242)))
+        );
+        // An address of another family is refused before anything is sent.
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0);
+        assert!(net
+            .connect_from(
+                &mut Canonical::default(),
+                hosts[0],
+                Some(v6),
+                address(2, 80),
+                net.now_ns
+            )
+            .is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! it until idle.
 
 use super::events::NetEvent;
+use super::hosts::BindOptions;
 use super::ids::{ConnId, HostId, Side};
 use super::links::LinkShape;
 use super::Network;
@@ -47,7 +48,7 @@ pub(super) fn run_until_idle(net: &mut Network) -> Vec<(u64, NetEvent)> {
 pub(super) fn established(net: &mut Network, client: HostId, server: HostId) -> (ConnId, u64) {
     let server_ip = net.addresses(server).unwrap()[0];
     let to = SocketAddr::new(server_ip, 80);
-    if net.listener_for(server, to).is_none() {
+    if net.listener_for(server, to, to).is_none() {
         net.listen(server, to, 16).unwrap();
     }
     let now = net.now_ns;
@@ -87,3 +88,9 @@ pub(super) fn data(conn: ConnId, side: Side, bytes: &[u8]) -> NetEvent {
         bytes: bytes.to_vec(),
     }
 }
+
+/// Bind options with SO_REUSEPORT set.
+pub(super) const SHARED: BindOptions = BindOptions {
+    reuse_port: true,
+    v6only: false,
+};

@@ -26,7 +26,8 @@ use super::loop_core::LoopCore;
 use crate::choices::Latch;
 use crate::engine::Engine;
 use crate::net::{
-    ConnId, DatagramSocketId, HostId, LinkShape, ListenerId, NetError, NetEvent, Network, Side,
+    BindOptions, ConnId, DatagramSocketId, HostId, LinkShape, ListenerId, NetError, NetEvent,
+    Network, Side,
 };
 use crate::world::{World, WorldError};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -793,7 +794,10 @@ impl NetCore {
     /// Listen on `ip:port` of `host` (port 0: ephemeral); `(listener, (ip, port))`.
     /// Its connections go to `on_accept(conn, local, peer)`, run in `context`;
     /// `on_crash()` is called if `host` crashes while it listens.
+    /// `reuse_port` (SO_REUSEPORT): listeners that all set it may share the address;
+    /// `v6only` (IPV6_V6ONLY): a `::` listener takes no IPv4.
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (host, ip, port, backlog, on_accept, context, on_crash, reuse_port = false, v6only = false))]
     fn listen(
         &mut self,
         py: Python<'_>,
@@ -804,10 +808,13 @@ impl NetCore {
         on_accept: Py<PyAny>,
         context: Py<PyAny>,
         on_crash: Py<PyAny>,
+        reuse_port: bool,
+        v6only: bool,
     ) -> PyResult<(u64, (String, u16))> {
+        let options = BindOptions { reuse_port, v6only };
         let listener = self
             .net
-            .listen(HostId(host), socket_addr(ip, port)?, backlog)
+            .listen_with(HostId(host), socket_addr(ip, port)?, backlog, options)
             .map_err(net_error)?;
         let address = self.net.listener_address(listener).map_err(net_error)?;
         let target = target(py, on_accept, context, on_crash)?;
@@ -843,17 +850,23 @@ impl NetCore {
         })
     }
 
-    /// Start connecting from `host` to `ip:port`; the connection's id.
+    /// Start connecting from `host` to `ip:port`; the connection's id. `local`: the
+    /// `(ip, port)` the client side is bound to (port 0: an ephemeral one).
+    #[pyo3(signature = (loop_core, host, ip, port, local = None))]
     fn connect(
         &mut self,
         loop_core: &Bound<'_, LoopCore>,
         host: u32,
         ip: &str,
         port: u16,
+        local: Option<(String, u16)>,
     ) -> PyResult<u64> {
         let to = socket_addr(ip, port)?;
+        let local = local
+            .map(|(local_ip, local_port)| socket_addr(&local_ip, local_port))
+            .transpose()?;
         self.act(loop_core, |net, choices, now| {
-            net.connect(choices, HostId(host), to, now)
+            net.connect_from(choices, HostId(host), local, to, now)
         })
         .map(|conn| conn.0)
     }
@@ -931,10 +944,21 @@ impl NetCore {
     }
 
     /// Bind a datagram socket on `host`; `(socket, (ip, port))`.
-    fn bind_datagram(&mut self, host: u32, ip: &str, port: u16) -> PyResult<(u64, (String, u16))> {
+    /// `reuse_port` (SO_REUSEPORT): sockets that all set it may share the address;
+    /// `v6only` (IPV6_V6ONLY): a `::` socket takes no IPv4.
+    #[pyo3(signature = (host, ip, port, reuse_port = false, v6only = false))]
+    fn bind_datagram(
+        &mut self,
+        host: u32,
+        ip: &str,
+        port: u16,
+        reuse_port: bool,
+        v6only: bool,
+    ) -> PyResult<(u64, (String, u16))> {
+        let options = BindOptions { reuse_port, v6only };
         let socket = self
             .net
-            .bind_datagram(HostId(host), socket_addr(ip, port)?)
+            .bind_datagram_with(HostId(host), socket_addr(ip, port)?, options)
             .map_err(net_error)?;
         let address = self.net.datagram_address(socket).map_err(net_error)?;
         Ok((socket.0, address_tuple(address)))
