@@ -46,6 +46,7 @@ DEV_DEPS=(
     'sqlalchemy[asyncio]>=2.0'
     'aiofiles>=23.2'
     'nats-py>=2.9'
+    'websockets>=14'
 )
 
 say() { printf 'simloom: %s\n' "$*" >&2; }

@@ -6,8 +6,10 @@ whose test servers are built on them (aiohttp's TestServer, httpx)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -580,3 +582,68 @@ def test_an_ipv6_wildcard_is_dual_stack_unless_ipv6_v6only_is_set() -> None:
         return out
 
     assert in_universe(main) == [["0.0.0.0", "::"], 98, ("::", 49152)]
+
+
+def test_a_non_blocking_connect_is_in_progress_then_connected_or_refused() -> None:
+    async def main() -> list[Any]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read(5))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        out: list[Any] = []
+        for target in (port, port + 1):  # (nobody listens on the second)
+            sock = socket.socket()
+            sock.setblocking(False)
+            for _ in range(2):  # in progress, then already in progress
+                with pytest.raises(BlockingIOError) as pending:
+                    sock.connect(("127.0.0.1", target))
+                out.append(errno.errorcode[pending.value.errno])
+            await asyncio.sleep(0.1)  # (virtual) the handshake's round trip is over
+            try:
+                sock.connect(("127.0.0.1", target))
+            except ConnectionRefusedError:
+                out.append("refused")
+            else:
+                sock.send(b"hello")
+                await asyncio.sleep(0.1)
+                out.append(sock.recv(5))
+            sock.close()
+        server.close()
+        return out
+
+    assert in_universe(main) == [
+        "EINPROGRESS",
+        "EALREADY",
+        b"hello",
+        "EINPROGRESS",
+        "EALREADY",
+        "refused",
+    ]
+
+
+def test_a_thread_connecting_with_a_timeout_resumes_when_connected_not_at_the_timeout() -> None:
+    async def main() -> tuple[bytes, float]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read(4))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        def client() -> tuple[bytes, float]:
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"ping")
+                reply = sock.recv(4)
+            return reply, time.monotonic() - started
+
+        try:
+            return await asyncio.to_thread(client)
+        finally:
+            server.close()
+
+    reply, took = in_universe(main)
+    assert reply == b"ping"
+    assert took < 0.1  # two round trips of virtual time, not the 5 s timeouts

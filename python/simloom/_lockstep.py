@@ -857,6 +857,7 @@ def socket_waits(done: Callable[[], bool], timeout: float | None, where: str) ->
 
 
 _sim_unix.wait_hook = socket_waits
+_sim_unix.nudge_hook = _nudge
 _sim_unix.in_lockstep_thread = lambda: current_worker() is not None
 
 

@@ -137,6 +137,11 @@ class SocketState(_sim_unix.Watched):
         #: A UDP socket's id in the network core, and its peer (connect).
         self.datagram: int | None = None
         self.peer: Address | None = None
+        #: A non-blocking connect under way: its transport, where it goes, and
+        #: once known its outcome ("connected" or "refused").
+        self.connecting: _net.StreamTransport | None = None
+        self.connecting_to: Address | None = None
+        self.connect_outcome: str | None = None
         self._waiters: list[asyncio.Future[None]] = []
 
     def own(self, sock: Any) -> None:
@@ -164,6 +169,8 @@ class SocketState(_sim_unix.Watched):
         return bool(self.inbound or self.accepted) or self.eof or self.error is not None
 
     def writable(self) -> bool:
+        if self.connecting is not None:
+            return self.connect_outcome is not None  # (as a kernel says: connected)
         transport = self.transport
         if transport is None:
             return not self.listening  # a send fails at once
@@ -176,6 +183,11 @@ class SocketState(_sim_unix.Watched):
                 waiter.set_result(None)
         self._arm(True)
         self._arm(False)
+        # A lockstep thread blocked on this socket looks again after the step,
+        # not only when its timeout passes.
+        nudge = _sim_unix.nudge_hook
+        if nudge is not None:
+            nudge(self.world.loop)
 
     async def changed(self) -> None:
         """Wait until something arrives (a connection, bytes, end of file)."""
@@ -219,6 +231,14 @@ class SocketState(_sim_unix.Watched):
             with contextlib.suppress(OSError, RuntimeError):
                 self.world._net.close_datagram(self.datagram)
             self.datagram = None
+        connecting, self.connecting = self.connecting, None
+        self.connecting_to = self.connect_outcome = None
+        if connecting is not None and not connecting._lost:
+            # Closed mid-connect: the handshake is abandoned.
+            connecting._closing = True
+            connecting._call_net("close")
+            connecting._lost = True
+            connecting._forget()
         self.closed = True
         self._unwatch_all()
         self.wake()
@@ -385,6 +405,50 @@ def _blocking_connect(world: World, sock: Any, ip: str, port: int, api: str) -> 
     state.connected(transport)
 
 
+def _start_connect(world: World, sock: Any, ip: str, port: int) -> None:
+    """A non-blocking connect: the handshake starts on the simulated network and
+    the socket is connecting; a later ``connect`` on it says how it went (as a
+    kernel does: EALREADY while in progress). A lockstep thread's blocking
+    connect is this, its thread parked until the outcome is in."""
+    host = world._current_host()
+    state = state_of(world, sock) or new_state(world, sock)
+    local = unbind_for_connect(state)
+    conn = world._net.connect(world.loop, host._net_id, ip, port, local)
+    transport = _net.StreamTransport(
+        world, host, conn, _net._CLIENT, contextvars.copy_context(), family=_net._family_of(ip)
+    )
+    transport._socket_side = True
+    transport._register()
+    state.connecting = transport
+    state.connecting_to = (ip, port)
+
+    def done(outcome: str) -> None:
+        state.connect_outcome = outcome
+        state.wake()
+
+    transport._on_connected = lambda _: done("connected")
+    transport._on_refused = lambda _: done("refused")
+
+
+def _connect_progress(world: World, sock: Any, state: SocketState, api: str) -> None:
+    """``connect`` again on a connecting socket: EALREADY while the handshake is on
+    its way; then the connection (the call succeeds) or the refusal."""
+    outcome, transport = state.connect_outcome, state.connecting
+    if outcome is None:
+        raise BlockingIOError(errno.EALREADY, "Operation already in progress")
+    assert transport is not None and state.connecting_to is not None
+    ip, port = state.connecting_to
+    state.connecting = state.connecting_to = state.connect_outcome = None
+    if outcome == "refused":
+        if ip.startswith("127.") or ip == "::1":
+            if adopt_listener_on(world, port):
+                _start_connect(world, sock, ip, port)  # a sync fixture's server
+                raise BlockingIOError(errno.EALREADY, "Operation already in progress")
+            check_real_server(ip, port, api)
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    state.connected(transport)
+
+
 def _would_block(api: str, what: str) -> EscapedSimulationError:
     return _escaped(
         api,
@@ -500,18 +564,18 @@ def connect(world: World, sock: Any, address: Any, api: str = "socket.socket.con
         return None
     if not _is_stream(sock):
         return NotImplemented
-    if _nonblocking(sock):
-        check_real_server(str(address[0]), _net._port_number(address[1]), api)
-        raise _escaped(
-            api,
-            "a non-blocking connect is not simulated; use loop.sock_connect(), which "
-            "connects the socket on the simulated network",
-        )
     existing = state_of(world, sock)
     if existing is None and (_real_sockname(sock) or ("", 0))[1] != 0:
         return NotImplemented  # bound outside the universe: a real socket
+    if existing is not None and existing.connecting is not None:
+        return _connect_progress(world, sock, existing, api)
     if existing is not None and existing.transport is not None:
         raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+    if _nonblocking(sock):
+        host = world._current_host()
+        ip = world._resolve(str(address[0]), host)
+        _start_connect(world, sock, ip, _net._port_number(address[1]))
+        raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
     host = world._current_host()
     ip = world._resolve(str(address[0]), host)
     _blocking_connect(world, sock, ip, _net._port_number(address[1]), api)
@@ -850,6 +914,8 @@ def _from_a_lockstep_thread(
 
 def _ready(state: SocketState) -> bool:
     """Whether a blocking call on ``state``'s socket may now go on."""
+    if state.connecting is not None:
+        return state.connect_outcome is not None
     return (
         bool(state.inbound or state.accepted)
         or state.eof

@@ -62,6 +62,9 @@ wait_hook: Callable[[Callable[[], bool], float | None, str], bool] | None = None
 on_loop_hook: Callable[[Callable[[], Any]], Any] | None = None
 #: Whether the calling thread is a lockstep thread (registered with ``wait_hook``).
 in_lockstep_thread: Callable[[], bool] = bool  # bool() is False: no lockstep yet
+#: Tells a loop's lockstep threads that something they may wait on changed (set by
+#: :mod:`simloom._lockstep`): parked threads look again after the step.
+nudge_hook: Callable[[Any], None] | None = None
 
 
 def _error(code: int) -> OSError:
