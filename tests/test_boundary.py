@@ -584,15 +584,35 @@ def socket_probe(method: str, *args: Any) -> Callable[[], None]:
     return probe
 
 
-def wrap_a_simulated_socket_in_tls() -> None:
+def tls_over_a_simulated_socket() -> None:
+    """A probe: ``wrap_socket`` on a simulated socket runs TLS through it (the
+    handshake's records cross the simulated network: a server that answers with
+    plain bytes fails it); on a real socket it is the real method."""
     import ssl
 
-    # In the universe: simulated sockets, connected on the simulated network.
-    with socket.socket() as server, socket.socket() as sock:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        sock.connect(server.getsockname())
-        ssl.create_default_context().wrap_socket(sock, server_hostname="example.test")
+    async def main() -> str:
+        async def not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(not_tls, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        def client() -> str:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                try:
+                    ssl.create_default_context().wrap_socket(sock, server_hostname="x.test")
+                except ssl.SSLError as error:
+                    return type(error).__name__
+            return "no error"
+
+        try:
+            return await asyncio.to_thread(client)
+        finally:
+            server.close()
+
+    assert in_universe(main) == "SSLError"
 
 
 def bound_socket_probe(method: str, *args: Any) -> Callable[[], None]:
@@ -742,9 +762,7 @@ PROBES: dict[str, Callable[[], None]] = {
     "socket.socket.connect": bound_socket_probe("connect", ("127.0.0.1", 9)),
     "socket.socket.connect_ex": bound_socket_probe("connect_ex", ("127.0.0.1", 9)),
     "socket.socket.accept": socket_probe("accept"),
-    "ssl.SSLContext.wrap_socket": escapes(
-        "ssl.SSLContext.wrap_socket", wrap_a_simulated_socket_in_tls
-    ),
+    "ssl.SSLContext.wrap_socket": tls_over_a_simulated_socket,
     "socket.socket.send": socket_probe("send", b"x"),
     "socket.socket.sendall": socket_probe("sendall", b"x"),
     "socket.socket.sendto": socket_probe("sendto", b"x", ("127.0.0.1", 9)),

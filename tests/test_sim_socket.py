@@ -9,6 +9,8 @@ import asyncio
 import errno
 import gc
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -647,3 +649,106 @@ def test_a_thread_connecting_with_a_timeout_resumes_when_connected_not_at_the_ti
     reply, took = in_universe(main)
     assert reply == b"ping"
     assert took < 0.1  # two round trips of virtual time, not the 5 s timeouts
+
+
+# ------------------------------------------------------------------------- TLS
+
+
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+def test_wrap_socket_on_a_simulated_socket_speaks_tls_with_the_loops_tls() -> None:
+    server_context, client_context = _tls_contexts()
+
+    async def main() -> list[Any]:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        seen: list[Any] = []
+
+        def serve() -> None:  # a blocking TLS server in a thread, as tests write them
+            client, _ = listener.accept()
+            with server_context.wrap_socket(client, server_side=True) as tls:
+                seen.append(tls.version())
+                tls.sendall(tls.recv(100)[::-1])
+                tls.unwrap()  # both close_notify alerts, then the plain socket
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_context, server_hostname="localhost"
+        )
+        writer.write(b"hello")
+        reply = await reader.read(5)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.to_thread(thread.join)
+
+        # The other way round: a blocking TLS client in a thread, the loop's server.
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write((await reader.read(100)).upper())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_context)
+        echo_port = server.sockets[0].getsockname()[1]
+
+        def client() -> bytes:
+            plain = socket.create_connection(("127.0.0.1", echo_port), timeout=5)
+            with client_context.wrap_socket(plain, server_hostname="localhost") as tls:
+                tls.sendall(b"quiet")
+                return tls.recv(100)
+
+        upper = await asyncio.to_thread(client)
+        server.close()
+        listener.close()
+        return [reply, upper, *seen]
+
+    reply, upper, version = in_universe(main)
+    assert (reply, upper) == (b"olleh", b"QUIET")
+    assert version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_a_failed_certificate_check_fails_both_ends_of_a_wrap_socket() -> None:
+    server_context, _ = _tls_contexts()
+    untrusting = ssl.create_default_context()  # does not know the test CA
+
+    async def main() -> list[str]:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        errors: list[str] = []
+
+        def serve() -> None:
+            client, _ = listener.accept()
+            with client:
+                try:
+                    server_context.wrap_socket(client, server_side=True)
+                except OSError:  # the client's alert (SSLError), or its abort (a reset)
+                    errors.append("server: handshake failed")
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            await asyncio.open_connection(
+                "127.0.0.1", port, ssl=untrusting, server_hostname="localhost"
+            )
+        except ssl.SSLCertVerificationError as error:
+            errors.append(f"client: {error.verify_message}")
+        await asyncio.to_thread(thread.join)
+        listener.close()
+        return sorted(errors)
+
+    assert in_universe(main) == [
+        "client: unable to get local issuer certificate",
+        "server: handshake failed",
+    ]

@@ -1367,24 +1367,34 @@ def _for_a_selector_loop(frame: types.FrameType | None) -> bool:
     return False
 
 
-def _ssl_wrap_socket(receiver: object, sock: object, *args: object, **kwargs: object) -> object:
+def _ssl_wrap_socket(
+    receiver: object,
+    sock: object,
+    server_side: object = False,
+    server_hostname: object = None,
+    *,
+    owner: object = None,
+    session: object = None,
+) -> object:
     """``SSLContext.wrap_socket`` (``_ssl._SSLContext._wrap_socket``) on a simulated
     socket: OpenSSL would read and write its real descriptor, which is never
-    connected (it would block in C for ever), so it is a named escape."""
+    connected, so it works over memory BIOs instead, its records carried by the
+    simulated socket (:mod:`simloom._sim_tls`)."""
     universe = _here()
     world = universe.loop._get_world() if universe is not None else None
     if world is None:
         return NotImplemented
-    from . import _sim_socket
+    import socket
+
+    from . import _sim_socket, _sim_tls
 
     if not _sim_socket.known(world, sock):
         return NotImplemented
-    _raise_escaped(
-        "ssl.SSLContext.wrap_socket()",
-        "TLS on a simulated socket.socket is not simulated (OpenSSL would do real I/O "
-        "on its descriptor); use the loop's TLS (ssl= on open_connection/start_server) "
-        "or anyio's TLSStream",
-    )
+    if not isinstance(sock, socket.socket) or not (
+        server_hostname is None or isinstance(server_hostname, str)
+    ):
+        return NotImplemented  # the original says what is wrong with the arguments
+    return _sim_tls.SimulatedTLS(receiver, sock, bool(server_side), server_hostname, owner, session)
 
 
 def _socket_api(name: str) -> str:
@@ -2081,8 +2091,9 @@ _ROWS: tuple[_Row, ...] = (
         "ssl.SSLContext.wrap_socket",
         "network",
         "patched",
-        "EscapedSimulationError on a simulated socket.socket (OpenSSL would do real I/O "
-        "on its descriptor); the real method on any other socket",
+        "on a simulated socket.socket, OpenSSL over memory BIOs, its records sent and "
+        "received through the simulated socket (simloom._sim_tls); the real method on "
+        "any other socket",
         ("_ssl._SSLContext._wrap_socket",),
         _ssl_wrap_socket,
     ),

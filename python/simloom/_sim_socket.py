@@ -102,7 +102,7 @@ class _Listener(_net.SimServer):
 
     def _accept(self, transport: _net.StreamTransport) -> None:
         if self._closed:
-            transport.abort()
+            transport._reset()
             return
         transport._server = self
         self._clients[transport] = None
@@ -217,13 +217,13 @@ class SocketState(_sim_unix.Watched):
         if self.listener is not None:
             self.listener.close()
             for transport in self.accepted:
-                transport.abort()
+                transport._reset()
             self.accepted.clear()
             self.listener = None
         if self.transport is not None:
             unread = bool(self.inbound) or bool(self.transport._inbox.events)
             if unread or linger_zero:
-                self.transport.abort()
+                self.transport._reset()
             else:
                 self.transport.close()
             self.transport = None

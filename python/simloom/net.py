@@ -489,13 +489,20 @@ class StreamTransport(transports._FlowControlMixin):
     def _force_close(self, exc: Exception | None) -> None:
         """Abort and report ``exc`` to the protocol's ``connection_lost``, as the
         selector transport does (asyncio's TLS layer calls this on a failed
-        handshake or a shutdown timeout)."""
+        handshake or a shutdown timeout). The connection is reset (the stock
+        transport's socket close sends a FIN unless bytes were left unread: see
+        docs/world.md)."""
         if self._lost:
             return
         self._closing = True
         self._buffer.clear()
         self._call_net("abort")
         self._loop.call_soon(self._connection_lost, exc, context=self._context)
+
+    def _reset(self) -> None:
+        """Close with a reset (``SO_LINGER`` 0, unread bytes, a connection queued on
+        a listener that closed)."""
+        self._force_close(None)
 
     def _call_net(self, operation: str) -> None:
         # OSError: the connection is already gone (reset, or the peer closed).
@@ -696,7 +703,7 @@ class SimServer(asyncio.AbstractServer):
 
     def _accept(self, transport: StreamTransport) -> None:
         if self._closed:
-            transport.abort()
+            transport._reset()
             return
         transport._server = self
         self._clients[transport] = None
