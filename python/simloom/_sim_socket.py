@@ -233,12 +233,8 @@ class SocketState(_sim_unix.Watched):
             self.datagram = None
         connecting, self.connecting = self.connecting, None
         self.connecting_to = self.connect_outcome = None
-        if connecting is not None and not connecting._lost:
-            # Closed mid-connect: the handshake is abandoned.
-            connecting._closing = True
-            connecting._call_net("close")
-            connecting._lost = True
-            connecting._forget()
+        if connecting is not None:
+            connecting._abandon()  # closed mid-connect
         self.closed = True
         self._unwatch_all()
         self.wake()
@@ -387,11 +383,7 @@ def _blocking_connect(world: World, sock: Any, ip: str, port: int, api: str) -> 
     try:
         _wait_for_network(world, sock, transport, lambda: bool(outcome), api, "the connection")
     except BaseException:
-        if not transport._lost:
-            transport._closing = True
-            transport._call_net("close")
-            transport._lost = True
-            transport._forget()
+        transport._abandon()
         raise
     if outcome[0] == "refused":
         if ip.startswith("127.") or ip == "::1":

@@ -499,6 +499,16 @@ class StreamTransport(transports._FlowControlMixin):
         self._call_net("abort")
         self._loop.call_soon(self._connection_lost, exc, context=self._context)
 
+    def _abandon(self) -> None:
+        """A connect given up (cancelled, timed out, refused, or its socket closed
+        meanwhile): the connection closes, and no protocol hears of it."""
+        if self._lost:
+            return
+        self._closing = True
+        self._call_net("close")
+        self._lost = True
+        self._forget()
+
     def _reset(self) -> None:
         """Close with a reset (``SO_LINGER`` 0, unread bytes, a connection queued on
         a listener that closed)."""
@@ -1162,11 +1172,7 @@ async def connect(
         await waiting
     except BaseException:
         # Cancelled (a timeout) or refused: abandon the connect.
-        if not transport._lost:
-            transport._closing = True
-            transport._call_net("close")
-            transport._lost = True
-            transport._forget()
+        transport._abandon()
         # The future holds the error, whose traceback holds this frame: no cycle
         # keeps the error alive (as asyncio's own sock_connect, cpython#124859).
         del waiting

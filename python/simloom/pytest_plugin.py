@@ -415,9 +415,10 @@ def _run_fresh(
     again = make()
     rerun = _run_universe(item, again)
     if _failed(rerun):
-        # Its own run makes the garbage: the failure is the test's.
+        # The run fails again on a clean heap: the failure is its own (reported
+        # from this run, whose garbage is its own).
         item.config.stash[_GARBAGE].extend(met)
-        return universe, reports
+        return again, rerun
     met[:0] = [
         universes.Garbage(item.nodeid, where, universes.garbage_message(error))
         for error in universe.failures
