@@ -486,17 +486,19 @@ class StreamTransport(transports._FlowControlMixin):
     def abort(self) -> None:
         self._force_close(None)
 
-    def _force_close(self, exc: Exception | None) -> None:
+    def _force_close(self, exc: Exception | None, *, reset: bool = False) -> None:
         """Abort and report ``exc`` to the protocol's ``connection_lost``, as the
         selector transport does (asyncio's TLS layer calls this on a failed
-        handshake or a shutdown timeout). The connection is reset (the stock
-        transport's socket close sends a FIN unless bytes were left unread: see
-        docs/world.md)."""
+        handshake or a shutdown timeout): the buffered bytes are dropped and no
+        more is read. The socket closes as a stock transport's does on Linux: a
+        FIN after what the connection already took, or a reset when bytes
+        received were left unread (or ``reset``)."""
         if self._lost:
             return
         self._closing = True
         self._buffer.clear()
-        self._call_net("abort")
+        unread = any(event[0] == "data" for event in self._inbox.events)
+        self._call_net("abort" if reset or unread else "close")
         self._loop.call_soon(self._connection_lost, exc, context=self._context)
 
     def _abandon(self) -> None:
@@ -512,7 +514,7 @@ class StreamTransport(transports._FlowControlMixin):
     def _reset(self) -> None:
         """Close with a reset (``SO_LINGER`` 0, unread bytes, a connection queued on
         a listener that closed)."""
-        self._force_close(None)
+        self._force_close(None, reset=True)
 
     def _call_net(self, operation: str) -> None:
         # OSError: the connection is already gone (reset, or the peer closed).
